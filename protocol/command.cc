@@ -1,0 +1,99 @@
+// Command-line parsing: IAMAT, WHATSAT and AT.
+#include "protocol/command.h"
+
+#include <charconv>
+#include <system_error>
+
+#include "protocol/fields.h"
+
+namespace protocol {
+
+std::optional<double> parse_radius_km(std::string_view text) {
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n && is_digit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0) return std::nullopt;
+  const std::string_view int_digits = text.substr(0, i);
+  std::string_view frac_digits;
+  if (i < n) {
+    if (text[i] != '.') return std::nullopt;
+    frac_digits = text.substr(i + 1);
+    if (frac_digits.empty()) return std::nullopt;
+    for (char c : frac_digits) {
+      if (!is_digit(static_cast<unsigned char>(c))) return std::nullopt;
+    }
+  }
+  if (!has_nonzero(int_digits) && !has_nonzero(frac_digits)) return std::nullopt;
+  if (!decimal_at_most(int_digits, frac_digits, kMaxRadiusKm)) return std::nullopt;
+  double value = 0;
+  const auto result =
+      std::from_chars(text.data(), text.data() + n, value, std::chars_format::fixed);
+  if (result.ec != std::errc() || result.ptr != text.data() + n || !(value > 0)) {
+    return std::nullopt;  // only an underflow to zero can get here
+  }
+  return value;
+}
+
+std::optional<int> parse_bound(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int value = 0;
+  for (char c : text) {
+    if (!is_digit(static_cast<unsigned char>(c))) return std::nullopt;
+    value = value * 10 + (c - '0');
+    if (value > kMaxBound) return std::nullopt;  // stops before any overflow
+  }
+  if (value < kMinBound) return std::nullopt;
+  return value;
+}
+
+bool is_time_diff(std::string_view text) {
+  const size_t n = text.size();
+  if (n < 1 || (text[0] != '+' && text[0] != '-')) return false;
+  size_t i = 1;
+  while (i < n && is_digit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 1 || i >= n || text[i] != '.') return false;
+  ++i;
+  if (n - i != 9) return false;
+  for (; i < n; ++i) {
+    if (!is_digit(static_cast<unsigned char>(text[i]))) return false;
+  }
+  return true;
+}
+
+Command parse_command(std::string_view line) {
+  Command cmd;
+  std::string_view f[6];
+  const size_t count = split_fields(line, f, 6);
+  if (count == 0) {
+    cmd.kind = CommandKind::kEmpty;
+    return cmd;
+  }
+  cmd.kind = CommandKind::kInvalid;
+  const std::string_view verb = f[0];
+  if (verb == "IAMAT") {
+    if (count != 4) return cmd;
+    const auto location = parse_location(f[2]);
+    const auto time = parse_timestamp(f[3]);
+    if (!location || !time) return cmd;
+    cmd.iamat = Iamat{f[1], f[2], f[3], *location, *time};
+    cmd.kind = CommandKind::kIamat;
+  } else if (verb == "WHATSAT") {
+    if (count != 4) return cmd;
+    const auto radius = parse_radius_km(f[2]);
+    const auto bound = parse_bound(f[3]);
+    if (!radius || !bound) return cmd;
+    cmd.whatsat = Whatsat{f[1], *radius, *bound};
+    cmd.kind = CommandKind::kWhatsat;
+  } else if (verb == "AT") {
+    if (count < 6 || !is_time_diff(f[2])) return cmd;
+    const auto location = parse_location(f[4]);
+    const auto time = parse_timestamp(f[5]);
+    if (!location || !time) return cmd;
+    const size_t sixth_end = static_cast<size_t>(f[5].data() - line.data()) + f[5].size();
+    cmd.at = At{f[1], f[2], f[3], f[4], f[5], *location, *time, trim(line.substr(sixth_end))};
+    cmd.kind = CommandKind::kAt;
+  }
+  return cmd;
+}
+
+}  // namespace protocol

@@ -1,0 +1,35 @@
+// Byte-level helpers shared by the protocol parsers: the six whitespace bytes of SPEC.md, ASCII
+// digits, trimming, field splitting and exact range checks on decimal text. Locale-free and
+// allocation-free.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace protocol {
+
+// True for exactly the six bytes ' ', '\t', '\r', '\n', '\f', '\v'; false for every other byte.
+constexpr bool is_space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+// True for exactly the ASCII bytes '0'..'9'.
+constexpr bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+// Returns `s` without its leading and trailing whitespace (a view into `s`; empty if all space).
+std::string_view trim(std::string_view s);
+
+// Splits `line` on runs of whitespace, ignoring leading and trailing whitespace. Stores the first
+// min(count, max) fields in out[0..] (views into `line`) and returns the number of fields, except
+// that it stops and returns max + 1 as soon as a (max+1)-th field is seen. `out` must have room
+// for `max` views; it may be null when max == 0.
+size_t split_fields(std::string_view line, std::string_view* out, size_t max);
+
+// True when the non-negative decimal `int_digits`.`frac_digits` (both all ASCII digits, either may
+// be empty) is <= `limit`, decided exactly on the text (no rounding, any number of digits).
+bool decimal_at_most(std::string_view int_digits, std::string_view frac_digits, unsigned limit);
+
+// True when `digits` contains a byte other than '0' (for digit strings: the value is non-zero).
+bool has_nonzero(std::string_view digits);
+
+}  // namespace protocol

@@ -1,0 +1,65 @@
+// ISO 6709 location parsing.
+#include "protocol/location.h"
+
+#include <charconv>
+#include <system_error>
+
+#include "protocol/fields.h"
+
+namespace protocol {
+namespace {
+
+// One signed ISO 6709 number scanned from the text.
+struct SignedDecimal {
+  bool negative = false;
+  std::string_view int_digits;
+  std::string_view frac_digits;
+};
+
+// Scans `[+-]D+.D+` starting at text[pos]; on success advances pos past it.
+std::optional<SignedDecimal> scan_signed_decimal(std::string_view text, size_t& pos) {
+  const size_t n = text.size();
+  size_t i = pos;
+  if (i >= n || (text[i] != '+' && text[i] != '-')) return std::nullopt;
+  SignedDecimal d;
+  d.negative = text[i] == '-';
+  ++i;
+  const size_t int_start = i;
+  while (i < n && is_digit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == int_start || i >= n || text[i] != '.') return std::nullopt;
+  d.int_digits = text.substr(int_start, i - int_start);
+  ++i;
+  const size_t frac_start = i;
+  while (i < n && is_digit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == frac_start) return std::nullopt;
+  d.frac_digits = text.substr(frac_start, i - frac_start);
+  pos = i;
+  return d;
+}
+
+// Converts a scanned number already known to be at most 180 in magnitude to the nearest double.
+// Such a number can only be out of range by underflow (e.g. 0.000...0001 with 400 zeros), which
+// reads as zero.
+double to_double(const SignedDecimal& d) {
+  const char* begin = d.int_digits.data();
+  const char* end = d.frac_digits.data() + d.frac_digits.size();
+  double value = 0;
+  const auto result = std::from_chars(begin, end, value, std::chars_format::fixed);
+  if (result.ec != std::errc()) value = 0;
+  return d.negative ? -value : value;
+}
+
+}  // namespace
+
+std::optional<Location> parse_location(std::string_view text) {
+  size_t pos = 0;
+  const auto lat = scan_signed_decimal(text, pos);
+  if (!lat) return std::nullopt;
+  const auto lng = scan_signed_decimal(text, pos);
+  if (!lng || pos != text.size()) return std::nullopt;
+  if (!decimal_at_most(lat->int_digits, lat->frac_digits, 90)) return std::nullopt;
+  if (!decimal_at_most(lng->int_digits, lng->frac_digits, 180)) return std::nullopt;
+  return Location{to_double(*lat), to_double(*lng)};
+}
+
+}  // namespace protocol

@@ -1,0 +1,29 @@
+// Formatting of the lines the server writes: AT lines, AT records, "? " replies and WHATSAT
+// replies. Each function only appends to the caller's string.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "protocol/command.h"
+#include "protocol/timestamp.h"
+
+namespace protocol {
+
+// Appends "AT <server> <received - cmd.time> <client_id> <location_text> <time_text>" with single
+// spaces, the difference as append_time_diff writes it, and no newline.
+void append_at_line(std::string& out, std::string_view server, Timestamp received,
+                    const Iamat& cmd);
+
+// Appends the six AT fields of `at` ("AT", server, diff, client_id, location_text, time_text)
+// joined by single spaces; `extra` is dropped and no newline is written.
+void append_at_record(std::string& out, const At& at);
+
+// Appends "? " + line + "\n" (line exactly as received, without its line ending).
+void append_invalid(std::string& out, std::string_view line);
+
+// Appends a WHATSAT reply: at_line, "\n", then `json` with every run of '\n' collapsed to one and
+// leading and trailing '\n's dropped, then "\n\n". Other bytes of `json` are copied unchanged.
+void append_places_reply(std::string& out, std::string_view at_line, std::string_view json);
+
+}  // namespace protocol

@@ -1,0 +1,73 @@
+// Timestamp parsing, the real-time clock and exact signed time differences.
+#include "protocol/timestamp.h"
+
+#include <time.h>
+
+#include <charconv>
+
+#include "protocol/fields.h"
+
+namespace protocol {
+
+std::optional<Timestamp> parse_timestamp(std::string_view text) {
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n && text[i] == '0') ++i;  // leading zeros carry no value
+  const size_t first_significant = i;
+  int64_t sec = 0;
+  while (i < n && is_digit(static_cast<unsigned char>(text[i]))) {
+    if (i - first_significant >= 18) return std::nullopt;  // 19+ significant digits: >= 10^18
+    sec = sec * 10 + (text[i] - '0');
+    ++i;
+  }
+  if (i == 0) return std::nullopt;  // no integer digits at all
+  Timestamp t;
+  t.sec = sec;
+  if (i == n) return t;
+  if (text[i] != '.') return std::nullopt;
+  ++i;
+  const size_t fraction_start = i;
+  int32_t nsec = 0;
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (!is_digit(c)) return std::nullopt;
+    if (i - fraction_start < 9) nsec = nsec * 10 + (c - '0');
+  }
+  const size_t fraction_digits = n - fraction_start;
+  if (fraction_digits == 0) return std::nullopt;  // "5." is rejected
+  for (size_t k = fraction_digits; k < 9; ++k) nsec *= 10;
+  t.nsec = nsec;
+  return t;
+}
+
+Timestamp realtime_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return Timestamp{static_cast<int64_t>(ts.tv_sec), static_cast<int32_t>(ts.tv_nsec)};
+}
+
+void append_time_diff(std::string& out, Timestamp a, Timestamp b) {
+  const bool negative = a < b;
+  const Timestamp& hi = negative ? b : a;
+  const Timestamp& lo = negative ? a : b;
+  // hi >= lo, both valid: the difference is in [0, 10^18) seconds, so no overflow.
+  int64_t sec = hi.sec - lo.sec;
+  int32_t nsec = hi.nsec - lo.nsec;
+  if (nsec < 0) {
+    nsec += 1'000'000'000;
+    sec -= 1;
+  }
+  out.push_back(negative ? '-' : '+');
+  char buf[24];
+  const auto result = std::to_chars(buf, buf + sizeof buf, sec);
+  out.append(buf, result.ptr);
+  out.push_back('.');
+  char frac[9];
+  for (int k = 8; k >= 0; --k) {
+    frac[k] = static_cast<char>('0' + nsec % 10);
+    nsec /= 10;
+  }
+  out.append(frac, sizeof frac);
+}
+
+}  // namespace protocol

@@ -1,0 +1,38 @@
+// Exact POSIX timestamps (integer seconds and nanoseconds): parsing the client's time field,
+// reading the real-time clock, and formatting signed differences without floating point.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace protocol {
+
+// A point in POSIX time. Valid values have 0 <= sec < 10^18 and 0 <= nsec < 10^9.
+struct Timestamp {
+  int64_t sec = 0;
+  int32_t nsec = 0;
+  friend auto operator<=>(const Timestamp&, const Timestamp&) = default;
+  friend bool operator==(const Timestamp&, const Timestamp&) = default;
+};
+
+// Exclusive upper bound on Timestamp::sec accepted by parse_timestamp.
+inline constexpr int64_t kMaxTimestampSeconds = 1'000'000'000'000'000'000;
+
+// Parses `D+` or `D+.D+` (ASCII digits only: no sign, no exponent, no whitespace, no nan/inf).
+// Both sides of a dot must be non-empty: "5." and ".5" are rejected. Leading zeros are fine.
+// The seconds must be < 10^18, otherwise nullopt. The first 9 fractional digits give the
+// nanoseconds; further fractional digits must still be digits but are truncated, not rounded.
+std::optional<Timestamp> parse_timestamp(std::string_view text);
+
+// The current CLOCK_REALTIME time.
+Timestamp realtime_now();
+
+// Appends a - b to `out` as a sign ('+' when a >= b, '-' when a < b), the whole seconds in
+// decimal, a dot and exactly 9 fractional digits, e.g. "+0.000000001", "-1.500000000".
+// Computed exactly in integers. Precondition: a and b are valid (see Timestamp).
+void append_time_diff(std::string& out, Timestamp a, Timestamp b);
+
+}  // namespace protocol

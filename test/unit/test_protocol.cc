@@ -1,0 +1,710 @@
+// Unit tests for protocol/: field splitting, timestamps, ISO 6709 locations, command parsing,
+// reply formatting, and a seeded robustness sweep of parse_command over random bytes.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/command.h"
+#include "protocol/fields.h"
+#include "protocol/location.h"
+#include "protocol/reply.h"
+#include "protocol/timestamp.h"
+
+using namespace std::string_literals;
+using namespace std::string_view_literals;
+
+namespace {
+
+using protocol::Command;
+using protocol::CommandKind;
+using protocol::Timestamp;
+
+CommandKind kind_of(std::string_view line) { return protocol::parse_command(line).kind; }
+
+std::string diff(Timestamp a, Timestamp b) {
+  std::string out;
+  protocol::append_time_diff(out, a, b);
+  return out;
+}
+
+std::string iamat_with_location(std::string_view loc) {
+  return "IAMAT kiwi.cs.ucla.edu "s + std::string(loc) + " 1520023934.918963997";
+}
+
+std::string iamat_with_time(std::string_view time) {
+  return "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 "s + std::string(time);
+}
+
+std::string whatsat(std::string_view radius, std::string_view bound) {
+  return "WHATSAT kiwi.cs.ucla.edu "s + std::string(radius) + " " + std::string(bound);
+}
+
+// True when `v` is empty or lies entirely inside `line`.
+bool inside(std::string_view v, std::string_view line) {
+  if (v.empty()) return true;
+  const char* begin = line.data();
+  const char* end = begin + line.size();
+  return v.data() >= begin && v.data() + v.size() <= end;
+}
+
+}  // namespace
+
+TEST_SUITE("protocol") {
+
+// ---------------------------------------------------------------------------------------------
+// fields
+
+TEST_CASE("is_space accepts exactly the six whitespace bytes") {
+  int count = 0;
+  for (int c = 0; c < 256; ++c) {
+    if (protocol::is_space(static_cast<unsigned char>(c))) ++count;
+  }
+  CHECK(count == 6);
+  for (unsigned char c : {' ', '\t', '\r', '\n', '\f', '\v'}) CHECK(protocol::is_space(c));
+  CHECK_FALSE(protocol::is_space('\0'));
+  CHECK_FALSE(protocol::is_space(0x85));
+  CHECK_FALSE(protocol::is_space(0xa0));
+}
+
+TEST_CASE("split_fields splits on whitespace runs and reports over-long lines as max+1") {
+  std::string_view f[4];
+  CHECK(protocol::split_fields("", f, 4) == 0);
+  CHECK(protocol::split_fields(" \t\r\n\f\v ", f, 4) == 0);
+  REQUIRE(protocol::split_fields("  a\t\tbb \f\vccc\r", f, 4) == 3);
+  CHECK(f[0] == "a");
+  CHECK(f[1] == "bb");
+  CHECK(f[2] == "ccc");
+  CHECK(protocol::split_fields("a b c d", f, 4) == 4);
+  CHECK(f[3] == "d");
+  CHECK(protocol::split_fields("a b c d e", f, 4) == 5);
+  CHECK(protocol::split_fields("a b c d e f g h", f, 4) == 5);
+  CHECK(protocol::split_fields("a", nullptr, 0) == 1);
+  CHECK(protocol::split_fields("   ", nullptr, 0) == 0);
+}
+
+TEST_CASE("trim drops whitespace at both ends only") {
+  CHECK(protocol::trim(" \t a b \r\n") == "a b");
+  CHECK(protocol::trim(" \v\f ").empty());
+  CHECK(protocol::trim("x") == "x");
+}
+
+// ---------------------------------------------------------------------------------------------
+// timestamps
+
+TEST_CASE("parse_timestamp accepts D+ and D+.D+") {
+  CHECK(protocol::parse_timestamp("0") == Timestamp{0, 0});
+  CHECK(protocol::parse_timestamp("1520023934") == Timestamp{1520023934, 0});
+  CHECK(protocol::parse_timestamp("1520023934.918963997") == Timestamp{1520023934, 918963997});
+  CHECK(protocol::parse_timestamp("1.5") == Timestamp{1, 500000000});
+  CHECK(protocol::parse_timestamp("1.000000001") == Timestamp{1, 1});
+  CHECK(protocol::parse_timestamp("0007.05") == Timestamp{7, 50000000});
+  CHECK(protocol::parse_timestamp("0.0") == Timestamp{0, 0});
+}
+
+TEST_CASE("parse_timestamp truncates beyond 9 fractional digits") {
+  CHECK(protocol::parse_timestamp("1.9999999999") == Timestamp{1, 999999999});
+  CHECK(protocol::parse_timestamp("1.1234567891") == Timestamp{1, 123456789});
+  CHECK(protocol::parse_timestamp("1.000000000999999999999999") == Timestamp{1, 0});
+  CHECK_FALSE(protocol::parse_timestamp("1.0000000009x"));
+}
+
+TEST_CASE("parse_timestamp bounds the seconds below 10^18") {
+  CHECK(protocol::parse_timestamp("999999999999999999") == Timestamp{999999999999999999, 0});
+  CHECK(protocol::parse_timestamp("000000999999999999999999.5") ==
+        Timestamp{999999999999999999, 500000000});
+  CHECK_FALSE(protocol::parse_timestamp("1000000000000000000"));
+  CHECK_FALSE(protocol::parse_timestamp("1000000000000000000.0"));
+  CHECK_FALSE(protocol::parse_timestamp("9223372036854775807"));
+  CHECK_FALSE(protocol::parse_timestamp("99999999999999999999999999999999999999"));
+}
+
+TEST_CASE("parse_timestamp rejects everything else") {
+  for (std::string_view bad : {""sv, "."sv, "5."sv, ".5"sv, "-1"sv, "+1"sv, "-0.5"sv, "1e9"sv,
+                               "1E9"sv, "1.5e3"sv, "nan"sv, "NaN"sv, "inf"sv, "infinity"sv,
+                               "abc"sv, "12a"sv, "1.2.3"sv, " 1"sv, "1 "sv, "1,5"sv, "0x10"sv,
+                               "1..5"sv, "\xff"sv}) {
+    CAPTURE(bad);
+    CHECK_FALSE(protocol::parse_timestamp(bad));
+  }
+}
+
+TEST_CASE("Timestamp orders by seconds then nanoseconds") {
+  CHECK(Timestamp{1, 999999999} < Timestamp{2, 0});
+  CHECK(Timestamp{2, 1} > Timestamp{2, 0});
+  CHECK(Timestamp{3, 4} == Timestamp{3, 4});
+}
+
+TEST_CASE("append_time_diff writes an explicit sign and exactly 9 fractional digits") {
+  CHECK(diff({10, 0}, {9, 999999999}) == "+0.000000001");
+  CHECK(diff({9, 0}, {10, 500000000}) == "-1.500000000");
+  CHECK(diff({5, 5}, {5, 5}) == "+0.000000000");
+  CHECK(diff({0, 0}, {0, 0}) == "+0.000000000");
+  CHECK(diff({1520023935, 182837383}, {1520023934, 918963997}) == "+0.263873386");
+  CHECK(diff({1, 0}, {1, 500000000}) == "-0.500000000");
+  CHECK(diff({0, 0}, {0, 1}) == "-0.000000001");
+  CHECK(diff({9, 999999999}, {10, 0}) == "-0.000000001");
+  CHECK(diff({12, 250000000}, {2, 0}) == "+10.250000000");
+  CHECK(diff({2, 0}, {12, 250000000}) == "-10.250000000");
+  CHECK(diff({100, 100}, {0, 999999999}) == "+99.000000101");
+}
+
+TEST_CASE("append_time_diff at the extremes of valid timestamps") {
+  const Timestamp max{999999999999999999, 999999999};
+  const Timestamp zero{0, 0};
+  CHECK(diff(max, zero) == "+999999999999999999.999999999");
+  CHECK(diff(zero, max) == "-999999999999999999.999999999");
+  CHECK(diff(max, max) == "+0.000000000");
+  CHECK(diff({999999999999999999, 0}, {0, 999999999}) == "+999999999999999998.000000001");
+}
+
+TEST_CASE("append_time_diff never mixes signs") {
+  for (int64_t as = 0; as < 3; ++as) {
+    for (int32_t an : {0, 1, 499999999, 500000000, 999999999}) {
+      for (int64_t bs = 0; bs < 3; ++bs) {
+        for (int32_t bn : {0, 1, 499999999, 500000000, 999999999}) {
+          const std::string d = diff({as, an}, {bs, bn});
+          CAPTURE(d);
+          REQUIRE(d.size() >= 12);
+          CHECK((d[0] == '+') == (Timestamp{as, an} >= Timestamp{bs, bn}));
+          CHECK(d.find_first_of("+-", 1) == std::string::npos);
+          CHECK(d[d.size() - 10] == '.');
+          // Recompute exactly from the text and compare.
+          const int64_t total_a = as * 1000000000 + an;
+          const int64_t total_b = bs * 1000000000 + bn;
+          const int64_t mag = total_a >= total_b ? total_a - total_b : total_b - total_a;
+          const std::string expect_tail =
+              std::to_string(mag / 1000000000) + "." +
+              std::string(9 - std::to_string(mag % 1000000000).size(), '0') +
+              std::to_string(mag % 1000000000);
+          CHECK(d.substr(1) == expect_tail);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("append_time_diff appends without touching earlier bytes") {
+  std::string out = "AT X ";
+  protocol::append_time_diff(out, {3, 0}, {1, 0});
+  CHECK(out == "AT X +2.000000000");
+}
+
+TEST_CASE("realtime_now is a valid, plausible timestamp") {
+  const Timestamp t = protocol::realtime_now();
+  CHECK(t.sec > 1500000000);
+  CHECK(t.sec < protocol::kMaxTimestampSeconds);
+  CHECK(t.nsec >= 0);
+  CHECK(t.nsec < 1000000000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// locations
+
+TEST_CASE("parse_location accepts ISO 6709 decimal degrees") {
+  auto loc = protocol::parse_location("+34.068930-118.445127");
+  REQUIRE(loc);
+  CHECK(loc->lat == doctest::Approx(34.068930));
+  CHECK(loc->lng == doctest::Approx(-118.445127));
+  loc = protocol::parse_location("-0.5+0.25");
+  REQUIRE(loc);
+  CHECK(loc->lat == -0.5);
+  CHECK(loc->lng == 0.25);
+  loc = protocol::parse_location("+0034.50-0118.0");
+  REQUIRE(loc);
+  CHECK(loc->lat == 34.5);
+  CHECK(loc->lng == -118.0);
+  loc = protocol::parse_location("+0.0-0.0");
+  REQUIRE(loc);
+  CHECK(loc->lat == 0.0);
+  CHECK(loc->lng == 0.0);
+}
+
+TEST_CASE("parse_location boundaries are exact") {
+  for (std::string_view ok : {"+90.0+180.0"sv, "-90.0-180.0"sv, "+90.000000000000+180.00"sv,
+                              "-90.0+0.0"sv, "+89.9999999999999999999-179.99999999999999999"sv,
+                              "+0.00000000000000000000000000000000000000000000000000000000000000"
+                              "00000000000000000000000000000000000000000000000000000000000000000"
+                              "00000000000000000000000000000000000000000000000000000000000000000"
+                              "00000000000000000000000000000000000000000000000000000000000000000"
+                              "00000000000000000000000000000000000000000000000000000000000000000"
+                              "0000000000000000000000000000000000000000000001+0.0"sv}) {
+    CAPTURE(ok);
+    CHECK(protocol::parse_location(ok));
+  }
+  auto loc = protocol::parse_location("+90.0+180.0");
+  REQUIRE(loc);
+  CHECK(loc->lat == 90.0);
+  CHECK(loc->lng == 180.0);
+  for (std::string_view bad : {"+90.0000001+0.0"sv, "-90.0000001+0.0"sv, "+0.0+180.0000001"sv,
+                               "+0.0-180.0000001"sv, "+91.0+0.0"sv, "+0.0-181.0"sv,
+                               "+90.00000000000000000000001+0.0"sv, "+100.0+0.0"sv,
+                               "+0.0+1000.0"sv, "+99999999999999999999999.0+0.0"sv,
+                               "+0.0+9999999999999999999999999999999999999999.0"sv}) {
+    CAPTURE(bad);
+    CHECK_FALSE(protocol::parse_location(bad));
+  }
+}
+
+TEST_CASE("parse_location rejects malformed text") {
+  for (std::string_view bad :
+       {""sv, "34.068930-118.445127"sv, "+34.068930118.445127"sv, "+34.068930"sv, "+34-118"sv,
+        "+34.0-118"sv, "+34-118.0"sv, "+34.0,-118.0"sv, "+34.0+-118.0"sv, "+34.0-+118.0"sv,
+        "+34.0--118.0"sv, "++34.0-118.0"sv, "+34.0-118.0x"sv, "x+34.0-118.0"sv, "+ab.cd-ef.gh"sv,
+        "+34.0 -118.0"sv, "+.5-118.0"sv, "+5.-118.0"sv, "+34.0-.5"sv, "+34.0-118."sv,
+        "+34.0e1-118.0"sv, "+nan-118.0"sv, "+inf-118.0"sv, "+34.0-118.0-1.0"sv,
+        "+34.0.0-118.0"sv, "+3,4-118.0"sv, "-"sv, "+"sv, "+."sv}) {
+    CAPTURE(bad);
+    CHECK_FALSE(protocol::parse_location(bad));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IAMAT
+
+TEST_CASE("IAMAT: the SPEC example parses with every view in place") {
+  const std::string_view line = "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997";
+  const Command cmd = protocol::parse_command(line);
+  REQUIRE(cmd.kind == CommandKind::kIamat);
+  CHECK(cmd.iamat.client_id == "kiwi.cs.ucla.edu");
+  CHECK(cmd.iamat.location_text == "+34.068930-118.445127");
+  CHECK(cmd.iamat.time_text == "1520023934.918963997");
+  CHECK(cmd.iamat.time == Timestamp{1520023934, 918963997});
+  CHECK(cmd.iamat.location.lat == doctest::Approx(34.06893));
+  CHECK(cmd.iamat.location.lng == doctest::Approx(-118.445127));
+  CHECK(cmd.iamat.client_id.data() == line.data() + 6);
+  CHECK(inside(cmd.iamat.location_text, line));
+  CHECK(inside(cmd.iamat.time_text, line));
+}
+
+TEST_CASE("IAMAT: the eleven kinds of malformed line are invalid") {
+  const std::vector<std::string> bad = {
+      iamat_with_location("34.068930-118.445127"),          // no sign
+      iamat_with_location("+34.068930"),                    // single number
+      iamat_with_location("+34-118"),                       // no decimal point
+      iamat_with_location("+abc.def-ghi.jkl"),              // letters
+      iamat_with_location("+34.0,-118.0"),                  // comma
+      iamat_with_location("+34.0+-118.0"),                  // doubled sign
+      iamat_with_time("yesterday"),                         // alphabetic time
+      iamat_with_time("-1520023934.918963997"),             // negative time
+      iamat_with_time("nan"),                               // nan
+      iamat_with_time("inf"),                               // inf
+      iamat_with_time("1.520023934e9"),                     // exponent
+      iamat_with_time("1520023934.918963997 extra"),        // extra field
+      "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127",       // missing field
+      "IAMAT +34.068930-118.445127 1520023934.918963997",   // missing client id
+      "IAMAT",
+  };
+  for (const std::string& line : bad) {
+    CAPTURE(line);
+    CHECK(kind_of(line) == CommandKind::kInvalid);
+  }
+}
+
+TEST_CASE("IAMAT: more rejected times and locations") {
+  for (std::string_view t : {"NaN"sv, "-inf"sv, "+1520023934"sv, "1520023934."sv, ".5"sv,
+                             "1E9"sv, "1000000000000000000"sv, "0x5"sv}) {
+    CAPTURE(t);
+    CHECK(kind_of(iamat_with_time(t)) == CommandKind::kInvalid);
+  }
+  for (std::string_view loc : {"+90.0000001+0.0"sv, "+0.0-180.0000001"sv, "+91.0+0.0"sv,
+                               "-90.1-118.0"sv, "+34.0-118.0x"sv, ""sv}) {
+    CAPTURE(loc);
+    CHECK(kind_of(iamat_with_location(loc)) == CommandKind::kInvalid);
+  }
+  CHECK(kind_of(iamat_with_location("+90.0+180.0")) == CommandKind::kIamat);
+  CHECK(kind_of(iamat_with_location("-90.0-180.0")) == CommandKind::kIamat);
+  CHECK(kind_of(iamat_with_time("999999999999999999.9999999999")) == CommandKind::kIamat);
+  CHECK(kind_of(iamat_with_time("0")) == CommandKind::kIamat);
+}
+
+TEST_CASE("IAMAT: fractional digits beyond nine are truncated and kept byte for byte") {
+  const std::string line = iamat_with_time("1520023934.9189639979999");
+  const Command cmd = protocol::parse_command(line);
+  REQUIRE(cmd.kind == CommandKind::kIamat);
+  CHECK(cmd.iamat.time == Timestamp{1520023934, 918963997});
+  CHECK(cmd.iamat.time_text == "1520023934.9189639979999");
+}
+
+TEST_CASE("IAMAT: client IDs are arbitrary non-whitespace bytes") {
+  const std::vector<std::string> ids = {
+      "caf\xc3\xa9",            // NFC é
+      "cafe\xcc\x81",           // NFD e + combining acute
+      "\xf0\x9f\xa5\x9d",       // emoji (kiwi fruit)
+      "\xff\xfe",               // invalid UTF-8
+      "\xc3",                   // truncated UTF-8 sequence
+      "\x01\x7f",               // control bytes that are not whitespace
+      "IAMAT", "AT", "?",       // verbs as IDs
+  };
+  for (const std::string& id : ids) {
+    const std::string line = "IAMAT " + id + " +34.068930-118.445127 1520023934.918963997";
+    CAPTURE(line);
+    const Command cmd = protocol::parse_command(line);
+    REQUIRE(cmd.kind == CommandKind::kIamat);
+    CHECK(cmd.iamat.client_id == id);
+  }
+}
+
+TEST_CASE("IAMAT: any whitespace separates fields, and leading/trailing whitespace is ignored") {
+  const std::vector<std::string> lines = {
+      "IAMAT kiwi +34.0-118.0 1.5\r",
+      "IAMAT\tkiwi\t+34.0-118.0\t1.5",
+      "IAMAT\vkiwi\f+34.0-118.0 \t\v\f\r 1.5",
+      "   IAMAT    kiwi     +34.0-118.0     1.5    ",
+      "\t\r\f\vIAMAT kiwi +34.0-118.0 1.5\n\r",
+  };
+  for (const std::string& line : lines) {
+    CAPTURE(line);
+    const Command cmd = protocol::parse_command(line);
+    REQUIRE(cmd.kind == CommandKind::kIamat);
+    CHECK(cmd.iamat.client_id == "kiwi");
+    CHECK(cmd.iamat.location_text == "+34.0-118.0");
+    CHECK(cmd.iamat.time_text == "1.5");
+    CHECK(cmd.iamat.time == Timestamp{1, 500000000});
+  }
+}
+
+TEST_CASE("verbs are case-sensitive and must be whole fields") {
+  CHECK(kind_of("iamat kiwi +34.0-118.0 1.5") == CommandKind::kInvalid);
+  CHECK(kind_of("Iamat kiwi +34.0-118.0 1.5") == CommandKind::kInvalid);
+  CHECK(kind_of("IAMATX kiwi +34.0-118.0 1.5") == CommandKind::kInvalid);
+  CHECK(kind_of("whatsat kiwi 10 5") == CommandKind::kInvalid);
+  CHECK(kind_of("at Goloman +0.000000000 kiwi +34.0-118.0 1.5") == CommandKind::kInvalid);
+  CHECK(kind_of("HELLO") == CommandKind::kInvalid);
+  CHECK(kind_of("?") == CommandKind::kInvalid);
+  CHECK(kind_of("\xff\xfe") == CommandKind::kInvalid);
+  CHECK(kind_of("IAMAT\x00kiwi +34.0-118.0 1.5"sv) == CommandKind::kInvalid);
+}
+
+TEST_CASE("empty and whitespace-only lines are kEmpty") {
+  for (std::string_view line : {""sv, " "sv, "\r"sv, "\t\t"sv, "\v\f"sv, " \t\r\n\f\v "sv}) {
+    CAPTURE(line);
+    CHECK(kind_of(line) == CommandKind::kEmpty);
+  }
+  CHECK(kind_of("\x00"sv) == CommandKind::kInvalid);  // NUL is not whitespace
+}
+
+// ---------------------------------------------------------------------------------------------
+// WHATSAT
+
+TEST_CASE("WHATSAT: the SPEC example parses") {
+  const std::string_view line = "WHATSAT kiwi.cs.ucla.edu 10 5";
+  const Command cmd = protocol::parse_command(line);
+  REQUIRE(cmd.kind == CommandKind::kWhatsat);
+  CHECK(cmd.whatsat.client_id == "kiwi.cs.ucla.edu");
+  CHECK(cmd.whatsat.client_id.data() == line.data() + 8);
+  CHECK(cmd.whatsat.radius_km == 10.0);
+  CHECK(cmd.whatsat.bound == 5);
+}
+
+TEST_CASE("WHATSAT: radius forms") {
+  struct Ok {
+    std::string_view text;
+    double value;
+  };
+  for (const Ok& ok : {Ok{"50", 50.0}, Ok{"50.0", 50.0}, Ok{"50.000000000000000000", 50.0},
+                       Ok{"0.5", 0.5}, Ok{"1", 1.0}, Ok{"007", 7.0}, Ok{"49.99", 49.99},
+                       Ok{"0.001", 0.001}, Ok{"000050.0", 50.0}}) {
+    CAPTURE(ok.text);
+    const std::string line = whatsat(ok.text, "5");
+    const Command cmd = protocol::parse_command(line);
+    REQUIRE(cmd.kind == CommandKind::kWhatsat);
+    CHECK(cmd.whatsat.radius_km == ok.value);
+  }
+  for (std::string_view bad : {"1000"sv, "0"sv, "0.0"sv, "000"sv, "50.0001"sv, "51"sv,
+                               "50.00000000000000000001"sv, "-1"sv, "-10"sv, "+10"sv, "-0"sv,
+                               "1e1"sv, "1E1"sv, "5e-1"sv, "nan"sv, "inf"sv, "ten"sv, "10km"sv,
+                               ".5"sv, "5."sv, "."sv, "1.2.3"sv, "1,5"sv, "0x10"sv,
+                               "99999999999999999999999999999999"sv}) {
+    CAPTURE(bad);
+    CHECK(kind_of(whatsat(bad, "5")) == CommandKind::kInvalid);
+  }
+}
+
+TEST_CASE("WHATSAT: a positive radius that underflows a double is rejected") {
+  const std::string tiny = "0." + std::string(400, '0') + "1";
+  CHECK(kind_of(whatsat(tiny, "5")) == CommandKind::kInvalid);
+}
+
+TEST_CASE("WHATSAT: bound forms") {
+  struct Ok {
+    std::string_view text;
+    int value;
+  };
+  for (const Ok& ok : {Ok{"1", 1}, Ok{"20", 20}, Ok{"5", 5}, Ok{"007", 7}, Ok{"0020", 20},
+                       Ok{"000000000000000000000000000000000001", 1}}) {
+    CAPTURE(ok.text);
+    const std::string line = whatsat("10", ok.text);
+    const Command cmd = protocol::parse_command(line);
+    REQUIRE(cmd.kind == CommandKind::kWhatsat);
+    CHECK(cmd.whatsat.bound == ok.value);
+  }
+  for (std::string_view bad : {"1000"sv, "0"sv, "00"sv, "21"sv, "-1"sv, "-5"sv, "+5"sv, "5.0"sv,
+                               "5."sv, "1e1"sv, "five"sv, "5x"sv, "nan"sv, "inf"sv,
+                               "99999999999999999999999999999999999999"sv,
+                               "4294967301"sv, "18446744073709551621"sv}) {
+    CAPTURE(bad);
+    CHECK(kind_of(whatsat("10", bad)) == CommandKind::kInvalid);
+  }
+}
+
+TEST_CASE("WHATSAT: field counts and whitespace") {
+  CHECK(kind_of("WHATSAT") == CommandKind::kInvalid);
+  CHECK(kind_of("WHATSAT kiwi") == CommandKind::kInvalid);
+  CHECK(kind_of("WHATSAT kiwi 10") == CommandKind::kInvalid);
+  CHECK(kind_of("WHATSAT 10 5") == CommandKind::kInvalid);
+  CHECK(kind_of("WHATSAT kiwi 10 5 extra") == CommandKind::kInvalid);
+  CHECK(kind_of("WHATSAT kiwi 10 5\r") == CommandKind::kWhatsat);
+  CHECK(kind_of("\tWHATSAT\vkiwi\f10  \t 5 ") == CommandKind::kWhatsat);
+  const Command cmd = protocol::parse_command("WHATSAT \xf0\x9f\xa5\x9d 50 20");
+  REQUIRE(cmd.kind == CommandKind::kWhatsat);
+  CHECK(cmd.whatsat.client_id == "\xf0\x9f\xa5\x9d");
+}
+
+// ---------------------------------------------------------------------------------------------
+// AT
+
+TEST_CASE("AT: a peer line parses, with and without extra fields") {
+  const std::string_view line =
+      "AT Goloman +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997";
+  Command cmd = protocol::parse_command(line);
+  REQUIRE(cmd.kind == CommandKind::kAt);
+  CHECK(cmd.at.server == "Goloman");
+  CHECK(cmd.at.diff == "+0.263873386");
+  CHECK(cmd.at.client_id == "kiwi.cs.ucla.edu");
+  CHECK(cmd.at.location_text == "+34.068930-118.445127");
+  CHECK(cmd.at.time_text == "1520023934.918963997");
+  CHECK(cmd.at.time == Timestamp{1520023934, 918963997});
+  CHECK(cmd.at.location.lng == doctest::Approx(-118.445127));
+  CHECK(cmd.at.extra.empty());
+  CHECK(inside(cmd.at.extra, line));
+
+  const std::string_view with_extra =
+      "AT Hands -12.000000001 kiwi +34.0-118.0 1.5 \t hop=2  via Goloman \r";
+  cmd = protocol::parse_command(with_extra);
+  REQUIRE(cmd.kind == CommandKind::kAt);
+  CHECK(cmd.at.server == "Hands");
+  CHECK(cmd.at.diff == "-12.000000001");
+  CHECK(cmd.at.time_text == "1.5");
+  CHECK(cmd.at.extra == "hop=2  via Goloman");
+  CHECK(inside(cmd.at.extra, with_extra));
+
+  cmd = protocol::parse_command("AT Welsh +0.000000000 kiwi +34.0-118.0 1.5 x");
+  REQUIRE(cmd.kind == CommandKind::kAt);
+  CHECK(cmd.at.extra == "x");
+
+  cmd = protocol::parse_command("  AT\tWelsh\v+0.000000000\fkiwi +34.0-118.0 1.5   \r");
+  REQUIRE(cmd.kind == CommandKind::kAt);
+  CHECK(cmd.at.time_text == "1.5");
+  CHECK(cmd.at.extra.empty());
+}
+
+TEST_CASE("AT: bad lines are invalid") {
+  for (std::string_view bad : {
+           "AT"sv,
+           "AT Goloman +0.263873386 kiwi +34.0-118.0"sv,                // 5 fields
+           "AT Goloman 0.263873386 kiwi +34.0-118.0 1.5"sv,             // diff without sign
+           "AT Goloman +0.26387338 kiwi +34.0-118.0 1.5"sv,             // 8 fraction digits
+           "AT Goloman +0.2638733860 kiwi +34.0-118.0 1.5"sv,           // 10 fraction digits
+           "AT Goloman +.263873386 kiwi +34.0-118.0 1.5"sv,             // no integer digits
+           "AT Goloman +0 kiwi +34.0-118.0 1.5"sv,                      // no fraction
+           "AT Goloman +-0.263873386 kiwi +34.0-118.0 1.5"sv,           // +-
+           "AT Goloman -+0.263873386 kiwi +34.0-118.0 1.5"sv,           // -+
+           "AT Goloman +2.63873386e-1 kiwi +34.0-118.0 1.5"sv,          // exponent
+           "AT Goloman +0.26387338x kiwi +34.0-118.0 1.5"sv,            // letter
+           "AT Goloman +0.263873386 kiwi +34-118 1.5"sv,                // bad location
+           "AT Goloman +0.263873386 kiwi +91.0-118.0 1.5"sv,            // out of range
+           "AT Goloman +0.263873386 kiwi +34.0-118.0 -1.5"sv,           // negative time
+           "AT Goloman +0.263873386 kiwi +34.0-118.0 nan"sv,            // nan time
+           "AT Goloman +0.263873386 kiwi +34.0-118.0 1000000000000000000"sv,
+       }) {
+    CAPTURE(bad);
+    CHECK(kind_of(bad) == CommandKind::kInvalid);
+  }
+}
+
+TEST_CASE("is_time_diff") {
+  CHECK(protocol::is_time_diff("+0.000000000"));
+  CHECK(protocol::is_time_diff("-123456789012.999999999"));
+  CHECK_FALSE(protocol::is_time_diff(""));
+  CHECK_FALSE(protocol::is_time_diff("+"));
+  CHECK_FALSE(protocol::is_time_diff("+."));
+  CHECK_FALSE(protocol::is_time_diff("+0."));
+  CHECK_FALSE(protocol::is_time_diff("0.000000000"));
+  CHECK_FALSE(protocol::is_time_diff("+0.000000000 "));
+}
+
+// ---------------------------------------------------------------------------------------------
+// replies
+
+TEST_CASE("append_at_line: the SPEC example, byte for byte") {
+  const std::string_view line =
+      "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997";
+  const Command cmd = protocol::parse_command(line);
+  REQUIRE(cmd.kind == CommandKind::kIamat);
+  std::string out = "prefix|";
+  protocol::append_at_line(out, "Goloman", Timestamp{1520023935, 182837383}, cmd.iamat);
+  CHECK(out ==
+        "prefix|AT Goloman +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 "
+        "1520023934.918963997");
+}
+
+TEST_CASE("append_at_line: client clock ahead gives a negative difference below one second") {
+  const Command cmd = protocol::parse_command("IAMAT k +0.0+0.0 100.75");
+  REQUIRE(cmd.kind == CommandKind::kIamat);
+  std::string out;
+  protocol::append_at_line(out, "Hands", Timestamp{100, 250000000}, cmd.iamat);
+  CHECK(out == "AT Hands -0.500000000 k +0.0+0.0 100.75");
+}
+
+TEST_CASE("append_at_line copies operands byte for byte, even odd-looking ones") {
+  const Command cmd =
+      protocol::parse_command("IAMAT\t\xff\xfe  +089.10-000.5\v0001.1000000009 \r");
+  REQUIRE(cmd.kind == CommandKind::kIamat);
+  std::string out;
+  protocol::append_at_line(out, "W", Timestamp{1, 100000000}, cmd.iamat);
+  CHECK(out == "AT W +0.000000000 \xff\xfe +089.10-000.5 0001.1000000009"s);
+}
+
+TEST_CASE("append_at_record re-emits the six fields without extras") {
+  const Command cmd = protocol::parse_command(
+      "AT\tHands  -0.500000000 kiwi +34.0-118.0   1.5 hop=3 origin=Welsh\r");
+  REQUIRE(cmd.kind == CommandKind::kAt);
+  std::string out;
+  protocol::append_at_record(out, cmd.at);
+  CHECK(out == "AT Hands -0.500000000 kiwi +34.0-118.0 1.5");
+  // The record re-parses to the same fields.
+  const Command again = protocol::parse_command(out);
+  REQUIRE(again.kind == CommandKind::kAt);
+  CHECK(again.at.client_id == "kiwi");
+  CHECK(again.at.time == cmd.at.time);
+}
+
+TEST_CASE("append_invalid echoes the line exactly") {
+  std::string out;
+  protocol::append_invalid(out, "IAMAT  kiwi +34-118 \t1.5");
+  CHECK(out == "? IAMAT  kiwi +34-118 \t1.5\n");
+  out.clear();
+  protocol::append_invalid(out, "");
+  CHECK(out == "? \n");
+  out.clear();
+  protocol::append_invalid(out, "\xff\xfe\r");
+  CHECK(out == "? \xff\xfe\r\n");
+}
+
+TEST_CASE("append_places_reply collapses newline runs and ends in exactly }\\n\\n") {
+  const std::string at = "AT Goloman +0.1 kiwi +34.0-118.0 1.5";
+  auto reply = [&](std::string_view json) {
+    std::string out;
+    protocol::append_places_reply(out, at, json);
+    return out;
+  };
+  CHECK(reply("{}") == at + "\n{}\n\n");
+  CHECK(reply("{\n  \"a\": 1\n}\n") == at + "\n{\n  \"a\": 1\n}\n\n");
+  CHECK(reply("\n\n{\n\n\n  \"a\": 1,\n\n  \"b\": [\n\n]\n}\n\n\n") ==
+        at + "\n{\n  \"a\": 1,\n  \"b\": [\n]\n}\n\n");
+  CHECK(reply("{\"s\": \"x\"}\n\n") == at + "\n{\"s\": \"x\"}\n\n");
+  CHECK(reply("{\r\n\r\n}") == at + "\n{\r\n\r\n}\n\n");  // only '\n' runs are collapsed
+  CHECK(reply("") == at + "\n\n\n");
+  CHECK(reply("\n\n\n") == at + "\n\n\n");
+  CHECK(reply("a\nb") == at + "\na\nb\n\n");
+  const std::string out = reply("\n{\n\n\"results\": []\n\n}\n\n");
+  CHECK(out.size() >= 3);
+  CHECK(out.substr(out.size() - 3) == "}\n\n");
+  CHECK(out.find("\n\n") == out.size() - 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// robustness
+
+TEST_CASE("parse_command survives random bytes and keeps every view inside the line") {
+  uint64_t state = 0x9e3779b97f4a7c15ULL;  // fixed seed: the run is reproducible
+  auto next = [&state]() {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  // Pieces that steer random lines towards the interesting parts of the grammar.
+  const std::string_view pieces[] = {
+      "IAMAT", "WHATSAT", "AT", " ", "\t", "\r", "\v", "\f", "\n", "+", "-", ".", "0", "9",
+      "34.068930", "118.445127", "1520023934.918963997", "e", "nan", "50", "20", "\xff",
+      "+34.0-118.0", "+0.000000000", "1000000000000000000", "kiwi"};
+  const size_t piece_count = sizeof pieces / sizeof pieces[0];
+  int kinds[5] = {0, 0, 0, 0, 0};
+  for (int round = 0; round < 5000; ++round) {
+    std::string line;
+    const size_t parts = next() % 16;
+    for (size_t p = 0; p < parts; ++p) {
+      if (next() % 3 == 0) {
+        const size_t bytes = next() % 6;
+        for (size_t b = 0; b < bytes; ++b) line.push_back(static_cast<char>(next() & 0xff));
+      } else {
+        line.append(pieces[next() % piece_count]);
+      }
+    }
+    // Every few rounds, mutate a valid line at one byte.
+    if (round % 4 == 0) {
+      static const std::string_view valid[] = {
+          "IAMAT kiwi +34.068930-118.445127 1520023934.918963997", "WHATSAT kiwi 10 5",
+          "AT Goloman +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997 x y"};
+      line = std::string(valid[next() % 3]);
+      line[next() % line.size()] = static_cast<char>(next() & 0xff);
+    }
+    // Parse a heap copy of exactly the line's size so ASan catches any read past its end.
+    const std::vector<char> buf(line.begin(), line.end());
+    const std::string_view view(buf.data(), buf.size());
+    const Command cmd = protocol::parse_command(view);
+    ++kinds[static_cast<int>(cmd.kind)];
+    CAPTURE(line);
+    switch (cmd.kind) {
+      case CommandKind::kIamat:
+        REQUIRE(inside(cmd.iamat.client_id, view));
+        REQUIRE(inside(cmd.iamat.location_text, view));
+        REQUIRE(inside(cmd.iamat.time_text, view));
+        REQUIRE(!cmd.iamat.client_id.empty());
+        REQUIRE(cmd.iamat.time.sec < protocol::kMaxTimestampSeconds);
+        REQUIRE(cmd.iamat.time.nsec >= 0);
+        REQUIRE(cmd.iamat.time.nsec < 1000000000);
+        REQUIRE(cmd.iamat.location.lat >= -90.0);
+        REQUIRE(cmd.iamat.location.lat <= 90.0);
+        REQUIRE(cmd.iamat.location.lng >= -180.0);
+        REQUIRE(cmd.iamat.location.lng <= 180.0);
+        break;
+      case CommandKind::kWhatsat:
+        REQUIRE(inside(cmd.whatsat.client_id, view));
+        REQUIRE(cmd.whatsat.radius_km > 0);
+        REQUIRE(cmd.whatsat.radius_km <= 50);
+        REQUIRE(cmd.whatsat.bound >= 1);
+        REQUIRE(cmd.whatsat.bound <= 20);
+        break;
+      case CommandKind::kAt:
+        for (std::string_view v : {cmd.at.server, cmd.at.diff, cmd.at.client_id,
+                                   cmd.at.location_text, cmd.at.time_text, cmd.at.extra}) {
+          REQUIRE(inside(v, view));
+        }
+        REQUIRE(protocol::is_time_diff(cmd.at.diff));
+        break;
+      case CommandKind::kEmpty:
+        REQUIRE(protocol::trim(view).empty());
+        break;
+      case CommandKind::kInvalid:
+        break;
+    }
+    // Whatever came in, the formatting functions must cope with it.
+    std::string out;
+    protocol::append_invalid(out, view);
+    REQUIRE(out.size() == view.size() + 3);
+    protocol::append_places_reply(out, view, view);
+  }
+  // The generator reaches every outcome, so the checks above are exercised.
+  CHECK(kinds[static_cast<int>(CommandKind::kInvalid)] > 0);
+  CHECK(kinds[static_cast<int>(CommandKind::kEmpty)] > 0);
+  CHECK(kinds[static_cast<int>(CommandKind::kIamat)] > 0);
+  CHECK(kinds[static_cast<int>(CommandKind::kWhatsat)] > 0);
+  CHECK(kinds[static_cast<int>(CommandKind::kAt)] > 0);
+}
+
+}  // TEST_SUITE("protocol")
