@@ -32,8 +32,9 @@ ifneq ($(SAN),)
 endif
 
 # Debian packages: build, tests and tools. `make deps` installs the missing ones.
-DEB_PACKAGES := g++ make libssl-dev rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp npm \
+DEB_PACKAGES := g++ make libssl-dev rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp \
                 python3 python3-pytest python3-yaml python3-aiohttp
+# npm fetches the gazetteer; a machine may carry its own Node.js build, so look for the command.
 
 # Library sources: every .cc in these folders except mains.
 LIB_DIRS := reactor protocol http herd
@@ -64,6 +65,7 @@ $(DEPS_STAMP):
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing missing Debian packages:$$missing"; \
