@@ -1,0 +1,179 @@
+// Connection implementation: level-triggered epoll, reads into a per-thread scratch area, writes
+// tried first and buffered only when the kernel pushes back.
+#include "reactor/connection.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace reactor {
+namespace {
+
+// One scratch read area per thread: connections keep only what their handler did not consume.
+thread_local char t_scratch[Connection::kReadChunk];
+
+// Buffers with more capacity than this are freed once empty, so one burst does not pin memory.
+constexpr size_t kKeepCapacity = 64 * 1024;
+
+}  // namespace
+
+Connection::Connection(EventLoop& loop, int fd, ConnectionHandler& handler)
+    : loop_(loop), fd_(fd), handler_(handler) {}
+
+Connection::~Connection() {
+  if (fd_ >= 0) {
+    if (registered_) loop_.remove(fd_);
+    ::close(fd_);
+  }
+}
+
+void Connection::start() {
+  loop_.assert_in_loop();
+  interest_ = EPOLLIN;
+  loop_.add(fd_, interest_, this);
+  registered_ = true;
+}
+
+void Connection::on_events(uint32_t events) {
+  if (fd_ < 0) return;
+  if (events & EPOLLERR) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+    close(err ? std::strerror(err) : "socket error");
+    return;
+  }
+  if ((events & (EPOLLIN | EPOLLHUP)) && want_read_ && !eof_) {
+    handle_read();
+  } else if ((events & EPOLLHUP) && !(events & EPOLLOUT)) {
+    // Both directions are shut and we are not reading: nothing more can happen on this socket.
+    close("connection hung up");
+    return;
+  }
+  if (fd_ >= 0 && (events & EPOLLOUT)) handle_write();
+}
+
+void Connection::handle_read() {
+  ssize_t n = ::read(fd_, t_scratch, kReadChunk);
+  if (n > 0) {
+    std::string_view fresh(t_scratch, static_cast<size_t>(n));
+    if (in_.empty()) {
+      size_t used = handler_.on_data(*this, fresh);
+      if (fd_ >= 0 && used < fresh.size()) in_.append(fresh.substr(used));
+    } else {
+      in_.append(fresh);
+      dispatch_input();
+    }
+    return;
+  }
+  if (n == 0) {
+    eof_ = true;
+    update_interest();
+    handler_.on_eof(*this, in_.view());
+    in_.clear();
+    return;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+  close(std::strerror(errno));
+}
+
+void Connection::dispatch_input() {
+  size_t used = handler_.on_data(*this, in_.view());
+  if (fd_ < 0) return;
+  in_.consume(used);
+  if (in_.empty() && in_.capacity() > kKeepCapacity) in_.release();
+}
+
+void Connection::send(std::string_view bytes) {
+  if (fd_ < 0 || write_failed_ || bytes.empty()) return;
+  if (!out_.empty()) {
+    out_.append(bytes);
+    return;
+  }
+  ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      write_failed_ = true;
+      close_reason_ = std::strerror(errno);
+      // Closing here would re-enter the handler in the middle of its own call: close at the end of
+      // the iteration instead (the owner frees the connection only after on_closed).
+      loop_.defer([this] { close(close_reason_); });
+      return;
+    }
+    n = 0;
+  }
+  if (static_cast<size_t>(n) == bytes.size()) return;
+  out_.append(bytes.substr(static_cast<size_t>(n)));
+  update_interest();
+}
+
+void Connection::handle_write() {
+  size_t want = std::min(out_.size(), kMaxWritePerEvent);
+  ssize_t n = ::send(fd_, out_.data(), want, MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    close(std::strerror(errno));
+    return;
+  }
+  out_.consume(static_cast<size_t>(n));
+  if (!out_.empty()) return;
+  if (out_.capacity() > kKeepCapacity) out_.release();
+  update_interest();
+  if (close_when_flushed_) {
+    close(close_reason_);
+    return;
+  }
+  handler_.on_drained(*this);
+}
+
+void Connection::set_reading(bool on) {
+  if (fd_ < 0 || on == want_read_) return;
+  want_read_ = on;
+  update_interest();
+  if (on && !in_.empty() && !redispatch_queued_) {
+    redispatch_queued_ = true;
+    loop_.defer([this] {
+      redispatch_queued_ = false;
+      if (fd_ >= 0 && want_read_ && !in_.empty()) dispatch_input();
+    });
+  }
+}
+
+void Connection::close_when_flushed(std::string_view reason) {
+  if (fd_ < 0) return;
+  want_read_ = false;
+  if (out_.empty() || write_failed_) {
+    close(reason);
+    return;
+  }
+  close_when_flushed_ = true;
+  close_reason_ = reason;
+  update_interest();
+}
+
+void Connection::close(std::string_view reason) {
+  if (fd_ < 0) return;
+  std::string why(reason);  // `reason` may point into this object
+  if (registered_) loop_.remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  registered_ = false;
+  out_.release();
+  handler_.on_closed(*this, why);
+}
+
+void Connection::update_interest() {
+  if (!registered_) return;
+  uint32_t want = 0;
+  if (want_read_ && !eof_) want |= EPOLLIN;
+  if (!out_.empty()) want |= EPOLLOUT;
+  if (want == interest_) return;
+  interest_ = want;
+  loop_.modify(fd_, want, this);
+}
+
+}  // namespace reactor

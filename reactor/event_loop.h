@@ -1,0 +1,112 @@
+// EventLoop: one epoll instance driven by one thread, with timers (one timerfd), a cross-thread task
+// queue woken through an eventfd, and end-of-iteration deferred work (close by flag, free later).
+//
+// Ownership and threads: an EventLoop is created on any thread and then driven by exactly one thread,
+// the one that calls run(). Methods marked "loop thread" must only be called from that thread (they
+// assert it in debug builds); methods marked "any thread" are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace reactor {
+
+// Something registered with an EventLoop for one file descriptor. The loop calls on_events with the
+// epoll event bits. An object must stay alive until the end of the loop iteration in which it was
+// removed (free it through EventLoop::defer), since events for it may still be in the current batch.
+class Pollable {
+ public:
+  virtual void on_events(uint32_t events) = 0;
+
+ protected:
+  ~Pollable() = default;
+};
+
+class EventLoop {
+ public:
+  using Task = std::function<void()>;
+  using TimerId = uint64_t;
+  using Millis = std::chrono::milliseconds;
+
+  // Any thread. The loop belongs to no thread until run() is called.
+  explicit EventLoop(int index = 0);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Loop thread (the caller becomes it): dispatches events, timers and tasks until stop().
+  void run();
+  // Any thread: makes run() return after the current iteration.
+  void stop();
+
+  // Any thread: runs `task` on the loop thread, in FIFO order. From another thread the loop is woken
+  // by one eventfd write per batch, not per task; from the loop thread itself the task runs at the end
+  // of the current iteration, before the loop sleeps.
+  void queue(Task task);
+
+  // Loop thread: runs `task` at the end of the current iteration (after every event of the batch).
+  void defer(Task task);
+
+  // Loop thread: epoll registration of `fd` for `events` (EPOLLIN, EPOLLOUT, EPOLLEXCLUSIVE, ...).
+  void add(int fd, uint32_t events, Pollable* target);
+  void modify(int fd, uint32_t events, Pollable* target);
+  void remove(int fd);
+
+  // Loop thread: timers. `task` runs on the loop thread once after `delay` (run_after) or every
+  // `period` (run_every) until cancelled. Cancelling an unknown or finished timer is a no-op.
+  TimerId run_after(Millis delay, Task task);
+  TimerId run_every(Millis period, Task task);
+  void cancel(TimerId id);
+
+  // Any thread.
+  bool in_loop_thread() const { return std::this_thread::get_id() == owner_.load(std::memory_order_relaxed); }
+  int index() const { return index_; }
+  void assert_in_loop() const;
+
+ private:
+  struct Timer {
+    Task task;
+    Millis period;  // zero for a one-shot timer
+  };
+  struct Deadline {
+    std::chrono::steady_clock::time_point when;
+    TimerId id;
+    bool operator>(const Deadline& o) const { return when > o.when; }
+  };
+  class WakeHandler;
+  class TimerHandler;
+
+  void run_tasks();
+  void run_due_timers();
+  void arm_timerfd();
+
+  const int index_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  int timer_fd_ = -1;
+  std::atomic<bool> running_{false};
+  std::atomic<std::thread::id> owner_;
+
+  std::mutex tasks_mu_;
+  std::vector<Task> tasks_;           // guarded by tasks_mu_
+  bool wake_pending_ = false;         // guarded by tasks_mu_: an eventfd write is outstanding
+  std::vector<Task> deferred_;        // loop thread only
+
+  std::unordered_map<TimerId, Timer> timers_;  // loop thread only
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
+  TimerId next_timer_ = 1;
+  std::chrono::steady_clock::time_point armed_for_{};
+
+  std::unique_ptr<WakeHandler> wake_handler_;
+  std::unique_ptr<TimerHandler> timer_handler_;
+};
+
+}  // namespace reactor

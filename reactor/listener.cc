@@ -1,0 +1,54 @@
+// Listener implementation.
+#include "reactor/listener.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace reactor {
+namespace {
+// How long a listener stays deaf after accept failed with a resource error (EMFILE, ENOBUFS...).
+constexpr EventLoop::Millis kAcceptPause{100};
+}  // namespace
+
+Listener::Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn on_error)
+    : loop_(loop), fd_(listen_fd), on_accept_(std::move(on_accept)), on_error_(std::move(on_error)) {}
+
+Listener::~Listener() {
+  if (registered_) loop_.remove(fd_);
+}
+
+void Listener::start() {
+  loop_.add(fd_, EPOLLIN | EPOLLEXCLUSIVE, this);
+  registered_ = true;
+}
+
+void Listener::on_events(uint32_t) {
+  for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
+    SocketAddress peer;
+    peer.length = sizeof peer.storage;
+    int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      set_nodelay(fd);
+      on_accept_(fd, peer);
+      continue;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return;
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+    // Out of descriptors or memory: level-triggered epoll would spin, so stop listening briefly.
+    on_error_(err);
+    if (registered_) {
+      loop_.remove(fd_);
+      registered_ = false;
+      loop_.run_after(kAcceptPause, [this] {
+        if (!registered_) start();
+      });
+    }
+    return;
+  }
+}
+
+}  // namespace reactor

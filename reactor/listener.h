@@ -1,0 +1,40 @@
+// Listener: accepts connections on a listening socket for one EventLoop. Several loops may each
+// have a Listener on the same socket: it is registered with EPOLLEXCLUSIVE so that one connection
+// wakes one loop, not all of them.
+//
+// Threads: construct anywhere; start() and everything after on the loop thread.
+#pragma once
+
+#include <functional>
+
+#include "reactor/event_loop.h"
+#include "reactor/socket.h"
+
+namespace reactor {
+
+class Listener final : public Pollable {
+ public:
+  // Called on the loop thread with each accepted socket (non-blocking, close-on-exec, TCP_NODELAY).
+  // The callee owns the fd.
+  using AcceptFn = std::function<void(int fd, const SocketAddress& peer)>;
+  // Called when accept fails for a reason other than "nothing to accept" (e.g. out of descriptors);
+  // the listener pauses for a moment rather than spinning.
+  using ErrorFn = std::function<void(int err)>;
+
+  // Connections accepted per wake-up, so one loop cannot take a whole burst from the others.
+  static constexpr int kMaxAcceptsPerWake = 16;
+
+  Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn on_error);
+  ~Listener();
+  void start();
+  void on_events(uint32_t events) override;
+
+ private:
+  EventLoop& loop_;
+  int fd_;
+  AcceptFn on_accept_;
+  ErrorFn on_error_;
+  bool registered_ = false;
+};
+
+}  // namespace reactor

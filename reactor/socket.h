@@ -1,0 +1,38 @@
+// Thin, error-reporting wrappers over the BSD socket calls the reactor needs: address resolution,
+// listening sockets, non-blocking connects, and socket options. Any thread; no state.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+namespace reactor {
+
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  std::string to_string() const;  // "127.0.0.1:12000" or "[::1]:12000"
+};
+
+// Resolves `host` (a numeric IPv4/IPv6 address or a name) and `port`. Blocking (for start-up only).
+bool resolve(const std::string& host, uint16_t port, SocketAddress* out, std::string* error);
+
+// A non-blocking, close-on-exec listening TCP socket bound to `addr`, or -1 with *error set
+// (e.g. "127.0.0.1:12000: Address already in use").
+int listen_tcp(const SocketAddress& addr, int backlog, std::string* error);
+
+// Starts a non-blocking connect to `addr`. Returns the socket (connect in progress or done) or -1
+// with *error set.
+int connect_tcp(const SocketAddress& addr, std::string* error);
+
+// The pending error of a socket (SO_ERROR), 0 when none.
+int socket_error(int fd);
+
+void set_nodelay(int fd);
+
+// Raises the open-file limit to the hard limit; returns the new soft limit.
+uint64_t raise_fd_limit();
+
+}  // namespace reactor
