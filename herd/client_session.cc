@@ -1,0 +1,170 @@
+// ClientSession implementation.
+#include "herd/client_session.h"
+
+#include "herd/line_splitter.h"
+#include "herd/server.h"
+#include "protocol/command.h"
+#include "protocol/reply.h"
+
+namespace herd {
+namespace {
+// Output buffers over this capacity are given back after a flush: idle clients should hold little.
+constexpr size_t kKeepOutCapacity = 16 * 1024;
+}  // namespace
+
+ClientSession::ClientSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from)
+    : ctx_(ctx), server_(ctx.server), id_(id), tag_("c" + std::to_string(id)), conn_(ctx.loop, fd, *this) {
+  server_.log().write(ctx_.index(), tag_, '+', "client connected from ", from.to_string());
+}
+
+void ClientSession::start() { conn_.start(); }
+
+size_t ClientSession::on_data(reactor::Connection&, std::string_view data) {
+  return take_lines(data, false);
+}
+
+void ClientSession::on_eof(reactor::Connection&, std::string_view rest) {
+  eof_ = true;
+  if (!finishing_) take_lines(rest, true);
+  finishing_ = true;
+  maybe_finish();
+}
+
+size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
+  if (finishing_) return data.size();
+  in_batch_ = true;
+  size_t consumed = 0;
+  std::string_view oversize;
+  const size_t max_pending = server_.limits().max_pending_replies;
+  LineStop stop = split_lines(
+      data, server_.limits().max_line, at_eof,
+      [&](std::string_view line) {
+        handle_line(line);
+        return pending_.size() < max_pending;
+      },
+      &consumed, &oversize);
+  if (stop == LineStop::kOversize) {
+    server_.log().write(ctx_.index(), tag_, '<', oversize, " [line over the limit, truncated]");
+    reply("? ", oversize);
+    finishing_ = true;
+  }
+  in_batch_ = false;
+  flush();
+  update_reading();
+  if (finishing_) maybe_finish();
+  return consumed;
+}
+
+void ClientSession::handle_line(std::string_view line) {
+  protocol::Command cmd = protocol::parse_command(line);
+  if (cmd.kind == protocol::CommandKind::kEmpty) return;
+  LogSink& log = server_.log();
+  log.write(ctx_.index(), tag_, '<', line);
+  switch (cmd.kind) {
+    case protocol::CommandKind::kIamat: {
+      const protocol::Iamat& iamat = cmd.iamat;
+      scratch_.clear();
+      protocol::append_at_line(scratch_, server_.self().name, protocol::realtime_now(), iamat);
+      std::string stored;
+      if (server_.table().offer(iamat.client_id, iamat.time, iamat.location, scratch_,
+                                LocationTable::Source::kClient, &stored)) {
+        reply(scratch_, {});
+        server_.flood(scratch_, {});
+      } else {
+        reply(stored, {});
+      }
+      return;
+    }
+    case protocol::CommandKind::kWhatsat: {
+      std::string record;
+      protocol::Location where;
+      if (!server_.table().lookup(cmd.whatsat.client_id, &record, &where)) break;
+      uint64_t seq = next_seq_++;
+      pending_.push_back(Pending{seq, false, {}});
+      places::PlacesQuery q{where.lat, where.lng, cmd.whatsat.radius_km * 1000.0, cmd.whatsat.bound};
+      LoopContext* ctx = &ctx_;
+      uint64_t id = id_;
+      server_.places().nearby(q, [ctx, id, seq, record = std::move(record)](std::string json) {
+        auto it = ctx->clients.find(id);
+        if (it == ctx->clients.end()) return;  // the client left before its answer came
+        std::string bytes;
+        protocol::append_places_reply(bytes, record, json);
+        it->second->complete(seq, std::move(bytes));
+      });
+      return;
+    }
+    default:
+      break;
+  }
+  // Unknown verbs, bad fields, unknown WHATSAT clients, and AT lines (peers only) on a client port.
+  reply("? ", line);
+}
+
+void ClientSession::reply(std::string_view part1, std::string_view part2) {
+  if (pending_.empty()) {
+    server_.log().write(ctx_.index(), tag_, '>', part1, part2);
+    out_.append(part1).append(part2).push_back('\n');
+    return;
+  }
+  std::string bytes;
+  bytes.append(part1).append(part2).push_back('\n');
+  pending_.push_back(Pending{next_seq_++, true, std::move(bytes)});
+}
+
+void ClientSession::complete(uint64_t seq, std::string bytes) {
+  for (auto& p : pending_) {
+    if (p.seq == seq) {
+      p.bytes = std::move(bytes);
+      p.ready = true;
+      break;
+    }
+  }
+  release_ready();
+  if (!in_batch_) {
+    flush();
+    update_reading();
+    maybe_finish();
+  }
+}
+
+void ClientSession::release_ready() {
+  while (!pending_.empty() && pending_.front().ready) {
+    std::string_view bytes = pending_.front().bytes;
+    std::string_view logged = bytes;
+    while (!logged.empty() && logged.back() == '\n') logged.remove_suffix(1);
+    server_.log().write(ctx_.index(), tag_, '>', logged);
+    out_.append(bytes);
+    pending_.pop_front();
+  }
+}
+
+void ClientSession::flush() {
+  release_ready();
+  if (out_.empty()) return;
+  conn_.send(out_);
+  out_.clear();
+  if (out_.capacity() > kKeepOutCapacity) std::string().swap(out_);
+}
+
+void ClientSession::update_reading() {
+  bool want = !finishing_ && !eof_ && pending_.size() < server_.limits().max_pending_replies &&
+              conn_.pending_output() <= server_.limits().max_output_bytes;
+  conn_.set_reading(want);
+}
+
+void ClientSession::maybe_finish() {
+  if (!finishing_ || !pending_.empty() || !conn_.is_open()) return;
+  conn_.close_when_flushed(eof_ ? "client closed its side" : "line over the limit");
+}
+
+void ClientSession::on_drained(reactor::Connection&) { update_reading(); }
+
+void ClientSession::on_closed(reactor::Connection&, std::string_view reason) {
+  server_.log().write(ctx_.index(), tag_, '-', reason);
+  server_.release_client();
+  LoopContext* ctx = &ctx_;
+  uint64_t id = id_;
+  ctx_.loop.defer([ctx, id] { ctx->clients.erase(id); });
+}
+
+}  // namespace herd

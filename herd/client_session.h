@@ -1,0 +1,65 @@
+// ClientSession: one client connection. It splits the bytes into command lines, answers IAMAT from
+// the location table (flooding winners), WHATSAT through the places provider, and everything else
+// with `? `, and writes the replies in the order the commands came, in one write per read burst.
+// Bounded: a line longer than the limit is answered and the client dropped; too many replies waiting
+// (on places) or too many unsent bytes stop reading from the client until they drain.
+//
+// Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+
+#include "reactor/connection.h"
+#include "reactor/socket.h"
+
+namespace herd {
+
+struct LoopContext;
+class Server;
+
+class ClientSession final : public reactor::ConnectionHandler {
+ public:
+  ClientSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from);
+  void start();
+
+  size_t on_data(reactor::Connection& c, std::string_view data) override;
+  void on_eof(reactor::Connection& c, std::string_view rest) override;
+  void on_drained(reactor::Connection& c) override;
+  void on_closed(reactor::Connection& c, std::string_view reason) override;
+
+ private:
+  // A reply that must wait for an earlier one (places answers can complete out of order).
+  struct Pending {
+    uint64_t seq;
+    bool ready;
+    std::string bytes;
+  };
+
+  size_t take_lines(std::string_view data, bool at_eof);
+  void handle_line(std::string_view line);
+  // Queues the one-line reply part1 + part2 + "\n" behind any reply still waiting.
+  void reply(std::string_view part1, std::string_view part2);
+  void complete(uint64_t seq, std::string bytes);
+  void release_ready();
+  void flush();
+  void update_reading();
+  void maybe_finish();
+
+  LoopContext& ctx_;
+  Server& server_;
+  const uint64_t id_;
+  const std::string tag_;  // "c<id>" in the log
+  reactor::Connection conn_;
+  std::string out_;            // replies of the current burst, written once by flush()
+  std::string scratch_;        // the AT line being built
+  std::deque<Pending> pending_;
+  uint64_t next_seq_ = 0;
+  bool in_batch_ = false;      // inside on_data/on_eof: flush happens at the end
+  bool eof_ = false;           // the client half-closed
+  bool finishing_ = false;     // no more commands will be taken (oversize line or EOF)
+};
+
+}  // namespace herd

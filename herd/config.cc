@@ -1,0 +1,236 @@
+// Config loading with yaml-cpp, and validation of every key.
+#include "herd/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "protocol/fields.h"
+
+namespace herd {
+namespace {
+
+// Thrown inside the parser with the message that reaches the user; caught at the API boundary.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string describe(const YAML::Node& node) {
+  if (!node.IsDefined() || node.IsNull()) return "nothing";
+  if (node.IsScalar()) return "'" + node.Scalar() + "'";
+  if (node.IsSequence()) return "a list";
+  return "a mapping";
+}
+
+std::string at_line(const YAML::Node& node) {
+  if (!node.IsDefined() || node.Mark().line < 0) return "";
+  return " (line " + std::to_string(node.Mark().line + 1) + ")";
+}
+
+class Parser {
+ public:
+  Parser(std::string source, std::vector<std::string>* warnings)
+      : source_(std::move(source)), warnings_(warnings) {}
+
+  [[noreturn]] void fail(const std::string& key, const YAML::Node& node, const std::string& what) {
+    throw ConfigError(source_ + ": " + key + ": " + what + ", got " + describe(node) + at_line(node));
+  }
+  void warn(const std::string& message) { warnings_->push_back(source_ + ": " + message); }
+
+  void check_keys(const YAML::Node& map, const std::string& where, std::set<std::string> known) {
+    for (const auto& kv : map) {
+      std::string key = kv.first.as<std::string>();
+      if (!known.count(key)) {
+        warn((where.empty() ? "" : where + ".") + key + ": unknown key, ignored" + at_line(kv.first));
+      }
+    }
+  }
+
+  long long integer(const YAML::Node& node, const std::string& key, long long lo, long long hi) {
+    if (!node.IsScalar()) fail(key, node, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    const std::string& s = node.Scalar();
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(s, &used, 10);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != s.size() || v < lo || v > hi) {
+      fail(key, node, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    }
+    return v;
+  }
+
+  std::string string(const YAML::Node& node, const std::string& key) {
+    if (!node.IsScalar() || node.Scalar().empty()) fail(key, node, "expected a non-empty string");
+    return node.Scalar();
+  }
+
+  Config parse(const YAML::Node& root) {
+    Config c;
+    c.source = source_;
+    if (!root.IsMap()) fail("(top level)", root, "expected a mapping with servers and links");
+    check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff"});
+    if (root["threads"]) c.threads = static_cast<int>(integer(root["threads"], "threads", 0, 256));
+    if (root["log_dir"]) c.log_dir = string(root["log_dir"], "log_dir");
+    if (auto p = root["places"]) parse_places(p, &c.places);
+    parse_servers(root["servers"], &c);
+    parse_links(root["links"], &c);
+    if (auto l = root["limits"]) parse_limits(l, &c.limits);
+    if (auto b = root["peer_backoff"]) {
+      if (!b.IsMap()) fail("peer_backoff", b, "expected a mapping with initial_ms and max_ms");
+      check_keys(b, "peer_backoff", {"initial_ms", "max_ms"});
+      if (b["initial_ms"]) c.peer_backoff_initial_ms = static_cast<int>(integer(b["initial_ms"], "peer_backoff.initial_ms", 1, 600000));
+      if (b["max_ms"]) c.peer_backoff_max_ms = static_cast<int>(integer(b["max_ms"], "peer_backoff.max_ms", 1, 3600000));
+      if (c.peer_backoff_max_ms < c.peer_backoff_initial_ms) {
+        fail("peer_backoff.max_ms", b["max_ms"], "must be at least initial_ms (" + std::to_string(c.peer_backoff_initial_ms) + ")");
+      }
+    }
+    for (const auto& s : c.servers) {
+      if (c.neighbours(s.name).empty()) warn("servers." + s.name + ": has no links; it will hear of no other server's clients");
+    }
+    return c;
+  }
+
+ private:
+  void parse_places(const YAML::Node& p, PlacesConfig* out) {
+    if (!p.IsMap()) fail("places", p, "expected a mapping with a provider");
+    check_keys(p, "places", {"provider", "gazetteer", "key_env"});
+    if (p["provider"]) {
+      out->provider = string(p["provider"], "places.provider");
+      if (out->provider != "offline" && out->provider != "google" && out->provider != "google-new") {
+        fail("places.provider", p["provider"], "expected one of offline, google, google-new");
+      }
+    }
+    if (p["gazetteer"]) out->gazetteer = string(p["gazetteer"], "places.gazetteer");
+  }
+
+  void parse_servers(const YAML::Node& servers, Config* c) {
+    if (!servers.IsDefined()) fail("servers", servers, "is required: a mapping of server names to { port, peer_port }");
+    if (!servers.IsMap() || servers.size() == 0) fail("servers", servers, "expected a non-empty mapping of server names");
+    std::map<std::pair<std::string, int>, std::string> used_ports;  // (host, port) -> "Name.key"
+    for (const auto& kv : servers) {
+      ServerConfig s;
+      s.name = kv.first.as<std::string>();
+      std::string key = "servers." + s.name;
+      if (s.name.empty()) fail("servers", kv.first, "a server name must not be empty");
+      for (char ch : s.name) {
+        if (protocol::is_space(static_cast<unsigned char>(ch))) fail(key, kv.first, "a server name must not contain whitespace");
+      }
+      if (c->find(s.name)) fail(key, kv.first, "duplicate server name");
+      const YAML::Node& v = kv.second;
+      if (!v.IsMap()) fail(key, v, "expected a mapping { host, port, peer_port }");
+      check_keys(v, key, {"host", "port", "peer_port"});
+      if (v["host"]) s.host = string(v["host"], key + ".host");
+      if (!v["port"]) fail(key + ".port", v["port"], "is required");
+      if (!v["peer_port"]) fail(key + ".peer_port", v["peer_port"], "is required");
+      s.port = static_cast<uint16_t>(integer(v["port"], key + ".port", 1, 65535));
+      s.peer_port = static_cast<uint16_t>(integer(v["peer_port"], key + ".peer_port", 1, 65535));
+      for (auto [which, port] : {std::pair<const char*, int>{"port", s.port}, {"peer_port", s.peer_port}}) {
+        auto [it, fresh] = used_ports.emplace(std::make_pair(s.host, port), s.name + "." + which);
+        if (!fresh) fail(key + "." + which, v[which], "port already used by servers." + it->second);
+      }
+      c->servers.push_back(std::move(s));
+    }
+  }
+
+  void parse_links(const YAML::Node& links, Config* c) {
+    if (!links.IsDefined() || links.IsNull()) return;  // a herd of unconnected servers is allowed
+    if (!links.IsSequence()) fail("links", links, "expected a list of [A, B] pairs");
+    std::set<std::pair<std::string, std::string>> seen;
+    for (size_t i = 0; i < links.size(); ++i) {
+      const YAML::Node& l = links[i];
+      std::string key = "links[" + std::to_string(i) + "]";
+      if (!l.IsSequence() || l.size() != 2 || !l[0].IsScalar() || !l[1].IsScalar()) {
+        fail(key, l, "expected a pair of server names like [Goloman, Hands]");
+      }
+      std::string a = l[0].Scalar(), b = l[1].Scalar();
+      if (!c->find(a)) fail(key, l[0], "names no server listed under servers");
+      if (!c->find(b)) fail(key, l[1], "names no server listed under servers");
+      if (a == b) fail(key, l, "a server cannot link to itself");
+      auto norm = a < b ? std::make_pair(a, b) : std::make_pair(b, a);
+      if (!seen.insert(norm).second) fail(key, l, "duplicate link " + a + " - " + b);
+      c->links.emplace_back(a, b);
+    }
+  }
+
+  void parse_limits(const YAML::Node& l, Limits* out) {
+    if (!l.IsMap()) fail("limits", l, "expected a mapping");
+    check_keys(l, "limits", {"max_line", "max_connections", "max_pending_replies", "max_output_bytes",
+                             "peer_outbox_bytes", "log_backlog_bytes"});
+    auto get = [&](const char* name, size_t* field, long long lo, long long hi) {
+      if (l[name]) *field = static_cast<size_t>(integer(l[name], std::string("limits.") + name, lo, hi));
+    };
+    get("max_line", &out->max_line, 64, 16 << 20);
+    get("max_connections", &out->max_connections, 1, 10000000);
+    get("max_pending_replies", &out->max_pending_replies, 1, 1 << 20);
+    get("max_output_bytes", &out->max_output_bytes, 4096, 1LL << 32);
+    get("peer_outbox_bytes", &out->peer_outbox_bytes, 4096, 1LL << 34);
+    get("log_backlog_bytes", &out->log_backlog_bytes, 4096, 1LL << 34);
+  }
+
+  std::string source_;
+  std::vector<std::string>* warnings_;
+};
+
+}  // namespace
+
+const ServerConfig* Config::find(std::string_view name) const {
+  for (const auto& s : servers) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::vector<const ServerConfig*> Config::neighbours(std::string_view name) const {
+  std::vector<const ServerConfig*> out;
+  for (const auto& [a, b] : links) {
+    if (a == name) out.push_back(find(b));
+    if (b == name) out.push_back(find(a));
+  }
+  return out;
+}
+
+std::string Config::resolve_path(const std::string& path) const {
+  if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
+  return base_dir + "/" + path;
+}
+
+std::optional<Config> parse_config(const std::string& yaml, const std::string& source,
+                                   std::string* error, std::vector<std::string>* warnings) {
+  try {
+    YAML::Node root = YAML::Load(yaml);
+    Parser parser(source, warnings);
+    return parser.parse(root);
+  } catch (const ConfigError& e) {
+    *error = e.what();
+  } catch (const YAML::Exception& e) {
+    *error = source + ": not valid YAML: " + e.msg + " (line " + std::to_string(e.mark.line + 1) +
+             ", column " + std::to_string(e.mark.column + 1) + ")";
+  }
+  return std::nullopt;
+}
+
+std::optional<Config> load_config(const std::string& path, std::string* error,
+                                  std::vector<std::string>* warnings) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = path + ": cannot read the config file";
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto c = parse_config(text.str(), path, error, warnings);
+  if (c) {
+    auto slash = path.rfind('/');
+    c->base_dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  }
+  return c;
+}
+
+}  // namespace herd

@@ -1,0 +1,65 @@
+// Config: the herd's configuration (servers, links, limits, places, logging) loaded from YAML and
+// validated. Every error names the file, the key and the value; questionable but workable settings
+// (unknown keys, a server with no links) become warnings.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace herd {
+
+struct ServerConfig {
+  std::string name;
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;       // clients
+  uint16_t peer_port = 0;  // other servers of the herd
+};
+
+// Every bound the server enforces, in one place.
+struct Limits {
+  size_t max_line = 64 * 1024;                 // bytes in one command line
+  size_t max_connections = 20000;              // open client connections per server
+  size_t max_pending_replies = 1024;           // replies queued per client before it stops being read
+  size_t max_output_bytes = 1024 * 1024;       // unsent reply bytes per client before it stops being read
+  size_t peer_outbox_bytes = 16 * 1024 * 1024; // flood bytes queued per neighbour before updates are dropped
+  size_t log_backlog_bytes = 64 * 1024 * 1024; // log bytes waiting for the disk before entries are dropped
+};
+
+struct PlacesConfig {
+  std::string provider = "offline";  // offline | google | google-new
+  std::string gazetteer;             // offline data file; empty: the one built beside the server
+};
+
+struct Config {
+  std::string source;     // the file it came from, for messages
+  std::string base_dir;   // relative paths in the file are relative to this directory
+  int threads = 0;        // event loops; 0 = one per core
+  std::string log_dir = "logs";
+  PlacesConfig places;
+  std::vector<ServerConfig> servers;
+  std::vector<std::pair<std::string, std::string>> links;
+  Limits limits;
+  int peer_backoff_initial_ms = 500;
+  int peer_backoff_max_ms = 5000;
+
+  const ServerConfig* find(std::string_view name) const;
+  // The neighbours of `name`, in the order the links list them.
+  std::vector<const ServerConfig*> neighbours(std::string_view name) const;
+  // `path` made absolute against base_dir when relative.
+  std::string resolve_path(const std::string& path) const;
+};
+
+// Parses and validates `yaml`. `source` names it in messages. On error returns nullopt and sets
+// *error to one line naming the source, key and value; warnings go to *warnings.
+std::optional<Config> parse_config(const std::string& yaml, const std::string& source,
+                                   std::string* error, std::vector<std::string>* warnings);
+
+// Reads `path` and parses it as above; base_dir is the file's directory.
+std::optional<Config> load_config(const std::string& path, std::string* error,
+                                  std::vector<std::string>* warnings);
+
+}  // namespace herd

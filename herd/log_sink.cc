@@ -1,0 +1,149 @@
+// LogSink implementation.
+#include "herd/log_sink.h"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace herd {
+namespace {
+
+// How often the writer moves the lanes to disk when nobody asks for a flush.
+constexpr auto kWriterPeriod = std::chrono::milliseconds(20);
+
+void append_escaped(std::string& out, std::string_view text) {
+  size_t start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c != '\n' && c != '\\') continue;
+    out.append(text.data() + start, i - start);
+    out.append(c == '\n' ? "\\n" : "\\\\");
+    start = i + 1;
+  }
+  out.append(text.data() + start, text.size() - start);
+}
+
+void write_all(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // disk full or similar: logging must not take the server down
+    }
+    off += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<LogSink> LogSink::open(const std::string& path, int lanes, size_t backlog_bytes,
+                                       std::string* error) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *error = path + ": cannot open the log file: " + std::strerror(errno);
+    return nullptr;
+  }
+  return std::unique_ptr<LogSink>(new LogSink(fd, lanes < 1 ? 1 : lanes, backlog_bytes));
+}
+
+LogSink::LogSink(int fd, int lanes, size_t backlog_bytes) : fd_(fd), backlog_bytes_(backlog_bytes) {
+  for (int i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
+  writer_ = std::thread([this] { run_writer(); });
+}
+
+LogSink::~LogSink() {
+  {
+    std::lock_guard lock(wake_mu_);
+    stopping_ = true;
+  }
+  wake_cv_.notify_all();
+  writer_.join();
+  ::close(fd_);
+}
+
+void LogSink::write(int lane, std::string_view who, char dir, std::string_view text) {
+  write(lane, who, dir, text, {});
+}
+
+void LogSink::write(int lane, std::string_view who, char dir, std::string_view text1,
+                    std::string_view text2) {
+  if (lane < 0 || lane >= lanes()) lane = lanes() - 1;
+  append_entry(*lanes_[lane], who, dir, text1, text2);
+}
+
+void LogSink::append_entry(Lane& lane, std::string_view who, char dir, std::string_view t1,
+                           std::string_view t2) {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  std::lock_guard lock(lane.mu);
+  if (lane.buf.size() >= backlog_bytes_) {
+    ++lane.dropped;
+    dropped_total_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (lane.stamp_sec != ts.tv_sec) {
+    tm parts;
+    ::gmtime_r(&ts.tv_sec, &parts);
+    ::strftime(lane.stamp, sizeof lane.stamp, "%Y-%m-%dT%H:%M:%S", &parts);
+    lane.stamp_sec = ts.tv_sec;
+  }
+  if (lane.dropped) {
+    lane.buf.append(lane.stamp).append(".000000Z - ! log backlog full: ");
+    lane.buf.append(std::to_string(lane.dropped)).append(" entries dropped\n");
+    lane.dropped = 0;
+  }
+  char micros[16];
+  int n = std::snprintf(micros, sizeof micros, ".%06ldZ ", ts.tv_nsec / 1000);
+  lane.buf.append(lane.stamp).append(micros, static_cast<size_t>(n));
+  lane.buf.append(who).append(1, ' ').append(1, dir).append(1, ' ');
+  append_escaped(lane.buf, t1);
+  if (!t2.empty()) append_escaped(lane.buf, t2);
+  lane.buf.push_back('\n');
+}
+
+void LogSink::flush() {
+  std::unique_lock lock(wake_mu_);
+  uint64_t ticket = ++flush_requests_;
+  wake_cv_.notify_all();
+  flushed_cv_.wait(lock, [&] { return flushes_done_ >= ticket || stopping_; });
+}
+
+void LogSink::run_writer() {
+  std::string batch;
+  for (;;) {
+    uint64_t serving;
+    bool last;
+    {
+      std::unique_lock lock(wake_mu_);
+      wake_cv_.wait_for(lock, kWriterPeriod, [&] { return stopping_ || flush_requests_ > flushes_done_; });
+      serving = flush_requests_;
+      last = stopping_;
+    }
+    for (auto& lane : lanes_) {
+      {
+        std::lock_guard lock(lane->mu);
+        batch.swap(lane->buf);
+      }
+      write_all(fd_, batch);
+      // Keep a modest buffer for reuse; give a burst's worth back.
+      if (batch.capacity() > (1u << 20)) {
+        std::string().swap(batch);
+      } else {
+        batch.clear();
+      }
+    }
+    {
+      std::lock_guard lock(wake_mu_);
+      flushes_done_ = serving;
+    }
+    flushed_cv_.notify_all();
+    if (last) return;
+  }
+}
+
+}  // namespace herd

@@ -1,0 +1,68 @@
+// LogSink: the server's asynchronous log file. Event loops append entries to their own in-memory
+// lane (a short mutex shared only with the writer thread); a writer thread moves the lanes to disk
+// every few milliseconds. The loops never wait on the disk; when the disk falls behind by more than
+// the backlog limit, new entries are dropped and the number dropped is written once there is room.
+//
+// Entry format, one line each: `2026-11-26T01:10:43.123456Z <who> <dir> <text>` where <who> names
+// the connection (c12 a client, p3 an inbound peer, Hands an outbound link, - the server itself),
+// <dir> is `<` received, `>` sent, `+` opened, `-` dropped, `!` a problem, `*` a notice. Newlines
+// and backslashes inside <text> are written as \n and \\ so each entry stays one line.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace herd {
+
+class LogSink {
+ public:
+  // Opens (appending to, creating) `path` with `lanes` lanes (one per event loop, plus one for
+  // everything else) and starts the writer. nullptr with *error set when the file cannot be opened.
+  static std::unique_ptr<LogSink> open(const std::string& path, int lanes, size_t backlog_bytes,
+                                       std::string* error);
+  ~LogSink();  // writes everything still queued, then closes
+
+  // Any thread; `lane` is the caller's loop index, or lanes-1 for other threads. Never blocks on I/O.
+  void write(int lane, std::string_view who, char dir, std::string_view text);
+  // Same, with the text in two parts (saves building a temporary for "prefix + line").
+  void write(int lane, std::string_view who, char dir, std::string_view text1, std::string_view text2);
+
+  int lanes() const { return static_cast<int>(lanes_.size()); }
+  uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
+  // Any thread: asks the writer to write what is queued now and waits until it has.
+  void flush();
+
+ private:
+  struct Lane {
+    std::mutex mu;
+    std::string buf;       // guarded by mu
+    uint64_t dropped = 0;  // guarded by mu
+    int64_t stamp_sec = -1;  // guarded by mu: the second whose text is cached in stamp
+    char stamp[32] = {};
+  };
+
+  LogSink(int fd, int lanes, size_t backlog_bytes);
+  void run_writer();
+  void append_entry(Lane& lane, std::string_view who, char dir, std::string_view t1, std::string_view t2);
+
+  int fd_;
+  size_t backlog_bytes_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  std::condition_variable flushed_cv_;
+  uint64_t flush_requests_ = 0;  // guarded by wake_mu_
+  uint64_t flushes_done_ = 0;    // guarded by wake_mu_
+  bool stopping_ = false;        // guarded by wake_mu_
+  std::atomic<uint64_t> dropped_total_{0};
+  std::thread writer_;
+};
+
+}  // namespace herd

@@ -1,0 +1,127 @@
+// PeerLink implementation.
+#include "herd/peer_link.h"
+
+#include "herd/server.h"
+
+namespace herd {
+namespace {
+// A connection that lasted this long resets the backoff: the next failure retries quickly again.
+constexpr auto kHealthyAfter = std::chrono::seconds(5);
+}  // namespace
+
+PeerLink::PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer,
+                   const reactor::SocketAddress& addr)
+    : server_(server),
+      loop_(loop),
+      peer_(peer.name),
+      outbox_limit_(server.limits().peer_outbox_bytes),
+      connector_(
+          loop, addr,
+          reactor::Backoff(reactor::Backoff::Millis(server.config().peer_backoff_initial_ms),
+                           reactor::Backoff::Millis(server.config().peer_backoff_max_ms)),
+          [this](int fd) { connected(fd); },
+          [this](std::string_view error, reactor::Backoff::Millis retry_in) {
+            server_.log().write(lane(), peer_, '!', std::string(error) + "; retrying in " +
+                                                         std::to_string(retry_in.count()) + " ms");
+          }) {}
+
+PeerLink::~PeerLink() = default;
+
+int PeerLink::lane() const { return loop_.index(); }
+
+void PeerLink::start() {
+  loop_.assert_in_loop();
+  stopped_ = false;
+  connector_.start();
+}
+
+void PeerLink::stop() {
+  stopped_ = true;
+  connector_.stop();
+  if (conn_) conn_->close("server stopping");
+}
+
+void PeerLink::connected(int fd) {
+  conn_ = std::make_unique<reactor::Connection>(loop_, fd, *this);
+  conn_->start();
+  connected_at_ = std::chrono::steady_clock::now();
+  server_.log().write(lane(), peer_, '+', "link up");
+  std::string hello = "HERD " + server_.self().name;
+  server_.log().write(lane(), peer_, '>', hello);
+  hello.push_back('\n');
+  conn_->send(hello);
+  flush_outbox();
+}
+
+void PeerLink::enqueue(std::string_view record) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    if (outbox_.size() + record.size() + 1 > outbox_limit_) {
+      ++dropped_;
+      return;
+    }
+    outbox_.append(record).push_back('\n');
+    if (!flush_queued_) {
+      flush_queued_ = true;
+      wake = true;
+    }
+  }
+  if (wake) loop_.queue([this] { flush_outbox(); });
+}
+
+void PeerLink::flush_outbox() {
+  uint64_t dropped;
+  {
+    std::lock_guard lock(mu_);
+    flush_queued_ = false;
+    dropped = dropped_;
+    dropped_ = 0;
+    // While down or backed up, records wait in the outbox (bounded by outbox_limit_).
+    if (!conn_ || !conn_->is_open() || conn_->pending_output() > kMaxUnsentBytes) {
+      dropped_ = dropped;
+      return;
+    }
+    batch_.swap(outbox_);
+  }
+  if (dropped) {
+    server_.log().write(lane(), peer_, '!', "outbox full: " + std::to_string(dropped) + " records dropped");
+  }
+  if (batch_.empty()) return;
+  LogSink& log = server_.log();
+  std::string_view rest = batch_;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    log.write(lane(), peer_, '>', rest.substr(0, nl));
+    rest.remove_prefix(nl + 1);
+  }
+  conn_->send(batch_);
+  batch_.clear();
+  if (batch_.capacity() > (1u << 20)) std::string().swap(batch_);
+}
+
+size_t PeerLink::on_data(reactor::Connection&, std::string_view data) {
+  return data.size();  // neighbours never write on this link; ignore anything that comes
+}
+
+void PeerLink::on_eof(reactor::Connection& c, std::string_view) { c.close("neighbour closed the link"); }
+
+void PeerLink::on_drained(reactor::Connection&) {
+  bool more;
+  {
+    std::lock_guard lock(mu_);
+    more = !outbox_.empty();
+  }
+  if (more) flush_outbox();
+}
+
+void PeerLink::on_closed(reactor::Connection&, std::string_view reason) {
+  server_.log().write(lane(), peer_, '-', "link down: ", reason);
+  if (std::chrono::steady_clock::now() - connected_at_ >= kHealthyAfter) connector_.reset_backoff();
+  // Free the connection after this iteration (its events may still be in the batch).
+  auto* dead = conn_.release();
+  loop_.defer([dead] { delete dead; });
+  if (!stopped_) connector_.retry();
+}
+
+}  // namespace herd

@@ -1,0 +1,70 @@
+// PeerLink: this server's one long-lived connection to one neighbour, used to flood AT records to it.
+// It dials the neighbour's peer port, says `HERD <own name>`, then writes the records queued in its
+// outbox, batched: any thread may queue a record; one wake-up of the owning loop and one write carry
+// everything queued since the last. When the neighbour is down it redials forever with capped,
+// jittered exponential backoff; records queued meanwhile wait in the outbox (bounded: past the limit
+// new records are dropped, counted and logged), so a neighbour that is down, slow or restarting
+// never stalls this server.
+//
+// Threads: enqueue() from any thread; everything else on the owning loop's thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "herd/config.h"
+#include "reactor/connection.h"
+#include "reactor/connector.h"
+#include "reactor/event_loop.h"
+
+namespace herd {
+
+class Server;
+
+class PeerLink final : public reactor::ConnectionHandler {
+ public:
+  // Unsent bytes at which the link stops taking records from its outbox until the socket drains.
+  static constexpr size_t kMaxUnsentBytes = 4 * 1024 * 1024;
+
+  PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer,
+           const reactor::SocketAddress& addr);
+  ~PeerLink();
+
+  const std::string& peer_name() const { return peer_; }
+
+  void start();  // loop thread: dial
+  void stop();   // loop thread: close and stop redialling
+
+  // Any thread: queues `record` (no newline) for the neighbour. Never blocks on the network.
+  void enqueue(std::string_view record);
+
+  size_t on_data(reactor::Connection& c, std::string_view data) override;
+  void on_eof(reactor::Connection& c, std::string_view rest) override;
+  void on_drained(reactor::Connection& c) override;
+  void on_closed(reactor::Connection& c, std::string_view reason) override;
+
+ private:
+  void connected(int fd);
+  void flush_outbox();
+  int lane() const;
+
+  Server& server_;
+  reactor::EventLoop& loop_;
+  const std::string peer_;
+  const size_t outbox_limit_;
+  reactor::Connector connector_;
+  std::unique_ptr<reactor::Connection> conn_;  // null while not connected
+  std::chrono::steady_clock::time_point connected_at_{};
+  bool stopped_ = false;
+  std::string batch_;  // loop thread: the records being written
+
+  std::mutex mu_;
+  std::string outbox_;       // guarded by mu_: records + "\n", oldest first
+  bool flush_queued_ = false;  // guarded by mu_: a flush task is on its way to the loop
+  uint64_t dropped_ = 0;     // guarded by mu_: records dropped since last logged
+};
+
+}  // namespace herd

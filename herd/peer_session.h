@@ -1,0 +1,43 @@
+// PeerSession: one inbound connection on the peer port, from a neighbour's PeerLink. The first line
+// must be the hello `HERD <name>` naming a server of the config; after it, every line is a flooded
+// AT record. Records newer than the table's are stored and flooded on to every other neighbour.
+// Nothing is ever written back. Lines that are not AT records are logged and ignored.
+//
+// Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "reactor/connection.h"
+#include "reactor/socket.h"
+
+namespace herd {
+
+struct LoopContext;
+class Server;
+
+class PeerSession final : public reactor::ConnectionHandler {
+ public:
+  PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from);
+  void start();
+
+  size_t on_data(reactor::Connection& c, std::string_view data) override;
+  void on_eof(reactor::Connection& c, std::string_view rest) override;
+  void on_closed(reactor::Connection& c, std::string_view reason) override;
+
+ private:
+  size_t take_lines(std::string_view data, bool at_eof);
+  bool handle_line(std::string_view line);
+
+  LoopContext& ctx_;
+  Server& server_;
+  const uint64_t id_;
+  std::string tag_;          // "p<id>", then "p<id>/<name>" after the hello
+  std::string peer_name_;    // from the hello; empty until then
+  std::string record_;       // scratch for the normalised AT record
+  reactor::Connection conn_;
+};
+
+}  // namespace herd

@@ -1,0 +1,100 @@
+// Server: one member of the herd. It owns the event loops, the client and peer listeners, the
+// location table, the links to its neighbours, the places provider and the log, and wires them:
+// client lines become table updates, floods and places queries; peer lines become table updates and
+// floods; every line in and out is logged.
+//
+// Threads: construct, start() and stop() on the controlling (main) thread. The accessors are
+// thread-safe (the objects they return say what is safe on them). Sessions and links each live on
+// one loop for their whole life.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "herd/config.h"
+#include "herd/location_table.h"
+#include "herd/log_sink.h"
+#include "http/places_provider.h"
+#include "reactor/listener.h"
+#include "reactor/loop_group.h"
+#include "reactor/socket.h"
+
+namespace herd {
+
+class ClientSession;
+class PeerSession;
+class PeerLink;
+class Server;
+
+// What belongs to one event loop: the sessions it runs and its listeners. Loop thread only.
+struct LoopContext {
+  LoopContext(reactor::EventLoop& l, Server& s);
+  ~LoopContext();
+  reactor::EventLoop& loop;
+  Server& server;
+  std::unordered_map<uint64_t, std::unique_ptr<ClientSession>> clients;
+  std::unordered_map<uint64_t, std::unique_ptr<PeerSession>> peers;
+  std::vector<std::unique_ptr<reactor::Listener>> listeners;
+  int index() const { return loop.index(); }
+};
+
+class Server {
+ public:
+  // Inbound connections accepted on the peer port at once (a herd has a handful of neighbours).
+  static constexpr size_t kMaxPeerConnections = 256;
+
+  Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
+         std::unique_ptr<LogSink> log);
+  ~Server();
+
+  // Binds the client and peer ports, starts the loops and dials the neighbours. False with *error
+  // set (naming the address) when a port cannot be bound.
+  bool start(std::string* error);
+  // Stops the loops, closes every connection and flushes the log. Idempotent.
+  void stop();
+
+  const Config& config() const { return config_; }
+  const ServerConfig& self() const { return *self_; }
+  const Limits& limits() const { return config_.limits; }
+  LocationTable& table() { return table_; }
+  LogSink& log() { return *log_; }
+  places::PlacesProvider& places() { return *places_; }
+  int loop_count() const { return loops_ ? loops_->size() : 0; }
+
+  // Any thread: queues `record` (an AT line, no newline) for every neighbour except `except`.
+  void flood(std::string_view record, std::string_view except);
+
+  // Any thread: a fresh connection id (never reused).
+  uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  // Any thread: counts open client connections against limits().max_connections.
+  void release_client() { clients_.fetch_sub(1, std::memory_order_relaxed); }
+  void release_peer() { peer_conns_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  enum class Port { kClient, kPeer };
+  void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
+  void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
+
+  Config config_;
+  const ServerConfig* self_;
+  std::shared_ptr<places::PlacesProvider> places_;
+  std::unique_ptr<LogSink> log_;
+  LocationTable table_;
+  std::unique_ptr<reactor::LoopGroup> loops_;
+  std::vector<std::unique_ptr<LoopContext>> contexts_;
+  std::vector<std::unique_ptr<PeerLink>> links_;
+  int client_fd_ = -1;
+  int peer_fd_ = -1;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<size_t> clients_{0};
+  std::atomic<size_t> peer_conns_{0};
+  std::atomic<unsigned> round_robin_{0};
+  bool started_ = false;
+};
+
+}  // namespace herd
