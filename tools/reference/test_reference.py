@@ -1,0 +1,621 @@
+"""Tests of the asyncio reference herd.  Run: /usr/bin/python3 -m pytest -q tools/reference
+
+The herds started here use a small synthetic gazetteer written by the tests (so the expected places
+are known exactly); the real GeoNames file is checked too when build/data/cities.pbf exists.
+Every wait is bounded and every process started is killed at the end.
+"""
+
+import json
+import math
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import herd_ref  # noqa: E402
+
+PYTHON = '/usr/bin/python3'
+HERD_REF = os.path.join(HERE, 'herd_ref.py')
+FIXTURE = '/work/shared/fixtures/google-nearbysearch-example.json'
+REAL_GAZETTEER = os.path.join(REPO, 'build', 'data', 'cities.pbf')
+NAMES = ['Goloman', 'Hands', 'Holiday', 'Welsh', 'Wilkes']
+LINKS = [['Goloman', 'Hands'], ['Goloman', 'Holiday'], ['Goloman', 'Wilkes'],
+         ['Hands', 'Wilkes'], ['Holiday', 'Welsh'], ['Holiday', 'Wilkes']]
+IO_TIMEOUT = 5.0
+NS = 10**9
+
+# ------------------------------------------------------------------------------------------------
+# A synthetic gazetteer (cities.pbf format) around UCLA.
+
+CENTER = (34.068930, -118.445127)
+
+
+def _varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7f
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _zz(v):
+    return (v << 1) if v >= 0 else ((-v << 1) - 1)
+
+
+def write_pbf(path, cities):
+    """cities: (geonameid, name bytes, population, lat, lng)."""
+    out = bytearray()
+    plat = plng = 0
+    for gid, name, pop, lat, lng in cities:
+        ilat, ilng = round(lat * 1e5), round(lng * 1e5)
+        rec = bytearray()
+        rec += b'\x08' + _varint(_zz(gid))
+        rec += b'\x12' + _varint(len(name)) + name
+        rec += b'\x1a\x02US' + b'\x3a\x03PPL'
+        if pop:
+            rec += b'\x48' + _varint(pop)
+        rec += b'\x50' + _varint(_zz(ilng - plng))
+        rec += b'\x58' + _varint(_zz(ilat - plat))
+        plat, plng = ilat, ilng
+        out += _varint(len(rec)) + rec
+    with open(path, 'wb') as f:
+        f.write(out)
+
+
+def synthetic_cities():
+    cities = []
+    lat0, lng0 = CENTER
+    for k in range(30):
+        # a spiral out to ~40 km, populations with deliberate ties
+        ang = k * 0.7
+        dist_deg = 0.012 * (k + 1)
+        lat = round(lat0 + dist_deg * math.sin(ang), 5)
+        lng = round(lng0 + dist_deg * math.cos(ang), 5)
+        pop = [5000, 5000, 120000, 0, 700][k % 5] + (k // 5) * 10
+        cities.append((1000 + k, b'Town %d' % k, pop, lat, lng))
+    cities.append((2000, 'Caf\u00e9 <b>"Q"</b> & \\ / \t'.encode(), 10**7, round(lat0 + 0.001, 5), round(lng0, 5)))
+    cities.append((2001, b'Far Away', 10**8, 40.0, -100.0))
+    return cities
+
+
+def haversine(lat1, lng1, lat2, lng2):
+    r = 6371008.8
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2) - math.radians(lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(a))
+
+
+def expected_names(lat, lng, radius_km, bound):
+    rows = []
+    for gid, name, pop, clat, clng in synthetic_cities():
+        d = haversine(lat, lng, clat, clng)
+        if d <= radius_km * 1000:
+            rows.append((-pop, d, gid, name))
+    rows.sort()
+    return [r[3].decode() for r in rows[:bound]]
+
+
+# ------------------------------------------------------------------------------------------------
+# Herd processes.
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Herd:
+    def __init__(self, tmp, names, links, seed_style=False, gazetteer=None, start=None):
+        self.tmp = tmp
+        ports = free_ports(2 * len(names))
+        self.servers = {n: (ports[2 * i], ports[2 * i + 1]) for i, n in enumerate(names)}
+        self.log_dir = os.path.join(tmp, 'logs')
+        self.gazetteer = gazetteer
+        self.config = os.path.join(tmp, 'config.yaml')
+        with open(self.config, 'w') as f:
+            f.write('threads: 0\nlog_dir: %s\nplaces:\n  provider: offline\n  gazetteer: %s\n'
+                    'servers:\n' % (self.log_dir, gazetteer))
+            for n, (p, pp) in self.servers.items():
+                f.write('  %s: { host: 127.0.0.1, port: %d, peer_port: %d }\n' % (n, p, pp))
+            f.write('links:\n')
+            for a, b in links:
+                f.write('  - [%s, %s]\n' % (a, b))
+        self.seed_style = seed_style
+        self.procs = {}
+        for n in (names if start is None else start):
+            self.start(n)
+        self.wait_ready()
+
+    def start(self, name):
+        cmd = [PYTHON, HERD_REF, name, '--config', self.config]
+        if self.seed_style:
+            cmd.append('--seed-style')
+        self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def wait_ready(self, timeout=30.0):
+        sel = selectors.DefaultSelector()
+        pending = {}
+        for n, p in self.procs.items():
+            if not getattr(p, 'ready', False):
+                sel.register(p.stdout, selectors.EVENT_READ, n)
+                pending[n] = b''
+        deadline = time.monotonic() + timeout
+        try:
+            while pending:
+                left = deadline - time.monotonic()
+                assert left > 0, 'servers not ready: %s' % sorted(pending)
+                for key, _ in sel.select(left):
+                    n = key.data
+                    chunk = os.read(key.fileobj.fileno(), 1024)
+                    assert chunk, '%s exited: %s' % (n, self.procs[n].stderr.read1(4096))
+                    pending[n] += chunk
+                    if b'\n' in pending[n]:
+                        assert pending[n].startswith(b'ready ' + n.encode()), pending[n]
+                        self.procs[n].ready = True
+                        sel.unregister(key.fileobj)
+                        del pending[n]
+        finally:
+            sel.close()
+
+    def port(self, name):
+        return self.servers[name][0]
+
+    def peer_port(self, name):
+        return self.servers[name][1]
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
+    def kill(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def exchange(port, data, timeout=IO_TIMEOUT, half_close=True, chunks=None):
+    """Send data (or the list `chunks`, one send each), half-close, read until EOF."""
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
+        if chunks is None:
+            s.sendall(data)
+        else:
+            for c in chunks:
+                s.sendall(c)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        out = bytearray()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                c = s.recv(1 << 16)
+            except socket.timeout:
+                break
+            if not c:
+                break
+            out += c
+        return bytes(out)
+
+
+def wait_for(fn, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            return v
+        time.sleep(interval)
+
+
+def whatsat_line(port, cid, radius=b'10', bound=b'5'):
+    r = exchange(port, b'WHATSAT %s %s %s\n' % (cid, radius, bound))
+    return r
+
+
+def at_line_of(reply):
+    return reply.split(b'\n', 1)[0]
+
+
+@pytest.fixture(scope='module')
+def gazetteer(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('gaz') / 'cities.pbf')
+    write_pbf(path, synthetic_cities())
+    return path
+
+
+@pytest.fixture(scope='module')
+def herd(tmp_path_factory, gazetteer):
+    h = None
+    try:
+        h = Herd(str(tmp_path_factory.mktemp('herd')), NAMES, LINKS, gazetteer=gazetteer)
+        # Links come up with backoff: flood probes until every server holds the newest one.
+        t = 1000
+        ok = False
+        deadline = time.monotonic() + 20
+        while not ok and time.monotonic() < deadline:
+            t += 1
+            line = at_line_of(exchange(h.port('Goloman'),
+                                       b'IAMAT warmup +0.0+0.0 %d\n' % t))
+            time.sleep(0.2)
+            ok = all(at_line_of(whatsat_line(h.port(n), b'warmup')) == line for n in NAMES)
+        assert ok, 'herd links did not come up'
+        yield h
+    finally:
+        if h is not None:
+            h.stop()
+            h.kill()
+
+
+def propagated(h, cid, line, names):
+    return wait_for(lambda: all(at_line_of(whatsat_line(h.port(n), cid)) == line
+                                for n in names))
+
+
+# ------------------------------------------------------------------------------------------------
+# Pure functions.
+
+def test_renderer_reproduces_google_fixture():
+    with open(FIXTURE, 'rb') as f:
+        raw = f.read()
+    value = json.loads(raw, parse_int=int)
+    assert herd_ref.render_google_json(value) == raw[:-1]
+
+
+def test_renderer_rules():
+    r = herd_ref.render_google_json
+    assert r({}) == b'{}'
+    assert r([]) == b'[]'
+    assert r({'b': 1, 'a': [1.0, 2.5, -0.1]}) == b'{\n   "a" : [ 1, 2.5, -0.1 ],\n   "b" : 1\n}'
+    assert r('<\x01\x1f"\\\b\f\n\r\t/&\u00e9') == \
+        b'"\\u003c\\u0001\\u001f\\"\\\\\\b\\f\\n\\r\\t/&\xc3\xa9"'
+    assert r(b'>\xff') == b'"\\u003e\xff"'
+    assert r([1e20, 0.1 + 0.2, 1 / 3, -0.0, 2.0, True, None]) == \
+        b'[ 1e+20, 0.3, 0.3333333333333333, -0, 2, true, null ]'
+    # one-line thresholds: 4 + 2(n-1) + total length < 74, and n*3 < 74
+    assert r(['x' * 66]) == b'[ "' + b'x' * 66 + b'" ]'                  # 4 + 68 = 72
+    assert r(['x' * 68]) == b'[\n   "' + b'x' * 68 + b'"\n]'             # 4 + 70 = 74
+    assert r([1] * 23).count(b'\n') == 0                                    # 71 < 74
+    assert r([1] * 24).count(b'\n') == 25                                   # 74 >= 74
+    assert r([[], {}]) == b'[ [], {} ]'
+    assert r([[1]]) == b'[\n   [ 1 ]\n]'
+    assert r({'k': [{'a': 1}]}) == b'{\n   "k" : [\n      {\n         "a" : 1\n      }\n   ]\n}'
+
+
+def test_time_and_location_parsing():
+    pt, pl = herd_ref.parse_time, herd_ref.parse_location
+    assert pt(b'1520023934.918963997') == 1520023934918963997
+    assert pt(b'1.1234567899') == 1 * NS + 123456789
+    assert pt(b'0') == 0 and pt(b'007.5') == 7 * NS + 500000000
+    assert pt(b'999999999999999999') is not None and pt(b'1000000000000000000') is None
+    assert pt(b'0' * 5000 + b'1') == NS
+    for bad in (b'.5', b'5.', b'-1', b'+1', b'1e5', b'nan', b'inf', b'1.2.3', b'', b'\xd9\xa1'):
+        assert pt(bad) is None, bad
+    assert pl(b'+34.068930-118.445127') == (34.06893, -118.445127)
+    assert pl(b'+90.000-180.0') == (90.0, -180.0)
+    for bad in (b'+90.0000001+0.0', b'+0.0+180.01', b'34.0-118.0', b'+34-118', b'+34.0,-118.0',
+                b'+34.0+-118.0', b'+34.0', b'+3a.0+1.0', b'+1.0+2.0+3.0'):
+        assert pl(bad) is None, bad
+    fd = herd_ref.format_diff
+    assert fd(0) == b'+0.000000000' and fd(-1) == b'-0.000000001'
+    assert fd(1234 * NS + 5) == b'+1234.000000005' and fd(-3 * NS) == b'-3.000000000'
+
+
+def test_pbf_decoder_on_synthetic_file(gazetteer):
+    got = herd_ref.read_cities_pbf(gazetteer)
+    want = synthetic_cities()
+    assert [(g, n, p) for g, n, p, _, _ in got] == [(g, n, p) for g, n, p, _, _ in want]
+    for (_, _, _, lat, lng), (_, _, _, wlat, wlng) in zip(got, want):
+        assert abs(lat - wlat) < 1e-9 and abs(lng - wlng) < 1e-9
+
+
+@pytest.mark.skipif(not os.path.exists(REAL_GAZETTEER), reason='run make build/data/cities.pbf')
+def test_real_gazetteer():
+    places = herd_ref.OfflinePlaces(REAL_GAZETTEER)
+    assert len(places.cities) == 135233
+    alb = [c for c in places.cities if c[0] == 5454711]
+    assert alb == [(5454711, b'Albuquerque', 559121, 35.08449, -106.65114)]
+    doc = places.response(35.08449, -106.65114, 10000.0, 3)
+    v = json.loads(doc)
+    assert v['status'] == 'OK' and v['results'][0]['name'] == 'Albuquerque'
+    assert v['results'][0]['place_id'] == 'geonames:5454711'
+    assert herd_ref.render_google_json(v) == doc
+
+
+# ------------------------------------------------------------------------------------------------
+# One herd of five.
+
+def test_iamat_reply_and_exact_diff(herd):
+    port = herd.port('Hands')
+    for frac in (b'.918963997', b'', b'.5', b'.1234567899999'):
+        sec = time.time_ns() // NS - 100
+        t = b'%d%s' % (sec, frac)
+        client_ns = herd_ref.parse_time(t)
+        before = time.time_ns()
+        r = exchange(port, b'IAMAT diff%s +34.068930-118.445127 %s\n' % (frac, t))
+        after = time.time_ns()
+        m = re.fullmatch(rb'AT Hands ([+-])([0-9]+)\.([0-9]{9}) diff(\S*) '
+                         rb'\+34\.068930-118\.445127 (\S+)\n', r)
+        assert m, r
+        assert m.group(4) == frac and m.group(5) == t
+        diff = (int(m.group(2)) * NS + int(m.group(3))) * (1 if m.group(1) == b'+' else -1)
+        assert m.group(1) == b'+'
+        assert before - client_ns <= diff <= after - client_ns
+    # a client clock in the future: negative difference
+    t = b'%d.000000001' % (time.time_ns() // NS + 1000)
+    r = exchange(port, b'IAMAT future +1.0+2.0 %s\n' % t)
+    assert re.fullmatch(rb'AT Hands -99[0-9]\.[0-9]{9} future \+1\.0\+2\.0 ' + t + rb'\n', r), r
+
+
+def test_whatsat_at_every_server(herd):
+    t = b'%d.123456789' % (time.time_ns() // NS)
+    reply = exchange(herd.port('Goloman'), b'IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 %s\n'
+                     % t)
+    line = at_line_of(reply)
+    assert line.startswith(b'AT Goloman ')
+    assert propagated(herd, b'kiwi.cs.ucla.edu', line, NAMES)
+    for name in NAMES:
+        for radius, bound in ((b'10', 5), (b'50', 20), (b'0.5', 3), (b'3.25', 1)):
+            r = exchange(herd.port(name), b'WHATSAT kiwi.cs.ucla.edu %s %d\n' % (radius, bound))
+            assert r.startswith(line + b'\n{'), r[:200]
+            assert r.endswith(b'}\n\n')
+            body = r[len(line) + 1:-2]
+            assert b'\n\n' not in body
+            v = json.loads(body)
+            assert len(v['results']) <= bound
+            want = expected_names(*CENTER, float(radius), bound)
+            assert [x['name'] for x in v['results']] == want
+            assert v['status'] == ('OK' if want else 'ZERO_RESULTS')
+            assert herd_ref.render_google_json(v) == body
+    # escapes and raw UTF-8 in a name
+    r = exchange(herd.port('Welsh'), b'WHATSAT kiwi.cs.ucla.edu 1 1\n')
+    assert b'"name" : "Caf\xc3\xa9 \\u003cb\\u003e\\"Q\\"\\u003c/b\\u003e & \\\\ / \\t"' in r
+
+
+def test_whatsat_zero_results(herd):
+    line = at_line_of(exchange(herd.port('Welsh'), b'IAMAT ocean +0.0-150.0 1000\n'))
+    r = exchange(herd.port('Welsh'), b'WHATSAT ocean 50 20\n')
+    assert r == line + (b'\n{\n   "html_attributions" : [],\n   "results" : [],\n'
+                        b'   "status" : "ZERO_RESULTS"\n}\n\n')
+
+
+def test_stale_and_equal_iamat_return_stored_line(herd):
+    g, w = herd.port('Goloman'), herd.port('Welsh')
+    newer = at_line_of(exchange(g, b'IAMAT stale +10.0+10.0 2000.5\n'))
+    assert propagated(herd, b'stale', newer, NAMES)
+    # older and equal timestamps, at the origin and elsewhere: the stored line, no flood
+    assert exchange(g, b'IAMAT stale +11.0+11.0 2000.4\n') == newer + b'\n'
+    assert exchange(g, b'IAMAT stale +11.0+11.0 2000.500000000\n') == newer + b'\n'
+    assert exchange(w, b'IAMAT stale +12.0+12.0 1999\n') == newer + b'\n'
+    time.sleep(0.3)
+    for n in NAMES:
+        assert at_line_of(whatsat_line(herd.port(n), b'stale')) == newer
+    # a newer one wins everywhere
+    newest = at_line_of(exchange(w, b'IAMAT stale +13.0+13.0 2000.500000001\n'))
+    assert newest.startswith(b'AT Welsh ')
+    assert propagated(herd, b'stale', newest, NAMES)
+
+
+INVALID = [
+    b'HELLO world', b'IAMAT a +1.0+1.0', b'IAMAT a +1.0+1.0 5 extra', b'iamat a +1.0+1.0 5',
+    b'IAMAT a 34.0-118.0 5', b'IAMAT a +34-118 5', b'IAMAT a +34.0,-118.0 5',
+    b'IAMAT a +34.0+-118.0 5', b'IAMAT a +34.0 5', b'IAMAT a +90.5+0.0 5', b'IAMAT a +0.0-180.1 5',
+    b'IAMAT a +1.0+1.0 .5', b'IAMAT a +1.0+1.0 5.', b'IAMAT a +1.0+1.0 -5', b'IAMAT a +1.0+1.0 1e5',
+    b'IAMAT a +1.0+1.0 nan', b'IAMAT a +1.0+1.0 inf', b'IAMAT a +1.0+1.0 1000000000000000000',
+    b'WHATSAT nobody-knows-me 10 5', b'WHATSAT known 0 5', b'WHATSAT known 0.0 5',
+    b'WHATSAT known 50.01 5', b'WHATSAT known -1 5', b'WHATSAT known 10 0', b'WHATSAT known 10 21',
+    b'WHATSAT known 10 5.0', b'WHATSAT known 1e1 5', b'WHATSAT known 10', b'WHATSAT known 10 5 5',
+    b'AT Goloman +0.1 known +1.0+1.0 5', b'HERD Goloman', b'  \tWHATSAT  known  10 x  ',
+    b'\xff\xfe garbage \x00',
+]
+
+
+def test_invalid_lines(herd):
+    port = herd.port('Holiday')
+    known = at_line_of(exchange(port, b'IAMAT known +1.0+1.0 5\n'))
+    data = b''.join(l + b'\n' for l in INVALID)
+    assert exchange(port, data) == b''.join(b'? ' + l + b'\n' for l in INVALID)
+    # CRLF endings are not echoed; whitespace-only lines are ignored
+    r = exchange(port, b'bad one\r\n\r\n \t\x0b\x0c \n\nWHATSAT known 50 20\r\nbad\ttwo \r\n')
+    assert r.startswith(b'? bad one\n' + known + b'\n{')
+    assert r.endswith(b'}\n\n? bad\ttwo \n')
+    # accepted edge values
+    assert exchange(port, b'WHATSAT known 50 20\nWHATSAT known 50.000 020\n'
+                          b'WHATSAT known 0.001 1\n').count(b'}\n\n') == 3
+    assert exchange(port, b'IAMAT edge -90.0+180.0 0\n').startswith(b'AT Holiday +')
+
+
+def test_pipelining_and_split_packets(herd):
+    port = herd.port('Wilkes')
+    cmds = []
+    for i in range(200):
+        cmds.append(b'IAMAT pipe%d +1.5-2.5 %d.5\n' % (i, 3000 + i))
+        cmds.append(b'WHATSAT pipe%d 5 1\n' % i if i % 10 == 0 else b'nonsense %d\n' % i)
+    data = b''.join(cmds)
+    r = exchange(port, data)
+    pos = 0
+    for i in range(200):
+        exp = b'AT Wilkes '
+        assert r[pos:pos + len(exp)] == exp, (i, r[pos:pos + 80])
+        nl = r.index(b'\n', pos)
+        at = r[pos:nl]
+        assert at.endswith(b' pipe%d +1.5-2.5 %d.5' % (i, 3000 + i))
+        pos = nl + 1
+        if i % 10 == 0:
+            assert r[pos:pos + len(at) + 1] == at + b'\n'
+            pos = r.index(b'}\n\n', pos) + 3
+        else:
+            exp = b'? nonsense %d\n' % i
+            assert r[pos:pos + len(exp)] == exp
+            pos += len(exp)
+    assert pos == len(r)
+    # the same bytes one at a time (the final line unterminated: processed at EOF)
+    small = b'IAMAT split +1.0+1.0 7\r\nWHATSAT split 1 1\nbad\nWHATSAT split 1 1'
+    r = exchange(port, None, chunks=[small[i:i + 1] for i in range(len(small))])
+    at = at_line_of(r)
+    assert r.count(at + b'\n{') == 2 and b'}\n\n? bad\n' + at in r and r.endswith(b'}\n\n')
+
+
+def test_unterminated_last_line_and_ids(herd):
+    port = herd.port('Goloman')
+    assert exchange(port, b'IAMAT eof +1.0+1.0 5').startswith(b'AT Goloman ')
+    for cid in (b'\xff\xfe\x80', '\U0001f95d'.encode(), b'a\x00b', b'x' * 1000):
+        line = at_line_of(exchange(port, b'IAMAT %s +2.0+2.0 9\n' % cid))
+        assert line.split(b' ')[3] == cid
+        assert propagated(herd, cid, line, NAMES)
+
+
+def test_overlong_line(herd):
+    port = herd.port('Hands')
+    with socket.create_connection(('127.0.0.1', port), timeout=IO_TIMEOUT) as s:
+        s.sendall(b'IAMAT ok +1.0+1.0 1\n' + b'A' * 70000 + b'\nIAMAT after +1.0+1.0 1\n')
+        out = bytearray()
+        deadline = time.monotonic() + IO_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                c = s.recv(1 << 16)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not c:
+                break
+            out += c
+    lines = bytes(out).split(b'\n')
+    assert lines[0].startswith(b'AT Hands ')
+    assert lines[1] == b'? ' + b'A' * 65536
+    assert lines[2:] == [b'']
+    # exactly the limit is fine
+    r = exchange(port, b'Z' * 65536 + b'\n')
+    assert r == b'? ' + b'Z' * 65536 + b'\n'
+
+
+def test_peer_port_tiebreak_and_silence(herd):
+    """Feed AT lines straight to a peer port, as a C++ neighbour would; the peer port never
+    writes, ties go to the greater record bytes, extra fields are ignored."""
+    lo = b'AT Xa +0.000000001 tie +1.0+1.0 4000.25'
+    hi = b'AT Xb +0.000000001 tie +1.0+1.0 4000.25'
+    with socket.create_connection(('127.0.0.1', herd.peer_port('Welsh')), timeout=IO_TIMEOUT) as s:
+        s.sendall(b'HERD Tester\n' + hi + b' extra fields\n' + lo + b'\n')
+        assert propagated(herd, b'tie', hi, NAMES)
+        s.sendall(lo + b'\nAT broken\nnonsense\n')
+        time.sleep(0.3)
+        s.settimeout(0.2)
+        with pytest.raises(socket.timeout):
+            s.recv(10)                                  # nothing written to us
+    with socket.create_connection(('127.0.0.1', herd.peer_port('Hands')), timeout=IO_TIMEOUT) as s:
+        s.sendall(b'HERD Tester\n' + lo + b'\n')         # the smaller record loses everywhere
+    time.sleep(0.3)
+    for n in NAMES:
+        assert at_line_of(whatsat_line(herd.port(n), b'tie')) == hi
+
+
+def test_client_port_rejects_peer_lines(herd):
+    r = exchange(herd.port('Hands'), b'HERD Goloman\nAT Goloman +0.1 c +1.0+1.0 5\n')
+    assert r == b'? HERD Goloman\n? AT Goloman +0.1 c +1.0+1.0 5\n'
+
+
+def test_logs(herd):
+    def logged():
+        with open(os.path.join(herd.log_dir, 'Goloman.log'), 'rb') as f:
+            text = f.read()
+        return b'kiwi.cs.ucla.edu' in text and b'open client#' in text and b'link Hands' in text
+    assert wait_for(logged, timeout=5)
+
+
+# ------------------------------------------------------------------------------------------------
+# Other herds.
+
+def test_seed_style_flooding(tmp_path, gazetteer):
+    h = None
+    try:
+        h = Herd(str(tmp_path), NAMES, LINKS, seed_style=True, gazetteer=gazetteer)
+        line = at_line_of(exchange(h.port('Welsh'), b'IAMAT seed +34.068930-118.445127 77.7\n'))
+        assert propagated(h, b'seed', line, NAMES)
+        r = exchange(h.port('Hands'), b'WHATSAT seed 10 5\n')
+        assert r.startswith(line + b'\n{') and r.endswith(b'}\n\n')
+        newer = at_line_of(exchange(h.port('Hands'), b'IAMAT seed +1.0+1.0 77.8\n'))
+        assert propagated(h, b'seed', newer, NAMES)
+        h.stop()
+        with open(os.path.join(h.log_dir, 'Holiday.log'), 'rb') as f:
+            log = f.read()
+        assert log.count(b'seed-link ') >= 2            # a connection per flooded message
+        assert log.count(b'open peer-in#') >= 2
+    finally:
+        if h is not None:
+            h.stop()
+            h.kill()
+
+
+def test_down_neighbour_never_stalls_and_reconnects(tmp_path, gazetteer):
+    h = None
+    try:
+        h = Herd(str(tmp_path), ['A', 'B'], [['A', 'B']], gazetteer=gazetteer, start=['A'])
+        t0 = time.monotonic()
+        r = exchange(h.port('A'), b'IAMAT lonely +1.0+1.0 1\n')
+        assert r.startswith(b'AT A ') and time.monotonic() - t0 < 1.0
+        h.start('B')
+        h.wait_ready()
+        # dropped while B was down (no catch-up); later updates arrive once the link is up
+        n = [1]
+
+        def fresh():
+            n[0] += 1
+            line = at_line_of(exchange(h.port('A'), b'IAMAT lonely +1.0+1.0 %d\n' % n[0]))
+            time.sleep(0.1)
+            return at_line_of(whatsat_line(h.port('B'), b'lonely')) == line
+        assert wait_for(fresh, timeout=15)
+    finally:
+        if h is not None:
+            h.stop()
+            h.kill()
+
+
+def test_config_errors(tmp_path):
+    def run(cfg_text, name='A'):
+        p = tmp_path / 'c.yaml'
+        p.write_text(cfg_text)
+        return subprocess.run([PYTHON, HERD_REF, name, '--config', str(p)],
+                              capture_output=True, timeout=20)
+    good = 'servers:\n  A: { port: 1, peer_port: 2 }\n  B: { port: 3, peer_port: 4 }\n'
+    r = run(good, name='Nobody')
+    assert r.returncode == 2 and b'Nobody' in r.stderr
+    r = run(good + 'links:\n  - [A, C]\n')
+    assert r.returncode == 2 and b"'C'" in r.stderr
+    r = run('servers:\n  A: { port: 70000, peer_port: 2 }\n')
+    assert r.returncode == 2 and b'port' in r.stderr
+    r = run('servers:\n  A: { port: 5, peer_port: 5 }\n')
+    assert r.returncode == 2 and b'already used' in r.stderr
+    r = run('servers: [A, B\n')
+    assert r.returncode == 2 and b'YAML' in r.stderr
+    r = run('threads: 0\n')
+    assert r.returncode == 2 and b'servers' in r.stderr
+    r = run(good + 'places: { provider: google }\n')
+    assert r.returncode == 2 and b'provider' in r.stderr
