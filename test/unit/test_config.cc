@@ -1,0 +1,140 @@
+// Config: the default herd parses as documented; every broken config is refused with a message
+// that names the key and the value; questionable ones only warn.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "herd/config.h"
+
+namespace {
+
+const char* kHerd = R"(
+threads: 2
+log_dir: logs
+places:
+  provider: offline
+servers:
+  Goloman: { host: 127.0.0.1, port: 12000, peer_port: 13000 }
+  Hands:   { port: 12001, peer_port: 13001 }
+  Welsh:   { port: 12003, peer_port: 13003 }
+links:
+  - [Goloman, Hands]
+  - [Welsh, Goloman]
+)";
+
+struct Parsed {
+  std::optional<herd::Config> config;
+  std::string error;
+  std::vector<std::string> warnings;
+};
+
+Parsed parse(const std::string& text) {
+  Parsed p;
+  p.config = herd::parse_config(text, "test.yaml", &p.error, &p.warnings);
+  return p;
+}
+
+// The error for `text`, which must be refused.
+std::string refused(const std::string& text) {
+  Parsed p = parse(text);
+  CHECK_FALSE(p.config.has_value());
+  CHECK(p.error.rfind("test.yaml: ", 0) == 0);
+  return p.error;
+}
+
+std::string with_servers(const std::string& servers, const std::string& links = "") {
+  return "servers:\n" + servers + (links.empty() ? "" : "links:\n" + links);
+}
+
+bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+}  // namespace
+
+TEST_SUITE("config") {
+  TEST_CASE("a well-formed herd parses, with defaults filled in") {
+    Parsed p = parse(kHerd);
+    REQUIRE(p.config.has_value());
+    const herd::Config& c = *p.config;
+    CHECK(p.warnings.empty());
+    CHECK(c.threads == 2);
+    CHECK(c.places.provider == "offline");
+    REQUIRE(c.servers.size() == 3);
+    CHECK(c.find("Hands")->host == "127.0.0.1");
+    CHECK(c.find("Hands")->port == 12001);
+    CHECK(c.find("Welsh")->peer_port == 13003);
+    CHECK(c.find("Nobody") == nullptr);
+    auto n = c.neighbours("Goloman");
+    REQUIRE(n.size() == 2);
+    CHECK(n[0]->name == "Hands");
+    CHECK(n[1]->name == "Welsh");
+    CHECK(c.neighbours("Hands").size() == 1);
+    CHECK(c.limits.max_line == 65536);
+  }
+
+  TEST_CASE("the repository's config.yaml is the five-server herd of SPEC.md") {
+    std::string error;
+    std::vector<std::string> warnings;
+    auto c = herd::load_config("config.yaml", &error, &warnings);
+    REQUIRE_MESSAGE(c.has_value(), error);
+    CHECK(warnings.empty());
+    CHECK(c->servers.size() == 5);
+    CHECK(c->links.size() == 6);
+    CHECK(c->neighbours("Welsh").size() == 1);
+    CHECK(c->neighbours("Goloman").size() == 3);
+  }
+
+  TEST_CASE("broken configs are refused with the key and value named") {
+    CHECK(contains(refused("threads: 2\n"), "servers: is required"));
+    CHECK(contains(refused("servers: []\n"), "servers"));
+    CHECK(contains(refused(with_servers("  A: { port: 1, peer_port: 2 }\n", "  - [A, B]\n")), "links[0]: names no server"));
+    CHECK(contains(refused(with_servers("  A: { port: 1, peer_port: 2 }\n", "  - [A, A]\n")), "itself"));
+    CHECK(contains(refused(with_servers("  A: { port: 1, peer_port: 2 }\n  B: { port: 3, peer_port: 4 }\n",
+                                        "  - [A, B]\n  - [B, A]\n")),
+                   "links[1]: duplicate link"));
+    std::string dup = refused(with_servers("  A: { port: 1, peer_port: 2 }\n  B: { port: 3, peer_port: 1 }\n"));
+    CHECK(contains(dup, "servers.B.peer_port"));
+    CHECK(contains(dup, "servers.A.port"));
+    CHECK(contains(refused(with_servers("  A: { peer_port: 2 }\n")), "servers.A.port: is required"));
+    CHECK(contains(refused(with_servers("  A: { port: 1 }\n")), "servers.A.peer_port: is required"));
+    std::string range = refused(with_servers("  A: { port: 70000, peer_port: 2 }\n"));
+    CHECK(contains(range, "servers.A.port"));
+    CHECK(contains(range, "'70000'"));
+    CHECK(contains(refused(with_servers("  A: { port: twelve, peer_port: 2 }\n")), "'twelve'"));
+    CHECK(contains(refused("threads: -1\n" + with_servers("  A: { port: 1, peer_port: 2 }\n")), "threads"));
+    CHECK(contains(refused("places: { provider: bing }\n" + with_servers("  A: { port: 1, peer_port: 2 }\n")), "'bing'"));
+    CHECK(contains(refused(with_servers("  A: { port: 1, peer_port: 2 }\n", "  - [A]\n")), "links[0]"));
+    CHECK(contains(refused("servers: {A: [\n"), "not valid YAML"));
+    CHECK(contains(refused("peer_backoff: { initial_ms: 500, max_ms: 10 }\n" + with_servers("  A: { port: 1, peer_port: 2 }\n")),
+                   "peer_backoff.max_ms"));
+  }
+
+  TEST_CASE("the same port on two hosts is fine; unknown keys and lonely servers only warn") {
+    Parsed p = parse("colour: blue\n" + with_servers("  A: { host: 127.0.0.1, port: 1, peer_port: 2, speed: 9 }\n"
+                                                     "  B: { host: 127.0.0.2, port: 1, peer_port: 2 }\n"));
+    REQUIRE(p.config.has_value());
+    bool colour = false, speed = false, lonely = false;
+    for (const auto& w : p.warnings) {
+      colour = colour || contains(w, "colour: unknown key");
+      speed = speed || contains(w, "servers.A.speed: unknown key");
+      lonely = lonely || contains(w, "servers.B: has no links");
+    }
+    CHECK(colour);
+    CHECK(speed);
+    CHECK(lonely);
+  }
+
+  TEST_CASE("relative paths are taken from the config file's directory") {
+    herd::Config c;
+    c.base_dir = "/etc/herd";
+    CHECK(c.resolve_path("logs") == "/etc/herd/logs");
+    CHECK(c.resolve_path("/var/log/herd") == "/var/log/herd");
+  }
+
+  TEST_CASE("a missing file is named") {
+    std::string error;
+    std::vector<std::string> warnings;
+    CHECK_FALSE(herd::load_config("/nonexistent/herd.yaml", &error, &warnings).has_value());
+    CHECK(contains(error, "/nonexistent/herd.yaml"));
+  }
+}

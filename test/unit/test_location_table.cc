@@ -1,0 +1,176 @@
+// LocationTable: newest-wins by client timestamp, the peer tie-break, and (suite "concurrency",
+// run under ThreadSanitizer by `make tsan-test`) many threads racing on the same and different IDs.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "herd/location_table.h"
+
+using herd::LocationTable;
+using protocol::Location;
+using protocol::Timestamp;
+
+namespace {
+std::string record(const std::string& server, const std::string& id, int64_t sec, int32_t nsec) {
+  return "AT " + server + " +0.000000001 " + id + " +1.0+2.0 " + std::to_string(sec) + "." +
+         std::to_string(nsec);
+}
+}  // namespace
+
+TEST_SUITE("location_table") {
+  TEST_CASE("the first report is stored and can be looked up") {
+    LocationTable t;
+    std::string r = record("A", "kiwi", 10, 5);
+    CHECK(t.offer("kiwi", {10, 5}, {1.0, 2.0}, r, LocationTable::Source::kClient, nullptr));
+    std::string got;
+    Location where;
+    REQUIRE(t.lookup("kiwi", &got, &where));
+    CHECK(got == r);
+    CHECK(where.lat == 1.0);
+    CHECK(where.lng == 2.0);
+    CHECK(t.size() == 1);
+    std::string none;
+    CHECK_FALSE(t.lookup("kiwi2", &none, nullptr));
+    CHECK_FALSE(t.lookup("kiw", &none, nullptr));
+    CHECK(none.empty());
+  }
+
+  TEST_CASE("only a strictly newer client report replaces; the loser gets the stored record") {
+    LocationTable t;
+    std::string r1 = record("A", "kiwi", 10, 5);
+    REQUIRE(t.offer("kiwi", {10, 5}, {}, r1, LocationTable::Source::kClient, nullptr));
+    std::string stored;
+    // Equal time, even with a record that would compare greater: a client report must be newer.
+    CHECK_FALSE(t.offer("kiwi", {10, 5}, {}, record("Z", "kiwi", 10, 5), LocationTable::Source::kClient, &stored));
+    CHECK(stored == r1);
+    stored.clear();
+    CHECK_FALSE(t.offer("kiwi", {10, 4}, {}, record("A", "kiwi", 10, 4), LocationTable::Source::kClient, &stored));
+    CHECK(stored == r1);
+    std::string r2 = record("B", "kiwi", 10, 6);
+    CHECK(t.offer("kiwi", {10, 6}, {3.0, 4.0}, r2, LocationTable::Source::kClient, nullptr));
+    std::string got;
+    Location where;
+    REQUIRE(t.lookup("kiwi", &got, &where));
+    CHECK(got == r2);
+    CHECK(where.lat == 3.0);
+    CHECK(t.size() == 1);
+  }
+
+  TEST_CASE("peer ties are settled by the record bytes, the same way in any order") {
+    std::string low = record("Goloman", "kiwi", 7, 0);
+    std::string high = record("Hands", "kiwi", 7, 0);
+    REQUIRE(low < high);
+    for (int order = 0; order < 2; ++order) {
+      LocationTable t;
+      const std::string& first = order == 0 ? low : high;
+      const std::string& second = order == 0 ? high : low;
+      t.offer("kiwi", {7, 0}, {}, first, LocationTable::Source::kPeer, nullptr);
+      t.offer("kiwi", {7, 0}, {}, second, LocationTable::Source::kPeer, nullptr);
+      std::string got;
+      REQUIRE(t.lookup("kiwi", &got, nullptr));
+      CHECK(got == high);
+      // The same record again is not newer (so floods stop).
+      CHECK_FALSE(t.offer("kiwi", {7, 0}, {}, high, LocationTable::Source::kPeer, nullptr));
+    }
+  }
+
+  TEST_CASE("IDs are bytes: prefixes, invalid UTF-8 and NUL-free binary stay distinct") {
+    LocationTable t;
+    std::vector<std::string> ids = {"a", "ab", "abc", "\xff\xfe", "\xff", "caf\xc3\xa9", "cafe\xcc\x81", "\xf0\x9f\xa5\x9d"};
+    for (size_t i = 0; i < ids.size(); ++i) {
+      REQUIRE(t.offer(ids[i], {1, 0}, {}, record("S", ids[i], 1, 0), LocationTable::Source::kClient, nullptr));
+    }
+    CHECK(t.size() == ids.size());
+    for (const auto& id : ids) {
+      std::string got;
+      REQUIRE(t.lookup(id, &got, nullptr));
+      CHECK(got == record("S", id, 1, 0));
+    }
+  }
+
+  TEST_CASE("grows past many thousands of clients and keeps every one") {
+    LocationTable t;
+    const int n = 50000;
+    for (int i = 0; i < n; ++i) {
+      std::string id = "client" + std::to_string(i);
+      REQUIRE(t.offer(id, {i, 0}, {}, record("S", id, i, 0), LocationTable::Source::kClient, nullptr));
+    }
+    CHECK(t.size() == static_cast<size_t>(n));
+    for (int i = 0; i < n; i += 997) {
+      std::string id = "client" + std::to_string(i), got;
+      REQUIRE(t.lookup(id, &got, nullptr));
+      CHECK(got == record("S", id, i, 0));
+    }
+    CHECK(t.memory_bytes() > static_cast<size_t>(n) * 30);
+  }
+}
+
+TEST_SUITE("concurrency") {
+  TEST_CASE("racing writers on shared IDs end with each ID's newest report") {
+    LocationTable t;
+    const int threads = 4, ids = 64, rounds = 2000;
+    std::atomic<int> wins{0};
+    std::vector<std::thread> pool;
+    for (int w = 0; w < threads; ++w) {
+      pool.emplace_back([&, w] {
+        std::string stored;
+        for (int r = 0; r < rounds; ++r) {
+          // Every writer offers every time value; timestamps interleave across writers.
+          int64_t sec = r * threads + w;
+          std::string id = "id" + std::to_string((r * 7 + w) % ids);
+          stored.clear();
+          if (t.offer(id, {sec, 0}, {}, record("W" + std::to_string(w), id, sec, 0),
+                      LocationTable::Source::kPeer, &stored)) {
+            wins.fetch_add(1);
+          } else {
+            CHECK(!stored.empty());
+          }
+          std::string got;
+          CHECK(t.lookup(id, &got, nullptr));
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    CHECK(t.size() == static_cast<size_t>(ids));
+    CHECK(wins.load() >= ids);
+    // The final record of every ID is the one with the largest timestamp offered for it.
+    for (int i = 0; i < ids; ++i) {
+      std::string id = "id" + std::to_string(i);
+      int64_t best = -1;
+      int best_w = -1;
+      for (int w = 0; w < threads; ++w) {
+        for (int r = 0; r < rounds; ++r) {
+          if ((r * 7 + w) % ids == i && r * threads + w > best) {
+            best = r * threads + w;
+            best_w = w;
+          }
+        }
+      }
+      std::string got;
+      REQUIRE(t.lookup(id, &got, nullptr));
+      CHECK(got == record("W" + std::to_string(best_w), id, best, 0));
+    }
+  }
+
+  TEST_CASE("equal-time peer records from racing writers converge on the greatest") {
+    LocationTable t;
+    std::vector<std::thread> pool;
+    for (int w = 0; w < 4; ++w) {
+      pool.emplace_back([&, w] {
+        for (int r = 0; r < 500; ++r) {
+          std::string id = "tie" + std::to_string(r % 16);
+          t.offer(id, {42, 0}, {}, record("S" + std::to_string(w), id, 42, 0), LocationTable::Source::kPeer, nullptr);
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    for (int i = 0; i < 16; ++i) {
+      std::string id = "tie" + std::to_string(i), got;
+      REQUIRE(t.lookup(id, &got, nullptr));
+      CHECK(got == record("S3", id, 42, 0));
+    }
+  }
+}

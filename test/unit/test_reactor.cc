@@ -1,0 +1,287 @@
+// The reactor: timers, the cross-thread task queue (suite "concurrency", run under
+// ThreadSanitizer), connections over socketpairs (partial writes, backpressure, half-close), and
+// the connector's backoff.
+#include <doctest/doctest.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "reactor/backoff.h"
+#include "reactor/connection.h"
+#include "reactor/connector.h"
+#include "reactor/event_loop.h"
+#include "reactor/loop_group.h"
+#include "reactor/socket.h"
+
+using namespace std::chrono_literals;
+using reactor::EventLoop;
+
+namespace {
+
+// A handler that records what a connection tells it and consumes whole lines only.
+struct Recorder : reactor::ConnectionHandler {
+  std::string lines;
+  std::string eof_rest;
+  bool eof = false;
+  bool closed = false;
+  std::string reason;
+  int drained = 0;
+  size_t on_data(reactor::Connection&, std::string_view data) override {
+    size_t last = data.rfind('\n');
+    if (last == std::string_view::npos) return 0;
+    lines.append(data.substr(0, last + 1));
+    return last + 1;
+  }
+  void on_eof(reactor::Connection& c, std::string_view rest) override {
+    eof = true;
+    eof_rest = rest;
+    c.close("eof");
+  }
+  void on_drained(reactor::Connection&) override { ++drained; }
+  void on_closed(reactor::Connection&, std::string_view why) override {
+    closed = true;
+    reason = why;
+  }
+};
+
+// Runs `loop` on this thread until `done` or the deadline; returns whether done.
+template <typename Done>
+bool spin(EventLoop& loop, Done done, std::chrono::milliseconds limit = 3000ms) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  bool ok = false;
+  std::function<void()> check;
+  check = [&] {
+    if (done()) {
+      ok = true;
+      loop.stop();
+    } else if (std::chrono::steady_clock::now() > deadline) {
+      loop.stop();
+    }
+  };
+  EventLoop::TimerId id = 0;
+  loop.queue([&] { id = loop.run_every(1ms, check); });
+  loop.run();
+  loop.cancel(id);  // the check refers to this frame
+  return ok;
+}
+
+}  // namespace
+
+TEST_SUITE("reactor") {
+  TEST_CASE("timers fire in deadline order and cancelled ones never fire") {
+    EventLoop loop;
+    std::vector<int> fired;
+    loop.queue([&] {
+      loop.run_after(30ms, [&] { fired.push_back(3); });
+      loop.run_after(10ms, [&] { fired.push_back(1); });
+      auto cancelled = loop.run_after(20ms, [&] { fired.push_back(99); });
+      loop.run_after(20ms, [&] { fired.push_back(2); });
+      loop.cancel(cancelled);
+    });
+    CHECK(spin(loop, [&] { return fired.size() >= 3; }));
+    CHECK(fired == std::vector<int>{1, 2, 3});
+  }
+
+  TEST_CASE("a connection delivers lines across partial reads and leftovers at EOF") {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    EventLoop loop;
+    Recorder rec;
+    reactor::Connection* conn = nullptr;
+    loop.queue([&] {
+      conn = new reactor::Connection(loop, sv[0], rec);
+      conn->start();
+    });
+    std::thread writer([fd = sv[1]] {
+      const char* parts[] = {"IAMAT a", " +1.0+2.0 1\nWHAT", "SAT a 1 1\n", "unterminated"};
+      for (const char* p : parts) {
+        REQUIRE(::write(fd, p, std::strlen(p)) == static_cast<ssize_t>(std::strlen(p)));
+        std::this_thread::sleep_for(5ms);
+      }
+      ::shutdown(fd, SHUT_WR);
+    });
+    CHECK(spin(loop, [&] { return rec.closed; }));
+    writer.join();
+    CHECK(rec.lines == "IAMAT a +1.0+2.0 1\nWHATSAT a 1 1\n");
+    CHECK(rec.eof);
+    CHECK(rec.eof_rest == "unterminated");
+    CHECK(rec.reason == "eof");
+    delete conn;
+    ::close(sv[1]);
+  }
+
+  TEST_CASE("output the kernel refuses is buffered, drained later, then on_drained fires") {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    int small = 4096;
+    ::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    EventLoop loop;
+    Recorder rec;
+    reactor::Connection* conn = nullptr;
+    std::string big(4 * 1024 * 1024, 'x');
+    size_t pending_after_send = 0;
+    loop.queue([&] {
+      conn = new reactor::Connection(loop, sv[0], rec);
+      conn->start();
+      conn->send(big);
+      pending_after_send = conn->pending_output();
+    });
+    std::atomic<size_t> received{0};
+    std::thread reader([&, fd = sv[1]] {
+      char buf[65536];
+      auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (received < big.size() && std::chrono::steady_clock::now() < deadline) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+          received += static_cast<size_t>(n);
+        } else {
+          std::this_thread::sleep_for(1ms);
+        }
+      }
+    });
+    CHECK(spin(loop, [&] { return rec.drained > 0; }, 5000ms));
+    reader.join();
+    CHECK(pending_after_send > 0);
+    CHECK(received.load() == big.size());
+    CHECK(conn->pending_output() == 0);
+    delete conn;
+    ::close(sv[1]);
+  }
+
+  TEST_CASE("a paused connection reads nothing; resuming re-offers what it held") {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    EventLoop loop;
+    // Consumes one line per call and pauses after it.
+    struct OneAtATime : Recorder {
+      size_t on_data(reactor::Connection& c, std::string_view data) override {
+        size_t nl = data.find('\n');
+        if (nl == std::string_view::npos) return 0;
+        lines.append(data.substr(0, nl + 1));
+        c.set_reading(false);
+        return nl + 1;
+      }
+    } rec;
+    reactor::Connection* conn = nullptr;
+    loop.queue([&] {
+      conn = new reactor::Connection(loop, sv[0], rec);
+      conn->start();
+    });
+    REQUIRE(::write(sv[1], "a\nb\nc\n", 6) == 6);
+    CHECK(spin(loop, [&] { return rec.lines == "a\n"; }, 500ms));
+    // Still paused: nothing more arrives however long we wait.
+    CHECK_FALSE(spin(loop, [&] { return rec.lines.size() > 2; }, 100ms));
+    loop.queue([&] { conn->set_reading(true); });
+    CHECK(spin(loop, [&] { return rec.lines == "a\nb\n"; }, 500ms));
+    loop.queue([&] { conn->set_reading(true); });
+    CHECK(spin(loop, [&] { return rec.lines == "a\nb\nc\n"; }, 500ms));
+    delete conn;
+    ::close(sv[1]);
+  }
+
+  TEST_CASE("backoff doubles up to its cap and stays within the jitter") {
+    reactor::Backoff b(100ms, 1000ms, 0.2, 42);
+    int expected[] = {100, 200, 400, 800, 1000, 1000, 1000};
+    for (int e : expected) {
+      auto d = b.next().count();
+      CHECK(d >= e * 0.8 - 1);
+      CHECK(d <= e * 1.2 + 1);
+    }
+    b.reset();
+    CHECK(b.next().count() <= 121);
+  }
+
+  TEST_CASE("the connector retries a closed port, then connects once something listens") {
+    reactor::SocketAddress addr;
+    std::string error;
+    REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
+    int probe = reactor::listen_tcp(addr, 8, &error);
+    REQUIRE(probe >= 0);
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    ::getsockname(probe, reinterpret_cast<sockaddr*>(&bound), &len);
+    std::memcpy(&addr.storage, &bound, len);
+    addr.length = len;
+    ::close(probe);  // now nothing listens there
+
+    EventLoop loop;
+    int failures = 0;
+    int connected_fd = -1;
+    int listener = -1;
+    reactor::Connector connector(
+        loop, addr, reactor::Backoff(10ms, 40ms, 0.0),
+        [&](int fd) { connected_fd = fd; },
+        [&](std::string_view, reactor::Backoff::Millis) {
+          if (++failures == 3) listener = reactor::listen_tcp(addr, 8, &error);
+        });
+    loop.queue([&] { connector.start(); });
+    CHECK(spin(loop, [&] { return connected_fd >= 0; }));
+    CHECK(failures >= 3);
+    ::close(connected_fd);
+    ::close(listener);
+  }
+}
+
+TEST_SUITE("concurrency") {
+  TEST_CASE("tasks queued from many threads all run, in order per producer, on the loop thread") {
+    reactor::LoopGroup group(2);
+    group.start();
+    const int producers = 4, per = 5000;
+    std::vector<std::vector<int>> seen(producers);  // touched on loop 0's thread only
+    std::atomic<int> ran{0};
+    std::atomic<bool> wrong_thread{false};
+    EventLoop& target = group.loop(0);
+    std::vector<std::thread> pool;
+    for (int p = 0; p < producers; ++p) {
+      pool.emplace_back([&, p] {
+        for (int i = 0; i < per; ++i) {
+          target.queue([&, p, i] {
+            if (!target.in_loop_thread()) wrong_thread = true;
+            seen[p].push_back(i);
+            ran.fetch_add(1, std::memory_order_relaxed);
+          });
+        }
+      });
+    }
+    for (auto& t : pool) t.join();
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (ran.load() < producers * per && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    group.stop();
+    CHECK(ran.load() == producers * per);
+    CHECK_FALSE(wrong_thread.load());
+    for (int p = 0; p < producers; ++p) {
+      REQUIRE(seen[p].size() == static_cast<size_t>(per));
+      bool ordered = true;
+      for (int i = 0; i < per; ++i) ordered = ordered && seen[p][i] == i;
+      CHECK(ordered);
+    }
+  }
+
+  TEST_CASE("loops hand work to each other without losing any") {
+    reactor::LoopGroup group(2);
+    group.start();
+    std::atomic<int> hops{0};
+    const int target = 20000;
+    std::function<void(int)> bounce = [&](int from) {
+      if (hops.fetch_add(1) + 1 >= target) return;
+      int to = 1 - from;
+      group.loop(to).queue([&, to] { bounce(to); });
+    };
+    for (int i = 0; i < 8; ++i) group.loop(0).queue([&] { bounce(0); });
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (hops.load() < target && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    group.stop();
+    CHECK(hops.load() >= target);
+  }
+}
