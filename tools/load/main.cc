@@ -1,0 +1,121 @@
+// herd-load: the herd's traffic generator. Parses flags, resolves targets, runs the workers (or
+// propagation mode), shows live progress on a TTY, and prints the final report.
+#include <arpa/inet.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "tools/load/herd_config.h"
+#include "tools/load/options.h"
+#include "tools/load/propagation.h"
+#include "tools/load/report.h"
+#include "tools/load/worker.h"
+#include "tools/load/workload.h"
+
+using namespace herd_load;
+
+namespace {
+
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
+// Fills options.targets from --config/--entry, and checks every host is an IPv4 address.
+void resolve_targets(Options* o) {
+  if (!o->config_path.empty()) {
+    HerdConfig config;
+    std::string error;
+    if (!load_herd_config(o->config_path, &config, &error)) usage_error(error);
+    for (const auto& name : o->entries) {
+      const ServerEntry* s = config.find(name);
+      if (!s) usage_error("--entry " + name + " is not a server of " + o->config_path);
+      o->targets.push_back({s->name, s->host, s->port});
+    }
+  }
+  for (auto& t : o->targets) {
+    if (t.host == "localhost") t.host = "127.0.0.1";
+    in_addr a{};
+    if (inet_pton(AF_INET, t.host.c_str(), &a) != 1)
+      usage_error("target host must be an IPv4 address such as 127.0.0.1, got \"" + t.host + "\"");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options = parse_options(argc, argv);
+  if (options.propagation > 0) return run_propagation(options);
+  resolve_targets(&options);
+
+  Workload workload(options);
+  RunState run;
+  run.options = &options;
+  run.workload = &workload;
+  if (options.seed) run.seeds_left.store(options.clients);
+  else run.start_ns.store(monotonic_ns());
+
+  // Connection g belongs to thread g % T; thread t gets its share of --requests.
+  const int threads = options.threads;
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int t = 0; t < threads; ++t) {
+    std::vector<int> mine;
+    for (int g = t; g < options.connections; g += threads) mine.push_back(g);
+    uint64_t quota = options.requests / static_cast<uint64_t>(threads) +
+                     (static_cast<uint64_t>(t) < options.requests % static_cast<uint64_t>(threads) ? 1 : 0);
+    workers.push_back(std::make_unique<Worker>(&run, t, mine, quota));
+  }
+
+  const double cpu0 = cpu_seconds();
+  const int64_t wall0 = monotonic_ns();
+  std::vector<std::thread> pool;
+  for (auto& w : workers) pool.emplace_back([&w] { w->run(); });
+
+  const bool tty = isatty(STDERR_FILENO);
+  int64_t next_progress = wall0 + 1'000'000'000;
+  uint64_t last_replies = 0;
+  while (run.finished.load() < threads) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    int64_t now = monotonic_ns();
+    if (tty && now >= next_progress) {
+      uint64_t replies = 0, errors = 0;
+      for (auto& w : workers) {
+        replies += w->progress_replies_.load(std::memory_order_relaxed);
+        errors += w->progress_errors_.load(std::memory_order_relaxed);
+      }
+      const char* phase = run.start_ns.load() == 0 ? "seeding" : "running";
+      std::fprintf(stderr, "\r[%5.1f s] %s: %llu replies, %llu/s, %llu errors   ",
+                   static_cast<double>(now - wall0) / 1e9, phase, static_cast<unsigned long long>(replies),
+                   static_cast<unsigned long long>(replies - last_replies),
+                   static_cast<unsigned long long>(errors));
+      last_replies = replies;
+      next_progress += 1'000'000'000;
+    }
+  }
+  for (auto& t : pool) t.join();
+  if (tty) std::fprintf(stderr, "\n");
+
+  RunResult result;
+  result.cpu_seconds = cpu_seconds() - cpu0;
+  result.wall_seconds = static_cast<double>(monotonic_ns() - wall0) / 1e9;
+  result.stats.max_samples = static_cast<size_t>(options.show_errors);
+  int64_t window_end = 0, window_start = 0;
+  for (auto& w : workers) {
+    result.stats.merge(w->stats());
+    window_end = std::max(window_end, w->end_ns_);
+    if (w->measure_start_ns() != 0) window_start = w->measure_start_ns();
+  }
+  if (window_start != 0 && window_end > window_start)
+    result.measured_seconds = static_cast<double>(window_end - window_start) / 1e9;
+  result.abort_reason = run.abort_reason;
+  if (options.json) print_json_report(options, result);
+  else print_text_report(options, result);
+  return result.abort_reason.empty() && result.stats.total_errors() == 0 ? 0 : 1;
+}
