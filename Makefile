@@ -4,6 +4,8 @@
 #   make run        start the five-server herd of config.yaml on loopback (Ctrl-C stops it)
 #   make test       unit tests, ThreadSanitizer stress tests, integration tests under ASan/UBSan
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
+#   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
+#                   written to bench/results/; make bench-quick is its one-minute smoke version
 #
 # Every Debian package the build needs is installed when missing (as root), or named for you.
 
@@ -34,7 +36,6 @@ endif
 # Debian packages: build, tests and tools. `make deps` installs the missing ones.
 DEB_PACKAGES := g++ make libssl-dev rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp \
                 python3 python3-pytest python3-yaml python3-aiohttp
-# npm fetches the gazetteer; a machine may carry its own Node.js build, so look for the command.
 
 # Library sources: every .cc in these folders except mains.
 LIB_DIRS := reactor protocol http herd
@@ -56,24 +57,20 @@ LIB       := $(BUILD)/libherd.a
 GAZETTEER := $(BUILD)/data/cities.pbf
 
 DEPS_STAMP := $(BUILD)/.deps-ok
+# Only the benchmark needs these.
+BENCH_PACKAGES := redis-server redis-tools
+BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps run test unit integration asan tsan tsan-test asan-integration clean
+.PHONY: all deps run test unit integration asan tsan tsan-test bench bench-quick clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP):
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
-	done; \
-	command -v npm >/dev/null || missing="$$missing npm"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing missing Debian packages:$$missing"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing || exit 1; \
-	  else \
-	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
-	  fi; \
-	fi
+	@bash tools/ensure_debs.sh $(DEB_PACKAGES)
+	@mkdir -p $(@D) && touch $@
+
+$(BENCH_STAMP):
+	@bash tools/ensure_debs.sh $(BENCH_PACKAGES)
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
@@ -126,6 +123,12 @@ integration: asan $(GAZETTEER)
 	  $(PYTHON) -m pytest -q test/integration
 
 test: all unit tsan-test integration
+
+bench: all $(BENCH_STAMP)
+	$(PYTHON) tools/bench/bench.py --out bench/results
+
+bench-quick: all $(BENCH_STAMP)
+	$(PYTHON) tools/bench/bench.py --quick --out $(BUILD)/bench-quick
 
 clean:
 	rm -rf build
