@@ -2,7 +2,8 @@
 #
 #   make            build everything (server, tools, unit tests, gazetteer data)
 #   make run        start the five-server herd of config.yaml on loopback (Ctrl-C stops it)
-#   make test       unit tests, ThreadSanitizer stress tests, integration tests under ASan/UBSan
+#   make test       unit tests (plain and under ASan/UBSan), the concurrency suite under TSan,
+#                   and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
 #   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
 #                   written to bench/results/; make bench-quick is its one-minute smoke version
@@ -28,8 +29,8 @@ CFLAGS   := $(OPT) -g -w
 LDFLAGS  := -pthread
 LDLIBS   := -lyaml-cpp -lssl -lcrypto
 ifneq ($(SAN),)
-  CXXFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer
-  CFLAGS   += -fsanitize=$(SAN) -fno-omit-frame-pointer
+  CXXFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
+  CFLAGS   += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
   LDFLAGS  += -fsanitize=$(SAN)
 endif
 
@@ -61,7 +62,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps run test unit integration asan tsan tsan-test bench bench-quick clean
+.PHONY: all deps run test unit asan-unit integration asan tsan tsan-test bench bench-quick clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
 
 deps: $(DEPS_STAMP)
@@ -110,10 +111,14 @@ run: $(SERVER) $(GAZETTEER)
 unit: $(UNIT) $(GAZETTEER)
 	$(UNIT)
 
+# Sanitizer builds live in their own trees; they share the release tree's gazetteer.
 asan:
-	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 all
+	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/unit-tests
 tsan:
 	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/unit-tests
+
+asan-unit: asan $(GAZETTEER)
+	build/asan/unit-tests
 
 tsan-test: tsan $(GAZETTEER)
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/unit-tests --test-suite='*concurrency*'
@@ -122,7 +127,7 @@ integration: asan $(GAZETTEER)
 	HERD_SERVER=build/asan/herd-server HERD_GAZETTEER=$(GAZETTEER) \
 	  $(PYTHON) -m pytest -q test/integration
 
-test: all unit tsan-test integration
+test: all unit asan-unit tsan-test integration
 
 bench: all $(BENCH_STAMP)
 	$(PYTHON) tools/bench/bench.py --out bench/results
