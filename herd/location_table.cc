@@ -21,24 +21,28 @@ struct LocationTable::Record {
   std::string_view record() const { return {bytes, length}; }
   std::string_view id() const { return {bytes + id_offset, id_length}; }
 
+  // `record` is an AT record with single spaces between fields, so the client ID starts after
+  // the third space; `client_id` is checked against that slice. nullptr when it is not there.
   static Record* make(protocol::Timestamp time, protocol::Location where, std::string_view record,
                       std::string_view client_id) {
+    size_t at = 0;
+    for (int spaces = 0; spaces < 3 && at != std::string_view::npos; ++spaces) {
+      at = record.find(' ', at);
+      if (at != std::string_view::npos) ++at;
+    }
+    if (at == std::string_view::npos || record.substr(at, client_id.size()) != client_id) {
+      at = record.find(client_id);  // not a normalised record: find the ID anywhere in it
+      if (at == std::string_view::npos) return nullptr;
+    }
     void* mem = std::malloc(offsetof(Record, bytes) + record.size());
     if (!mem) throw std::bad_alloc();
     auto* r = static_cast<Record*>(mem);
     r->time = time;
     r->where = where;
     r->length = static_cast<uint32_t>(record.size());
-    std::memcpy(r->bytes, record.data(), record.size());
-    // The caller's client_id may live elsewhere (in the command line): find it inside the record.
-    size_t at = record.find(client_id);
-    r->id_offset = static_cast<uint32_t>(at == std::string_view::npos ? 0 : at);
+    r->id_offset = static_cast<uint32_t>(at);
     r->id_length = static_cast<uint32_t>(client_id.size());
-    if (at == std::string_view::npos) {
-      // Not a slice of the record (only possible from a caller bug): keep a correct copy anyway.
-      std::free(mem);
-      return nullptr;
-    }
+    std::memcpy(r->bytes, record.data(), record.size());
     return r;
   }
 };

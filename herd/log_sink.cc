@@ -2,6 +2,7 @@
 #include "herd/log_sink.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +54,10 @@ std::unique_ptr<LogSink> LogSink::open(const std::string& path, int lanes, size_
 
 LogSink::LogSink(int fd, int lanes, size_t backlog_bytes) : fd_(fd), backlog_bytes_(backlog_bytes) {
   for (int i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
-  writer_ = std::thread([this] { run_writer(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "log-writer");
+    run_writer();
+  });
 }
 
 LogSink::~LogSink() {
