@@ -36,11 +36,14 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   size_t consumed = 0;
   std::string_view oversize;
   const size_t max_pending = server_.limits().max_pending_replies;
+  const size_t max_output = server_.limits().max_output_bytes;
   LineStop stop = split_lines(
       data, server_.limits().max_line, at_eof,
       [&](std::string_view line) {
         handle_line(line);
-        return pending_.size() < max_pending;
+        // Stop taking commands once their replies would exceed the bounds; the rest of the input
+        // stays in the kernel and the connection buffer until the client reads.
+        return pending_.size() < max_pending && out_.size() + conn_.pending_output() <= max_output;
       },
       &consumed, &oversize);
   if (stop == LineStop::kOversize) {
