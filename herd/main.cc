@@ -83,6 +83,16 @@ std::string gazetteer_path(const herd::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGINT and SIGTERM are taken by sigwait on this thread only. Block them before any thread
+  // exists (the log writer, the loops), so every thread inherits the mask and no signal can land on
+  // a thread that would die of it.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
   std::string name;
   std::string config_path = "config.yaml";
   for (int i = 1; i < argc; ++i) {
@@ -152,13 +162,6 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // Signals are taken by sigwait on this thread only; loops inherit the blocked mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
   reactor::raise_fd_limit();
 
   herd::Server server(*config, name, provider, std::move(log));
