@@ -39,6 +39,10 @@ class Parser {
   [[noreturn]] void fail(const std::string& key, const YAML::Node& node, const std::string& what) {
     throw ConfigError(source_ + ": " + key + ": " + what + ", got " + describe(node) + at_line(node));
   }
+  // For errors where the value is already named in `what`.
+  [[noreturn]] void fail_plain(const std::string& key, const YAML::Node& node, const std::string& what) {
+    throw ConfigError(source_ + ": " + key + ": " + what + at_line(node));
+  }
   void warn(const std::string& message) { warnings_->push_back(source_ + ": " + message); }
 
   void check_keys(const YAML::Node& map, const std::string& where, std::set<std::string> known) {
@@ -152,9 +156,9 @@ class Parser {
       std::string a = l[0].Scalar(), b = l[1].Scalar();
       if (!c->find(a)) fail(key, l[0], "names no server listed under servers");
       if (!c->find(b)) fail(key, l[1], "names no server listed under servers");
-      if (a == b) fail(key, l, "a server cannot link to itself");
+      if (a == b) fail_plain(key, l, "server " + a + " cannot link to itself");
       auto norm = a < b ? std::make_pair(a, b) : std::make_pair(b, a);
-      if (!seen.insert(norm).second) fail(key, l, "duplicate link " + a + " - " + b);
+      if (!seen.insert(norm).second) fail_plain(key, l, "duplicate link " + a + " - " + b);
       c->links.emplace_back(a, b);
     }
   }
