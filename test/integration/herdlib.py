@@ -1,0 +1,526 @@
+"""Helpers for the herd integration tests: starting herds of herd-server processes on free loopback
+ports, talking to them over TCP with bounded waits, and checking replies against SPEC.md.
+
+Everything here uses the standard library only. Every wait has a deadline; every process started
+through Herd is stopped (SIGTERM, then SIGKILL) by Herd.stop(), which the fixtures always call.
+"""
+
+import json
+import math
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def _from_repo(path):
+    return path if os.path.isabs(path) else os.path.join(REPO, path)
+
+
+SERVER = _from_repo(os.environ.get('HERD_SERVER') or 'build/herd-server')
+GAZETTEER = _from_repo(os.environ.get('HERD_GAZETTEER') or 'build/data/cities.pbf')
+
+NAMES = ['Goloman', 'Hands', 'Holiday', 'Welsh', 'Wilkes']
+LINKS = [['Goloman', 'Hands'], ['Goloman', 'Holiday'], ['Goloman', 'Wilkes'],
+         ['Hands', 'Wilkes'], ['Holiday', 'Welsh'], ['Holiday', 'Wilkes']]
+
+IO_TIMEOUT = 5.0        # one reply, on a healthy server
+READY_TIMEOUT = 30.0    # one server start (ASan, loaded 2-core machine)
+PROPAGATION_TIMEOUT = 15.0
+NS = 10**9
+EARTH_RADIUS_M = 6371008.8
+WHITESPACE = b' \t\r\n\f\v'
+
+# What a sanitizer writes when it finds something.
+SANITIZER_MARKERS = (b'ERROR: AddressSanitizer', b'ERROR: LeakSanitizer', b'runtime error:',
+                     b'ERROR: ThreadSanitizer', b'WARNING: ThreadSanitizer')
+
+
+# ------------------------------------------------------------------------------------------------
+# Ports and processes
+
+def free_ports(n):
+    """n distinct ports that were free on 127.0.0.1 a moment ago (bound to port 0 together)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(('127.0.0.1', 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def server_env(extra=None):
+    env = dict(os.environ)
+    env['HERD_GAZETTEER'] = GAZETTEER
+    # Sanitizer reports go to stderr (captured per server); keep the process alive on UBSan reports
+    # so one finding does not hide the rest, and check for leaks at exit.
+    env.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=0')
+    env.setdefault('UBSAN_OPTIONS', 'print_stacktrace=1')
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_server_once(args, cwd=None, timeout=20.0, env=None):
+    """Runs herd-server with args (for CLI/config errors); returns CompletedProcess (bytes)."""
+    return subprocess.run([SERVER] + list(args), cwd=cwd, env=env or server_env(),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout)
+
+
+class ServerProc:
+    """One running herd-server. stdout is read until the ready line; stderr goes to a file."""
+
+    def __init__(self, name, config_path, workdir, env=None):
+        self.name = name
+        self.config_path = config_path
+        self.workdir = workdir
+        self.env = env
+        self.proc = None
+        self.stderr_path = None
+        self.ready_line = None
+        self.starts = 0
+        self.killed = False  # stopped on purpose by a test (SIGKILL): not expected to exit 0
+
+    def start(self):
+        self.starts += 1
+        self.stderr_path = os.path.join(self.workdir, '%s.stderr.%d' % (self.name, self.starts))
+        with open(self.stderr_path, 'wb') as err:
+            self.proc = subprocess.Popen([SERVER, self.name, '--config', self.config_path],
+                                         cwd=self.workdir, env=self.env or server_env(),
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=err)
+        self.ready_line = None
+        self.killed = False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, 'rb') as f:
+                return f.read()
+        except OSError:
+            return b''
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        """Waits for the ready line on stdout. Returns True when ready, False when the process
+        exited first (its status and stderr tell why). Raises on timeout."""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        buf = b''
+        while b'\n' not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError('%s: no ready line within %.0f s; stderr: %r'
+                                     % (self.name, timeout, self.stderr()[-2000:]))
+            r, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if r:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    self.proc.wait(timeout=10)
+                    return False
+                buf += chunk
+        self.ready_line = buf.split(b'\n', 1)[0].decode('utf-8', 'replace')
+        assert re.fullmatch(r'herd-server %s: clients .*, ready in \d+ ms' % re.escape(self.name),
+                            self.ready_line), self.ready_line
+        return True
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        self.killed = True
+        if self.alive():
+            self.proc.send_signal(sig)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def stop(self, signalled=False):
+        """SIGTERM (unless already sent), bounded wait, then SIGKILL. Returns (exit status,
+        stderr bytes)."""
+        if self.proc is None:
+            return None, b''
+        if self.proc.poll() is None:
+            if not signalled:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode, self.stderr()
+
+    def vm_rss_kb(self):
+        with open('/proc/%d/status' % self.proc.pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+        raise AssertionError('no VmRSS for pid %d' % self.proc.pid)
+
+
+class Herd:
+    """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
+
+    def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml=''):
+        self.workdir = str(workdir)
+        self.names = list(names or NAMES)
+        self.links = [list(l) for l in (links if links is not None else LINKS)]
+        self.limits = limits
+        self.threads = threads
+        self.extra_yaml = extra_yaml
+        self.config_path = os.path.join(self.workdir, 'config.yaml')
+        self.log_dir = os.path.join(self.workdir, 'logs')
+        self.ports = {}
+        self.peer_ports = {}
+        self.servers = {}
+        self.problems = []  # sanitizer reports and unclean exits found at stop
+
+    # -- config
+    def write_config(self):
+        ports = free_ports(2 * len(self.names))
+        for i, name in enumerate(self.names):
+            self.ports[name] = ports[2 * i]
+            self.peer_ports[name] = ports[2 * i + 1]
+        lines = ['threads: %d' % self.threads,
+                 'log_dir: logs',
+                 'places:',
+                 '  provider: offline',
+                 'peer_backoff: { initial_ms: 100, max_ms: 500 }',
+                 'servers:']
+        for name in self.names:
+            lines.append('  %s: { host: 127.0.0.1, port: %d, peer_port: %d }'
+                         % (name, self.ports[name], self.peer_ports[name]))
+        lines.append('links:' if self.links else 'links: []')
+        for a, b in self.links:
+            lines.append('  - [%s, %s]' % (a, b))
+        if self.limits:
+            lines.append('limits:')
+            for k, v in self.limits.items():
+                lines.append('  %s: %s' % (k, v))
+        text = '\n'.join(lines) + '\n' + self.extra_yaml
+        with open(self.config_path, 'w') as f:
+            f.write(text)
+
+    # -- processes
+    def start(self, attempts=5):
+        """Starts every server; retries on fresh ports when one loses a port race."""
+        for attempt in range(attempts):
+            self.write_config()
+            self.servers = {n: ServerProc(n, self.config_path, self.workdir) for n in self.names}
+            for s in self.servers.values():
+                s.start()
+            failed = [s for s in self.servers.values() if not s.wait_ready()]
+            if not failed:
+                return self
+            in_use = all(s.proc.returncode == 1 and b'in use' in s.stderr() for s in failed)
+            for s in self.servers.values():
+                s.kill()
+            if not in_use or attempt == attempts - 1:
+                raise AssertionError('herd did not start: ' + '; '.join(
+                    '%s exit %s: %r' % (s.name, s.proc.returncode, s.stderr()[-1000:])
+                    for s in failed))
+        return self
+
+    def restart(self, name):
+        """Starts `name` again with the same config and ports (after kill())."""
+        s = self.servers[name]
+        assert not s.alive(), '%s is still running' % name
+        if not s.killed:
+            self.collect(s)
+        deadline = time.monotonic() + 10
+        while True:
+            s.start()
+            if s.wait_ready():
+                return s
+            # The kernel may need a moment to release the port of a killed process.
+            if time.monotonic() > deadline:
+                raise AssertionError('%s did not restart: exit %s: %r'
+                                     % (name, s.proc.returncode, s.stderr()[-1000:]))
+            time.sleep(0.2)
+
+    def kill(self, name, sig=signal.SIGKILL):
+        s = self.servers[name]
+        s.kill(sig)
+        self.collect(s, expect_clean=False)
+
+    def collect(self, s, expect_clean=True):
+        err = s.stderr()
+        for marker in SANITIZER_MARKERS:
+            if marker in err:
+                self.problems.append('%s (start %d): sanitizer report:\n%s'
+                                     % (s.name, s.starts, err.decode('utf-8', 'replace')[-6000:]))
+                break
+        if expect_clean and s.proc is not None and s.proc.returncode not in (0, None):
+            self.problems.append('%s (start %d): exit status %s after SIGTERM; stderr: %r'
+                                 % (s.name, s.starts, s.proc.returncode, err[-2000:]))
+
+    def stop(self):
+        """Stops every server; returns the list of problems (sanitizer reports, unclean exits)."""
+        running = []
+        for s in self.servers.values():
+            if s.proc is not None and s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGTERM)
+                running.append(s)
+        for s in self.servers.values():
+            if s.proc is None:
+                continue
+            s.stop(signalled=s in running)
+            if not s.killed:
+                self.collect(s)  # a server that died by itself is a problem too
+        return self.problems
+
+    # -- access
+    def port(self, name):
+        return self.ports[name]
+
+    def client(self, name, timeout=IO_TIMEOUT):
+        return Client(self.ports[name], timeout)
+
+    def log_path(self, name):
+        return os.path.join(self.log_dir, name + '.log')
+
+    def log_bytes(self, name):
+        try:
+            with open(self.log_path(name), 'rb') as f:
+                return f.read()
+        except OSError:
+            return b''
+
+
+# ------------------------------------------------------------------------------------------------
+# Talking to a server
+
+class Client:
+    """A client connection with a receive buffer; every read has a deadline."""
+
+    def __init__(self, port, timeout=IO_TIMEOUT, nodelay=True):
+        self.timeout = timeout
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        if nodelay:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b''
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def half_close(self):
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def _fill(self, deadline, what):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError('timed out waiting for %s; have %r' % (what, self.buf[-300:]))
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except socket.timeout:
+            raise AssertionError('timed out waiting for %s; have %r' % (what, self.buf[-300:]))
+        if not chunk:
+            raise EOFError('connection closed while waiting for %s; have %r' % (what, self.buf[-300:]))
+        self.buf += chunk
+
+    def read_until(self, marker, timeout=None, start=0):
+        """Bytes up to and including the first `marker` found at or after offset `start`."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            i = self.buf.find(marker, start)
+            if i >= 0:
+                out, self.buf = self.buf[:i + len(marker)], self.buf[i + len(marker):]
+                return out
+            self._fill(deadline, repr(marker))
+
+    def read_line(self, timeout=None):
+        return self.read_until(b'\n', timeout)
+
+    def read_exactly(self, n, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while len(self.buf) < n:
+            self._fill(deadline, '%d bytes' % n)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_whatsat(self, timeout=None):
+        """A WHATSAT reply: `? ...\\n`, or the AT line plus JSON through the first `\\n\\n`."""
+        first = self.read_line(timeout)
+        if first.startswith(b'? '):
+            return first
+        return first + self.read_until(b'\n\n', timeout)
+
+    def read_to_eof(self, timeout=None):
+        """Everything until the server closes; fails on timeout."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            try:
+                self._fill(deadline, 'EOF')
+            except EOFError:
+                out, self.buf = self.buf, b''
+                return out
+            except ConnectionResetError:
+                out, self.buf = self.buf, b''
+                return out
+
+    def expect_silence(self, seconds):
+        """Asserts that nothing arrives for `seconds` (the connection may stay open)."""
+        self.sock.settimeout(seconds)
+        try:
+            chunk = self.sock.recv(4096)
+        except socket.timeout:
+            return
+        raise AssertionError('expected no bytes, got %r' % chunk)
+
+
+def request(port, data, n_lines=1, timeout=IO_TIMEOUT):
+    """Sends `data` on a new connection and returns the first n_lines lines (each with its \\n)."""
+    with Client(port, timeout) as c:
+        c.send(data)
+        return b''.join(c.read_line() for _ in range(n_lines))
+
+
+def whatsat(port, client_id, radius=10, bound=5, timeout=IO_TIMEOUT):
+    with Client(port, timeout) as c:
+        c.send(b'WHATSAT %s %s %s\n' % (client_id, str(radius).encode(), str(bound).encode()))
+        return c.read_whatsat()
+
+
+def iamat(port, client_id, location, client_time, timeout=IO_TIMEOUT):
+    """Sends one IAMAT; returns the reply line without its newline."""
+    line = b'IAMAT %s %s %s\n' % (client_id, location, client_time)
+    return request(port, line, 1, timeout)[:-1]
+
+
+def poll_whatsat(port, client_id, expected_at, timeout=PROPAGATION_TIMEOUT, radius=10, bound=5):
+    """Asks WHATSAT until the AT line is `expected_at` (bytes, no newline); returns the reply."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = whatsat(port, client_id, radius, bound)
+        if last.split(b'\n', 1)[0] == expected_at:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError('port %d never returned %r for %r; last reply %r'
+                                 % (port, expected_at, client_id, last[:300]))
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------------------------
+# Times and checks
+
+def fmt_time(ns):
+    """A POSIX time in integer nanoseconds as `seconds.fraction` with 9 digits."""
+    return b'%d.%09d' % (ns // NS, ns % NS)
+
+
+AT_RE = re.compile(rb'AT (\S+) ([+-])(\d+)\.(\d{9}) (\S+) (\S+) (\S+)')
+
+
+def parse_diff_ns(text):
+    """`+12.000000001` -> 12000000001 (int ns); asserts the exact SPEC shape."""
+    m = re.fullmatch(rb'([+-])(\d+)\.(\d{9})', text)
+    assert m, 'bad time difference %r' % text
+    v = int(m.group(2)) * NS + int(m.group(3))
+    return -v if m.group(1) == b'-' else v
+
+
+def check_at_line(line, server, client_id, location, client_time):
+    """Checks an AT reply line (no newline) field by field; returns the diff in ns."""
+    assert not line.endswith(b'\n')
+    parts = line.split(b' ')
+    assert len(parts) == 6, line
+    assert parts[0] == b'AT' and parts[1] == server.encode(), line
+    assert parts[3:] == [client_id, location, client_time], line
+    assert b'+-' not in parts[2] and b'e' not in parts[2].lower(), line
+    return parse_diff_ns(parts[2])
+
+
+def haversine_m(lat1, lng1, lat2, lng2):
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def parse_location(text):
+    m = re.fullmatch(rb'([+-]\d+\.\d+)([+-]\d+\.\d+)', text)
+    assert m, text
+    return float(m.group(1)), float(m.group(2))
+
+
+def check_whatsat_reply(reply, at_line, bound, radius_km=None):
+    """Checks a WHATSAT reply against SPEC: the exact AT line, JSON ending in `}\\n\\n` with no blank
+    line inside, at most `bound` results, all within the radius of the AT line's location.
+    Returns the parsed JSON."""
+    assert reply.startswith(at_line + b'\n'), (reply[:200], at_line)
+    body = reply[len(at_line) + 1:]
+    assert body.endswith(b'}\n\n'), body[-50:]
+    assert not body.endswith(b'}\n\n\n')
+    text = body[:-2]
+    assert b'\n\n' not in text, 'blank line inside the JSON'
+    doc = json.loads(text.decode('utf-8'))
+    assert isinstance(doc, dict)
+    assert doc.get('status') in ('OK', 'ZERO_RESULTS'), doc.get('status')
+    results = doc.get('results')
+    assert isinstance(results, list)
+    assert len(results) <= bound
+    assert (doc['status'] == 'OK') == (len(results) > 0)
+    if radius_km is not None:
+        lat, lng = parse_location(at_line.split(b' ')[4])
+        for r in results:
+            loc = r['geometry']['location']
+            d = haversine_m(lat, lng, loc['lat'], loc['lng'])
+            assert d <= radius_km * 1000 + 1.0, (r.get('name'), d, radius_km)
+    return doc
+
+
+def invalid(line):
+    """The reply SPEC fixes for an invalid line (given without its ending)."""
+    return b'? ' + line + b'\n'
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError('timed out after %.1f s waiting for %s' % (timeout, what))
+        time.sleep(interval)
+
+
+_counter = [0]
+
+
+def unique_id(prefix='c'):
+    """A client ID no other test uses (per process run)."""
+    _counter[0] += 1
+    return b'%s-%d-%d' % (prefix.encode(), os.getpid(), _counter[0])

@@ -1,0 +1,75 @@
+"""Faults in the default topology: SIGKILL Holiday and Goloman, check that the rest of the herd keeps
+working without stalls, then restart them on the same ports and check that updates flow to every
+server again (links are redialled with backoff; peer_backoff is 100..500 ms in test configs)."""
+
+import time
+
+from herdlib import (NAMES, check_at_line, check_whatsat_reply, iamat, poll_whatsat, unique_id,
+                     whatsat)
+
+UCLA = b'+34.068930-118.445127'
+LIVE = ['Hands', 'Welsh', 'Wilkes']
+
+
+def timed(fn, *args):
+    t0 = time.monotonic()
+    out = fn(*args)
+    return out, time.monotonic() - t0
+
+
+def test_kill_two_servers_then_restart_them(make_herd):
+    herd = make_herd()
+
+    # Before: a record everyone has, Welsh included.
+    old_id = unique_id('before-kill')
+    old = iamat(herd.port('Hands'), old_id, UCLA, b'1520023934.918963997')
+    for name in NAMES:
+        poll_whatsat(herd.port(name), old_id, old)
+
+    herd.kill('Holiday')
+    herd.kill('Goloman')
+
+    # An update at Hands still reaches Wilkes (their direct link).
+    during_id = unique_id('during-kill')
+    during, dt = timed(iamat, herd.port('Hands'), during_id, UCLA, b'1520023935')
+    check_at_line(during, 'Hands', during_id, UCLA, b'1520023935')
+    assert dt < 1.0, dt
+    check_whatsat_reply(poll_whatsat(herd.port('Wilkes'), during_id, during), during, 5, 10)
+
+    # Welsh is cut off: it keeps its old record, answers WHATSAT about it, and knows nothing newer.
+    check_whatsat_reply(whatsat(herd.port('Welsh'), old_id, 10, 5), old, 5, 10)
+    assert whatsat(herd.port('Welsh'), during_id, 10, 5) == b'? WHATSAT %s 10 5\n' % during_id
+
+    # Every live server answers promptly, again and again while its links keep redialling the
+    # dead ones (several backoff rounds).
+    worst = 0.0
+    deadline = time.monotonic() + 2.5
+    n = 0
+    while time.monotonic() < deadline:
+        for name in LIVE:
+            cid = unique_id('probe-%s' % name)
+            line, dt1 = timed(iamat, herd.port(name), cid, UCLA, b'1520023936.%d' % n)
+            check_at_line(line, name, cid, UCLA, b'1520023936.%d' % n)
+            reply, dt2 = timed(whatsat, herd.port(name), old_id, 10, 3)
+            check_whatsat_reply(reply, old, 3, 10)
+            worst = max(worst, dt1, dt2)
+            assert dt1 < 1.0 and dt2 < 1.0, (name, dt1, dt2)
+        n += 1
+    assert n >= 3
+    for name in LIVE:
+        assert herd.servers[name].alive(), name
+
+    # Restart the two on the same config and ports.
+    herd.restart('Holiday')
+    herd.restart('Goloman')
+
+    # A new update at Hands reaches every server again, the restarted ones and Welsh included.
+    after_id = unique_id('after-restart')
+    after = iamat(herd.port('Hands'), after_id, UCLA, b'1520023937')
+    for name in NAMES:
+        check_whatsat_reply(poll_whatsat(herd.port(name), after_id, after), after, 5, 10)
+    # And an update at the restarted Goloman floods out too.
+    back_id = unique_id('from-goloman')
+    back = iamat(herd.port('Goloman'), back_id, UCLA, b'1520023938')
+    for name in NAMES:
+        poll_whatsat(herd.port(name), back_id, back)

@@ -1,0 +1,146 @@
+"""Flooding in the default five-server herd: an IAMAT at one server is answered by WHATSAT at every
+other; stale reports change nothing and are not flooded; newer ones replace the record everywhere.
+Also the places part of WHATSAT: real GeoNames cities, in the Nearby Search shape."""
+
+import time
+
+from herdlib import (NAMES, Client, check_at_line, check_whatsat_reply, iamat, poll_whatsat, unique_id,
+                     wait_for, whatsat)
+
+UCLA = b'+34.068930-118.445127'
+DOWNTOWN_LA = b'+34.052235-118.243683'
+MID_PACIFIC = b'+00.000000-150.000000'
+
+
+def test_iamat_at_goloman_reaches_every_server(herd5):
+    cid = unique_id('kiwi.cs.ucla.edu')
+    t = b'1520023934.918963997'
+    at_line = iamat(herd5.port('Goloman'), cid, UCLA, t)
+    check_at_line(at_line, 'Goloman', cid, UCLA, t)
+    replies = {}
+    for name in NAMES:
+        reply = poll_whatsat(herd5.port(name), cid, at_line, radius=10, bound=5)
+        doc = check_whatsat_reply(reply, at_line, 5, 10)
+        assert doc['status'] == 'OK'
+        names = [r['name'] for r in doc['results']]
+        assert names[0] == 'Santa Monica', names
+        assert len(names) == 5, names
+        replies[name] = reply
+    # Each server asks its own provider, but the data is the same: the same bytes everywhere.
+    assert len(set(replies.values())) == 1
+
+
+def test_whatsat_respects_the_bound_and_radius(herd5):
+    cid = unique_id('downtown')
+    at_line = iamat(herd5.port('Hands'), cid, DOWNTOWN_LA, b'1520023934')
+    for bound in (1, 3, 20):
+        reply = poll_whatsat(herd5.port('Welsh'), cid, at_line, radius=50, bound=bound)
+        doc = check_whatsat_reply(reply, at_line, bound, 50)
+        assert len(doc['results']) == bound  # greater Los Angeles has more than 20 cities
+        assert doc['results'][0]['name'] == 'Los Angeles'
+    # A small radius in a big city: only the city itself.
+    doc = check_whatsat_reply(whatsat(herd5.port('Welsh'), cid, 0.5, 20), at_line, 20, 0.5)
+    assert [r['name'] for r in doc['results']] == ['Los Angeles']
+
+
+def test_whatsat_with_no_places_nearby(herd5):
+    cid = unique_id('pacific')
+    at_line = iamat(herd5.port('Holiday'), cid, MID_PACIFIC, b'1520023934.5')
+    reply = poll_whatsat(herd5.port('Hands'), cid, at_line, radius=1, bound=20)
+    doc = check_whatsat_reply(reply, at_line, 20, 1)
+    assert doc['status'] == 'ZERO_RESULTS' and doc['results'] == []
+
+
+def log_lines_with(herd, name, needle):
+    return [l for l in herd.log_bytes(name).split(b'\n') if needle in l]
+
+
+def test_stale_iamat_gets_stored_line_and_is_not_flooded(herd5):
+    cid = unique_id('stale')
+    loc = b'+34.000001-118.000001'
+    current = iamat(herd5.port('Goloman'), cid, loc, b'2000.5')
+    check_at_line(current, 'Goloman', cid, loc, b'2000.5')
+    for name in NAMES:
+        poll_whatsat(herd5.port(name), cid, current, radius=1, bound=1)
+
+    stale = {  # server -> (distinctive location, time not newer than 2000.5)
+        'Hands': (b'+11.111111+011.111111', b'1999.999999999'),    # older
+        'Wilkes': (b'+22.222222+022.222222', b'2000.500000000'),   # equal
+        'Welsh': (b'+33.333333+033.333333', b'2000.5'),            # equal, other spelling
+        'Goloman': (b'+44.444444+044.444444', b'2000.4999999999'), # older (10th digit ignored)
+        'Holiday': (b'+55.555555+055.555555', b'0'),               # much older
+    }
+    for name, (sloc, st) in stale.items():
+        assert iamat(herd5.port(name), cid, sloc, st) == current, name
+
+    time.sleep(0.5)  # time enough for a flood to go around, and for the logs to reach the disk
+    for name in NAMES:
+        assert whatsat(herd5.port(name), cid, 1, 1).split(b'\n', 1)[0] == current, name
+    # The stale locations appear in the logs only as the received IAMAT lines, never in an AT line
+    # sent to or received from a peer.
+    for name in NAMES:
+        for sloc, _ in stale.values():
+            for line in log_lines_with(herd5, name, sloc):
+                assert b'IAMAT ' in line, (name, line)
+    for name, (sloc, _) in stale.items():
+        assert log_lines_with(herd5, name, sloc), 'the received IAMAT is not logged at %s' % name
+
+
+def test_newer_iamat_replaces_the_record_everywhere(herd5):
+    cid = unique_id('newer')
+    first = iamat(herd5.port('Welsh'), cid, b'+10.000000+010.000000', b'3000')
+    for name in NAMES:
+        poll_whatsat(herd5.port(name), cid, first, radius=1, bound=1)
+    # One nanosecond newer, at the far end of the herd.
+    second = iamat(herd5.port('Hands'), cid, b'+20.000000+020.000000', b'3000.000000001')
+    check_at_line(second, 'Hands', cid, b'+20.000000+020.000000', b'3000.000000001')
+    for name in NAMES:
+        poll_whatsat(herd5.port(name), cid, second, radius=1, bound=1)
+    # Much newer, in the middle.
+    third = iamat(herd5.port('Holiday'), cid, b'+30.000000+030.000000', b'4000')
+    for name in NAMES:
+        poll_whatsat(herd5.port(name), cid, third, radius=1, bound=1)
+    # And the older ones now get the newest back.
+    assert iamat(herd5.port('Welsh'), cid, b'+10.000000+010.000000', b'3000') == third
+
+
+def test_many_clients_propagate(herd5):
+    """A burst of updates at one leaf reaches the far side complete."""
+    ids = [unique_id('burst') for _ in range(200)]
+    lines = []
+    with Client(herd5.port('Welsh'), timeout=20) as c:
+        c.send(b''.join(b'IAMAT %s +01.0+001.0 5000\n' % i for i in ids))
+        for i in ids:
+            lines.append(c.read_line()[:-1])
+    for i, l in zip(ids, lines):
+        check_at_line(l, 'Welsh', i, b'+01.0+001.0', b'5000')
+    # Hands is three hops away: poll the last one, then check all.
+    poll_whatsat(herd5.port('Hands'), ids[-1], lines[-1], radius=1, bound=1)
+    wait_for(lambda: all(whatsat(herd5.port('Hands'), i, 1, 1).split(b'\n', 1)[0] == l
+                         for i, l in zip(ids, lines)), 10, 'all 200 records at Hands', 0.2)
+
+
+def test_places_around_the_world(herd5):
+    """Non-ASCII names, the antimeridian and the far north: valid JSON, every place within the
+    radius (haversine, R = 6371008.8 m)."""
+    cases = [(b'-23.550520-046.633308', 'S\u00e3o Paulo'),    # Sao Paulo
+             (b'+47.376887+008.541694', 'Z\u00fcrich'),       # Zurich
+             (b'+50.064650+019.944980', 'Krak\u00f3w'),       # Krakow
+             (b'+78.223172+015.626723', 'Longyearbyen'),     # Svalbard
+             (b'+89.999999+000.000000', None)]               # the North Pole: nothing
+    for loc, expect_name in cases:
+        cid = unique_id('world')
+        at_line = iamat(herd5.port('Wilkes'), cid, loc, b'1520023934')
+        doc = check_whatsat_reply(whatsat(herd5.port('Wilkes'), cid, 50, 20), at_line, 20, 50)
+        names = [r['name'] for r in doc['results']]
+        if expect_name:
+            assert expect_name in names, (loc, names)
+        for r in doc['results']:
+            assert r['place_id'] and r['vicinity'] and r['types'], r
+    # Across the antimeridian: Egvekinot (66.32166, -179.12198) is ~44 km from a point at +179.9.
+    cid = unique_id('chukotka')
+    at_line = iamat(herd5.port('Wilkes'), cid, b'+66.321660+179.900000', b'1520023934')
+    doc = check_whatsat_reply(whatsat(herd5.port('Wilkes'), cid, 50, 20), at_line, 20, 50)
+    assert [r['name'] for r in doc['results']] == ['Egvekinot'], doc['results']
+    doc = check_whatsat_reply(whatsat(herd5.port('Wilkes'), cid, 40, 20), at_line, 20, 40)
+    assert doc['results'] == [] and doc['status'] == 'ZERO_RESULTS'
