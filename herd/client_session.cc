@@ -72,7 +72,7 @@ void ClientSession::handle_line(std::string_view line) {
       if (server_.table().offer(iamat.client_id, iamat.time, iamat.location, scratch_,
                                 LocationTable::Source::kClient, &stored)) {
         reply(scratch_, {});
-        server_.flood(scratch_, {});
+        server_.flood(scratch_, {}, {});
       } else {
         reply(stored, {});
       }

@@ -124,7 +124,10 @@ class Parser {
       std::string key = "servers." + s.name;
       if (s.name.empty()) fail("servers", kv.first, "a server name must not be empty");
       for (char ch : s.name) {
-        if (protocol::is_space(static_cast<unsigned char>(ch))) fail(key, kv.first, "a server name must not contain whitespace");
+        // Names travel in AT lines (whitespace-separated) and in the comma-separated seen= field.
+        if (protocol::is_space(static_cast<unsigned char>(ch)) || ch == ',') {
+          fail(key, kv.first, "a server name must not contain whitespace or commas");
+        }
       }
       if (c->find(s.name)) fail(key, kv.first, "duplicate server name");
       const YAML::Node& v = kv.second;

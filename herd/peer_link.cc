@@ -45,6 +45,7 @@ void PeerLink::connected(int fd) {
   conn_ = std::make_unique<reactor::Connection>(loop_, fd, *this);
   conn_->start();
   connected_at_ = std::chrono::steady_clock::now();
+  up_.store(true, std::memory_order_relaxed);
   server_.log().write(lane(), peer_, '+', "link up");
   std::string hello = "HERD " + server_.self().name;
   server_.log().write(lane(), peer_, '>', hello);
@@ -116,6 +117,7 @@ void PeerLink::on_drained(reactor::Connection&) {
 }
 
 void PeerLink::on_closed(reactor::Connection&, std::string_view reason) {
+  up_.store(false, std::memory_order_relaxed);
   server_.log().write(lane(), peer_, '-', "link down: ", reason);
   if (std::chrono::steady_clock::now() - connected_at_ >= kHealthyAfter) connector_.reset_backoff();
   // Free the connection after this iteration (its events may still be in the batch).

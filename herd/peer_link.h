@@ -9,6 +9,8 @@
 // Threads: enqueue() from any thread; everything else on the owning loop's thread.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -34,6 +36,8 @@ class PeerLink final : public reactor::ConnectionHandler {
   ~PeerLink();
 
   const std::string& peer_name() const { return peer_; }
+  // Any thread: whether the link is connected right now.
+  bool up() const { return up_.load(std::memory_order_relaxed); }
 
   void start();  // loop thread: dial
   void stop();   // loop thread: close and stop redialling
@@ -59,6 +63,7 @@ class PeerLink final : public reactor::ConnectionHandler {
   std::unique_ptr<reactor::Connection> conn_;  // null while not connected
   std::chrono::steady_clock::time_point connected_at_{};
   bool stopped_ = false;
+  std::atomic<bool> up_{false};
   std::string batch_;  // loop thread: the records being written
 
   std::mutex mu_;

@@ -66,7 +66,7 @@ bool PeerSession::handle_line(std::string_view line) {
   protocol::append_at_record(record_, at);
   if (server_.table().offer(at.client_id, at.time, at.location, record_, LocationTable::Source::kPeer,
                             nullptr)) {
-    server_.flood(record_, peer_name_);
+    server_.flood(record_, peer_name_, at.extra);
   }
   return true;
 }

@@ -1,6 +1,7 @@
 // PeerSession: one inbound connection on the peer port, from a neighbour's PeerLink. The first line
 // must be the hello `HERD <name>` naming a server of the config; after it, every line is a flooded
-// AT record. Records newer than the table's are stored and flooded on to every other neighbour.
+// AT record. Records newer than the table's are stored and flooded on to the neighbours that the
+// record's seen= field (SeenSet) does not already cover.
 // Nothing is ever written back. Lines that are not AT records are logged and ignored.
 //
 // Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.

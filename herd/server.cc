@@ -11,6 +11,7 @@
 #include "herd/client_session.h"
 #include "herd/peer_link.h"
 #include "herd/peer_session.h"
+#include "herd/seen_set.h"
 
 namespace herd {
 namespace {
@@ -170,10 +171,27 @@ void Server::adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAdd
   }
 }
 
-void Server::flood(std::string_view record, std::string_view except) {
+void Server::flood(std::string_view record, std::string_view from, std::string_view extra) {
+  // `from` is not added to the set: only what a sender says of itself is trusted (a sender that
+  // speaks seen= always lists itself), so a peer that is not who its hello says, or a server without
+  // seen=, can never keep a record from anyone. It is only not sent the record back.
+  SeenSet seen = SeenSet::parse(extra);
+  seen.add(self_->name);
+  PeerLink* targets[SeenSet::kMaxNames];
+  size_t count = 0;
   for (auto& link : links_) {
-    if (link->peer_name() != except) link->enqueue(record);
+    const std::string& name = link->peer_name();
+    if (count < SeenSet::kMaxNames && name != from && !seen.contains(name)) targets[count++] = link.get();
   }
+  if (count == 0) return;
+  // Only neighbours we can reach now count as served; the others stay open to other paths.
+  for (size_t i = 0; i < count; ++i) {
+    if (targets[i]->up()) seen.add(targets[i]->peer_name());
+  }
+  thread_local std::string line;
+  line.assign(record);
+  seen.append_field(line);
+  for (size_t i = 0; i < count; ++i) targets[i]->enqueue(line);
 }
 
 }  // namespace herd

@@ -66,8 +66,10 @@ class Server {
   places::PlacesProvider& places() { return *places_; }
   int loop_count() const { return loops_ ? loops_->size() : 0; }
 
-  // Any thread: queues `record` (an AT line, no newline) for every neighbour except `except`.
-  void flood(std::string_view record, std::string_view except);
+  // Any thread: queues `record` (an AT line, no newline) for every neighbour that is not `from` (the
+  // neighbour it came from, empty for a client's report) and not in the seen set carried by `extra`
+  // (the fields after the record, see SeenSet). The line sent carries the updated seen set.
+  void flood(std::string_view record, std::string_view from, std::string_view extra);
 
   // Any thread: a fresh connection id (never reused).
   uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }

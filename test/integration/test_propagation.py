@@ -144,3 +144,22 @@ def test_places_around_the_world(herd5):
     assert [r['name'] for r in doc['results']] == ['Egvekinot'], doc['results']
     doc = check_whatsat_reply(whatsat(herd5.port('Wilkes'), cid, 40, 20), at_line, 20, 40)
     assert doc['results'] == [] and doc['status'] == 'ZERO_RESULTS'
+
+
+def test_each_server_receives_an_update_exactly_once(herd5):
+    """The seen= field stops duplicate deliveries: in the default herd an update at Goloman reaches
+    each of the four others once (4 deliveries, not the 8 of plain flooding), and every server still
+    gets it."""
+    cid = unique_id('once')
+    at_line = iamat(herd5.port('Goloman'), cid, UCLA, b'1520023999.5')
+    for name in NAMES:
+        poll_whatsat(herd5.port(name), cid, at_line)
+    time.sleep(0.3)  # any duplicate would be on its way by now
+    record = at_line.rstrip(b'\n')
+    received = {}
+    for name in NAMES:
+        log = herd5.log_bytes(name)
+        # Inbound peer entries look like "<time> p7/Goloman < AT Goloman ... seen=...".
+        received[name] = sum(1 for line in log.split(b'\n')
+                             if b' < ' + record in line and b' p' in line.split(b' < ')[0])
+    assert received == {'Goloman': 0, 'Hands': 1, 'Holiday': 1, 'Welsh': 1, 'Wilkes': 1}, received

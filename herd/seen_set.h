@@ -1,0 +1,40 @@
+// SeenSet: the servers known to hold, or to be about to receive, a flooded record. It travels with
+// the record as the extra field `seen=A,B,C` of the AT line, so that a server does not forward a
+// record to a neighbour that another server has already sent it to. This halves the flood traffic
+// of the default herd (4 deliveries per update instead of 8) and ends the duplicate deliveries.
+// Servers that do not send the field (the asyncio reference) simply get plain flooding.
+//
+// A server names a neighbour as seen only while its link to it is up; a neighbour whose link is
+// down is left out, so others still deliver to it by another path. Pure; not thread-safe.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace herd {
+
+class SeenSet {
+ public:
+  // More names than this are not recorded: the record is then forwarded more than needed, never less.
+  static constexpr size_t kMaxNames = 32;
+  static constexpr std::string_view kPrefix = "seen=";
+
+  // The set carried by `extra` (the fields after an AT record); other extra fields are ignored.
+  static SeenSet parse(std::string_view extra);
+
+  bool contains(std::string_view name) const;
+  // Views are kept: `name` must outlive the set.
+  void add(std::string_view name);
+  size_t size() const { return size_; }
+
+  // Appends " seen=A,B,..." (nothing when empty).
+  void append_field(std::string& out) const;
+
+ private:
+  std::array<std::string_view, kMaxNames> names_{};
+  size_t size_ = 0;
+};
+
+}  // namespace herd
