@@ -25,6 +25,8 @@ def _from_repo(path):
 
 SERVER = _from_repo(os.environ.get('HERD_SERVER') or 'build/herd-server')
 GAZETTEER = _from_repo(os.environ.get('HERD_GAZETTEER') or 'build/data/cities.pbf')
+REFERENCE = _from_repo('tools/reference/herd_ref.py')
+REFERENCE_PYTHON = '/usr/bin/python3'  # Debian's, which sees python3-yaml
 
 NAMES = ['Goloman', 'Hands', 'Holiday', 'Welsh', 'Wilkes']
 LINKS = [['Goloman', 'Hands'], ['Goloman', 'Holiday'], ['Goloman', 'Wilkes'],
@@ -81,8 +83,10 @@ def run_server_once(args, cwd=None, timeout=20.0, env=None):
 class ServerProc:
     """One running herd-server. stdout is read until the ready line; stderr goes to a file."""
 
-    def __init__(self, name, config_path, workdir, env=None):
+    def __init__(self, name, config_path, workdir, env=None, reference=False):
         self.name = name
+        # The asyncio reference server (tools/reference) instead of herd-server, for mixed herds.
+        self.reference = reference
         self.config_path = config_path
         self.workdir = workdir
         self.env = env
@@ -96,7 +100,11 @@ class ServerProc:
         self.starts += 1
         self.stderr_path = os.path.join(self.workdir, '%s.stderr.%d' % (self.name, self.starts))
         with open(self.stderr_path, 'wb') as err:
-            self.proc = subprocess.Popen([SERVER, self.name, '--config', self.config_path],
+            argv = [SERVER, self.name, '--config', self.config_path]
+            if self.reference:
+                argv = [REFERENCE_PYTHON, REFERENCE, self.name, '--config', self.config_path,
+                        '--gazetteer', GAZETTEER]
+            self.proc = subprocess.Popen(argv,
                                          cwd=self.workdir, env=self.env or server_env(),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=err)
@@ -133,8 +141,9 @@ class ServerProc:
                     return False
                 buf += chunk
         self.ready_line = buf.split(b'\n', 1)[0].decode('utf-8', 'replace')
-        assert re.fullmatch(r'herd-server %s: clients .*, ready in \d+ ms' % re.escape(self.name),
-                            self.ready_line), self.ready_line
+        pattern = (r'ready %s client .*' if self.reference
+                   else r'herd-server %s: clients .*, ready in \d+ ms')
+        assert re.fullmatch(pattern % re.escape(self.name), self.ready_line), self.ready_line
         return True
 
     def alive(self):
@@ -179,8 +188,10 @@ class ServerProc:
 class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
-    def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml=''):
+    def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
+                 reference=()):
         self.workdir = str(workdir)
+        self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
         self.links = [list(l) for l in (links if links is not None else LINKS)]
         self.limits = limits
@@ -224,7 +235,8 @@ class Herd:
         """Starts every server; retries on fresh ports when one loses a port race."""
         for attempt in range(attempts):
             self.write_config()
-            self.servers = {n: ServerProc(n, self.config_path, self.workdir) for n in self.names}
+            self.servers = {n: ServerProc(n, self.config_path, self.workdir,
+                                          reference=n in self.reference) for n in self.names}
             for s in self.servers.values():
                 s.start()
             failed = [s for s in self.servers.values() if not s.wait_ready()]
