@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <ctime>
 #include <vector>
 
 namespace herd {
@@ -33,6 +34,10 @@ class LogSink {
   void write(int lane, std::string_view who, char dir, std::string_view text);
   // Same, with the text in two parts (saves building a temporary for "prefix + line").
   void write(int lane, std::string_view who, char dir, std::string_view text1, std::string_view text2);
+
+  // Same, one entry per line of `lines` (split on "\n", a final "\r" dropped, empty lines skipped),
+  // under one lock and one clock reading: for batches such as a burst of flooded records.
+  void write_each_line(int lane, std::string_view who, char dir, std::string_view lines);
 
   int lanes() const { return static_cast<int>(lanes_.size()); }
   uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
@@ -51,6 +56,9 @@ class LogSink {
   LogSink(int fd, int lanes, size_t backlog_bytes);
   void run_writer();
   void append_entry(Lane& lane, std::string_view who, char dir, std::string_view t1, std::string_view t2);
+  // Formats one entry into lane.buf; lane.mu must be held.
+  void append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir, std::string_view t1,
+                     std::string_view t2);
 
   int fd_;
   size_t backlog_bytes_;

@@ -89,13 +89,7 @@ void PeerLink::flush_outbox() {
     server_.log().write(lane(), peer_, '!', "outbox full: " + std::to_string(dropped) + " records dropped");
   }
   if (batch_.empty()) return;
-  LogSink& log = server_.log();
-  std::string_view rest = batch_;
-  while (!rest.empty()) {
-    size_t nl = rest.find('\n');
-    log.write(lane(), peer_, '>', rest.substr(0, nl));
-    rest.remove_prefix(nl + 1);
-  }
+  server_.log().write_each_line(lane(), peer_, '>', batch_);
   conn_->send(batch_);
   batch_.clear();
   if (batch_.capacity() > (1u << 20)) std::string().swap(batch_);

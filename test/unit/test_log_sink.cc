@@ -1,0 +1,86 @@
+// LogSink: the entry format, escaping, one entry per line for batches, and dropping (with a count)
+// once the backlog bound is reached.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "herd/log_sink.h"
+
+namespace {
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::string temp_path() {
+  char tmpl[] = "/tmp/herd-log-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  ::close(fd);
+  return tmpl;
+}
+
+}  // namespace
+
+TEST_SUITE("log_sink") {
+  TEST_CASE("entries carry a UTC microsecond timestamp, who, direction and escaped text") {
+    std::string path = temp_path();
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 2, 1 << 20, &error);
+      REQUIRE(log);
+      log->write(0, "c7", '<', "IAMAT kiwi +1.0+2.0 5");
+      log->write(1, "c7", '>', "AT S +0.1 kiwi\n{\n}", " back\\slash");
+      log->write_each_line(0, "Hands", '>', "AT one\nAT two\r\n\nAT three");
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    REQUIRE(lines.size() == 5);
+    std::regex stamp(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z )");
+    for (const auto& l : lines) CHECK(std::regex_search(l, stamp));
+    // Lanes are written in order, so lane 0's entries come first.
+    CHECK(lines[0].substr(28) == "c7 < IAMAT kiwi +1.0+2.0 5");
+    CHECK(lines[1].substr(28) == "Hands > AT one");
+    CHECK(lines[2].substr(28) == "Hands > AT two");
+    CHECK(lines[3].substr(28) == "Hands > AT three");
+    CHECK(lines[4].substr(28) == "c7 > AT S +0.1 kiwi\\n{\\n} back\\\\slash");
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("past the backlog bound entries are dropped and the drop is reported") {
+    std::string path = temp_path();
+    {
+      std::string error;
+      // A bound this small fills before the writer's first pass.
+      auto log = herd::LogSink::open(path, 1, 4096, &error);
+      REQUIRE(log);
+      std::string text(100, 'x');
+      for (int i = 0; i < 1000; ++i) log->write(0, "c1", '<', text);
+      CHECK(log->dropped() > 0);
+      log->flush();
+      log->write(0, "c1", '<', "after");
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    bool reported = false;
+    for (const auto& l : lines) reported = reported || l.find("log backlog full: ") != std::string::npos;
+    CHECK(reported);
+    CHECK(lines.back().substr(28) == "c1 < after");
+    CHECK(lines.size() < 1000);
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("an unwritable path is refused with the path named") {
+    std::string error;
+    CHECK_FALSE(herd::LogSink::open("/nonexistent-dir/x.log", 1, 1 << 20, &error));
+    CHECK(error.find("/nonexistent-dir/x.log") != std::string::npos);
+  }
+}
