@@ -1,0 +1,720 @@
+#!/usr/bin/python3
+"""The herd's side-by-side benchmark: `make bench` (full, under 10 minutes) and `make bench-quick`
+(every scenario at tiny scale, about a minute, the CI smoke test).
+
+    /usr/bin/python3 tools/bench/bench.py [--quick] [--out DIR] [--systems herd,ref,...]
+
+Starts each system on loopback in turn (the C++ herd, the asyncio reference, the reference in
+--seed-style, Redis, herd-null), runs the same scenarios against it with build/herd-load, stops it,
+and writes DIR/report.md, DIR/results.json and SVG charts. Exit status 1 when a system failed to
+start or the generator reported wrong replies (or a run could not complete); 0 otherwise. It says
+nothing about speed: the targets are written into the report as MET or MISSED.
+
+Standard library plus python3-yaml. See tools/bench/README.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import herdconf  # noqa: E402
+import procs  # noqa: E402
+import report  # noqa: E402
+
+PYTHON = '/usr/bin/python3'
+SERVER = os.path.join(ROOT, 'build', 'herd-server')
+LOADGEN = os.path.join(ROOT, 'build', 'herd-load')
+NULLSRV = os.path.join(ROOT, 'build', 'herd-null')
+GAZETTEER = os.path.join(ROOT, 'build', 'data', 'cities.pbf')
+REFERENCE = os.path.join(ROOT, 'tools', 'reference', 'herd_ref.py')
+HOLDER = os.path.join(HERE, 'holder.py')
+TOPOLOGY = os.path.join(ROOT, 'config.yaml')
+
+# Scale of every phase. `quick` exercises the same pipeline with tiny numbers.
+FULL = dict(
+    warmup=1.0, duration=4.0, connections=[1, 50, 500], pipelines=[1, 16],
+    whatsat_duration=4.0, open_warmup=1.0, open_duration=6.0, prop_rounds=300,
+    idle_connections=10000, idle_rate=1000, idle_duration=4.0,
+    mem_clients=1_000_000, mem_cap_fast=90.0, mem_cap_slow=75.0, mem_settle=30.0,
+    settle_max=5.0, settle_slow=3.0, start_timeout=60.0,
+)
+QUICK = dict(
+    warmup=0.2, duration=0.4, connections=[1, 10, 50], pipelines=[1, 16],
+    whatsat_duration=0.4, open_warmup=0.3, open_duration=1.2, prop_rounds=20,
+    idle_connections=1000, idle_rate=500, idle_duration=1.0,
+    mem_clients=20000, mem_cap_fast=20.0, mem_cap_slow=10.0, mem_settle=3.0,
+    settle_max=0.5, settle_slow=1.0, start_timeout=60.0,
+)
+
+# Error kinds that mean a reply was wrong (as opposed to a connection-level problem).
+WRONG_REPLY_KINDS = ('invalid', 'malformed', 'mismatch', 'wrong_server', 'bad_json', 'bad_results',
+                     'redis_error', 'oversize')
+
+
+class Interrupted(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Systems under test.
+
+class System:
+    key = label = ''
+    kind = ''               # herd (herd protocol, several servers), redis, null
+    phases = ()
+    slow = False            # memory phase capped by mem_cap_slow instead of mem_cap_fast
+
+    def __init__(self, bench):
+        self.bench = bench
+        self.procs = {}     # label -> Proc
+
+    def pids(self):
+        return {n: p.pid for n, p in self.procs.items()}
+
+    def stop(self):
+        for p in list(self.procs.values()):
+            self.bench.pm.stop(p)
+        self.procs = {}
+
+    def truncate_logs(self):
+        pass
+
+
+class HerdSystem(System):
+    kind = 'herd'
+    phases = ('throughput', 'whatsat', 'openloop', 'idle', 'memory')
+
+    def __init__(self, bench, key, label, argv_fn, ready_text, slow=False, phases=None):
+        super().__init__(bench)
+        self.key, self.label, self.argv_fn, self.ready_text, self.slow = key, label, argv_fn, ready_text, slow
+        if phases:
+            self.phases = phases
+
+    def start(self):
+        b = self.bench
+        d = os.path.join(b.tmp, self.key)
+        os.makedirs(d, exist_ok=True)
+        self.log_dir = os.path.join(d, 'logs')
+        self.config = os.path.join(d, 'config.yaml')
+        self.servers = herdconf.write_config(self.config, b.names, b.links, b.herd_threads,
+                                             self.log_dir, GAZETTEER)
+        for n in b.names:
+            self.procs[n] = b.pm.start('%s-%s' % (self.key, n), self.argv_fn(n, self.config))
+        for n in b.names:
+            b.pm.wait_ready(self.procs[n], b.scale['start_timeout'], text=self.ready_text,
+                            port=self.servers[n]['port'])
+        self.port = self.servers[b.load_entry]['port']
+        self.entry_pid = self.procs[b.load_entry].pid
+        # Linked? An update sent to one end of the longest path must reach every server.
+        deadline = time.monotonic() + 20
+        while True:
+            rc, out, err = b.pm.run('%s-linkcheck' % self.key,
+                                    [LOADGEN, '--config', self.config, '--entry', b.prop_entry,
+                                     '--propagation', '2', '--timeout', '0.5', '--json'], timeout=20)
+            try:
+                j = json.loads(out.strip().splitlines()[-1])
+                if all(h['missed'] == 0 for h in j['by_hops']) and j.get('entry_errors', 0) == 0:
+                    break
+            except (ValueError, IndexError, KeyError):
+                pass
+            if time.monotonic() > deadline:
+                raise procs.StartError('%s: the herd did not link up (an update did not reach every '
+                                       'server): %s %s' % (self.label, out.strip()[-300:], err.strip()[-300:]))
+            time.sleep(0.2)
+        self.truncate_logs()
+
+    def target_args(self):
+        return ['--config', self.config, '--entry', self.bench.load_entry]
+
+    def truncate_logs(self):
+        # Logging stays on; the files are emptied between runs so the disk does not fill up
+        # (both servers open their logs with O_APPEND, so writing simply restarts at 0).
+        if os.path.isdir(self.log_dir):
+            for f in os.listdir(self.log_dir):
+                try:
+                    os.truncate(os.path.join(self.log_dir, f), 0)
+                except OSError:
+                    pass
+
+    def count_iamats_logged(self):
+        path = os.path.join(self.log_dir, self.bench.load_entry + '.log')
+        n = 0
+        try:
+            with open(path, 'rb') as f:
+                while True:
+                    chunk = f.read(1 << 24)
+                    if not chunk:
+                        break
+                    n += chunk.count(b' IAMAT c')
+        except OSError:
+            return None
+        return n
+
+
+class RedisSystem(System):
+    key, label, kind = 'redis', 'Redis', 'redis'
+    phases = ('throughput', 'whatsat', 'openloop', 'idle', 'memory')
+
+    def start(self):
+        b = self.bench
+        self.port = procs.free_ports(1)[0]
+        d = os.path.join(b.tmp, 'redis')
+        os.makedirs(d, exist_ok=True)
+        exe = shutil.which('redis-server') or '/usr/bin/redis-server'
+        self.procs['redis'] = b.pm.start('redis', [
+            exe, '--port', str(self.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+            '--dir', d, '--maxclients', str(b.scale['idle_connections'] + 1000),
+            '--protected-mode', 'no'])
+        b.pm.wait_ready(self.procs['redis'], b.scale['start_timeout'], port=self.port)
+        self.entry_pid = self.procs['redis'].pid
+
+    def target_args(self):
+        return ['--target', '127.0.0.1:%d' % self.port, '--protocol', 'redis']
+
+    def zcard(self):
+        try:
+            with socket.create_connection(('127.0.0.1', self.port), timeout=5) as s:
+                s.sendall(b'ZCARD herd\r\n')
+                data = s.recv(100)
+            return int(data[1:].split(b'\r\n')[0])
+        except (OSError, ValueError):
+            return None
+
+
+class NullSystem(System):
+    key, label, kind = 'null', 'herd-null', 'null'
+    phases = ('throughput', 'openloop', 'idle')
+
+    def start(self):
+        b = self.bench
+        self.port = procs.free_ports(1)[0]
+        self.procs['null'] = b.pm.start('null', [NULLSRV, '--port', str(self.port),
+                                                 '--threads', str(b.herd_threads)])
+        b.pm.wait_ready(self.procs['null'], b.scale['start_timeout'], port=self.port)
+        self.entry_pid = self.procs['null'].pid
+
+    def target_args(self):
+        return ['--target', '127.0.0.1:%d' % self.port, '--protocol', 'null']
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark.
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.scale = dict(QUICK if args.quick else FULL)
+        self.herd_threads = args.herd_threads
+        self.gen_threads = args.gen_threads
+        self.failures = []
+        self.warnings = []
+        self.notes = []
+        self.names, self.links = herdconf.read_topology(TOPOLOGY)
+        (self.load_entry, self.prop_entry, self.prop_far,
+         self.prop_hops) = herdconf.choose_entries(self.names, self.links)
+        self.results = {'systems': {}}
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def settle(self, system, limit=None):
+        """Wait until the system's processes are nearly idle (floods and logs drained), for at most
+        `limit` seconds (default: settle_max, or settle_slow for the asyncio herds). Returns
+        (settled, seconds waited)."""
+        if limit is None:
+            limit = self.scale['settle_slow'] if system.slow else self.scale['settle_max']
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            w = procs.CpuWindow(system.pids()).start()
+            time.sleep(0.25)
+            used = sum(w.stop()['proc_cpu_percent'].values())
+            if used < 15.0:
+                return True, round(time.monotonic() - t0, 2)
+        return False, round(time.monotonic() - t0, 2)
+
+    def prepare(self, system):
+        """Before a run: wait for the system to go quiet. An asyncio herd that is still working
+        through the floods of the previous run after settle_slow seconds is restarted instead (a
+        --seed-style herd can take minutes to drain), so every run starts on a quiet system.
+        Returns (settled, seconds waited, restarted)."""
+        settled, waited = self.settle(system)
+        if settled or system.kind != 'herd' or not system.slow:
+            return settled, waited, False
+        t0 = time.monotonic()
+        system.stop()
+        system.start()
+        settled, w2 = self.settle(system)
+        return settled, round(waited + (time.monotonic() - t0), 2), True
+
+    def load(self, system, name, extra, bound, may_cap=False):
+        """One herd-load run against `system`; returns its record (also kept in the results)."""
+        settled = self.prepare(system)
+        argv = ([LOADGEN] + system.target_args() + ['--threads', str(self.gen_threads), '--json']
+                + [str(x) for x in extra])
+        win = procs.CpuWindow(system.pids()).start()
+        t0 = time.monotonic()
+        rc, out, err = self.pm.run('%s-load' % system.key, argv, timeout=bound)
+        return self._record(system, name, argv, rc, out, err, win.stop(), time.monotonic() - t0, bound,
+                            may_cap, settled)
+
+    def _record(self, system, name, argv, rc, out, err, cpu, wall, bound, may_cap=False,
+                settled=None):
+        rec = {'name': name, 'argv': show_argv(argv),
+               'rc': rc, 'wall_s': round(wall, 2), 'cpu': cpu}
+        if settled is not None:
+            rec['settled'], rec['settle_s'], rec['restarted'] = settled
+            if rec['restarted']:
+                self.notes.append('%s / %s: restarted first (still busy with the floods of the '
+                                  'previous run after %.0f s)' % (system.label, name,
+                                                                  self.scale['settle_slow']))
+            if not settled[0]:
+                self.warnings.append('%s / %s: the system was still busy (floods from the previous '
+                                     'run) after %.0f s of waiting; the run started anyway'
+                                     % (system.label, name, settled[1]))
+        j = None
+        for line in reversed(out.strip().splitlines()):
+            if line.startswith('{'):
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    pass
+                break
+        rec['json'] = j
+        if rc is None:
+            rec['problem'] = 'killed after %.0f s (time bound)' % bound
+        elif j is None:
+            rec['problem'] = 'no JSON from herd-load (rc %s): %s' % (rc, err.strip()[-400:])
+        else:
+            errs = j.get('errors', {})
+            wrong = {k: errs.get(k, 0) for k in WRONG_REPLY_KINDS if errs.get(k, 0)}
+            other = {k: v for k, v in errs.items() if k != 'total' and v and k not in WRONG_REPLY_KINDS}
+            if wrong:
+                rec['problem'] = 'wrong replies: %s; samples: %s' % (
+                    wrong, json.dumps(j.get('error_samples', [])[:2])[:600])
+                self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
+            elif j.get('aborted'):
+                rec['problem'] = 'aborted: %s' % j['aborted']
+            if other:
+                rec['conn_errors'] = other
+                self.warnings.append('%s / %s: connection-level errors %s' % (system.label, name, other))
+        if 'problem' in rec and not rec['problem'].startswith('wrong replies'):
+            if (rc is None and not may_cap) or (rc is not None and j is None):
+                # The run did not complete: the pipeline is broken for this system.
+                self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
+            elif not (rc is None and may_cap):
+                self.warnings.append('%s / %s: %s' % (system.label, name, rec['problem']))
+        print('  %-34s %s' % (name, summarize(rec)), flush=True)
+        system.truncate_logs()
+        return rec
+
+    # --- phases ----------------------------------------------------------------------------
+
+    def phase_throughput(self, system, res):
+        s = self.scale
+        out = res.setdefault('throughput', {})
+        for c in s['connections']:
+            for p in s['pipelines']:
+                out['%dx%d' % (c, p)] = self.load(
+                    system, 'IAMAT c=%d p=%d' % (c, p),
+                    ['--connections', c, '--pipeline', p, '--warmup', s['warmup'],
+                     '--duration', s['duration']], bound=s['warmup'] + s['duration'] + 40)
+
+    def peak_p1(self, res):
+        best = 0.0
+        for k, r in res.get('throughput', {}).items():
+            if k.endswith('x1') and r.get('json'):
+                best = max(best, r['json'].get('throughput', 0.0))
+        return best
+
+    def phase_whatsat(self, system, res):
+        s = self.scale
+        res['whatsat'] = self.load(
+            system, 'WHATSAT c=50 p=1',
+            ['--connections', 50, '--pipeline', 1, '--seed', '--whatsat-ratio', 1,
+             '--warmup', s['warmup'], '--duration', s['whatsat_duration']],
+            bound=s['warmup'] + s['whatsat_duration'] + 60)
+
+    def phase_openloop(self, system, res):
+        s = self.scale
+        peak = self.peak_p1(res)
+        if peak <= 0:
+            self.warnings.append('%s: no peak throughput measured; open-loop run skipped' % system.label)
+            return
+        rate = max(50.0, round(peak / 2.0))
+        bound = s['open_warmup'] + s['open_duration'] + 40
+        settled = self.prepare(system)
+        argv = ([LOADGEN] + system.target_args() +
+                ['--threads', str(self.gen_threads), '--json', '--connections', '50',
+                 '--pipeline', '16', '--rate', '%g' % rate, '--warmup', str(s['open_warmup']),
+                 '--duration', str(s['open_duration'])])
+        win = procs.CpuWindow(system.pids()).start()
+        t0 = time.monotonic()
+        bg = self.pm.start('%s-openloop' % system.key, argv)
+        prop = None
+        try:
+            if system.kind == 'herd':
+                time.sleep(s['open_warmup'] + 0.2)
+                pargv = [LOADGEN, '--config', system.config, '--entry', self.prop_entry,
+                         '--propagation', str(s['prop_rounds']), '--timeout', '2', '--json']
+                p0 = time.monotonic()
+                rc, out, err = self.pm.run('%s-propagation' % system.key, pargv,
+                                           timeout=s['open_duration'] + 60)
+                p1 = time.monotonic()
+                prop = {'argv': show_argv(pargv),
+                        'rc': rc, 'started_s': round(p0 - t0, 2), 'ended_s': round(p1 - t0, 2),
+                        'load_ends_s': round(s['open_warmup'] + s['open_duration'], 2)}
+                try:
+                    prop['json'] = json.loads(out.strip().splitlines()[-1])
+                except (ValueError, IndexError):
+                    prop['json'] = None
+                    prop['problem'] = 'no JSON (rc %s): %s' % (rc, err.strip()[-300:])
+                    self.warnings.append('%s / propagation: %s' % (system.label, prop['problem']))
+                if p1 - t0 > prop['load_ends_s']:
+                    prop['overran'] = True
+                    self.warnings.append('%s / propagation: rounds went on after the open-loop load '
+                                         'ended (%.1f s > %.1f s); the later rounds ran unloaded'
+                                         % (system.label, p1 - t0, prop['load_ends_s']))
+                print('  %-34s %s' % ('propagation from %s' % self.prop_entry, summarize_prop(prop)),
+                      flush=True)
+            try:
+                bg.popen.wait(max(0.1, bound - (time.monotonic() - t0)))
+                rc = bg.popen.returncode
+            except Exception:  # noqa: BLE001  (TimeoutExpired)
+                rc = None
+        finally:
+            self.pm.stop(bg, grace=2.0)
+        with open(bg.out_path, 'rb') as f:
+            out = f.read().decode('utf-8', 'replace')
+        with open(bg.err_path, 'rb') as f:
+            err = f.read().decode('utf-8', 'replace')
+        rec = self._record(system, 'open loop %g/s (half of peak)' % rate, argv, rc, out, err,
+                           win.stop(), time.monotonic() - t0, bound, settled=settled)
+        rec['rate'] = rate
+        rec['peak'] = peak
+        res['openloop'] = rec
+        if prop is not None:
+            res['propagation'] = prop
+
+    def phase_idle(self, system, res):
+        s = self.scale
+        n = min(s['idle_connections'], self.fd_hard - 300)
+        proto = {'herd': 'herd', 'redis': 'redis', 'null': 'null'}[system.kind]
+        self.prepare(system)
+        holder = self.pm.start('%s-holder' % system.key,
+                               [PYTHON, HOLDER, '--port', str(system.port), '--count', str(n),
+                                '--protocol', proto, '--timeout', '90'])
+        info = {'wanted': n}
+        try:
+            deadline = time.monotonic() + 100
+            while time.monotonic() < deadline and holder.alive():
+                txt = holder.stdout_text()
+                if txt.strip():
+                    info.update(json.loads(txt.splitlines()[0]))
+                    break
+                time.sleep(0.1)
+            if 'held' not in info:
+                raise RuntimeError('holder did not report: %s' % holder.stderr_tail(300))
+            print('  %-34s held %d of %d (%d failed) in %.1f s' % (
+                'idle connections', info['held'], n, info['failed'], info['seconds']), flush=True)
+            info['entry_rss_kb'] = procs.rss_kb(system.entry_pid)
+            rec = self.load(system, 'light load with %d idle' % info['held'],
+                            ['--connections', 50, '--pipeline', 1, '--rate', s['idle_rate'],
+                             '--warmup', 0.5, '--duration', s['idle_duration']],
+                            bound=s['idle_duration'] + 40)
+            os.kill(holder.pid, signal.SIGTERM)
+            try:
+                holder.popen.wait(15)
+            except Exception:  # noqa: BLE001
+                pass
+            for line in holder.stdout_text().splitlines()[1:]:
+                try:
+                    info.update(json.loads(line))
+                except ValueError:
+                    pass
+        except (RuntimeError, ValueError) as e:
+            rec = None
+            info['problem'] = str(e)
+            self.warnings.append('%s / idle: %s' % (system.label, e))
+        finally:
+            self.pm.stop(holder, grace=5.0)
+        res['idle'] = {'holder': info, 'load': rec}
+
+    def phase_memory(self, system, res):
+        s = self.scale
+        m = s['mem_clients']
+        cap = s['mem_cap_slow'] if system.slow else s['mem_cap_fast']
+        self.prepare(system)
+        before = {k: procs.rss_kb(p) for k, p in system.pids().items()}
+        t0 = time.monotonic()
+        rec = self.load(system, '%d distinct clients' % m,
+                        ['--clients', m, '--connections', 50, '--pipeline', 16, '--seed',
+                         '--requests', 1, '--timeout', 10], bound=cap, may_cap=True)
+        ingest_s = time.monotonic() - t0
+        # After a capped run, let the other servers work through the floods already queued.
+        settled = self.settle(system, limit=s['mem_settle'])[0]
+        after = {k: procs.rss_kb(p) for k, p in system.pids().items()}
+        if rec['rc'] is not None and rec.get('json'):
+            reached = rec['json'].get('seeded', 0)
+            how = 'generator: seeded'
+        elif system.kind == 'redis':
+            reached, how = system.zcard(), 'ZCARD'
+        else:
+            reached, how = None, 'log'
+        if system.kind == 'herd' and (reached is None or rec['rc'] is None):
+            reached = system.count_iamats_logged()
+            how = 'IAMAT lines in the entry server log'
+        res['memory'] = {'run': rec, 'clients_wanted': m, 'clients_reached': reached,
+                         'reached_by': how, 'capped': rec['rc'] is None, 'cap_s': cap,
+                         'ingest_s': round(ingest_s, 1), 'settled': settled,
+                         'rss_before_kb': before, 'rss_after_kb': after,
+                         'entry': self.load_entry if system.kind == 'herd' else system.key}
+        print('  %-34s reached %s (%s), entry RSS %.0f MB, max %.0f MB%s' % (
+            'memory', reached, how, (after.get(self.load_entry if system.kind == 'herd' else system.key)
+                                     or 0) / 1024.0,
+            max([v or 0 for v in after.values()]) / 1024.0,
+            ' (capped at %.0f s)' % cap if rec['rc'] is None else ''), flush=True)
+        system.truncate_logs()
+
+    # --- driver ----------------------------------------------------------------------------
+
+    def systems(self):
+        herd_argv = lambda n, cfg: [SERVER, n, '--config', cfg]  # noqa: E731
+        ref_argv = lambda n, cfg: [PYTHON, REFERENCE, n, '--config', cfg, '--gazetteer', GAZETTEER]  # noqa: E731
+        seed_argv = lambda n, cfg: ref_argv(n, cfg) + ['--seed-style']  # noqa: E731
+        all_systems = [
+            HerdSystem(self, 'herd', 'C++ herd', herd_argv, 'ready in'),
+            HerdSystem(self, 'ref', 'asyncio reference', ref_argv, 'ready ', slow=True),
+            # Seed-style differs from the reference only in how floods travel, so the client-side
+            # scenarios (idle connections, memory) are not repeated for it.
+            HerdSystem(self, 'ref-seed', 'asyncio reference --seed-style', seed_argv, 'ready ',
+                       slow=True, phases=('throughput', 'whatsat', 'openloop')),
+            RedisSystem(self),
+            NullSystem(self),
+        ]
+        wanted = self.args.systems.split(',') if self.args.systems else None
+        return [x for x in all_systems if wanted is None or x.key in wanted]
+
+    def run(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        self.fd_hard = hard
+        if hard < self.scale['idle_connections'] + 300:
+            self.warnings.append('RLIMIT_NOFILE hard limit is %d: the idle phase holds only %d '
+                                 'connections' % (hard, hard - 300))
+        self.tmp = tempfile.mkdtemp(prefix='herd-bench-')
+        self.pm = procs.ProcManager(self.tmp)
+        try:
+            snapshot_binaries(os.path.join(self.tmp, 'bin'))
+            systems = self.systems()
+        except procs.StartError as e:
+            self.failures.append(str(e))
+            systems = []
+        t_start = time.monotonic()
+        meta = self.results['meta'] = {
+            'quick': self.quick, 'started': datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec='seconds'),
+            'cores': os.cpu_count(), 'cpu_model': cpu_model(), 'kernel': platform.release(),
+            'loadavg_start': os.getloadavg(), 'herd_threads': self.herd_threads,
+            'gen_threads': self.gen_threads, 'nofile': [soft, hard], 'scale': self.scale,
+            'load_entry': self.load_entry, 'prop_entry': self.prop_entry,
+            'prop_far': self.prop_far, 'prop_hops': self.prop_hops,
+            'servers': self.names, 'links': self.links,
+            'redis_version': redis_version(),
+        }
+        try:
+            for system in systems:
+                res = self.results['systems'][system.key] = {
+                    'label': system.label, 'kind': system.kind, 'phases': list(system.phases)}
+                t0 = time.monotonic()
+                print('== %s' % system.label, flush=True)
+                try:
+                    system.start()
+                    res['rss_idle_kb'] = {k: procs.rss_kb(p) for k, p in system.pids().items()}
+                    for ph in system.phases:
+                        getattr(self, 'phase_' + ph)(system, res)
+                    res['status'] = 'ok'
+                except procs.StartError as e:
+                    res['status'] = 'failed to start: %s' % e
+                    self.failures.append('%s: %s' % (system.label, res['status']))
+                    print('  FAILED: %s' % e, flush=True)
+                finally:
+                    system.stop()
+                res['seconds'] = round(time.monotonic() - t0, 1)
+        finally:
+            self.pm.stop_all()
+            meta['seconds'] = round(time.monotonic() - t_start, 1)
+            meta['loadavg_end'] = os.getloadavg()
+            self.results['failures'] = self.failures
+            self.results['warnings'] = self.warnings
+            self.results['notes'] = self.notes
+            if not self.args.keep_tmp:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.results
+
+
+# ---------------------------------------------------------------------------------------------
+
+def show_argv(argv):
+    """A command line for the report: repository paths relative, snapshot binaries as build/NAME,
+    temporary files as $TMP/..."""
+    out = []
+    for a in argv:
+        if '/herd-bench-' in a and '/bin/' in a:
+            a = 'build/' + os.path.basename(a)
+        elif '/herd-bench-' in a:
+            a = '$TMP/' + a.split('/herd-bench-', 1)[1].split('/', 1)[-1]
+        elif a.startswith(ROOT + '/'):
+            a = os.path.relpath(a, ROOT)
+        out.append(a)
+    return ' '.join(out)
+
+
+def snapshot_binaries(dest):
+    """Copy the binaries into the run's directory so that a rebuild in the work tree during the run
+    cannot swap them (or leave a half-written file) under the benchmark. Each copy must answer
+    --help before it is used."""
+    global SERVER, LOADGEN, NULLSRV
+    import subprocess
+    os.makedirs(dest, exist_ok=True)
+    copies = {}
+    for path in (SERVER, LOADGEN, NULLSRV):
+        target = os.path.join(dest, os.path.basename(path))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                shutil.copy2(path, target)
+                ok = subprocess.run([target, '--help'], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                ok = False
+            if ok:
+                break
+            if time.monotonic() > deadline:
+                raise procs.StartError('%s: cannot take a working copy (is it being rebuilt?)' % path)
+            time.sleep(1)
+        copies[path] = target
+    SERVER, LOADGEN, NULLSRV = copies[SERVER], copies[LOADGEN], copies[NULLSRV]
+
+
+def summarize(rec):
+    j = rec.get('json')
+    if not j:
+        return 'FAILED: %s' % rec.get('problem', '?')
+    lat = j.get('latency_us', {})
+    s = '%10.0f/s  p50 %7.0f us  p99 %8.0f us  gen CPU %3.0f%%' % (
+        j.get('throughput', 0), lat.get('p50', 0), lat.get('p99', 0), j.get('cpu_percent', 0))
+    if rec.get('problem'):
+        s += '  [%s]' % rec['problem'][:120]
+    elif rec.get('conn_errors'):
+        s += '  [%s]' % rec['conn_errors']
+    return s
+
+
+def summarize_prop(p):
+    j = p.get('json')
+    if not j:
+        return 'FAILED: %s' % p.get('problem', '?')
+    return '  '.join('%d hop%s p50 %.3f ms p99 %.3f ms (missed %d)' % (
+        h['hops'], '' if h['hops'] == 1 else 's', h['p50_ms'], h['p99_ms'], h['missed'])
+        for h in j.get('by_hops', []))
+
+
+def cpu_model():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or '?'
+
+
+def redis_version():
+    exe = shutil.which('redis-server')
+    if not exe:
+        return None
+    import subprocess
+    try:
+        out = subprocess.run([exe, '--version'], capture_output=True, text=True, timeout=10).stdout
+        return out.split()[2].replace('v=', '') if len(out.split()) > 2 else out.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description='side-by-side benchmark of the herd')
+    ap.add_argument('--quick', action='store_true', help='every scenario at tiny scale (~1 minute)')
+    ap.add_argument('--out', default='bench/results', help='report directory')
+    ap.add_argument('--systems', help='comma-separated subset: herd,ref,ref-seed,redis,null')
+    ap.add_argument('--herd-threads', type=int, default=1,
+                    help='event loops per C++ herd server and for herd-null (default 1)')
+    ap.add_argument('--gen-threads', type=int, default=1, help='herd-load threads (default 1)')
+    ap.add_argument('--keep-tmp', action='store_true', help='keep the temporary directory')
+    ap.add_argument('--report-only', action='store_true',
+                    help='rewrite report.md and the charts from OUT/results.json, run nothing')
+    args = ap.parse_args(argv)
+
+    out = os.path.join(ROOT, args.out) if not os.path.isabs(args.out) else args.out
+    if args.report_only:
+        with open(os.path.join(out, 'results.json')) as f:
+            report.write(json.load(f), out)
+        print('bench: report rewritten in %s' % out)
+        return 0
+
+    for path, what in ((SERVER, 'herd-server'), (LOADGEN, 'herd-load'), (NULLSRV, 'herd-null'),
+                       (GAZETTEER, 'the gazetteer')):
+        if not os.path.exists(path):
+            print('bench: %s is missing (%s); run make first' % (path, what), file=sys.stderr)
+            return 2
+
+    def on_signal(signum, frame):
+        # One interruption is enough: the `finally` blocks stop every process; a second signal
+        # must not cut that short.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted('signal %d' % signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    os.makedirs(out, exist_ok=True)
+    bench = Bench(args)
+    try:
+        results = bench.run()
+    except Interrupted as e:
+        print('bench: interrupted (%s); every process was stopped' % e, file=sys.stderr)
+        return 130
+    with open(os.path.join(out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1, sort_keys=False)
+    report.write(results, out)
+    print('bench: report written to %s (%.0f s)' % (os.path.join(out, 'report.md'),
+                                                    results['meta']['seconds']))
+    for w in results['warnings']:
+        print('bench: warning: %s' % w, file=sys.stderr)
+    if results['failures']:
+        for f in results['failures']:
+            print('bench: FAILED: %s' % f, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
