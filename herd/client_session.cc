@@ -69,7 +69,7 @@ void ClientSession::handle_line(std::string_view line) {
       scratch_.clear();
       protocol::append_at_line(scratch_, server_.self().name, protocol::realtime_now(), iamat);
       std::string stored;
-      if (server_.table().offer(iamat.client_id, iamat.time, iamat.location, scratch_,
+      if (server_.table().offer(iamat.client_id, iamat.time, scratch_,
                                 LocationTable::Source::kClient, &stored)) {
         reply(scratch_, {});
         server_.flood(scratch_, {}, {});

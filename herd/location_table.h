@@ -35,13 +35,14 @@ class LocationTable {
   LocationTable(const LocationTable&) = delete;
   LocationTable& operator=(const LocationTable&) = delete;
 
-  // Offers `record` (the AT line without its newline) for `client_id`, whose report is dated `time`
-  // and places it at `where`. Returns true when it was stored. Otherwise the table is unchanged and,
+  // Offers `record` (the AT line without its newline: `AT server diff id location time`, single
+  // spaces) for `client_id`, whose report is dated `time`. Returns true when it was stored. Otherwise the table is unchanged and,
   // if `stored` is non-null, the record that beat it is appended to *stored.
-  bool offer(std::string_view client_id, protocol::Timestamp time, protocol::Location where,
-             std::string_view record, Source source, std::string* stored);
+  bool offer(std::string_view client_id, protocol::Timestamp time, std::string_view record,
+             Source source, std::string* stored);
 
-  // Appends the record for `client_id` to *record and sets *where; false when the client is unknown.
+  // Appends the record for `client_id` to *record and sets *where (if non-null) to the location the
+  // record states; false when the client is unknown.
   bool lookup(std::string_view client_id, std::string* record, protocol::Location* where) const;
 
   size_t size() const;

@@ -64,7 +64,7 @@ bool PeerSession::handle_line(std::string_view line) {
   const protocol::At& at = cmd.at;
   record_.clear();
   protocol::append_at_record(record_, at);
-  if (server_.table().offer(at.client_id, at.time, at.location, record_, LocationTable::Source::kPeer,
+  if (server_.table().offer(at.client_id, at.time, record_, LocationTable::Source::kPeer,
                             nullptr)) {
     server_.flood(record_, peer_name_, at.extra);
   }

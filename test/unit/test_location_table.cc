@@ -14,8 +14,9 @@ using protocol::Location;
 using protocol::Timestamp;
 
 namespace {
-std::string record(const std::string& server, const std::string& id, int64_t sec, int32_t nsec) {
-  return "AT " + server + " +0.000000001 " + id + " +1.0+2.0 " + std::to_string(sec) + "." +
+std::string record(const std::string& server, const std::string& id, int64_t sec, int32_t nsec,
+                   const std::string& where = "+1.0+2.0") {
+  return "AT " + server + " +0.000000001 " + id + " " + where + " " + std::to_string(sec) + "." +
          std::to_string(nsec);
 }
 }  // namespace
@@ -24,7 +25,7 @@ TEST_SUITE("location_table") {
   TEST_CASE("the first report is stored and can be looked up") {
     LocationTable t;
     std::string r = record("A", "kiwi", 10, 5);
-    CHECK(t.offer("kiwi", {10, 5}, {1.0, 2.0}, r, LocationTable::Source::kClient, nullptr));
+    CHECK(t.offer("kiwi", {10, 5}, r, LocationTable::Source::kClient, nullptr));
     std::string got;
     Location where;
     REQUIRE(t.lookup("kiwi", &got, &where));
@@ -41,21 +42,22 @@ TEST_SUITE("location_table") {
   TEST_CASE("only a strictly newer client report replaces; the loser gets the stored record") {
     LocationTable t;
     std::string r1 = record("A", "kiwi", 10, 5);
-    REQUIRE(t.offer("kiwi", {10, 5}, {}, r1, LocationTable::Source::kClient, nullptr));
+    REQUIRE(t.offer("kiwi", {10, 5}, r1, LocationTable::Source::kClient, nullptr));
     std::string stored;
     // Equal time, even with a record that would compare greater: a client report must be newer.
-    CHECK_FALSE(t.offer("kiwi", {10, 5}, {}, record("Z", "kiwi", 10, 5), LocationTable::Source::kClient, &stored));
+    CHECK_FALSE(t.offer("kiwi", {10, 5}, record("Z", "kiwi", 10, 5), LocationTable::Source::kClient, &stored));
     CHECK(stored == r1);
     stored.clear();
-    CHECK_FALSE(t.offer("kiwi", {10, 4}, {}, record("A", "kiwi", 10, 4), LocationTable::Source::kClient, &stored));
+    CHECK_FALSE(t.offer("kiwi", {10, 4}, record("A", "kiwi", 10, 4), LocationTable::Source::kClient, &stored));
     CHECK(stored == r1);
-    std::string r2 = record("B", "kiwi", 10, 6);
-    CHECK(t.offer("kiwi", {10, 6}, {3.0, 4.0}, r2, LocationTable::Source::kClient, nullptr));
+    std::string r2 = record("B", "kiwi", 10, 6, "+3.0+4.0");
+    CHECK(t.offer("kiwi", {10, 6}, r2, LocationTable::Source::kClient, nullptr));
     std::string got;
     Location where;
     REQUIRE(t.lookup("kiwi", &got, &where));
     CHECK(got == r2);
     CHECK(where.lat == 3.0);
+    CHECK(where.lng == 4.0);
     CHECK(t.size() == 1);
   }
 
@@ -67,13 +69,13 @@ TEST_SUITE("location_table") {
       LocationTable t;
       const std::string& first = order == 0 ? low : high;
       const std::string& second = order == 0 ? high : low;
-      t.offer("kiwi", {7, 0}, {}, first, LocationTable::Source::kPeer, nullptr);
-      t.offer("kiwi", {7, 0}, {}, second, LocationTable::Source::kPeer, nullptr);
+      t.offer("kiwi", {7, 0}, first, LocationTable::Source::kPeer, nullptr);
+      t.offer("kiwi", {7, 0}, second, LocationTable::Source::kPeer, nullptr);
       std::string got;
       REQUIRE(t.lookup("kiwi", &got, nullptr));
       CHECK(got == high);
       // The same record again is not newer (so floods stop).
-      CHECK_FALSE(t.offer("kiwi", {7, 0}, {}, high, LocationTable::Source::kPeer, nullptr));
+      CHECK_FALSE(t.offer("kiwi", {7, 0}, high, LocationTable::Source::kPeer, nullptr));
     }
   }
 
@@ -81,7 +83,7 @@ TEST_SUITE("location_table") {
     LocationTable t;
     std::vector<std::string> ids = {"a", "ab", "abc", "\xff\xfe", "\xff", "caf\xc3\xa9", "cafe\xcc\x81", "\xf0\x9f\xa5\x9d"};
     for (size_t i = 0; i < ids.size(); ++i) {
-      REQUIRE(t.offer(ids[i], {1, 0}, {}, record("S", ids[i], 1, 0), LocationTable::Source::kClient, nullptr));
+      REQUIRE(t.offer(ids[i], {1, 0}, record("S", ids[i], 1, 0), LocationTable::Source::kClient, nullptr));
     }
     CHECK(t.size() == ids.size());
     for (const auto& id : ids) {
@@ -96,7 +98,7 @@ TEST_SUITE("location_table") {
     const int n = 50000;
     for (int i = 0; i < n; ++i) {
       std::string id = "client" + std::to_string(i);
-      REQUIRE(t.offer(id, {i, 0}, {}, record("S", id, i, 0), LocationTable::Source::kClient, nullptr));
+      REQUIRE(t.offer(id, {i, 0}, record("S", id, i, 0), LocationTable::Source::kClient, nullptr));
     }
     CHECK(t.size() == static_cast<size_t>(n));
     for (int i = 0; i < n; i += 997) {
@@ -122,7 +124,7 @@ TEST_SUITE("concurrency") {
           int64_t sec = r * threads + w;
           std::string id = "id" + std::to_string((r * 7 + w) % ids);
           stored.clear();
-          if (t.offer(id, {sec, 0}, {}, record("W" + std::to_string(w), id, sec, 0),
+          if (t.offer(id, {sec, 0}, record("W" + std::to_string(w), id, sec, 0),
                       LocationTable::Source::kPeer, &stored)) {
             wins.fetch_add(1);
           } else {
@@ -162,7 +164,7 @@ TEST_SUITE("concurrency") {
       pool.emplace_back([&, w] {
         for (int r = 0; r < 500; ++r) {
           std::string id = "tie" + std::to_string(r % 16);
-          t.offer(id, {42, 0}, {}, record("S" + std::to_string(w), id, 42, 0), LocationTable::Source::kPeer, nullptr);
+          t.offer(id, {42, 0}, record("S" + std::to_string(w), id, 42, 0), LocationTable::Source::kPeer, nullptr);
         }
       });
     }
