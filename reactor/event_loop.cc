@@ -25,33 +25,20 @@ constexpr int kMaxEventsPerWait = 256;
 
 }  // namespace
 
-class EventLoop::WakeHandler final : public Pollable {
+// Drains a counter fd (eventfd or timerfd) when it is readable, then runs the loop's handler for it.
+class EventLoop::CounterHandler final : public Pollable {
  public:
-  explicit WakeHandler(EventLoop& loop) : loop_(loop) {}
+  CounterHandler(int fd, std::function<void()> then) : fd_(fd), then_(std::move(then)) {}
   void on_events(uint32_t) override {
     uint64_t n;
-    while (::read(loop_.wake_fd_, &n, sizeof n) > 0) {
+    while (::read(fd_, &n, sizeof n) > 0) {
     }
-    loop_.run_tasks();
+    then_();
   }
 
  private:
-  EventLoop& loop_;
-};
-
-class EventLoop::TimerHandler final : public Pollable {
- public:
-  explicit TimerHandler(EventLoop& loop) : loop_(loop) {}
-  void on_events(uint32_t) override {
-    uint64_t n;
-    while (::read(loop_.timer_fd_, &n, sizeof n) > 0) {
-    }
-    loop_.armed_for_ = {};
-    loop_.run_due_timers();
-  }
-
- private:
-  EventLoop& loop_;
+  int fd_;
+  std::function<void()> then_;
 };
 
 EventLoop::EventLoop(int index) : index_(index), owner_(std::thread::id()) {
@@ -61,8 +48,11 @@ EventLoop::EventLoop(int index) : index_(index), owner_(std::thread::id()) {
   if (wake_fd_ < 0) die("eventfd");
   timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (timer_fd_ < 0) die("timerfd_create");
-  wake_handler_ = std::make_unique<WakeHandler>(*this);
-  timer_handler_ = std::make_unique<TimerHandler>(*this);
+  wake_handler_ = std::make_unique<CounterHandler>(wake_fd_, [this] { run_tasks(); });
+  timer_handler_ = std::make_unique<CounterHandler>(timer_fd_, [this] {
+    armed_for_ = {};
+    run_due_timers();
+  });
   add(wake_fd_, EPOLLIN, wake_handler_.get());
   add(timer_fd_, EPOLLIN, timer_handler_.get());
 }

@@ -81,8 +81,7 @@ class EventLoop {
     TimerId id;
     bool operator>(const Deadline& o) const { return when > o.when; }
   };
-  class WakeHandler;
-  class TimerHandler;
+  class CounterHandler;
 
   void run_tasks();
   void run_due_timers();
@@ -105,8 +104,8 @@ class EventLoop {
   TimerId next_timer_ = 1;
   std::chrono::steady_clock::time_point armed_for_{};
 
-  std::unique_ptr<WakeHandler> wake_handler_;
-  std::unique_ptr<TimerHandler> timer_handler_;
+  std::unique_ptr<CounterHandler> wake_handler_;
+  std::unique_ptr<CounterHandler> timer_handler_;
 };
 
 }  // namespace reactor
