@@ -504,6 +504,21 @@ class LineProtocol(asyncio.Protocol):
         self.closing = False
         self.tag = b''
 
+    def opened(self, transport, kind, registry):
+        """Common connection_made work: numbering, registration, the log entry."""
+        self.transport = transport
+        srv = self.server
+        srv.conn_seq += 1
+        self.tag = b'%s#%d' % (kind, srv.conn_seq)
+        registry.add(self)
+        srv.log.event(b'open %s %s' % (self.tag, _peername(transport).encode()))
+
+    def dropped(self, exc, registry):
+        """Common connection_lost work."""
+        registry.discard(self)
+        self.server.log.event(b'drop %s%s' % (self.tag, b' (%s)' % str(exc).encode() if exc else b''))
+        self.closing = True
+
     def data_received(self, data):
         if self.closing:
             return
@@ -561,18 +576,10 @@ class ClientProtocol(LineProtocol):
     """The client port: IAMAT and WHATSAT, replies in command order, one write per burst."""
 
     def connection_made(self, transport):
-        self.transport = transport
-        srv = self.server
-        srv.conn_seq += 1
-        self.tag = b'client#%d' % srv.conn_seq
-        srv.clients.add(self)
-        srv.log.event(b'open %s %s' % (self.tag, _peername(transport).encode()))
+        self.opened(transport, b'client', self.server.clients)
 
     def connection_lost(self, exc):
-        srv = self.server
-        srv.clients.discard(self)
-        srv.log.event(b'drop %s%s' % (self.tag, b' (%s)' % str(exc).encode() if exc else b''))
-        self.closing = True
+        self.dropped(exc, self.server.clients)
 
     def pause_writing(self):          # the client is not reading: stop reading its commands
         self.transport.pause_reading()
@@ -619,20 +626,12 @@ class PeerServerProtocol(LineProtocol):
     """The peer port: `HERD <name>` then AT lines. Never writes."""
 
     def connection_made(self, transport):
-        self.transport = transport
-        srv = self.server
-        srv.conn_seq += 1
-        self.seq = srv.conn_seq
-        self.tag = b'peer-in#%d' % self.seq
         self.hello = None            # the name from the HERD hello: never flooded back to it
-        srv.peers_in.add(self)
-        srv.log.event(b'open %s %s' % (self.tag, _peername(transport).encode()))
+        self.opened(transport, b'peer-in', self.server.peers_in)
+        self.seq = self.server.conn_seq
 
     def connection_lost(self, exc):
-        srv = self.server
-        srv.peers_in.discard(self)
-        srv.log.event(b'drop %s%s' % (self.tag, b' (%s)' % str(exc).encode() if exc else b''))
-        self.closing = True
+        self.dropped(exc, self.server.peers_in)
 
     def handle_lines(self, lines, overlong, final_unterminated=False):
         srv = self.server
