@@ -33,14 +33,18 @@ def pytest_sessionstart(session):
 @pytest.fixture(scope='module')
 def solo(tmp_path_factory):
     """One server with no links, for one test module."""
-    h = herdlib.Herd(tmp_path_factory.mktemp('solo'), names=['Solo'], links=[])
+    yield from _running(herdlib.Herd(tmp_path_factory.mktemp('solo'), names=['Solo'], links=[]))
+
+
+def _running(herd):
+    """Starts `herd`, yields it to the tests, then stops it and fails on any server problem."""
     try:
-        h.start()
+        herd.start()
     except BaseException:
-        h.stop()
+        herd.stop()
         raise
-    yield h
-    _finish(h)
+    yield herd
+    _finish(herd)
 
 
 def _finish(herd):
@@ -53,14 +57,7 @@ def _finish(herd):
 def herd5(tmp_path_factory):
     """The default five-server topology, shared by the tests that do not disturb it (each uses
     its own client IDs)."""
-    h = herdlib.Herd(tmp_path_factory.mktemp('herd5'))
-    try:
-        h.start()
-    except BaseException:
-        h.stop()
-        raise
-    yield h
-    _finish(h)
+    yield from _running(herdlib.Herd(tmp_path_factory.mktemp('herd5')))
 
 
 @pytest.fixture
