@@ -3,6 +3,8 @@
 
 #include "herd/server.h"
 
+#include <algorithm>
+
 namespace herd {
 namespace {
 // A connection that lasted this long resets the backoff: the next failure retries quickly again.
@@ -58,11 +60,12 @@ void PeerLink::enqueue(std::string_view record) {
   bool wake = false;
   {
     std::lock_guard lock(mu_);
-    if (outbox_.size() + record.size() + 1 > outbox_limit_) {
-      ++dropped_;
-      return;
+    if (outbox_.size() + record.size() + 1 > outbox_limit_) make_room_locked(record.size() + 1);
+    if (outbox_.size() + record.size() + 1 <= outbox_limit_) {
+      outbox_.append(record).push_back('\n');
+    } else {
+      ++dropped_;  // larger than the whole outbox; reported by the next flush
     }
-    outbox_.append(record).push_back('\n');
     if (!flush_queued_) {
       flush_queued_ = true;
       wake = true;
@@ -71,24 +74,33 @@ void PeerLink::enqueue(std::string_view record) {
   if (wake) loop_.queue([this] { flush_outbox(); });
 }
 
+void PeerLink::make_room_locked(size_t need) {
+  // Newer records supersede older ones for the same client, so the oldest go first: the front half
+  // of the outbox at once (one move per many records, not one per record), cut at a line boundary.
+  while (!outbox_.empty() && outbox_.size() + need > outbox_limit_) {
+    size_t cut = outbox_.find('\n', outbox_.size() / 2);
+    cut = cut == std::string::npos ? outbox_.size() : cut + 1;
+    dropped_ += static_cast<uint64_t>(std::count(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
+    outbox_.erase(0, cut);
+  }
+}
+
 void PeerLink::flush_outbox() {
   uint64_t dropped;
+  bool can_send;
   {
     std::lock_guard lock(mu_);
     flush_queued_ = false;
     dropped = dropped_;
     dropped_ = 0;
     // While down or backed up, records wait in the outbox (bounded by outbox_limit_).
-    if (!conn_ || !conn_->is_open() || conn_->pending_output() > kMaxUnsentBytes) {
-      dropped_ = dropped;
-      return;
-    }
-    batch_.swap(outbox_);
+    can_send = conn_ && conn_->is_open() && conn_->pending_output() <= kMaxUnsentBytes;
+    if (can_send) batch_.swap(outbox_);
   }
   if (dropped) {
-    server_.log().write(lane(), peer_, '!', "outbox full: " + std::to_string(dropped) + " records dropped");
+    server_.log().write(lane(), peer_, '!', "outbox full: " + std::to_string(dropped) + " oldest records dropped");
   }
-  if (batch_.empty()) return;
+  if (!can_send || batch_.empty()) return;
   server_.log().write_each_line(lane(), peer_, '>', batch_);
   conn_->send(batch_);
   batch_.clear();

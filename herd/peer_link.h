@@ -3,8 +3,9 @@
 // outbox, batched: any thread may queue a record; one wake-up of the owning loop and one write carry
 // everything queued since the last. When the neighbour is down it redials forever with capped,
 // jittered exponential backoff; records queued meanwhile wait in the outbox (bounded: past the limit
-// new records are dropped, counted and logged), so a neighbour that is down, slow or restarting
-// never stalls this server.
+// the oldest records are dropped, counted and logged, since newer ones supersede them), so a
+// neighbour that is down, slow or restarting never stalls this server and gets the newest updates
+// first when it is back.
 //
 // Threads: enqueue() from any thread; everything else on the owning loop's thread.
 #pragma once
@@ -53,6 +54,8 @@ class PeerLink final : public reactor::ConnectionHandler {
  private:
   void connected(int fd);
   void flush_outbox();
+  // Drops the oldest records until `need` more bytes fit in the outbox. mu_ must be held.
+  void make_room_locked(size_t need);
   int lane() const;
 
   Server& server_;

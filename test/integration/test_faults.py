@@ -2,10 +2,11 @@
 working without stalls, then restart them on the same ports and check that updates flow to every
 server again (links are redialled with backoff; peer_backoff is 100..500 ms in test configs)."""
 
+import signal
 import time
 
 from herdlib import (NAMES, check_at_line, check_whatsat_reply, iamat, poll_whatsat, unique_id,
-                     whatsat)
+                     wait_for, whatsat)
 
 UCLA = b'+34.068930-118.445127'
 LIVE = ['Hands', 'Welsh', 'Wilkes']
@@ -73,3 +74,35 @@ def test_kill_two_servers_then_restart_them(make_herd):
     back = iamat(herd.port('Goloman'), back_id, UCLA, b'1520023938')
     for name in NAMES:
         poll_whatsat(herd.port(name), back_id, back)
+
+
+def test_a_stopped_neighbour_never_stalls_the_server(make_herd):
+    """A neighbour that is alive but not reading (SIGSTOP) must not slow the server down: clients are
+    answered promptly while floods for it pile up; once the kernel's buffers, the link's 4 MiB of
+    unsent bytes and the outbox (1 MiB here) are full, the oldest records are dropped and the drop
+    is logged instead of buffered; and an update made as soon as the neighbour runs again (while the
+    backlog is still full) reaches it: it is the old records that give way, not the new."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']],
+                     limits={'peer_outbox_bytes': 1048576})
+    herd.servers['B'].proc.send_signal(signal.SIGSTOP)
+    try:
+        # 300,000 updates (~25 MB of flood lines) for 1,000 clients, each report newer than the last.
+        batches, per_batch = 300, 1000
+        slowest = 0.0
+        with herd.client('A', timeout=10) as c:
+            for b in range(batches):
+                cmds = b''.join(b'IAMAT stall-%d +1.0+2.0 %d.5\n' % (i, 1000 + b * per_batch + i)
+                                for i in range(per_batch))
+                t0 = time.monotonic()
+                c.send(cmds)
+                for _ in range(per_batch):
+                    assert c.read_line().startswith(b'AT A ')
+                slowest = max(slowest, time.monotonic() - t0)
+        # 1,000 pipelined IAMATs a batch: every batch answered well within a second or two.
+        assert slowest < 2.0, slowest
+        wait_for(lambda: b'B ! outbox full: ' in herd.log_bytes('A'), 5, 'an outbox-full entry in A.log')
+    finally:
+        herd.servers['B'].proc.send_signal(signal.SIGCONT)
+    probe = unique_id('after-stop')
+    at_line = iamat(herd.port('A'), probe, UCLA, b'1520023999')
+    poll_whatsat(herd.port('B'), probe, at_line, timeout=30)
