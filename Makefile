@@ -62,7 +62,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps run test unit asan-unit integration asan tsan tsan-test bench bench-quick clean
+.PHONY: all deps run test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
 
 deps: $(DEPS_STAMP)
@@ -138,6 +138,11 @@ test:
 	$(MAKE) asan-unit
 	$(MAKE) tsan-test
 	$(MAKE) integration
+	$(MAKE) reference-test
+
+# The asyncio reference herd's own tests (it is the benchmark's yardstick, so it must be right too).
+reference-test: $(GAZETTEER)
+	$(PYTHON) -m pytest -q tools/reference
 
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
