@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "protocol/fields.h"
 
@@ -186,6 +187,11 @@ class Parser {
 };
 
 }  // namespace
+
+int Config::loop_count() const {
+  int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  return n < 1 ? 1 : n;
+}
 
 const ServerConfig* Config::find(std::string_view name) const {
   for (const auto& s : servers) {

@@ -46,6 +46,9 @@ struct Config {
   int peer_backoff_initial_ms = 500;
   int peer_backoff_max_ms = 5000;
 
+  // The number of event loops a server runs: `threads`, or one per core when it is 0.
+  int loop_count() const;
+
   const ServerConfig* find(std::string_view name) const;
   // The neighbours of `name`, in the order the links list them.
   std::vector<const ServerConfig*> neighbours(std::string_view name) const;

@@ -155,8 +155,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string log_path = log_dir + "/" + name + ".log";
-  int threads = config->threads > 0 ? config->threads : static_cast<int>(std::thread::hardware_concurrency());
-  auto log = herd::LogSink::open(log_path, std::max(threads, 1) + 1, config->limits.log_backlog_bytes, &error);
+  // One log lane per event loop, plus one for this thread and the others.
+  auto log = herd::LogSink::open(log_path, config->loop_count() + 1, config->limits.log_backlog_bytes, &error);
   if (!log) {
     std::fprintf(stderr, "herd-server: %s\n", error.c_str());
     return 1;

@@ -6,7 +6,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
-#include <thread>
 
 #include "herd/client_session.h"
 #include "herd/peer_link.h"
@@ -50,8 +49,7 @@ bool Server::start(std::string* error) {
     return false;
   }
 
-  int threads = config_.threads > 0 ? config_.threads : static_cast<int>(std::thread::hardware_concurrency());
-  if (threads < 1) threads = 1;
+  const int threads = config_.loop_count();
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
   for (int i = 0; i < threads; ++i) {
     auto ctx = std::make_unique<LoopContext>(loops_->loop(i), *this);
