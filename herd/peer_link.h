@@ -37,6 +37,8 @@ class PeerLink final : public reactor::ConnectionHandler {
   ~PeerLink();
 
   const std::string& peer_name() const { return peer_; }
+  // The loop that owns this link (fixed for its whole life).
+  reactor::EventLoop& loop() const { return loop_; }
   // Any thread: whether the link is connected right now.
   bool up() const { return up_.load(std::memory_order_relaxed); }
 

@@ -84,7 +84,7 @@ bool Server::start(std::string* error) {
   }
   for (auto& link : links_) {
     PeerLink* l = link.get();
-    loops_->loop(static_cast<int>(&link - &links_[0]) % threads).queue([l] { l->start(); });
+    l->loop().queue([l] { l->start(); });
   }
   log_->write(log_->lanes() - 1, "-", '*',
               "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
@@ -100,8 +100,8 @@ void Server::stop() {
   for (int i = 0; started_ && i < loops_->size(); ++i) {
     LoopContext* c = contexts_[i].get();
     std::vector<PeerLink*> mine;
-    for (size_t k = 0; k < links_.size(); ++k) {
-      if (static_cast<int>(k) % loops_->size() == i) mine.push_back(links_[k].get());
+    for (auto& link : links_) {
+      if (&link->loop() == &c->loop) mine.push_back(link.get());
     }
     std::mutex mu;
     std::condition_variable cv;
