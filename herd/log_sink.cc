@@ -90,15 +90,18 @@ void LogSink::write(int lane, std::string_view who, char dir, std::string_view t
   write(lane, who, dir, text, {});
 }
 
+LogSink::Lane& LogSink::lane_for(int lane) {
+  // Callers off the loops (and any out-of-range index) share the last lane.
+  return *lanes_[lane < 0 || lane >= lanes() ? lanes() - 1 : lane];
+}
+
 void LogSink::write(int lane, std::string_view who, char dir, std::string_view text1,
                     std::string_view text2) {
-  if (lane < 0 || lane >= lanes()) lane = lanes() - 1;
-  append_entry(*lanes_[lane], who, dir, text1, text2);
+  append_entry(lane_for(lane), who, dir, text1, text2);
 }
 
 void LogSink::write_each_line(int lane, std::string_view who, char dir, std::string_view lines) {
-  if (lane < 0 || lane >= this->lanes()) lane = this->lanes() - 1;
-  Lane& l = *lanes_[lane];
+  Lane& l = lane_for(lane);
   timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
   std::lock_guard lock(l.mu);

@@ -54,6 +54,7 @@ class LogSink {
   };
 
   LogSink(int fd, int lanes, size_t backlog_bytes);
+  Lane& lane_for(int lane);
   void run_writer();
   void append_entry(Lane& lane, std::string_view who, char dir, std::string_view t1, std::string_view t2);
   // Formats one entry into lane.buf; lane.mu must be held.
