@@ -27,7 +27,10 @@ void Connector::start() {
 void Connector::retry() {
   loop_.assert_in_loop();
   if (stopped_ || timer_ != 0 || fd_ >= 0) return;
-  auto delay = backoff_.next();
+  schedule(backoff_.next());
+}
+
+void Connector::schedule(Backoff::Millis delay) {
   timer_ = loop_.run_after(delay, [this] {
     timer_ = 0;
     attempt();
@@ -73,10 +76,7 @@ void Connector::fail(std::string_view error) {
   if (stopped_) return;
   auto delay = backoff_.next();
   on_failed_(error, delay);
-  timer_ = loop_.run_after(delay, [this] {
-    timer_ = 0;
-    attempt();
-  });
+  schedule(delay);
 }
 
 void Connector::abandon_socket() {

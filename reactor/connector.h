@@ -37,6 +37,7 @@ class Connector final : public Pollable {
  private:
   void attempt();
   void fail(std::string_view error);
+  void schedule(Backoff::Millis delay);  // the next attempt, after `delay`
   void abandon_socket();
 
   EventLoop& loop_;
