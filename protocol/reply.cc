@@ -3,31 +3,39 @@
 
 namespace protocol {
 
-void append_at_line(std::string& out, std::string_view server, Timestamp received,
-                    const Iamat& cmd) {
+namespace {
+
+// The two halves of an AT record around its time difference, which is either computed (a fresh
+// IAMAT) or copied (a flooded record): "AT <server> " and " <client_id> <location> <time>".
+void append_head(std::string& out, std::string_view server) {
   out.append("AT ");
   out.append(server);
   out.push_back(' ');
+}
+
+void append_tail(std::string& out, std::string_view client_id, std::string_view location,
+                 std::string_view time) {
+  out.push_back(' ');
+  out.append(client_id);
+  out.push_back(' ');
+  out.append(location);
+  out.push_back(' ');
+  out.append(time);
+}
+
+}  // namespace
+
+void append_at_line(std::string& out, std::string_view server, Timestamp received,
+                    const Iamat& cmd) {
+  append_head(out, server);
   append_time_diff(out, received, cmd.time);
-  out.push_back(' ');
-  out.append(cmd.client_id);
-  out.push_back(' ');
-  out.append(cmd.location_text);
-  out.push_back(' ');
-  out.append(cmd.time_text);
+  append_tail(out, cmd.client_id, cmd.location_text, cmd.time_text);
 }
 
 void append_at_record(std::string& out, const At& at) {
-  out.append("AT ");
-  out.append(at.server);
-  out.push_back(' ');
+  append_head(out, at.server);
   out.append(at.diff);
-  out.push_back(' ');
-  out.append(at.client_id);
-  out.push_back(' ');
-  out.append(at.location_text);
-  out.push_back(' ');
-  out.append(at.time_text);
+  append_tail(out, at.client_id, at.location_text, at.time_text);
 }
 
 void append_invalid(std::string& out, std::string_view line) {
