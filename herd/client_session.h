@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "reactor/connection.h"
+#include "reactor/tcp_connection.h"
 #include "reactor/socket.h"
 
 namespace herd {
@@ -52,7 +52,7 @@ class ClientSession final : public reactor::ConnectionHandler {
   Server& server_;
   const uint64_t id_;
   const std::string tag_;  // "c<id>" in the log
-  reactor::Connection conn_;
+  reactor::TcpConnection conn_;
   std::string out_;            // replies of the current burst, written once by flush()
   std::string scratch_;        // the AT line being built
   std::deque<Pending> pending_;
