@@ -2,8 +2,8 @@
 #
 #   make            build everything (server, tools, unit tests, gazetteer data)
 #   make run        start the five-server herd of config.yaml on loopback (Ctrl-C stops it)
-#   make test       unit tests (plain and under ASan/UBSan), the concurrency suite under TSan,
-#                   and the integration tests against the ASan/UBSan server
+#   make test       the fresh-machine build test, unit tests (plain and under ASan/UBSan), the
+#                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
 #   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
 #                   written to bench/results/; make bench-quick is its one-minute smoke version
@@ -66,7 +66,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps certs run test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
+.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -129,9 +129,13 @@ $(GAZETTEER): | $(DEPS_STAMP)
 certs: | $(DEPS_STAMP)
 	@$(PYTHON) tools/certs.py --config config.yaml --out certs
 
-run:
-	$(MAKE) -j$(JOBS) $(SERVER) $(GAZETTEER)
-	$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
+run: certs
+	@echo "building the server (make V=1 shows every command)"
+	@$(MAKE) --no-print-directory -j$(JOBS) server-and-data
+	@$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
+
+server-and-data: $(SERVER) $(GAZETTEER)
+	@:
 
 unit: $(UNIT) $(GAZETTEER)
 	$(UNIT)
@@ -157,12 +161,17 @@ integration: asan $(GAZETTEER)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
 	$(MAKE) -j$(JOBS) all
+	$(MAKE) build-test
 	$(MAKE) -j$(JOBS) asan tsan
 	$(MAKE) unit
 	$(MAKE) asan-unit
 	$(MAKE) tsan-test
 	$(MAKE) integration
 	$(MAKE) reference-test
+
+# The set-up of a fresh machine: every README goal builds before its packages exist.
+build-test: $(DEPS_STAMP)
+	$(PYTHON) -m pytest -q test/build
 
 # The asyncio reference herd's own tests (it is the benchmark's yardstick, so it must be right too).
 reference-test: $(GAZETTEER)

@@ -8,11 +8,29 @@ so. Standard library plus Debian's python3-yaml only.
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import yaml
+
+
+READY_TIMEOUT_S = 30
+
+
+def client_address(config, name):
+    server = config["servers"][name] or {}
+    return str(server.get("host", "127.0.0.1")), int(server["port"])
+
+
+def accepts(address):
+    """Whether something accepts TCP connections at (host, port) right now."""
+    try:
+        with socket.create_connection(address, timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def main():
@@ -37,11 +55,23 @@ def main():
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    print(f"run_herd: starting the {len(names)} servers of {args.config}", flush=True)
     for name in names:
         procs[name] = subprocess.Popen([args.server, name, "--config", args.config])
-    print(f"run_herd: {len(names)} servers started from {args.config}; Ctrl-C stops them all", flush=True)
 
     status = 0
+    waiting = {name: client_address(config, name) for name in names}
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while waiting and not stopping and time.monotonic() < deadline:
+        waiting = {n: a for n, a in waiting.items() if not accepts(a) and procs[n].poll() is None}
+        if waiting:
+            time.sleep(0.1)
+    if not stopping and all(p.poll() is None for p in procs.values()):
+        first = names[0]
+        host, port = client_address(config, first)
+        print(f"run_herd: the herd is up. Try it from another terminal: nc {host} {port}"
+              f"  (then IAMAT/WHATSAT lines; see README). Ctrl-C stops all {len(names)} servers.",
+              flush=True)
     while not stopping:
         for name, p in procs.items():
             if p.poll() is not None:
