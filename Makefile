@@ -43,7 +43,7 @@ DEB_PACKAGES := g++ make libssl-dev openssl rapidjson-dev libyaml-cpp-dev doctes
                 python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd
 
 # Library sources: every .cc in these folders except mains.
-LIB_DIRS := reactor protocol http herd
+LIB_DIRS := reactor protocol http places herd
 LIB_SRCS := $(filter-out herd/main.cc,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cc)))
 LLHTTP_OBJS := $(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
 LIB_OBJS := $(LIB_SRCS:%.cc=$(BUILD)/obj/%.o) $(LLHTTP_OBJS)
