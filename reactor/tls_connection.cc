@@ -440,7 +440,9 @@ void TlsConnection::set_reading(bool on) {
 }
 
 void TlsConnection::redispatch() {
-  if (fd_ < 0 || in_.empty()) return;
+  // Not "in_.empty()": from inside on_data the unconsumed bytes only reach in_ after it returns,
+  // so the check belongs to the deferred pump.
+  if (fd_ < 0) return;
   schedule_pump();
 }
 
