@@ -185,9 +185,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  std::printf("herd-server %s: clients %s:%u, peers %s:%u, log %s, %d loops, ready in %lld ms\n",
+  std::printf("herd-server %s: clients %s:%u, peers %s:%u (%s), log %s, %d loops, ready in %lld ms\n",
               name.c_str(), self->host.c_str(), self->port, self->host.c_str(), self->peer_port,
-              log_path.c_str(), server.loop_count(), static_cast<long long>(ms.count()));
+              server.peer_tls() ? "TLS" : "plaintext", log_path.c_str(), server.loop_count(),
+              static_cast<long long>(ms.count()));
   std::fflush(stdout);
 
   int sig = 0;
