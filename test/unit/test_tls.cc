@@ -170,6 +170,10 @@ TEST_SUITE("tls") {
     CHECK_FALSE(server.conn->peer_has_name("bet"));
     CHECK_FALSE(server.conn->peer_has_name("alpha"));
     CHECK(client.conn->protocol() == "TLSv1.3");
+    // The client sent the name it verifies as SNI.
+    const char* sni = SSL_get_servername(server.conn->native(), TLSEXT_NAMETYPE_host_name);
+    REQUIRE(sni != nullptr);
+    CHECK(std::string(sni) == "alpha");
     loop.queue([&] { server.conn->send("from the server\n"); });
     REQUIRE(spin(loop, [&] { return client.received == "HERD beta\nfrom the server\n"; }));
     CHECK(server.received == "HERD beta\n");
@@ -287,6 +291,39 @@ TEST_SUITE("tls") {
     CHECK(contains(server.reason, "certificate verify failed"));
     INFO(client.reason);
     CHECK(contains(client.reason, "unknown ca"));
+  }
+
+  TEST_CASE("TLS 1.2 works, renegotiation is refused, and TLS 1.1 is refused") {
+    EventLoop loop;
+    auto sctx = alpha_server();
+    auto cctx = beta_client();
+    End server, client, old_server, old_client;
+    server.echo = true;
+    Pair pair(loop, server, *sctx, client, *cctx);
+    Pair old(loop, old_server, *sctx, old_client, *cctx);
+    loop.queue([&] {
+      SSL_set_max_proto_version(client.conn->native(), TLS1_2_VERSION);
+      SSL_set_max_proto_version(old_client.conn->native(), TLS1_1_VERSION);
+      SSL_set_min_proto_version(old_client.conn->native(), TLS1_1_VERSION);
+      client.conn->send("over 1.2\n");
+    });
+    REQUIRE(spin(loop, [&] { return client.received == "over 1.2\n" && old_server.closed && old_client.closed; }));
+    CHECK(client.conn->protocol() == "TLSv1.2");
+    CHECK(server.names == std::vector<std::string>{"beta", "herd.test", "beta"});
+    CHECK_FALSE(old_server.established);
+    CHECK(contains(old_server.reason, "TLS handshake failed: "));
+    // The client asks for a renegotiation (its own context forbids it too: lifted for the test).
+    int asked = 0;
+    loop.queue([&] {
+      SSL_clear_options(client.conn->native(), SSL_OP_NO_RENEGOTIATION);
+      asked = SSL_renegotiate(client.conn->native());
+      client.conn->send("after\n");  // carries the renegotiation's ClientHello first
+    });
+    REQUIRE(spin(loop, [&] { return client.closed; }));
+    CHECK(asked == 1);
+    CHECK(contains(client.reason, "no renegotiation"));  // the server's alert
+    CHECK(SSL_num_renegotiations(server.conn->native()) == 0);
+    CHECK(server.received.find("after\n") == std::string::npos);  // never taken from a refused renegotiation
   }
 
   TEST_CASE("a server that does not demand client certificates accepts a plain client") {
