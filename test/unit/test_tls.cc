@@ -352,7 +352,7 @@ TEST_SUITE("tls") {
     CHECK_FALSE(server.established);
     CHECK(server.received.empty());
     CHECK(contains(server.reason, "TLS handshake failed: "));
-    MESSAGE("plaintext refused with: " << server.reason);
+    CHECK(contains(server.reason, "wrong version number"));  // "HERD" is no TLS record header
     ::close(sv[1]);
   }
 
