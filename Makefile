@@ -179,7 +179,7 @@ test:
 
 # The set-up of a fresh machine: every README goal builds before its packages exist.
 build-test: $(DEPS_STAMP)
-	$(PYTHON) -m pytest -q test/build
+	$(PYTHON) -m pytest -q test/setup
 
 # The asyncio reference herd's own tests (it is the benchmark's yardstick, so it must be right too).
 reference-test: $(GAZETTEER)
