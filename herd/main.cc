@@ -19,8 +19,8 @@
 #include "herd/config.h"
 #include "herd/log_sink.h"
 #include "herd/server.h"
-#include "http/gazetteer.h"
-#include "http/offline_places.h"
+#include "places/gazetteer.h"
+#include "places/offline_places.h"
 #include "reactor/socket.h"
 
 namespace {

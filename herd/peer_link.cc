@@ -2,6 +2,7 @@
 #include "herd/peer_link.h"
 
 #include "herd/server.h"
+#include "reactor/tcp_connection.h"
 
 #include <algorithm>
 
@@ -44,7 +45,7 @@ void PeerLink::stop() {
 }
 
 void PeerLink::connected(int fd) {
-  conn_ = std::make_unique<reactor::Connection>(loop_, fd, *this);
+  conn_ = std::make_unique<reactor::TcpConnection>(loop_, fd, *this);
   conn_->start();
   connected_at_ = std::chrono::steady_clock::now();
   up_.store(true, std::memory_order_relaxed);

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "reactor/connection.h"
+#include "reactor/tcp_connection.h"
 #include "reactor/socket.h"
 
 namespace herd {
@@ -35,10 +35,11 @@ class PeerSession final : public reactor::ConnectionHandler {
   LoopContext& ctx_;
   Server& server_;
   const uint64_t id_;
+  const size_t max_line_;    // Config::peer_max_line()
   std::string tag_;          // "p<id>", then "p<id>/<name>" after the hello
   std::string peer_name_;    // from the hello; empty until then
   std::string record_;       // scratch for the normalised AT record
-  reactor::Connection conn_;
+  reactor::TcpConnection conn_;
 };
 
 }  // namespace herd

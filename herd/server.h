@@ -19,7 +19,7 @@
 #include "herd/config.h"
 #include "herd/location_table.h"
 #include "herd/log_sink.h"
-#include "http/places_provider.h"
+#include "places/places_provider.h"
 #include "reactor/listener.h"
 #include "reactor/loop_group.h"
 #include "reactor/socket.h"

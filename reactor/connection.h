@@ -1,10 +1,4 @@
-// Connection: a non-blocking TCP stream owned by one EventLoop. It reads into a per-thread scratch
-// area and keeps only unconsumed bytes, tries every write at once and buffers only what the kernel
-// would not take, arms EPOLLOUT only while bytes remain, and lets its handler stop reading
-// (backpressure). An idle connection holds no buffer memory.
-//
-// Threads: loop thread only, for every method. Lifetime: the owner keeps the Connection alive until
-// the end of the loop iteration in which on_closed ran (free it through EventLoop::defer).
+// The connection interface (Connection) and what a connection tells its owner (ConnectionHandler).
 #pragma once
 
 #include <cstddef>
@@ -12,7 +6,6 @@
 #include <string>
 #include <string_view>
 
-#include "reactor/buffer.h"
 #include "reactor/event_loop.h"
 
 namespace reactor {
@@ -37,62 +30,51 @@ class ConnectionHandler {
   ~ConnectionHandler() = default;
 };
 
-class Connection final : public Pollable {
+// Connection: the byte-stream interface every owner of a connection codes against, whatever carries
+// the bytes (TcpConnection: plain TCP; TlsConnection: TLS over TCP). It buffers what the kernel (or the
+// TLS layer) will not take yet, arms write interest only while bytes remain, and lets its handler stop
+// reading (backpressure). Concrete classes are final, so an owner that holds one by its concrete type
+// pays no virtual call.
+//
+// Threads: loop thread only, for every method. Lifetime: the owner keeps the Connection alive until
+// the end of the loop iteration in which on_closed ran (free it through EventLoop::defer).
+class Connection : public Pollable {
  public:
-  // Bytes read per read() call, and the most written per EPOLLOUT event (fairness between sockets).
+  // Bytes read per read() call, and the most written per write event (fairness between sockets).
   static constexpr size_t kReadChunk = 64 * 1024;
   static constexpr size_t kMaxWritePerEvent = 1024 * 1024;
 
-  // Takes ownership of the connected, non-blocking `fd`. Nothing happens until start().
-  Connection(EventLoop& loop, int fd, ConnectionHandler& handler);
-  ~Connection();
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
+  virtual ~Connection() = default;
 
-  // Registers with the loop and starts reading.
-  void start();
+  // Registers with the loop and starts reading (for TLS: starts the handshake).
+  virtual void start() = 0;
 
-  // Sends `bytes`: written now as far as the kernel takes them, the rest buffered and written when the
-  // socket is writable. A write error closes the connection at the end of the iteration.
-  void send(std::string_view bytes);
-  size_t pending_output() const { return out_.size(); }
+  // Sends `bytes`: written now as far as the transport takes them, the rest buffered and written when
+  // the socket is writable. A write error closes the connection at the end of the iteration.
+  virtual void send(std::string_view bytes) = 0;
+  // Bytes accepted by send() and not yet handed to the kernel.
+  virtual size_t pending_output() const = 0;
 
-  // Backpressure: stop or resume reading. Resuming re-offers unconsumed input to on_data (at the end of
-  // the iteration), so lines held back while paused are not forgotten.
-  void set_reading(bool on);
-  bool reading() const { return want_read_; }
+  // Backpressure: stop or resume reading. Resuming re-offers unconsumed input to on_data (at the end
+  // of the iteration), so lines held back while paused are not forgotten.
+  virtual void set_reading(bool on) = 0;
+  virtual bool reading() const = 0;
+  // Re-offers the unconsumed input to on_data at the end of the iteration (no-op when there is none):
+  // for a handler that stopped consuming for a reason of its own and can take more now.
+  virtual void redispatch() = 0;
 
   // Closes once every buffered byte is written (now, if none is).
-  void close_when_flushed(std::string_view reason);
+  virtual void close_when_flushed(std::string_view reason) = 0;
   // Closes now; buffered output is dropped. Idempotent.
-  void close(std::string_view reason);
+  virtual void close(std::string_view reason) = 0;
 
-  bool is_open() const { return fd_ >= 0; }
-  bool eof() const { return eof_; }
-  int fd() const { return fd_; }
-  EventLoop& loop() { return loop_; }
+  virtual bool is_open() const = 0;
+  virtual bool eof() const = 0;
+  virtual int fd() const = 0;
+  virtual EventLoop& loop() = 0;
 
-  void on_events(uint32_t events) override;
-
- private:
-  void handle_read();
-  void handle_write();
-  void update_interest();
-  void dispatch_input();
-
-  EventLoop& loop_;
-  int fd_;
-  ConnectionHandler& handler_;
-  Buffer in_;   // unconsumed input
-  Buffer out_;  // unsent output
-  uint32_t interest_ = 0;  // events registered with epoll
-  bool registered_ = false;
-  bool want_read_ = true;
-  bool eof_ = false;
-  bool close_when_flushed_ = false;
-  bool redispatch_queued_ = false;
-  bool write_failed_ = false;
-  std::string close_reason_;
+ protected:
+  Connection() = default;
 };
 
 }  // namespace reactor

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "reactor/backoff.h"
-#include "reactor/connection.h"
+#include "reactor/tcp_connection.h"
 #include "reactor/connector.h"
 #include "reactor/event_loop.h"
 #include "reactor/loop_group.h"
@@ -94,9 +94,9 @@ TEST_SUITE("reactor") {
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
     EventLoop loop;
     Recorder rec;
-    reactor::Connection* conn = nullptr;
+    reactor::TcpConnection* conn = nullptr;
     loop.queue([&] {
-      conn = new reactor::Connection(loop, sv[0], rec);
+      conn = new reactor::TcpConnection(loop, sv[0], rec);
       conn->start();
     });
     std::thread writer([fd = sv[1]] {
@@ -124,11 +124,11 @@ TEST_SUITE("reactor") {
     ::setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     EventLoop loop;
     Recorder rec;
-    reactor::Connection* conn = nullptr;
+    reactor::TcpConnection* conn = nullptr;
     std::string big(4 * 1024 * 1024, 'x');
     size_t pending_after_send = 0;
     loop.queue([&] {
-      conn = new reactor::Connection(loop, sv[0], rec);
+      conn = new reactor::TcpConnection(loop, sv[0], rec);
       conn->start();
       conn->send(big);
       pending_after_send = conn->pending_output();
@@ -169,9 +169,9 @@ TEST_SUITE("reactor") {
         return nl + 1;
       }
     } rec;
-    reactor::Connection* conn = nullptr;
+    reactor::TcpConnection* conn = nullptr;
     loop.queue([&] {
-      conn = new reactor::Connection(loop, sv[0], rec);
+      conn = new reactor::TcpConnection(loop, sv[0], rec);
       conn->start();
     });
     REQUIRE(::write(sv[1], "a\nb\nc\n", 6) == 6);

@@ -39,6 +39,7 @@ import yaml
 # Limits and constants (every limit named here, checked in one place).
 
 MAX_LINE = 65536                    # bytes of a line without its "\n" / "\r\n"
+AT_LINE_GROWTH = 29                 # most bytes an AT line adds to its IAMAT line, besides the name
 PEER_OUTBOX_LIMIT = 16 << 20        # bytes queued on one outbound link before updates are dropped
 CONNECT_TIMEOUT = 5.0               # seconds for one dial of a neighbour (TLS handshake included)
 TLS_HANDSHAKE_TIMEOUT = 5.0         # seconds for the TLS handshake of an inbound peer connection
@@ -561,11 +562,12 @@ class PeerTls:
 # Connections.
 
 class LineProtocol(asyncio.Protocol):
-    """Splits the byte stream into lines (\\n or \\r\\n), bounded by MAX_LINE. Subclasses implement
+    """Splits the byte stream into lines (\\n or \\r\\n), bounded by max_line (MAX_LINE for clients, peer_max_line for peers). Subclasses implement
     handle_lines(lines, final) and overlong(prefix)."""
 
-    def __init__(self, server):
+    def __init__(self, server, max_line=MAX_LINE):
         self.server = server
+        self.max_line = max_line
         self.transport = None
         self.partial = bytearray()
         self.closing = False
@@ -618,8 +620,9 @@ class LineProtocol(asyncio.Protocol):
     def _check_partial(self, lines):
         p = self.partial
         n = len(p)
-        if n > MAX_LINE + 1 or (n == MAX_LINE + 1 and p[MAX_LINE] != 0x0d):
-            prefix = bytes(p[:MAX_LINE])
+        limit = self.max_line
+        if n > limit + 1 or (n == limit + 1 and p[limit] != 0x0d):
+            prefix = bytes(p[:limit])
             p.clear()
             self.handle_lines(lines, prefix)
         elif lines:
@@ -629,8 +632,8 @@ class LineProtocol(asyncio.Protocol):
         if self.partial and not self.closing:
             line = bytes(self.partial)
             self.partial.clear()
-            if len(line) > MAX_LINE:
-                self.handle_lines([], line[:MAX_LINE])
+            if len(line) > self.max_line:
+                self.handle_lines([], line[:self.max_line])
             else:
                 self.handle_lines([line], None, final_unterminated=True)
         return False        # close once pending writes are flushed
@@ -695,6 +698,9 @@ class PeerServerProtocol(LineProtocol):
     present a certificate from the herd's CA, the first line must be the hello of a configured
     neighbour that the certificate names, and any other first line, a second different hello or
     a failed handshake is logged and closes the connection before anything is stored."""
+
+    def __init__(self, server):
+        super().__init__(server, server.peer_max_line)
 
     def connection_made(self, transport):
         self.hello = None            # the name from the HERD hello: never flooded back to it
@@ -785,8 +791,8 @@ class PeerServerProtocol(LineProtocol):
         for line in lines:
             if line[-1:] == b'\r':
                 line = line[:-1]
-            if len(line) > MAX_LINE:
-                overlong = line[:MAX_LINE]
+            if len(line) > self.max_line:
+                overlong = line[:self.max_line]
                 break
             logs.append(b'%s %s < %s\n' % (stamp, tag, line))
             fields = line.split()
@@ -818,7 +824,7 @@ class PeerServerProtocol(LineProtocol):
         srv.flush_floods()
         if overlong is not None and not self.closing:
             self.closing = True
-            srv.log.event(b'%s closed: line over %d bytes' % (tag, MAX_LINE))
+            srv.log.event(b'%s closed: line over %d bytes' % (tag, self.max_line))
             self.transport.close()
 
 
@@ -987,6 +993,12 @@ class HerdServer:
         self.host = me['host']
         self.port = me['port']
         self.peer_port = me['peer_port']
+        # Peer lines may exceed MAX_LINE: a record built from a client line of MAX_LINE bytes gains
+        # "AT <name> <diff>" (at most the name plus 29 bytes more than "IAMAT") and a seen= set naming
+        # every server. Same bound as the C++ server's Config::peer_max_line().
+        names = list(cfg['servers'])
+        self.peer_max_line = (MAX_LINE + max(len(n.encode()) for n in names) + AT_LINE_GROWTH
+                              + len(' seen=') + sum(len(n.encode()) + 1 for n in names))
         link_cls = SeedStyleLink if seed_style else PeerLink
         self.links = [link_cls(self, n, cfg['servers'][n]['host'], cfg['servers'][n]['peer_port'])
                       for n in cfg['neighbours'][name]]

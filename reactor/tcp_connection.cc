@@ -1,6 +1,6 @@
-// Connection implementation: level-triggered epoll, reads into a per-thread scratch area, writes
+// TcpConnection implementation: level-triggered epoll, reads into a per-thread scratch area, writes
 // tried first and buffered only when the kernel pushes back.
-#include "reactor/connection.h"
+#include "reactor/tcp_connection.h"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -21,24 +21,24 @@ constexpr size_t kKeepCapacity = 64 * 1024;
 
 }  // namespace
 
-Connection::Connection(EventLoop& loop, int fd, ConnectionHandler& handler)
+TcpConnection::TcpConnection(EventLoop& loop, int fd, ConnectionHandler& handler)
     : loop_(loop), fd_(fd), handler_(handler) {}
 
-Connection::~Connection() {
+TcpConnection::~TcpConnection() {
   if (fd_ >= 0) {
     if (registered_) loop_.remove(fd_);
     ::close(fd_);
   }
 }
 
-void Connection::start() {
+void TcpConnection::start() {
   loop_.assert_in_loop();
   interest_ = EPOLLIN;
   loop_.add(fd_, interest_, this);
   registered_ = true;
 }
 
-void Connection::on_events(uint32_t events) {
+void TcpConnection::on_events(uint32_t events) {
   if (fd_ < 0) return;
   if (events & EPOLLERR) {
     int err = 0;
@@ -57,7 +57,7 @@ void Connection::on_events(uint32_t events) {
   if (fd_ >= 0 && (events & EPOLLOUT)) handle_write();
 }
 
-void Connection::handle_read() {
+void TcpConnection::handle_read() {
   ssize_t n = ::read(fd_, t_scratch, kReadChunk);
   if (n > 0) {
     std::string_view fresh(t_scratch, static_cast<size_t>(n));
@@ -81,14 +81,14 @@ void Connection::handle_read() {
   close(std::strerror(errno));
 }
 
-void Connection::dispatch_input() {
+void TcpConnection::dispatch_input() {
   size_t used = handler_.on_data(*this, in_.view());
   if (fd_ < 0) return;
   in_.consume(used);
   if (in_.empty() && in_.capacity() > kKeepCapacity) in_.release();
 }
 
-void Connection::send(std::string_view bytes) {
+void TcpConnection::send(std::string_view bytes) {
   if (fd_ < 0 || write_failed_ || bytes.empty()) return;
   if (!out_.empty()) {
     out_.append(bytes);
@@ -111,7 +111,7 @@ void Connection::send(std::string_view bytes) {
   update_interest();
 }
 
-void Connection::handle_write() {
+void TcpConnection::handle_write() {
   size_t want = std::min(out_.size(), kMaxWritePerEvent);
   ssize_t n = ::send(fd_, out_.data(), want, MSG_NOSIGNAL);
   if (n < 0) {
@@ -130,20 +130,25 @@ void Connection::handle_write() {
   handler_.on_drained(*this);
 }
 
-void Connection::set_reading(bool on) {
+void TcpConnection::set_reading(bool on) {
   if (fd_ < 0 || on == want_read_) return;
   want_read_ = on;
   update_interest();
-  if (on && !in_.empty() && !redispatch_queued_) {
-    redispatch_queued_ = true;
-    loop_.defer([this] {
-      redispatch_queued_ = false;
-      if (fd_ >= 0 && want_read_ && !in_.empty()) dispatch_input();
-    });
-  }
+  if (on) redispatch();
 }
 
-void Connection::close_when_flushed(std::string_view reason) {
+void TcpConnection::redispatch() {
+  // Not "in_.empty()": from inside on_data the unconsumed bytes are only moved to in_ after it
+  // returns, so the check belongs to the deferred call.
+  if (fd_ < 0 || redispatch_queued_) return;
+  redispatch_queued_ = true;
+  loop_.defer([this] {
+    redispatch_queued_ = false;
+    if (fd_ >= 0 && want_read_ && !in_.empty()) dispatch_input();
+  });
+}
+
+void TcpConnection::close_when_flushed(std::string_view reason) {
   if (fd_ < 0) return;
   want_read_ = false;
   if (out_.empty() || write_failed_) {
@@ -155,7 +160,7 @@ void Connection::close_when_flushed(std::string_view reason) {
   update_interest();
 }
 
-void Connection::close(std::string_view reason) {
+void TcpConnection::close(std::string_view reason) {
   if (fd_ < 0) return;
   std::string why(reason);  // `reason` may point into this object
   if (registered_) loop_.remove(fd_);
@@ -166,7 +171,7 @@ void Connection::close(std::string_view reason) {
   handler_.on_closed(*this, why);
 }
 
-void Connection::update_interest() {
+void TcpConnection::update_interest() {
   if (!registered_) return;
   uint32_t want = 0;
   if (want_read_ && !eof_) want |= EPOLLIN;

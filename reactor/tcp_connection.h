@@ -1,0 +1,63 @@
+// TcpConnection: a non-blocking TCP stream owned by one EventLoop. It reads into a per-thread scratch
+// area and keeps only unconsumed bytes, tries every write at once and buffers only what the kernel
+// would not take, arms EPOLLOUT only while bytes remain, and lets its handler stop reading
+// (backpressure). An idle connection holds no buffer memory.
+//
+// Threads and lifetime: as for every Connection (reactor/connection.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "reactor/buffer.h"
+#include "reactor/connection.h"
+
+namespace reactor {
+
+class TcpConnection final : public Connection {
+ public:
+  // Takes ownership of the connected, non-blocking `fd`. Nothing happens until start().
+  TcpConnection(EventLoop& loop, int fd, ConnectionHandler& handler);
+  ~TcpConnection() override;
+  TcpConnection(const TcpConnection&) = delete;
+  TcpConnection& operator=(const TcpConnection&) = delete;
+
+  void start() override;
+  void send(std::string_view bytes) override;
+  size_t pending_output() const override { return out_.size(); }
+  void set_reading(bool on) override;
+  bool reading() const override { return want_read_; }
+  void redispatch() override;
+  void close_when_flushed(std::string_view reason) override;
+  void close(std::string_view reason) override;
+  bool is_open() const override { return fd_ >= 0; }
+  bool eof() const override { return eof_; }
+  int fd() const override { return fd_; }
+  EventLoop& loop() override { return loop_; }
+
+  void on_events(uint32_t events) override;
+
+ private:
+  void handle_read();
+  void handle_write();
+  void update_interest();
+  void dispatch_input();
+
+  EventLoop& loop_;
+  int fd_;
+  ConnectionHandler& handler_;
+  Buffer in_;   // unconsumed input
+  Buffer out_;  // unsent output
+  uint32_t interest_ = 0;  // events registered with epoll
+  bool registered_ = false;
+  bool want_read_ = true;
+  bool eof_ = false;
+  bool close_when_flushed_ = false;
+  bool redispatch_queued_ = false;
+  bool write_failed_ = false;
+  std::string close_reason_;
+};
+
+}  // namespace reactor
