@@ -48,8 +48,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(GAZETTEER),
 
 def make_certs(out, names, hosts=(), ca_name='places-sim test CA'):
     """CA + one certificate per name in `out`, with tools/certs.py (openssl underneath)."""
-    certs = CERTS if os.path.exists(CERTS) else '/work/main/tools/certs.py'   # TEMP until merged
-    cmd = [PYTHON, certs, '--out', out, '--ca-name', ca_name, '--names'] + list(names)
+    cmd = [PYTHON, CERTS, '--out', out, '--ca-name', ca_name, '--names'] + list(names)
     if hosts:
         cmd += ['--hosts'] + list(hosts)
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)

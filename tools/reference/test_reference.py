@@ -128,8 +128,7 @@ def free_ports(n):
 
 def make_certs(out, names, ca_name='reference test CA'):
     """A CA and one certificate per name (CN and SAN DNS = the name) in `out`, by tools/certs.py."""
-    certs = CERTS if os.path.exists(CERTS) else '/work/main/tools/certs.py'   # TEMP until merged
-    subprocess.run([PYTHON, certs, '--out', out, '--ca-name', ca_name, '--names'] + list(names),
+    subprocess.run([PYTHON, CERTS, '--out', out, '--ca-name', ca_name, '--names'] + list(names),
                    check=True, capture_output=True, timeout=60)
 
 
