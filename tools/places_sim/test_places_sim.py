@@ -405,6 +405,41 @@ def test_keep_alive_and_stats(sim):
     assert st['requests']['legacy'] == 0 and st['tcp_connections'] == 0 and st['last_key'] is None
 
 
+def test_request_framing_the_server_accepts(sim):
+    """A chunked request body, Expect: 100-continue, and two pipelined requests."""
+    body = new_body(*ABQ, 1000, 1)
+    chunked = b'%x;ext=1\r\n%s\r\n%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n' % (
+        10, body[:10], len(body) - 10, body[10:])
+    h = dict(NEW_HEADERS, **{'Transfer-Encoding': 'chunked', 'Connection': 'close'})
+    s = open_socket(sim)
+    try:
+        s.sendall(request_bytes('POST', NEW, h)[:-2] + b'\r\n' + chunked)
+        r = Resp(*read_until_close(s, IO_TIMEOUT))
+    finally:
+        s.close()
+    assert r.code == 200 and r.json()['places'][0]['id'] == 'geonames:5454711'
+    s = open_socket(sim)
+    try:
+        h = dict(NEW_HEADERS, **{'Expect': '100-continue', 'Content-Length': str(len(body))})
+        s.sendall(request_bytes('POST', NEW, h))
+        assert s.recv(100) == b'HTTP/1.1 100 Continue\r\n\r\n'
+        s.sendall(body)
+        r = Resp(*read_until_close(s, IO_TIMEOUT))
+        assert r.code == 200 and r.json()['places'][0]['id'] == 'geonames:5454711'
+    finally:
+        s.close()
+    s = open_socket(sim)
+    try:
+        s.sendall(request_bytes('GET', legacy_target(*ABQ, 1000), close=False) +
+                  request_bytes('GET', legacy_target(64.8378, -147.7164, 20000)))
+        data, how = read_until_close(s, IO_TIMEOUT)
+        assert how == 'eof' and data.count(b'HTTP/1.1 200 OK\r\n') == 2
+        assert b'"Albuquerque"' in data and b'"Fairbanks"' in data
+        assert data.index(b'"Albuquerque"') < data.index(b'"Fairbanks"')
+    finally:
+        s.close()
+
+
 def test_unknown_paths_and_methods(sim):
     assert raw(sim, 'GET', '/maps/api/place/textsearch/json?key=x').code == 404
     r = raw(sim, 'POST', LEGACY + '?location=1,1&radius=1&key=k', body=b'{}')
