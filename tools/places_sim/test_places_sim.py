@@ -10,10 +10,8 @@ is stopped.
 import gzip
 import http.client
 import json
+import math
 import os
-import re
-import selectors
-import signal
 import socket
 import ssl
 import subprocess
@@ -26,7 +24,9 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, 'tools', 'reference'))
+sys.path.insert(0, HERE)
 import herd_ref  # noqa: E402
+from simctl import PlacesSim  # noqa: E402
 
 PYTHON = '/usr/bin/python3'
 SIM = os.path.join(HERE, 'places_sim.py')
@@ -54,80 +54,23 @@ def make_certs(out, names, hosts=(), ca_name='places-sim test CA'):
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
 
-def read_first_line(proc, timeout):
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf = b''
-    deadline = time.monotonic() + timeout
-    try:
-        while b'\n' not in buf:
-            left = deadline - time.monotonic()
-            assert left > 0, 'simulator not ready after %.0fs' % timeout
-            if sel.select(left):
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                assert chunk, 'simulator exited: %r' % proc.stderr.read()
-                buf += chunk
-    finally:
-        sel.close()
-    return buf.split(b'\n', 1)[0].decode()
-
-
-class Sim:
-    """A running simulator process and a client for its control endpoints."""
+class Sim(PlacesSim):
+    """The simulator under test, with the test's certificates (tools/certs.py in `tmp`)."""
 
     def __init__(self, tmp, plain=False, extra=()):
-        self.ca = os.path.join(tmp, 'ca.pem')
-        cmd = [PYTHON, SIM, '--port', '0', '--gazetteer', GAZETTEER] + list(extra)
-        if plain:
-            cmd.append('--plain')
-        else:
-            cmd += ['--cert', os.path.join(tmp, 'places-sim.pem'),
-                    '--key', os.path.join(tmp, 'places-sim.key')]
-        self.log = open(os.path.join(tmp, 'sim-%s.log' % ('plain' if plain else 'tls')), 'w+')
-        self.proc = subprocess.Popen(cmd + ['--access-log', self.log.name],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.line = read_first_line(self.proc, 60)
-        m = re.fullmatch(r'places-sim listening on (https?)://127\.0\.0\.1:(\d+)', self.line)
-        assert m, self.line
-        self.plain = plain
-        self.port = int(m.group(2))
-        self.ctx = None if plain else ssl.create_default_context(cafile=self.ca)
+        super().__init__(cert=os.path.join(tmp, 'places-sim.pem'),
+                         key=os.path.join(tmp, 'places-sim.key'), ca=os.path.join(tmp, 'ca.pem'),
+                         plain=plain, gazetteer=GAZETTEER, extra_args=extra,
+                         log_path=os.path.join(tmp, 'sim-%s.log' % ('plain' if plain else 'tls')))
+        self.ctx = self.ssl_context
 
     def conn(self, timeout=IO_TIMEOUT):
-        if self.plain:
-            return http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
-        return http.client.HTTPSConnection('127.0.0.1', self.port, timeout=timeout,
-                                           context=self.ctx)
-
-    def control(self, method, path, value=None):
-        c = self.conn()
-        try:
-            body = None if value is None else json.dumps(value)
-            c.request(method, path, body=body, headers={'Connection': 'close'})
-            r = c.getresponse()
-            return r.status, json.loads(r.read())
-        finally:
-            c.close()
+        return self.connection(timeout)
 
     def config(self, **faults):
         status, v = self.control('POST', '/_sim/config', faults)
         assert status == 200, v
         return v
-
-    def stats(self):
-        return self.control('GET', '/_sim/stats')[1]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        self.log.close()
 
 
 @pytest.fixture(scope='module')
@@ -188,6 +131,12 @@ class Resp:
 
     def json(self):
         return json.loads(self.body)
+
+
+def distance_m(a, b):
+    """Metres between two (lat, lng) points, as the gazetteer search computes them."""
+    pa, pb = herd_ref._radians(a[0]), herd_ref._radians(b[0])
+    return herd_ref.haversine_m(pa, a[1], math.cos(pa), pb, b[1], math.cos(pb))
 
 
 def same_json(a, b):
@@ -305,6 +254,7 @@ def test_plain_mode_and_usage_errors(certdir):
     s = Sim(certdir, plain=True)
     try:
         assert s.line.startswith('places-sim listening on http://127.0.0.1:')
+        assert s.url == 'http://127.0.0.1:%d' % s.port
         r = get_legacy(s, *ABQ, 1000)
         assert r.code == 200 and r.json()['results'][0]['name'] == 'Albuquerque'
         s.config(drop='reset')
@@ -491,12 +441,7 @@ def test_legacy_paging_ranking_and_filters(sim):
             % UCLA).json()
     names = [x['name'] for x in v['results']]
     assert names and all('santa' in n.lower() for n in names)
-    d = [herd_ref.haversine_m(*(herd_ref._radians(UCLA[0]), UCLA[1],
-                                __import__('math').cos(herd_ref._radians(UCLA[0]))),
-                              herd_ref._radians(x['geometry']['location']['lat']),
-                              x['geometry']['location']['lng'],
-                              __import__('math').cos(herd_ref._radians(
-                                  x['geometry']['location']['lat'])))
+    d = [distance_m(UCLA, (x['geometry']['location']['lat'], x['geometry']['location']['lng']))
          for x in v['results']]
     assert d == sorted(d)
     # a type cities do not have
@@ -586,12 +531,7 @@ def test_new_api_answers(sim):
     r = post_new(sim, new_body(*OCEAN, 50000, 5))
     assert r.code == 200 and r.body == b'{}\n'
     near = post_new(sim, new_body(*UCLA, 20000, 10, rankPreference='DISTANCE')).json()
-    d = [herd_ref.haversine_m(herd_ref._radians(UCLA[0]), UCLA[1],
-                              __import__('math').cos(herd_ref._radians(UCLA[0])),
-                              herd_ref._radians(p['location']['latitude']),
-                              p['location']['longitude'],
-                              __import__('math').cos(herd_ref._radians(
-                                  p['location']['latitude'])))
+    d = [distance_m(UCLA, (p['location']['latitude'], p['location']['longitude']))
          for p in near['places']]
     assert d == sorted(d) and d[-1] <= 20000
     assert post_new(sim, new_body(*UCLA, 20000, 3, includedTypes=['restaurant'])).body == \
