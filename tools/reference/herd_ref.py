@@ -13,16 +13,20 @@ the paper:
   PeerLinkProtocol    one persistent outbound link per neighbour (the paper's ProxyClientProtocol)
   PeerTls             with `peer_tls` in the config: mutually authenticated TLS on both ends of
                       every peer link (Python's ssl), the hello checked against the certificate
-  OfflinePlaces       the offline places provider (GeoNames gazetteer); it needs no HTTP client,
-                      so the paper's PlacesHTTPClientProtocol has no counterpart here.
+  OfflinePlaces       the offline places provider (GeoNames gazetteer), answering synchronously
+  GooglePlaces        (places_google.py) `provider: google | google-new`: Nearby Search over HTTPS
+                      with aiohttp, the paper's PlacesHTTPClientProtocol; its replies wait in the
+                      client's reply queue so that replies still go out in command order
 
 Everything works on bytes; client IDs are never decoded. Replies to a burst of pipelined commands
 are computed in order and written with one transport.write per data_received call. The offline
-provider answers synchronously, so command order is reply order without a reply queue.
+provider answers synchronously, so command order is reply order without waiting; with a Google
+provider a WHATSAT is a task, and the replies after it wait in the connection's queue.
 """
 
 import argparse
 import asyncio
+import collections
 import functools
 import math
 import os
@@ -48,6 +52,10 @@ BACKOFF_MAX = 30.0
 LOG_FLUSH_INTERVAL = 0.5            # seconds between log writes
 LOG_FLUSH_BYTES = 1 << 20           # write the log early once this much is pending
 PLACES_CACHE = 32768                # rendered result objects kept per server
+MAX_PENDING_REPLIES = 1024          # replies queued behind a Google WHATSAT before reading stops
+PLACES_PROVIDERS = ('offline', 'google', 'google-new')
+PLACES_ENDPOINTS = {'google': 'https://maps.googleapis.com',
+                    'google-new': 'https://places.googleapis.com'}
 NS = 1_000_000_000
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -643,19 +651,47 @@ class LineProtocol(asyncio.Protocol):
 
 
 class ClientProtocol(LineProtocol):
-    """The client port: IAMAT and WHATSAT, replies in command order, one write per burst."""
+    """The client port: IAMAT and WHATSAT, replies in command order, one write per burst.
+    A reply that is not ready (a WHATSAT to a Google provider) is a task; it and every reply after
+    it wait in `queue` and go out, in order, as the tasks finish. Reading stops while the client
+    does not read its replies or while MAX_PENDING_REPLIES wait."""
 
     def connection_made(self, transport):
+        self.queue = collections.deque()    # replies waiting: bytes, or a task giving bytes
+        self.blocked = set()                # why reading is paused: 'write', 'queue'
+        self.close_when_done = None         # the reason to close once the queue is empty
         self.opened(transport, b'client', self.server.clients)
 
     def connection_lost(self, exc):
+        for r in self.queue:
+            if not isinstance(r, bytes):
+                r.remove_done_callback(self._answered)
+        self.queue.clear()
         self.dropped(exc, self.server.clients)
 
+    def _block(self, why):
+        if not self.blocked:
+            self.transport.pause_reading()
+        self.blocked.add(why)
+
+    def _unblock(self, why):
+        if why in self.blocked:
+            self.blocked.discard(why)
+            if not self.blocked and not self.closing:
+                self.transport.resume_reading()
+
     def pause_writing(self):          # the client is not reading: stop reading its commands
-        self.transport.pause_reading()
+        self._block('write')
 
     def resume_writing(self):
-        self.transport.resume_reading()
+        self._unblock('write')
+
+    def eof_received(self):
+        LineProtocol.eof_received(self)
+        if self.queue:
+            self.close_when_done = self.close_when_done or b''
+            return True                 # half-open until the waiting replies are written
+        return False
 
     def handle_lines(self, lines, overlong, final_unterminated=False):
         srv = self.server
@@ -664,6 +700,7 @@ class ClientProtocol(LineProtocol):
         tag = self.tag
         out = []
         logs = []
+        queue = self.queue
         handle = srv.handle_client_line
         for line in lines:
             if line[-1:] == b'\r':
@@ -673,22 +710,66 @@ class ClientProtocol(LineProtocol):
                 break
             logs.append(b'%s %s < %s\n' % (stamp, tag, line))
             reply = handle(line, now)
-            if reply is not None:
+            if reply is None:
+                continue
+            if isinstance(reply, bytes) and not queue:
                 out.append(reply)
                 logs.append(b'%s %s > %s\n' % (stamp, tag, reply[:-1].replace(b'\n', b'\\n')))
+            else:
+                queue.append(reply)
+                if not isinstance(reply, bytes):
+                    reply.add_done_callback(self._answered)
         if overlong is not None:
             reply = b'? ' + overlong + b'\n'
-            out.append(reply)
-            logs.append(b'%s %s < [line over %d bytes] %s...\n%s %s > ? %s...\n'
-                        % (stamp, tag, MAX_LINE, overlong[:80], stamp, tag, overlong[:80]))
+            logs.append(b'%s %s < [line over %d bytes] %s...\n'
+                        % (stamp, tag, MAX_LINE, overlong[:80]))
+            if queue:
+                queue.append(reply)
+                self.close_when_done = b'line too long'
+                self.closing = True
+            else:
+                out.append(reply)
+                logs.append(b'%s %s > ? %s...\n' % (stamp, tag, overlong[:80]))
         if out:
             self.transport.write(b''.join(out))
         if logs:
             srv.log.write(b''.join(logs))
         srv.flush_floods()
-        if overlong is not None:
+        if len(queue) >= MAX_PENDING_REPLIES:
+            self._block('queue')
+        if overlong is not None and not queue:
             self.closing = True
             srv.log.event(b'%s closed: line too long' % tag)
+            self.transport.close()
+
+    def _answered(self, _task):
+        """A queued reply is ready: write every reply now ready at the head of the queue."""
+        queue = self.queue
+        out = []
+        while queue:
+            head = queue[0]
+            if not isinstance(head, bytes):
+                if not head.done():
+                    break
+                if head.cancelled():            # the server is stopping
+                    queue.clear()
+                    return
+                head = head.result()
+            queue.popleft()
+            out.append(head)
+        if not out or self.transport is None or self.transport.is_closing():
+            return
+        data = b''.join(out)
+        self.transport.write(data)
+        stamp = self.server.log.stamp()
+        self.server.log.write(b''.join(b'%s %s > %s\n' % (stamp, self.tag,
+                                                          r[:-1].replace(b'\n', b'\\n'))
+                                       for r in out))
+        if len(queue) < MAX_PENDING_REPLIES // 2:
+            self._unblock('queue')
+        if not queue and self.close_when_done is not None:
+            if self.close_when_done:
+                self.server.log.event(b'%s closed: %s' % (self.tag, self.close_when_done))
             self.transport.close()
 
 
@@ -982,6 +1063,7 @@ class HerdServer:
         self.name = name.encode()
         self.cfg = cfg
         self.tls = tls                  # PeerTls, or None for plaintext peer links
+        self.places_async = not isinstance(places, OfflinePlaces)
         self.neighbour_names = {n.encode() for n in cfg['neighbours'][name]}
         self.places = places
         self.log = log
@@ -1059,8 +1141,21 @@ class HerdServer:
         n = parse_bound(bound)
         if n is None:
             return None
+        if self.places_async:
+            return asyncio.get_running_loop().create_task(
+                self._whatsat_upstream(rec, r_km * 1000.0, n))
         j = collapse_newlines(self.places.response(rec.lat, rec.lng, r_km * 1000.0, n))
         return rec.line + b'\n' + j + b'\n\n'
+
+    async def _whatsat_upstream(self, rec, radius_m, n):
+        try:
+            j = await self.places.response(rec.lat, rec.lng, radius_m, n)
+        except Exception as e:              # a bug must still give the client its reply
+            self.log.event('places: internal error %s: %s' % (type(e).__name__, e))
+            j = render_google_json({'html_attributions': [], 'results': [],
+                                    'status': 'UNKNOWN_ERROR',
+                                    'error_message': 'internal error of the places provider'})
+        return rec.line + b'\n' + collapse_newlines(j) + b'\n\n'
 
     def handle_peer_at(self, fields, sender):
         """An AT line from a peer. Returns None when handled, else a short reason it was ignored."""
@@ -1206,12 +1301,33 @@ def load_config(path):
     if not isinstance(places, dict):
         raise ConfigError("config %s: 'places' must be a mapping" % path)
     provider = places.get('provider', 'offline')
-    if provider != 'offline':
-        raise ConfigError("config %s: places provider %r is not supported by the reference "
-                          "(only 'offline')" % (path, provider))
+    if provider not in PLACES_PROVIDERS:
+        raise ConfigError("config %s: places.provider must be one of %s, got %r"
+                          % (path, ', '.join(PLACES_PROVIDERS), provider))
     gaz = places.get('gazetteer', DEFAULT_GAZETTEER)
     if not isinstance(gaz, str) or not gaz:
         raise ConfigError("config %s: 'places.gazetteer' must be a path" % path)
+    upstream = {'provider': provider, 'gazetteer': gaz}
+    for k, default in (('key_env', 'GOOGLE_API_KEY'),
+                       ('endpoint', PLACES_ENDPOINTS.get(provider, '')), ('ca_file', '')):
+        v = places.get(k, default)
+        if v is None:
+            v = default
+        if not isinstance(v, str):
+            raise ConfigError("config %s: 'places.%s' must be a string, got %r" % (path, k, v))
+        upstream[k] = v
+    if provider != 'offline' and not re.fullmatch(r'https?://[^/\s]+/?', upstream['endpoint']):
+        raise ConfigError("config %s: 'places.endpoint' must be http(s)://HOST[:PORT], got %r"
+                          % (path, upstream['endpoint']))
+    if upstream['ca_file']:
+        upstream['ca_file'] = os.path.join(os.path.dirname(os.path.abspath(path)),
+                                           upstream['ca_file'])
+    for k, default in (('timeout_ms', 10000), ('max_inflight', 256)):
+        v = places.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError("config %s: 'places.%s' must be a positive integer, got %r"
+                              % (path, k, v))
+        upstream[k] = v
     peer_tls = raw.get('peer_tls')
     if peer_tls is not None:
         if not isinstance(peer_tls, dict):
@@ -1225,7 +1341,7 @@ def load_config(path):
                                   % (path, k, v))
         peer_tls = {k: os.path.join(base, peer_tls[k]) for k in PEER_TLS_KEYS}
     return {'servers': servers, 'neighbours': neighbours, 'log_dir': log_dir,
-            'places': {'provider': provider, 'gazetteer': gaz}, 'peer_tls': peer_tls}
+            'places': upstream, 'peer_tls': peer_tls}
 
 
 def resolve_gazetteer(path):
@@ -1239,25 +1355,41 @@ def resolve_gazetteer(path):
 # ---------------------------------------------------------------------------------------------
 # Main.
 
-async def serve(args, cfg, tls):
+async def serve(args, cfg, tls, api_key):
     loop = asyncio.get_running_loop()
     os.makedirs(cfg['log_dir'], exist_ok=True)
     log_path = os.path.join(cfg['log_dir'], args.name + '.log')
     log = Log(log_path)
     log.loop = loop
-    gaz = resolve_gazetteer(args.gazetteer or cfg['places']['gazetteer'])
-    t0 = time.monotonic()
-    try:
-        places = OfflinePlaces(gaz)
-    except (OSError, ValueError, IndexError) as e:
-        print('herd_ref %s: cannot load gazetteer %s: %s' % (args.name, gaz, e), file=sys.stderr)
-        log.close()
-        return 2
-    load_s = time.monotonic() - t0
+    settings = cfg['places']
+    if settings['provider'] == 'offline':
+        gaz = resolve_gazetteer(args.gazetteer or settings['gazetteer'])
+        t0 = time.monotonic()
+        try:
+            places = OfflinePlaces(gaz)
+        except (OSError, ValueError, IndexError) as e:
+            print('herd_ref %s: cannot load gazetteer %s: %s' % (args.name, gaz, e),
+                  file=sys.stderr)
+            log.close()
+            return 2
+        what = 'gazetteer %s: %d places in %.2fs' % (gaz, len(places.cities),
+                                                     time.monotonic() - t0)
+    else:
+        import places_google               # aiohttp is loaded only for the Google providers
+        try:
+            places = places_google.GooglePlaces(settings, api_key, render_google_json, log)
+        except (OSError, ssl.SSLError) as e:
+            print('herd_ref %s: config %s: places.ca_file %s: %s' % (
+                args.name, args.config, settings['ca_file'], e), file=sys.stderr)
+            log.close()
+            return 2
+        await places.start()
+        what = 'places %s at %s (key from $%s)' % (settings['provider'], settings['endpoint'],
+                                                   settings['key_env'])
     server = HerdServer(args.name, cfg, places, log, args.seed_style, tls)
-    log.event('start %s client %s:%d peer %s:%d%s; gazetteer %s: %d places in %.2fs' % (
+    log.event('start %s client %s:%d peer %s:%d%s; %s' % (
         args.name, server.host, server.port, server.host, server.peer_port,
-        ' seed-style' if args.seed_style else '', gaz, len(places.cities), load_s))
+        ' seed-style' if args.seed_style else '', what))
     if tls is None:
         warning = ('warning: no peer_tls in %s: peer links are neither encrypted nor '
                    'authenticated' % args.config)
@@ -1280,6 +1412,8 @@ async def serve(args, cfg, tls):
     sig = await stop
     log.event('stop %s (signal %d)' % (args.name, sig))
     await server.stop()
+    if server.places_async:
+        await places.close()
     log.close()
     return 0
 
@@ -1308,7 +1442,16 @@ def main(argv=None):
         except ConfigError as e:
             print('herd_ref %s: config %s: %s' % (args.name, args.config, e), file=sys.stderr)
             return 2
-    return asyncio.run(serve(args, cfg, tls))
+    api_key = None
+    if cfg['places']['provider'] != 'offline':
+        api_key = os.environ.get(cfg['places']['key_env'])
+        if not api_key:
+            print('herd_ref %s: config %s: places.provider %s needs an API key in the '
+                  'environment variable %s (places.key_env), which is not set'
+                  % (args.name, args.config, cfg['places']['provider'],
+                     cfg['places']['key_env']), file=sys.stderr)
+            return 2
+    return asyncio.run(serve(args, cfg, tls, api_key))
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -126,16 +127,20 @@ def free_ports(n):
     return ports
 
 
-def make_certs(out, names, ca_name='reference test CA'):
-    """A CA and one certificate per name (CN and SAN DNS = the name) in `out`, by tools/certs.py."""
-    subprocess.run([PYTHON, CERTS, '--out', out, '--ca-name', ca_name, '--names'] + list(names),
+def make_certs(out, names, ca_name='reference test CA', hosts=()):
+    """A CA and one certificate per name (CN and SAN DNS = the name, plus `hosts`) in `out`, by
+    tools/certs.py."""
+    subprocess.run([PYTHON, CERTS, '--out', out, '--ca-name', ca_name, '--names'] + list(names) +
+                   (['--hosts'] + list(hosts) if hosts else []),
                    check=True, capture_output=True, timeout=60)
 
 
 class Herd:
     def __init__(self, tmp, names, links, seed_style=False, gazetteer=None, start=None,
-                 peer_tls=None):
-        """peer_tls: a folder of certificates (ca.pem, NAME.pem, NAME.key) relative to tmp."""
+                 peer_tls=None, places=None, env=None):
+        """peer_tls: a folder of certificates (ca.pem, NAME.pem, NAME.key) relative to tmp;
+        places: more keys of the places section (dict, replacing provider: offline);
+        env: the servers' environment."""
         self.tmp = tmp
         ports = free_ports(2 * len(names))
         self.servers = {n: (ports[2 * i], ports[2 * i + 1]) for i, n in enumerate(names)}
@@ -143,8 +148,10 @@ class Herd:
         self.gazetteer = gazetteer
         self.config = os.path.join(tmp, 'config.yaml')
         with open(self.config, 'w') as f:
-            f.write('threads: 0\nlog_dir: %s\nplaces:\n  provider: offline\n  gazetteer: %s\n'
+            f.write('threads: 0\nlog_dir: %s\nplaces:\n  gazetteer: %s\n'
                     % (self.log_dir, gazetteer))
+            for k, v in (places or {'provider': 'offline'}).items():
+                f.write('  %s: %s\n' % (k, json.dumps(v)))
             if peer_tls is not None:
                 f.write('peer_tls:\n  ca_file: %s/ca.pem\n  cert_file: %s/{name}.pem\n'
                         '  key_file: %s/{name}.key\n' % (peer_tls, peer_tls, peer_tls))
@@ -155,6 +162,7 @@ class Herd:
             for a, b in links:
                 f.write('  - [%s, %s]\n' % (a, b))
         self.seed_style = seed_style
+        self.env = env
         self.procs = {}
         for n in (names if start is None else start):
             self.start(n)
@@ -164,7 +172,8 @@ class Herd:
         cmd = [PYTHON, HERD_REF, name, '--config', self.config]
         if self.seed_style:
             cmd.append('--seed-style')
-        self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            env=self.env)
 
     def wait_ready(self, timeout=30.0):
         sel = selectors.DefaultSelector()
@@ -615,11 +624,11 @@ def test_down_neighbour_never_stalls_and_reconnects(tmp_path, gazetteer):
 
 
 def test_config_errors(tmp_path):
-    def run(cfg_text, name='A'):
+    def run(cfg_text, name='A', env=None):
         p = tmp_path / 'c.yaml'
         p.write_text(cfg_text)
         return subprocess.run([PYTHON, HERD_REF, name, '--config', str(p)],
-                              capture_output=True, timeout=20)
+                              capture_output=True, timeout=20, env=env)
     good = 'servers:\n  A: { port: 1, peer_port: 2 }\n  B: { port: 3, peer_port: 4 }\n'
     r = run(good, name='Nobody')
     assert r.returncode == 2 and b'Nobody' in r.stderr
@@ -633,8 +642,18 @@ def test_config_errors(tmp_path):
     assert r.returncode == 2 and b'YAML' in r.stderr
     r = run('threads: 0\n')
     assert r.returncode == 2 and b'servers' in r.stderr
-    r = run(good + 'places: { provider: google }\n')
-    assert r.returncode == 2 and b'provider' in r.stderr
+    r = run(good + 'places: { provider: bing }\n')
+    assert r.returncode == 2 and b'places.provider' in r.stderr and b'bing' in r.stderr
+    env = {k: v for k, v in os.environ.items() if k != 'NO_SUCH_KEY_VAR'}
+    r = run(good + 'places: { provider: google, key_env: NO_SUCH_KEY_VAR }\n', env=env)
+    assert r.returncode == 2 and b'NO_SUCH_KEY_VAR' in r.stderr and b'places.key_env' in r.stderr
+    for bad in ('endpoint: ftp://x', 'timeout_ms: 0', 'max_inflight: -1', 'ca_file: [1]'):
+        r = run(good + 'places: { provider: google-new, %s }\n' % bad,
+                env=dict(env, GOOGLE_API_KEY='k'))
+        assert r.returncode == 2 and b'places.' + bad.split(':')[0].encode() in r.stderr, bad
+    r = run(good + 'places: { provider: google, ca_file: nope.pem }\n',
+            env=dict(env, GOOGLE_API_KEY='k'))
+    assert r.returncode == 2 and b'places.ca_file' in r.stderr and b'nope.pem' in r.stderr
 
 
 # ------------------------------------------------------------------------------------------------
@@ -862,3 +881,208 @@ def test_tls_config_errors(tmp_path):
     r = run('peer_tls: { ca_file: certs/A.key, cert_file: "certs/{name}.pem", '
             'key_file: "certs/{name}.key" }\n')
     assert r.returncode == 2 and b'peer_tls.ca_file' in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Google providers, against the places simulator (tools/places_sim) serving the test gazetteer.
+
+API_KEY = 'ref-test-key-0123456789'
+
+
+@pytest.fixture(scope='module')
+def places_sim(tmp_path_factory, gazetteer):
+    sys.path.insert(0, os.path.join(REPO, 'tools', 'places_sim'))
+    from simctl import PlacesSim
+    d = str(tmp_path_factory.mktemp('simcerts'))
+    make_certs(d, ['places-sim'], hosts=['127.0.0.1'])
+    sim = PlacesSim(cert=os.path.join(d, 'places-sim.pem'), key=os.path.join(d, 'places-sim.key'),
+                    ca=os.path.join(d, 'ca.pem'), gazetteer=gazetteer,
+                    log_path=os.path.join(d, 'sim.log'))
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def google_herd(tmp, sim, provider, timeout_ms=3000):
+    return Herd(tmp, ['A', 'B'], [['A', 'B']], gazetteer='/nonexistent',
+                places={'provider': provider, 'endpoint': sim.url, 'ca_file': sim.ca,
+                        'key_env': 'REF_TEST_PLACES_KEY', 'timeout_ms': timeout_ms},
+                env=dict(os.environ, REF_TEST_PLACES_KEY=API_KEY))
+
+
+@pytest.fixture(scope='module', params=['google', 'google-new'])
+def gherd(request, tmp_path_factory, places_sim):
+    h = google_herd(str(tmp_path_factory.mktemp(request.param)), places_sim, request.param)
+    h.provider = request.param
+    h.sim = places_sim
+    try:
+        t = [1000]
+
+        def flooded():                  # the link comes up with backoff: repeat until it carries
+            t[0] += 1
+            h.ucla = at_line_of(exchange(h.port('A'), b'IAMAT ucla +34.068930-118.445127 %d\n'
+                                         % t[0]))
+            time.sleep(0.1)
+            return at_line_of(whatsat_line(h.port('B'), b'ucla')) == h.ucla
+        assert wait_for(flooded, timeout=20)
+        yield h
+    finally:
+        h.stop()
+        h.kill()
+
+
+@pytest.fixture(autouse=True)
+def sim_reset(request):
+    if 'gherd' in request.fixturenames:
+        sim = request.getfixturevalue('gherd').sim
+        sim.config()
+        sim.reset_stats()
+    yield
+
+
+def whatsat_doc(h, port, radius, bound, cid=b'ucla'):
+    r = exchange(port, b'WHATSAT %s %s %d\n' % (cid, radius, bound))
+    line, _, body = r.partition(b'\n')
+    assert r.endswith(b'}\n\n') and b'\n\n' not in body[:-2], r[:300]
+    body = body[:-2]
+    assert herd_ref.render_google_json(json.loads(body)) == body     # Google's legacy layout
+    return line, body, json.loads(body)
+
+
+def test_google_whatsat_answers(gherd, gazetteer):
+    h = gherd
+    offline = herd_ref.OfflinePlaces(gazetteer)
+    for name in ('A', 'B'):
+        for radius, bound in ((b'10', 5), (b'50', 20), (b'0.5', 3), (b'3.25', 1)):
+            line, body, v = whatsat_doc(h, h.port(name), radius, bound)
+            assert line == h.ucla
+            want = expected_names(*CENTER, float(radius), bound)
+            assert [x['name'] for x in v['results']] == want
+            assert v['status'] == ('OK' if want else 'ZERO_RESULTS')
+            if h.provider == 'google' and len(expected_names(*CENTER, float(radius), 99)) <= 20:
+                # one page upstream (no next_page_token): the offline provider's answer exactly
+                assert body == offline.response(*CENTER, float(radius) * 1000, bound)
+            if h.provider == 'google-new' and want:
+                x = v['results'][0]
+                assert x['place_id'].startswith('geonames:') and x['vicinity'] == x['name']
+                assert set(x) <= {'business_status', 'geometry', 'name', 'place_id', 'rating',
+                                  'types', 'user_ratings_total', 'vicinity'}
+                assert x['types'] == ['locality', 'political']
+    if h.provider == 'google-new':
+        v = whatsat_doc(h, h.port('A'), b'50', 20)[2]
+        rated = [x for x in v['results'] if 'rating' in x]
+        assert rated and all(x['business_status'] == 'OPERATIONAL' and
+                             x['user_ratings_total'] >= 1 for x in rated)
+        assert h.sim.stats()['last_request']['headers']['x-goog-fieldmask'].startswith('places.')
+    st = h.sim.stats()
+    assert st['last_key'] == API_KEY and st['requests']['legacy' if h.provider == 'google'
+                                                       else 'new'] >= 8
+    # keep-alive: every upstream request of a server rode on one connection per server
+    assert st['tls_handshakes'] <= 2 and st['tcp_connections'] <= 2
+    # every upstream request is logged, the key in no line
+    for name in ('A', 'B'):
+        assert wait_for(lambda: b'places ' in read_log(h, name), timeout=5)
+        assert API_KEY.encode() not in read_log(h, name)
+
+
+def test_google_layout_and_encoding_do_not_matter(gherd):
+    h = gherd
+    want = whatsat_doc(h, h.port('A'), b'10', 5)[1]
+    for faults in ({'layout': 'compact'}, {'layout': 'indent4', 'ascii': True},
+                   {'framing': 'chunked', 'chunk_bytes': 7}, {'gzip': False, 'framing': 'eof'},
+                   {'slow_body_ms': 5, 'chunk_bytes': 300}):
+        h.sim.config(**faults)
+        body = whatsat_doc(h, h.port('A'), b'10', 5)[1]
+        assert herd_ref.render_google_json(json.loads(body)) == body
+        assert json.loads(body) == json.loads(want), faults
+
+
+@pytest.mark.parametrize('status', ['REQUEST_DENIED', 'INVALID_REQUEST', 'ZERO_RESULTS',
+                                    'OVER_DAILY_LIMIT'])
+def test_google_statuses_passed_on(gherd, status):
+    h = gherd
+    h.sim.config(status=status)
+    v = whatsat_doc(h, h.port('A'), b'10', 5)[2]
+    legacy = 'OVER_QUERY_LIMIT' if status == 'OVER_DAILY_LIMIT' else status
+    assert v['status'] == legacy and v['results'] == []
+    if status != 'ZERO_RESULTS':
+        assert v['error_message']
+    if status == 'OVER_DAILY_LIMIT' and h.provider == 'google':
+        assert 'daily' in v['error_message']
+    # none of them is retried, except the New API's 429 (the daily quota looks the same there)
+    n = h.sim.stats()['requests']['legacy' if h.provider == 'google' else 'new']
+    assert n == (1 if h.provider == 'google' or status != 'OVER_DAILY_LIMIT' else n)
+
+
+def test_google_retries_then_succeeds(gherd):
+    h = gherd
+    for faults in ({'http_status': 503, 'body': 'html'}, {'status': 'OVER_QUERY_LIMIT'},
+                   {'drop': True}, {'http_status': 500}):
+        h.sim.reset_stats()
+        h.sim.config(fail_first=1, **faults)
+        t0 = time.monotonic()
+        v = whatsat_doc(h, h.port('A'), b'10', 5)[2]
+        assert v['status'] == 'OK', (faults, v)
+        assert 0.2 < time.monotonic() - t0 < 2.5
+        assert h.sim.stats()['faults_applied'] == 1
+
+
+def test_google_failures_become_unknown_error(gherd):
+    h = gherd
+    for faults, text in (({'not_json': True}, b'not'), ({'http_status': 502, 'body': 'html'},
+                                                         b'502'),
+                         ({'truncate': True}, b'upstream')):
+        h.sim.config(**faults)
+        line, body, v = whatsat_doc(h, h.port('A'), b'10', 5)
+        assert line == h.ucla
+        assert v['status'] == 'UNKNOWN_ERROR' and v['results'] == [], faults
+        assert text in v['error_message'].encode()
+        assert API_KEY not in v['error_message']
+
+
+def test_google_stall_answers_within_the_timeout_and_iamat_is_not_delayed(gherd):
+    h = gherd
+    h.sim.config(stall=True)
+    with socket.create_connection(('127.0.0.1', h.port('A')), timeout=IO_TIMEOUT) as s:
+        t0 = time.monotonic()
+        s.sendall(b'WHATSAT ucla 10 5\n')
+        time.sleep(0.2)
+        # another client's IAMAT is answered at once meanwhile
+        t1 = time.monotonic()
+        assert exchange(h.port('A'), b'IAMAT during-stall +1.0+1.0 5\n').startswith(b'AT A ')
+        assert time.monotonic() - t1 < 0.5
+        s.shutdown(socket.SHUT_WR)
+        data = b''
+        while not data.endswith(b'}\n\n'):
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        took = time.monotonic() - t0
+    assert data.startswith(h.ucla + b'\n{') and b'"UNKNOWN_ERROR"' in data
+    assert 2.8 < took < 4.5                                 # timeout_ms 3000
+
+
+def test_google_replies_keep_command_order_and_share_calls(gherd):
+    h = gherd
+    h.sim.config(latency_ms=300)
+    cmds = b'WHATSAT ucla 10 2\nIAMAT order +1.0+1.0 9\nWHATSAT ucla 10 1\nbad line\n'
+    r = exchange(h.port('A'), cmds)
+    first = r.index(h.ucla + b'\n{')
+    iamat = r.index(b' order +1.0+1.0 9\n')
+    assert first < iamat < r.rindex(h.ucla + b'\n{') and r.endswith(b'? bad line\n')
+    assert r.count(b'"status" : "OK"') == 2
+    # identical requests in flight at the same moment: one upstream call
+    h.sim.reset_stats()
+    out = []
+    ts = [threading.Thread(target=lambda: out.append(whatsat_line(h.port('A'), b'ucla', b'7',
+                                                                  b'4')))
+          for _ in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(IO_TIMEOUT)
+    assert len(out) == 6 and len(set(out)) == 1
+    st = h.sim.stats()['requests']
+    assert st['legacy'] + st['new'] == 1
