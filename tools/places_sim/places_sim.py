@@ -108,7 +108,6 @@ class Simulator:
         self.open_connections = 0
         self.conn_seq = 0
         self.tasks = set()
-        self.writers = set()
         self.log_file = access_log
         self.started = time.monotonic()
         self.sni = {}               # id(SSLObject) -> server name, until its handshake completes
@@ -176,7 +175,6 @@ class Simulator:
     async def on_connection(self, reader, writer):
         task = asyncio.current_task()
         self.tasks.add(task)
-        self.writers.add(writer)
         self.conn_seq += 1
         conn = Connection(self.conn_seq, self.stats.epoch)
         self.stats.tcp_connections += 1
@@ -232,9 +230,16 @@ class Simulator:
                     return
         except (ConnectionError, OSError, asyncio.IncompleteReadError) as e:
             self.log('#%d connection error: %s' % (conn.id, e))
+        except Exception as e:                  # a bug: say so on stderr and to the client
+            print('places-sim: internal error on connection #%d: %r' % (conn.id, e),
+                  file=sys.stderr, flush=True)
+            try:
+                await self._send_plain(writer, 500, 'places-sim internal error: %r\n' % e,
+                                       close=True)
+            except (ConnectionError, OSError):
+                pass
         finally:
             self.open_connections -= 1
-            self.writers.discard(writer)
             self.tasks.discard(task)
             await close_writer(writer, abort)
 

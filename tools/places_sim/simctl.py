@@ -40,10 +40,11 @@ LISTENING = re.compile(r'places-sim listening on (https?)://127\.0\.0\.1:(\d+)')
 
 class PlacesSim:
     def __init__(self, cert=None, key=None, ca=None, plain=False, gazetteer=DEFAULT_GAZETTEER,
-                 faults=None, extra_args=(), log_path=None, ready_timeout=READY_TIMEOUT):
+                 faults=None, extra_args=(), log_path=None, ready_timeout=READY_TIMEOUT, port=0):
         """cert/key: the server's certificate (not with plain); ca: the CA file clients verify
-        it with (used by the control client); faults: initial fault settings (dict)."""
-        cmd = [PYTHON, SIM, '--port', '0', '--gazetteer', gazetteer]
+        it with (used by the control client); faults: initial fault settings (dict); port: 0
+        for a free one, or a given one (say, to restart a killed simulator where it was)."""
+        cmd = [PYTHON, SIM, '--port', str(port), '--gazetteer', gazetteer]
         if plain:
             cmd.append('--plain')
         else:

@@ -310,6 +310,25 @@ def test_tls_verified_against_the_ca_only(sim, tmp_path):
     assert st['tls_handshakes'] == 2 and st['tcp_connections'] == 5
 
 
+def test_killed_and_restarted_on_the_same_port(certdir):
+    s = Sim(certdir)
+    try:
+        port = s.port
+        s.kill()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(('127.0.0.1', port), timeout=IO_TIMEOUT).close()
+    finally:
+        s.stop()
+    s = PlacesSim(cert=os.path.join(certdir, 'places-sim.pem'),
+                  key=os.path.join(certdir, 'places-sim.key'), ca=os.path.join(certdir, 'ca.pem'),
+                  gazetteer=GAZETTEER, port=port, faults={'latency_ms': 1})
+    try:
+        assert s.port == port and s.control('GET', '/_sim/config')[1]['config'] == {
+            'latency_ms': 1}
+    finally:
+        s.stop()
+
+
 def test_tls_1_2_only(certdir):
     s = Sim(certdir, extra=['--tls-max', '1.2'])
     try:
