@@ -1086,3 +1086,26 @@ def test_google_replies_keep_command_order_and_share_calls(gherd):
     assert len(out) == 6 and len(set(out)) == 1
     st = h.sim.stats()['requests']
     assert st['legacy'] + st['new'] == 1
+
+
+def test_tls_seed_style_flooding(tmp_path, gazetteer):
+    """A connection per flooded message over TLS: hello, record and close arrive together, before
+    the server has even finished its side of the upgrade."""
+    make_certs(str(tmp_path / 'certs'), NAMES)
+    h = None
+    try:
+        h = Herd(str(tmp_path), NAMES, LINKS, seed_style=True, gazetteer=gazetteer,
+                 peer_tls='certs')
+        h.certs = str(tmp_path / 'certs')
+        line = at_line_of(exchange(h.port('Welsh'), b'IAMAT tls-seed +34.068930-118.445127 7.5\n'))
+        assert propagated(h, b'tls-seed', line, NAMES)
+        newer = at_line_of(exchange(h.port('Hands'), b'IAMAT tls-seed +1.0+1.0 7.75\n'))
+        assert propagated(h, b'tls-seed', newer, NAMES)
+        h.stop()
+        log = read_log(h, 'Holiday')
+        assert log.count(b'seed-link ') >= 2 and b'client certificate for ' in log
+        assert b'refused' not in log
+    finally:
+        if h is not None:
+            h.stop()
+            h.kill()
