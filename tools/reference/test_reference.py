@@ -826,12 +826,14 @@ def test_tls_link_checks_the_neighbours_name(tmp_path, gazetteer):
     h = None
     srv = socket.socket()
     try:
-        h = Herd(str(tmp_path), ['A', 'B'], [['A', 'B']], gazetteer=gazetteer, start=['A'],
+        h = Herd(str(tmp_path), ['A', 'B'], [['A', 'B']], gazetteer=gazetteer, start=[],
                  peer_tls='certs')
         h.certs = certs
-        srv.bind(('127.0.0.1', h.peer_port('B')))
+        srv.bind(('127.0.0.1', h.peer_port('B')))      # before A starts: its first dial lands
         srv.listen(4)
-        srv.settimeout(IO_TIMEOUT)
+        srv.settimeout(3 * IO_TIMEOUT)
+        h.start('A')
+        h.wait_ready()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(certs, 'Mallory.pem'), os.path.join(certs, 'Mallory.key'))
         conn, _ = srv.accept()
