@@ -4,7 +4,8 @@ kind (same gazetteer, same ranking, same JSON layout)."""
 
 import re
 
-from herdlib import NAMES, check_at_line, check_whatsat_reply, iamat, poll_whatsat, unique_id
+from herdlib import (NAMES, check_at_line, check_whatsat_reply, iamat, poll_whatsat, unique_id,
+                     wait_for)
 
 UCLA = b'+34.068930-118.445127'
 
@@ -50,8 +51,12 @@ def test_mixed_herd_over_tls(make_herd):
             replies[name] = poll_whatsat(herd.port(name), cid, at_line, radius=10, bound=3)
         assert len(set(replies.values())) == 1
     # the reference servers' links to C++ neighbours really are TLS, and nothing was refused
+    # (the reference writes its log every half second)
     for name in ('Holiday', 'Hands'):
-        log = herd.log_bytes(name)
-        assert b'mutually authenticated TLS' in log and b'refused' not in log
-        assert re.search(rb'link (Goloman|Wilkes|Welsh): up \S+ TLS TLSv1\.[23]', log)
-        assert b'client certificate for Goloman' in log or b'client certificate for Wilkes' in log
+        def tls_logged():
+            log = herd.log_bytes(name)
+            return (b'mutually authenticated TLS' in log and
+                    re.search(rb'link (Goloman|Wilkes|Welsh): up \S+ TLS TLSv1\.[23]', log) and
+                    re.search(rb'client certificate for (Goloman|Wilkes|Welsh)', log))
+        wait_for(tls_logged, 5, 'TLS links in the log of %s' % name)
+        assert b'refused' not in herd.log_bytes(name)
