@@ -176,6 +176,7 @@ test:
 	$(MAKE) tsan-test
 	$(MAKE) integration
 	$(MAKE) reference-test
+	$(MAKE) places-sim-test
 
 # The set-up of a fresh machine: every README goal builds before its packages exist.
 build-test: $(DEPS_STAMP)
@@ -184,6 +185,20 @@ build-test: $(DEPS_STAMP)
 # The asyncio reference herd's own tests (it is the benchmark's yardstick, so it must be right too).
 reference-test: $(GAZETTEER)
 	$(PYTHON) -m pytest -q tools/reference
+
+# The places simulator (tools/places_sim/README.md): Google Nearby Search, legacy and New, over HTTPS
+# on loopback with a certificate from the development CA in certs/; faults switch at run time.
+PLACES_SIM_PORT ?= 14443
+PLACES_SIM_CERTS ?= certs
+.PHONY: places-sim places-sim-test
+places-sim: $(GAZETTEER)
+	$(PYTHON) tools/certs.py --out $(PLACES_SIM_CERTS) --names places-sim --hosts localhost 127.0.0.1
+	@echo "places-sim: endpoint https://127.0.0.1:$(PLACES_SIM_PORT)  ca_file $(PLACES_SIM_CERTS)/ca.pem  faults: POST /_sim/config"
+	$(PYTHON) tools/places_sim/places_sim.py --port $(PLACES_SIM_PORT) --access-log - \
+	  --cert $(PLACES_SIM_CERTS)/places-sim.pem --key $(PLACES_SIM_CERTS)/places-sim.key \
+	  $(if $(FAULTS),--faults '$(FAULTS)')
+places-sim-test: $(GAZETTEER)
+	$(PYTHON) -m pytest -q tools/places_sim
 
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
