@@ -39,6 +39,7 @@ struct ClientOptions {
 struct Result {
   std::string error;  // empty: `response` is a complete response (any status code)
   Response response;
+  bool timed_out = false;  // the error is the request's timeout
   bool ok() const { return error.empty(); }
 };
 

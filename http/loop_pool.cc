@@ -216,7 +216,8 @@ void LoopPool::on_timeout(uint64_t ex_id) {
     waiting_for_address_.erase(std::remove(waiting_for_address_.begin(), waiting_for_address_.end(), ex_id),
                                waiting_for_address_.end());
   }
-  finish(ex_id, Result{"no complete response within " + std::to_string(it->second.timeout.count()) + " ms", {}});
+  Result timed_out{"no complete response within " + std::to_string(it->second.timeout.count()) + " ms", {}, true};
+  finish(ex_id, std::move(timed_out));
 }
 
 void LoopPool::finish(uint64_t ex_id, Result result) {

@@ -12,6 +12,7 @@
 
 #include "http/client.h"
 #include "http_test_server.h"
+#include "loop_runner.h"
 #include "reactor/event_loop.h"
 #include "reactor/loop_group.h"
 
@@ -19,29 +20,9 @@ using namespace std::chrono_literals;
 using reactor::EventLoop;
 using testing_http::Reply;
 using testing_http::TestServer;
+using testing_loop::run_until;
 
 namespace {
-
-// Runs `loop` on this thread until `done()` or `limit`; returns whether done.
-template <typename Pred>
-bool run_until(EventLoop& loop, Pred done, std::chrono::milliseconds limit = 5000ms) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  bool ok = false;
-  EventLoop::TimerId id = 0;
-  loop.queue([&] {
-    id = loop.run_every(1ms, [&] {
-      if (done()) {
-        ok = true;
-        loop.stop();
-      } else if (std::chrono::steady_clock::now() > deadline) {
-        loop.stop();
-      }
-    });
-  });
-  loop.run();
-  loop.cancel(id);
-  return ok;
-}
 
 // Closes the client's state on `loop` (required before the loop goes away).
 void stop_client(EventLoop& loop, http::HttpClient& client) {
@@ -178,6 +159,7 @@ TEST_CASE("no answer and an answer that never ends both time out, exactly once, 
     run_until(loop, [] { return false; }, 200ms);  // nothing more may arrive
     REQUIRE(results.size() == 1);
     CHECK(results[0].error == "no complete response within 300 ms");
+    CHECK(results[0].timed_out);
     CHECK(took >= 290ms);
     CHECK(took < 1500ms);
   }
