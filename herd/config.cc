@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -12,6 +13,7 @@
 
 #include "http/url.h"
 #include "protocol/fields.h"
+#include "protocol/reply.h"
 
 namespace herd {
 namespace {
@@ -230,6 +232,17 @@ std::vector<const ServerConfig*> Config::neighbours(std::string_view name) const
     if (b == name) out.push_back(find(a));
   }
   return out;
+}
+
+size_t Config::peer_max_line() const {
+  size_t longest_name = 0;
+  size_t all_names = 0;
+  for (const auto& s : servers) {
+    longest_name = std::max(longest_name, s.name.size());
+    all_names += s.name.size() + 1;  // the name and its comma
+  }
+  return limits.max_line + longest_name + protocol::kAtLineGrowth + std::string_view(" seen=").size() +
+         all_names;
 }
 
 std::string Config::resolve_path(const std::string& path) const {

@@ -58,6 +58,12 @@ struct Config {
   // The number of event loops a server runs: `threads`, or one per core when it is 0.
   int loop_count() const;
 
+  // The longest line a neighbour may send on a peer link: an AT record made from a client line of
+  // limits.max_line bytes (its header and time difference added) followed by a seen= set naming
+  // every server. Whatever a server accepts from a client is therefore deliverable to every
+  // neighbour, whatever its ID, location or time fields hold.
+  size_t peer_max_line() const;
+
   const ServerConfig* find(std::string_view name) const;
   // The neighbours of `name`, in the order the links list them.
   std::vector<const ServerConfig*> neighbours(std::string_view name) const;

@@ -10,7 +10,12 @@
 namespace herd {
 
 PeerSession::PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from)
-    : ctx_(ctx), server_(ctx.server), id_(id), tag_("p" + std::to_string(id)), conn_(ctx.loop, fd, *this) {
+    : ctx_(ctx),
+      server_(ctx.server),
+      id_(id),
+      max_line_(ctx.server.config().peer_max_line()),
+      tag_("p" + std::to_string(id)),
+      conn_(ctx.loop, fd, *this) {
   server_.log().write(ctx_.index(), tag_, '+', "peer connected from ", from.to_string());
 }
 
@@ -29,7 +34,7 @@ size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
   size_t consumed = 0;
   std::string_view oversize;
   LineStop stop = split_lines(
-      data, server_.limits().max_line, at_eof, [this](std::string_view line) { return handle_line(line); },
+      data, max_line_, at_eof, [this](std::string_view line) { return handle_line(line); },
       &consumed, &oversize);
   if (stop == LineStop::kOversize) {
     server_.log().write(ctx_.index(), tag_, '!', "line over the limit from a peer; dropping the link");

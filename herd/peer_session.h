@@ -35,6 +35,7 @@ class PeerSession final : public reactor::ConnectionHandler {
   LoopContext& ctx_;
   Server& server_;
   const uint64_t id_;
+  const size_t max_line_;    // Config::peer_max_line()
   std::string tag_;          // "p<id>", then "p<id>/<name>" after the hello
   std::string peer_name_;    // from the hello; empty until then
   std::string record_;       // scratch for the normalised AT record

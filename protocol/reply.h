@@ -2,6 +2,7 @@
 // replies. Each function only appends to the caller's string.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -9,6 +10,11 @@
 #include "protocol/timestamp.h"
 
 namespace protocol {
+
+// The most bytes by which an AT line can exceed the IAMAT line it answers, besides the server's name:
+// the time difference (a sign, at most 20 digits of seconds, a point and 9 digits) and its space,
+// less the three bytes "AT" saves over "IAMAT". With it a server can bound the records it floods.
+inline constexpr size_t kAtLineGrowth = 1 + 20 + 1 + 9 + 1 - 3;
 
 // Appends "AT <server> <received - cmd.time> <client_id> <location_text> <time_text>" with single
 // spaces, the difference as append_time_diff writes it, and no newline.

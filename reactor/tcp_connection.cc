@@ -138,7 +138,9 @@ void TcpConnection::set_reading(bool on) {
 }
 
 void TcpConnection::redispatch() {
-  if (fd_ < 0 || in_.empty() || redispatch_queued_) return;
+  // Not "in_.empty()": from inside on_data the unconsumed bytes are only moved to in_ after it
+  // returns, so the check belongs to the deferred call.
+  if (fd_ < 0 || redispatch_queued_) return;
   redispatch_queued_ = true;
   loop_.defer([this] {
     redispatch_queued_ = false;

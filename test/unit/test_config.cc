@@ -172,3 +172,17 @@ TEST_SUITE("config") {
     CHECK(contains(refused("places:\n  max_inflight: none\n" + one), "'none'"));
   }
 }
+
+TEST_CASE("config: peer lines may carry the longest record a client line can produce") {
+  Parsed p = parse(kHerd);
+  REQUIRE(p.config);
+  const herd::Config& c = *p.config;
+  // The worst record: an IAMAT line of max_line bytes with single spaces becomes
+  // "AT <longest name> <diff of 29 bytes> <id> <location> <time>", then " seen=" and every name.
+  const size_t fields = c.limits.max_line - std::string("IAMAT ").size();
+  const size_t record = std::string("AT Goloman ").size() + std::string("-999999999999999999.999999999 ").size() + fields;
+  const size_t seen = std::string(" seen=Goloman,Hands,Welsh").size();
+  CHECK(c.peer_max_line() >= record + seen);
+  // ... and not much more: the bound is a bound, not a way around the line limit.
+  CHECK(c.peer_max_line() <= c.limits.max_line + 128);
+}

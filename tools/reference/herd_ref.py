@@ -11,6 +11,8 @@ the paper:
   ClientProtocol      the client port (the paper's ProxyServerClientProtocol): IAMAT, WHATSAT
   PeerServerProtocol  the peer port: inbound floods, `HERD <name>` hello then AT lines; never writes
   PeerLinkProtocol    one persistent outbound link per neighbour (the paper's ProxyClientProtocol)
+  PeerTls             with `peer_tls` in the config: mutually authenticated TLS on both ends of
+                      every peer link (Python's ssl), the hello checked against the certificate
   OfflinePlaces       the offline places provider (GeoNames gazetteer); it needs no HTTP client,
                       so the paper's PlacesHTTPClientProtocol has no counterpart here.
 
@@ -27,6 +29,7 @@ import os
 import random
 import re
 import signal
+import ssl
 import sys
 import time
 
@@ -36,8 +39,10 @@ import yaml
 # Limits and constants (every limit named here, checked in one place).
 
 MAX_LINE = 65536                    # bytes of a line without its "\n" / "\r\n"
+AT_LINE_GROWTH = 29                 # most bytes an AT line adds to its IAMAT line, besides the name
 PEER_OUTBOX_LIMIT = 16 << 20        # bytes queued on one outbound link before updates are dropped
-CONNECT_TIMEOUT = 5.0               # seconds for one dial of a neighbour
+CONNECT_TIMEOUT = 5.0               # seconds for one dial of a neighbour (TLS handshake included)
+TLS_HANDSHAKE_TIMEOUT = 5.0         # seconds for the TLS handshake of an inbound peer connection
 BACKOFF_FIRST = 0.5                 # reconnect backoff: 0.5 s doubling to 30 s, with jitter
 BACKOFF_MAX = 30.0
 LOG_FLUSH_INTERVAL = 0.5            # seconds between log writes
@@ -491,14 +496,78 @@ def _peername(transport):
 
 
 # ---------------------------------------------------------------------------------------------
+# Peer TLS: mutual authentication between servers.
+
+PEER_TLS_KEYS = ('ca_file', 'cert_file', 'key_file')
+
+
+def certificate_names(cert):
+    """The names a decoded certificate (SSLSocket.getpeercert() form) is for: its subjectAltName
+    DNS entries and its subject CNs, as bytes."""
+    names = [v for k, v in (cert or {}).get('subjectAltName', ()) if k == 'DNS']
+    for rdn in (cert or {}).get('subject', ()):
+        names += [v for k, v in rdn if k == 'commonName']
+    return list(dict.fromkeys(n.encode('utf-8') for n in names))     # each name once, in order
+
+
+class PeerTls:
+    """The TLS contexts of one server's peer links, from the config's `peer_tls` section:
+    its own certificate and key (`{name}` replaced by the server's name) for both directions, and
+    the herd's CA, required of the other end in both directions. TLS 1.2 at least, renegotiation
+    refused. Outbound links check the neighbour's certificate against its name (SAN DNS or CN,
+    hostname verification); inbound connections must present a certificate from the CA, and
+    PeerServerProtocol accepts their hello only for a neighbour the certificate names."""
+
+    def __init__(self, tls_cfg, name):
+        self.paths = {k: tls_cfg[k].replace('{name}', name) for k in PEER_TLS_KEYS}
+        for k, path in self.paths.items():
+            try:
+                with open(path, 'rb'):
+                    pass
+            except OSError as e:
+                raise ConfigError('peer_tls.%s: cannot read %s: %s' % (k, path, e.strerror or e))
+        ca, cert, key = (self.paths[k] for k in PEER_TLS_KEYS)
+        self.server_ctx = self._context(ssl.PROTOCOL_TLS_SERVER, ca, cert, key)
+        self.server_ctx.verify_mode = ssl.CERT_REQUIRED
+        self.client_ctx = self._context(ssl.PROTOCOL_TLS_CLIENT, ca, cert, key)
+        # check_hostname and CERT_REQUIRED are PROTOCOL_TLS_CLIENT's defaults
+        decode = getattr(getattr(ssl, '_ssl', None), '_test_decode_cert', None)
+        if decode is not None:
+            try:
+                mine = certificate_names(decode(cert))
+            except (OSError, ValueError, ssl.SSLError) as e:
+                raise ConfigError('peer_tls.cert_file %s: cannot decode: %s' % (cert, e))
+            if name.encode('utf-8') not in mine:
+                raise ConfigError('peer_tls.cert_file %s is for %s, not for this server %s'
+                                  % (cert, ', '.join(n.decode() for n in mine) or 'no name',
+                                     name))
+
+    @staticmethod
+    def _context(protocol, ca, cert, key):
+        ctx = ssl.SSLContext(protocol)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.options |= getattr(ssl, 'OP_NO_RENEGOTIATION', 0)
+        try:
+            ctx.load_verify_locations(cafile=ca)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError('peer_tls.ca_file %s: not a usable CA bundle: %s' % (ca, e))
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError('peer_tls.cert_file %s / peer_tls.key_file %s: %s' % (cert, key, e))
+        return ctx
+
+
+# ---------------------------------------------------------------------------------------------
 # Connections.
 
 class LineProtocol(asyncio.Protocol):
-    """Splits the byte stream into lines (\\n or \\r\\n), bounded by MAX_LINE. Subclasses implement
+    """Splits the byte stream into lines (\\n or \\r\\n), bounded by max_line (MAX_LINE for clients, peer_max_line for peers). Subclasses implement
     handle_lines(lines, final) and overlong(prefix)."""
 
-    def __init__(self, server):
+    def __init__(self, server, max_line=MAX_LINE):
         self.server = server
+        self.max_line = max_line
         self.transport = None
         self.partial = bytearray()
         self.closing = False
@@ -551,8 +620,9 @@ class LineProtocol(asyncio.Protocol):
     def _check_partial(self, lines):
         p = self.partial
         n = len(p)
-        if n > MAX_LINE + 1 or (n == MAX_LINE + 1 and p[MAX_LINE] != 0x0d):
-            prefix = bytes(p[:MAX_LINE])
+        limit = self.max_line
+        if n > limit + 1 or (n == limit + 1 and p[limit] != 0x0d):
+            prefix = bytes(p[:limit])
             p.clear()
             self.handle_lines(lines, prefix)
         elif lines:
@@ -562,8 +632,8 @@ class LineProtocol(asyncio.Protocol):
         if self.partial and not self.closing:
             line = bytes(self.partial)
             self.partial.clear()
-            if len(line) > MAX_LINE:
-                self.handle_lines([], line[:MAX_LINE])
+            if len(line) > self.max_line:
+                self.handle_lines([], line[:self.max_line])
             else:
                 self.handle_lines([line], None, final_unterminated=True)
         return False        # close once pending writes are flushed
@@ -623,32 +693,123 @@ class ClientProtocol(LineProtocol):
 
 
 class PeerServerProtocol(LineProtocol):
-    """The peer port: `HERD <name>` then AT lines. Never writes."""
+    """The peer port: `HERD <name>` then AT lines. Never writes.
+    With peer TLS the connection is first upgraded (reading paused until then); the client must
+    present a certificate from the herd's CA, the first line must be the hello of a configured
+    neighbour that the certificate names, and any other first line, a second different hello or
+    a failed handshake is logged and closes the connection before anything is stored."""
+
+    def __init__(self, server):
+        super().__init__(server, server.peer_max_line)
 
     def connection_made(self, transport):
         self.hello = None            # the name from the HERD hello: never flooded back to it
+        self.cert_names = None       # names of the verified client certificate (peer TLS)
+        self.tls_wait = None         # [data, eof seen, (exc,) once lost] until start_tls returns
         self.opened(transport, b'peer-in', self.server.peers_in)
         self.seq = self.server.conn_seq
+        tls = self.server.tls
+        if tls is not None:
+            transport.pause_reading()           # nothing is read before the handshake
+            self.tls_wait = [bytearray(), False, None]
+            asyncio.get_running_loop().create_task(self._start_tls(transport, tls.server_ctx))
+
+    async def _start_tls(self, transport, ctx):
+        """Upgrade to TLS. The SSL layer may deliver the first lines (and even EOF and the loss of
+        the connection) before start_tls() returns: they wait in tls_wait and are handled here,
+        in order, once the client certificate's names are known."""
+        srv = self.server
+        try:
+            tls_transport = await asyncio.get_running_loop().start_tls(
+                transport, self, ctx, server_side=True,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (OSError, ConnectionError, asyncio.TimeoutError) as e:   # ssl.SSLError: OSError
+            self.tls_wait = None
+            self.refuse(b'TLS handshake failed (%s)' % str(e).encode())
+            transport.abort()
+            if self in srv.peers_in:
+                self.dropped(None, srv.peers_in)
+            return
+        wait, self.tls_wait = self.tls_wait, None
+        self.transport = tls_transport
+        sslobj = tls_transport.get_extra_info('ssl_object')
+        self.cert_names = certificate_names(tls_transport.get_extra_info('peercert'))
+        srv.log.event(b'%s TLS %s, client certificate for %s' % (
+            self.tag, sslobj.version().encode() if sslobj else b'?',
+            b','.join(self.cert_names) or b'no name'))
+        data, eof, lost = wait
+        if data:
+            LineProtocol.data_received(self, bytes(data))
+        if eof:
+            LineProtocol.eof_received(self)
+        if lost is not None:
+            self.connection_lost(lost[0])
+
+    def data_received(self, data):
+        if self.tls_wait is not None:
+            self.tls_wait[0] += data
+        else:
+            LineProtocol.data_received(self, data)
+
+    def eof_received(self):
+        if self.tls_wait is not None:
+            self.tls_wait[1] = True
+            return False
+        return LineProtocol.eof_received(self)
+
+    def refuse(self, why):
+        """Log why the connection is refused and close it; nothing more is read from it."""
+        self.closing = True
+        self.server.log.event(b'%s refused: %s' % (self.tag, why))
+        if self.transport is not None:
+            self.transport.close()
+
+    def check_hello(self, name):
+        """With peer TLS: None when `HERD name` may open this connection, else why not."""
+        srv = self.server
+        if self.hello is not None and name != self.hello:
+            return b'second hello %s after %s' % (name, self.hello)
+        if name not in srv.neighbour_names:
+            return b'hello %s: not a neighbour of %s' % (name, srv.name)
+        if name not in self.cert_names:
+            return b'hello %s: the client certificate is for %s' % (
+                name, b','.join(self.cert_names) or b'no name')
+        return None
 
     def connection_lost(self, exc):
-        self.dropped(exc, self.server.peers_in)
+        if self.tls_wait is not None:
+            self.tls_wait[2] = (exc,)
+        elif self in self.server.peers_in:
+            self.dropped(exc, self.server.peers_in)
 
     def handle_lines(self, lines, overlong, final_unterminated=False):
         srv = self.server
         stamp = srv.log.stamp()
         tag = self.tag
+        tls = srv.tls is not None
         logs = []
         for line in lines:
             if line[-1:] == b'\r':
                 line = line[:-1]
-            if len(line) > MAX_LINE:
-                overlong = line[:MAX_LINE]
+            if len(line) > self.max_line:
+                overlong = line[:self.max_line]
                 break
             logs.append(b'%s %s < %s\n' % (stamp, tag, line))
             fields = line.split()
             if not fields:
                 continue
             verb = fields[0]
+            if tls and verb == b'HERD' and len(fields) >= 2:
+                refused = self.check_hello(fields[1])
+            elif tls and self.hello is None:
+                refused = b'%s before the hello' % (verb[:40] or b'a line')
+            else:
+                refused = None
+            if refused is not None:
+                srv.log.write(b''.join(logs))
+                logs = []
+                self.refuse(refused)
+                break
             if verb == b'AT':
                 note = srv.handle_peer_at(fields, self.hello)
                 if note is not None:
@@ -661,9 +822,9 @@ class PeerServerProtocol(LineProtocol):
         if logs:
             srv.log.write(b''.join(logs))
         srv.flush_floods()
-        if overlong is not None:
+        if overlong is not None and not self.closing:
             self.closing = True
-            srv.log.event(b'%s closed: line over %d bytes' % (tag, MAX_LINE))
+            srv.log.event(b'%s closed: line over %d bytes' % (tag, self.max_line))
             self.transport.close()
 
 
@@ -713,7 +874,8 @@ class PeerLink:
         while True:
             try:
                 transport, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: PeerLinkProtocol(self), self.host, self.port),
+                    loop.create_connection(lambda: PeerLinkProtocol(self), self.host, self.port,
+                                           **self.server.dial_options(self.name)),
                     CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError) as e:
                 delay = backoff * (0.75 + 0.5 * random.random())
@@ -726,7 +888,10 @@ class PeerLink:
             hello = b'HERD %s\n' % self.server.name
             transport.write(hello)
             self.transport = transport
-            log.event(b'link %s: up %s; > %s' % (tag, _peername(transport).encode(), hello[:-1]))
+            sslobj = transport.get_extra_info('ssl_object')
+            log.event(b'link %s: up %s%s; > %s' % (
+                tag, _peername(transport).encode(),
+                b' TLS %s' % sslobj.version().encode() if sslobj else b'', hello[:-1]))
             if self.dropped:
                 log.event(b'link %s: %d updates dropped while down' % (tag, self.dropped))
                 self.dropped = 0
@@ -793,7 +958,8 @@ class SeedStyleLink:
         try:
             transport, proto = await asyncio.wait_for(
                 asyncio.get_running_loop().create_connection(
-                    lambda: PeerLinkProtocol(self), self.host, self.port), CONNECT_TIMEOUT)
+                    lambda: PeerLinkProtocol(self), self.host, self.port,
+                    **self.server.dial_options(self.name)), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as e:
             log.event(b'seed-link %s: connect failed (%s); update dropped' % (tag, str(e).encode()))
             return
@@ -812,9 +978,11 @@ class SeedStyleLink:
 # The server.
 
 class HerdServer:
-    def __init__(self, name, cfg, places, log, seed_style):
+    def __init__(self, name, cfg, places, log, seed_style, tls=None):
         self.name = name.encode()
         self.cfg = cfg
+        self.tls = tls                  # PeerTls, or None for plaintext peer links
+        self.neighbour_names = {n.encode() for n in cfg['neighbours'][name]}
         self.places = places
         self.log = log
         self.table = {}                 # client id (bytes) -> Record
@@ -825,11 +993,25 @@ class HerdServer:
         self.host = me['host']
         self.port = me['port']
         self.peer_port = me['peer_port']
+        # Peer lines may exceed MAX_LINE: a record built from a client line of MAX_LINE bytes gains
+        # "AT <name> <diff>" (at most the name plus 29 bytes more than "IAMAT") and a seen= set naming
+        # every server. Same bound as the C++ server's Config::peer_max_line().
+        names = list(cfg['servers'])
+        self.peer_max_line = (MAX_LINE + max(len(n.encode()) for n in names) + AT_LINE_GROWTH
+                              + len(' seen=') + sum(len(n.encode()) + 1 for n in names))
         link_cls = SeedStyleLink if seed_style else PeerLink
         self.links = [link_cls(self, n, cfg['servers'][n]['host'], cfg['servers'][n]['peer_port'])
                       for n in cfg['neighbours'][name]]
         self.dirty = False
         self.listeners = []
+
+    def dial_options(self, name):
+        """create_connection keywords for a link to neighbour `name`: TLS with its name checked
+        against its certificate, or nothing for plaintext."""
+        if self.tls is None:
+            return {}
+        return {'ssl': self.tls.client_ctx, 'server_hostname': name,
+                'ssl_handshake_timeout': CONNECT_TIMEOUT}
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -959,7 +1141,9 @@ def _port(v, what):
 
 def load_config(path):
     """Read and validate the herd config. Returns a dict with servers (name -> host, port,
-    peer_port), neighbours (name -> [names]), log_dir, places. Raises ConfigError."""
+    peer_port), neighbours (name -> [names]), log_dir, places, peer_tls (None, or ca_file,
+    cert_file, key_file made absolute against the config's folder, `{name}` still in them).
+    Raises ConfigError."""
     try:
         with open(path, 'rb') as f:
             raw = yaml.safe_load(f)
@@ -1028,8 +1212,20 @@ def load_config(path):
     gaz = places.get('gazetteer', DEFAULT_GAZETTEER)
     if not isinstance(gaz, str) or not gaz:
         raise ConfigError("config %s: 'places.gazetteer' must be a path" % path)
+    peer_tls = raw.get('peer_tls')
+    if peer_tls is not None:
+        if not isinstance(peer_tls, dict):
+            raise ConfigError("config %s: 'peer_tls' must be a mapping with %s"
+                              % (path, ', '.join(PEER_TLS_KEYS)))
+        base = os.path.dirname(os.path.abspath(path))
+        for k in PEER_TLS_KEYS:
+            v = peer_tls.get(k)
+            if not isinstance(v, str) or not v:
+                raise ConfigError("config %s: 'peer_tls.%s' must be a file path, got %r"
+                                  % (path, k, v))
+        peer_tls = {k: os.path.join(base, peer_tls[k]) for k in PEER_TLS_KEYS}
     return {'servers': servers, 'neighbours': neighbours, 'log_dir': log_dir,
-            'places': {'provider': provider, 'gazetteer': gaz}}
+            'places': {'provider': provider, 'gazetteer': gaz}, 'peer_tls': peer_tls}
 
 
 def resolve_gazetteer(path):
@@ -1043,7 +1239,7 @@ def resolve_gazetteer(path):
 # ---------------------------------------------------------------------------------------------
 # Main.
 
-async def serve(args, cfg):
+async def serve(args, cfg, tls):
     loop = asyncio.get_running_loop()
     os.makedirs(cfg['log_dir'], exist_ok=True)
     log_path = os.path.join(cfg['log_dir'], args.name + '.log')
@@ -1058,10 +1254,18 @@ async def serve(args, cfg):
         log.close()
         return 2
     load_s = time.monotonic() - t0
-    server = HerdServer(args.name, cfg, places, log, args.seed_style)
+    server = HerdServer(args.name, cfg, places, log, args.seed_style, tls)
     log.event('start %s client %s:%d peer %s:%d%s; gazetteer %s: %d places in %.2fs' % (
         args.name, server.host, server.port, server.host, server.peer_port,
         ' seed-style' if args.seed_style else '', gaz, len(places.cities), load_s))
+    if tls is None:
+        warning = ('warning: no peer_tls in %s: peer links are neither encrypted nor '
+                   'authenticated' % args.config)
+        print('herd_ref %s: %s' % (args.name, warning), file=sys.stderr, flush=True)
+        log.event(warning)
+    else:
+        log.event('peer links: mutually authenticated TLS (CA %s, certificate %s)'
+                  % (tls.paths['ca_file'], tls.paths['cert_file']))
     try:
         await server.start()
     except OSError as e:
@@ -1097,7 +1301,14 @@ def main(argv=None):
         print('herd_ref: unknown server %r; the config %s has: %s'
               % (args.name, args.config, ', '.join(cfg['servers'])), file=sys.stderr)
         return 2
-    return asyncio.run(serve(args, cfg))
+    tls = None
+    if cfg['peer_tls'] is not None:
+        try:
+            tls = PeerTls(cfg['peer_tls'], args.name)
+        except ConfigError as e:
+            print('herd_ref %s: config %s: %s' % (args.name, args.config, e), file=sys.stderr)
+            return 2
+    return asyncio.run(serve(args, cfg, tls))
 
 
 if __name__ == '__main__':

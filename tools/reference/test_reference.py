@@ -12,6 +12,7 @@ import re
 import selectors
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ import herd_ref  # noqa: E402
 
 PYTHON = '/usr/bin/python3'
 HERD_REF = os.path.join(HERE, 'herd_ref.py')
+CERTS = os.path.join(REPO, 'tools', 'certs.py')
 FIXTURE = '/work/shared/fixtures/google-nearbysearch-example.json'
 REAL_GAZETTEER = os.path.join(REPO, 'build', 'data', 'cities.pbf')
 NAMES = ['Goloman', 'Hands', 'Holiday', 'Welsh', 'Wilkes']
@@ -124,8 +126,16 @@ def free_ports(n):
     return ports
 
 
+def make_certs(out, names, ca_name='reference test CA'):
+    """A CA and one certificate per name (CN and SAN DNS = the name) in `out`, by tools/certs.py."""
+    subprocess.run([PYTHON, CERTS, '--out', out, '--ca-name', ca_name, '--names'] + list(names),
+                   check=True, capture_output=True, timeout=60)
+
+
 class Herd:
-    def __init__(self, tmp, names, links, seed_style=False, gazetteer=None, start=None):
+    def __init__(self, tmp, names, links, seed_style=False, gazetteer=None, start=None,
+                 peer_tls=None):
+        """peer_tls: a folder of certificates (ca.pem, NAME.pem, NAME.key) relative to tmp."""
         self.tmp = tmp
         ports = free_ports(2 * len(names))
         self.servers = {n: (ports[2 * i], ports[2 * i + 1]) for i, n in enumerate(names)}
@@ -134,7 +144,11 @@ class Herd:
         self.config = os.path.join(tmp, 'config.yaml')
         with open(self.config, 'w') as f:
             f.write('threads: 0\nlog_dir: %s\nplaces:\n  provider: offline\n  gazetteer: %s\n'
-                    'servers:\n' % (self.log_dir, gazetteer))
+                    % (self.log_dir, gazetteer))
+            if peer_tls is not None:
+                f.write('peer_tls:\n  ca_file: %s/ca.pem\n  cert_file: %s/{name}.pem\n'
+                        '  key_file: %s/{name}.key\n' % (peer_tls, peer_tls, peer_tls))
+            f.write('servers:\n')
             for n, (p, pp) in self.servers.items():
                 f.write('  %s: { host: 127.0.0.1, port: %d, peer_port: %d }\n' % (n, p, pp))
             f.write('links:\n')
@@ -548,6 +562,8 @@ def test_logs(herd):
             text = f.read()
         return b'kiwi.cs.ucla.edu' in text and b'open client#' in text and b'link Hands' in text
     assert wait_for(logged, timeout=5)
+    with open(os.path.join(herd.log_dir, 'Hands.log'), 'rb') as f:
+        assert b'peer links are neither encrypted nor authenticated' in f.read()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -619,3 +635,230 @@ def test_config_errors(tmp_path):
     assert r.returncode == 2 and b'servers' in r.stderr
     r = run(good + 'places: { provider: google }\n')
     assert r.returncode == 2 and b'provider' in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Peer TLS.
+
+GOLOMAN_NEIGHBOURS = ['Hands', 'Holiday', 'Wilkes']
+
+
+@pytest.fixture(scope='module')
+def tls_herd(tmp_path_factory, gazetteer):
+    """The five-server herd with peer_tls; certificates in <tmp>/certs (relative paths in the
+    config), plus Mallory (a name outside the herd) from the same CA and Hands from another CA."""
+    tmp = str(tmp_path_factory.mktemp('tlsherd'))
+    make_certs(os.path.join(tmp, 'certs'), NAMES + ['Mallory'])
+    make_certs(os.path.join(tmp, 'evil'), ['Hands'], ca_name='another CA')
+    h = None
+    try:
+        h = Herd(tmp, NAMES, LINKS, gazetteer=gazetteer, peer_tls='certs')
+        h.certs = os.path.join(tmp, 'certs')
+        h.evil = os.path.join(tmp, 'evil')
+        t = 1000
+        ok = False
+        deadline = time.monotonic() + 20
+        while not ok and time.monotonic() < deadline:
+            t += 1
+            line = at_line_of(exchange(h.port('Goloman'), b'IAMAT warmup +0.0+0.0 %d\n' % t))
+            time.sleep(0.2)
+            ok = all(at_line_of(whatsat_line(h.port(n), b'warmup')) == line for n in NAMES)
+        assert ok, 'TLS herd links did not come up'
+        yield h
+    finally:
+        if h is not None:
+            h.stop()
+            h.kill()
+
+
+def read_log(h, name):
+    with open(os.path.join(h.log_dir, name + '.log'), 'rb') as f:
+        return f.read()
+
+
+def test_tls_herd_floods(tls_herd):
+    h = tls_herd
+    line = at_line_of(exchange(h.port('Welsh'), b'IAMAT tls-kiwi +34.068930-118.445127 5.5\n'))
+    assert line.startswith(b'AT Welsh ')
+    assert propagated(h, b'tls-kiwi', line, NAMES)
+    r = exchange(h.port('Hands'), b'WHATSAT tls-kiwi 10 3\n')
+    assert r.startswith(line + b'\n{') and r.endswith(b'}\n\n')
+
+    def logged():
+        g = read_log(h, 'Goloman')
+        return all(b'link %s: up' % n.encode() in g and
+                   b'client certificate for %s' % n.encode() in g for n in GOLOMAN_NEIGHBOURS)
+    assert wait_for(logged, timeout=5)
+    g = read_log(h, 'Goloman')
+    assert re.search(rb'link Hands: up \S+ TLS TLSv1\.[23]', g)
+    assert b'mutually authenticated TLS' in g and b'neither encrypted' not in g
+    # on the wire: the peer port speaks TLS, and it wants a certificate from us
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(h.certs, 'ca.pem'))
+    with socket.create_connection(('127.0.0.1', h.peer_port('Goloman')), timeout=IO_TIMEOUT) as s:
+        with ctx.wrap_socket(s, server_hostname='Goloman') as t:
+            assert t.version() in ('TLSv1.2', 'TLSv1.3')
+            assert dict(x[0] for x in t.getpeercert()['subject'])['commonName'] == 'Goloman'
+
+
+def tls_client(h, cert_dir, cert_name, server='Goloman', max_version=None):
+    """A TLS connection to `server`'s peer port presenting cert_dir/cert_name (None: no
+    certificate); the server is verified with the herd's CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(h.certs, 'ca.pem'))
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if cert_name is not None:
+        ctx.load_cert_chain(os.path.join(cert_dir, cert_name + '.pem'),
+                            os.path.join(cert_dir, cert_name + '.key'))
+    s = socket.create_connection(('127.0.0.1', h.peer_port(server)), timeout=IO_TIMEOUT)
+    try:
+        return ctx.wrap_socket(s, server_hostname=server)
+    except (ssl.SSLError, OSError):
+        s.close()
+        raise
+
+
+def closed_by_server(sock, timeout=IO_TIMEOUT):
+    """True when the server closes the connection (EOF, reset or a TLS alert) within timeout;
+    False when it is still open (an accepted peer connection is never written to)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(100) == b''
+    except socket.timeout:
+        return False
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def try_flood(h, cert_dir, cert_name, lines, server='Goloman', max_version=None):
+    """Send `lines` on a TLS peer connection; True when the server closed it."""
+    try:
+        t = tls_client(h, cert_dir, cert_name, server, max_version)
+    except (ssl.SSLError, ConnectionResetError):
+        return True                                   # refused during the handshake
+    try:
+        try:
+            t.sendall(lines)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return True
+        return closed_by_server(t)
+    finally:
+        t.close()
+
+
+def stored_nowhere(h, cid):
+    return all(whatsat_line(h.port(n), cid) == b'? WHATSAT %s 10 5\n' % cid for n in NAMES)
+
+
+def test_tls_refuses_strangers_and_liars(tls_herd):
+    h = tls_herd
+    at = b'AT Hands +0.000000001 %s +1.0+1.0 7777.5\n'
+    before = read_log(h, 'Goloman').count(b'refused: ')
+    # plaintext
+    with socket.create_connection(('127.0.0.1', h.peer_port('Goloman')), timeout=IO_TIMEOUT) as s:
+        s.sendall(b'HERD Hands\n' + at % b'tls-plain')
+        assert closed_by_server(s)
+    # no client certificate (TLS 1.2 and 1.3: in 1.3 the refusal comes after our first write)
+    for v in (ssl.TLSVersion.TLSv1_2, None):
+        assert try_flood(h, h.certs, None, b'HERD Hands\n' + at % b'tls-nocert', max_version=v)
+    # a certificate for Hands from another CA
+    assert try_flood(h, h.evil, 'Hands', b'HERD Hands\n' + at % b'tls-evil')
+    # a good certificate for Hands, a hello naming another neighbour
+    assert try_flood(h, h.certs, 'Hands', b'HERD Wilkes\n' + at % b'tls-liar')
+    # a good certificate for a server that is not Goloman's neighbour, and for a stranger
+    assert try_flood(h, h.certs, 'Welsh', b'HERD Welsh\n' + at % b'tls-welsh')
+    assert try_flood(h, h.certs, 'Mallory', b'HERD Mallory\n' + at % b'tls-mallory')
+    # a good certificate, records before the hello; a second hello with another name
+    assert try_flood(h, h.certs, 'Hands', at % b'tls-early' + b'HERD Hands\n')
+    assert try_flood(h, h.certs, 'Hands',
+                     b'HERD Hands\nHERD Wilkes\n' + at % b'tls-second')
+    time.sleep(0.3)
+    for cid in (b'tls-plain', b'tls-nocert', b'tls-evil', b'tls-liar', b'tls-welsh',
+                b'tls-mallory', b'tls-early', b'tls-second'):
+        assert stored_nowhere(h, cid), cid
+
+    def refusals_logged():
+        g = read_log(h, 'Goloman')
+        return g.count(b'refused: ') - before >= 10 and all(w in g for w in (
+            b'TLS handshake failed', b'hello Wilkes: the client certificate is for Hands',
+            b'hello Welsh: not a neighbour of Goloman', b'hello Mallory: not a neighbour',
+            b'AT before the hello', b'second hello Wilkes after Hands'))
+    assert wait_for(refusals_logged, timeout=5), read_log(h, 'Goloman')[-3000:]
+    # the honest neighbour's certificate and hello: kept open and stored everywhere
+    t = tls_client(h, h.certs, 'Hands')
+    try:
+        line = at % b'tls-honest'
+        t.sendall(b'HERD Hands\n' + line)
+        assert not closed_by_server(t, timeout=0.5)
+        assert propagated(h, b'tls-honest', line[:-1], NAMES)
+    finally:
+        t.close()
+    # and the herd's own links survived all of it
+    fresh = at_line_of(exchange(h.port('Welsh'), b'IAMAT tls-after +2.0+2.0 8888\n'))
+    assert propagated(h, b'tls-after', fresh, NAMES)
+
+
+def test_tls_link_checks_the_neighbours_name(tmp_path, gazetteer):
+    """A dials B's peer port, where something with a good certificate for another name listens:
+    A refuses it (host name check) and sends it nothing."""
+    certs = str(tmp_path / 'certs')
+    make_certs(certs, ['A', 'B', 'Mallory'])
+    h = None
+    srv = socket.socket()
+    try:
+        h = Herd(str(tmp_path), ['A', 'B'], [['A', 'B']], gazetteer=gazetteer, start=['A'],
+                 peer_tls='certs')
+        h.certs = certs
+        srv.bind(('127.0.0.1', h.peer_port('B')))
+        srv.listen(4)
+        srv.settimeout(IO_TIMEOUT)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, 'Mallory.pem'), os.path.join(certs, 'Mallory.key'))
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(IO_TIMEOUT)
+            got = b''
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as t:
+                    got = t.recv(100)
+            except (ssl.SSLError, ConnectionResetError, socket.timeout):
+                pass
+            assert got == b''
+
+        def refused():
+            return re.search(rb'link B: connect to \S+ failed \([^)]*(Hostname mismatch|'
+                             rb'certificate verify failed)', read_log(h, 'A'))
+        assert wait_for(refused, timeout=5), read_log(h, 'A')
+    finally:
+        srv.close()
+        if h is not None:
+            h.stop()
+            h.kill()
+
+
+def test_tls_config_errors(tmp_path):
+    certs = str(tmp_path / 'certs')
+    make_certs(certs, ['A', 'B'])
+
+    def run(tls_text, name='A'):
+        p = tmp_path / 'c.yaml'
+        p.write_text('servers:\n  A: { port: 1, peer_port: 2 }\n  B: { port: 3, peer_port: 4 }\n'
+                     'links:\n  - [A, B]\n' + tls_text)
+        return subprocess.run([PYTHON, HERD_REF, name, '--config', str(p)],
+                              capture_output=True, timeout=30)
+    r = run('peer_tls: { ca_file: certs/ca.pem, cert_file: "certs/{name}.pem" }\n')
+    assert r.returncode == 2 and b'peer_tls.key_file' in r.stderr
+    r = run('peer_tls: certs\n')
+    assert r.returncode == 2 and b"'peer_tls' must be a mapping" in r.stderr
+    r = run('peer_tls: { ca_file: certs/ca.pem, cert_file: "certs/{name}.pem", '
+            'key_file: certs/nope.key }\n')
+    assert r.returncode == 2 and b'peer_tls.key_file' in r.stderr and b'nope.key' in r.stderr
+    r = run('peer_tls: { ca_file: certs/ca.pem, cert_file: certs/B.pem, key_file: certs/B.key }\n')
+    assert r.returncode == 2 and b'is for B, not for this server A' in r.stderr
+    r = run('peer_tls: { ca_file: certs/ca.pem, cert_file: "certs/{name}.pem", '
+            'key_file: certs/B.key }\n')
+    assert r.returncode == 2 and b'peer_tls.cert_file' in r.stderr
+    r = run('peer_tls: { ca_file: certs/A.key, cert_file: "certs/{name}.pem", '
+            'key_file: "certs/{name}.key" }\n')
+    assert r.returncode == 2 and b'peer_tls.ca_file' in r.stderr
