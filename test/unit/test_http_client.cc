@@ -265,23 +265,24 @@ TEST_CASE("two loops share one client: each keeps its own connections and answer
   const int per_loop = 200, parallel = 4;
   std::atomic<int> ok{0}, bad{0};
   std::atomic<int> stopped{0};
+  std::function<void()> next[2];  // next[l] and sent[l]: loop l's thread only
+  int sent[2] = {0, 0};
   for (int l = 0; l < 2; ++l) {
     EventLoop& loop = group.loop(l);
     loop.queue([&, l] {
-      auto sent = std::make_shared<int>(0);
-      auto next = std::make_shared<std::function<void()>>();
-      *next = [&, l, sent, next] {
-        if (*sent >= per_loop) return;
-        int n = (*sent)++;
+      // Each answer sends the loop's next request; `parallel` chains run at once per loop.
+      next[l] = [&, l] {
+        if (sent[l] >= per_loop) return;
+        int n = sent[l]++;
         std::string path = "/base/l" + std::to_string(l) + "n" + std::to_string(n);
         client.send(loop, get("/l" + std::to_string(l) + "n" + std::to_string(n)), 3000ms,
-                    [&, path, next](http::Result r) {
+                    [&, path, l](http::Result r) {
                       bool good = r.ok() && r.response.body.rfind(path + "@", 0) == 0 && loop.in_loop_thread();
                       (good ? ok : bad).fetch_add(1);
-                      (*next)();
+                      next[l]();
                     });
       };
-      for (int p = 0; p < parallel; ++p) (*next)();
+      for (int p = 0; p < parallel; ++p) next[l]();
     });
   }
   auto deadline = std::chrono::steady_clock::now() + 20s;
