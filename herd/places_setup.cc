@@ -3,6 +3,8 @@
 
 #include <cstdlib>
 
+#include "reactor/tls_context.h"
+
 namespace herd {
 
 std::optional<places::GoogleOptions> google_options(const Config& config, std::string* error,
@@ -31,8 +33,20 @@ std::optional<places::GoogleOptions> google_options(const Config& config, std::s
                         "(for local testing only)");
     if (!pc.ca_file.empty()) warnings->push_back(config.source + ": places.ca_file: not used with a plain-HTTP endpoint");
   } else {
-    *error = config.source + ": places.endpoint: https is not available in this build yet, got '" + endpoint + "'";
-    return std::nullopt;
+    // The system store, plus places.ca_file when given (a private CA, such as the simulator's).
+    reactor::TlsContext::Options tls;
+    tls.ca_file = pc.ca_file.empty() ? "" : config.resolve_path(pc.ca_file);
+    auto context = reactor::TlsContext::create(tls, &why);
+    if (!context) {
+      *error = config.source + ": places.ca_file: cannot use '" + pc.ca_file + "': " + why;
+      return std::nullopt;
+    }
+    if (!pc.ca_file.empty() && SSL_CTX_set_default_verify_paths(context->native()) != 1) {
+      *error = config.source + ": places.ca_file: cannot add the system's trusted CAs to '" + pc.ca_file +
+               "': " + reactor::take_tls_errors("no reason given");
+      return std::nullopt;
+    }
+    o.tls = std::move(context);
   }
   o.timeout = std::chrono::milliseconds(pc.timeout_ms);
   o.max_inflight = static_cast<size_t>(pc.max_inflight);

@@ -1,6 +1,6 @@
 // Turns the `places:` section of the config into the options of a google provider: the API key
 // from the environment variable places.key_env, the endpoint URL (or the provider's default), the
-// TLS context that verifies it (places.ca_file, else the system store), timeout and max_inflight.
+// TLS context that verifies it (the system store, plus places.ca_file), timeout and max_inflight.
 // Everything a bad setting can break is checked here, before the server starts, so it is a
 // configuration error (exit 2) naming the file, the key and the value, and never the API key.
 //

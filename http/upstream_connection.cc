@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "reactor/tcp_connection.h"
+#include "reactor/tls_connection.h"
 
 namespace http {
 
@@ -71,8 +72,15 @@ void UpstreamConnection::on_events(uint32_t) {
 }
 
 void UpstreamConnection::connected(int fd) {
-  conn_ = std::make_unique<reactor::TcpConnection>(loop_, fd, *this);
-  if (options_.log) options_.log(loop_, "connected to " + where() + " (" + options_.endpoint.origin() + ")");
+  if (options_.endpoint.tls()) {
+    // Verifies the certificate chain against the context's CAs and the endpoint's host name (also
+    // sent as SNI when it is a name).
+    conn_ = std::make_unique<reactor::TlsConnection>(loop_, fd, *this, *options_.tls,
+                                                     reactor::TlsConnection::Role::kClient, options_.endpoint.host,
+                                                     options_.handshake_timeout);
+  } else {
+    conn_ = std::make_unique<reactor::TcpConnection>(loop_, fd, *this);
+  }
   conn_->start();
   if (!unsent_.empty()) {
     conn_->send(unsent_);
@@ -110,6 +118,16 @@ void UpstreamConnection::end_exchange(Outcome outcome) {
   busy_ = false;
   if (outcome.error.empty()) ++completed_;
   owner_.on_outcome(*this, std::move(outcome));
+}
+
+void UpstreamConnection::on_established(reactor::Connection& c) {
+  if (!options_.log) return;
+  std::string how = "plain HTTP";
+  if (options_.endpoint.tls()) {
+    auto& tls = static_cast<reactor::TlsConnection&>(c);
+    how = std::string(tls.protocol()) + ", " + std::string(tls.cipher());
+  }
+  options_.log(loop_, "connected to " + where() + " (" + options_.endpoint.origin() + ", " + how + ")");
 }
 
 size_t UpstreamConnection::on_data(reactor::Connection&, std::string_view data) {

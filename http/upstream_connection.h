@@ -62,6 +62,7 @@ class UpstreamConnection final : public reactor::ConnectionHandler, public react
   int completed() const { return completed_; }
 
   // reactor::ConnectionHandler
+  void on_established(reactor::Connection& c) override;  // logs the new connection
   size_t on_data(reactor::Connection& c, std::string_view data) override;
   void on_eof(reactor::Connection& c, std::string_view rest) override;
   void on_closed(reactor::Connection& c, std::string_view reason) override;

@@ -15,6 +15,8 @@
 #include "loop_runner.h"
 #include "reactor/event_loop.h"
 #include "reactor/loop_group.h"
+#include "reactor/tls_context.h"
+#include "test/unit/test_certs.h"
 
 using namespace std::chrono_literals;
 using reactor::EventLoop;
@@ -34,12 +36,18 @@ void stop_client(EventLoop& loop, http::HttpClient& client) {
   run_until(loop, [&] { return done; });
 }
 
-http::ClientOptions options_for(uint16_t port, const std::string& host = "127.0.0.1") {
+http::ClientOptions options_for(uint16_t port, const std::string& host = "127.0.0.1", const std::string& ca = "") {
   std::string error;
-  auto url = http::parse_url("http://" + host + ":" + std::to_string(port) + "/base", &error);
+  auto url = http::parse_url((ca.empty() ? "http://" : "https://") + host + ":" + std::to_string(port) + "/base", &error);
   REQUIRE(url);
   http::ClientOptions o;
   o.endpoint = *url;
+  if (!ca.empty()) {
+    reactor::TlsContext::Options tls;
+    tls.ca_file = ca;
+    o.tls = reactor::TlsContext::create(tls, &error);
+    REQUIRE_MESSAGE(o.tls, error);
+  }
   return o;
 }
 
@@ -248,18 +256,65 @@ TEST_CASE("requests with line breaks in their headers are refused, never inside 
   stop_client(loop, client);
 }
 
+TEST_CASE("https: the certificate is verified, and one TLS connection carries every request") {
+  const testcerts::Files& certs = testcerts::herd();
+  TestServer server([](int, int i, const std::string&) {
+    return Reply{testing_http::response("200 OK", "{\"n\":" + std::to_string(i) + "}")};
+  }, certs.cert("alpha"), certs.key("alpha"));
+  EventLoop loop;
+  std::vector<std::string> events;
+  http::ClientOptions o = options_for(server.port(), "127.0.0.1", certs.ca());
+  o.log = [&](EventLoop&, std::string_view e) { events.emplace_back(e); };
+  http::HttpClient client(std::move(o));
+  auto results = sequential(loop, client, 5);
+  REQUIRE(results.size() == 5);
+  for (int i = 0; i < 5; ++i) CHECK(results[i].response.body == "{\"n\":" + std::to_string(i) + "}");
+  CHECK(server.connections() == 1);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].find("connected to 127.0.0.1:" + std::to_string(server.port()) + " (https://127.0.0.1:") == 0);
+  CHECK(events[0].find("TLSv1.") != std::string::npos);
+  stop_client(loop, client);
+}
+
+TEST_CASE("https: a certificate from another CA, or for another name, is refused") {
+  const testcerts::Files& certs = testcerts::herd();
+  TestServer untrusted([](int, int, const std::string&) { return Reply{testing_http::response("200 OK", "{}")}; },
+                       testcerts::other().cert("alpha"), testcerts::other().key("alpha"));
+  EventLoop loop;
+  http::HttpClient client(options_for(untrusted.port(), "127.0.0.1", certs.ca()));
+  auto results = sequential(loop, client, 1);
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].error.find("TLS handshake failed: certificate verify failed") != std::string::npos);
+  CHECK(untrusted.requests() == 0);
+  stop_client(loop, client);
+
+  // The herd CA's certificate names alpha, herd.test and 127.0.0.1, not localhost.
+  TestServer misnamed([](int, int, const std::string&) { return Reply{testing_http::response("200 OK", "{}")}; },
+                      certs.cert("alpha"), certs.key("alpha"));
+  http::HttpClient by_name(options_for(misnamed.port(), "localhost", certs.ca()));
+  auto named = sequential(loop, by_name, 1);
+  REQUIRE(named.size() == 1);
+  CHECK(named[0].error.find("certificate verify failed") != std::string::npos);
+  CHECK(misnamed.requests() == 0);
+  stop_client(loop, by_name);
+}
+
 }  // TEST_SUITE
 
 TEST_SUITE("http client concurrency") {
 
 TEST_CASE("two loops share one client: each keeps its own connections and answers") {
+  bool tls = false;
+  SUBCASE("plain HTTP") {}
+  SUBCASE("HTTPS") { tls = true; }
+  const testcerts::Files& certs = testcerts::herd();
   TestServer server([](int conn, int, const std::string& req) {
     // Echo the request path so each answer can be matched to its request.
     size_t sp = req.find(' ');
     std::string path = req.substr(sp + 1, req.find(' ', sp + 1) - sp - 1);
     return Reply{testing_http::response("200 OK", path + "@" + std::to_string(conn))};
-  });
-  http::HttpClient client(options_for(server.port()));
+  }, tls ? certs.cert("alpha") : "", tls ? certs.key("alpha") : "");
+  http::HttpClient client(options_for(server.port(), "127.0.0.1", tls ? certs.ca() : ""));
   reactor::LoopGroup group(2);
   group.start();
   const int per_loop = 200, parallel = 4;
