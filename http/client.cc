@@ -26,17 +26,9 @@ void HttpClient::send(reactor::EventLoop& loop, Request request, std::chrono::mi
 void HttpClient::stop_loop(reactor::EventLoop& loop) {
   loop.assert_in_loop();
   resolver_.forget(loop);
-  std::shared_ptr<LoopPool> pool;
-  {
-    std::lock_guard lock(mu_);
-    auto it = pools_.find(&loop);
-    if (it == pools_.end()) return;
-    pool = std::move(it->second);
-    pools_.erase(it);
-  }
-  pool->stop("the HTTP client is stopping");
-  // Freed at the end of the iteration: its connections may still have events in this batch.
-  loop.defer([pool = std::move(pool)] {});
+  // The pool stays, stopped (its connections are freed at the end of this iteration), so that a
+  // send() on this loop afterwards fails instead of opening connections nobody would close.
+  pool_for(loop).stop("the HTTP client is stopping");
 }
 
 }  // namespace http

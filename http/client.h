@@ -41,7 +41,7 @@ class HttpClient {
   void send(reactor::EventLoop& loop, Request request, std::chrono::milliseconds timeout, Done done);
 
   // Loop thread of `loop`: fails the loop's requests in progress with "the HTTP client is
-  // stopping", closes its connections and forgets it.
+  // stopping" and closes its connections; later send() calls on `loop` fail the same way.
   void stop_loop(reactor::EventLoop& loop);
 
   const ClientOptions& options() const { return options_; }

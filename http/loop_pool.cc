@@ -15,9 +15,10 @@ LoopPool::LoopPool(reactor::EventLoop& loop, const ClientOptions& options, Resol
     : loop_(loop), options_(options), resolver_(resolver), counters_(counters) {}
 
 LoopPool::~LoopPool() {
-  // After stop() nothing is left to cancel. Without it (the loop no longer runs), timers die with the
-  // loop and must not be touched from this thread.
-  if (!loop_.in_loop_thread()) return;
+  // After stop() nothing is left to cancel, and the loop may be gone already. Without it, the loop
+  // exists (the HttpClient contract) but may no longer run: its timers die with it and must not be
+  // touched from another thread.
+  if (stopped_ || !loop_.in_loop_thread()) return;
   for (auto& [id, ex] : exchanges_) {
     if (ex.timer) loop_.cancel(ex.timer);
   }
@@ -231,6 +232,7 @@ void LoopPool::finish(uint64_t ex_id, Result result) {
 
 void LoopPool::stop(std::string_view reason) {
   loop_.assert_in_loop();
+  if (stopped_) return;
   stopped_ = true;
   for (auto& [cid, timer] : idle_timers_) loop_.cancel(timer);
   idle_timers_.clear();

@@ -274,15 +274,10 @@ void GooglePlaces::complete(LoopState& ls, uint64_t call_id, const PlacesAnswer&
 
 void GooglePlaces::stop_loop(reactor::EventLoop& loop) {
   loop.assert_in_loop();
-  std::shared_ptr<LoopState> ls;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = loops_.find(&loop); it != loops_.end()) {
-      ls = std::move(it->second);
-      loops_.erase(it);
-    }
-  }
-  if (ls) {
+  // The state stays, marked stopped, so that a WHATSAT arriving on this loop before it ends is
+  // answered at once instead of starting upstream work nobody would stop.
+  std::shared_ptr<LoopState> ls = state_for(loop);
+  if (!ls->stopped) {
     ls->stopped = true;
     std::vector<uint64_t> ids;
     for (auto& [id, call] : ls->calls) ids.push_back(id);

@@ -13,7 +13,8 @@
 //
 // Threads: nearby() and stop_loop() on the thread of the loop they name; any number of loops. The
 // counters from any thread. Lifetime: stop_loop(loop) for every loop used before that loop is
-// destroyed; then the provider may go.
+// destroyed (after it, nearby() on that loop answers UNKNOWN_ERROR at once); then the provider may
+// go.
 #pragma once
 
 #include <atomic>

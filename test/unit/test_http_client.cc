@@ -233,6 +233,10 @@ TEST_CASE("stop_loop fails the requests in progress once, and later sends fail t
   run_until(loop, [] { return false; }, 100ms);
   REQUIRE(errors.size() == 3);
   for (auto& e : errors) CHECK(e == "the HTTP client is stopping");
+  loop.queue([&] { client.send(loop, get("/late"), 5000ms, [&](http::Result r) { errors.push_back(r.error); }); });
+  REQUIRE(run_until(loop, [&] { return errors.size() == 4; }));
+  CHECK(errors[3] == "the HTTP client is stopping");
+  CHECK(server.requests() == 3);
 }
 
 TEST_CASE("requests with line breaks in their headers are refused, never inside send()") {

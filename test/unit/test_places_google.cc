@@ -617,6 +617,12 @@ TEST_CASE("stop_loop answers the pending WHATSATs at once") {
   REQUIRE(answers.size() == 2);
   CHECK(answers[0] == places::error_reply("UNKNOWN_ERROR", "the server is stopping"));
   CHECK(answers[1] == answers[0]);
+  // A WHATSAT after the stop (the loop still runs until the server's stop completes) is answered
+  // at once, without going upstream.
+  testing_loop::run_on(h.loop, [&] { h.ask(kUcla, answers); });
+  REQUIRE(answers.size() == 3);
+  CHECK(answers[2] == answers[0]);
+  CHECK(server.requests() == 1);
 }
 
 }  // TEST_SUITE
