@@ -309,8 +309,10 @@ TEST_SUITE("http client concurrency") {
 
 TEST_CASE("two loops share one client: each keeps its own connections and answers") {
   bool tls = false;
+  std::string host = "127.0.0.1";
   SUBCASE("plain HTTP") {}
   SUBCASE("HTTPS") { tls = true; }
+  SUBCASE("plain HTTP to a name, looked up on the resolver thread for both loops") { host = "localhost"; }
   const testcerts::Files& certs = testcerts::herd();
   TestServer server([](int conn, int, const std::string& req) {
     // Echo the request path so each answer can be matched to its request.
@@ -318,7 +320,7 @@ TEST_CASE("two loops share one client: each keeps its own connections and answer
     std::string path = req.substr(sp + 1, req.find(' ', sp + 1) - sp - 1);
     return Reply{testing_http::response("200 OK", path + "@" + std::to_string(conn))};
   }, tls ? certs.cert("alpha") : "", tls ? certs.key("alpha") : "");
-  http::HttpClient client(options_for(server.port(), "127.0.0.1", tls ? certs.ca() : ""));
+  http::HttpClient client(options_for(server.port(), host, tls ? certs.ca() : ""));
   reactor::LoopGroup group(2);
   group.start();
   const int per_loop = 200, parallel = 4;
