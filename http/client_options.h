@@ -27,6 +27,7 @@ struct ClientOptions {
   ParserLimits limits;                               // per response
   bool gzip = true;                                  // send Accept-Encoding: gzip
   size_t max_idle_per_loop = 8;                      // kept-alive connections waiting, per loop
+                                                     // (more are closed when they come free)
   std::chrono::milliseconds idle_timeout{30000};     // an idle connection is closed after this
   std::chrono::milliseconds dns_ttl{60000};          // a looked-up address is reused this long
   std::chrono::milliseconds handshake_timeout{10000};  // TLS handshake bound (the request's own

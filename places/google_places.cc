@@ -54,6 +54,10 @@ GooglePlaces::GooglePlaces(GoogleOptions options)
   http::ClientOptions ho;
   ho.endpoint = options_.endpoint;
   ho.tls = options_.tls;
+  // A loop never has more than max_inflight calls upstream at once, so it never needs more
+  // connections than that: keeping that many idle means steady traffic opens no new ones (the
+  // idle timeout closes what a burst left over).
+  ho.max_idle_per_loop = options_.max_inflight;
   if (options_.log) {
     PlacesLog sink = options_.log;
     ho.log = [sink](reactor::EventLoop& loop, std::string_view event) { sink(loop.index(), '*', event); };
