@@ -34,8 +34,8 @@ void PeerSession::start() { conn_->start(); }
 void PeerSession::on_established(reactor::Connection& c) {
   if (!server_.peer_tls()) return;
   auto& tls = static_cast<reactor::TlsConnection&>(c);
-  server_.log().write(ctx_.index(), tag_, '*',
-                      std::string(tls.protocol()) + " with a certificate from the herd CA for ", join_names(tls.peer_names()));
+  std::string what = std::string(tls.protocol()) + " with a certificate from the herd CA for ";
+  server_.log().write(ctx_.index(), tag_, '*', what, join_names(tls.peer_names()));
 }
 
 bool PeerSession::hello_allowed(std::string_view name, std::string* why) const {

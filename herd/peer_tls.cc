@@ -8,11 +8,12 @@
 namespace herd {
 
 std::string join_names(const std::vector<std::string>& names) {
+  std::vector<std::string> said;  // a name in both the subjectAltName and the CN is said once
   std::string out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    // A name in both the subjectAltName and the CN is said once.
-    if (std::find(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(i), names[i]) != names.begin() + static_cast<std::ptrdiff_t>(i)) continue;
-    out += (out.empty() ? "" : ", ") + names[i];
+  for (const auto& n : names) {
+    if (std::find(said.begin(), said.end(), n) != said.end()) continue;
+    said.push_back(n);
+    out += (out.empty() ? "" : ", ") + n;
   }
   return out.empty() ? "no name" : out;
 }
