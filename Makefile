@@ -32,7 +32,7 @@ CPPFLAGS := -I. -I$(LLHTTP_INC) -MMD -MP
 CXXFLAGS := -std=c++20 $(OPT) -g -pthread -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
 CFLAGS   := $(OPT) -g -w
 LDFLAGS  := -pthread
-LDLIBS   := -lyaml-cpp -lssl -lcrypto
+LDLIBS   := -lyaml-cpp -lssl -lcrypto -lz
 ifneq ($(SAN),)
   CXXFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
   CFLAGS   += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -41,7 +41,8 @@ endif
 
 # Debian packages: build, tests and tools. `make deps` installs the missing ones.
 DEB_PACKAGES := g++ make libssl-dev openssl rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp \
-                python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd
+                python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd \
+                zlib1g-dev
 
 # Library sources: every .cc in these folders except mains.
 LIB_DIRS := reactor protocol http places herd

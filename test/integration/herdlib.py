@@ -205,8 +205,12 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), peer_tls=False):
+                 reference=(), peer_tls=False, places=None, env=None):
         self.workdir = str(workdir)
+        # The places: section as a dict (default: the offline provider), and extra environment
+        # variables for every server (an API key, say).
+        self.places = places or {'provider': 'offline'}
+        self.env = env
         self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
         self.links = [list(l) for l in (links if links is not None else LINKS)]
@@ -231,8 +235,8 @@ class Herd:
             self.peer_ports[name] = ports[2 * i + 1]
         lines = ['threads: %d' % self.threads,
                  'log_dir: logs',
-                 'places:',
-                 '  provider: offline',
+                 'places:'] + ['  %s: %s' % (k, json.dumps(v) if isinstance(v, str) else v)
+                               for k, v in self.places.items()] + [
                  'peer_backoff: { initial_ms: 100, max_ms: 500 }',
                  'servers:']
         for name in self.names:
@@ -258,6 +262,7 @@ class Herd:
         for attempt in range(attempts):
             self.write_config()
             self.servers = {n: ServerProc(n, self.config_path, self.workdir,
+                                          env=server_env(self.env) if self.env else None,
                                           reference=n in self.reference) for n in self.names}
             for s in self.servers.values():
                 s.start()
