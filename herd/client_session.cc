@@ -1,6 +1,7 @@
 // ClientSession implementation.
 #include "herd/client_session.h"
 
+#include "herd/flood_router.h"
 #include "herd/line_splitter.h"
 #include "herd/server.h"
 #include "protocol/command.h"
@@ -83,10 +84,10 @@ void ClientSession::handle_line(std::string_view line) {
       scratch_.clear();
       protocol::append_at_line(scratch_, server_.self().name, protocol::realtime_now(), iamat);
       std::string stored;
-      if (server_.table().offer(iamat.client_id, iamat.time, scratch_,
-                                LocationTable::Source::kClient, &stored)) {
+      if (server_.router()
+              .offer(iamat.client_id, iamat.time, scratch_, LocationTable::Source::kClient, {}, {}, &stored)
+              .stored) {
         reply(scratch_, {});
-        server_.flood(scratch_, {}, {});
       } else {
         reply(stored, {});
       }

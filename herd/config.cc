@@ -172,7 +172,7 @@ class Parser {
   void parse_limits(const YAML::Node& l, Limits* out) {
     if (!l.IsMap()) fail("limits", l, "expected a mapping");
     check_keys(l, "limits", {"max_line", "max_connections", "max_pending_replies", "max_output_bytes",
-                             "peer_outbox_bytes", "log_backlog_bytes"});
+                             "peer_backlog_bytes", "peer_outbox_bytes", "log_backlog_bytes"});
     auto get = [&](const char* name, size_t* field, long long lo, long long hi) {
       if (l[name]) *field = static_cast<size_t>(integer(l[name], std::string("limits.") + name, lo, hi));
     };
@@ -180,7 +180,11 @@ class Parser {
     get("max_connections", &out->max_connections, 1, 10000000);
     get("max_pending_replies", &out->max_pending_replies, 1, 1 << 20);
     get("max_output_bytes", &out->max_output_bytes, 4096, 1LL << 32);
-    get("peer_outbox_bytes", &out->peer_outbox_bytes, 4096, 1LL << 34);
+    get("peer_backlog_bytes", &out->peer_backlog_bytes, 4096, 1LL << 34);
+    if (l["peer_outbox_bytes"]) {  // its name before the per-link outboxes became one shared backlog
+      warn("limits.peer_outbox_bytes: renamed limits.peer_backlog_bytes; taken as that" + at_line(l["peer_outbox_bytes"]));
+      if (!l["peer_backlog_bytes"]) get("peer_outbox_bytes", &out->peer_backlog_bytes, 4096, 1LL << 34);
+    }
     get("log_backlog_bytes", &out->log_backlog_bytes, 4096, 1LL << 34);
   }
 

@@ -25,7 +25,8 @@ struct Limits {
   size_t max_connections = 20000;              // open client connections per server
   size_t max_pending_replies = 1024;           // replies queued per client before it stops being read
   size_t max_output_bytes = 1024 * 1024;       // unsent reply bytes per client before it stops being read
-  size_t peer_outbox_bytes = 16 * 1024 * 1024; // flood bytes queued per neighbour before updates are dropped
+  size_t peer_backlog_bytes = 16 * 1024 * 1024; // the backlog of stored records shared by the peer links
+                                                // (catch-up window; a neighbour further behind gets a full transfer)
   size_t log_backlog_bytes = 16 * 1024 * 1024; // log bytes per loop waiting for the disk before entries are dropped
 };
 

@@ -1,6 +1,7 @@
 // PeerSession implementation.
 #include "herd/peer_session.h"
 
+#include "herd/flood_router.h"
 #include "herd/line_splitter.h"
 #include "herd/server.h"
 #include "protocol/command.h"
@@ -15,6 +16,7 @@ PeerSession::PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::S
       id_(id),
       max_line_(ctx.server.config().peer_max_line()),
       tag_("p" + std::to_string(id)),
+      catch_up_(ctx.server, ctx.index()),
       conn_(ctx.loop, fd, *this) {
   server_.log().write(ctx_.index(), tag_, '+', "peer connected from ", from.to_string());
 }
@@ -59,20 +61,26 @@ bool PeerSession::handle_line(std::string_view line) {
     tag_ += "/" + peer_name_;
     return true;
   }
+  // Records of a BULK frame (catch-up) are not logged one by one: the frame and its end are.
+  const bool bulk = catch_up_.in_bulk();
+  if (!bulk && catch_up_.handle(conn_, peer_name_, tag_, line)) return true;
   protocol::Command cmd = protocol::parse_command(line);
   if (cmd.kind == protocol::CommandKind::kEmpty) return true;
-  log.write(ctx_.index(), tag_, '<', line);
+  if (!bulk) log.write(ctx_.index(), tag_, '<', line);
+  bool stored = false;
   if (cmd.kind != protocol::CommandKind::kAt) {
+    if (bulk) log.write(ctx_.index(), tag_, '<', line);
     log.write(ctx_.index(), tag_, '!', "not an AT record; ignored");
-    return true;
+  } else {
+    const protocol::At& at = cmd.at;
+    record_.clear();
+    protocol::append_at_record(record_, at);
+    stored = server_.router()
+                 .offer(at.client_id, at.time, record_, LocationTable::Source::kPeer, peer_name_, at.extra,
+                        nullptr)
+                 .stored;
   }
-  const protocol::At& at = cmd.at;
-  record_.clear();
-  protocol::append_at_record(record_, at);
-  if (server_.table().offer(at.client_id, at.time, record_, LocationTable::Source::kPeer,
-                            nullptr)) {
-    server_.flood(record_, peer_name_, at.extra);
-  }
+  if (bulk) catch_up_.took_bulk_line(stored);
   return true;
 }
 

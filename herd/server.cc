@@ -1,4 +1,4 @@
-// Server implementation: binding, loop start-up, accepting and handing connections to loops, flooding.
+// Server implementation: binding, loop start-up, accepting and handing connections to loops.
 #include "herd/server.h"
 
 #include <unistd.h>
@@ -10,7 +10,6 @@
 #include "herd/client_session.h"
 #include "herd/peer_link.h"
 #include "herd/peer_session.h"
-#include "herd/seen_set.h"
 
 namespace herd {
 namespace {
@@ -24,6 +23,9 @@ Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesPr
                std::unique_ptr<LogSink> log)
     : config_(std::move(config)), places_(std::move(places)), log_(std::move(log)) {
   self_ = config_.find(name);
+  backlog_ = std::make_unique<FloodLog>(config_.limits.peer_backlog_bytes, 1);
+  sync_ = std::make_unique<SyncState>(SyncState::new_run_id(), std::vector<SyncState::EarlierRun>{});
+  router_ = std::make_unique<FloodRouter>(name, table_, *backlog_, false);
 }
 
 Server::~Server() { stop(); }
@@ -73,8 +75,11 @@ bool Server::start(std::string* error) {
       return false;
     }
     links_.push_back(std::make_unique<PeerLink>(*this, loops_->loop(static_cast<int>(k) % threads),
-                                                *neighbours[k], addr));
+                                                *neighbours[k], addr, FloodRouter::bit_for(k)));
   }
+  std::vector<PeerLink*> link_ptrs;
+  for (auto& link : links_) link_ptrs.push_back(link.get());
+  router_->set_links(std::move(link_ptrs));
 
   for (auto& ctx : contexts_) {
     LoopContext* c = ctx.get();
@@ -167,29 +172,6 @@ void Server::adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAdd
     ctx.peers.emplace(id, std::move(session));
     s->start();
   }
-}
-
-void Server::flood(std::string_view record, std::string_view from, std::string_view extra) {
-  // `from` is not added to the set: only what a sender says of itself is trusted (a sender that
-  // speaks seen= always lists itself), so a peer that is not who its hello says, or a server without
-  // seen=, can never keep a record from anyone. It is only not sent the record back.
-  SeenSet seen = SeenSet::parse(extra);
-  seen.add(self_->name);
-  PeerLink* targets[SeenSet::kMaxNames];
-  size_t count = 0;
-  for (auto& link : links_) {
-    const std::string& name = link->peer_name();
-    if (count < SeenSet::kMaxNames && name != from && !seen.contains(name)) targets[count++] = link.get();
-  }
-  if (count == 0) return;
-  // Only neighbours we can reach now count as served; the others stay open to other paths.
-  for (size_t i = 0; i < count; ++i) {
-    if (targets[i]->up()) seen.add(targets[i]->peer_name());
-  }
-  thread_local std::string line;
-  line.assign(record);
-  seen.append_field(line);
-  for (size_t i = 0; i < count; ++i) targets[i]->enqueue(line);
 }
 
 }  // namespace herd

@@ -1,7 +1,7 @@
 // Server: one member of the herd. It owns the event loops, the client and peer listeners, the
-// location table, the links to its neighbours, the places provider and the log, and wires them:
-// client lines become table updates, floods and places queries; peer lines become table updates and
-// floods; every line in and out is logged.
+// location table, the backlog and flood router, the catch-up state, the links to its neighbours, the
+// places provider and the log, and wires them: client lines become table updates, floods and places
+// queries; peer lines become table updates and floods; every line in and out is logged.
 //
 // Threads: construct, start() and stop() on the controlling (main) thread. The accessors are
 // thread-safe (the objects they return say what is safe on them). Sessions and links each live on
@@ -17,8 +17,11 @@
 #include <vector>
 
 #include "herd/config.h"
+#include "herd/flood_log.h"
+#include "herd/flood_router.h"
 #include "herd/location_table.h"
 #include "herd/log_sink.h"
+#include "herd/sync_state.h"
 #include "http/places_provider.h"
 #include "reactor/listener.h"
 #include "reactor/loop_group.h"
@@ -62,14 +65,12 @@ class Server {
   const ServerConfig& self() const { return *self_; }
   const Limits& limits() const { return config_.limits; }
   LocationTable& table() { return table_; }
+  FloodLog& backlog() { return *backlog_; }
+  FloodRouter& router() { return *router_; }
+  SyncState& sync_state() { return *sync_; }
   LogSink& log() { return *log_; }
   places::PlacesProvider& places() { return *places_; }
   int loop_count() const { return loops_ ? loops_->size() : 0; }
-
-  // Any thread: queues `record` (an AT line, no newline) for every neighbour that is not `from` (the
-  // neighbour it came from, empty for a client's report) and not in the seen set carried by `extra`
-  // (the fields after the record, see SeenSet). The line sent carries the updated seen set.
-  void flood(std::string_view record, std::string_view from, std::string_view extra);
 
   // Any thread: a fresh connection id (never reused).
   uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -87,6 +88,9 @@ class Server {
   std::shared_ptr<places::PlacesProvider> places_;
   std::unique_ptr<LogSink> log_;
   LocationTable table_;
+  std::unique_ptr<FloodLog> backlog_;
+  std::unique_ptr<SyncState> sync_;
+  std::unique_ptr<FloodRouter> router_;
   std::unique_ptr<reactor::LoopGroup> loops_;
   std::vector<std::unique_ptr<LoopContext>> contexts_;
   std::vector<std::unique_ptr<PeerLink>> links_;

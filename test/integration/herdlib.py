@@ -430,6 +430,21 @@ def iamat(port, client_id, location, client_time, timeout=IO_TIMEOUT):
     return request(port, line, 1, timeout)[:-1]
 
 
+def at_lines(port, client_ids, timeout=IO_TIMEOUT, batch=200):
+    """The stored AT line (bytes, no newline) of each client at one server, or None when unknown:
+    WHATSAT id 1 1 pipelined on one connection, in batches."""
+    out = {}
+    ids = list(client_ids)
+    with Client(port, timeout) as c:
+        for k in range(0, len(ids), batch):
+            part = ids[k:k + batch]
+            c.send(b''.join(b'WHATSAT %s 1 1\n' % i for i in part))
+            for i in part:
+                reply = c.read_whatsat()
+                out[i] = None if reply.startswith(b'? ') else reply.split(b'\n', 1)[0]
+    return out
+
+
 def poll_whatsat(port, client_id, expected_at, timeout=PROPAGATION_TIMEOUT, radius=10, bound=5):
     """Asks WHATSAT until the AT line is `expected_at` (bytes, no newline); returns the reply."""
     deadline = time.monotonic() + timeout
