@@ -41,11 +41,17 @@ void CatchUpSender::start(reactor::Connection& c) {
   server_.sync_state().append_sync_line(hello);
   server_.log().write_each_line(lane(), peer_, '>', hello);
   c.send(hello);
-  pump(c);
+  awaiting_answer_ = true;
+  answer_timer_ = loop_.run_after(kAnswerWait, [this] {
+    answer_timer_ = 0;
+    awaiting_answer_ = false;
+    server_.log().write(lane(), peer_, '*', "no catch-up answer: plain flooding from where the link stopped");
+    wake_();
+  });
 }
 
 void CatchUpSender::stop() {
-  for (auto* t : {&turn_timer_, &mark_timer_}) {
+  for (auto* t : {&turn_timer_, &mark_timer_, &answer_timer_}) {
     if (*t) loop_.cancel(*t);
     *t = 0;
   }
@@ -79,6 +85,9 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
     return;
   }
   sync_peer_ = true;
+  awaiting_answer_ = false;
+  if (answer_timer_) loop_.cancel(answer_timer_);
+  answer_timer_ = 0;
   catching_up_ = true;
   catch_up_started_ = std::chrono::steady_clock::now();
   catch_up_records_ = catch_up_bytes_ = 0;
@@ -117,7 +126,7 @@ void CatchUpSender::begin_full(std::string_view why) {
 }
 
 void CatchUpSender::pump(reactor::Connection& c) {
-  if (!c.is_open()) return;
+  if (!c.is_open() || awaiting_answer_) return;
   size_t spent = 0;
   bool more = false;
   while (c.is_open() && c.pending_output() <= kMaxUnsentBytes) {

@@ -8,8 +8,10 @@
 // restarted empty), sends the whole table in bounded chunks while live records keep flowing. Catch-up
 // records go in `BULK <n>` frames; once the catch-up is complete, and then at most every
 // kMarkInterval, a `MARK <seq>` line tells the neighbour how far it now holds this server's history.
-// A neighbour that never answers (the asyncio reference) simply gets the live stream, and a full
-// transfer if it ever falls so far behind that the backlog no longer holds its position.
+// Until the answer comes (or for kAnswerWait), nothing is sent, so that what waited in the backlog
+// while the link was down crosses it once. A neighbour that never answers (the asyncio reference)
+// then simply gets the live stream from where its last connection stopped, and a full transfer if it
+// ever falls so far behind that the backlog no longer holds its position.
 //
 // Backpressure: nothing more is taken from the backlog while kMaxUnsentBytes are unsent, full-transfer
 // chunks wait while kScanHighWater are, and one loop turn writes at most kMaxBytesPerTurn before
@@ -44,6 +46,7 @@ class CatchUpSender {
   static constexpr size_t kMaxBytesPerTurn = 512 * 1024;
   static constexpr size_t kMaxAnswerLine = 256;
   static constexpr std::chrono::milliseconds kMarkInterval{100};
+  static constexpr std::chrono::milliseconds kAnswerWait{1000};
 
   // `bit`: the link's bit in the backlog's mask. `wake`: asks the link to call pump() again soon (from
   // a timer of this sender; the link calls pump() only while connected).
@@ -86,6 +89,7 @@ class CatchUpSender {
   FloodLog::Cursor cursor_;
   // Per connection:
   bool sync_peer_ = false;       // the neighbour answered SYNC-FROM
+  bool awaiting_answer_ = false; // SYNC sent, no answer yet and kAnswerWait not over: send nothing
   uint64_t replay_end_ = 0;      // backlog entries below this seq are catch-up (sent in BULK frames)
   bool scanning_ = false;        // a full transfer of the table is under way
   LocationTable::ScanPosition scan_pos_;
@@ -98,6 +102,7 @@ class CatchUpSender {
   std::chrono::steady_clock::time_point last_mark_time_{};
   reactor::EventLoop::TimerId turn_timer_ = 0;  // a pump on the next turn (this turn's budget is spent)
   reactor::EventLoop::TimerId mark_timer_ = 0;  // a pump when the next MARK is due
+  reactor::EventLoop::TimerId answer_timer_ = 0;  // the end of kAnswerWait
 
   std::string raw_;    // backlog entries read
   std::string bulk_;   // catch-up records of this step
