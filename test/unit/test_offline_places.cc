@@ -18,9 +18,9 @@
 
 #include <rapidjson/document.h>
 
-#include "http/gazetteer.h"
-#include "http/google_json.h"
-#include "http/offline_places.h"
+#include "places/gazetteer.h"
+#include "places/google_json.h"
+#include "places/offline_places.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // The offline gazetteer: decoding of cities.pbf, the latitude-band index and radius queries.
-#include "http/gazetteer.h"
+#include "places/gazetteer.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "http/gazetteer.h"
-#include "http/places_provider.h"
+#include "places/gazetteer.h"
+#include "places/places_provider.h"
 
 namespace places {
 

@@ -1,10 +1,10 @@
 // The offline places provider: gazetteer cities rendered as a legacy Nearby Search response.
-#include "http/offline_places.h"
+#include "places/offline_places.h"
 
 #include <charconv>
 #include <utility>
 
-#include "http/google_json.h"
+#include "places/google_json.h"
 
 namespace places {
 

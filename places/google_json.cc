@@ -1,5 +1,5 @@
 // Google's legacy JSON layout (JsonCpp "styled" writer rules from PLACES.md) over RapidJSON values.
-#include "http/google_json.h"
+#include "places/google_json.h"
 
 #include <algorithm>
 #include <charconv>
