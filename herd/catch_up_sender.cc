@@ -4,6 +4,7 @@
 #include "herd/line_splitter.h"
 #include "herd/server.h"
 #include "herd/sync_state.h"
+#include "protocol/fields.h"
 #include "protocol/sync_line.h"
 
 namespace herd {
@@ -90,7 +91,7 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
   answer_timer_ = 0;
   catching_up_ = true;
   catch_up_started_ = std::chrono::steady_clock::now();
-  catch_up_records_ = catch_up_bytes_ = 0;
+  catch_up_records_ = catch_up_bytes_ = catch_up_skipped_ = 0;
   const uint64_t oldest = backlog_.oldest_seq();
   const uint64_t next = backlog_.next_seq();
   std::optional<uint64_t> resume;
@@ -120,7 +121,7 @@ void CatchUpSender::begin_full(std::string_view why) {
   if (!catching_up_ && sync_peer_) {
     catching_up_ = true;
     catch_up_started_ = std::chrono::steady_clock::now();
-    catch_up_records_ = catch_up_bytes_ = 0;
+    catch_up_records_ = catch_up_bytes_ = catch_up_skipped_ = 0;
   }
   server_.log().write(lane(), peer_, '*', "catch-up: full transfer of the table (", std::string(why) + ")");
 }
@@ -163,9 +164,19 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
   uint64_t bulk_count = 0;
   std::string_view raw = raw_;
   FloodLog::Entry e;
+  LocationTable& table = server_.table();
   while (FloodLog::next_entry(&raw, &e)) {
     if (e.kind != FloodLog::Kind::kRecord || !(e.mask & bit_)) continue;
     if (e.seq < replay_end_) {
+      // A replay sends only versions that are still current: a newer record of the client is
+      // later in the backlog, or was not owed to this neighbour (it came from it, or another server
+      // took it there), and either way supersedes this one.
+      std::string_view f[7];
+      if (protocol::split_fields(e.line, f, 7) >= 6 &&
+          !table.holds(f[3], e.line.substr(0, static_cast<size_t>(f[5].data() + f[5].size() - e.line.data())))) {
+        ++catch_up_skipped_;
+        continue;
+      }
       bulk_.append(e.line).push_back('\n');
       ++bulk_count;
     } else {
@@ -223,7 +234,8 @@ void CatchUpSender::finish_catch_up() {
   server_.log().write(lane(), peer_, '*',
                       "catch-up sent: " + std::to_string(catch_up_records_) + " records, " +
                           std::to_string(catch_up_bytes_) + " bytes in " +
-                          std::to_string(ms_since(catch_up_started_)) + " ms");
+                          std::to_string(ms_since(catch_up_started_)) + " ms (" +
+                          std::to_string(catch_up_skipped_) + " replaced versions skipped)");
 }
 
 void CatchUpSender::maybe_mark(reactor::Connection& c) {

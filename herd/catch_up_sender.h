@@ -2,7 +2,8 @@
 // `HERD <own name>` and `SYNC <run> <earlier runs>` (this server's history), then streams the backlog
 // entries owed to the neighbour from its cursor (live flooding). A neighbour that speaks catch-up
 // answers `SYNC-FROM <run> <seq>` (how far it holds this server's history); the sender then either
-// rewinds its cursor to just after that seq and replays the backlog from there (the common case: a
+// rewinds its cursor to just after that seq and replays the backlog from there, skipping versions a
+// newer record has replaced since (the common case: a
 // brief disconnect, records lost in a connection that failed, a neighbour restarted with its
 // data_dir), or, when the backlog no longer reaches back that far or the run is unknown (a neighbour
 // restarted empty), sends the whole table in bounded chunks while live records keep flowing. Catch-up
@@ -97,6 +98,7 @@ class CatchUpSender {
   std::chrono::steady_clock::time_point catch_up_started_{};
   uint64_t catch_up_records_ = 0;
   uint64_t catch_up_bytes_ = 0;
+  uint64_t catch_up_skipped_ = 0;  // replayed versions a newer record had replaced
   bool marked_ = false;          // a MARK went out on this connection
   uint64_t last_mark_ = 0;
   std::chrono::steady_clock::time_point last_mark_time_{};

@@ -170,6 +170,15 @@ bool LocationTable::lookup(std::string_view client_id, std::string* record,
   return true;
 }
 
+bool LocationTable::holds(std::string_view client_id, std::string_view record) const {
+  uint64_t h = hash(client_id);
+  Shard& shard = shard_for(h);
+  std::lock_guard lock(shard.mu);
+  if (shard.slots.empty()) return false;
+  const Shard::Slot& slot = shard.find(h, client_id);
+  return slot.record && slot.record->record() == record;
+}
+
 size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes) const {
   size_t count = 0;
   const size_t start = out->size();

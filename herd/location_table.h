@@ -67,6 +67,10 @@ class LocationTable {
   // record states; false when the client is unknown.
   bool lookup(std::string_view client_id, std::string* record, protocol::Location* where) const;
 
+  // True when the record stored for `client_id` is exactly `record` (compared under the shard lock,
+  // nothing copied): a catch-up replay skips versions that a newer record has replaced since.
+  bool holds(std::string_view client_id, std::string_view record) const;
+
   // Appends records from *pos on, each followed by "\n", until about max_bytes are appended or the
   // table ends (then pos->done), and advances *pos; returns the number appended. Holds one shard lock
   // at a time for at most kScanSlotsPerLock slots. Every record stored before the scan began is

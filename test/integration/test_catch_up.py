@@ -81,9 +81,9 @@ def test_relay_through_a_restarted_middle_server(make_herd):
 
 def test_a_partition_that_heals_replays_only_what_was_missed(make_herd):
     """Welsh's link to Holiday is cut (both directions) while updates go on; once it heals,
-    Holiday replays from its backlog what Welsh missed (no full transfer), Welsh sends back what
-    it took meanwhile, and the bytes that cross the link for it stay within twice the bytes of the
-    records Welsh missed."""
+    Holiday replays from its backlog what Welsh missed (no full transfer, and only the newest
+    version of a client that moved several times), Welsh sends back what it took meanwhile, and the
+    bytes that cross the link for it stay within twice the bytes of the records Welsh missed."""
     herd = make_herd(proxied=True)
     warm = updates(herd, 'Goloman', 'warm', 200)  # a table that a full transfer would have to resend
     wait_all_at(herd, 'Welsh', warm)
@@ -93,6 +93,13 @@ def test_a_partition_that_heals_replays_only_what_was_missed(make_herd):
     herd.proxy('mode Holiday>Welsh drop')
     herd.proxy('mode Welsh>Holiday drop')
     missed = updates(herd, 'Goloman', 'missed', 100)
+    # Clients that move again and again while the link is down: only their newest records are missed.
+    movers = [unique_id('mover') for _ in range(20)]
+    for k in range(10):
+        with herd.client('Goloman') as c:
+            c.send(b''.join(b'IAMAT %s %s 1600000001.%d\n' % (i, UCLA, k) for i in movers))
+            for i in movers:
+                missed[i] = c.read_line()[:-1]
     taken = updates(herd, 'Welsh', 'taken', 10)  # Welsh's own news, for the other direction
     wait_all_at(herd, 'Holiday', missed)
     assert missing_at(herd, 'Welsh', missed) == set(missed)
