@@ -70,7 +70,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
+.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-catch-up clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -188,6 +188,10 @@ reference-test: $(GAZETTEER)
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
 	$(PYTHON) tools/bench/bench.py --out bench/results
+
+# Catch-up against issue 8's targets: 1,000,000 clients to a restarted server, a 1 s partition.
+bench-catch-up: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/bench/catch_up_bench.py
 
 bench-quick: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
