@@ -83,7 +83,7 @@ class Parser {
     c.source = source_;
     if (!root.IsMap()) fail("(top level)", root, "expected a mapping with servers and links");
     check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff",
-                          "peer_tls"});
+                          "peer_tls", "data_dir", "fsync", "compact_bytes"});
     if (root["threads"]) c.threads = static_cast<int>(integer(root["threads"], "threads", 0, 256));
     if (root["log_dir"]) c.log_dir = string(root["log_dir"], "log_dir");
     if (auto p = root["places"]) parse_places(p, &c.places);
@@ -100,6 +100,19 @@ class Parser {
       }
     }
     if (auto t = root["peer_tls"]) c.peer_tls = parse_peer_tls(t);
+    if (root["data_dir"]) c.data_dir = string(root["data_dir"], "data_dir");
+    if (root["fsync"]) {
+      c.fsync = string(root["fsync"], "fsync");
+      if (c.fsync != "always" && c.fsync != "everysec" && c.fsync != "no") {
+        fail("fsync", root["fsync"], "expected one of always, everysec, no");
+      }
+    }
+    if (root["compact_bytes"]) {
+      c.compact_bytes = static_cast<size_t>(integer(root["compact_bytes"], "compact_bytes", 4096, 1LL << 40));
+    }
+    if (c.data_dir.empty() && (root["fsync"] || root["compact_bytes"])) {
+      warn("fsync and compact_bytes have no effect without data_dir (memory only)");
+    }
     for (const auto& s : c.servers) {
       if (c.neighbours(s.name).empty()) warn("servers." + s.name + ": has no links; it will hear of no other server's clients");
     }

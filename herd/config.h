@@ -55,6 +55,9 @@ struct Config {
   int peer_backoff_initial_ms = 500;
   int peer_backoff_max_ms = 5000;
   std::optional<PeerTlsConfig> peer_tls;  // absent: plaintext peer links
+  std::string data_dir;                   // empty: memory only; else each server keeps <data_dir>/<name>/
+  std::string fsync = "everysec";         // always | everysec | no (with a data_dir)
+  size_t compact_bytes = 64 * 1024 * 1024;  // record log size that starts a background rewrite
 
   // The number of event loops a server runs: `threads`, or one per core when it is 0.
   int loop_count() const;

@@ -71,7 +71,23 @@ uint64_t FloodLog::append(Kind kind, uint64_t mask, std::string_view line) {
     if (old.cap == block_bytes_ && !spare_) spare_ = std::move(old.data);
     blocks_.pop_front();  // a large block is freed here; they exist only for lines over a block
   }
+  if (waiters_) grew_.notify_all();
   return seq;
+}
+
+bool FloodLog::wait_for_seq(uint64_t seq, std::chrono::milliseconds timeout,
+                            const std::atomic<bool>& stop) const {
+  std::unique_lock lock(mu_);
+  ++waiters_;
+  grew_.wait_for(lock, timeout, [&] { return next_seq_ > seq || stop.load(std::memory_order_acquire); });
+  bool there = next_seq_ > seq;
+  --waiters_;
+  return there;
+}
+
+void FloodLog::wake_all() const {
+  std::lock_guard lock(mu_);
+  grew_.notify_all();
 }
 
 uint64_t FloodLog::next_seq() const {

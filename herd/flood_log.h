@@ -15,6 +15,9 @@
 // only while the backlog grows to its capacity (later ones reuse the evicted block).
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -63,6 +66,12 @@ class FloodLog {
   uint64_t oldest_seq() const;
   size_t bytes_held() const;
 
+  // Any thread: waits until an entry with a seq >= `seq` exists, *stop is set, or `timeout` passes;
+  // true if the entry exists. (For the persistence writer: appends wake it only while it waits.)
+  bool wait_for_seq(uint64_t seq, std::chrono::milliseconds timeout, const std::atomic<bool>& stop) const;
+  // Any thread: wakes every wait_for_seq() (after setting the stop flag it watches).
+  void wake_all() const;
+
   // Any thread: a cursor at `seq` (clamped to next_seq()); one below oldest_seq() reads as behind.
   Cursor cursor_at(uint64_t seq) const;
 
@@ -96,6 +105,8 @@ class FloodLog {
   uint64_t next_seq_;                    // guarded by mu_
   uint64_t next_block_id_ = 1;           // guarded by mu_
   size_t bytes_ = 0;                     // guarded by mu_: bytes used in blocks_
+  mutable std::condition_variable grew_;
+  mutable int waiters_ = 0;              // guarded by mu_: threads in wait_for_seq()
 };
 
 }  // namespace herd

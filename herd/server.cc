@@ -24,12 +24,44 @@ Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesPr
                std::unique_ptr<LogSink> log)
     : config_(std::move(config)), places_(std::move(places)), log_(std::move(log)) {
   self_ = config_.find(name);
-  backlog_ = std::make_unique<FloodLog>(config_.limits.peer_backlog_bytes, 1);
-  sync_ = std::make_unique<SyncState>(SyncState::new_run_id(), std::vector<SyncState::EarlierRun>{});
-  router_ = std::make_unique<FloodRouter>(name, table_, *backlog_, false);
 }
 
 Server::~Server() { stop(); }
+
+bool Server::restore(std::string* error) {
+  std::vector<std::string> neighbour_names;
+  for (const ServerConfig* n : config_.neighbours(self_->name)) neighbour_names.push_back(n->name);
+  Recovered recovered;
+  if (!config_.data_dir.empty()) {
+    Persistence::Options o;
+    o.dir = config_.resolve_path(config_.data_dir) + "/" + self_->name;
+    o.server = self_->name;
+    o.neighbours = neighbour_names;
+    parse_fsync(config_.fsync, &o.fsync);
+    o.compact_bytes = config_.compact_bytes;
+    o.backlog_bytes = config_.limits.peer_backlog_bytes;
+    o.loops = config_.loop_count();
+    persistence_ = Persistence::open(o, table_, *log_, &recovered, error);
+    if (!persistence_) return false;
+  }
+  // The backlog goes on where the recovered history ended, holding its newest entries again (if they
+  // reach up to there without a gap) so that neighbours that held them can resume.
+  bool refill = !recovered.backlog.empty() &&
+                recovered.backlog_first_seq + recovered.backlog.size() == recovered.next_seq;
+  backlog_ = std::make_unique<FloodLog>(config_.limits.peer_backlog_bytes,
+                                        refill ? recovered.backlog_first_seq : recovered.next_seq);
+  if (refill) {
+    for (const std::string& raw : recovered.backlog) {
+      std::string_view v = raw;
+      FloodLog::Entry e;
+      if (FloodLog::next_entry(&v, &e)) backlog_->append(e.kind, e.mask, e.line);
+    }
+  }
+  sync_ = std::make_unique<SyncState>(SyncState::new_run_id(), recovered.history);
+  for (const auto& [peer, held] : recovered.held) sync_->set_held(peer, held.run, held.seq);
+  router_ = std::make_unique<FloodRouter>(self_->name, table_, *backlog_, persistence_ != nullptr);
+  return !persistence_ || persistence_->start(*backlog_, *sync_, error);
+}
 
 bool Server::start(std::string* error) {
   if (!self_) {
@@ -55,6 +87,7 @@ bool Server::start(std::string* error) {
     *error = "cannot listen for peers on " + *error;
     return false;
   }
+  if (!restore(error)) return false;
 
   const int threads = config_.loop_count();
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
@@ -129,6 +162,7 @@ void Server::stop() {
     cv.wait(lock, [&] { return done; });
   }
   loops_->stop();
+  if (persistence_) persistence_->stop();  // what the loops stored is on disk before the exit
   links_.clear();
   contexts_.clear();
   loops_.reset();

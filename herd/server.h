@@ -1,11 +1,12 @@
 // Server: one member of the herd. It owns the event loops, the client and peer listeners, the
-// location table, the backlog and flood router, the catch-up state, the links to its neighbours, the
-// places provider and the log, and wires them: client lines become table updates, floods and places
-// queries; peer lines become table updates and floods; every line in and out is logged.
+// location table, the backlog and flood router, the catch-up state, the data directory (optional),
+// the links to its neighbours, the places provider and the log, and wires them: client lines become
+// table updates, floods and places queries; peer lines become table updates and floods; every line in
+// and out is logged.
 //
 // Threads: construct, start() and stop() on the controlling (main) thread. The accessors are
-// thread-safe (the objects they return say what is safe on them). Sessions and links each live on
-// one loop for their whole life.
+// thread-safe (the objects they return say what is safe on them); backlog(), router() and
+// sync_state() exist from start() on. Sessions and links each live on one loop for their whole life.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include "herd/flood_router.h"
 #include "herd/location_table.h"
 #include "herd/log_sink.h"
+#include "herd/persistence.h"
 #include "herd/sync_state.h"
 #include "places/places_provider.h"
 #include "reactor/listener.h"
@@ -77,6 +79,8 @@ class Server {
   FloodLog& backlog() { return *backlog_; }
   FloodRouter& router() { return *router_; }
   SyncState& sync_state() { return *sync_; }
+  // The data directory's writer, or null without a data_dir.
+  Persistence* persistence() { return persistence_.get(); }
   LogSink& log() { return *log_; }
   places::PlacesProvider& places() { return *places_; }
   int loop_count() const { return loops_ ? loops_->size() : 0; }
@@ -93,6 +97,8 @@ class Server {
   enum class Port { kClient, kPeer };
   void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
   void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
+  // Recovers the data directory (if any) and creates the backlog, the catch-up state and the router.
+  bool restore(std::string* error);
 
   Config config_;
   const ServerConfig* self_;
@@ -100,6 +106,7 @@ class Server {
   std::shared_ptr<const reactor::TlsContext> peer_tls_;
   std::unique_ptr<LogSink> log_;
   LocationTable table_;
+  std::unique_ptr<Persistence> persistence_;
   std::unique_ptr<FloodLog> backlog_;
   std::unique_ptr<SyncState> sync_;
   std::unique_ptr<FloodRouter> router_;

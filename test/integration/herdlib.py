@@ -368,6 +368,26 @@ class Herd:
                                      % (name, s.proc.returncode, s.stderr()[-1000:]))
             time.sleep(0.2)
 
+    def data_path(self, name):
+        """<data_dir>/<name> for a herd whose extra_yaml says `data_dir: data`."""
+        return os.path.join(self.workdir, 'data', name)
+
+    def wipe(self, name):
+        """Removes a (stopped) server's data directory: its next start is a fresh disk."""
+        import shutil
+        shutil.rmtree(self.data_path(name), ignore_errors=True)
+
+    def kill_all(self, sig=signal.SIGKILL):
+        """Signals every running server at once (then reaps them)."""
+        for s in self.servers.values():
+            if s.alive():
+                s.killed = True
+                s.proc.send_signal(sig)
+        for s in self.servers.values():
+            if s.proc is not None:
+                s.proc.wait(timeout=20)
+                self.collect(s, expect_clean=False)
+
     def kill(self, name, sig=signal.SIGKILL):
         s = self.servers[name]
         s.kill(sig)
