@@ -6,6 +6,7 @@
 #   make test       the fresh-machine build test, unit tests (plain and under ASan/UBSan), the
 #                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
+#   make chaos      faults (kills, stops, cut links) under load for a few minutes: nothing acknowledged lost
 #   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
 #                   written to bench/results/; make bench-quick is its one-minute smoke version
 #
@@ -71,7 +72,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
+.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-catch-up chaos clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -204,6 +205,15 @@ places-sim-test: $(GAZETTEER)
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
 	$(PYTHON) tools/bench/bench.py --out bench/results
+
+# The fault-injection run (a few minutes): five servers under load, kills, stops, cut links.
+# `make test` runs a 20-second version of it (test/integration/test_chaos.py).
+chaos: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/chaos/chaos.py --duration 150
+
+# Catch-up against issue 8's targets: 1,000,000 clients to a restarted server, a 1 s partition.
+bench-catch-up: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/bench/catch_up_bench.py
 
 bench-quick: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all

@@ -3,6 +3,7 @@
 
 #include "protocol/fields.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -56,6 +57,7 @@ struct LocationTable::Shard {
   std::vector<Slot> slots;  // size is zero or a power of two
   size_t used = 0;
   size_t record_bytes = 0;
+  uint64_t generation = 0;  // bumped whenever grow() moves the records to new slots
 
   ~Shard() {
     for (auto& s : slots) std::free(s.record);
@@ -72,6 +74,7 @@ struct LocationTable::Shard {
   }
 
   void grow() {
+    ++generation;
     std::vector<Slot> old;
     old.swap(slots);
     slots.resize(old.empty() ? 16 : old.size() * 2);
@@ -106,7 +109,8 @@ LocationTable::Shard& LocationTable::shard_for(uint64_t h) const {
 }
 
 bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
-                          std::string_view record, Source source, std::string* stored) {
+                          std::string_view record, Source source, std::string* stored,
+                          Observer* observer) {
   uint64_t h = hash(client_id);
   Shard& shard = shard_for(h);
   // Allocate before locking; free after unlocking.
@@ -129,12 +133,14 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
         shard.record_bytes += fresh->length;
         shard.record_bytes -= old->length;
         slot.record = fresh;
+        if (observer) observer->on_stored(record);
       }
     } else {
       slot.hash = h;
       slot.record = fresh;
       ++shard.used;
       shard.record_bytes += fresh->length;
+      if (observer) observer->on_stored(record);
     }
   }
   bool won = old != fresh;
@@ -162,6 +168,52 @@ bool LocationTable::lookup(std::string_view client_id, std::string* record,
     }
   }
   return true;
+}
+
+bool LocationTable::holds(std::string_view client_id, std::string_view record) const {
+  uint64_t h = hash(client_id);
+  Shard& shard = shard_for(h);
+  std::lock_guard lock(shard.mu);
+  if (shard.slots.empty()) return false;
+  const Shard::Slot& slot = shard.find(h, client_id);
+  return slot.record && slot.record->record() == record;
+}
+
+size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes) const {
+  size_t count = 0;
+  const size_t start = out->size();
+  while (!pos->done && out->size() - start < max_bytes) {
+    if (pos->shard >= kShards) {
+      pos->done = true;
+      break;
+    }
+    const Shard& shard = shards_[pos->shard];
+    std::lock_guard lock(shard.mu);
+    if (pos->slot == 0) {
+      pos->generation = shard.generation;
+    } else if (pos->generation != shard.generation) {
+      // Rehashed since the scan entered it: records may have moved to slots already passed.
+      pos->slot = 0;
+      pos->generation = shard.generation;
+    }
+    const size_t end = std::min(shard.slots.size(), pos->slot + kScanSlotsPerLock);
+    for (; pos->slot < end; ++pos->slot) {
+      const Record* r = shard.slots[pos->slot].record;
+      if (!r) continue;
+      out->append(r->bytes, r->length).push_back('\n');
+      ++count;
+      if (out->size() - start >= max_bytes) {
+        ++pos->slot;
+        break;
+      }
+    }
+    if (pos->slot >= shard.slots.size()) {
+      ++pos->shard;
+      pos->slot = 0;
+    }
+  }
+  if (pos->shard >= kShards) pos->done = true;
+  return count;
 }
 
 size_t LocationTable::size() const {
