@@ -58,6 +58,7 @@ FULL = dict(
     mem_clients=1_000_000, mem_cap_fast=90.0, mem_cap_slow=75.0, mem_settle=30.0,
     settle_max=5.0, settle_slow=3.0, start_timeout=60.0,
     sim_connections=1000, sim_latency_ms=20, sim_warmup=2.0, sim_duration=5.0,
+    tls_rounds=3,
 )
 QUICK = dict(
     warmup=0.2, duration=0.4, connections=[1, 10, 50], pipelines=[1, 16],
@@ -66,6 +67,7 @@ QUICK = dict(
     mem_clients=20000, mem_cap_fast=20.0, mem_cap_slow=10.0, mem_settle=3.0,
     settle_max=0.5, settle_slow=1.0, start_timeout=60.0,
     sim_connections=50, sim_latency_ms=20, sim_warmup=0.5, sim_duration=1.0,
+    tls_rounds=2,
 )
 
 # Error kinds that mean a reply was wrong (as opposed to a connection-level problem).
@@ -479,6 +481,31 @@ class Bench:
                  rec['sim_cpu_percent']), flush=True)
         res['whatsat_sim'] = rec
 
+    def phase_tls_pairs(self, system, res):
+        """IAMAT over TLS peer links beside plaintext ones: `system` (the herd with peer_tls) and a
+        plaintext copy of the same herd run at the same time, idle in turn, and the same closed-loop
+        load (50 connections, pipeline 1 and 16) goes to one then the other, tls_rounds times,
+        alternating which goes first, so that other work on a shared machine weighs on both alike."""
+        s = self.scale
+        plain = HerdSystem(self, 'herd-plain', 'C++ herd, plaintext (beside TLS)', system.argv_fn,
+                           system.ready_text)
+        out = res.setdefault('tls_pairs', {})
+        try:
+            plain.start()
+            for p in (1, 16):
+                runs = out['50x%d' % p] = {'plain': [], 'tls': []}
+                for i in range(s['tls_rounds']):
+                    order = [('plain', plain), ('tls', system)]
+                    if i % 2:
+                        order.reverse()
+                    for which, target in order:
+                        runs[which].append(self.load(
+                            target, 'IAMAT c=50 p=%d %s #%d' % (p, which, i + 1),
+                            ['--connections', 50, '--pipeline', p, '--warmup', s['warmup'],
+                             '--duration', s['duration']], bound=s['warmup'] + s['duration'] + 40))
+        finally:
+            plain.stop()
+
     def phase_openloop(self, system, res):
         s = self.scale
         peak = self.peak_p1(res)
@@ -631,7 +658,7 @@ class Bench:
                        phases=HerdSystem.phases + ('whatsat_sim',)),
             # The same herd with TLS peer links: IAMAT throughput only, beside the plaintext one.
             HerdSystem(self, 'herd-tls', 'C++ herd, TLS peer links', herd_argv, 'ready in',
-                       phases=('throughput',), tls=True),
+                       phases=('tls_pairs',), tls=True),
             HerdSystem(self, 'ref', 'asyncio reference', ref_argv, 'ready ', slow=True,
                        phases=HerdSystem.phases + ('whatsat_sim',)),
             # Seed-style differs from the reference only in how floods travel, so the client-side
