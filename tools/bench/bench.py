@@ -431,8 +431,9 @@ class Bench:
         t0 = time.monotonic()
         bg = self.pm.start('%s-whatsat-sim' % system.key, argv)
         # (seconds since start, tls_handshakes, search requests, tcp_connections, open connections,
-        #  most requests in flight at once)
+        #  most requests in flight at once, simulator CPU ticks, the herd servers' CPU ticks)
         samples = []
+        pids = list(system.pids().values())
         rc = None
         try:
             while time.monotonic() - t0 < bound:
@@ -441,10 +442,12 @@ class Bench:
                     st = sim.stats()
                     t = (a + time.monotonic()) / 2 - t0
                     req = st.get('requests') or {}
+                    ticks = [procs.cpu_ticks(p) for p in pids]
                     samples.append((round(t, 3), st.get('tls_handshakes', 0),
                                     req.get('legacy', 0) + req.get('new', 0),
                                     st.get('tcp_connections', 0), st.get('open_connections', 0),
-                                    st.get('max_inflight', 0)))
+                                    st.get('max_inflight', 0), procs.cpu_ticks(sim.proc.pid),
+                                    None if None in ticks else sum(ticks)))
                 except (OSError, ValueError) as e:
                     samples.append((round(time.monotonic() - t0, 3), None, None, str(e)[:80]))
                 if not bg.alive():
@@ -466,6 +469,10 @@ class Bench:
         rec['sim_samples'] = samples
         rec['steady'] = steady_handshakes(samples, s['sim_warmup'])
         j = rec.get('json') or {}
+        st = rec['steady']
+        if j.get('throughput') and st.get('herd_cpu_percent') is not None:
+            # The generator's throughput is measured over nearly the same window.
+            st['herd_cpu_us_per_whatsat'] = round(st['herd_cpu_percent'] / 100.0 / j['throughput'] * 1e6, 1)
         bad, good = j.get('whatsat_status_not_ok', 0), j.get('whatsat_ok', 0)
         if j and (good == 0 or bad * 2 > good):
             self.failures.append('%s / WHATSAT via simulator: %d of %d WHATSAT replies carry a failing '
@@ -476,9 +483,11 @@ class Bench:
                                  'places status (UNKNOWN_ERROR: upstream timeout or overload)'
                                  % (system.label, bad, good))
         st = rec['steady']
-        print('  %-34s steady %s s: %s TLS handshakes/s, %s upstream requests/s; simulator CPU %s%%'
+        print('  %-34s steady %s s: %s TLS handshakes/s, %s upstream requests/s; CPU: simulator %s%%, '
+              'herd %s%% (%s us per WHATSAT)'
               % ('', st.get('seconds'), st.get('handshakes_per_s'), st.get('requests_per_s'),
-                 rec['sim_cpu_percent']), flush=True)
+                 st.get('sim_cpu_percent'), st.get('herd_cpu_percent'),
+                 st.get('herd_cpu_us_per_whatsat')), flush=True)
         res['whatsat_sim'] = rec
 
     def phase_tls_pairs(self, system, res):
@@ -747,7 +756,12 @@ def steady_handshakes(samples, warmup):
     if start is None or end[0] - start[0] < 0.2:
         return {'problem': 'no steady window (run too short)'}
     dt = end[0] - start[0]
+    def pct(i):
+        if start[i] is None or end[i] is None:
+            return None
+        return round(100.0 * (end[i] - start[i]) / procs.CLK_TCK / dt, 1)
     return {'start_s': start[0], 'end_s': end[0], 'seconds': round(dt, 2),
+            'sim_cpu_percent': pct(6), 'herd_cpu_percent': pct(7),
             'handshakes': end[1] - start[1], 'handshakes_per_s': round((end[1] - start[1]) / dt, 2),
             'requests_per_s': round((end[2] - start[2]) / dt, 1),
             'handshakes_total': end[1], 'connections_total': end[3],

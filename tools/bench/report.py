@@ -272,10 +272,10 @@ def targets(R):
 
 def whatsat_sim_table(R):
     """The WHATSAT-through-the-simulator runs, C++ herd beside the reference."""
-    lines = ['| system | WHATSAT/s | p50 | p99 | CPU per WHATSAT, all herd servers | of which the entry '
-             'server | simulator CPU | simulator requests/s (steady) | TLS handshakes/s (steady) | '
-             'handshakes in all | failing places statuses |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| system | WHATSAT/s | p50 | p99 | herd CPU (steady) | CPU per WHATSAT (steady) | '
+             'CPU per WHATSAT (whole run) | simulator CPU (steady) | simulator requests/s (steady) | '
+             'TLS handshakes/s (steady) | handshakes in all | failing places statuses |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     vals = {}
     for key in ('herd', 'ref'):
         rec = sysres(R, key).get('whatsat_sim')
@@ -284,22 +284,25 @@ def whatsat_sim_table(R):
         j = rec.get('json') or {}
         t = j.get('throughput') or 0
         per = (rec.get('cpu') or {}).get('proc_cpu_percent', {})
-        allc = sum(per.values())
-        e = per.get(R['meta']['load_entry'], 0.0)
+        whole = sum(per.values()) / 100.0 / t * 1e6 if t else None
         st = rec.get('steady') or {}
+        steady = st.get('herd_cpu_us_per_whatsat')
 
-        def us(pct):
-            return '—' if not t else '%.0f µs' % (pct / 100.0 / t * 1e6)
-        vals[key] = (t, lat(rec, 'p50'), lat(rec, 'p99'), allc / 100.0 / t * 1e6 if t else None)
-        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+        def pc(v):
+            return '—' if v is None else '%.0f%%' % v
+
+        def us(v):
+            return '—' if v is None else '%.0f µs' % v
+        vals[key] = (t, lat(rec, 'p50'), lat(rec, 'p99'), steady if steady is not None else whole)
+        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
             SHORT[key], f_rate(t) if j else rec.get('problem', '—'), f_ms(lat(rec, 'p50')),
-            f_ms(lat(rec, 'p99')), us(allc), us(e),
-            '—' if rec.get('sim_cpu_percent') is None else '%.0f%% of a core' % rec['sim_cpu_percent'],
-            f_rate(st.get('requests_per_s')), st.get('handshakes_per_s', st.get('problem', '—')),
-            st.get('handshakes_total', '—'), j.get('whatsat_status_not_ok', '—')))
+            f_ms(lat(rec, 'p99')), pc(st.get('herd_cpu_percent')), us(steady), us(whole),
+            pc(st.get('sim_cpu_percent')), f_rate(st.get('requests_per_s')),
+            st.get('handshakes_per_s', st.get('problem', '—')), st.get('handshakes_total', '—'),
+            j.get('whatsat_status_not_ok', '—')))
     if 'herd' in vals and 'ref' in vals:
         h, r = vals['herd'], vals['ref']
-        lines.append('| herd vs reference | %s | %s | %s | %s | | | | | | |' % (
+        lines.append('| herd vs reference | %s | %s | %s | | %s | | | | | | |' % (
             f_ratio(ratio(h[0], r[0], True)), f_ratio(ratio(h[1], r[1], False)),
             f_ratio(ratio(h[2], r[2], False)), f_ratio(ratio(h[3], r[3], False))))
     return '\n'.join(lines)
@@ -358,7 +361,8 @@ def runs_table(R):
             ocpu = sum(v for k, v in per.items() if k != entry) if len(per) > 1 else None
             errs = (j.get('errors') or {}).get('total')
             busy = (rec.get('cpu') or {}).get('machine_busy_percent', 0)
-            ours = sum(per.values()) + (j.get('cpu_percent', 0) if j else 0)
+            ours = (sum(per.values()) + (j.get('cpu_percent', 0) if j else 0)
+                    + (rec.get('sim_cpu_percent') or 0))   # the places simulator is ours too
             lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
                 SHORT[key], rec['name'], f_rate(j.get('throughput')) if j else rec.get('problem', '—'),
                 f_ms(lat(rec, 'p50')), f_ms(lat(rec, 'p99')), f_ms(lat(rec, 'p99.9')),
@@ -566,9 +570,11 @@ def write(R, out):
                  'requests per server); `herd-load --seed` IAMATs every client first, then sends only '
                  'WHATSAT (radius 10 km, bound 5) from %d connections, one request in flight each. '
                  'The simulator\'s counters (GET /_sim/stats) are sampled every 0.25 s: the steady '
-                 'window starts %g s after its first WHATSAT request and ends with the run. CPU per '
-                 'WHATSAT is the five herd servers\' CPU over the run (seeding included) divided by the '
-                 'measured replies. **The simulator is a single Python process and tops out near 2,000 '
+                 'window starts %g s after its first WHATSAT request and ends with the run; the CPU '
+                 'of the five herd servers and of the simulator (from /proc) is sampled with them. '
+                 'CPU per WHATSAT (steady) is the herd\'s CPU in that window divided by the '
+                 'generator\'s WHATSAT rate; "whole run" divides the CPU of the whole run (seeding '
+                 'included) instead. **The simulator is a single Python process and tops out near 2,000 '
                  'requests/s on this machine: when its CPU is near 100%% of a core, it, not the herd, '
                  'is the limit of both figures**, and the herd\'s extra capacity shows only as CPU '
                  'left idle.' % (rec.get('latency_ms', 20), scale['sim_connections'],
