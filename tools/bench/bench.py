@@ -470,9 +470,12 @@ class Bench:
         rec['steady'] = steady_handshakes(samples, s['sim_warmup'])
         j = rec.get('json') or {}
         st = rec['steady']
-        if j.get('throughput') and st.get('herd_cpu_percent') is not None:
-            # The generator's throughput is measured over nearly the same window.
-            st['herd_cpu_us_per_whatsat'] = round(st['herd_cpu_percent'] / 100.0 / j['throughput'] * 1e6, 1)
+        rate = j.get('arrival_rate') or j.get('throughput')
+        if rate and st.get('herd_cpu_percent') is not None:
+            # The generator's rate is measured over nearly the same window. Its arrival rate
+            # (replies arriving in the window), not its throughput (requests sent in the window and
+            # answered in it), as latencies here are a sizeable part of the window.
+            st['herd_cpu_us_per_whatsat'] = round(st['herd_cpu_percent'] / 100.0 / rate * 1e6, 1)
         bad, good = j.get('whatsat_status_not_ok', 0), j.get('whatsat_ok', 0)
         if j and (good == 0 or bad * 2 > good):
             self.failures.append('%s / WHATSAT via simulator: %d of %d WHATSAT replies carry a failing '
@@ -483,9 +486,9 @@ class Bench:
                                  'places status (UNKNOWN_ERROR: upstream timeout or overload)'
                                  % (system.label, bad, good))
         st = rec['steady']
-        print('  %-34s steady %s s: %s TLS handshakes/s, %s upstream requests/s; CPU: simulator %s%%, '
+        print('  %-34s arrival rate %s/s; steady %s s: %s TLS handshakes/s, %s upstream requests/s; CPU: simulator %s%%, '
               'herd %s%% (%s us per WHATSAT)'
-              % ('', st.get('seconds'), st.get('handshakes_per_s'), st.get('requests_per_s'),
+              % ('', j.get('arrival_rate', '?'), st.get('seconds'), st.get('handshakes_per_s'), st.get('requests_per_s'),
                  st.get('sim_cpu_percent'), st.get('herd_cpu_percent'),
                  st.get('herd_cpu_us_per_whatsat')), flush=True)
         res['whatsat_sim'] = rec
