@@ -362,6 +362,11 @@ class Bench:
                 self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
             elif j.get('aborted'):
                 rec['problem'] = 'aborted: %s' % j['aborted']
+            elif 'arrived' in j and j['arrived'] < j.get('replies', 0):
+                # Every measured reply arrived in the window, so it is counted in both.
+                rec['problem'] = 'wrong replies: herd-load counted %d arrivals but %d measured replies' % (
+                    j['arrived'], j['replies'])
+                self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
             if other:
                 rec['conn_errors'] = other
                 self.warnings.append('%s / %s: connection-level errors %s' % (system.label, name, other))
