@@ -370,6 +370,7 @@ void Worker::account(const Pending& p, ErrorKind err, int64_t now, bool stale, s
     run_->seeds_left.fetch_sub(1);
     return;
   }
+  if (start_ != 0 && now >= measure_start_ && now < end_) ++stats_.arrived;
   if (p.intended < measure_start_) return;  // warmup
   ++stats_.replies;
   stats_.latency.record(static_cast<uint64_t>(std::max<int64_t>(0, now - p.intended)));
