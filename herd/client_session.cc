@@ -48,6 +48,8 @@ void ClientSession::resume_after_eof() {
 size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   if (finishing_) return data.size();
   in_batch_ = true;
+  batch_start_ = std::chrono::steady_clock::now();
+  batch_replies_ = 0;
   size_t consumed = 0;
   std::string_view oversize;
   LineStop stop = split_lines(
@@ -66,6 +68,7 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
     finishing_ = true;
   }
   in_batch_ = false;
+  if (batch_replies_) ctx_.metrics.latency.observe(std::chrono::steady_clock::now() - batch_start_, batch_replies_);
   flush();
   update_reading();
   if (finishing_) maybe_finish();
@@ -87,17 +90,26 @@ void ClientSession::handle_line(std::string_view line) {
                                 LocationTable::Source::kClient, &stored)) {
         reply(scratch_, {});
         server_.flood(scratch_, {}, {});
+        ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
       } else {
         reply(stored, {});
+        ctx_.metrics.command(CommandKind::kIamat, CommandResult::kStale);
       }
+      ++batch_replies_;
       return;
     }
     case protocol::CommandKind::kWhatsat: {
       std::string record;
       protocol::Location where;
-      if (!server_.table().lookup(cmd.whatsat.client_id, &record, &where)) break;
+      if (!server_.table().lookup(cmd.whatsat.client_id, &record, &where)) {
+        ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kUnknownClient);
+        reply("? ", line);
+        ++batch_replies_;
+        return;
+      }
+      ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kOk);
       uint64_t seq = next_seq_++;
-      pending_.push_back(Pending{seq, false, {}});
+      pending_.push_back(Pending{seq, false, {}, batch_start_});
       places::PlacesQuery q{where.lat, where.lng, cmd.whatsat.radius_km * 1000.0, cmd.whatsat.bound};
       LoopContext* ctx = &ctx_;
       uint64_t id = id_;
@@ -113,8 +125,10 @@ void ClientSession::handle_line(std::string_view line) {
     default:
       break;
   }
-  // Unknown verbs, bad fields, unknown WHATSAT clients, and AT lines (peers only) on a client port.
+  // Unknown verbs, bad fields, and AT lines (peers only) on a client port.
+  ctx_.metrics.command(CommandKind::kInvalid, CommandResult::kError);
   reply("? ", line);
+  ++batch_replies_;
 }
 
 void ClientSession::reply(std::string_view part1, std::string_view part2) {
@@ -131,6 +145,7 @@ void ClientSession::reply(std::string_view part1, std::string_view part2) {
 void ClientSession::complete(uint64_t seq, std::string bytes) {
   for (auto& p : pending_) {
     if (p.seq == seq) {
+      ctx_.metrics.latency.observe(std::chrono::steady_clock::now() - p.since);
       p.bytes = std::move(bytes);
       p.ready = true;
       break;

@@ -7,6 +7,7 @@
 // Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -36,6 +37,7 @@ class ClientSession final : public reactor::ConnectionHandler {
     uint64_t seq;
     bool ready;
     std::string bytes;
+    std::chrono::steady_clock::time_point since{};  // for the latency histogram (places answers)
   };
 
   size_t take_lines(std::string_view data, bool at_eof);
@@ -65,6 +67,8 @@ class ClientSession final : public reactor::ConnectionHandler {
   bool held_ = false;          // commands were left unread because of the bounds: owed a resume
   bool resume_queued_ = false; // a resume_after_eof is on its way
   std::string eof_rest_;       // lines that came before EOF and wait for room
+  std::chrono::steady_clock::time_point batch_start_{};  // when the current burst was read
+  uint64_t batch_replies_ = 0;  // replies of this burst answered at once (observed at its end)
 };
 
 }  // namespace herd

@@ -22,6 +22,12 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// "[::1]" -> "::1": IPv6 literals may be written bracketed, as in URLs.
+std::string unbracket(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
+  return host;
+}
+
 std::string describe(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
   if (node.IsScalar()) return "'" + node.Scalar() + "'";
@@ -82,9 +88,11 @@ class Parser {
     Config c;
     c.source = source_;
     if (!root.IsMap()) fail("(top level)", root, "expected a mapping with servers and links");
-    check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff"});
+    check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff",
+                       "admin_token_env"});
     if (root["threads"]) c.threads = static_cast<int>(integer(root["threads"], "threads", 0, 256));
     if (root["log_dir"]) c.log_dir = string(root["log_dir"], "log_dir");
+    if (root["admin_token_env"]) c.admin_token_env = string(root["admin_token_env"], "admin_token_env");
     if (auto p = root["places"]) parse_places(p, &c.places);
     parse_servers(root["servers"], &c);
     parse_links(root["links"], &c);
@@ -135,13 +143,18 @@ class Parser {
       if (c->find(s.name)) fail(key, kv.first, "duplicate server name");
       const YAML::Node& v = kv.second;
       if (!v.IsMap()) fail(key, v, "expected a mapping { host, port, peer_port }");
-      check_keys(v, key, {"host", "port", "peer_port"});
-      if (v["host"]) s.host = string(v["host"], key + ".host");
+      check_keys(v, key, {"host", "port", "peer_port", "listen", "admin_port", "admin_listen"});
+      if (v["host"]) s.host = unbracket(string(v["host"], key + ".host"));
+      if (v["listen"]) s.listen = unbracket(string(v["listen"], key + ".listen"));
+      if (v["admin_listen"]) s.admin_listen = unbracket(string(v["admin_listen"], key + ".admin_listen"));
+      if (v["admin_port"]) s.admin_port = static_cast<uint16_t>(integer(v["admin_port"], key + ".admin_port", 1, 65535));
       if (!v["port"]) fail(key + ".port", v["port"], "is required");
       if (!v["peer_port"]) fail(key + ".peer_port", v["peer_port"], "is required");
       s.port = static_cast<uint16_t>(integer(v["port"], key + ".port", 1, 65535));
       s.peer_port = static_cast<uint16_t>(integer(v["peer_port"], key + ".peer_port", 1, 65535));
-      for (auto [which, port] : {std::pair<const char*, int>{"port", s.port}, {"peer_port", s.peer_port}}) {
+      for (auto [which, port] : {std::pair<const char*, int>{"port", s.port}, {"peer_port", s.peer_port},
+                                 {"admin_port", s.admin_port}}) {
+        if (port == 0) continue;
         auto [it, fresh] = used_ports.emplace(std::make_pair(s.host, port), s.name + "." + which);
         if (!fresh) fail(key + "." + which, v[which], "port already used by servers." + it->second);
       }

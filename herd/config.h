@@ -14,9 +14,12 @@ namespace herd {
 
 struct ServerConfig {
   std::string name;
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // the address neighbours dial (and the bind address without listen)
   uint16_t port = 0;       // clients
   uint16_t peer_port = 0;  // other servers of the herd
+  std::string listen;              // bind address for the client and peer ports; empty: host
+  uint16_t admin_port = 0;         // the admin HTTP endpoint; 0: none
+  std::string admin_listen = "127.0.0.1";  // its bind address (it shows client locations)
 };
 
 // Every bound the server enforces, in one place.
@@ -39,6 +42,7 @@ struct Config {
   std::string base_dir;   // relative paths in the file are relative to this directory
   int threads = 0;        // event loops; 0 = one per core
   std::string log_dir = "logs";
+  std::string admin_token_env;  // names the environment variable holding the admin bearer token
   PlacesConfig places;
   std::vector<ServerConfig> servers;
   std::vector<std::pair<std::string, std::string>> links;

@@ -172,6 +172,7 @@ void LogSink::run_writer() {
         batch.swap(lane->buf);
       }
       write_all(fd_, batch);
+      written_total_.fetch_add(batch.size(), std::memory_order_relaxed);
       // Keep a modest buffer for reuse; give a burst's worth back.
       if (batch.capacity() > (1u << 20)) {
         std::string().swap(batch);

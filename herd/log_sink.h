@@ -41,6 +41,8 @@ class LogSink {
 
   int lanes() const { return static_cast<int>(lanes_.size()); }
   uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
+  // Any thread: bytes the writer has written to the file.
+  uint64_t bytes_written() const { return written_total_.load(std::memory_order_relaxed); }
   // Any thread: asks the writer to write what is queued now and waits until it has.
   void flush();
 
@@ -71,6 +73,7 @@ class LogSink {
   uint64_t flushes_done_ = 0;    // guarded by wake_mu_
   bool stopping_ = false;        // guarded by wake_mu_
   std::atomic<uint64_t> dropped_total_{0};
+  std::atomic<uint64_t> written_total_{0};  // writer thread only writes it
   std::thread writer_;
 };
 

@@ -65,7 +65,8 @@ void PeerLink::enqueue(std::string_view record) {
     if (outbox_.size() + record.size() + 1 <= outbox_limit_) {
       outbox_.append(record).push_back('\n');
     } else {
-      ++dropped_;  // larger than the whole outbox; reported by the next flush
+      ++dropped_;
+      dropped_count_.add();  // larger than the whole outbox; reported by the next flush
     }
     if (!flush_queued_) {
       flush_queued_ = true;
@@ -81,9 +82,16 @@ void PeerLink::make_room_locked(size_t need) {
   while (!outbox_.empty() && outbox_.size() + need > outbox_limit_) {
     size_t cut = outbox_.find('\n', outbox_.size() / 2);
     cut = cut == std::string::npos ? outbox_.size() : cut + 1;
-    dropped_ += static_cast<uint64_t>(std::count(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
+    auto n = static_cast<uint64_t>(std::count(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
+    dropped_ += n;
+    dropped_count_.add(n);
     outbox_.erase(0, cut);
   }
+}
+
+size_t PeerLink::outbox_bytes() {
+  std::lock_guard lock(mu_);
+  return outbox_.size();
 }
 
 void PeerLink::flush_outbox() {
@@ -104,6 +112,7 @@ void PeerLink::flush_outbox() {
   if (!can_send || batch_.empty()) return;
   server_.log().write_each_line(lane(), peer_, '>', batch_);
   conn_->send(batch_);
+  sent_.add(static_cast<uint64_t>(std::count(batch_.begin(), batch_.end(), '\n')));
   batch_.clear();
   if (batch_.capacity() > (1u << 20)) std::string().swap(batch_);
 }

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "herd/config.h"
+#include "herd/metrics.h"
 #include "reactor/connection.h"
 #include "reactor/connector.h"
 #include "reactor/event_loop.h"
@@ -44,6 +45,12 @@ class PeerLink final : public reactor::ConnectionHandler {
 
   void start();  // loop thread: dial
   void stop();   // loop thread: close and stop redialling
+
+  // Any thread: for scrapes. Records written to the neighbour, records dropped from the outbox
+  // (full), and the bytes waiting in it now.
+  uint64_t records_sent() const { return sent_.get(); }
+  uint64_t records_dropped() const { return dropped_count_.get(); }
+  size_t outbox_bytes();
 
   // Any thread: queues `record` (no newline) for the neighbour. Never blocks on the network.
   void enqueue(std::string_view record);
@@ -75,6 +82,8 @@ class PeerLink final : public reactor::ConnectionHandler {
   std::string outbox_;       // guarded by mu_: records + "\n", oldest first
   bool flush_queued_ = false;  // guarded by mu_: a flush task is on its way to the loop
   uint64_t dropped_ = 0;     // guarded by mu_: records dropped since last logged
+  Counter dropped_count_;    // written under mu_ (so by one writer at a time)
+  Counter sent_;             // loop thread
 };
 
 }  // namespace herd

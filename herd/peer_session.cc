@@ -56,6 +56,7 @@ bool PeerSession::handle_line(std::string_view line) {
       return false;
     }
     peer_name_ = fields[1];
+    peer_index_ = server_.server_index(peer_name_);
     tag_ += "/" + peer_name_;
     return true;
   }
@@ -67,6 +68,7 @@ bool PeerSession::handle_line(std::string_view line) {
     return true;
   }
   const protocol::At& at = cmd.at;
+  if (peer_index_ >= 0) ctx_.metrics.peer_received[peer_index_].add();
   record_.clear();
   protocol::append_at_record(record_, at);
   if (server_.table().offer(at.client_id, at.time, record_, LocationTable::Source::kPeer,

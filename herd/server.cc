@@ -3,10 +3,13 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
+#include "herd/admin_session.h"
 #include "herd/client_session.h"
 #include "herd/peer_link.h"
 #include "herd/peer_session.h"
@@ -17,13 +20,22 @@ namespace {
 constexpr int kListenBacklog = 4096;
 }  // namespace
 
-LoopContext::LoopContext(reactor::EventLoop& l, Server& s) : loop(l), server(s) {}
+LoopContext::LoopContext(reactor::EventLoop& l, Server& s)
+    : loop(l), server(s), metrics(s.config().servers.size()) {}
 LoopContext::~LoopContext() = default;
 
 Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
                std::unique_ptr<LogSink> log)
     : config_(std::move(config)), places_(std::move(places)), log_(std::move(log)) {
   self_ = config_.find(name);
+  start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int Server::server_index(std::string_view name) const {
+  for (size_t i = 0; i < config_.servers.size(); ++i) {
+    if (config_.servers[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 Server::~Server() { stop(); }
@@ -33,10 +45,27 @@ bool Server::start(std::string* error) {
     *error = "unknown server";
     return false;
   }
-  reactor::SocketAddress client_addr, peer_addr;
-  if (!reactor::resolve(self_->host, self_->port, &client_addr, error) ||
-      !reactor::resolve(self_->host, self_->peer_port, &peer_addr, error)) {
+  reactor::SocketAddress client_addr, peer_addr, admin_addr;
+  const std::string& bind_host = self_->listen.empty() ? self_->host : self_->listen;
+  const std::string key = "servers." + self_->name + (self_->listen.empty() ? ".host" : ".listen");
+  if (!reactor::resolve(bind_host, self_->port, &client_addr, error) ||
+      !reactor::resolve(bind_host, self_->peer_port, &peer_addr, error)) {
+    *error = key + ": " + *error;
     return false;
+  }
+  if (self_->admin_port != 0) {
+    if (!reactor::resolve(self_->admin_listen, self_->admin_port, &admin_addr, error)) {
+      *error = "servers." + self_->name + ".admin_listen: " + *error;
+      return false;
+    }
+    if (!config_.admin_token_env.empty()) {
+      const char* token = std::getenv(config_.admin_token_env.c_str());
+      if (!token || !*token) {
+        *error = "admin_token_env: the environment variable " + config_.admin_token_env + " is not set";
+        return false;
+      }
+      admin_token_ = token;
+    }
   }
   client_fd_ = reactor::listen_tcp(client_addr, kListenBacklog, error);
   if (client_fd_ < 0) {
@@ -48,12 +77,21 @@ bool Server::start(std::string* error) {
     *error = "cannot listen for peers on " + *error;
     return false;
   }
+  if (self_->admin_port != 0) {
+    admin_fd_ = reactor::listen_tcp(admin_addr, kListenBacklog, error);
+    if (admin_fd_ < 0) {
+      *error = "cannot listen for admin requests on " + *error;
+      return false;
+    }
+  }
 
   const int threads = config_.loop_count();
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
   for (int i = 0; i < threads; ++i) {
     auto ctx = std::make_unique<LoopContext>(loops_->loop(i), *this);
-    for (auto [fd, port] : {std::pair{client_fd_, Port::kClient}, std::pair{peer_fd_, Port::kPeer}}) {
+    for (auto [fd, port] : {std::pair{client_fd_, Port::kClient}, std::pair{peer_fd_, Port::kPeer},
+                            std::pair{admin_fd_, Port::kAdmin}}) {
+      if (fd < 0) continue;
       ctx->listeners.push_back(std::make_unique<reactor::Listener>(
           ctx->loop, fd,
           [this, i, port = port](int cfd, const reactor::SocketAddress& from) { on_accept(i, port, cfd, from); },
@@ -69,7 +107,7 @@ bool Server::start(std::string* error) {
   for (size_t k = 0; k < neighbours.size(); ++k) {
     reactor::SocketAddress addr;
     if (!reactor::resolve(neighbours[k]->host, neighbours[k]->peer_port, &addr, error)) {
-      *error = "neighbour " + neighbours[k]->name + ": " + *error;
+      *error = "servers." + neighbours[k]->name + ".host: " + *error;
       return false;
     }
     links_.push_back(std::make_unique<PeerLink>(*this, loops_->loop(static_cast<int>(k) % threads),
@@ -88,14 +126,18 @@ bool Server::start(std::string* error) {
   }
   log_->write(log_->lanes() - 1, "-", '*',
               "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
-                  peer_addr.to_string() + ", " + std::to_string(threads) + " loops");
+                  peer_addr.to_string() +
+                  (admin_fd_ >= 0 ? ", admin on " + admin_addr.to_string() : std::string()) + ", " +
+                  std::to_string(threads) + " loops");
   loops_->start();
   started_ = true;
+  state_.store(State::kServing, std::memory_order_relaxed);
   return true;
 }
 
 void Server::stop() {
   if (!loops_) return;
+  state_.store(State::kStopping, std::memory_order_relaxed);
   // Close every connection on its own loop, then stop the loops.
   for (int i = 0; started_ && i < loops_->size(); ++i) {
     LoopContext* c = contexts_[i].get();
@@ -122,7 +164,8 @@ void Server::stop() {
   loops_.reset();
   if (client_fd_ >= 0) ::close(client_fd_);
   if (peer_fd_ >= 0) ::close(peer_fd_);
-  client_fd_ = peer_fd_ = -1;
+  if (admin_fd_ >= 0) ::close(admin_fd_);
+  client_fd_ = peer_fd_ = admin_fd_ = -1;
   if (log_) {
     log_->write(log_->lanes() - 1, "-", '*', "server " + self_->name + " stopped");
     log_->flush();
@@ -135,6 +178,13 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
     if (clients_.fetch_add(1, std::memory_order_relaxed) >= config_.limits.max_connections) {
       clients_.fetch_sub(1, std::memory_order_relaxed);
       log_->write(loop_index, "-", '!', "client connection limit reached; refusing ", from.to_string());
+      ::close(fd);
+      return;
+    }
+  } else if (port == Port::kAdmin) {
+    if (admins_.fetch_add(1, std::memory_order_relaxed) >= kMaxAdminConnections) {
+      admins_.fetch_sub(1, std::memory_order_relaxed);
+      log_->write(loop_index, "-", '!', "admin connection limit reached; refusing ", from.to_string());
       ::close(fd);
       return;
     }
@@ -157,11 +207,18 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
 void Server::adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from) {
   uint64_t id = next_id();
   if (port == Port::kClient) {
+    ctx.metrics.client_accepted.add();
     auto session = std::make_unique<ClientSession>(ctx, id, fd, from);
     ClientSession* s = session.get();
     ctx.clients.emplace(id, std::move(session));
     s->start();
+  } else if (port == Port::kAdmin) {
+    auto session = std::make_unique<AdminSession>(ctx, id, fd, from);
+    AdminSession* s = session.get();
+    ctx.admins.emplace(id, std::move(session));
+    s->start();
   } else {
+    ctx.metrics.peer_accepted.add();
     auto session = std::make_unique<PeerSession>(ctx, id, fd, from);
     PeerSession* s = session.get();
     ctx.peers.emplace(id, std::move(session));

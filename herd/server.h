@@ -19,6 +19,7 @@
 #include "herd/config.h"
 #include "herd/location_table.h"
 #include "herd/log_sink.h"
+#include "herd/metrics.h"
 #include "places/places_provider.h"
 #include "reactor/listener.h"
 #include "reactor/loop_group.h"
@@ -26,6 +27,7 @@
 
 namespace herd {
 
+class AdminSession;
 class ClientSession;
 class PeerSession;
 class PeerLink;
@@ -39,6 +41,8 @@ struct LoopContext {
   Server& server;
   std::unordered_map<uint64_t, std::unique_ptr<ClientSession>> clients;
   std::unordered_map<uint64_t, std::unique_ptr<PeerSession>> peers;
+  std::unordered_map<uint64_t, std::unique_ptr<AdminSession>> admins;
+  LoopMetrics metrics;  // written by this loop only; read by scrapes on any thread
   std::vector<std::unique_ptr<reactor::Listener>> listeners;
   int index() const { return loop.index(); }
 };
@@ -47,12 +51,17 @@ class Server {
  public:
   // Inbound connections accepted on the peer port at once (a herd has a handful of neighbours).
   static constexpr size_t kMaxPeerConnections = 256;
+  // Admin connections open at once (operators and a scraper or two).
+  static constexpr size_t kMaxAdminConnections = 64;
+
+  // What /healthz reports: serving only between a complete start() and the beginning of stop().
+  enum class State { kStarting, kServing, kStopping };
 
   Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
          std::unique_ptr<LogSink> log);
   ~Server();
 
-  // Binds the client and peer ports, starts the loops and dials the neighbours. False with *error
+  // Binds the client, peer and admin ports, starts the loops and dials the neighbours. False with *error
   // set (naming the address) when a port cannot be bound.
   bool start(std::string* error);
   // Stops the loops, closes every connection and flushes the log. Idempotent.
@@ -66,6 +75,19 @@ class Server {
   places::PlacesProvider& places() { return *places_; }
   int loop_count() const { return loops_ ? loops_->size() : 0; }
 
+  // Any thread, while started: for scrapes (render_metrics) and the admin routes.
+  State state() const { return state_.load(std::memory_order_relaxed); }
+  const std::string& admin_token() const { return admin_token_; }
+  const std::vector<std::unique_ptr<LoopContext>>& contexts() const { return contexts_; }
+  const std::vector<std::unique_ptr<PeerLink>>& links() const { return links_; }
+  size_t client_connections() const { return clients_.load(std::memory_order_relaxed); }
+  size_t peer_connections() const { return peer_conns_.load(std::memory_order_relaxed); }
+  size_t admin_connections() const { return admins_.load(std::memory_order_relaxed); }
+  // The position of server `name` in config().servers, or -1.
+  int server_index(std::string_view name) const;
+  // Wall-clock seconds since the epoch at which the server was constructed.
+  double start_time() const { return start_time_; }
+
   // Any thread: queues `record` (an AT line, no newline) for every neighbour that is not `from` (the
   // neighbour it came from, empty for a client's report) and not in the seen set carried by `extra`
   // (the fields after the record, see SeenSet). The line sent carries the updated seen set.
@@ -76,9 +98,10 @@ class Server {
   // Any thread: counts open client connections against limits().max_connections.
   void release_client() { clients_.fetch_sub(1, std::memory_order_relaxed); }
   void release_peer() { peer_conns_.fetch_sub(1, std::memory_order_relaxed); }
+  void release_admin() { admins_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
-  enum class Port { kClient, kPeer };
+  enum class Port { kClient, kPeer, kAdmin };
   void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
   void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
 
@@ -92,9 +115,14 @@ class Server {
   std::vector<std::unique_ptr<PeerLink>> links_;
   int client_fd_ = -1;
   int peer_fd_ = -1;
+  int admin_fd_ = -1;
+  std::string admin_token_;
+  double start_time_ = 0;
+  std::atomic<State> state_{State::kStarting};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<size_t> clients_{0};
   std::atomic<size_t> peer_conns_{0};
+  std::atomic<size_t> admins_{0};
   std::atomic<unsigned> round_robin_{0};
   bool started_ = false;
 };

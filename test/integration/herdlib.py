@@ -47,6 +47,19 @@ SANITIZER_MARKERS = (b'ERROR: AddressSanitizer', b'ERROR: LeakSanitizer', b'runt
 # ------------------------------------------------------------------------------------------------
 # Ports and processes
 
+def http_get(port, path, headers=None, timeout=IO_TIMEOUT, method='GET'):
+    """One HTTP/1.1 request to 127.0.0.1:port; returns (status, headers dict lower-cased, body)."""
+    import http.client
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+    try:
+        conn.request(method, path, headers=headers or {})
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+    finally:
+        conn.close()
+
+
 def free_ports(n):
     """n distinct ports that were free on 127.0.0.1 a moment ago (bound to port 0 together)."""
     socks = []
@@ -189,7 +202,7 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=()):
+                 reference=(), admin=False, env=None):
         self.workdir = str(workdir)
         self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
@@ -197,6 +210,9 @@ class Herd:
         self.limits = limits
         self.threads = threads
         self.extra_yaml = extra_yaml
+        self.admin = admin      # give every server an admin_port (admin_ports[name])
+        self.env = env          # extra environment for the servers
+        self.admin_ports = {}
         self.config_path = os.path.join(self.workdir, 'config.yaml')
         self.log_dir = os.path.join(self.workdir, 'logs')
         self.ports = {}
@@ -206,10 +222,13 @@ class Herd:
 
     # -- config
     def write_config(self):
-        ports = free_ports(2 * len(self.names))
+        per = 3 if self.admin else 2
+        ports = free_ports(per * len(self.names))
         for i, name in enumerate(self.names):
-            self.ports[name] = ports[2 * i]
-            self.peer_ports[name] = ports[2 * i + 1]
+            self.ports[name] = ports[per * i]
+            self.peer_ports[name] = ports[per * i + 1]
+            if self.admin:
+                self.admin_ports[name] = ports[per * i + 2]
         lines = ['threads: %d' % self.threads,
                  'log_dir: logs',
                  'places:',
@@ -217,8 +236,9 @@ class Herd:
                  'peer_backoff: { initial_ms: 100, max_ms: 500 }',
                  'servers:']
         for name in self.names:
-            lines.append('  %s: { host: 127.0.0.1, port: %d, peer_port: %d }'
-                         % (name, self.ports[name], self.peer_ports[name]))
+            admin = ', admin_port: %d' % self.admin_ports[name] if self.admin else ''
+            lines.append('  %s: { host: 127.0.0.1, port: %d, peer_port: %d%s }'
+                         % (name, self.ports[name], self.peer_ports[name], admin))
         lines.append('links:' if self.links else 'links: []')
         for a, b in self.links:
             lines.append('  - [%s, %s]' % (a, b))
@@ -235,7 +255,8 @@ class Herd:
         """Starts every server; retries on fresh ports when one loses a port race."""
         for attempt in range(attempts):
             self.write_config()
-            self.servers = {n: ServerProc(n, self.config_path, self.workdir,
+            env = server_env(self.env) if self.env else None
+            self.servers = {n: ServerProc(n, self.config_path, self.workdir, env=env,
                                           reference=n in self.reference) for n in self.names}
             for s in self.servers.values():
                 s.start()

@@ -1,0 +1,195 @@
+// Metrics implementation: the histogram and the /metrics page.
+#include "herd/metrics.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "herd/peer_link.h"
+#include "herd/server.h"
+#include "http/prometheus_text.h"
+
+namespace herd {
+namespace {
+
+struct ProcessStats {
+  double cpu_seconds = 0;
+  uint64_t rss_bytes = 0;
+  uint64_t virtual_bytes = 0;
+  uint64_t open_fds = 0;
+  uint64_t max_fds = 0;
+  uint64_t threads = 0;
+};
+
+ProcessStats read_process_stats() {
+  ProcessStats p;
+  std::ifstream stat("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  size_t close = text.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream in(text.substr(close + 2));
+    std::string field[24];
+    for (auto& f : field) in >> f;
+    // field[0] is the state (stat field 3); utime and stime are fields 14 and 15.
+    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    try {
+      p.cpu_seconds = (std::stod(field[11]) + std::stod(field[12])) / tick;
+      p.threads = std::stoull(field[17]);
+      p.virtual_bytes = std::stoull(field[20]);
+      p.rss_bytes = std::stoull(field[21]) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    } catch (const std::exception&) {
+    }
+  }
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') ++p.open_fds;
+    }
+    ::closedir(d);
+    if (p.open_fds) --p.open_fds;  // the directory stream's own descriptor
+  }
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) p.max_fds = rl.rlim_cur;
+  return p;
+}
+
+}  // namespace
+
+const char* command_label(CommandKind k) {
+  switch (k) {
+    case CommandKind::kIamat: return "IAMAT";
+    case CommandKind::kWhatsat: return "WHATSAT";
+    case CommandKind::kInvalid: return "invalid";
+  }
+  return "?";
+}
+
+const char* result_label(CommandResult r) {
+  switch (r) {
+    case CommandResult::kOk: return "ok";
+    case CommandResult::kStale: return "stale";
+    case CommandResult::kUnknownClient: return "unknown_client";
+    case CommandResult::kError: return "error";
+  }
+  return "?";
+}
+
+void LatencyHistogram::observe(std::chrono::nanoseconds d, uint64_t times) {
+  const double seconds = std::chrono::duration<double>(d).count();
+  size_t i = 0;
+  while (i < kBuckets && seconds > kBounds[i]) ++i;
+  buckets[i].add(times);
+  count.add(times);
+  sum_ns.add(static_cast<uint64_t>(d.count() < 0 ? 0 : d.count()) * times);
+}
+
+std::string render_metrics(Server& server) {
+  http::PrometheusText t;
+  const auto& contexts = server.contexts();
+  const auto& servers = server.config().servers;
+
+  t.family("herd_commands_total", "counter", "Client commands answered, by command and result.");
+  for (size_t k = 0; k < kCommandKinds; ++k) {
+    for (size_t r = 0; r < kCommandResults; ++r) {
+      uint64_t sum = 0;
+      for (const auto& c : contexts) sum += c->metrics.commands[k][r].get();
+      // Only the combinations that can happen.
+      const bool possible = (k == 0 && r <= 1) || (k == 1 && (r == 0 || r == 2)) || (k == 2 && r == 3);
+      if (possible) {
+        t.sample("herd_commands_total",
+                 {{"command", command_label(static_cast<CommandKind>(k))},
+                  {"result", result_label(static_cast<CommandResult>(r))}},
+                 sum);
+      }
+    }
+  }
+
+  t.family("herd_reply_latency_seconds", "histogram",
+           "Time from reading a client command to queueing its reply.");
+  uint64_t cumulative[LatencyHistogram::kBuckets] = {};
+  uint64_t count = 0, sum_ns = 0;
+  for (const auto& c : contexts) {
+    uint64_t running = 0;
+    for (size_t i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      running += c->metrics.latency.buckets[i].get();
+      cumulative[i] += running;
+    }
+    running += c->metrics.latency.buckets[LatencyHistogram::kBuckets].get();
+    // The count is the bucket total read now, so +Inf is never below the last finite bucket.
+    count += running;
+    sum_ns += c->metrics.latency.sum_ns.get();
+  }
+  t.histogram("herd_reply_latency_seconds", {}, LatencyHistogram::kBounds, cumulative,
+              LatencyHistogram::kBuckets, static_cast<double>(sum_ns) / 1e9, count);
+
+  t.family("herd_clients_stored", "gauge", "Clients whose location this server holds.");
+  t.sample("herd_clients_stored", static_cast<uint64_t>(server.table().size()));
+
+  t.family("herd_connections", "gauge", "Open connections, by port.");
+  t.sample("herd_connections", {{"port", "client"}}, static_cast<uint64_t>(server.client_connections()));
+  t.sample("herd_connections", {{"port", "peer"}}, static_cast<uint64_t>(server.peer_connections()));
+  t.sample("herd_connections", {{"port", "admin"}}, static_cast<uint64_t>(server.admin_connections()));
+
+  t.family("herd_connections_accepted_total", "counter", "Connections accepted, by port.");
+  uint64_t client_acc = 0, peer_acc = 0, admin_req = 0;
+  for (const auto& c : contexts) {
+    client_acc += c->metrics.client_accepted.get();
+    peer_acc += c->metrics.peer_accepted.get();
+    admin_req += c->metrics.admin_requests.get();
+  }
+  t.sample("herd_connections_accepted_total", {{"port", "client"}}, client_acc);
+  t.sample("herd_connections_accepted_total", {{"port", "peer"}}, peer_acc);
+
+  t.family("herd_admin_requests_total", "counter", "Requests answered on the admin port.");
+  t.sample("herd_admin_requests_total", admin_req);
+
+  const auto& links = server.links();
+  t.family("herd_peer_link_up", "gauge", "Whether the outbound link to a neighbour is connected (1) or not (0).");
+  for (const auto& l : links) t.sample("herd_peer_link_up", {{"peer", l->peer_name()}}, uint64_t{l->up() ? 1u : 0u});
+  t.family("herd_peer_records_flooded_total", "counter", "AT records written to a neighbour.");
+  for (const auto& l : links) t.sample("herd_peer_records_flooded_total", {{"peer", l->peer_name()}}, l->records_sent());
+  t.family("herd_peer_records_dropped_total", "counter",
+           "AT records dropped from a neighbour's full outbox (oldest first).");
+  for (const auto& l : links) t.sample("herd_peer_records_dropped_total", {{"peer", l->peer_name()}}, l->records_dropped());
+  t.family("herd_peer_outbox_bytes", "gauge", "Bytes queued for a neighbour and not yet written.");
+  for (const auto& l : links) {
+    t.sample("herd_peer_outbox_bytes", {{"peer", l->peer_name()}}, static_cast<uint64_t>(l->outbox_bytes()));
+  }
+  t.family("herd_peer_records_received_total", "counter", "AT records received on the peer port, by sender.");
+  for (size_t i = 0; i < servers.size(); ++i) {
+    if (servers[i].name == server.self().name) continue;
+    uint64_t n = 0;
+    for (const auto& c : contexts) n += c->metrics.peer_received[i].get();
+    t.sample("herd_peer_records_received_total", {{"peer", servers[i].name}}, n);
+  }
+
+  t.family("herd_log_bytes_written_total", "counter", "Bytes written to the log file.");
+  t.sample("herd_log_bytes_written_total", server.log().bytes_written());
+  t.family("herd_log_entries_dropped_total", "counter",
+           "Log entries dropped: backlog full (the disk fell behind) or a failed write.");
+  t.sample("herd_log_entries_dropped_total", server.log().dropped());
+
+  ProcessStats p = read_process_stats();
+  t.family("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.");
+  t.sample("process_cpu_seconds_total", p.cpu_seconds);
+  t.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  t.sample("process_resident_memory_bytes", p.rss_bytes);
+  t.family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+  t.sample("process_virtual_memory_bytes", p.virtual_bytes);
+  t.family("process_open_fds", "gauge", "Open file descriptors.");
+  t.sample("process_open_fds", p.open_fds);
+  t.family("process_max_fds", "gauge", "The open file descriptor limit.");
+  t.sample("process_max_fds", p.max_fds);
+  t.family("process_threads", "gauge", "Threads of the process.");
+  t.sample("process_threads", p.threads);
+  t.family("process_start_time_seconds", "gauge", "Start time of the process since the epoch, in seconds.");
+  t.sample("process_start_time_seconds", server.start_time());
+  return t.take();
+}
+
+}  // namespace herd
