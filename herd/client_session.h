@@ -25,6 +25,8 @@ class ClientSession final : public reactor::ConnectionHandler {
  public:
   ClientSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from);
   void start();
+  // No reply is waiting or unsent (for a graceful stop).
+  bool quiet() const { return pending_.empty() && out_.empty() && (!conn_.is_open() || conn_.pending_output() == 0); }
 
   size_t on_data(reactor::Connection& c, std::string_view data) override;
   void on_eof(reactor::Connection& c, std::string_view rest) override;

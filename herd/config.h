@@ -42,6 +42,11 @@ struct Config {
   std::string base_dir;   // relative paths in the file are relative to this directory
   int threads = 0;        // event loops; 0 = one per core
   std::string log_dir = "logs";
+  std::string log_level = "io";      // io | events | warnings
+  uint64_t log_max_bytes = 256ull << 20;  // rotate NAME.log past this size; 0: no limit
+  int log_keep = 5;                  // rotated logs kept: NAME.log.1 … NAME.log.<log_keep>
+  bool strict = false;               // unknown keys are errors, not warnings
+  int shutdown_timeout_ms = 5000;    // SIGTERM: longest wait for replies and peer outboxes to drain
   std::string admin_token_env;  // names the environment variable holding the admin bearer token
   PlacesConfig places;
   std::vector<ServerConfig> servers;
@@ -66,13 +71,15 @@ struct Config {
   std::string resolve_path(const std::string& path) const;
 };
 
-// Parses and validates `yaml`. `source` names it in messages. On error returns nullopt and sets
+// Parses and validates `yaml`. `source` names it in messages. With `strict` (or `strict: true` in
+// the file) unknown keys are errors. On error returns nullopt and sets
 // *error to one line naming the source, key and value; warnings go to *warnings.
 std::optional<Config> parse_config(const std::string& yaml, const std::string& source,
-                                   std::string* error, std::vector<std::string>* warnings);
+                                   std::string* error, std::vector<std::string>* warnings,
+                                   bool strict = false);
 
 // Reads `path` and parses it as above; base_dir is the file's directory.
 std::optional<Config> load_config(const std::string& path, std::string* error,
-                                  std::vector<std::string>* warnings);
+                                  std::vector<std::string>* warnings, bool strict = false);
 
 }  // namespace herd

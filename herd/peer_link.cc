@@ -89,6 +89,12 @@ void PeerLink::make_room_locked(size_t need) {
   }
 }
 
+bool PeerLink::quiet() {
+  if (!conn_ || !conn_->is_open()) return true;
+  std::lock_guard lock(mu_);
+  return outbox_.empty() && conn_->pending_output() == 0;
+}
+
 size_t PeerLink::outbox_bytes() {
   std::lock_guard lock(mu_);
   return outbox_.size();

@@ -43,6 +43,8 @@ class PeerLink final : public reactor::ConnectionHandler {
   // Any thread: whether the link is connected right now.
   bool up() const { return up_.load(std::memory_order_relaxed); }
 
+  // Loop thread: nothing is left to write, or the neighbour is unreachable (for a graceful stop).
+  bool quiet();
   void start();  // loop thread: dial
   void stop();   // loop thread: close and stop redialling
 

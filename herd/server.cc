@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "herd/admin_session.h"
 #include "herd/client_session.h"
@@ -133,6 +134,49 @@ bool Server::start(std::string* error) {
   started_ = true;
   state_.store(State::kServing, std::memory_order_relaxed);
   return true;
+}
+
+void Server::run_on(LoopContext& ctx, const std::function<void()>& task) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  ctx.loop.queue([&] {
+    task();
+    std::lock_guard lock(mu);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return done; });
+}
+
+bool Server::drain(int timeout_ms) {
+  if (!loops_ || !started_) return true;
+  state_.store(State::kStopping, std::memory_order_relaxed);
+  for (auto& ctx : contexts_) {
+    LoopContext* c = ctx.get();
+    run_on(*c, [c] { c->listeners.clear(); });
+  }
+  log_->write(log_->lanes() - 1, "-", '*', "stopping: no longer accepting; draining replies and peer outboxes");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    bool busy = false;
+    for (auto& ctx : contexts_) {
+      LoopContext* c = ctx.get();
+      run_on(*c, [&busy, c, this] {
+        for (auto& [id, session] : c->clients) busy = busy || !session->quiet();
+        for (auto& link : links_) {
+          if (&link->loop() == &c->loop) busy = busy || !link->quiet();
+        }
+      });
+    }
+    if (!busy) return true;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log_->write(log_->lanes() - 1, "-", '!', "stopping: shutdown_timeout_ms passed with output still unsent");
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 void Server::stop() {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -64,6 +65,10 @@ class Server {
   // Binds the client, peer and admin ports, starts the loops and dials the neighbours. False with *error
   // set (naming the address) when a port cannot be bound.
   bool start(std::string* error);
+  // Controlling thread: the graceful part of a stop. Stops accepting, then waits (at most
+  // `timeout_ms`) until every client has its replies written and every connected neighbour's outbox
+  // is written; /healthz says "stopping" from here on. Returns true when everything drained.
+  bool drain(int timeout_ms);
   // Stops the loops, closes every connection and flushes the log. Idempotent.
   void stop();
 
@@ -104,6 +109,8 @@ class Server {
   enum class Port { kClient, kPeer, kAdmin };
   void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
   void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
+  // Runs `task` on the loop of `ctx` and waits for it (controlling thread, loops running).
+  void run_on(LoopContext& ctx, const std::function<void()>& task);
 
   Config config_;
   const ServerConfig* self_;
