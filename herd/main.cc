@@ -302,6 +302,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "herd-server: %s: %s\n", name.c_str(), error.c_str());
     return 1;
   }
+  {
+    // Serving from here on: a stop signal now stops gracefully (and the ready line below is what
+    // operators and tests wait for, so it must not come before this).
+    std::lock_guard lock(g_control.mu);
+    g_control.log = log_ptr;
+    g_control.serving = true;
+  }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   const std::string& bind = self->listen.empty() ? self->host : self->listen;
   std::string admin;
@@ -314,8 +321,6 @@ int main(int argc, char** argv) {
   int sig = 0;
   {
     std::unique_lock lock(g_control.mu);
-    g_control.log = log_ptr;
-    g_control.serving = true;
     g_control.cv.wait(lock, [] { return g_control.stop_signal != 0; });
     sig = g_control.stop_signal;
     g_control.log = nullptr;  // the signal thread is done; nothing else reads it
