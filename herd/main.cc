@@ -3,8 +3,9 @@
 //   herd-server NAME [--config FILE] [--check] [--strict]  |  herd-server --version
 //
 // Exit status: 0 after a clean stop (SIGINT/SIGTERM) or a passed --check, 1 when it cannot start (port
-// in use, missing data), 2 for a usage or configuration error. Messages name the problem: file, key
-// and value. Threads: main (start-up, then waits for a stop), a signal thread (sigwait), the loops.
+// in use, missing data), 2 for a usage or configuration error (including a peer_tls file that cannot
+// be used). Messages name the problem: file, key and value. Threads: main (start-up, then waits for a
+// stop), a signal thread (sigwait), the loops.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 
 #include "herd/config.h"
 #include "herd/log_sink.h"
+#include "herd/peer_tls.h"
 #include "herd/server.h"
 #include "places/gazetteer.h"
 #include "places/offline_places.h"
@@ -44,7 +46,7 @@ constexpr const char* kUsage =
     "and logs to <log_dir>/NAME.log (log_dir \"-\": stderr).\n"
     "\n"
     "options:\n"
-    "  --config FILE   the herd's configuration (servers, links, places, limits)\n"
+    "  --config FILE   the herd's configuration (servers, links, places, limits, peer_tls)\n"
     "  --check         validate the configuration and every file it names, bind nothing, exit\n"
     "  --strict        unknown configuration keys are errors (as `strict: true` in the file)\n"
     "  --version       version and build details\n"
@@ -239,6 +241,18 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The peer links' TLS identity: a file that cannot be used is a configuration error.
+  std::shared_ptr<const reactor::TlsContext> peer_tls;
+  if (config->peer_tls) {
+    peer_tls = herd::load_peer_tls(*config, name, &error);
+    if (!peer_tls) {
+      std::fprintf(stderr, "herd-server: %s\n", error.c_str());
+      return 2;
+    }
+  } else {
+    std::fprintf(stderr, "herd-server: warning: %s\n", herd::plaintext_peer_warning(*config).c_str());
+  }
+
   auto started = std::chrono::steady_clock::now();
   std::string data_path = gazetteer_path(*config);
   auto gazetteer = places::Gazetteer::load(data_path, &error);
@@ -298,6 +312,7 @@ int main(int argc, char** argv) {
   reactor::raise_fd_limit();
 
   herd::Server server(*config, name, provider, std::move(log));
+  server.use_peer_tls(std::move(peer_tls));
   if (!server.start(&error)) {
     std::fprintf(stderr, "herd-server: %s: %s\n", name.c_str(), error.c_str());
     return 1;
@@ -313,8 +328,9 @@ int main(int argc, char** argv) {
   const std::string& bind = self->listen.empty() ? self->host : self->listen;
   std::string admin;
   if (self->admin_port) admin = ", admin " + host_port(self->admin_listen, self->admin_port);
-  std::printf("herd-server %s: clients %s, peers %s%s, log %s, %d loops, ready in %lld ms\n", name.c_str(),
-              host_port(bind, self->port).c_str(), host_port(bind, self->peer_port).c_str(), admin.c_str(),
+  std::printf("herd-server %s: clients %s, peers %s (%s)%s, log %s, %d loops, ready in %lld ms\n", name.c_str(),
+              host_port(bind, self->port).c_str(), host_port(bind, self->peer_port).c_str(),
+              server.peer_tls() ? "TLS" : "plaintext", admin.c_str(),
               log_path.c_str(), server.loop_count(), static_cast<long long>(ms.count()));
   std::fflush(stdout);
 

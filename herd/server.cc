@@ -14,6 +14,7 @@
 #include "herd/client_session.h"
 #include "herd/peer_link.h"
 #include "herd/peer_session.h"
+#include "herd/peer_tls.h"
 #include "herd/seen_set.h"
 
 namespace herd {
@@ -45,6 +46,10 @@ bool Server::start(std::string* error) {
   if (!self_) {
     *error = "unknown server";
     return false;
+  }
+  if (config_.peer_tls && !peer_tls_) {
+    peer_tls_ = load_peer_tls(config_, self_->name, error);
+    if (!peer_tls_) return false;
   }
   reactor::SocketAddress client_addr, peer_addr, admin_addr;
   const std::string& bind_host = self_->listen.empty() ? self_->host : self_->listen;
@@ -127,9 +132,10 @@ bool Server::start(std::string* error) {
   }
   log_->write(log_->lanes() - 1, "-", '*',
               "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
-                  peer_addr.to_string() +
+                  peer_addr.to_string() + (peer_tls_ ? " (TLS)" : " (plaintext)") +
                   (admin_fd_ >= 0 ? ", admin on " + admin_addr.to_string() : std::string()) + ", " +
                   std::to_string(threads) + " loops");
+  if (!peer_tls_) log_->write(log_->lanes() - 1, "-", '!', "warning: ", plaintext_peer_warning(config_));
   loops_->start();
   started_ = true;
   state_.store(State::kServing, std::memory_order_relaxed);
