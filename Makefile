@@ -70,7 +70,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
+.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -192,6 +192,18 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
 	$(PYTHON) tools/bench/bench.py --quick --out $(BUILD)/bench-quick
+
+# Installs the server, the client, the places data, the systemd unit, the logrotate file and the
+# deployment guide under PREFIX (DESTDIR for packaging). See docs/deploy.md.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(SERVER) $(CLI) $(GAZETTEER)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/herd $(DESTDIR)$(PREFIX)/share/doc/herd
+	install -m 0755 $(SERVER) $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(GAZETTEER) $(DESTDIR)$(PREFIX)/share/herd/cities.pbf
+	sed 's|@PREFIX@|$(PREFIX)|g' tools/systemd/herd@.service > $(DESTDIR)$(PREFIX)/share/herd/herd@.service
+	install -m 0644 tools/logrotate/herd $(DESTDIR)$(PREFIX)/share/herd/logrotate.herd
+	install -m 0644 docs/deploy.md config.yaml $(DESTDIR)$(PREFIX)/share/doc/herd/
 
 clean:
 	rm -rf build

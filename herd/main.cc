@@ -142,7 +142,8 @@ std::string gazetteer_path(const herd::Config& config) {
   if (const char* env = std::getenv("HERD_GAZETTEER"); env && *env) return env;
   if (!config.places.gazetteer.empty()) return config.resolve_path(config.places.gazetteer);
   std::string dir = executable_dir();
-  for (const std::string& candidate : {dir + "/data/cities.pbf", dir + "/../data/cities.pbf"}) {
+  for (const std::string& candidate : {dir + "/data/cities.pbf", dir + "/../data/cities.pbf",
+                                      dir + "/../share/herd/cities.pbf"}) {
     if (::access(candidate.c_str(), R_OK) == 0) return candidate;
   }
   return dir + "/data/cities.pbf";

@@ -217,3 +217,24 @@ def test_check_finds_problems(tmp_path):
     assert r.returncode == 2 and b'Is a directory' in r.stderr
     r = run_server_once(['A', '--config', h.config_path])
     assert r.returncode == 2 and b'log_dir' in r.stderr
+
+
+def test_make_install(tmp_path):
+    """`make install PREFIX=...` lays out a tree whose server finds its places data by itself."""
+    if os.environ.get('HERD_SERVER'):
+        import pytest
+        pytest.skip('make install is tested against the release build (HERD_SERVER is set)')
+    prefix = tmp_path / 'prefix'
+    r = subprocess.run(['make', '-s', 'install', 'PREFIX=%s' % prefix], cwd=herdlib.REPO,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:]
+    unit = (prefix / 'share/herd/herd@.service').read_text()
+    assert 'ExecStart=%s/bin/herd-server %%i' % prefix in unit and '@PREFIX@' not in unit
+    assert (prefix / 'share/herd/logrotate.herd').exists()
+    h = herdlib.Herd(tmp_path, names=['Solo'], links=[])
+    h.write_config()
+    env = {k: v for k, v in os.environ.items() if k != 'HERD_GAZETTEER'}
+    r = subprocess.run([str(prefix / 'bin/herd-server'), 'Solo', '--config', h.config_path, '--check'],
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert b'share/herd/cities.pbf' in r.stdout
