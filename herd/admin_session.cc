@@ -1,6 +1,7 @@
 // AdminSession implementation and the admin routes.
 #include "herd/admin_session.h"
 
+#include "herd/dashboard_page.h"
 #include "herd/metrics.h"
 #include "herd/server.h"
 #include "protocol/fields.h"
@@ -187,6 +188,7 @@ void AdminSession::respond(const Response& r, bool head_only, bool keep_alive) {
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   out += "Cache-Control: no-store\r\n";
   if (r.auth_challenge) out += "WWW-Authenticate: Bearer\r\n";
+  if (r.cors) out += "Access-Control-Allow-Origin: *\r\n";
   if (r.status == 405) out += "Allow: GET, HEAD\r\n";
   if (!keep_alive) out += "Connection: close\r\n";
   out += "\r\n";
@@ -213,6 +215,23 @@ AdminSession::Response AdminSession::route(Server& server, const http::IncomingR
     }
     return r;
   }
+  // The dashboard's page and map hold no herd data: they load without the token.
+  if (path == "/") {
+    r.content_type = "text/html; charset=utf-8";
+    r.body = kDashboardHtml;
+    return r;
+  }
+  if (path == "/world.json") {
+    if (server.world_map().empty()) {
+      r.status = 404;
+      r.body = "no map data (build/data/land-110m.json is made by `make`)\n";
+    } else {
+      r.content_type = "application/json";
+      r.body = server.world_map();
+    }
+    return r;
+  }
+  const bool dashboard = path == "/v1/dashboard";
   const std::string& token = server.admin_token();
   if (!token.empty()) {
     const std::string* auth = req.header("authorization");
@@ -220,6 +239,14 @@ AdminSession::Response AdminSession::route(Server& server, const http::IncomingR
     constexpr std::string_view kBearer = "Bearer ";
     bool ok = given.size() > kBearer.size() && given.substr(0, kBearer.size()) == kBearer &&
               same_secret(given.substr(kBearer.size()), token);
+    // The dashboard polls every server from one page: a plain GET with the token in the query
+    // (no custom header, so no CORS preflight).
+    std::string_view target = req.target;
+    size_t at = target.find("?token=");
+    std::string query_token;
+    if (!ok && dashboard && at != std::string_view::npos && percent_decode(target.substr(at + 7), &query_token)) {
+      ok = same_secret(query_token, token);
+    }
     if (!ok) {
       r.status = 401;
       r.body = "a bearer token is required\n";
@@ -232,12 +259,18 @@ AdminSession::Response AdminSession::route(Server& server, const http::IncomingR
     r.body = render_metrics(server);
     return r;
   }
+  if (dashboard) {
+    r.content_type = "application/json";
+    r.body = render_dashboard_json(server);
+    r.cors = true;
+    return r;
+  }
   constexpr std::string_view kClients = "/v1/clients/";
   if (path.size() > kClients.size() && path.substr(0, kClients.size()) == kClients) {
     return client_record(server, path.substr(kClients.size()));
   }
   r.status = 404;
-  r.body = "no such page; try /healthz, /metrics, /v1/clients/ID\n";
+  r.body = "no such page; try /, /healthz, /metrics, /v1/clients/ID, /v1/dashboard\n";
   return r;
 }
 

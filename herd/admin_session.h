@@ -3,8 +3,9 @@
 //   GET /healthz         200 "serving", or 503 while starting or stopping (never needs the token)
 //   GET /metrics         Prometheus text format 0.0.4 (render_metrics)
 //   GET /v1/clients/ID   the stored AT record as JSON, 404 when the client is unknown
-//   GET /                the dashboard page, GET /v1/dashboard its JSON (herd/dashboard.h)
-// When the server has an admin token (admin_token_env), every route but /healthz needs
+//   GET /                the dashboard page (herd/dashboard_page.h), GET /world.json its map data,
+//   GET /v1/dashboard    its JSON (render_dashboard_json; the token may come as ?token=)
+// When the server has an admin token (admin_token_env), every route but /healthz, / and /world.json needs
 // `Authorization: Bearer <token>` and answers 401 without it. Bounded: the request head
 // (RequestLimits), the time a request may take from its first byte, or an idle keep-alive connection
 // may stay silent (kRequestTimeout; slow or silent clients are closed), and unsent response bytes
@@ -47,6 +48,7 @@ class AdminSession final : public reactor::ConnectionHandler {
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
     bool auth_challenge = false;  // adds WWW-Authenticate: Bearer
+    bool cors = false;            // adds Access-Control-Allow-Origin: * (the dashboard's JSON)
   };
   static Response route(Server& server, const http::IncomingRequest& request);
 

@@ -91,6 +91,7 @@ void ClientSession::handle_line(std::string_view line) {
         reply(scratch_, {});
         server_.flood(scratch_, {}, {});
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
+        ctx_.metrics.recent.add(iamat.client_id, server_.self().name, iamat.location.lat, iamat.location.lng);
       } else {
         reply(stored, {});
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kStale);

@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -313,6 +315,13 @@ int main(int argc, char** argv) {
   reactor::raise_fd_limit();
 
   herd::Server server(*config, name, provider, std::move(log));
+  if (self->admin_port) {
+    // The dashboard's map: $HERD_WORLDMAP, else land-110m.json beside the places data.
+    const char* env = std::getenv("HERD_WORLDMAP");
+    std::string map_path = env && *env ? env : data_path.substr(0, data_path.rfind('/') + 1) + "land-110m.json";
+    std::ifstream map_file(map_path);
+    if (map_file) server.set_world_map(std::string(std::istreambuf_iterator<char>(map_file), {}));
+  }
   server.use_peer_tls(std::move(peer_tls));
   if (!server.start(&error)) {
     std::fprintf(stderr, "herd-server: %s: %s\n", name.c_str(), error.c_str());

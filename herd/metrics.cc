@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "herd/admin_session.h"
 #include "herd/peer_link.h"
 #include "herd/server.h"
 #include "http/prometheus_text.h"
@@ -86,6 +88,100 @@ void LatencyHistogram::observe(std::chrono::nanoseconds d, uint64_t times) {
   buckets[i].add(times);
   count.add(times);
   sum_ns.add(static_cast<uint64_t>(d.count() < 0 ? 0 : d.count()) * times);
+}
+
+void RecentLocations::add(std::string_view client, std::string_view origin, double lat, double lng) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  std::lock_guard lock(mu_);
+  Entry& e = ring_[next_];
+  e.client.assign(client.substr(0, kMaxIdBytes));
+  e.origin.assign(origin);
+  e.lat = lat;
+  e.lng = lng;
+  e.unix_ms = now;
+  next_ = (next_ + 1) % kSize;
+  count_ = std::min(count_ + 1, kSize);
+}
+
+void RecentLocations::copy_to(std::vector<Entry>* out) const {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < count_; ++i) out->push_back(ring_[(next_ + kSize - 1 - i) % kSize]);
+}
+
+std::string render_dashboard_json(Server& server) {
+  const auto& contexts = server.contexts();
+  const Config& config = server.config();
+  std::string j = "{\"server\":";
+  append_json_string(j, server.self().name);
+  j += ",\"state\":";
+  j += server.state() == Server::State::kServing ? "\"serving\"" : server.state() == Server::State::kStarting ? "\"starting\"" : "\"stopping\"";
+  j += ",\"time_ms\":" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch()).count());
+  j += ",\"servers\":[";
+  for (size_t i = 0; i < config.servers.size(); ++i) {
+    const ServerConfig& s = config.servers[i];
+    if (i) j += ',';
+    j += "{\"name\":";
+    append_json_string(j, s.name);
+    j += ",\"admin\":";
+    if (s.admin_port) {
+      // A wildcard bind is reached at the address neighbours use.
+      std::string host = s.admin_listen == "0.0.0.0" || s.admin_listen == "::" ? s.host : s.admin_listen;
+      if (host.find(':') != std::string::npos) host = "[" + host + "]";
+      append_json_string(j, "http://" + host + ":" + std::to_string(s.admin_port));
+    } else {
+      j += "null";
+    }
+    j += '}';
+  }
+  j += "],\"links\":[";
+  for (size_t i = 0; i < config.links.size(); ++i) {
+    if (i) j += ',';
+    j += '[';
+    append_json_string(j, config.links[i].first);
+    j += ',';
+    append_json_string(j, config.links[i].second);
+    j += ']';
+  }
+  j += "],\"link_up\":{";
+  bool first = true;
+  for (const auto& l : server.links()) {
+    if (!first) j += ',';
+    first = false;
+    append_json_string(j, l->peer_name());
+    j += l->up() ? ":true" : ":false";
+  }
+  uint64_t by[kCommandKinds][kCommandResults] = {};
+  std::vector<RecentLocations::Entry> recent;
+  for (const auto& c : contexts) {
+    for (size_t k = 0; k < kCommandKinds; ++k) {
+      for (size_t r = 0; r < kCommandResults; ++r) by[k][r] += c->metrics.commands[k][r].get();
+    }
+    c->metrics.recent.copy_to(&recent);
+  }
+  const uint64_t updates = by[0][0];
+  const uint64_t errors = by[2][3] + by[1][2];
+  uint64_t commands = 0;
+  for (auto& row : by) {
+    for (uint64_t v : row) commands += v;
+  }
+  j += "},\"counters\":{\"updates\":" + std::to_string(updates) + ",\"errors\":" + std::to_string(errors) +
+       ",\"commands\":" + std::to_string(commands) + "}";
+  j += ",\"clients_stored\":" + std::to_string(server.table().size());
+  std::sort(recent.begin(), recent.end(), [](const auto& a, const auto& b) { return a.unix_ms > b.unix_ms; });
+  j += ",\"recent\":[";
+  for (size_t i = 0; i < recent.size(); ++i) {
+    if (i) j += ',';
+    j += "{\"client\":";
+    append_json_string(j, recent[i].client);
+    j += ",\"origin\":";
+    append_json_string(j, recent[i].origin);
+    j += ",\"lat\":" + std::to_string(recent[i].lat) + ",\"lng\":" + std::to_string(recent[i].lng) +
+         ",\"ms\":" + std::to_string(recent[i].unix_ms) + "}";
+  }
+  j += "]}\n";
+  return j;
 }
 
 std::string render_metrics(Server& server) {

@@ -12,7 +12,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace herd {
 
@@ -44,6 +47,28 @@ struct LatencyHistogram {
   void observe(std::chrono::nanoseconds d, uint64_t times = 1);
 };
 
+// The last few client locations one loop stored (for the dashboard's map). The loop adds; a request
+// copies. The mutex is the loop's own: only a dashboard request ever contends for it.
+class RecentLocations {
+ public:
+  static constexpr size_t kSize = 16;
+  static constexpr size_t kMaxIdBytes = 64;  // longer client IDs are cut (the map needs no more)
+  struct Entry {
+    std::string client;
+    std::string origin;  // the server the client reported to
+    double lat = 0, lng = 0;
+    int64_t unix_ms = 0;
+  };
+  void add(std::string_view client, std::string_view origin, double lat, double lng);
+  void copy_to(std::vector<Entry>* out) const;
+
+ private:
+  mutable std::mutex mu_;
+  Entry ring_[kSize];  // guarded by mu_
+  size_t next_ = 0;    // guarded by mu_
+  size_t count_ = 0;   // guarded by mu_
+};
+
 struct alignas(64) LoopMetrics {
   explicit LoopMetrics(size_t servers) : peer_received(new Counter[servers]) {}
   Counter commands[kCommandKinds][kCommandResults];
@@ -53,10 +78,14 @@ struct alignas(64) LoopMetrics {
   Counter admin_requests;
   // AT records received on the peer port, by the sending server's index in Config::servers.
   std::unique_ptr<Counter[]> peer_received;
+  RecentLocations recent;
   void command(CommandKind k, CommandResult r) { commands[static_cast<size_t>(k)][static_cast<size_t>(r)].add(); }
 };
 
 // The /metrics body (Prometheus text format 0.0.4) for `server`. Any thread while the server runs.
 std::string render_metrics(Server& server);
+// The dashboard's JSON (/v1/dashboard): this server, the herd's servers, links and admin URLs, this
+// server's link states, command totals and recent locations. Any thread while the server runs.
+std::string render_dashboard_json(Server& server);
 
 }  // namespace herd

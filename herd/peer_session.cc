@@ -117,6 +117,7 @@ bool PeerSession::handle_line(std::string_view line) {
   if (server_.table().offer(at.client_id, at.time, record_, LocationTable::Source::kPeer,
                             nullptr)) {
     server_.flood(record_, peer_name_, at.extra);
+    ctx_.metrics.recent.add(at.client_id, at.server, at.location.lat, at.location.lng);
   }
   return true;
 }

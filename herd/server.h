@@ -101,6 +101,9 @@ class Server {
   size_t admin_connections() const { return admins_.load(std::memory_order_relaxed); }
   // The position of server `name` in config().servers, or -1.
   int server_index(std::string_view name) const;
+  // Before start(): the dashboard's map (TopoJSON text); empty: none. Then any thread, read-only.
+  void set_world_map(std::string json) { world_map_ = std::move(json); }
+  const std::string& world_map() const { return world_map_; }
   // Wall-clock seconds since the epoch at which the server was constructed.
   double start_time() const { return start_time_; }
 
@@ -136,6 +139,7 @@ class Server {
   int peer_fd_ = -1;
   int admin_fd_ = -1;
   std::string admin_token_;
+  std::string world_map_;
   double start_time_ = 0;
   std::atomic<State> state_{State::kStarting};
   std::atomic<uint64_t> next_id_{1};
