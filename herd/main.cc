@@ -24,14 +24,17 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "herd/config.h"
 #include "herd/log_sink.h"
+#include "herd/places_setup.h"
 #include "herd/peer_tls.h"
 #include "herd/server.h"
 #include "places/gazetteer.h"
+#include "places/google_places.h"
 #include "places/offline_places.h"
 #include "reactor/socket.h"
 
@@ -60,6 +63,8 @@ constexpr const char* kUsage =
     "\n"
     "environment:\n"
     "  HERD_GAZETTEER  the offline places data file (overrides places.gazetteer)\n"
+    "  GOOGLE_API_KEY  the API key for places.provider google / google-new (places.key_env names\n"
+    "                  another variable)\n"
     "\n"
     "exit status: 0 clean stop (or --check passed), 1 cannot start (port in use, missing data),\n"
     "2 usage or config error\n";
@@ -237,12 +242,6 @@ int main(int argc, char** argv) {
                  name.c_str(), known.c_str());
     return 2;
   }
-  if (config->places.provider != "offline") {
-    std::fprintf(stderr,
-                 "herd-server: %s: places.provider: '%s' is not available in this build yet; use offline\n",
-                 config_path.c_str(), config->places.provider.c_str());
-    return 2;
-  }
 
   // The peer links' TLS identity: a file that cannot be used is a configuration error.
   std::shared_ptr<const reactor::TlsContext> peer_tls;
@@ -257,11 +256,25 @@ int main(int argc, char** argv) {
   }
 
   auto started = std::chrono::steady_clock::now();
-  std::string data_path = gazetteer_path(*config);
-  auto gazetteer = places::Gazetteer::load(data_path, &error);
-  if (!gazetteer) {
-    std::fprintf(stderr, "herd-server: %s\n(the offline places data is built by `make`)\n", error.c_str());
-    return check ? 2 : 1;
+  std::shared_ptr<places::PlacesProvider> provider;
+  std::optional<places::GoogleOptions> google;
+  // Where the places data is (also where the dashboard's map is looked for), offline or not.
+  const std::string data_path = gazetteer_path(*config);
+  if (config->places.provider == "offline") {
+    auto gazetteer = places::Gazetteer::load(data_path, &error);
+    if (!gazetteer) {
+      std::fprintf(stderr, "herd-server: %s\n(the offline places data is built by `make`)\n", error.c_str());
+      return check ? 2 : 1;
+    }
+    provider = std::make_shared<places::OfflinePlaces>(std::shared_ptr<const places::Gazetteer>(std::move(gazetteer)));
+  } else {
+    warnings.clear();
+    google = herd::google_options(*config, &error, &warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "herd-server: warning: %s\n", w.c_str());
+    if (!google) {
+      std::fprintf(stderr, "herd-server: %s\n", error.c_str());
+      return 2;
+    }
   }
 
   const bool to_stderr = config->log_dir == "-";
@@ -287,13 +300,11 @@ int main(int argc, char** argv) {
     }
     for (const auto& p : problems) std::fprintf(stderr, "herd-server: %s: %s\n", config_path.c_str(), p.c_str());
     if (!problems.empty()) return 2;
-    std::printf("herd-server %s: configuration %s is valid (places data %s, log %s)\n", name.c_str(),
-                config_path.c_str(), data_path.c_str(), log_path.c_str());
+    std::printf("herd-server %s: configuration %s is valid (places %s, log %s)\n", name.c_str(),
+                config_path.c_str(), google ? config->places.provider.c_str() : data_path.c_str(),
+                log_path.c_str());
     return 0;
   }
-
-  auto provider = std::make_shared<places::OfflinePlaces>(
-      std::shared_ptr<const places::Gazetteer>(std::move(gazetteer)));
 
   if (!to_stderr && !make_dirs(log_dir, &error)) {
     std::fprintf(stderr, "herd-server: %s: log_dir: %s\n", config_path.c_str(), error.c_str());
@@ -311,6 +322,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   herd::LogSink* log_ptr = log.get();
+
+  if (google) {
+    // The provider logs on the loops' lanes; the sink outlives it (the server stops the loops first).
+    herd::LogSink* sink = log.get();
+    google->log = [sink](int lane, char kind, std::string_view text) { sink->write(lane, "places", kind, text); };
+    provider = std::make_shared<places::GooglePlaces>(std::move(*google));
+    log->write(log->lanes() - 1, "-", '*', "places: " + config->places.provider + " at " +
+                                               (config->places.endpoint.empty() ? config->places.default_endpoint()
+                                                                                : config->places.endpoint));
+  }
 
   reactor::raise_fd_limit();
 

@@ -218,8 +218,12 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), peer_tls=False, admin=False, env=None):
+                 reference=(), peer_tls=False, places=None, env=None, admin=False):
         self.workdir = str(workdir)
+        # The places: section as a dict (default: the offline provider), and extra environment
+        # variables for every server (an API key, say).
+        self.places = places or {'provider': 'offline'}
+        self.env = env
         self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
         self.links = [list(l) for l in (links if links is not None else LINKS)]
@@ -227,7 +231,6 @@ class Herd:
         self.threads = threads
         self.extra_yaml = extra_yaml
         self.admin = admin      # give every server an admin_port (admin_ports[name])
-        self.env = env          # extra environment for the servers
         self.admin_ports = {}
         # Peer links over TLS: certificates for every server in workdir/certs (tools/certs.py).
         self.peer_tls = peer_tls
@@ -250,8 +253,8 @@ class Herd:
                 self.admin_ports[name] = ports[per * i + 2]
         lines = ['threads: %d' % self.threads,
                  'log_dir: logs',
-                 'places:',
-                 '  provider: offline',
+                 'places:'] + ['  %s: %s' % (k, json.dumps(v) if isinstance(v, str) else v)
+                               for k, v in self.places.items()] + [
                  'peer_backoff: { initial_ms: 100, max_ms: 500 }',
                  'servers:']
         for name in self.names:
@@ -277,8 +280,8 @@ class Herd:
         """Starts every server; retries on fresh ports when one loses a port race."""
         for attempt in range(attempts):
             self.write_config()
-            env = server_env(self.env) if self.env else None
-            self.servers = {n: ServerProc(n, self.config_path, self.workdir, env=env,
+            self.servers = {n: ServerProc(n, self.config_path, self.workdir,
+                                          env=server_env(self.env) if self.env else None,
                                           reference=n in self.reference) for n in self.names}
             for s in self.servers.values():
                 s.start()
