@@ -322,11 +322,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   herd::LogSink* log_ptr = log.get();
+  std::shared_ptr<herd::UpstreamMetrics> upstream;  // google providers only
 
   if (google) {
     // The provider logs on the loops' lanes; the sink outlives it (the server stops the loops first).
     herd::LogSink* sink = log.get();
-    google->log = [sink](int lane, char kind, std::string_view text) { sink->write(lane, "places", kind, text); };
+    upstream = std::make_shared<herd::UpstreamMetrics>(log->lanes());
+    herd::UpstreamMetrics* counts = upstream.get();
+    google->log = [sink, counts](int lane, char kind, std::string_view text) {
+      counts->observe_log(lane, text);
+      sink->write(lane, "places", kind, text);
+    };
     provider = std::make_shared<places::GooglePlaces>(std::move(*google));
     log->write(log->lanes() - 1, "-", '*', "places: " + config->places.provider + " at " +
                                                (config->places.endpoint.empty() ? config->places.default_endpoint()
@@ -336,6 +342,7 @@ int main(int argc, char** argv) {
   reactor::raise_fd_limit();
 
   herd::Server server(*config, name, provider, std::move(log));
+  server.set_upstream_metrics(upstream);
   if (self->admin_port) {
     // The dashboard's map: $HERD_WORLDMAP, else land-110m.json beside the places data.
     const char* env = std::getenv("HERD_WORLDMAP");

@@ -109,6 +109,54 @@ void RecentLocations::copy_to(std::vector<Entry>* out) const {
   for (size_t i = 0; i < count_; ++i) out->push_back(ring_[(next_ + kSize - 1 - i) % kSize]);
 }
 
+void UpstreamMetrics::observe_log(int lane, std::string_view text) {
+  if (lane < 0 || lane >= count_) lane = count_ - 1;
+  size_t outcome;
+  std::string_view rest;
+  if (text.substr(0, 5) == "HTTP ") {
+    int status = 0;
+    size_t i = 5;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') status = status * 10 + (text[i++] - '0');
+    outcome = status >= 200 && status < 300 ? 0 : status >= 400 && status < 500 ? 1 : status >= 500 && status < 600 ? 2 : 3;
+    size_t in = text.find(" in ", i);
+    if (in == std::string_view::npos) return;
+    rest = text.substr(in + 4);
+  } else if (text.substr(0, 13) == "failed after ") {
+    outcome = 4;
+    rest = text.substr(13);
+  } else {
+    return;  // requests sent, retries, notices: not an attempt's end
+  }
+  uint64_t ms = 0;
+  for (size_t i = 0; i < rest.size() && rest[i] >= '0' && rest[i] <= '9'; ++i) ms = ms * 10 + static_cast<uint64_t>(rest[i] - '0');
+  Lane& l = lanes_[static_cast<size_t>(lane)];
+  l.outcomes[outcome].add();
+  const double seconds = static_cast<double>(ms) / 1000.0;
+  size_t b = 0;
+  while (b < LatencyHistogram::kBuckets && seconds > LatencyHistogram::kBounds[b]) ++b;
+  l.buckets[b].add();
+  l.sum_ms.add(ms);
+}
+
+uint64_t UpstreamMetrics::count(size_t outcome) const {
+  uint64_t n = 0;
+  for (int i = 0; i < count_; ++i) n += lanes_[static_cast<size_t>(i)].outcomes[outcome].get();
+  return n;
+}
+
+void UpstreamMetrics::latency(uint64_t* cumulative, uint64_t* total, uint64_t* sum_ms) const {
+  for (int i = 0; i < count_; ++i) {
+    const Lane& l = lanes_[static_cast<size_t>(i)];
+    uint64_t running = 0;
+    for (size_t b = 0; b < LatencyHistogram::kBuckets; ++b) {
+      running += l.buckets[b].get();
+      cumulative[b] += running;
+    }
+    *total += running + l.buckets[LatencyHistogram::kBuckets].get();
+    *sum_ms += l.sum_ms.get();
+  }
+}
+
 std::string render_dashboard_json(Server& server) {
   const auto& contexts = server.contexts();
   const Config& config = server.config();
@@ -269,6 +317,19 @@ std::string render_metrics(Server& server) {
   t.family("herd_log_entries_dropped_total", "counter",
            "Log entries dropped: backlog full (the disk fell behind) or a failed write.");
   t.sample("herd_log_entries_dropped_total", server.log().dropped());
+
+  if (const UpstreamMetrics* up = server.upstream_metrics()) {
+    t.family("herd_places_upstream_requests_total", "counter",
+             "Attempts at the places upstream (google providers), by HTTP status class or failed (no answer).");
+    for (size_t i = 0; i < UpstreamMetrics::kOutcomes; ++i) {
+      t.sample("herd_places_upstream_requests_total", {{"status", UpstreamMetrics::kOutcomeLabels[i]}}, up->count(i));
+    }
+    t.family("herd_places_upstream_latency_seconds", "histogram", "Time from sending an attempt to its end.");
+    uint64_t cum[LatencyHistogram::kBuckets] = {}, total = 0, sum_ms = 0;
+    up->latency(cum, &total, &sum_ms);
+    t.histogram("herd_places_upstream_latency_seconds", {}, LatencyHistogram::kBounds, cum,
+                LatencyHistogram::kBuckets, static_cast<double>(sum_ms) / 1000.0, total);
+  }
 
   ProcessStats p = read_process_stats();
   t.family("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.");

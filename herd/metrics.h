@@ -82,6 +82,30 @@ struct alignas(64) LoopMetrics {
   void command(CommandKind k, CommandResult r) { commands[static_cast<size_t>(k)][static_cast<size_t>(r)].add(); }
 };
 
+// Requests to the places upstream (google providers), counted from the provider's log callback:
+// by outcome ("2xx", "4xx", "5xx", "other", "failed": no HTTP answer) and latency. One slot per log
+// lane; each lane is written by one thread (its loop).
+class UpstreamMetrics {
+ public:
+  static constexpr size_t kOutcomes = 5;
+  static constexpr const char* kOutcomeLabels[kOutcomes] = {"2xx", "4xx", "5xx", "other", "failed"};
+  explicit UpstreamMetrics(int lanes) : lanes_(new Lane[static_cast<size_t>(lanes)]), count_(lanes) {}
+  // The lane's thread: reads one provider log entry; counts it when it reports an attempt's end
+  // ("HTTP <status> in <ms> ms: ..." or "failed after <ms> ms: ...").
+  void observe_log(int lane, std::string_view text);
+  uint64_t count(size_t outcome) const;
+  void latency(uint64_t* cumulative, uint64_t* total, uint64_t* sum_ms) const;
+
+ private:
+  struct alignas(64) Lane {
+    Counter outcomes[kOutcomes];
+    Counter buckets[LatencyHistogram::kBuckets + 1];
+    Counter sum_ms;
+  };
+  std::unique_ptr<Lane[]> lanes_;
+  int count_;
+};
+
 // The /metrics body (Prometheus text format 0.0.4) for `server`. Any thread while the server runs.
 std::string render_metrics(Server& server);
 // The dashboard's JSON (/v1/dashboard): this server, the herd's servers, links and admin URLs, this

@@ -101,6 +101,9 @@ class Server {
   size_t admin_connections() const { return admins_.load(std::memory_order_relaxed); }
   // The position of server `name` in config().servers, or -1.
   int server_index(std::string_view name) const;
+  // Before start(): the places upstream's counters (google providers; fed by main's log hook).
+  void set_upstream_metrics(std::shared_ptr<const UpstreamMetrics> m) { upstream_metrics_ = std::move(m); }
+  const UpstreamMetrics* upstream_metrics() const { return upstream_metrics_.get(); }
   // Before start(): the dashboard's map (TopoJSON text); empty: none. Then any thread, read-only.
   void set_world_map(std::string json) { world_map_ = std::move(json); }
   const std::string& world_map() const { return world_map_; }
@@ -140,6 +143,7 @@ class Server {
   int admin_fd_ = -1;
   std::string admin_token_;
   std::string world_map_;
+  std::shared_ptr<const UpstreamMetrics> upstream_metrics_;
   double start_time_ = 0;
   std::atomic<State> state_{State::kStarting};
   std::atomic<uint64_t> next_id_{1};

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "herd/admin_session.h"
+#include "herd/metrics.h"
 #include "http/prometheus_text.h"
 #include "http/request_parser.h"
 
@@ -145,5 +146,27 @@ TEST_SUITE("admin helpers") {
     std::string out;
     herd::append_json_string(out, "a\"b\\c\n\x01");
     CHECK(out == "\"a\\\"b\\\\c\\u000a\\u0001\"");
+  }
+}
+
+TEST_SUITE("upstream metrics") {
+  TEST_CASE("attempt ends in the provider's log are counted by status class and latency") {
+    herd::UpstreamMetrics m(2);
+    m.observe_log(0, "HTTP 200 in 12 ms: OK, 3 results");
+    m.observe_log(1, "HTTP 503 in 40 ms: UNKNOWN_ERROR");
+    m.observe_log(1, "HTTP 403 in 5 ms: REQUEST_DENIED");
+    m.observe_log(0, "failed after 10000 ms: timed out");
+    m.observe_log(0, "GET /maps/api/place/nearbysearch/json?location=...");  // a request: not counted
+    m.observe_log(0, "retrying in 250 ms");
+    CHECK(m.count(0) == 1);
+    CHECK(m.count(1) == 1);
+    CHECK(m.count(2) == 1);
+    CHECK(m.count(3) == 0);
+    CHECK(m.count(4) == 1);
+    uint64_t cum[herd::LatencyHistogram::kBuckets] = {}, total = 0, sum_ms = 0;
+    m.latency(cum, &total, &sum_ms);
+    CHECK(total == 4);
+    CHECK(sum_ms == 12 + 40 + 5 + 10000);
+    CHECK(cum[herd::LatencyHistogram::kBuckets - 1] == 3);  // 10 s is above the last bound (1 s)
   }
 }
