@@ -75,7 +75,7 @@ DASHBOARD_STAMP := $(BUILD)/.dashboard-deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
+.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-scrape clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(WORLDMAP) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -221,6 +221,10 @@ places-sim-test: $(GAZETTEER)
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
 	$(PYTHON) tools/bench/bench.py --out bench/results
+
+# IAMAT throughput with and without a GET /metrics every second (the admin endpoint's cost).
+bench-scrape: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/bench/scrape_overhead.py --out $(BUILD)/bench-scrape.json
 
 bench-quick: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
