@@ -62,8 +62,9 @@ size_t write_all(int fd, std::string_view data) {
   return off;
 }
 
+// Read access too: the last byte is read back to see whether a previous run ended its last entry.
 int open_append(const std::string& path) {
-  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  return ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
 }  // namespace

@@ -238,3 +238,55 @@ def test_make_install(tmp_path):
                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert r.returncode == 0, r.stderr
     assert b'share/herd/cities.pbf' in r.stdout
+
+
+def test_partial_last_entry_is_ended(tmp_path):
+    """A log whose last entry was cut short (a crash mid-write) gets that line ended before new
+    entries are appended, so no two entries share a line."""
+    h = herdlib.Herd(tmp_path, names=['Solo'], links=[])
+    os.makedirs(h.log_dir)
+    with open(h.log_path('Solo'), 'wb') as f:
+        f.write(b'2026-01-01T00:00:00.000000Z c1 < IAMAT cut-short +1.0+1.0 1.')
+    try:
+        h.start()
+        iamat(h.port('Solo'), unique_id('after'), LOC, fmt_time(time.time_ns()))
+    finally:
+        h.stop()
+    lines = h.log_bytes('Solo').split(b'\n')
+    assert lines[0] == b'2026-01-01T00:00:00.000000Z c1 < IAMAT cut-short +1.0+1.0 1.'
+    entries(b'\n'.join(lines[1:]))
+
+
+def test_ipv6_literal_in_brackets(tmp_path):
+    if not socket_has_ipv6():
+        import pytest
+        pytest.skip('no IPv6 loopback here')
+    h = herdlib.Herd(tmp_path, names=['Solo'], links=[])
+    h.write_config()
+    text = open(h.config_path).read().replace('host: 127.0.0.1', 'host: "[::1]"')
+    open(h.config_path, 'w').write(text)
+    s = herdlib.ServerProc('Solo', h.config_path, h.workdir)
+    s.start()
+    try:
+        assert s.wait_ready()
+        assert '[::1]:%d' % h.ports['Solo'] in s.ready_line
+        import socket as so
+        c = so.create_connection(('::1', h.ports['Solo']), timeout=5)
+        c.sendall(b'IAMAT v6 +1.0+1.0 1.0\n')
+        assert c.recv(4096).startswith(b'AT Solo ')
+        c.close()
+    finally:
+        code, err = s.stop()
+    assert code == 0, err
+    assert b'[::1]:' in open(h.log_path('Solo'), 'rb').read()
+
+
+def socket_has_ipv6():
+    import socket as so
+    try:
+        s = so.socket(so.AF_INET6, so.SOCK_STREAM)
+        s.bind(('::1', 0))
+        s.close()
+        return True
+    except OSError:
+        return False
