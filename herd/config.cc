@@ -1,8 +1,11 @@
 // Config loading with yaml-cpp, and validation of every key.
 #include "herd/config.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstring>
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -23,6 +26,12 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// "[::1]" -> "::1": IPv6 literals may be written bracketed, as in URLs.
+std::string unbracket(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
+  return host;
+}
+
 std::string describe(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
   if (node.IsScalar()) return "'" + node.Scalar() + "'";
@@ -37,8 +46,8 @@ std::string at_line(const YAML::Node& node) {
 
 class Parser {
  public:
-  Parser(std::string source, std::vector<std::string>* warnings)
-      : source_(std::move(source)), warnings_(warnings) {}
+  Parser(std::string source, std::vector<std::string>* warnings, bool strict)
+      : source_(std::move(source)), warnings_(warnings), strict_(strict) {}
 
   [[noreturn]] void fail(const std::string& key, const YAML::Node& node, const std::string& what) {
     throw ConfigError(source_ + ": " + key + ": " + what + ", got " + describe(node) + at_line(node));
@@ -53,6 +62,7 @@ class Parser {
     for (const auto& kv : map) {
       std::string key = kv.first.as<std::string>();
       if (!known.count(key)) {
+        if (strict_) fail_plain((where.empty() ? "" : where + ".") + key, kv.first, "unknown key (strict)");
         warn((where.empty() ? "" : where + ".") + key + ": unknown key, ignored" + at_line(kv.first));
       }
     }
@@ -83,10 +93,27 @@ class Parser {
     Config c;
     c.source = source_;
     if (!root.IsMap()) fail("(top level)", root, "expected a mapping with servers and links");
+    if (auto st = root["strict"]) {
+      if (!st.IsScalar() || (st.Scalar() != "true" && st.Scalar() != "false")) fail("strict", st, "expected true or false");
+      strict_ = strict_ || st.Scalar() == "true";
+      c.strict = strict_;
+    }
     check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff",
-                          "peer_tls", "data_dir", "fsync", "compact_bytes"});
+                       "admin_token_env", "log_level", "log_max_bytes", "log_keep", "strict",
+                       "shutdown_timeout_ms", "peer_tls", "data_dir", "fsync", "compact_bytes"});
     if (root["threads"]) c.threads = static_cast<int>(integer(root["threads"], "threads", 0, 256));
     if (root["log_dir"]) c.log_dir = string(root["log_dir"], "log_dir");
+    if (auto lv = root["log_level"]) {
+      c.log_level = string(lv, "log_level");
+      if (c.log_level != "io" && c.log_level != "events" && c.log_level != "warnings") {
+        fail("log_level", lv, "expected one of io, events, warnings");
+      }
+    }
+    if (root["log_max_bytes"]) c.log_max_bytes = static_cast<uint64_t>(integer(root["log_max_bytes"], "log_max_bytes", 0, 1LL << 50));
+    if (c.log_max_bytes != 0 && c.log_max_bytes < 4096) fail("log_max_bytes", root["log_max_bytes"], "expected 0 (no limit) or at least 4096");
+    if (root["log_keep"]) c.log_keep = static_cast<int>(integer(root["log_keep"], "log_keep", 1, 1000));
+    if (root["shutdown_timeout_ms"]) c.shutdown_timeout_ms = static_cast<int>(integer(root["shutdown_timeout_ms"], "shutdown_timeout_ms", 0, 600000));
+    if (root["admin_token_env"]) c.admin_token_env = string(root["admin_token_env"], "admin_token_env");
     if (auto p = root["places"]) parse_places(p, &c.places);
     parse_servers(root["servers"], &c);
     parse_links(root["links"], &c);
@@ -182,13 +209,18 @@ class Parser {
       if (c->find(s.name)) fail(key, kv.first, "duplicate server name");
       const YAML::Node& v = kv.second;
       if (!v.IsMap()) fail(key, v, "expected a mapping { host, port, peer_port }");
-      check_keys(v, key, {"host", "port", "peer_port"});
-      if (v["host"]) s.host = string(v["host"], key + ".host");
+      check_keys(v, key, {"host", "port", "peer_port", "listen", "admin_port", "admin_listen"});
+      if (v["host"]) s.host = unbracket(string(v["host"], key + ".host"));
+      if (v["listen"]) s.listen = unbracket(string(v["listen"], key + ".listen"));
+      if (v["admin_listen"]) s.admin_listen = unbracket(string(v["admin_listen"], key + ".admin_listen"));
+      if (v["admin_port"]) s.admin_port = static_cast<uint16_t>(integer(v["admin_port"], key + ".admin_port", 1, 65535));
       if (!v["port"]) fail(key + ".port", v["port"], "is required");
       if (!v["peer_port"]) fail(key + ".peer_port", v["peer_port"], "is required");
       s.port = static_cast<uint16_t>(integer(v["port"], key + ".port", 1, 65535));
       s.peer_port = static_cast<uint16_t>(integer(v["peer_port"], key + ".peer_port", 1, 65535));
-      for (auto [which, port] : {std::pair<const char*, int>{"port", s.port}, {"peer_port", s.peer_port}}) {
+      for (auto [which, port] : {std::pair<const char*, int>{"port", s.port}, {"peer_port", s.peer_port},
+                                 {"admin_port", s.admin_port}}) {
+        if (port == 0) continue;
         auto [it, fresh] = used_ports.emplace(std::make_pair(s.host, port), s.name + "." + which);
         if (!fresh) fail(key + "." + which, v[which], "port already used by servers." + it->second);
       }
@@ -237,6 +269,7 @@ class Parser {
 
   std::string source_;
   std::vector<std::string>* warnings_;
+  bool strict_;
 };
 
 }  // namespace
@@ -291,10 +324,10 @@ std::string Config::peer_tls_path(const std::string& path, std::string_view serv
 }
 
 std::optional<Config> parse_config(const std::string& yaml, const std::string& source,
-                                   std::string* error, std::vector<std::string>* warnings) {
+                                   std::string* error, std::vector<std::string>* warnings, bool strict) {
   try {
     YAML::Node root = YAML::Load(yaml);
-    Parser parser(source, warnings);
+    Parser parser(source, warnings, strict);
     return parser.parse(root);
   } catch (const ConfigError& e) {
     *error = e.what();
@@ -306,15 +339,24 @@ std::optional<Config> parse_config(const std::string& yaml, const std::string& s
 }
 
 std::optional<Config> load_config(const std::string& path, std::string* error,
-                                  std::vector<std::string>* warnings) {
+                                  std::vector<std::string>* warnings, bool strict) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    *error = path + ": cannot read the config file: " + std::strerror(errno);
+    return std::nullopt;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    *error = path + ": cannot read the config file: " + std::strerror(EISDIR);
+    return std::nullopt;
+  }
   std::ifstream in(path);
   if (!in) {
-    *error = path + ": cannot read the config file";
+    *error = path + ": cannot read the config file: " + std::strerror(errno);
     return std::nullopt;
   }
   std::stringstream text;
   text << in.rdbuf();
-  auto c = parse_config(text.str(), path, error, warnings);
+  auto c = parse_config(text.str(), path, error, warnings, strict);
   if (c) {
     auto slash = path.rfind('/');
     c->base_dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);

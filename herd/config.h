@@ -14,9 +14,12 @@ namespace herd {
 
 struct ServerConfig {
   std::string name;
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // the address neighbours dial (and the bind address without listen)
   uint16_t port = 0;       // clients
   uint16_t peer_port = 0;  // other servers of the herd
+  std::string listen;              // bind address for the client and peer ports; empty: host
+  uint16_t admin_port = 0;         // the admin HTTP endpoint; 0: none
+  std::string admin_listen = "127.0.0.1";  // its bind address (it shows client locations)
 };
 
 // Every bound the server enforces, in one place.
@@ -57,6 +60,12 @@ struct Config {
   std::string base_dir;   // relative paths in the file are relative to this directory
   int threads = 0;        // event loops; 0 = one per core
   std::string log_dir = "logs";
+  std::string log_level = "io";      // io | events | warnings
+  uint64_t log_max_bytes = 256ull << 20;  // rotate NAME.log past this size; 0: no limit
+  int log_keep = 5;                  // rotated logs kept: NAME.log.1 … NAME.log.<log_keep>
+  bool strict = false;               // unknown keys are errors, not warnings
+  int shutdown_timeout_ms = 5000;    // SIGTERM: longest wait for replies and peer links to send what they owe
+  std::string admin_token_env;  // names the environment variable holding the admin bearer token
   PlacesConfig places;
   std::vector<ServerConfig> servers;
   std::vector<std::pair<std::string, std::string>> links;
@@ -86,13 +95,15 @@ struct Config {
   std::string peer_tls_path(const std::string& path, std::string_view server) const;
 };
 
-// Parses and validates `yaml`. `source` names it in messages. On error returns nullopt and sets
+// Parses and validates `yaml`. `source` names it in messages. With `strict` (or `strict: true` in
+// the file) unknown keys are errors. On error returns nullopt and sets
 // *error to one line naming the source, key and value; warnings go to *warnings.
 std::optional<Config> parse_config(const std::string& yaml, const std::string& source,
-                                   std::string* error, std::vector<std::string>* warnings);
+                                   std::string* error, std::vector<std::string>* warnings,
+                                   bool strict = false);
 
 // Reads `path` and parses it as above; base_dir is the file's directory.
 std::optional<Config> load_config(const std::string& path, std::string* error,
-                                  std::vector<std::string>* warnings);
+                                  std::vector<std::string>* warnings, bool strict = false);
 
 }  // namespace herd

@@ -3,11 +3,14 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 namespace herd {
@@ -44,32 +47,49 @@ void append_micros(std::string& out, long nsec) {
   out.append(buf, sizeof buf);
 }
 
-void write_all(int fd, const std::string& data) {
+// Writes as much of `data` as the file takes; returns the bytes written (fewer on an error, such as
+// a full disk, with errno set: logging must not take the server down).
+size_t write_all(int fd, std::string_view data) {
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return;  // disk full or similar: logging must not take the server down
+      return off;
     }
     off += static_cast<size_t>(n);
   }
+  return off;
+}
+
+// Read access too: the last byte is read back to see whether a previous run ended its last entry.
+int open_append(const std::string& path) {
+  return ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
 }  // namespace
 
 std::unique_ptr<LogSink> LogSink::open(const std::string& path, int lanes, size_t backlog_bytes,
-                                       std::string* error) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                                       std::string* error, LogOptions options) {
+  if (path == "-") {
+    return std::unique_ptr<LogSink>(new LogSink(STDERR_FILENO, "", lanes < 1 ? 1 : lanes, backlog_bytes, options));
+  }
+  int fd = open_append(path);
   if (fd < 0) {
     *error = path + ": cannot open the log file: " + std::strerror(errno);
     return nullptr;
   }
-  return std::unique_ptr<LogSink>(new LogSink(fd, lanes < 1 ? 1 : lanes, backlog_bytes));
+  return std::unique_ptr<LogSink>(new LogSink(fd, path, lanes < 1 ? 1 : lanes, backlog_bytes, options));
 }
 
-LogSink::LogSink(int fd, int lanes, size_t backlog_bytes) : fd_(fd), backlog_bytes_(backlog_bytes) {
+LogSink::LogSink(int fd, std::string path, int lanes, size_t backlog_bytes, LogOptions options)
+    : fd_(fd), path_(std::move(path)), level_(options.level), options_(options), backlog_bytes_(backlog_bytes) {
   for (int i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
+  if (!path_.empty()) {
+    ::close(fd_);
+    fd_ = -1;
+    open_file();
+  }
   writer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "log-writer");
     run_writer();
@@ -83,7 +103,70 @@ LogSink::~LogSink() {
   }
   wake_cv_.notify_all();
   writer_.join();
-  ::close(fd_);
+  if (!path_.empty() && fd_ >= 0) ::close(fd_);
+}
+
+void LogSink::reopen() {
+  reopen_.store(true, std::memory_order_relaxed);
+  std::lock_guard lock(wake_mu_);
+  ++flush_requests_;
+  wake_cv_.notify_all();
+}
+
+void LogSink::open_file() {
+  int fd = open_append(path_);
+  if (fd < 0) {
+    if (fd_ >= 0) return;  // keep writing to the old file rather than nowhere
+    fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  }
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+  struct stat st {};
+  file_bytes_ = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  // A previous run that died mid-entry left a partial line: end it, so no two entries share a line.
+  char last = '\n';
+  if (file_bytes_ > 0 && ::pread(fd_, &last, 1, static_cast<off_t>(file_bytes_ - 1)) == 1 && last != '\n') {
+    file_bytes_ += write_all(fd_, "\n");
+  }
+}
+
+void LogSink::rotate() {
+  // NAME.log.<keep-1> -> NAME.log.<keep>, …, NAME.log -> NAME.log.1; the oldest is replaced.
+  const int keep = std::max(options_.keep, 1);
+  for (int i = keep - 1; i >= 1; --i) {
+    std::string from = path_ + "." + std::to_string(i);
+    std::string to = path_ + "." + std::to_string(i + 1);
+    ::rename(from.c_str(), to.c_str());
+  }
+  ::rename(path_.c_str(), (path_ + ".1").c_str());
+  open_file();
+}
+
+void LogSink::write_batch(const std::string& batch) {
+  if (batch.empty()) return;
+  if (!path_.empty() && options_.max_bytes > 0 && file_bytes_ > 0 && file_bytes_ + batch.size() > options_.max_bytes) {
+    rotate();
+  }
+  if (failed_entries_) {
+    // Report what failed writes lost, once the file takes bytes again.
+    std::string note = batch.substr(0, 19) + ".000000Z - ! log write failed (" + failure_ + "): " +
+                       std::to_string(failed_entries_) + " entries dropped\n";
+    size_t n = write_all(fd_, note);
+    file_bytes_ += n;
+    written_total_.fetch_add(n, std::memory_order_relaxed);
+    if (n == note.size()) failed_entries_ = 0;
+  }
+  size_t n = write_all(fd_, batch);
+  if (n < batch.size()) {
+    failure_ = std::strerror(errno);
+    // Entries not (completely) written are dropped; a partial one is ended so the next starts a line.
+    uint64_t lost = static_cast<uint64_t>(std::count(batch.begin() + static_cast<std::ptrdiff_t>(n), batch.end(), '\n'));
+    if (n > 0 && batch[n - 1] != '\n') n += write_all(fd_, "\n");
+    failed_entries_ += lost;
+    dropped_total_.fetch_add(lost, std::memory_order_relaxed);
+  }
+  file_bytes_ += n;
+  written_total_.fetch_add(n, std::memory_order_relaxed);
 }
 
 void LogSink::write(int lane, std::string_view who, char dir, std::string_view text) {
@@ -97,10 +180,12 @@ LogSink::Lane& LogSink::lane_for(int lane) {
 
 void LogSink::write(int lane, std::string_view who, char dir, std::string_view text1,
                     std::string_view text2) {
+  if (!enabled(dir)) return;
   append_entry(lane_for(lane), who, dir, text1, text2);
 }
 
 void LogSink::write_each_line(int lane, std::string_view who, char dir, std::string_view lines) {
+  if (!enabled(dir)) return;
   Lane& l = lane_for(lane);
   timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -166,12 +251,14 @@ void LogSink::run_writer() {
       serving = flush_requests_;
       last = stopping_;
     }
+    // Between two whole batches: an entry is never split across the old and the new file.
+    if (!path_.empty() && reopen_.exchange(false, std::memory_order_relaxed)) open_file();
     for (auto& lane : lanes_) {
       {
         std::lock_guard lock(lane->mu);
         batch.swap(lane->buf);
       }
-      write_all(fd_, batch);
+      write_batch(batch);
       // Keep a modest buffer for reuse; give a burst's worth back.
       if (batch.capacity() > (1u << 20)) {
         std::string().swap(batch);

@@ -7,6 +7,13 @@
 // the connection (c12 a client, p3 an inbound peer, Hands an outbound link, - the server itself),
 // <dir> is `<` received, `>` sent, `+` opened, `-` dropped, `!` a problem, `*` a notice. Newlines
 // and backslashes inside <text> are written as \n and \\ so each entry stays one line.
+//
+// Operations: a level filters entries (io: all; events: no `<`/`>` lines; warnings: `!` only);
+// reopen() (SIGHUP) makes the writer reopen the path between two whole batches, so an entry is never
+// split and logrotate's `create` works; with a size bound the writer renames NAME.log to NAME.log.1
+// (… up to NAME.log.<keep>) before a batch would pass it; a failed write counts its entries as
+// dropped and says so in the next entry that reaches the file; a file whose last entry was cut short
+// (a crash) is ended with a newline before new entries are appended. Path "-" writes to stderr.
 #pragma once
 
 #include <atomic>
@@ -22,12 +29,20 @@
 
 namespace herd {
 
+enum class LogLevel { kIo, kEvents, kWarnings };
+
+struct LogOptions {
+  LogLevel level = LogLevel::kIo;
+  uint64_t max_bytes = 0;  // rotate before the file passes this size; 0: never
+  int keep = 5;            // rotated files kept (NAME.log.1 … NAME.log.<keep>)
+};
+
 class LogSink {
  public:
   // Opens (appending to, creating) `path` with `lanes` lanes (one per event loop, plus one for
   // everything else) and starts the writer. nullptr with *error set when the file cannot be opened.
   static std::unique_ptr<LogSink> open(const std::string& path, int lanes, size_t backlog_bytes,
-                                       std::string* error);
+                                       std::string* error, LogOptions options = {});
   ~LogSink();  // writes everything still queued, then closes
 
   // Any thread; `lane` is the caller's loop index, or lanes-1 for other threads. Never blocks on I/O.
@@ -39,8 +54,18 @@ class LogSink {
   // under one lock and one clock reading: for batches such as a burst of flooded records.
   void write_each_line(int lane, std::string_view who, char dir, std::string_view lines);
 
+  // Any thread: whether entries of direction `dir` are kept at this level (callers may skip building
+  // text for entries that would be discarded).
+  bool enabled(char dir) const {
+    return level_ == LogLevel::kIo || dir == '!' || (level_ == LogLevel::kEvents && dir != '<' && dir != '>');
+  }
+  // Any thread: asks the writer to reopen the file (after logrotate moved it). Never blocks.
+  void reopen();
+
   int lanes() const { return static_cast<int>(lanes_.size()); }
   uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
+  // Any thread: bytes the writer has written to the file.
+  uint64_t bytes_written() const { return written_total_.load(std::memory_order_relaxed); }
   // Any thread: asks the writer to write what is queued now and waits until it has.
   void flush();
 
@@ -53,7 +78,11 @@ class LogSink {
     char stamp[32] = {};
   };
 
-  LogSink(int fd, int lanes, size_t backlog_bytes);
+  LogSink(int fd, std::string path, int lanes, size_t backlog_bytes, LogOptions options);
+  // Writer thread: the file operations.
+  void write_batch(const std::string& batch);
+  void open_file();  // (re)opens path_; keeps the old descriptor when that fails
+  void rotate();
   Lane& lane_for(int lane);
   void run_writer();
   void append_entry(Lane& lane, std::string_view who, char dir, std::string_view t1, std::string_view t2);
@@ -62,6 +91,13 @@ class LogSink {
                      std::string_view t2);
 
   int fd_;
+  const std::string path_;  // empty for stderr
+  const LogLevel level_;
+  const LogOptions options_;
+  uint64_t file_bytes_ = 0;      // writer thread: size of the current file
+  uint64_t failed_entries_ = 0;  // writer thread: lost to failed writes, not yet reported
+  std::string failure_;          // writer thread: why the last write failed
+  std::atomic<bool> reopen_{false};
   size_t backlog_bytes_;
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::mutex wake_mu_;
@@ -71,6 +107,7 @@ class LogSink {
   uint64_t flushes_done_ = 0;    // guarded by wake_mu_
   bool stopping_ = false;        // guarded by wake_mu_
   std::atomic<uint64_t> dropped_total_{0};
+  std::atomic<uint64_t> written_total_{0};  // writer thread only writes it
   std::thread writer_;
 };
 

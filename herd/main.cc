@@ -1,27 +1,37 @@
 // herd-server: runs one server of the herd described by a config file.
 //
-//   herd-server NAME [--config FILE]
+//   herd-server NAME [--config FILE] [--check] [--strict]  |  herd-server --version
 //
-// Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when it cannot start (port in use, missing
-// data), 2 for a usage or configuration error (including a peer_tls file that cannot be used).
-// Messages name the problem: file, key and value.
+// Exit status: 0 after a clean stop (SIGINT/SIGTERM) or a passed --check, 1 when it cannot start (port
+// in use, missing data), 2 for a usage or configuration error (including a peer_tls file that cannot
+// be used). Messages name the problem: file, key and value. Threads: main (start-up, then waits for a
+// stop), a signal thread (sigwait), the loops.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/opensslv.h>
+
+#include <llhttp.h>
+
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "herd/config.h"
 #include "herd/log_sink.h"
-#include "herd/peer_tls.h"
 #include "herd/places_setup.h"
+#include "herd/peer_tls.h"
 #include "herd/server.h"
 #include "places/gazetteer.h"
 #include "places/google_places.h"
@@ -30,23 +40,75 @@
 
 namespace {
 
+constexpr const char* kVersion = "1.0.0";
+
 constexpr const char* kUsage =
-    "usage: herd-server NAME [--config FILE]\n"
+    "usage: herd-server NAME [--config FILE] [--check] [--strict]\n"
+    "       herd-server --version\n"
     "\n"
     "Runs the server NAME of the herd described by FILE (default ./config.yaml): it answers IAMAT\n"
     "and WHATSAT on its client port, floods location updates to its neighbours over its peer port,\n"
-    "and logs every line in and out to <log_dir>/NAME.log. SIGINT or SIGTERM stops it cleanly.\n"
+    "and logs to <log_dir>/NAME.log (log_dir \"-\": stderr).\n"
     "\n"
     "options:\n"
     "  --config FILE   the herd's configuration (servers, links, places, limits, peer_tls)\n"
+    "  --check         validate the configuration and every file it names, bind nothing, exit\n"
+    "  --strict        unknown configuration keys are errors (as `strict: true` in the file)\n"
+    "  --version       version and build details\n"
     "  --help          this text\n"
+    "\n"
+    "signals: SIGTERM/SIGINT stop gracefully (stop accepting, drain replies and peer outboxes within\n"
+    "shutdown_timeout_ms, exit 0); SIGHUP/SIGUSR1 reopen the log file; SIGUSR2, SIGQUIT and SIGALRM\n"
+    "stop like SIGTERM.\n"
     "\n"
     "environment:\n"
     "  HERD_GAZETTEER  the offline places data file (overrides places.gazetteer)\n"
     "  GOOGLE_API_KEY  the API key for places.provider google / google-new (places.key_env names\n"
     "                  another variable)\n"
     "\n"
-    "exit status: 0 clean stop, 1 cannot start (port in use, missing data), 2 usage or config error\n";
+    "exit status: 0 clean stop (or --check passed), 1 cannot start (port in use, missing data),\n"
+    "2 usage or config error\n";
+
+// Signals taken by the signal thread: every default-fatal one an operator is likely to send.
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGUSR2, SIGQUIT, SIGALRM};
+constexpr int kReopenSignals[] = {SIGHUP, SIGUSR1};
+
+// Shared between main and the signal thread (static: the detached thread may outlive main's frame).
+struct Control {
+  std::mutex mu;
+  std::condition_variable cv;
+  int stop_signal = 0;          // guarded by mu
+  bool serving = false;         // guarded by mu: past start-up (a stop signal then stops gracefully)
+  herd::LogSink* log = nullptr; // guarded by mu
+};
+Control g_control;
+
+void signal_thread(sigset_t signals) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    std::unique_lock lock(g_control.mu);
+    if (sig == SIGHUP || sig == SIGUSR1) {
+      if (g_control.log) g_control.log->reopen();
+      continue;
+    }
+    if (!g_control.serving) {
+      // Nothing is serving yet, so nothing needs a graceful stop: leave at once.
+      std::fprintf(stderr, "herd-server: %s during start-up; stopped\n", strsignal(sig));
+      std::fflush(stderr);
+      std::_Exit(0);
+    }
+    g_control.stop_signal = sig;
+    g_control.cv.notify_all();
+    return;
+  }
+}
+
+void print_version() {
+  std::printf("herd-server %s\nbuilt %s %s with g++ %s (C++20)\n%s, llhttp %d.%d.%d\n", kVersion, __DATE__,
+              __TIME__, __VERSION__, OPENSSL_VERSION_TEXT, LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+              LLHTTP_VERSION_PATCH);
+}
 
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "herd-server: %s\n(try herd-server --help)\n", message.c_str());
@@ -68,6 +130,12 @@ bool make_dirs(const std::string& path, std::string* error) {
   return true;
 }
 
+// "host:port", with IPv6 literals in brackets.
+std::string host_port(const std::string& host, uint16_t port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 std::string executable_dir() {
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -81,31 +149,62 @@ std::string gazetteer_path(const herd::Config& config) {
   if (const char* env = std::getenv("HERD_GAZETTEER"); env && *env) return env;
   if (!config.places.gazetteer.empty()) return config.resolve_path(config.places.gazetteer);
   std::string dir = executable_dir();
-  for (const std::string& candidate : {dir + "/data/cities.pbf", dir + "/../data/cities.pbf"}) {
+  for (const std::string& candidate : {dir + "/data/cities.pbf", dir + "/../data/cities.pbf",
+                                      dir + "/../share/herd/cities.pbf"}) {
     if (::access(candidate.c_str(), R_OK) == 0) return candidate;
   }
   return dir + "/data/cities.pbf";
 }
 
+// Whether the log directory exists and is writable, or could be created (for --check).
+bool check_log_dir(const std::string& dir, std::string* error) {
+  struct stat st {};
+  std::string probe = dir;
+  while (::stat(probe.c_str(), &st) != 0) {
+    if (errno != ENOENT) break;
+    size_t slash = probe.find_last_of('/');
+    probe = slash == std::string::npos ? "." : slash == 0 ? "/" : probe.substr(0, slash);
+  }
+  if (!S_ISDIR(st.st_mode) || ::access(probe.c_str(), W_OK) != 0) {
+    *error = "log_dir: " + dir + ": cannot create or write the log directory (" + probe + ": " +
+             (S_ISDIR(st.st_mode) ? std::strerror(EACCES) : std::strerror(ENOTDIR)) + ")";
+    return false;
+  }
+  return true;
+}
+
+herd::LogLevel log_level(const std::string& name) {
+  if (name == "events") return herd::LogLevel::kEvents;
+  if (name == "warnings") return herd::LogLevel::kWarnings;
+  return herd::LogLevel::kIo;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  // SIGINT and SIGTERM are taken by sigwait on this thread only. Block them before any thread
-  // exists (the log writer, the loops), so every thread inherits the mask and no signal can land on
-  // a thread that would die of it.
+  // The stop and reopen signals are taken by sigwait on the signal thread only. Block them before
+  // any thread exists (the log writer, the loops), so every thread inherits the mask and no signal
+  // can land on a thread that would die of it.
   sigset_t signals;
   sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  for (int sig : kStopSignals) sigaddset(&signals, sig);
+  for (int sig : kReopenSignals) sigaddset(&signals, sig);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  std::thread(signal_thread, signals).detach();
 
   std::string name;
   std::string config_path = "config.yaml";
+  bool check = false;
+  bool strict = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "--version" || arg == "-V") {
+      print_version();
       return 0;
     }
     if (arg == "--config") {
@@ -113,6 +212,10 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     } else if (arg.rfind("--config=", 0) == 0) {
       config_path = arg.substr(9);
+    } else if (arg == "--check" || arg == "-t") {
+      check = true;
+    } else if (arg == "--strict") {
+      strict = true;
     } else if (!arg.empty() && arg[0] == '-') {
       return usage_error("unknown option '" + arg + "'");
     } else if (name.empty()) {
@@ -125,7 +228,7 @@ int main(int argc, char** argv) {
 
   std::string error;
   std::vector<std::string> warnings;
-  auto config = herd::load_config(config_path, &error, &warnings);
+  auto config = herd::load_config(config_path, &error, &warnings, strict);
   for (const auto& w : warnings) std::fprintf(stderr, "herd-server: warning: %s\n", w.c_str());
   if (!config) {
     std::fprintf(stderr, "herd-server: %s\n", error.c_str());
@@ -139,6 +242,7 @@ int main(int argc, char** argv) {
                  name.c_str(), known.c_str());
     return 2;
   }
+
   // The peer links' TLS identity: a file that cannot be used is a configuration error.
   std::shared_ptr<const reactor::TlsContext> peer_tls;
   if (config->peer_tls) {
@@ -154,12 +258,13 @@ int main(int argc, char** argv) {
   auto started = std::chrono::steady_clock::now();
   std::shared_ptr<places::PlacesProvider> provider;
   std::optional<places::GoogleOptions> google;
+  // Where the places data is (also where the dashboard's map is looked for), offline or not.
+  const std::string data_path = gazetteer_path(*config);
   if (config->places.provider == "offline") {
-    std::string data_path = gazetteer_path(*config);
     auto gazetteer = places::Gazetteer::load(data_path, &error);
     if (!gazetteer) {
       std::fprintf(stderr, "herd-server: %s\n(the offline places data is built by `make`)\n", error.c_str());
-      return 1;
+      return check ? 2 : 1;
     }
     provider = std::make_shared<places::OfflinePlaces>(std::shared_ptr<const places::Gazetteer>(std::move(gazetteer)));
   } else {
@@ -172,23 +277,62 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::string log_dir = config->resolve_path(config->log_dir);
-  if (!make_dirs(log_dir, &error)) {
-    std::fprintf(stderr, "herd-server: %s\n", error.c_str());
-    return 1;
+  const bool to_stderr = config->log_dir == "-";
+  std::string log_dir = to_stderr ? "-" : config->resolve_path(config->log_dir);
+  std::string log_path = to_stderr ? "-" : log_dir + "/" + name + ".log";
+
+  if (check) {
+    // Everything start-up would need, short of binding: addresses resolve, files are readable,
+    // the log directory can be written, the token variable is set.
+    std::vector<std::string> problems;
+    reactor::SocketAddress addr;
+    auto resolves = [&](const std::string& key, const std::string& host) {
+      if (!reactor::resolve(host, 1, &addr, &error)) problems.push_back(key + ": " + error);
+    };
+    resolves("servers." + name + (self->listen.empty() ? ".host" : ".listen"),
+             self->listen.empty() ? self->host : self->listen);
+    if (self->admin_port) resolves("servers." + name + ".admin_listen", self->admin_listen);
+    for (const auto* n : config->neighbours(name)) resolves("servers." + n->name + ".host", n->host);
+    if (!to_stderr && !check_log_dir(log_dir, &error)) problems.push_back(error);
+    if (self->admin_port && !config->admin_token_env.empty()) {
+      const char* token = std::getenv(config->admin_token_env.c_str());
+      if (!token || !*token) problems.push_back("admin_token_env: the environment variable " + config->admin_token_env + " is not set");
+    }
+    for (const auto& p : problems) std::fprintf(stderr, "herd-server: %s: %s\n", config_path.c_str(), p.c_str());
+    if (!problems.empty()) return 2;
+    std::printf("herd-server %s: configuration %s is valid (places %s, log %s)\n", name.c_str(),
+                config_path.c_str(), google ? config->places.provider.c_str() : data_path.c_str(),
+                log_path.c_str());
+    return 0;
   }
-  std::string log_path = log_dir + "/" + name + ".log";
+
+  if (!to_stderr && !make_dirs(log_dir, &error)) {
+    std::fprintf(stderr, "herd-server: %s: log_dir: %s\n", config_path.c_str(), error.c_str());
+    return 2;
+  }
+  herd::LogOptions log_options;
+  log_options.level = log_level(config->log_level);
+  log_options.max_bytes = config->log_max_bytes;
+  log_options.keep = config->log_keep;
   // One log lane per event loop, plus one for this thread and the others.
-  auto log = herd::LogSink::open(log_path, config->loop_count() + 1, config->limits.log_backlog_bytes, &error);
+  auto log = herd::LogSink::open(log_path, config->loop_count() + 1, config->limits.log_backlog_bytes, &error,
+                                 log_options);
   if (!log) {
-    std::fprintf(stderr, "herd-server: %s\n", error.c_str());
-    return 1;
+    std::fprintf(stderr, "herd-server: %s: log_dir: %s\n", config_path.c_str(), error.c_str());
+    return 2;
   }
+  herd::LogSink* log_ptr = log.get();
+  std::shared_ptr<herd::UpstreamMetrics> upstream;  // google providers only
 
   if (google) {
     // The provider logs on the loops' lanes; the sink outlives it (the server stops the loops first).
     herd::LogSink* sink = log.get();
-    google->log = [sink](int lane, char kind, std::string_view text) { sink->write(lane, "places", kind, text); };
+    upstream = std::make_shared<herd::UpstreamMetrics>(log->lanes());
+    herd::UpstreamMetrics* counts = upstream.get();
+    google->log = [sink, counts](int lane, char kind, std::string_view text) {
+      counts->observe_log(lane, text);
+      sink->write(lane, "places", kind, text);
+    };
     provider = std::make_shared<places::GooglePlaces>(std::move(*google));
     log->write(log->lanes() - 1, "-", '*', "places: " + config->places.provider + " at " +
                                                (config->places.endpoint.empty() ? config->places.default_endpoint()
@@ -198,20 +342,45 @@ int main(int argc, char** argv) {
   reactor::raise_fd_limit();
 
   herd::Server server(*config, name, provider, std::move(log));
+  server.set_upstream_metrics(upstream);
+  if (self->admin_port) {
+    // The dashboard's map: $HERD_WORLDMAP, else land-110m.json beside the places data.
+    const char* env = std::getenv("HERD_WORLDMAP");
+    std::string map_path = env && *env ? env : data_path.substr(0, data_path.rfind('/') + 1) + "land-110m.json";
+    std::ifstream map_file(map_path);
+    if (map_file) server.set_world_map(std::string(std::istreambuf_iterator<char>(map_file), {}));
+  }
   server.use_peer_tls(std::move(peer_tls));
   if (!server.start(&error)) {
     std::fprintf(stderr, "herd-server: %s: %s\n", name.c_str(), error.c_str());
     return 1;
   }
+  {
+    // Serving from here on: a stop signal now stops gracefully (and the ready line below is what
+    // operators and tests wait for, so it must not come before this).
+    std::lock_guard lock(g_control.mu);
+    g_control.log = log_ptr;
+    g_control.serving = true;
+  }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  std::printf("herd-server %s: clients %s:%u, peers %s:%u (%s), log %s, %d loops, ready in %lld ms\n",
-              name.c_str(), self->host.c_str(), self->port, self->host.c_str(), self->peer_port,
-              server.peer_tls() ? "TLS" : "plaintext", log_path.c_str(), server.loop_count(),
-              static_cast<long long>(ms.count()));
+  const std::string& bind = self->listen.empty() ? self->host : self->listen;
+  std::string admin;
+  if (self->admin_port) admin = ", admin " + host_port(self->admin_listen, self->admin_port);
+  std::printf("herd-server %s: clients %s, peers %s (%s)%s, log %s, %d loops, ready in %lld ms\n", name.c_str(),
+              host_port(bind, self->port).c_str(), host_port(bind, self->peer_port).c_str(),
+              server.peer_tls() ? "TLS" : "plaintext", admin.c_str(),
+              log_path.c_str(), server.loop_count(), static_cast<long long>(ms.count()));
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  {
+    std::unique_lock lock(g_control.mu);
+    g_control.cv.wait(lock, [] { return g_control.stop_signal != 0; });
+    sig = g_control.stop_signal;
+    g_control.log = nullptr;  // the signal thread is done; nothing else reads it
+  }
+  server.log().write(server.log().lanes() - 1, "-", '*', std::string("stopping on ") + strsignal(sig));
+  server.drain(config->shutdown_timeout_ms);
   server.stop();
   return 0;
 }

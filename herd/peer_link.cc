@@ -81,6 +81,17 @@ void PeerLink::notify() {
   });
 }
 
+bool PeerLink::quiet() const {
+  if (!conn_ || !conn_->is_open()) return true;
+  return sender_.caught_up() && conn_->pending_output() == 0;
+}
+
+uint64_t PeerLink::backlog_pending() const {
+  const uint64_t next = server_.backlog().next_seq();
+  const uint64_t at = sender_.published_cursor_seq();
+  return next > at ? next - at : 0;
+}
+
 void PeerLink::pump() {
   // While down (or before the handshake: records sent on a link that then fails it would be lost),
   // records wait in the backlog; the sender's cursor stays where it was.

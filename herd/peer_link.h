@@ -9,7 +9,7 @@
 // shared backlog (bounded; a neighbour that falls further behind than it reaches gets a full transfer
 // instead), so a neighbour that is down, slow or restarting never stalls this server.
 //
-// Threads: notify() and up() from any thread; everything else on the owning loop's thread.
+// Threads: notify(), up() and the scrape counters from any thread; everything else on the owning loop's thread.
 #pragma once
 
 #include <atomic>
@@ -47,6 +47,15 @@ class PeerLink final : public reactor::ConnectionHandler {
 
   // Any thread: the backlog holds something owed to the neighbour. Never blocks on the network.
   void notify();
+
+  // Any thread: for scrapes. Records written to the neighbour (live, replayed and full-transfer), full
+  // transfers of the table begun to it, and the backlog entries its cursor has not reached yet.
+  uint64_t records_sent() const { return sender_.records_sent(); }
+  uint64_t full_transfers() const { return sender_.full_transfers(); }
+  uint64_t backlog_pending() const;
+  // Loop thread: nothing left to write (not connected, or the cursor has caught up with the backlog and
+  // the connection has written everything it buffered). For graceful stop.
+  bool quiet() const;
 
   void on_established(reactor::Connection& c) override;
   size_t on_data(reactor::Connection& c, std::string_view data) override;

@@ -101,6 +101,7 @@ bool PeerSession::handle_line(std::string_view line) {
       return false;
     }
     peer_name_ = fields[1];
+    peer_index_ = server_.server_index(peer_name_);
     tag_ += "/" + peer_name_;
     return true;
   }
@@ -116,12 +117,14 @@ bool PeerSession::handle_line(std::string_view line) {
     log.write(ctx_.index(), tag_, '!', "not an AT record; ignored");
   } else {
     const protocol::At& at = cmd.at;
+    if (peer_index_ >= 0) ctx_.metrics.peer_received[peer_index_].add();
     record_.clear();
     protocol::append_at_record(record_, at);
     stored = server_.router()
                  .offer(at.client_id, at.time, record_, LocationTable::Source::kPeer, peer_name_, at.extra,
                         nullptr)
                  .stored;
+    if (stored) ctx_.metrics.recent.add(at.client_id, at.server, at.location.lat, at.location.lng);
   }
   if (bulk) catch_up_.took_bulk_line(stored);
   return true;

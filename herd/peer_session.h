@@ -47,6 +47,7 @@ class PeerSession final : public reactor::ConnectionHandler {
   const size_t max_line_;    // Config::peer_max_line()
   std::string tag_;          // "p<id>", then "p<id>/<name>" after the hello
   std::string peer_name_;    // from the hello; empty until then
+  int peer_index_ = -1;      // its position in Config::servers (for the received counters)
   std::string record_;       // scratch for the normalised AT record
   CatchUpReceiver catch_up_;
   std::unique_ptr<reactor::Connection> conn_;  // TcpConnection, or TlsConnection with peer_tls

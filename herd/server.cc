@@ -3,10 +3,14 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
+#include "herd/admin_session.h"
 #include "herd/client_session.h"
 #include "herd/peer_link.h"
 #include "herd/peer_session.h"
@@ -17,13 +21,22 @@ namespace {
 constexpr int kListenBacklog = 4096;
 }  // namespace
 
-LoopContext::LoopContext(reactor::EventLoop& l, Server& s) : loop(l), server(s) {}
+LoopContext::LoopContext(reactor::EventLoop& l, Server& s)
+    : loop(l), server(s), metrics(s.config().servers.size()) {}
 LoopContext::~LoopContext() = default;
 
 Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
                std::unique_ptr<LogSink> log)
     : config_(std::move(config)), places_(std::move(places)), log_(std::move(log)) {
   self_ = config_.find(name);
+  start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int Server::server_index(std::string_view name) const {
+  for (size_t i = 0; i < config_.servers.size(); ++i) {
+    if (config_.servers[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 Server::~Server() { stop(); }
@@ -72,10 +85,27 @@ bool Server::start(std::string* error) {
     peer_tls_ = load_peer_tls(config_, self_->name, error);
     if (!peer_tls_) return false;
   }
-  reactor::SocketAddress client_addr, peer_addr;
-  if (!reactor::resolve(self_->host, self_->port, &client_addr, error) ||
-      !reactor::resolve(self_->host, self_->peer_port, &peer_addr, error)) {
+  reactor::SocketAddress client_addr, peer_addr, admin_addr;
+  const std::string& bind_host = self_->listen.empty() ? self_->host : self_->listen;
+  const std::string key = "servers." + self_->name + (self_->listen.empty() ? ".host" : ".listen");
+  if (!reactor::resolve(bind_host, self_->port, &client_addr, error) ||
+      !reactor::resolve(bind_host, self_->peer_port, &peer_addr, error)) {
+    *error = key + ": " + *error;
     return false;
+  }
+  if (self_->admin_port != 0) {
+    if (!reactor::resolve(self_->admin_listen, self_->admin_port, &admin_addr, error)) {
+      *error = "servers." + self_->name + ".admin_listen: " + *error;
+      return false;
+    }
+    if (!config_.admin_token_env.empty()) {
+      const char* token = std::getenv(config_.admin_token_env.c_str());
+      if (!token || !*token) {
+        *error = "admin_token_env: the environment variable " + config_.admin_token_env + " is not set";
+        return false;
+      }
+      admin_token_ = token;
+    }
   }
   client_fd_ = reactor::listen_tcp(client_addr, kListenBacklog, error);
   if (client_fd_ < 0) {
@@ -87,13 +117,22 @@ bool Server::start(std::string* error) {
     *error = "cannot listen for peers on " + *error;
     return false;
   }
+  if (self_->admin_port != 0) {
+    admin_fd_ = reactor::listen_tcp(admin_addr, kListenBacklog, error);
+    if (admin_fd_ < 0) {
+      *error = "cannot listen for admin requests on " + *error;
+      return false;
+    }
+  }
   if (!restore(error)) return false;
 
   const int threads = config_.loop_count();
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
   for (int i = 0; i < threads; ++i) {
     auto ctx = std::make_unique<LoopContext>(loops_->loop(i), *this);
-    for (auto [fd, port] : {std::pair{client_fd_, Port::kClient}, std::pair{peer_fd_, Port::kPeer}}) {
+    for (auto [fd, port] : {std::pair{client_fd_, Port::kClient}, std::pair{peer_fd_, Port::kPeer},
+                            std::pair{admin_fd_, Port::kAdmin}}) {
+      if (fd < 0) continue;
       ctx->listeners.push_back(std::make_unique<reactor::Listener>(
           ctx->loop, fd,
           [this, i, port = port](int cfd, const reactor::SocketAddress& from) { on_accept(i, port, cfd, from); },
@@ -109,7 +148,7 @@ bool Server::start(std::string* error) {
   for (size_t k = 0; k < neighbours.size(); ++k) {
     reactor::SocketAddress addr;
     if (!reactor::resolve(neighbours[k]->host, neighbours[k]->peer_port, &addr, error)) {
-      *error = "neighbour " + neighbours[k]->name + ": " + *error;
+      *error = "servers." + neighbours[k]->name + ".host: " + *error;
       return false;
     }
     links_.push_back(std::make_unique<PeerLink>(*this, loops_->loop(static_cast<int>(k) % threads),
@@ -131,16 +170,62 @@ bool Server::start(std::string* error) {
   }
   log_->write(log_->lanes() - 1, "-", '*',
               "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
-                  peer_addr.to_string() + (peer_tls_ ? " (TLS)" : " (plaintext)") + ", " +
+                  peer_addr.to_string() + (peer_tls_ ? " (TLS)" : " (plaintext)") +
+                  (admin_fd_ >= 0 ? ", admin on " + admin_addr.to_string() : std::string()) + ", " +
                   std::to_string(threads) + " loops");
   if (!peer_tls_) log_->write(log_->lanes() - 1, "-", '!', "warning: ", plaintext_peer_warning(config_));
   loops_->start();
   started_ = true;
+  state_.store(State::kServing, std::memory_order_relaxed);
   return true;
+}
+
+void Server::run_on(LoopContext& ctx, const std::function<void()>& task) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  ctx.loop.queue([&] {
+    task();
+    std::lock_guard lock(mu);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return done; });
+}
+
+bool Server::drain(int timeout_ms) {
+  if (!loops_ || !started_) return true;
+  state_.store(State::kStopping, std::memory_order_relaxed);
+  for (auto& ctx : contexts_) {
+    LoopContext* c = ctx.get();
+    run_on(*c, [c] { c->listeners.clear(); });
+  }
+  log_->write(log_->lanes() - 1, "-", '*', "stopping: no longer accepting; draining replies and what the peer links owe");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    bool busy = false;
+    for (auto& ctx : contexts_) {
+      LoopContext* c = ctx.get();
+      run_on(*c, [&busy, c, this] {
+        for (auto& [id, session] : c->clients) busy = busy || !session->quiet();
+        for (auto& link : links_) {
+          if (&link->loop() == &c->loop) busy = busy || !link->quiet();
+        }
+      });
+    }
+    if (!busy) return true;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log_->write(log_->lanes() - 1, "-", '!', "stopping: shutdown_timeout_ms passed with output still unsent");
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 void Server::stop() {
   if (!loops_) return;
+  state_.store(State::kStopping, std::memory_order_relaxed);
   // Close every connection on its own loop, then stop the loops.
   for (int i = 0; started_ && i < loops_->size(); ++i) {
     LoopContext* c = contexts_[i].get();
@@ -169,7 +254,8 @@ void Server::stop() {
   loops_.reset();
   if (client_fd_ >= 0) ::close(client_fd_);
   if (peer_fd_ >= 0) ::close(peer_fd_);
-  client_fd_ = peer_fd_ = -1;
+  if (admin_fd_ >= 0) ::close(admin_fd_);
+  client_fd_ = peer_fd_ = admin_fd_ = -1;
   if (log_) {
     log_->write(log_->lanes() - 1, "-", '*', "server " + self_->name + " stopped");
     log_->flush();
@@ -182,6 +268,13 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
     if (clients_.fetch_add(1, std::memory_order_relaxed) >= config_.limits.max_connections) {
       clients_.fetch_sub(1, std::memory_order_relaxed);
       log_->write(loop_index, "-", '!', "client connection limit reached; refusing ", from.to_string());
+      ::close(fd);
+      return;
+    }
+  } else if (port == Port::kAdmin) {
+    if (admins_.fetch_add(1, std::memory_order_relaxed) >= kMaxAdminConnections) {
+      admins_.fetch_sub(1, std::memory_order_relaxed);
+      log_->write(loop_index, "-", '!', "admin connection limit reached; refusing ", from.to_string());
       ::close(fd);
       return;
     }
@@ -204,11 +297,18 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
 void Server::adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from) {
   uint64_t id = next_id();
   if (port == Port::kClient) {
+    ctx.metrics.client_accepted.add();
     auto session = std::make_unique<ClientSession>(ctx, id, fd, from);
     ClientSession* s = session.get();
     ctx.clients.emplace(id, std::move(session));
     s->start();
+  } else if (port == Port::kAdmin) {
+    auto session = std::make_unique<AdminSession>(ctx, id, fd, from);
+    AdminSession* s = session.get();
+    ctx.admins.emplace(id, std::move(session));
+    s->start();
   } else {
+    ctx.metrics.peer_accepted.add();
     auto session = std::make_unique<PeerSession>(ctx, id, fd, from);
     PeerSession* s = session.get();
     ctx.peers.emplace(id, std::move(session));

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +23,7 @@
 #include "herd/flood_router.h"
 #include "herd/location_table.h"
 #include "herd/log_sink.h"
+#include "herd/metrics.h"
 #include "herd/persistence.h"
 #include "herd/sync_state.h"
 #include "places/places_provider.h"
@@ -32,6 +34,7 @@
 
 namespace herd {
 
+class AdminSession;
 class ClientSession;
 class PeerSession;
 class PeerLink;
@@ -45,6 +48,8 @@ struct LoopContext {
   Server& server;
   std::unordered_map<uint64_t, std::unique_ptr<ClientSession>> clients;
   std::unordered_map<uint64_t, std::unique_ptr<PeerSession>> peers;
+  std::unordered_map<uint64_t, std::unique_ptr<AdminSession>> admins;
+  LoopMetrics metrics;  // written by this loop only; read by scrapes on any thread
   std::vector<std::unique_ptr<reactor::Listener>> listeners;
   int index() const { return loop.index(); }
 };
@@ -53,6 +58,11 @@ class Server {
  public:
   // Inbound connections accepted on the peer port at once (a herd has a handful of neighbours).
   static constexpr size_t kMaxPeerConnections = 256;
+  // Admin connections open at once (operators and a scraper or two).
+  static constexpr size_t kMaxAdminConnections = 64;
+
+  // What /healthz reports: serving only between a complete start() and the beginning of stop().
+  enum class State { kStarting, kServing, kStopping };
 
   Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
          std::unique_ptr<LogSink> log);
@@ -66,9 +76,13 @@ class Server {
   // loads it when the config has peer_tls.
   void use_peer_tls(std::shared_ptr<const reactor::TlsContext> context) { peer_tls_ = std::move(context); }
 
-  // Binds the client and peer ports, starts the loops and dials the neighbours. False with *error
+  // Binds the client, peer and admin ports, starts the loops and dials the neighbours. False with *error
   // set (naming the address, or the peer_tls file) when a port cannot be bound or peer_tls loaded.
   bool start(std::string* error);
+  // Controlling thread: the graceful part of a stop. Stops accepting, then waits (at most
+  // `timeout_ms`) until every client has its replies written and every connected neighbour's outbox
+  // is written; /healthz says "stopping" from here on. Returns true when everything drained.
+  bool drain(int timeout_ms);
   // Stops the loops, closes every connection and flushes the log. Idempotent.
   void stop();
 
@@ -87,18 +101,40 @@ class Server {
   // The peer links' TLS context (accepting and dialling alike), or null for plaintext peer links.
   const reactor::TlsContext* peer_tls() const { return peer_tls_.get(); }
 
+  // Any thread, while started: for scrapes (render_metrics) and the admin routes.
+  State state() const { return state_.load(std::memory_order_relaxed); }
+  const std::string& admin_token() const { return admin_token_; }
+  const std::vector<std::unique_ptr<LoopContext>>& contexts() const { return contexts_; }
+  const std::vector<std::unique_ptr<PeerLink>>& links() const { return links_; }
+  size_t client_connections() const { return clients_.load(std::memory_order_relaxed); }
+  size_t peer_connections() const { return peer_conns_.load(std::memory_order_relaxed); }
+  size_t admin_connections() const { return admins_.load(std::memory_order_relaxed); }
+  // The position of server `name` in config().servers, or -1.
+  int server_index(std::string_view name) const;
+  // Before start(): the places upstream's counters (google providers; fed by main's log hook).
+  void set_upstream_metrics(std::shared_ptr<const UpstreamMetrics> m) { upstream_metrics_ = std::move(m); }
+  const UpstreamMetrics* upstream_metrics() const { return upstream_metrics_.get(); }
+  // Before start(): the dashboard's map (TopoJSON text); empty: none. Then any thread, read-only.
+  void set_world_map(std::string json) { world_map_ = std::move(json); }
+  const std::string& world_map() const { return world_map_; }
+  // Wall-clock seconds since the epoch at which the server was constructed.
+  double start_time() const { return start_time_; }
+
   // Any thread: a fresh connection id (never reused).
   uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
   // Any thread: counts open client connections against limits().max_connections.
   void release_client() { clients_.fetch_sub(1, std::memory_order_relaxed); }
   void release_peer() { peer_conns_.fetch_sub(1, std::memory_order_relaxed); }
+  void release_admin() { admins_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
-  enum class Port { kClient, kPeer };
+  enum class Port { kClient, kPeer, kAdmin };
   void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
   void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
   // Recovers the data directory (if any) and creates the backlog, the catch-up state and the router.
   bool restore(std::string* error);
+  // Runs `task` on the loop of `ctx` and waits for it (controlling thread, loops running).
+  void run_on(LoopContext& ctx, const std::function<void()>& task);
 
   Config config_;
   const ServerConfig* self_;
@@ -115,9 +151,16 @@ class Server {
   std::vector<std::unique_ptr<PeerLink>> links_;
   int client_fd_ = -1;
   int peer_fd_ = -1;
+  int admin_fd_ = -1;
+  std::string admin_token_;
+  std::string world_map_;
+  std::shared_ptr<const UpstreamMetrics> upstream_metrics_;
+  double start_time_ = 0;
+  std::atomic<State> state_{State::kStarting};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<size_t> clients_{0};
   std::atomic<size_t> peer_conns_{0};
+  std::atomic<size_t> admins_{0};
   std::atomic<unsigned> round_robin_{0};
   bool started_ = false;
 };

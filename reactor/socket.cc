@@ -36,6 +36,8 @@ bool resolve(const std::string& host, uint16_t port, SocketAddress* out, std::st
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
+  // Only an IPv6 literal holds a colon: never ask a name service about one that does not parse.
+  if (host.find(':') != std::string::npos) hints.ai_flags |= AI_NUMERICHOST;
   addrinfo* result = nullptr;
   std::string service = std::to_string(port);
   int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &result);

@@ -49,6 +49,19 @@ SANITIZER_MARKERS = (b'ERROR: AddressSanitizer', b'ERROR: LeakSanitizer', b'runt
 # ------------------------------------------------------------------------------------------------
 # Ports and processes
 
+def http_get(port, path, headers=None, timeout=IO_TIMEOUT, method='GET'):
+    """One HTTP/1.1 request to 127.0.0.1:port; returns (status, headers dict lower-cased, body)."""
+    import http.client
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+    try:
+        conn.request(method, path, headers=headers or {})
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+    finally:
+        conn.close()
+
+
 def free_ports(n):
     """n distinct ports that were free on 127.0.0.1 a moment ago (bound to port 0 together)."""
     socks = []
@@ -206,7 +219,7 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), peer_tls=False, places=None, env=None, proxied=False):
+                 reference=(), peer_tls=False, places=None, env=None, proxied=False, admin=False):
         self.workdir = str(workdir)
         # The places: section as a dict (default: the offline provider), and extra environment
         # variables for every server (an API key, say).
@@ -224,6 +237,8 @@ class Herd:
         self.limits = limits
         self.threads = threads
         self.extra_yaml = extra_yaml
+        self.admin = admin      # give every server an admin_port (admin_ports[name])
+        self.admin_ports = {}
         # Peer links over TLS: certificates for every server in workdir/certs (tools/certs.py).
         self.peer_tls = peer_tls
         self.cert_dir = os.path.join(self.workdir, 'certs')
@@ -237,12 +252,15 @@ class Herd:
     # -- config
     def write_config(self):
         routes = [(a, b) for a, b in self.links] + [(b, a) for a, b in self.links]
+        per = 3 if self.admin else 2
         # One call, so that the proxy's ports never collide with the servers'.
-        ports = free_ports(2 * len(self.names) + (len(routes) + 1 if self.proxied else 0))
-        proxy_ports = ports[2 * len(self.names):]
+        ports = free_ports(per * len(self.names) + (len(routes) + 1 if self.proxied else 0))
+        proxy_ports = ports[per * len(self.names):]
         for i, name in enumerate(self.names):
-            self.ports[name] = ports[2 * i]
-            self.peer_ports[name] = ports[2 * i + 1]
+            self.ports[name] = ports[per * i]
+            self.peer_ports[name] = ports[per * i + 1]
+            if self.admin:
+                self.admin_ports[name] = ports[per * i + 2]
         lines = ['threads: %d' % self.threads,
                  'log_dir: logs',
                  'places:'] + ['  %s: %s' % (k, json.dumps(v) if isinstance(v, str) else v)
@@ -250,8 +268,9 @@ class Herd:
                  'peer_backoff: { initial_ms: 100, max_ms: 500 }',
                  'servers:']
         for name in self.names:
-            lines.append('  %s: { host: 127.0.0.1, port: %d, peer_port: %d }'
-                         % (name, self.ports[name], self.peer_ports[name]))
+            admin = ', admin_port: %d' % self.admin_ports[name] if self.admin else ''
+            lines.append('  %s: { host: 127.0.0.1, port: %d, peer_port: %d%s }'
+                         % (name, self.ports[name], self.peer_ports[name], admin))
         lines.append('links:' if self.links else 'links: []')
         for a, b in self.links:
             lines.append('  - [%s, %s]' % (a, b))
@@ -272,7 +291,7 @@ class Herd:
                 via = {b: self.proxy_ports['%s>%s' % (a, b)] for a, b in routes if a == name}
                 own = text
                 for other, port in via.items():
-                    own = own.replace('peer_port: %d }' % self.peer_ports[other], 'peer_port: %d }' % port)
+                    own = re.sub(r'peer_port: %d\b' % self.peer_ports[other], 'peer_port: %d' % port, own)
                 with open(self.server_config(name), 'w') as f:
                     f.write(own)
 

@@ -630,3 +630,15 @@ def test_a_plain_http_endpoint_is_allowed_with_a_warning(make_herd, tmp_path):
         plain.kill()
         plain.wait(timeout=10)
         plain.stdout.close()
+
+
+def test_upstream_requests_are_counted_in_metrics(make_herd, fresh_sim):
+    """The admin endpoint's places counters (issue 10): one answered attempt shows as 2xx, with a
+    latency sample."""
+    h = make_herd(names=['Solo'], links=[], threads=2, places=places_conf(fresh_sim),
+                  env={'HERD_TEST_PLACES_KEY': KEY}, admin=True)
+    ask(h, herdlib.unique_id())
+    text = herdlib.http_get(h.admin_ports['Solo'], '/metrics')[2].decode()
+    assert re.search(r'^herd_places_upstream_requests_total\{status="2xx"\} 1$', text, re.M), text[-3000:]
+    assert re.search(r'^herd_places_upstream_latency_seconds_count 1$', text, re.M)
+    assert KEY not in text

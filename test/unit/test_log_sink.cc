@@ -92,4 +92,55 @@ TEST_SUITE("log_sink") {
     CHECK_FALSE(herd::LogSink::open("/nonexistent-dir/x.log", 1, 1 << 20, &error));
     CHECK(error.find("/nonexistent-dir/x.log") != std::string::npos);
   }
+
+  TEST_CASE("failed writes (a full disk) count their entries as dropped") {
+    std::string error;
+    auto log = herd::LogSink::open("/dev/full", 1, 1 << 20, &error);
+    REQUIRE(log);
+    for (int i = 0; i < 10; ++i) log->write(0, "c1", '<', "IAMAT x +1.0+1.0 1.0");
+    log->flush();
+    CHECK(log->dropped() == 10);
+    CHECK(log->bytes_written() == 0);
+  }
+
+  TEST_CASE("levels, size rotation and reopen") {
+    std::string path = temp_path();
+    herd::LogOptions options;
+    options.level = herd::LogLevel::kEvents;
+    options.max_bytes = 4096;
+    options.keep = 2;
+    std::string error;
+    {
+      auto log = herd::LogSink::open(path, 1, 1 << 20, &error, options);
+      REQUIRE(log);
+      CHECK_FALSE(log->enabled('<'));
+      CHECK(log->enabled('+'));
+      CHECK(log->enabled('!'));
+      log->write(0, "c1", '<', "not kept at events");
+      for (int round = 0; round < 6; ++round) {
+        for (int i = 0; i < 40; ++i) log->write(0, "c1", '+', std::string(50, 'a' + round));
+        log->flush();  // one batch per round: each rotation happens between whole batches
+      }
+      // Reopen after the file was moved away: a new file at the path.
+      ::rename(path.c_str(), (path + ".moved").c_str());
+      log->reopen();
+      log->flush();
+      log->write(0, "-", '*', "after reopen");
+      log->flush();
+    }
+    auto now = read_lines(path);
+    REQUIRE(now.size() == 1);
+    CHECK(now[0].substr(28) == "- * after reopen");
+    CHECK(read_lines(path + ".1").size() > 0);
+    CHECK(read_lines(path + ".2").size() > 0);
+    CHECK(read_lines(path + ".3").empty());  // log_keep 2
+    for (const auto& suffix : {".moved", ".1", ".2"}) {
+      for (const auto& l : read_lines(path + suffix)) {
+        CHECK(has_stamp(l));
+        CHECK(l.find("not kept") == std::string::npos);
+      }
+      ::unlink((path + suffix).c_str());
+    }
+    ::unlink(path.c_str());
+  }
 }

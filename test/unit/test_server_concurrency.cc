@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "herd/log_sink.h"
+#include "herd/metrics.h"
 #include "herd/server.h"
 #include "test/unit/test_certs.h"
 
@@ -140,8 +141,24 @@ TEST_SUITE("concurrency") {
         ::close(fd);
       });
     }
+    // Scrapes (the admin endpoint's /metrics and dashboard JSON) read the per-loop counters while
+    // the loops write them.
+    std::atomic<bool> scraping{true};
+    std::atomic<int> scrapes{0};
+    std::thread scraper([&] {
+      while (scraping.load()) {
+        std::string m = herd::render_metrics(a) + herd::render_dashboard_json(a);
+        if (m.find("herd_commands_total") != std::string::npos) scrapes.fetch_add(1);
+      }
+    });
     for (auto& t : pool) t.join();
+    scraping.store(false);
+    scraper.join();
+    CHECK(scrapes.load() > 0);
     CHECK(good_replies.load() == clients * per_client);
+    const std::string metrics = herd::render_metrics(a);
+    CHECK(metrics.find("herd_commands_total{command=\"IAMAT\",result=\"ok\"} " +
+                       std::to_string(clients * per_client) + "\n") != std::string::npos);
 
     // Every record reaches B (polled: flooding is asynchronous).
     auto deadline = std::chrono::steady_clock::now() + 10s;

@@ -1,0 +1,287 @@
+// AdminSession implementation and the admin routes.
+#include "herd/admin_session.h"
+
+#include "herd/dashboard_page.h"
+#include "herd/metrics.h"
+#include "herd/server.h"
+#include "protocol/fields.h"
+#include "protocol/location.h"
+
+namespace herd {
+namespace {
+
+const char* status_text(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+  }
+}
+
+// Compares without an early exit, so the time taken says nothing about where a guess went wrong.
+bool same_secret(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || b.empty()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+AdminSession::Response client_record(Server& server, std::string_view encoded_id) {
+  AdminSession::Response r;
+  std::string id;
+  if (!percent_decode(encoded_id, &id) || id.empty()) {
+    r.status = 400;
+    r.body = "malformed client ID\n";
+    return r;
+  }
+  std::string record;
+  protocol::Location where;
+  if (!server.table().lookup(id, &record, &where)) {
+    r.status = 404;
+    r.content_type = "application/json";
+    r.body = "{\"error\":\"unknown client\",\"client\":";
+    append_json_string(r.body, id);
+    r.body += "}\n";
+    return r;
+  }
+  // The record is `AT server diff id location time`, single spaces.
+  std::string_view f[6];
+  size_t n = protocol::split_fields(record, f, 6);
+  r.content_type = "application/json";
+  std::string& b = r.body;
+  b = "{\"client\":";
+  append_json_string(b, id);
+  if (n == 6) {
+    b += ",\"server\":";
+    append_json_string(b, f[1]);
+    b += ",\"time_diff\":";
+    append_json_string(b, f[2]);
+    b += ",\"location\":";
+    append_json_string(b, f[4]);
+    b += ",\"latitude\":" + std::to_string(where.lat) + ",\"longitude\":" + std::to_string(where.lng);
+    b += ",\"client_time\":";
+    append_json_string(b, f[5]);
+  }
+  b += ",\"record\":";
+  append_json_string(b, record);
+  b += "}\n";
+  return r;
+}
+
+}  // namespace
+
+bool percent_decode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20 || c == 0x7f) {
+      out.append("\\u00");
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+}
+
+AdminSession::AdminSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from)
+    : ctx_(ctx), server_(ctx.server), id_(id), conn_(ctx.loop, fd, *this) {
+  server_.log().write(ctx_.index(), "a" + std::to_string(id_), '+', "admin connection from ", from.to_string());
+}
+
+void AdminSession::start() {
+  conn_.start();
+  arm_timer();
+}
+
+void AdminSession::arm_timer() {
+  if (timer_ != 0) ctx_.loop.cancel(timer_);
+  LoopContext* ctx = &ctx_;
+  uint64_t id = id_;
+  timer_ = ctx_.loop.run_after(kRequestTimeout, [ctx, id] {
+    auto it = ctx->admins.find(id);
+    if (it == ctx->admins.end()) return;
+    it->second->timer_ = 0;
+    // A request still arriving (slowloris) hears 408; an idle keep-alive connection is just closed.
+    if (it->second->parser_.started() && !it->second->closing_) {
+      it->second->respond(Response{408, "text/plain; charset=utf-8", "request too slow\n"}, false, false);
+    } else {
+      it->second->conn_.close("admin connection idle");
+    }
+  });
+}
+
+size_t AdminSession::on_data(reactor::Connection&, std::string_view data) {
+  size_t used_total = 0;
+  while (!closing_ && conn_.is_open()) {
+    size_t used = 0;
+    auto state = parser_.feed(data.substr(used_total), &used);
+    used_total += used;
+    if (state == http::RequestParser::State::kIncomplete) return used_total;
+    if (state == http::RequestParser::State::kError) {
+      Response r{parser_.error_status(), "text/plain; charset=utf-8", parser_.error() + "\n"};
+      respond(r, false, false);
+      return data.size();
+    }
+    const http::IncomingRequest& req = parser_.request();
+    ctx_.metrics.admin_requests.add();
+    Response r = route(server_, req);
+    respond(r, req.method == "HEAD", req.keep_alive);
+    parser_.reset();
+    if (conn_.pending_output() > kMaxUnsentBytes) {
+      conn_.set_reading(false);  // resumed by on_drained, which re-offers what is left
+      return used_total;
+    }
+    if (used_total >= data.size()) return used_total;
+  }
+  return data.size();
+}
+
+void AdminSession::on_eof(reactor::Connection&, std::string_view rest) {
+  if (!closing_) on_data(conn_, rest);
+  conn_.close_when_flushed("admin client closed its side");
+}
+
+void AdminSession::on_drained(reactor::Connection&) {
+  if (!closing_ && !conn_.reading()) conn_.set_reading(true);
+}
+
+void AdminSession::respond(const Response& r, bool head_only, bool keep_alive) {
+  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + status_text(r.status) + "\r\n";
+  out += "Content-Type: " + r.content_type + "\r\n";
+  out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  out += "Cache-Control: no-store\r\n";
+  if (r.auth_challenge) out += "WWW-Authenticate: Bearer\r\n";
+  if (r.cors) out += "Access-Control-Allow-Origin: *\r\n";
+  if (r.status == 405) out += "Allow: GET, HEAD\r\n";
+  if (!keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (!head_only) out += r.body;
+  conn_.send(out);
+  if (!keep_alive) {
+    closing_ = true;
+    if (timer_ != 0) ctx_.loop.cancel(timer_);
+    timer_ = 0;
+    conn_.close_when_flushed("admin response sent");
+  } else {
+    arm_timer();
+  }
+}
+
+AdminSession::Response AdminSession::route(Server& server, const http::IncomingRequest& req) {
+  std::string_view path = req.path();
+  Response r;
+  if (path == "/healthz") {
+    switch (server.state()) {
+      case Server::State::kServing: r.body = "serving\n"; break;
+      case Server::State::kStarting: r.status = 503; r.body = "starting\n"; break;
+      case Server::State::kStopping: r.status = 503; r.body = "stopping\n"; break;
+    }
+    return r;
+  }
+  // The dashboard's page and map hold no herd data: they load without the token.
+  if (path == "/") {
+    r.content_type = "text/html; charset=utf-8";
+    r.body = kDashboardHtml;
+    return r;
+  }
+  if (path == "/world.json") {
+    if (server.world_map().empty()) {
+      r.status = 404;
+      r.body = "no map data (build/data/land-110m.json is made by `make`)\n";
+    } else {
+      r.content_type = "application/json";
+      r.body = server.world_map();
+    }
+    return r;
+  }
+  const bool dashboard = path == "/v1/dashboard";
+  const std::string& token = server.admin_token();
+  if (!token.empty()) {
+    const std::string* auth = req.header("authorization");
+    std::string_view given = auth ? std::string_view(*auth) : std::string_view();
+    constexpr std::string_view kBearer = "Bearer ";
+    bool ok = given.size() > kBearer.size() && given.substr(0, kBearer.size()) == kBearer &&
+              same_secret(given.substr(kBearer.size()), token);
+    // The dashboard polls every server from one page: a plain GET with the token in the query
+    // (no custom header, so no CORS preflight).
+    std::string_view target = req.target;
+    size_t at = target.find("?token=");
+    std::string query_token;
+    if (!ok && dashboard && at != std::string_view::npos && percent_decode(target.substr(at + 7), &query_token)) {
+      ok = same_secret(query_token, token);
+    }
+    if (!ok) {
+      r.status = 401;
+      r.body = "a bearer token is required\n";
+      r.auth_challenge = true;
+      return r;
+    }
+  }
+  if (path == "/metrics") {
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = render_metrics(server);
+    return r;
+  }
+  if (dashboard) {
+    r.content_type = "application/json";
+    r.body = render_dashboard_json(server);
+    r.cors = true;
+    return r;
+  }
+  constexpr std::string_view kClients = "/v1/clients/";
+  if (path.size() > kClients.size() && path.substr(0, kClients.size()) == kClients) {
+    return client_record(server, path.substr(kClients.size()));
+  }
+  r.status = 404;
+  r.body = "no such page; try /, /healthz, /metrics, /v1/clients/ID, /v1/dashboard\n";
+  return r;
+}
+
+void AdminSession::on_closed(reactor::Connection&, std::string_view reason) {
+  if (timer_ != 0) ctx_.loop.cancel(timer_);
+  timer_ = 0;
+  server_.log().write(ctx_.index(), "a" + std::to_string(id_), '-', reason);
+  server_.release_admin();
+  LoopContext* ctx = &ctx_;
+  uint64_t id = id_;
+  ctx_.loop.defer([ctx, id] { ctx->admins.erase(id); });
+}
+
+}  // namespace herd

@@ -1,0 +1,73 @@
+// AdminSession: one connection on the admin port (servers.NAME.admin_port), speaking HTTP/1.1 with
+// keep-alive. Requests are parsed with http::RequestParser and answered one at a time, in order:
+//   GET /healthz         200 "serving", or 503 while starting or stopping (never needs the token)
+//   GET /metrics         Prometheus text format 0.0.4 (render_metrics)
+//   GET /v1/clients/ID   the stored AT record as JSON, 404 when the client is unknown
+//   GET /                the dashboard page (herd/dashboard_page.h), GET /world.json its map data,
+//   GET /v1/dashboard    its JSON (render_dashboard_json; the token may come as ?token=)
+// When the server has an admin token (admin_token_env), every route but /healthz, / and /world.json needs
+// `Authorization: Bearer <token>` and answers 401 without it. Bounded: the request head
+// (RequestLimits), the time a request may take from its first byte, or an idle keep-alive connection
+// may stay silent (kRequestTimeout; slow or silent clients are closed), and unsent response bytes
+// (reading stops above kMaxUnsentBytes until they drain).
+//
+// Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/request_parser.h"
+#include "reactor/event_loop.h"
+#include "reactor/socket.h"
+#include "reactor/tcp_connection.h"
+
+namespace herd {
+
+struct LoopContext;
+class Server;
+
+class AdminSession final : public reactor::ConnectionHandler {
+ public:
+  static constexpr auto kRequestTimeout = std::chrono::milliseconds(5000);
+  static constexpr size_t kMaxUnsentBytes = 1024 * 1024;
+
+  AdminSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from);
+  void start();
+
+  size_t on_data(reactor::Connection& c, std::string_view data) override;
+  void on_eof(reactor::Connection& c, std::string_view rest) override;
+  void on_drained(reactor::Connection& c) override;
+  void on_closed(reactor::Connection& c, std::string_view reason) override;
+
+  // The response for one request (public for the unit tests: no connection needed).
+  struct Response {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+    bool auth_challenge = false;  // adds WWW-Authenticate: Bearer
+    bool cors = false;            // adds Access-Control-Allow-Origin: * (the dashboard's JSON)
+  };
+  static Response route(Server& server, const http::IncomingRequest& request);
+
+ private:
+  void respond(const Response& r, bool head_only, bool keep_alive);
+  void arm_timer();
+
+  LoopContext& ctx_;
+  Server& server_;
+  const uint64_t id_;
+  reactor::TcpConnection conn_;
+  http::RequestParser parser_;
+  reactor::EventLoop::TimerId timer_ = 0;
+  bool closing_ = false;
+};
+
+// Percent-decodes a path segment; false when an escape is malformed.
+bool percent_decode(std::string_view in, std::string* out);
+// Appends `s` as a JSON string (quoted; quote, backslash and control bytes escaped).
+void append_json_string(std::string& out, std::string_view s);
+
+}  // namespace herd

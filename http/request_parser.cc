@@ -1,0 +1,144 @@
+// RequestParser implementation.
+#include "http/request_parser.h"
+
+#include <cctype>
+
+namespace http {
+
+const std::string* IncomingRequest::header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lower_name) return &value;
+  }
+  return nullptr;
+}
+
+std::string_view IncomingRequest::path() const {
+  std::string_view t = target;
+  return t.substr(0, t.find('?'));
+}
+
+RequestParser::RequestParser(RequestLimits limits) : limits_(limits) {
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = on_message_begin;
+  settings_.on_url = on_url;
+  settings_.on_header_field = on_header_field;
+  settings_.on_header_value = on_header_value;
+  settings_.on_headers_complete = on_headers_complete;
+  settings_.on_message_complete = on_message_complete;
+  reset();
+}
+
+void RequestParser::reset() {
+  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  parser_.data = this;
+  state_ = State::kIncomplete;
+  request_ = IncomingRequest{};
+  head_bytes_ = 0;
+  in_value_ = false;
+  error_status_ = 0;
+  error_.clear();
+}
+
+int RequestParser::fail(int status, std::string why) {
+  error_status_ = status;
+  error_ = std::move(why);
+  return -1;
+}
+
+RequestParser::State RequestParser::feed(std::string_view data, size_t* consumed) {
+  *consumed = 0;
+  if (state_ != State::kIncomplete || data.empty()) return state_;
+  // No body is accepted, so every byte before the end of the request is head: parse at most one
+  // byte past the bound, so a head that never ends costs no more than the bound to reject.
+  const size_t room = limits_.max_head_bytes - head_bytes_ + 1;
+  if (data.size() > room) data = data.substr(0, room);
+  llhttp_errno_t err = llhttp_execute(&parser_, data.data(), data.size());
+  if (err == HPE_OK) {
+    *consumed = data.size();
+    head_bytes_ += data.size();
+    if (head_bytes_ > limits_.max_head_bytes) {
+      state_ = State::kError;
+      fail(431, "request head over " + std::to_string(limits_.max_head_bytes) + " bytes");
+    }
+    return state_;
+  }
+  if (err == HPE_PAUSED && state_ == State::kComplete) {
+    *consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data.data());
+    head_bytes_ += *consumed;
+    return state_;
+  }
+  state_ = State::kError;
+  if (error_status_ == 0) {
+    const char* reason = llhttp_get_error_reason(&parser_);
+    if (err == HPE_INVALID_METHOD) {
+      error_status_ = 405;
+      error_ = "unsupported method";
+    } else if (err == HPE_INVALID_VERSION) {
+      error_status_ = 505;
+      error_ = "unsupported HTTP version";
+    } else {
+      error_status_ = 400;
+      error_ = reason ? reason : llhttp_errno_name(err);
+    }
+  }
+  return state_;
+}
+
+int RequestParser::on_message_begin(llhttp_t* p) {
+  auto* self = static_cast<RequestParser*>(p->data);
+  self->request_ = IncomingRequest{};
+  return 0;
+}
+
+int RequestParser::on_url(llhttp_t* p, const char* at, size_t n) {
+  auto* self = static_cast<RequestParser*>(p->data);
+  self->request_.target.append(at, n);
+  return 0;
+}
+
+int RequestParser::on_header_field(llhttp_t* p, const char* at, size_t n) {
+  auto* self = static_cast<RequestParser*>(p->data);
+  if (self->in_value_ || self->request_.headers.empty()) {
+    if (self->request_.headers.size() >= self->limits_.max_headers) {
+      return self->fail(431, "more than " + std::to_string(self->limits_.max_headers) + " header fields");
+    }
+    self->request_.headers.emplace_back();
+    self->in_value_ = false;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    self->request_.headers.back().first.push_back(
+        static_cast<char>(std::tolower(static_cast<unsigned char>(at[i]))));
+  }
+  return 0;
+}
+
+int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t n) {
+  auto* self = static_cast<RequestParser*>(p->data);
+  self->in_value_ = true;
+  self->request_.headers.back().second.append(at, n);
+  return 0;
+}
+
+int RequestParser::on_headers_complete(llhttp_t* p) {
+  auto* self = static_cast<RequestParser*>(p->data);
+  auto method = static_cast<llhttp_method_t>(llhttp_get_method(p));
+  if (method != HTTP_GET && method != HTTP_HEAD) {
+    return self->fail(405, std::string("method ") + llhttp_method_name(method) + " not allowed");
+  }
+  if (p->http_major != 1) return self->fail(505, "unsupported HTTP version");
+  // GET and HEAD carry no body here: one announced is refused rather than read.
+  if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
+    return self->fail(413, "a request body is not accepted");
+  }
+  self->request_.method = llhttp_method_name(method);
+  self->request_.keep_alive = llhttp_should_keep_alive(p) != 0;
+  return 0;
+}
+
+int RequestParser::on_message_complete(llhttp_t* p) {
+  auto* self = static_cast<RequestParser*>(p->data);
+  self->state_ = State::kComplete;
+  return HPE_PAUSED;
+}
+
+}  // namespace http

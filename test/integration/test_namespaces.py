@@ -1,0 +1,160 @@
+"""The herd on real addresses: five servers in five Linux network namespaces, each with one veth
+link into a bridge (in a sixth, hub namespace), addressed 10.213.0.1-5, nothing on loopback. A
+record reported to Goloman reaches Welsh two hops away; with Hands' link set down (`ip link set
+down`) the herd keeps flooding around it, and Hands catches up once its link is back.
+
+Needs root and `ip netns`; skipped with a message where namespaces cannot be created. Nothing leaves
+the machine: the namespaces have no route out."""
+
+import os
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+import herdlib
+from herdlib import NAMES, LINKS, fmt_time, unique_id
+
+SUBNET = '10.213.0.'
+PORT, PEER_PORT = 12000, 13000
+TAG = 'hd%d' % (os.getpid() % 100000)
+HUB = TAG + 'hub'
+CLI = os.path.join(herdlib.REPO, 'build', 'herd-cli')
+
+
+def sh(*args, check=True):
+    r = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    if check and r.returncode != 0:
+        raise AssertionError('%s: %s' % (' '.join(args), r.stderr.decode()))
+    return r
+
+
+def ns(i):
+    return '%s%d' % (TAG, i)
+
+
+def addr(i):
+    return SUBNET + str(i + 1)
+
+
+@pytest.fixture
+def netns(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip('network namespaces need root')
+    probe = subprocess.run(['ip', 'netns', 'add', HUB], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if probe.returncode != 0:
+        pytest.skip('cannot create network namespaces here: %s' % probe.stderr.decode().strip())
+    if not os.path.exists(CLI):
+        pytest.skip('build/herd-cli is missing (run make)')
+    made = [HUB]
+    try:
+        sh('ip', '-n', HUB, 'link', 'add', 'br0', 'type', 'bridge')
+        sh('ip', '-n', HUB, 'link', 'set', 'br0', 'up')
+        for i in range(len(NAMES)):
+            sh('ip', 'netns', 'add', ns(i))
+            made.append(ns(i))
+            sh('ip', '-n', ns(i), 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'port%d' % i,
+               'netns', HUB)
+            sh('ip', '-n', HUB, 'link', 'set', 'port%d' % i, 'master', 'br0', 'up')
+            sh('ip', '-n', ns(i), 'addr', 'add', addr(i) + '/24', 'dev', 'eth0')
+            sh('ip', '-n', ns(i), 'link', 'set', 'eth0', 'up')
+            sh('ip', '-n', ns(i), 'link', 'set', 'lo', 'up')
+        yield tmp_path
+    finally:
+        for n in made:
+            subprocess.run(['ip', 'netns', 'del', n], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def write_config(path):
+    lines = ['threads: 2', 'log_dir: logs', 'peer_backoff: { initial_ms: 100, max_ms: 500 }', 'servers:']
+    for i, name in enumerate(NAMES):
+        lines.append('  %s: { host: %s, listen: 0.0.0.0, port: %d, peer_port: %d }'
+                     % (name, addr(i), PORT, PEER_PORT))
+    lines.append('links:')
+    lines += ['  - [%s, %s]' % (a, b) for a, b in LINKS]
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def start(i, config, workdir):
+    err = open(os.path.join(workdir, '%s.stderr' % NAMES[i]), 'wb')
+    p = subprocess.Popen(['ip', 'netns', 'exec', ns(i), herdlib.SERVER, NAMES[i], '--config', config],
+                         cwd=workdir, env=herdlib.server_env(), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=err)
+    err.close()
+    deadline = time.monotonic() + herdlib.READY_TIMEOUT
+    buf = b''
+    while b'ready in' not in buf:
+        assert time.monotonic() < deadline, '%s not ready' % NAMES[i]
+        r, _, _ = select.select([p.stdout], [], [], 0.5)
+        if r:
+            chunk = os.read(p.stdout.fileno(), 4096)
+            assert chunk, '%s exited: %s' % (NAMES[i], open(os.path.join(workdir, '%s.stderr' % NAMES[i]), 'rb').read()[-2000:])
+            buf += chunk
+    assert addr(i).encode() in buf or b'0.0.0.0' in buf, buf
+    return p
+
+
+def cli(i, *command):
+    r = subprocess.run(['ip', 'netns', 'exec', ns(i), CLI, '-h', addr(i), '-p', str(PORT)] + list(command),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    return r.returncode, r.stdout
+
+
+def wait_record(i, cid, at_line, timeout=20):
+    deadline = time.monotonic() + timeout
+    out = b''
+    while time.monotonic() < deadline:
+        rc, out = cli(i, 'WHATSAT', cid, '10', '1')
+        if rc == 0 and out.split(b'\n', 1)[0] == at_line:
+            return
+        time.sleep(0.2)
+    raise AssertionError('%s never got %r; last answer %r' % (NAMES[i], at_line, out[:200]))
+
+
+def test_herd_across_namespaces(netns):
+    workdir = str(netns)
+    config = os.path.join(workdir, 'config.yaml')
+    write_config(config)
+    procs = []
+    try:
+        for i in range(len(NAMES)):
+            procs.append(start(i, config, workdir))
+        goloman, hands, welsh = NAMES.index('Goloman'), NAMES.index('Hands'), NAMES.index('Welsh')
+
+        cid = unique_id('ns').decode()
+        rc, out = cli(goloman, 'IAMAT', cid, '+34.068930-118.445127', fmt_time(time.time_ns()).decode())
+        assert rc == 0 and out.startswith(b'AT Goloman '), out
+        first = out.split(b'\n', 1)[0]
+        wait_record(welsh, cid, first)
+        wait_record(hands, cid, first)
+
+        # Cut Hands off: its only interface goes down. The others keep flooding around it.
+        sh('ip', '-n', ns(hands), 'link', 'set', 'eth0', 'down')
+        rc, out = cli(goloman, 'IAMAT', cid, '+35.000000-119.000000', fmt_time(time.time_ns()).decode())
+        assert rc == 0
+        second = out.split(b'\n', 1)[0]
+        wait_record(welsh, cid, second)
+        rc, out = cli(hands, 'WHATSAT', cid, '10', '1')  # Hands still answers, with what it had
+        assert out.split(b'\n', 1)[0] == first
+
+        # Back up: the record waiting in Goloman's and Wilkes' outboxes (or a redialled link) gets there.
+        sh('ip', '-n', ns(hands), 'link', 'set', 'eth0', 'up')
+        wait_record(hands, cid, second, timeout=40)
+        for p in procs:
+            assert p.poll() is None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+    for p in procs:
+        assert p.returncode == 0

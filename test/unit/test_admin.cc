@@ -1,0 +1,172 @@
+// Unit tests for the admin endpoint's pieces: the request parser's bounds, the Prometheus text
+// format (escaping of client-chosen label values), percent-decoding and JSON strings.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "herd/admin_session.h"
+#include "herd/metrics.h"
+#include "http/prometheus_text.h"
+#include "http/request_parser.h"
+
+using http::RequestParser;
+using State = RequestParser::State;
+
+namespace {
+State feed_all(RequestParser& p, std::string_view data, size_t* used) { return p.feed(data, used); }
+}  // namespace
+
+TEST_SUITE("admin request parser") {
+  TEST_CASE("a GET with headers, fed a byte at a time") {
+    RequestParser p;
+    std::string req = "GET /v1/clients/kiwi?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t\r\n\r\n";
+    State s = State::kIncomplete;
+    for (size_t i = 0; i < req.size(); ++i) {
+      size_t used = 0;
+      s = p.feed(std::string_view(req).substr(i, 1), &used);
+      CHECK(used == 1);
+      if (i + 1 < req.size()) REQUIRE(s == State::kIncomplete);
+    }
+    REQUIRE(s == State::kComplete);
+    CHECK(p.request().method == "GET");
+    CHECK(p.request().path() == "/v1/clients/kiwi");
+    REQUIRE(p.request().header("authorization"));
+    CHECK(*p.request().header("authorization") == "Bearer t");
+    CHECK(p.request().keep_alive);
+  }
+
+  TEST_CASE("pipelined requests stop after the first") {
+    RequestParser p;
+    std::string two = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.0\r\n\r\n";
+    size_t used = 0;
+    REQUIRE(feed_all(p, two, &used) == State::kComplete);
+    CHECK(used == std::string("GET /a HTTP/1.1\r\n\r\n").size());
+    CHECK(p.request().target == "/a");
+    p.reset();
+    size_t used2 = 0;
+    REQUIRE(p.feed(std::string_view(two).substr(used), &used2) == State::kComplete);
+    CHECK(p.request().target == "/b");
+    CHECK_FALSE(p.request().keep_alive);  // HTTP/1.0 without keep-alive
+  }
+
+  TEST_CASE("methods other than GET and HEAD are refused with 405") {
+    for (const char* m : {"POST", "PUT", "DELETE", "OPTIONS"}) {
+      RequestParser p;
+      size_t used = 0;
+      std::string req = std::string(m) + " / HTTP/1.1\r\n\r\n";
+      CHECK(p.feed(req, &used) == State::kError);
+      CHECK(p.error_status() == 405);
+    }
+    RequestParser p;
+    size_t used = 0;
+    CHECK(p.feed("BREW /pot HTTP/1.1\r\n\r\n", &used) == State::kError);
+    CHECK((p.error_status() == 405 || p.error_status() == 400));
+  }
+
+  TEST_CASE("garbage and bodies are refused") {
+    RequestParser p;
+    size_t used = 0;
+    CHECK(p.feed("\x01\x02 nonsense\r\n\r\n", &used) == State::kError);
+    CHECK(p.error_status() >= 400);
+    RequestParser q;
+    CHECK(q.feed("GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", &used) == State::kError);
+    CHECK(q.error_status() == 413);
+    RequestParser r;
+    CHECK(r.feed("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", &used) == State::kError);
+    CHECK(r.error_status() == 413);
+  }
+
+  TEST_CASE("a huge header is bounded, whether it comes at once or slowly") {
+    http::RequestLimits limits;
+    limits.max_head_bytes = 1024;
+    RequestParser p(limits);
+    size_t used = 0;
+    std::string big = "GET / HTTP/1.1\r\nX: " + std::string(100000, 'a');
+    CHECK(p.feed(big, &used) == State::kError);
+    CHECK(p.error_status() == 431);
+    CHECK(used <= limits.max_head_bytes + 1);
+    // Slowloris-style: many small header lines that never end the head.
+    RequestParser q(limits);
+    State s = q.feed("GET / HTTP/1.1\r\n", &used);
+    for (int i = 0; i < 1000 && s == State::kIncomplete; ++i) s = q.feed("X-Slow: 1\r\n", &used);
+    CHECK(s == State::kError);
+    CHECK(q.error_status() == 431);
+    // Too many header fields.
+    http::RequestLimits few;
+    few.max_headers = 3;
+    RequestParser r(few);
+    CHECK(r.feed("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", &used) == State::kError);
+    CHECK(r.error_status() == 431);
+  }
+}
+
+TEST_SUITE("prometheus text") {
+  TEST_CASE("families, samples and label escaping") {
+    http::PrometheusText t;
+    t.family("herd_x_total", "counter", "Things.\nWith a \\ newline.");
+    t.sample("herd_x_total", {{"peer", "a\"b\\c\nd"}}, uint64_t{7});
+    t.sample("herd_y", 0.5);
+    t.sample("herd_z", {{"a", "1"}, {"b", "2"}}, 3.0);
+    CHECK(t.text() ==
+          "# HELP herd_x_total Things.\\nWith a \\\\ newline.\n"
+          "# TYPE herd_x_total counter\n"
+          "herd_x_total{peer=\"a\\\"b\\\\c\\nd\"} 7\n"
+          "herd_y 0.5\n"
+          "herd_z{a=\"1\",b=\"2\"} 3\n");
+  }
+
+  TEST_CASE("histograms are cumulative with +Inf, _sum and _count") {
+    http::PrometheusText t;
+    const double bounds[] = {0.001, 0.5};
+    const uint64_t cum[] = {2, 5};
+    t.histogram("h", {}, bounds, cum, 2, 1.25, 6);
+    CHECK(t.text() ==
+          "h_bucket{le=\"0.001\"} 2\nh_bucket{le=\"0.5\"} 5\nh_bucket{le=\"+Inf\"} 6\n"
+          "h_sum 1.25\nh_count 6\n");
+  }
+
+  TEST_CASE("numbers") {
+    std::string s;
+    http::PrometheusText::append_number(s, 1.0 / 0.0);
+    s += ' ';
+    http::PrometheusText::append_number(s, 12345.0);
+    CHECK(s == "+Inf 12345");
+  }
+}
+
+TEST_SUITE("admin helpers") {
+  TEST_CASE("percent decoding") {
+    std::string out;
+    CHECK(herd::percent_decode("a%20b%2Fc", &out));
+    CHECK(out == "a b/c");
+    CHECK_FALSE(herd::percent_decode("a%2", &out));
+    CHECK_FALSE(herd::percent_decode("a%zz", &out));
+  }
+  TEST_CASE("json strings") {
+    std::string out;
+    herd::append_json_string(out, "a\"b\\c\n\x01");
+    CHECK(out == "\"a\\\"b\\\\c\\u000a\\u0001\"");
+  }
+}
+
+TEST_SUITE("upstream metrics") {
+  TEST_CASE("attempt ends in the provider's log are counted by status class and latency") {
+    herd::UpstreamMetrics m(2);
+    m.observe_log(0, "HTTP 200 in 12 ms: OK, 3 results");
+    m.observe_log(1, "HTTP 503 in 40 ms: UNKNOWN_ERROR");
+    m.observe_log(1, "HTTP 403 in 5 ms: REQUEST_DENIED");
+    m.observe_log(0, "failed after 10000 ms: timed out");
+    m.observe_log(0, "GET /maps/api/place/nearbysearch/json?location=...");  // a request: not counted
+    m.observe_log(0, "retrying in 250 ms");
+    CHECK(m.count(0) == 1);
+    CHECK(m.count(1) == 1);
+    CHECK(m.count(2) == 1);
+    CHECK(m.count(3) == 0);
+    CHECK(m.count(4) == 1);
+    uint64_t cum[herd::LatencyHistogram::kBuckets] = {}, total = 0, sum_ms = 0;
+    m.latency(cum, &total, &sum_ms);
+    CHECK(total == 4);
+    CHECK(sum_ms == 12 + 40 + 5 + 10000);
+    CHECK(cum[herd::LatencyHistogram::kBuckets - 1] == 3);  // 10 s is above the last bound (1 s)
+  }
+}
