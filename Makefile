@@ -76,7 +76,7 @@ DASHBOARD_STAMP := $(BUILD)/.dashboard-deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-scrape bench-catch-up chaos clean
+.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-scrape bench-catch-up bench-fsync chaos clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(WORLDMAP) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -231,6 +231,10 @@ chaos: $(SERVER) $(LOADGEN) $(GAZETTEER)
 # Catch-up against issue 8's targets: 1,000,000 clients to a restarted server, a 1 s partition.
 bench-catch-up: $(SERVER) $(LOADGEN) $(GAZETTEER)
 	$(PYTHON) tools/bench/catch_up_bench.py
+
+# What persistence costs: IAMAT throughput without a data_dir and with each fsync mode.
+bench-fsync: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/bench/fsync_bench.py
 
 # IAMAT throughput with and without a GET /metrics every second (the admin endpoint's cost).
 bench-scrape: $(SERVER) $(LOADGEN) $(GAZETTEER)
