@@ -5,6 +5,8 @@
 #   make test       the fresh-machine build test, unit tests (plain and under ASan/UBSan), the
 #                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
+#   make fuzz       every libFuzzer harness (test/fuzz) under ASan/UBSan for FUZZ_SECONDS (60) each;
+#                   make fuzz-smoke is the 10-second run that make test includes
 #   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
 #                   written to bench/results/; make bench-quick is its one-minute smoke version
 #
@@ -65,8 +67,11 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 # Only the benchmark needs these.
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
+# Only the fuzz harnesses need these (Debian's clang and its libFuzzer runtime).
+FUZZ_PACKAGES := clang-16 libfuzzer-16-dev
+FUZZ_STAMP := $(BUILD)/.fuzz-deps-ok
 
-.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick clean
+.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick fuzz fuzz-build fuzz-smoke clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -80,6 +85,10 @@ $(DEPS_STAMP):
 
 $(BENCH_STAMP):
 	@$(DEPS_STEP) $(BENCH_PACKAGES)
+	@mkdir -p $(@D) && touch $@
+
+$(FUZZ_STAMP): | $(DEPS_STAMP)
+	@$(DEPS_STEP) $(FUZZ_PACKAGES)
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
@@ -168,6 +177,8 @@ test:
 	$(MAKE) tsan-test
 	$(MAKE) integration
 	$(MAKE) reference-test
+	$(MAKE) -j$(JOBS) fuzz-build
+	$(MAKE) fuzz-smoke
 
 # The set-up of a fresh machine: every README goal builds before its packages exist.
 build-test: $(DEPS_STAMP)
@@ -176,6 +187,44 @@ build-test: $(DEPS_STAMP)
 # The asyncio reference herd's own tests (it is the benchmark's yardstick, so it must be right too).
 reference-test: $(GAZETTEER)
 	$(PYTHON) -m pytest -q tools/reference
+
+# Fuzzing: libFuzzer harnesses (test/fuzz/fuzz_*.cc) built with Debian's clang under ASan + UBSan,
+# over the code that takes bytes from outside: the protocol parser and line splitter, peer records
+# with their seen= set and the location table, the config loader and the gazetteer reader.
+FUZZ_DIR := build/fuzz
+FUZZ_CXX := clang++-16
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+                 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/config.cc herd/seen_set.cc herd/location_table.cc \
+                 places/gazetteer.cc
+FUZZ_LIB := $(FUZZ_DIR)/libfuzzed.a
+FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.cc)
+FUZZ_BINS := $(FUZZ_SRCS:test/fuzz/%.cc=$(FUZZ_DIR)/%)
+FUZZ_SECONDS ?= 60
+
+$(FUZZ_DIR)/obj/%.o: %.cc | $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  compile  $< (fuzz)")
+	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_CXXFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/test/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ -lyaml-cpp -o $@
+
+.SECONDARY: $(FUZZ_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o)
+fuzz-build: $(FUZZ_BINS)
+	@:
+
+fuzz: fuzz-build
+	bash test/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	bash test/fuzz/run.sh $(FUZZ_DIR) 10
 
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
@@ -188,4 +237,4 @@ bench-quick: $(BENCH_STAMP)
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
