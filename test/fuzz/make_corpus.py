@@ -65,7 +65,12 @@ def gazetteer_seeds():
     extra = field_bytes(5, b'PPL') + field_varint(12, 7)
     body = field_varint(1, zigzag(5)) + field_bytes(2, b'Gamma') + extra + field_varint(10, 0) + field_varint(11, 0)
     with_unknown = varint(len(body)) + body
-    return {'one.pbf': one, 'two.pbf': two, 'poles.pbf': poles, 'unknown-fields.pbf': with_unknown}
+    # The review's crafted file: a delta of -2^63 after a negative longitude (a regression seed).
+    overflow = city(6, b'West', b'WW', b'', 0, -17000000, 0)
+    body = field_varint(1, zigzag(7)) + varint(10 << 3) + b'\xff' * 9 + b'\x01' + field_varint(11, 1)
+    overflow += varint(len(body)) + body
+    return {'one.pbf': one, 'two.pbf': two, 'poles.pbf': poles, 'unknown-fields.pbf': with_unknown,
+            'overflow-delta.pbf': overflow}
 
 
 def write(harness, name, data):
