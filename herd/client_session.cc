@@ -1,6 +1,7 @@
 // ClientSession implementation.
 #include "herd/client_session.h"
 
+#include "herd/admission.h"
 #include "herd/line_splitter.h"
 #include "herd/server.h"
 #include "protocol/command.h"
@@ -80,8 +81,13 @@ void ClientSession::handle_line(std::string_view line) {
   switch (cmd.kind) {
     case protocol::CommandKind::kIamat: {
       const protocol::Iamat& iamat = cmd.iamat;
+      const protocol::Timestamp now = protocol::realtime_now();
+      if (const char* why = refusal(server_.limits(), iamat.client_id, iamat.time, now)) {
+        log.write(ctx_.index(), tag_, '!', why);
+        break;  // answered with `? `
+      }
       scratch_.clear();
-      protocol::append_at_line(scratch_, server_.self().name, protocol::realtime_now(), iamat);
+      protocol::append_at_line(scratch_, server_.self().name, now, iamat);
       std::string stored;
       if (server_.table().offer(iamat.client_id, iamat.time, scratch_,
                                 LocationTable::Source::kClient, &stored)) {

@@ -1,19 +1,29 @@
 // LocationTable: where every known client was last seen, as the AT record that announced it.
-// Sharded and lock-striped: a client ID hashes to one of kShards shards, each a mutex and an
+// Sharded and lock-striped: a client ID hashes (SipHash-1-3 under a key drawn per table from the
+// kernel, so crafted IDs cannot collide on purpose) to one of kShards shards, each a mutex and an
 // open-addressing hash map from client ID to a single heap block holding the record. No global lock;
-// a shard lock is held only to compare and swap a record pointer or copy a record out, never across
-// I/O or allocation.
+// a record is allocated before its shard is locked and a replaced or evicted one freed after; under
+// the lock there is only the compare and swap of a record pointer, the copy of a record out, or (now
+// and then) the regrowth of the shard's slot array. Never I/O.
+//
+// Bounded: each shard holds at most ceil(max_clients / kShards) records and max_bytes / kShards bytes
+// of them; past either bound the least recently updated records of that shard are evicted (an
+// approximate LRU: the oldest of a random sample). Probing is bounded too: an insert that would
+// probe further than kMaxProbe slots grows the shard instead.
 //
 // Threads: every public method is thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 
+#include "herd/siphash.h"
 #include "protocol/location.h"
 #include "protocol/timestamp.h"
 
@@ -22,6 +32,10 @@ namespace herd {
 class LocationTable {
  public:
   static constexpr size_t kShards = 256;  // a power of two, well above the number of loops
+  // The longest probe an insert accepts before it grows the shard's slot array instead.
+  static constexpr size_t kMaxProbe = 64;
+  // Records of a shard sampled to pick the one to evict (all of them in a small shard).
+  static constexpr size_t kEvictionSample = 8;
 
   // Who is offering the record, which decides how equal timestamps are settled.
   enum class Source {
@@ -30,14 +44,19 @@ class LocationTable {
               // compare greater, so that every server settles a tie on the same record
   };
 
-  LocationTable();
+  // At most `max_clients` records and `max_bytes` bytes of records (each bound split evenly over
+  // the shards, see above); the defaults mean no bound. `key` keys the hash; by default a random one.
+  explicit LocationTable(size_t max_clients = std::numeric_limits<size_t>::max(),
+                         size_t max_bytes = std::numeric_limits<size_t>::max(),
+                         SipKey key = SipKey::random());
   ~LocationTable();
   LocationTable(const LocationTable&) = delete;
   LocationTable& operator=(const LocationTable&) = delete;
 
   // Offers `record` (the AT line without its newline: `AT server diff id location time`, single
-  // spaces) for `client_id`, whose report is dated `time`. Returns true when it was stored. Otherwise the table is unchanged and,
-  // if `stored` is non-null, the record that beat it is appended to *stored.
+  // spaces) for `client_id`, whose report is dated `time`. Returns true when it was stored (which may
+  // have evicted other clients). Otherwise the table is unchanged and, if `stored` is non-null, the
+  // record that beat it is appended to *stored.
   bool offer(std::string_view client_id, protocol::Timestamp time, std::string_view record,
              Source source, std::string* stored);
 
@@ -48,14 +67,23 @@ class LocationTable {
   size_t size() const;
   // Bytes held by records and slot arrays (an estimate that excludes allocator overhead).
   size_t memory_bytes() const;
+  // Records evicted to keep within the bounds, since the table was made.
+  uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
+
+  // The bytes one record of `record_length` bytes counts against max_bytes.
+  static size_t charge(size_t record_length);
 
  private:
   struct Record;
   struct Shard;
-  static uint64_t hash(std::string_view id);
+  uint64_t hash(std::string_view id) const;
   Shard& shard_for(uint64_t h) const;
 
+  const SipKey key_;
+  const size_t shard_max_records_;
+  const size_t shard_max_bytes_;
   std::unique_ptr<Shard[]> shards_;
+  std::atomic<uint64_t> evictions_{0};
 };
 
 }  // namespace herd

@@ -1,6 +1,7 @@
 // PeerSession implementation.
 #include "herd/peer_session.h"
 
+#include "herd/admission.h"
 #include "herd/line_splitter.h"
 #include "herd/server.h"
 #include "protocol/command.h"
@@ -67,6 +68,10 @@ bool PeerSession::handle_line(std::string_view line) {
     return true;
   }
   const protocol::At& at = cmd.at;
+  if (const char* why = refusal(server_.limits(), at.client_id, at.time, protocol::realtime_now())) {
+    log.write(ctx_.index(), tag_, '!', why, "; not stored");
+    return true;
+  }
   record_.clear();
   protocol::append_at_record(record_, at);
   if (server_.table().offer(at.client_id, at.time, record_, LocationTable::Source::kPeer,

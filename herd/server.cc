@@ -15,6 +15,8 @@
 namespace herd {
 namespace {
 constexpr int kListenBacklog = 4096;
+// How often evictions from the location table are reported in the log (when there were any).
+constexpr reactor::EventLoop::Millis kEvictionReportPeriod{1000};
 }  // namespace
 
 LoopContext::LoopContext(reactor::EventLoop& l, Server& s) : loop(l), server(s) {}
@@ -22,7 +24,10 @@ LoopContext::~LoopContext() = default;
 
 Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
                std::unique_ptr<LogSink> log)
-    : config_(std::move(config)), places_(std::move(places)), log_(std::move(log)) {
+    : config_(std::move(config)),
+      places_(std::move(places)),
+      log_(std::move(log)),
+      table_(config_.limits.max_clients, config_.limits.max_table_bytes) {
   self_ = config_.find(name);
 }
 
@@ -86,6 +91,11 @@ bool Server::start(std::string* error) {
     PeerLink* l = link.get();
     l->loop().queue([l] { l->start(); });
   }
+  // Evictions from the location table are counted there and reported here, once per period at
+  // most (the timer dies with the loops in stop()).
+  loops_->loop(0).queue([this] {
+    loops_->loop(0).run_every(kEvictionReportPeriod, [this] { report_evictions(); });
+  });
   log_->write(log_->lanes() - 1, "-", '*',
               "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
                   peer_addr.to_string() + ", " + std::to_string(threads) + " loops");
@@ -127,6 +137,18 @@ void Server::stop() {
     log_->write(log_->lanes() - 1, "-", '*', "server " + self_->name + " stopped");
     log_->flush();
   }
+}
+
+void Server::report_evictions() {
+  uint64_t total = table_.evictions();
+  if (total == evictions_reported_) return;
+  log_->write(0, "-", '!',
+              "location table full: " + std::to_string(total - evictions_reported_) +
+                  " least recently updated clients evicted (" + std::to_string(total) + " in all, " +
+                  std::to_string(table_.size()) + " held; limits.max_clients " +
+                  std::to_string(config_.limits.max_clients) + ", limits.max_table_bytes " +
+                  std::to_string(config_.limits.max_table_bytes) + ")");
+  evictions_reported_ = total;
 }
 
 void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from) {

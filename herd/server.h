@@ -81,6 +81,7 @@ class Server {
   enum class Port { kClient, kPeer };
   void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
   void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
+  void report_evictions();  // loop 0: logs the table's evictions since the last report
 
   Config config_;
   const ServerConfig* self_;
@@ -97,6 +98,7 @@ class Server {
   std::atomic<size_t> peer_conns_{0};
   std::atomic<unsigned> round_robin_{0};
   bool started_ = false;
+  uint64_t evictions_reported_ = 0;  // loop 0 only
 };
 
 }  // namespace herd

@@ -177,6 +177,12 @@ class ServerProc:
             self.proc.stdout.close()
         return self.proc.returncode, self.stderr()
 
+    def cpu_seconds(self):
+        """User plus system CPU time the process has used so far (all its threads)."""
+        with open('/proc/%d/stat' % self.proc.pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
     def vm_rss_kb(self):
         with open('/proc/%d/status' % self.proc.pid) as f:
             for line in f:
@@ -189,7 +195,7 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=()):
+                 reference=(), env=None):
         self.workdir = str(workdir)
         self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
@@ -203,6 +209,7 @@ class Herd:
         self.peer_ports = {}
         self.servers = {}
         self.problems = []  # sanitizer reports and unclean exits found at stop
+        self.env = env  # extra environment variables for the servers (server_env adds the rest)
 
     # -- config
     def write_config(self):
@@ -235,7 +242,8 @@ class Herd:
         """Starts every server; retries on fresh ports when one loses a port race."""
         for attempt in range(attempts):
             self.write_config()
-            self.servers = {n: ServerProc(n, self.config_path, self.workdir,
+            env = server_env(self.env) if self.env else None
+            self.servers = {n: ServerProc(n, self.config_path, self.workdir, env=env,
                                           reference=n in self.reference) for n in self.names}
             for s in self.servers.values():
                 s.start()
