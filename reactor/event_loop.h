@@ -2,8 +2,12 @@
 // queue woken through an eventfd, and end-of-iteration deferred work (close by flag, free later).
 //
 // Ownership and threads: an EventLoop is created on any thread and then driven by exactly one thread,
-// the one that calls run(). Methods marked "loop thread" must only be called from that thread (they
-// assert it in debug builds); methods marked "any thread" are thread-safe.
+// the one that calls run(). Methods marked "loop thread" must only be called from that thread, or,
+// before run() is first called, from the one thread that sets the loop up; they check it and abort
+// with a message otherwise. Methods marked "any thread" are thread-safe.
+//
+// Errors: registering or changing a descriptor returns false with errno set (a failed epoll_ctl for
+// one connection must cost only that connection); the owner of the descriptor decides what to drop.
 #pragma once
 
 #include <atomic>
@@ -56,8 +60,11 @@ class EventLoop {
   void defer(Task task);
 
   // Loop thread: epoll registration of `fd` for `events` (EPOLLIN, EPOLLOUT, EPOLLEXCLUSIVE, ...).
-  void add(int fd, uint32_t events, Pollable* target);
-  void modify(int fd, uint32_t events, Pollable* target);
+  // add and modify return false with errno set when the kernel refuses (ENOMEM, ENOSPC for
+  // max_user_watches, ...): nothing is registered or changed then, and the caller drops what the fd
+  // belongs to. remove never fails in a way the caller could act on.
+  [[nodiscard]] bool add(int fd, uint32_t events, Pollable* target);
+  [[nodiscard]] bool modify(int fd, uint32_t events, Pollable* target);
   void remove(int fd);
 
   // Loop thread: timers. `task` runs on the loop thread once after `delay` (run_after) or every
@@ -83,6 +90,7 @@ class EventLoop {
   };
   class CounterHandler;
 
+  bool ctl(int op, int fd, uint32_t events, Pollable* target);
   void run_tasks();
   void run_due_timers();
   void arm_timerfd();

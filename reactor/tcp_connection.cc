@@ -34,12 +34,24 @@ TcpConnection::~TcpConnection() {
 void TcpConnection::start() {
   loop_.assert_in_loop();
   interest_ = EPOLLIN;
-  loop_.add(fd_, interest_, this);
+  if (!loop_.add(fd_, interest_, this)) {
+    fail_later(std::string("cannot watch the socket: ") + std::strerror(errno));
+    return;
+  }
   registered_ = true;
 }
 
+void TcpConnection::fail_later(std::string reason) {
+  // Closing here would re-enter the handler in the middle of its own call: close at the end of
+  // the iteration instead (the owner frees the connection only after on_closed).
+  if (write_failed_) return;
+  write_failed_ = true;
+  close_reason_ = std::move(reason);
+  loop_.defer([this] { close(close_reason_); });
+}
+
 void TcpConnection::on_events(uint32_t events) {
-  if (fd_ < 0) return;
+  if (fd_ < 0 || write_failed_) return;  // failed: closing at the end of this iteration
   if (events & EPOLLERR) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -97,11 +109,7 @@ void TcpConnection::send(std::string_view bytes) {
   ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      write_failed_ = true;
-      close_reason_ = std::strerror(errno);
-      // Closing here would re-enter the handler in the middle of its own call: close at the end of
-      // the iteration instead (the owner frees the connection only after on_closed).
-      loop_.defer([this] { close(close_reason_); });
+      fail_later(std::strerror(errno));
       return;
     }
     n = 0;
@@ -176,9 +184,12 @@ void TcpConnection::update_interest() {
   uint32_t want = 0;
   if (want_read_ && !eof_) want |= EPOLLIN;
   if (!out_.empty()) want |= EPOLLOUT;
-  if (want == interest_) return;
+  if (want == interest_ || write_failed_) return;
+  if (!loop_.modify(fd_, want, this)) {
+    fail_later(std::string("cannot watch the socket: ") + std::strerror(errno));
+    return;
+  }
   interest_ = want;
-  loop_.modify(fd_, want, this);
 }
 
 }  // namespace reactor
