@@ -196,7 +196,7 @@ FUZZ_CXX := clang++-16
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN)
-FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/config.cc herd/seen_set.cc herd/location_table.cc \
+FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/config.cc herd/seen_set.cc herd/location_table.cc herd/siphash.cc \
                  places/gazetteer.cc
 FUZZ_LIB := $(FUZZ_DIR)/libfuzzed.a
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.cc)
