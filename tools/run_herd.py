@@ -1,36 +1,45 @@
 #!/usr/bin/python3
 """Starts every server of a herd config in the foreground: `make run` calls this.
 
-Prints each server's client port, peer port and log file, then waits. Ctrl-C (or SIGTERM) stops all
-of them cleanly; if one server exits on its own, the others are stopped too and the exit status says
-so. Standard library plus Debian's python3-yaml only.
+Prints each server's ready line (client port, peer port, log file) as it comes, then one line saying
+the herd is up and how to try it, then waits. Ctrl-C (or SIGTERM) stops all of them cleanly; if one
+server exits on its own, the others are stopped too and the exit status says so. The servers also
+stop when this process dies in any other way (they are started with a parent-death signal), so no
+herd is left running behind a closed terminal. Standard library plus Debian's python3-yaml only.
 """
 import argparse
-import os
+import ctypes
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 
 import yaml
 
-
-READY_TIMEOUT_S = 30
-
-
-def client_address(config, name):
-    server = config["servers"][name] or {}
-    return str(server.get("host", "127.0.0.1")), int(server["port"])
+READY_TIMEOUT_S = 60   # a server's start, gazetteer included, on a loaded machine
+PR_SET_PDEATHSIG = 1
 
 
-def accepts(address):
-    """Whether something accepts TCP connections at (host, port) right now."""
+def die_with_parent():
+    """In the child, before exec: SIGTERM when the parent (this script) dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def say(text, err=False):
     try:
-        with socket.create_connection(address, timeout=0.5):
-            return True
-    except OSError:
-        return False
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    except BrokenPipeError:
+        pass  # nobody reads our output any more; keep managing the servers
+
+
+def forward(name, proc, ready):
+    """Copies a server's stdout to ours and notes its ready line."""
+    for raw in proc.stdout:
+        line = raw.decode('utf-8', 'replace').rstrip('\n')
+        if ' ready in ' in line:
+            ready.add(name)
+        say(line)
 
 
 def main():
@@ -43,10 +52,10 @@ def main():
         with open(args.config, "rb") as f:
             config = yaml.safe_load(f)
         names = list(config["servers"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        first_port = int((config["servers"][names[0]] or {})["port"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, IndexError) as e:
         sys.exit(f"run_herd: {args.config}: cannot read the servers of the herd: {e}")
 
-    procs = {}
     stopping = False
 
     def stop(*_):
@@ -55,32 +64,34 @@ def main():
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    print(f"run_herd: starting the {len(names)} servers of {args.config}", flush=True)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    say(f"run_herd: starting the {len(names)} servers of {args.config}")
+    procs, ready = {}, set()
     for name in names:
-        procs[name] = subprocess.Popen([args.server, name, "--config", args.config])
+        procs[name] = subprocess.Popen([args.server, name, "--config", args.config],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       preexec_fn=die_with_parent)
+        threading.Thread(target=forward, args=(name, procs[name], ready), daemon=True).start()
 
     status = 0
-    waiting = {name: client_address(config, name) for name in names}
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while waiting and not stopping and time.monotonic() < deadline:
-        waiting = {n: a for n, a in waiting.items() if not accepts(a) and procs[n].poll() is None}
-        if waiting:
-            time.sleep(0.1)
-    if not stopping and all(p.poll() is None for p in procs.values()):
-        first = names[0]
-        host, port = client_address(config, first)
-        print(f"run_herd: the herd is up. Try it from another terminal: nc {host} {port}"
-              f"  (then IAMAT/WHATSAT lines; see README). Ctrl-C stops all {len(names)} servers.",
-              flush=True)
+    announced = False
+    started = time.monotonic()
     while not stopping:
         for name, p in procs.items():
             if p.poll() is not None:
-                print(f"run_herd: {name} exited with status {p.returncode}; stopping the herd",
-                      file=sys.stderr, flush=True)
+                say(f"run_herd: {name} exited with status {p.returncode}; stopping the herd", err=True)
                 status = 1
                 stopping = True
                 break
-        time.sleep(0.2)
+        if not stopping and not announced and len(ready) == len(names):
+            announced = True
+            say(f"run_herd: the herd is up. Try it from another terminal: build/herd-cli -p {first_port}"
+                f" (then type IAMAT/WHATSAT lines; see README). Ctrl-C stops all {len(names)} servers.")
+        if not stopping and not announced and time.monotonic() - started > READY_TIMEOUT_S:
+            late = ', '.join(n for n in names if n not in ready)
+            say(f"run_herd: {late} not ready after {READY_TIMEOUT_S} s; stopping the herd", err=True)
+            status, stopping = 1, True
+        time.sleep(0.1)
 
     for p in procs.values():
         if p.poll() is None:
@@ -90,10 +101,10 @@ def main():
         try:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"run_herd: {name} did not stop in time; killing it", file=sys.stderr)
+            say(f"run_herd: {name} did not stop in time; killing it", err=True)
             p.kill()
             p.wait()
-    print("run_herd: herd stopped", flush=True)
+    say("run_herd: herd stopped")
     return status
 
 
