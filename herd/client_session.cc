@@ -14,13 +14,19 @@ constexpr size_t kKeepOutCapacity = 16 * 1024;
 }  // namespace
 
 ClientSession::ClientSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from)
-    : ctx_(ctx), server_(ctx.server), id_(id), tag_("c" + std::to_string(id)), conn_(ctx.loop, fd, *this) {
+    : ctx_(ctx),
+      server_(ctx.server),
+      id_(id),
+      tag_("c" + std::to_string(id)),
+      conn_(ctx.loop, fd, *this),
+      last_input_(Clock::now()) {
   server_.log().write(ctx_.index(), tag_, '+', "client connected from ", from.to_string());
 }
 
 void ClientSession::start() { conn_.start(); }
 
 size_t ClientSession::on_data(reactor::Connection&, std::string_view data) {
+  last_input_ = Clock::now();
   return take_lines(data, false);
 }
 
@@ -61,6 +67,12 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
       },
       &consumed, &oversize);
   held_ = stop == LineStop::kStopped;
+  // An unterminated line waits for its end; how long is bounded by limits.line_timeout_ms.
+  if (stop == LineStop::kNeedMore && consumed < data.size() && !at_eof) {
+    if (partial_since_ == Clock::time_point{}) partial_since_ = Clock::now();
+  } else {
+    partial_since_ = {};
+  }
   if (stop == LineStop::kOversize) {
     server_.log().write(ctx_.index(), tag_, '<', oversize, " [line over the limit, truncated]");
     reply("? ", oversize);
@@ -164,6 +176,7 @@ void ClientSession::release_ready() {
 void ClientSession::flush() {
   release_ready();
   if (out_.empty()) return;
+  sent_total_ += out_.size();
   conn_.send(out_);
   out_.clear();
   if (out_.capacity() > kKeepOutCapacity) std::string().swap(out_);
@@ -202,6 +215,38 @@ void ClientSession::maybe_finish() {
 }
 
 void ClientSession::on_drained(reactor::Connection&) { update_reading(); }
+
+void ClientSession::check_deadlines(Clock::time_point now) {
+  if (!conn_.is_open()) return;
+  const Limits& limits = server_.limits();
+  auto past = [now](Clock::time_point since, int64_t ms) {
+    return ms > 0 && since != Clock::time_point{} && now - since > std::chrono::milliseconds(ms);
+  };
+  if (past(partial_since_, limits.line_timeout_ms)) {
+    conn_.close("line timeout: an incomplete line held for over " + std::to_string(limits.line_timeout_ms) + " ms");
+    return;
+  }
+  const size_t unsent = conn_.pending_output();
+  // Progress is bytes the kernel took from us, or bytes the client acknowledged from the kernel's
+  // queue: a slow reader makes some every sweep, one that does not read makes none.
+  const uint64_t taken = sent_total_ - unsent;
+  const int64_t unacked = reactor::unacked_bytes(conn_.fd());
+  if (unsent == 0) {
+    stalled_since_ = {};
+    written_seen_ = taken;
+  } else if (taken != written_seen_ || unacked != unacked_seen_ || stalled_since_ == Clock::time_point{}) {
+    written_seen_ = taken;  // progress (or the first stall): the clock starts again
+    unacked_seen_ = unacked;
+    stalled_since_ = now;
+  } else if (past(stalled_since_, limits.write_timeout_ms)) {
+    conn_.close("write timeout: the client took none of " + std::to_string(unsent) + " bytes for over " +
+                std::to_string(limits.write_timeout_ms) + " ms");
+    return;
+  }
+  if (unsent == 0 && pending_.empty() && past(last_input_, limits.idle_timeout_ms)) {
+    conn_.close("idle timeout: nothing received for over " + std::to_string(limits.idle_timeout_ms) + " ms");
+  }
+}
 
 void ClientSession::on_closed(reactor::Connection&, std::string_view reason) {
   server_.log().write(ctx_.index(), tag_, '-', reason);

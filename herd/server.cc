@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -83,8 +85,9 @@ bool Server::start(std::string* error) {
 
   for (auto& ctx : contexts_) {
     LoopContext* c = ctx.get();
-    c->loop.queue([c] {
+    c->loop.queue([this, c] {
       for (auto& l : c->listeners) l->start();
+      c->sweep_timer = c->loop.run_every(sweep_period(), [this, c] { sweep(*c); });
     });
   }
   for (auto& link : links_) {
@@ -119,6 +122,7 @@ void Server::stop() {
     c->loop.queue([&, c] {
       for (auto* l : mine) l->stop();
       c->listeners.clear();
+      c->loop.cancel(c->sweep_timer);
       std::lock_guard lock(mu);
       done = true;
       cv.notify_all();
@@ -149,6 +153,21 @@ void Server::report_evictions() {
                   std::to_string(config_.limits.max_clients) + ", limits.max_table_bytes " +
                   std::to_string(config_.limits.max_table_bytes) + ")");
   evictions_reported_ = total;
+}
+
+reactor::EventLoop::Millis Server::sweep_period() const {
+  int64_t shortest = 1000;
+  for (int64_t ms : {config_.limits.line_timeout_ms, config_.limits.idle_timeout_ms,
+                     config_.limits.write_timeout_ms, config_.limits.peer_hello_timeout_ms}) {
+    if (ms > 0) shortest = std::min(shortest, ms / 4);
+  }
+  return reactor::EventLoop::Millis(std::clamp<int64_t>(shortest, 50, 1000));
+}
+
+void Server::sweep(LoopContext& ctx) {
+  // Sessions that close here are erased at the end of the iteration, not under this loop.
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, session] : ctx.clients) session->check_deadlines(now);
 }
 
 void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from) {

@@ -40,6 +40,7 @@ struct LoopContext {
   std::unordered_map<uint64_t, std::unique_ptr<ClientSession>> clients;
   std::unordered_map<uint64_t, std::unique_ptr<PeerSession>> peers;
   std::vector<std::unique_ptr<reactor::Listener>> listeners;
+  reactor::EventLoop::TimerId sweep_timer = 0;  // Server::sweep, every sweep_period()
   int index() const { return loop.index(); }
 };
 
@@ -82,6 +83,10 @@ class Server {
   void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
   void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
   void report_evictions();  // loop 0: logs the table's evictions since the last report
+  // Loop thread of `ctx`: closes the sessions whose deadlines (limits.*_timeout_ms) have passed.
+  void sweep(LoopContext& ctx);
+  // How often each loop sweeps: a quarter of the shortest timeout, within [50 ms, 1 s].
+  reactor::EventLoop::Millis sweep_period() const;
 
   Config config_;
   const ServerConfig* self_;

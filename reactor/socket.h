@@ -32,6 +32,10 @@ int socket_error(int fd);
 
 void set_nodelay(int fd);
 
+// Bytes written to `fd` that the peer has not acknowledged yet (SIOCOUTQ), or -1. A count that
+// shrinks means the peer is reading.
+int64_t unacked_bytes(int fd);
+
 // Raises the open-file limit to the hard limit; returns the new soft limit.
 uint64_t raise_fd_limit();
 
