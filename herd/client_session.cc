@@ -1,6 +1,8 @@
 // ClientSession implementation.
 #include "herd/client_session.h"
 
+#include <algorithm>
+
 #include "herd/admission.h"
 #include "herd/line_splitter.h"
 #include "herd/server.h"
@@ -183,8 +185,9 @@ void ClientSession::flush() {
 }
 
 bool ClientSession::has_room() const {
-  return pending_.size() < server_.limits().max_pending_replies &&
-         out_.size() + conn_.pending_output() <= server_.limits().max_output_bytes;
+  // Past the server's budget for buffered bytes, the clients holding the most output stop first.
+  const size_t bound = std::min(server_.limits().max_output_bytes, server_.output_allowance());
+  return pending_.size() < server_.limits().max_pending_replies && out_.size() + conn_.pending_output() <= bound;
 }
 
 void ClientSession::update_reading() {
@@ -245,7 +248,11 @@ void ClientSession::check_deadlines(Clock::time_point now) {
   }
   if (unsent == 0 && pending_.empty() && past(last_input_, limits.idle_timeout_ms)) {
     conn_.close("idle timeout: nothing received for over " + std::to_string(limits.idle_timeout_ms) + " ms");
+    return;
   }
+  // Held back by the bounds (the server-wide budget moves without this client doing anything):
+  // read again if there is room now.
+  if (!conn_.reading()) update_reading();
 }
 
 void ClientSession::on_closed(reactor::Connection&, std::string_view reason) {

@@ -58,6 +58,7 @@ bool Server::start(std::string* error) {
 
   const int threads = config_.loop_count();
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
+  for (int i = 0; i < threads; ++i) loops_->loop(i).set_buffer_account(&buffered_);
   for (int i = 0; i < threads; ++i) {
     auto ctx = std::make_unique<LoopContext>(loops_->loop(i), *this);
     for (auto [fd, port] : {std::pair{client_fd_, Port::kClient}, std::pair{peer_fd_, Port::kPeer}}) {
@@ -153,6 +154,16 @@ void Server::report_evictions() {
                   std::to_string(config_.limits.max_clients) + ", limits.max_table_bytes " +
                   std::to_string(config_.limits.max_table_bytes) + ")");
   evictions_reported_ = total;
+}
+
+size_t Server::output_allowance() const {
+  const int64_t used = buffered_bytes();
+  const auto budget = static_cast<int64_t>(config_.limits.max_buffered_bytes);
+  const size_t per_client = config_.limits.max_output_bytes;
+  if (used <= budget) return SIZE_MAX;
+  if (used <= budget + budget / 4) return std::max(per_client / 4, kBudgetFloor);
+  if (used <= budget + budget / 2) return std::max(per_client / 16, kBudgetFloor);
+  return kBudgetFloor;
 }
 
 reactor::EventLoop::Millis Server::sweep_period() const {

@@ -72,6 +72,15 @@ class Server {
   // (the fields after the record, see SeenSet). The line sent carries the updated seen set.
   void flood(std::string_view record, std::string_view from, std::string_view extra);
 
+  // Any thread: bytes buffered (input and output capacity) over every connection of this server.
+  int64_t buffered_bytes() const { return buffered_.load(std::memory_order_relaxed); }
+  // Any thread: the most unsent output a client may hold and still have its commands read, given
+  // buffered_bytes() against limits.max_buffered_bytes. No bound while within the budget; past it
+  // the heaviest clients stop first: a quarter of max_output_bytes up to 125% of the budget, a
+  // sixteenth up to 150%, and kBudgetFloor beyond.
+  size_t output_allowance() const;
+  static constexpr size_t kBudgetFloor = 16 * 1024;
+
   // Any thread: a fresh connection id (never reused).
   uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
   // Any thread: counts open client connections against limits().max_connections.
@@ -99,6 +108,7 @@ class Server {
   int client_fd_ = -1;
   int peer_fd_ = -1;
   std::atomic<uint64_t> next_id_{1};
+  std::atomic<int64_t> buffered_{0};  // every loop's connection buffers count here
   std::atomic<size_t> clients_{0};
   std::atomic<size_t> peer_conns_{0};
   std::atomic<unsigned> round_robin_{0};

@@ -73,6 +73,11 @@ class EventLoop {
   TimerId run_every(Millis period, Task task);
   void cancel(TimerId id);
 
+  // The counter in which the buffers of this loop's connections count their capacity (see
+  // reactor::Buffer): the loop's own by default; set one shared by several loops before run().
+  std::atomic<int64_t>* buffer_account() const { return buffer_account_; }
+  void set_buffer_account(std::atomic<int64_t>* counter) { buffer_account_ = counter ? counter : &own_account_; }
+
   // Any thread.
   bool in_loop_thread() const { return std::this_thread::get_id() == owner_.load(std::memory_order_relaxed); }
   int index() const { return index_; }
@@ -111,6 +116,9 @@ class EventLoop {
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
   TimerId next_timer_ = 1;
   std::chrono::steady_clock::time_point armed_for_{};
+
+  std::atomic<int64_t> own_account_{0};
+  std::atomic<int64_t>* buffer_account_ = &own_account_;
 
   std::unique_ptr<CounterHandler> wake_handler_;
   std::unique_ptr<CounterHandler> timer_handler_;

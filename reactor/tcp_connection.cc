@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace reactor {
 namespace {
@@ -22,7 +23,10 @@ constexpr size_t kKeepCapacity = 64 * 1024;
 }  // namespace
 
 TcpConnection::TcpConnection(EventLoop& loop, int fd, ConnectionHandler& handler)
-    : loop_(loop), fd_(fd), handler_(handler) {}
+    : loop_(loop), fd_(fd), handler_(handler) {
+  in_.account_to(loop.buffer_account());
+  out_.account_to(loop.buffer_account());
+}
 
 TcpConnection::~TcpConnection() {
   if (fd_ >= 0) {
@@ -56,6 +60,16 @@ void TcpConnection::fail_later(std::string reason) {
 
 void TcpConnection::on_events(uint32_t events) {
   if (fd_ < 0 || write_failed_) return;  // failed: closing at the end of this iteration
+  // Memory runs out on behalf of this connection (its buffers, or its handler's work on its bytes):
+  // this connection goes, not the process.
+  try {
+    handle_events(events);
+  } catch (const std::bad_alloc&) {
+    close("out of memory");
+  }
+}
+
+void TcpConnection::handle_events(uint32_t events) {
   if (events & EPOLLERR) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -107,7 +121,11 @@ void TcpConnection::dispatch_input() {
 void TcpConnection::send(std::string_view bytes) {
   if (fd_ < 0 || write_failed_ || bytes.empty()) return;
   if (!out_.empty()) {
-    out_.append(bytes);
+    try {
+      out_.append(bytes);
+    } catch (const std::bad_alloc&) {
+      fail_later("out of memory");
+    }
     return;
   }
   ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -119,7 +137,12 @@ void TcpConnection::send(std::string_view bytes) {
     n = 0;
   }
   if (static_cast<size_t>(n) == bytes.size()) return;
-  out_.append(bytes.substr(static_cast<size_t>(n)));
+  try {
+    out_.append(bytes.substr(static_cast<size_t>(n)));
+  } catch (const std::bad_alloc&) {
+    fail_later("out of memory");
+    return;
+  }
   update_interest();
 }
 
@@ -156,7 +179,12 @@ void TcpConnection::redispatch() {
   redispatch_queued_ = true;
   loop_.defer([this] {
     redispatch_queued_ = false;
-    if (fd_ >= 0 && want_read_ && !in_.empty()) dispatch_input();
+    if (fd_ < 0 || !want_read_ || in_.empty()) return;
+    try {
+      dispatch_input();
+    } catch (const std::bad_alloc&) {
+      close("out of memory");
+    }
   });
 }
 

@@ -40,6 +40,7 @@ class TcpConnection final : public Connection {
   void on_events(uint32_t events) override;
 
  private:
+  void handle_events(uint32_t events);
   void handle_read();
   void handle_write();
   void update_interest();

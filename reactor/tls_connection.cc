@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <new>
 
 #include "reactor/socket.h"
 
@@ -96,7 +97,9 @@ TlsConnection::TlsConnection(EventLoop& loop, int fd, ConnectionHandler& handler
       context_(context),
       role_(role),
       verify_name_(std::move(verify_name)),
-      handshake_timeout_(handshake_timeout) {}
+      handshake_timeout_(handshake_timeout) {
+  for (Buffer* b : {&in_, &plain_, &out_}) b->account_to(loop.buffer_account());
+}
 
 TlsConnection::~TlsConnection() {
   if (handshake_timer_) loop_.cancel(handshake_timer_);
@@ -198,6 +201,15 @@ std::string TlsConnection::describe(int code, int result) {
 
 void TlsConnection::on_events(uint32_t events) {
   if (fd_ < 0) return;
+  // Memory runs out on behalf of this connection: this connection goes, not the process.
+  try {
+    handle_events(events);
+  } catch (const std::bad_alloc&) {
+    close("out of memory");
+  }
+}
+
+void TlsConnection::handle_events(uint32_t events) {
   if (events & EPOLLERR) {
     int err = socket_error(fd_);
     std::string why = err ? std::strerror(err) : "socket error";

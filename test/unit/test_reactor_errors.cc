@@ -14,10 +14,12 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <new>
 #include <memory>
 #include <string>
 #include <thread>
 
+#include "reactor/buffer.h"
 #include "reactor/connector.h"
 #include "reactor/event_loop.h"
 #include "reactor/listener.h"
@@ -280,5 +282,55 @@ TEST_SUITE("reactor errors") {
       kept.resolve("127.0.0.1", 80, done);
     });
     CHECK(spin_until(loop, [&] { return called == 2; }));
+  }
+
+  TEST_CASE("buffers count their capacity in a shared counter") {
+    std::atomic<int64_t> counter{0};
+    {
+      reactor::Buffer a, b;
+      a.account_to(&counter);
+      b.account_to(&counter);
+      a.append(std::string(1000, 'x'));
+      CHECK(counter.load() == static_cast<int64_t>(a.capacity()));
+      b.append(std::string(5000, 'y'));
+      CHECK(counter.load() == static_cast<int64_t>(a.capacity() + b.capacity()));
+      a.consume(1000);
+      a.release();
+      CHECK(counter.load() == static_cast<int64_t>(b.capacity()));
+      reactor::Buffer moved(std::move(b));
+      CHECK(counter.load() == static_cast<int64_t>(moved.capacity()));
+      CHECK_THROWS_AS(moved.prepare(SIZE_MAX - 10), std::bad_alloc);  // refused, not a crash
+      CHECK(moved.size() == 5000);
+    }
+    CHECK(counter.load() == 0);
+  }
+
+  TEST_CASE("running out of memory for one connection closes that connection, not the loop") {
+    struct Greedy : Closed {
+      size_t on_data(reactor::Connection&, std::string_view) override { throw std::bad_alloc(); }
+    };
+    EventLoop loop;
+    std::atomic<int64_t> counter{0};
+    loop.set_buffer_account(&counter);
+    int sv[2], tv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, tv) == 0);
+    Greedy greedy;
+    Closed calm;
+    reactor::TcpConnection a(loop, sv[0], greedy), b(loop, tv[0], calm);
+    loop.queue([&] {
+      a.start();
+      b.start();
+    });
+    REQUIRE(::write(sv[1], "boom\n", 5) == 5);
+    CHECK(spin_until(loop, [&] { return greedy.closed; }));
+    CHECK(greedy.reason == "out of memory");
+    CHECK(b.is_open());
+    REQUIRE(::write(tv[1], "fine\n", 5) == 5);
+    auto until = std::chrono::steady_clock::now() + 100ms;
+    spin_until(loop, [&] { return std::chrono::steady_clock::now() > until; });
+    CHECK_FALSE(calm.closed);
+    ::close(sv[1]);
+    ::close(tv[1]);
   }
 }
