@@ -1,7 +1,8 @@
 # herd: build, run and test the C++ server proxy herd.
 #
 #   make            build everything (server, tools, unit tests, gazetteer data)
-#   make run        start the five-server herd of config.yaml on loopback (Ctrl-C stops it)
+#   make run        start the five-server herd of config.yaml on loopback, peer links over TLS with
+#                   the certificates of `make certs` (Ctrl-C stops it)
 #   make test       the fresh-machine build test, unit tests (plain and under ASan/UBSan), the
 #                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan

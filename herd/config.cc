@@ -82,7 +82,8 @@ class Parser {
     Config c;
     c.source = source_;
     if (!root.IsMap()) fail("(top level)", root, "expected a mapping with servers and links");
-    check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff"});
+    check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff",
+                          "peer_tls"});
     if (root["threads"]) c.threads = static_cast<int>(integer(root["threads"], "threads", 0, 256));
     if (root["log_dir"]) c.log_dir = string(root["log_dir"], "log_dir");
     if (auto p = root["places"]) parse_places(p, &c.places);
@@ -98,6 +99,7 @@ class Parser {
         fail("peer_backoff.max_ms", b["max_ms"], "must be at least initial_ms (" + std::to_string(c.peer_backoff_initial_ms) + ")");
       }
     }
+    if (auto t = root["peer_tls"]) c.peer_tls = parse_peer_tls(t);
     for (const auto& s : c.servers) {
       if (c.neighbours(s.name).empty()) warn("servers." + s.name + ": has no links; it will hear of no other server's clients");
     }
@@ -115,6 +117,19 @@ class Parser {
       }
     }
     if (p["gazetteer"]) out->gazetteer = string(p["gazetteer"], "places.gazetteer");
+  }
+
+  PeerTlsConfig parse_peer_tls(const YAML::Node& t) {
+    if (!t.IsMap()) fail("peer_tls", t, "expected a mapping with ca_file, cert_file and key_file");
+    check_keys(t, "peer_tls", {"ca_file", "cert_file", "key_file"});
+    PeerTlsConfig out;
+    for (auto [key, field] : {std::pair{"ca_file", &out.ca_file}, std::pair{"cert_file", &out.cert_file},
+                              std::pair{"key_file", &out.key_file}}) {
+      std::string name = std::string("peer_tls.") + key;
+      if (!t[key]) fail(name, t[key], "is required (a PEM file; {name} stands for the server's name)");
+      *field = string(t[key], name);
+    }
+    return out;
   }
 
   void parse_servers(const YAML::Node& servers, Config* c) {
@@ -240,6 +255,14 @@ size_t Config::peer_max_line() const {
 std::string Config::resolve_path(const std::string& path) const {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
   return base_dir + "/" + path;
+}
+
+std::string Config::peer_tls_path(const std::string& path, std::string_view server) const {
+  std::string expanded = path;
+  for (size_t at = expanded.find("{name}"); at != std::string::npos; at = expanded.find("{name}", at + server.size())) {
+    expanded.replace(at, 6, server);
+  }
+  return resolve_path(expanded);
 }
 
 std::optional<Config> parse_config(const std::string& yaml, const std::string& source,

@@ -44,6 +44,14 @@ struct PlacesConfig {
   std::string gazetteer;             // offline data file; empty: the one built beside the server
 };
 
+// Mutually authenticated TLS on the peer links. The paths may contain {name} (the server's name) and
+// are relative to the config file's directory.
+struct PeerTlsConfig {
+  std::string ca_file;    // the herd's CA: peers' certificates must be signed by it
+  std::string cert_file;  // this server's certificate, naming it (subjectAltName DNS or CN)
+  std::string key_file;   // its private key
+};
+
 struct Config {
   std::string source;     // the file it came from, for messages
   std::string base_dir;   // relative paths in the file are relative to this directory
@@ -55,6 +63,7 @@ struct Config {
   Limits limits;
   int peer_backoff_initial_ms = 500;
   int peer_backoff_max_ms = 5000;
+  std::optional<PeerTlsConfig> peer_tls;  // absent: plaintext peer links
 
   // The number of event loops a server runs: `threads`, or one per core when it is 0.
   int loop_count() const;
@@ -70,6 +79,8 @@ struct Config {
   std::vector<const ServerConfig*> neighbours(std::string_view name) const;
   // `path` made absolute against base_dir when relative.
   std::string resolve_path(const std::string& path) const;
+  // A peer_tls path for `server`: {name} replaced, then resolved as above.
+  std::string peer_tls_path(const std::string& path, std::string_view server) const;
 };
 
 // Parses and validates `yaml`. `source` names it in messages. On error returns nullopt and sets

@@ -3,7 +3,8 @@
 //   herd-server NAME [--config FILE]
 //
 // Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when it cannot start (port in use, missing
-// data), 2 for a usage or configuration error. Messages name the problem: file, key and value.
+// data), 2 for a usage or configuration error (including a peer_tls file that cannot be used).
+// Messages name the problem: file, key and value.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include "herd/config.h"
 #include "herd/log_sink.h"
+#include "herd/peer_tls.h"
 #include "herd/server.h"
 #include "places/gazetteer.h"
 #include "places/offline_places.h"
@@ -33,7 +35,7 @@ constexpr const char* kUsage =
     "and logs every line in and out to <log_dir>/NAME.log. SIGINT or SIGTERM stops it cleanly.\n"
     "\n"
     "options:\n"
-    "  --config FILE   the herd's configuration (servers, links, places, limits)\n"
+    "  --config FILE   the herd's configuration (servers, links, places, limits, peer_tls)\n"
     "  --help          this text\n"
     "\n"
     "environment:\n"
@@ -139,6 +141,18 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The peer links' TLS identity: a file that cannot be used is a configuration error.
+  std::shared_ptr<const reactor::TlsContext> peer_tls;
+  if (config->peer_tls) {
+    peer_tls = herd::load_peer_tls(*config, name, &error);
+    if (!peer_tls) {
+      std::fprintf(stderr, "herd-server: %s\n", error.c_str());
+      return 2;
+    }
+  } else {
+    std::fprintf(stderr, "herd-server: warning: %s\n", herd::plaintext_peer_warning(*config).c_str());
+  }
+
   auto started = std::chrono::steady_clock::now();
   std::string data_path = gazetteer_path(*config);
   auto gazetteer = places::Gazetteer::load(data_path, &error);
@@ -165,14 +179,16 @@ int main(int argc, char** argv) {
   reactor::raise_fd_limit();
 
   herd::Server server(*config, name, provider, std::move(log));
+  server.use_peer_tls(std::move(peer_tls));
   if (!server.start(&error)) {
     std::fprintf(stderr, "herd-server: %s: %s\n", name.c_str(), error.c_str());
     return 1;
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  std::printf("herd-server %s: clients %s:%u, peers %s:%u, log %s, %d loops, ready in %lld ms\n",
+  std::printf("herd-server %s: clients %s:%u, peers %s:%u (%s), log %s, %d loops, ready in %lld ms\n",
               name.c_str(), self->host.c_str(), self->port, self->host.c_str(), self->peer_port,
-              log_path.c_str(), server.loop_count(), static_cast<long long>(ms.count()));
+              server.peer_tls() ? "TLS" : "plaintext", log_path.c_str(), server.loop_count(),
+              static_cast<long long>(ms.count()));
   std::fflush(stdout);
 
   int sig = 0;

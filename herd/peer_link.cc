@@ -1,8 +1,10 @@
 // PeerLink implementation.
 #include "herd/peer_link.h"
 
+#include "herd/peer_tls.h"
 #include "herd/server.h"
 #include "reactor/tcp_connection.h"
+#include "reactor/tls_connection.h"
 
 #include <algorithm>
 
@@ -45,15 +47,34 @@ void PeerLink::stop() {
 }
 
 void PeerLink::connected(int fd) {
-  conn_ = std::make_unique<reactor::TcpConnection>(loop_, fd, *this);
-  conn_->start();
+  if (const reactor::TlsContext* tls = server_.peer_tls()) {
+    // The neighbour's certificate must come from the herd CA and carry its name.
+    conn_ = std::make_unique<reactor::TlsConnection>(loop_, fd, *this, *tls, reactor::TlsConnection::Role::kClient,
+                                                     peer_, Server::kPeerHandshakeTimeout);
+  } else {
+    conn_ = std::make_unique<reactor::TcpConnection>(loop_, fd, *this);
+  }
+  conn_->start();  // on_established follows (at once for plain TCP, after the handshake for TLS)
+}
+
+void PeerLink::on_established(reactor::Connection& c) {
+  std::string how = "link up";
+  if (server_.peer_tls()) {
+    auto& tls = static_cast<reactor::TlsConnection&>(c);
+    // Host name verification has passed; ask for the exact name too (no wildcard, no case folding).
+    if (!tls.peer_has_name(peer_)) {
+      c.close("the neighbour's certificate names " + join_names(tls.peer_names()) + ", not " + peer_);
+      return;
+    }
+    how += " (" + std::string(tls.protocol()) + ", certificate of " + peer_ + " verified)";
+  }
   connected_at_ = std::chrono::steady_clock::now();
   up_.store(true, std::memory_order_relaxed);
-  server_.log().write(lane(), peer_, '+', "link up");
+  server_.log().write(lane(), peer_, '+', how);
   std::string hello = "HERD " + server_.self().name;
   server_.log().write(lane(), peer_, '>', hello);
   hello.push_back('\n');
-  conn_->send(hello);
+  c.send(hello);
   flush_outbox();
 }
 
@@ -95,7 +116,9 @@ void PeerLink::flush_outbox() {
     dropped = dropped_;
     dropped_ = 0;
     // While down or backed up, records wait in the outbox (bounded by outbox_limit_).
-    can_send = conn_ && conn_->is_open() && conn_->pending_output() <= kMaxUnsentBytes;
+    // Records wait for the handshake: sent on a link that then fails it, they would be lost.
+    can_send = up_.load(std::memory_order_relaxed) && conn_ && conn_->is_open() &&
+               conn_->pending_output() <= kMaxUnsentBytes;
     if (can_send) batch_.swap(outbox_);
   }
   if (dropped) {
@@ -124,9 +147,13 @@ void PeerLink::on_drained(reactor::Connection&) {
 }
 
 void PeerLink::on_closed(reactor::Connection&, std::string_view reason) {
-  up_.store(false, std::memory_order_relaxed);
-  server_.log().write(lane(), peer_, '-', "link down: ", reason);
-  if (std::chrono::steady_clock::now() - connected_at_ >= kHealthyAfter) connector_.reset_backoff();
+  bool was_up = up_.exchange(false, std::memory_order_relaxed);
+  if (was_up) {
+    server_.log().write(lane(), peer_, '-', "link down: ", reason);
+    if (std::chrono::steady_clock::now() - connected_at_ >= kHealthyAfter) connector_.reset_backoff();
+  } else {
+    server_.log().write(lane(), peer_, '!', "link not established: ", reason);
+  }
   // Free the connection after this iteration (its events may still be in the batch).
   auto* dead = conn_.release();
   loop_.defer([dead] { delete dead; });

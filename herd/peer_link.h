@@ -1,6 +1,7 @@
 // PeerLink: this server's one long-lived connection to one neighbour, used to flood AT records to it.
-// It dials the neighbour's peer port, says `HERD <own name>`, then writes the records queued in its
-// outbox, batched: any thread may queue a record; one wake-up of the owning loop and one write carry
+// It dials the neighbour's peer port (over TLS when the config has peer_tls: the neighbour's
+// certificate must come from the herd CA and name it, and this server presents its own), says
+// `HERD <own name>`, then writes the records queued in its outbox, batched: any thread may queue a record; one wake-up of the owning loop and one write carry
 // everything queued since the last. When the neighbour is down it redials forever with capped,
 // jittered exponential backoff; records queued meanwhile wait in the outbox (bounded: past the limit
 // the oldest records are dropped, counted and logged, since newer ones supersede them), so a
@@ -39,7 +40,7 @@ class PeerLink final : public reactor::ConnectionHandler {
   const std::string& peer_name() const { return peer_; }
   // The loop that owns this link (fixed for its whole life).
   reactor::EventLoop& loop() const { return loop_; }
-  // Any thread: whether the link is connected right now.
+  // Any thread: whether the link is connected (and, over TLS, authenticated) right now.
   bool up() const { return up_.load(std::memory_order_relaxed); }
 
   void start();  // loop thread: dial
@@ -48,6 +49,7 @@ class PeerLink final : public reactor::ConnectionHandler {
   // Any thread: queues `record` (no newline) for the neighbour. Never blocks on the network.
   void enqueue(std::string_view record);
 
+  void on_established(reactor::Connection& c) override;
   size_t on_data(reactor::Connection& c, std::string_view data) override;
   void on_eof(reactor::Connection& c, std::string_view rest) override;
   void on_drained(reactor::Connection& c) override;

@@ -1,12 +1,17 @@
 // PeerSession implementation.
 #include "herd/peer_session.h"
 
+#include <algorithm>
+
 #include "herd/admission.h"
 #include "herd/line_splitter.h"
+#include "herd/peer_tls.h"
 #include "herd/server.h"
 #include "protocol/command.h"
 #include "protocol/fields.h"
 #include "protocol/reply.h"
+#include "reactor/tcp_connection.h"
+#include "reactor/tls_connection.h"
 
 namespace herd {
 
@@ -15,12 +20,44 @@ PeerSession::PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::S
       server_(ctx.server),
       id_(id),
       max_line_(ctx.server.config().peer_max_line()),
-      tag_("p" + std::to_string(id)),
-      conn_(ctx.loop, fd, *this) {
+      tag_("p" + std::to_string(id)) {
+  if (const reactor::TlsContext* tls = server_.peer_tls()) {
+    conn_ = std::make_unique<reactor::TlsConnection>(ctx.loop, fd, *this, *tls, reactor::TlsConnection::Role::kServer,
+                                                     "", Server::kPeerHandshakeTimeout);
+  } else {
+    conn_ = std::make_unique<reactor::TcpConnection>(ctx.loop, fd, *this);
+  }
   server_.log().write(ctx_.index(), tag_, '+', "peer connected from ", from.to_string());
 }
 
-void PeerSession::start() { conn_.start(); }
+void PeerSession::start() { conn_->start(); }
+
+void PeerSession::on_established(reactor::Connection& c) {
+  if (!server_.peer_tls()) return;
+  auto& tls = static_cast<reactor::TlsConnection&>(c);
+  std::string what = std::string(tls.protocol()) + " with a certificate from the herd CA for ";
+  server_.log().write(ctx_.index(), tag_, '*', what, join_names(tls.peer_names()));
+}
+
+bool PeerSession::hello_allowed(std::string_view name, std::string* why) const {
+  const Config& config = server_.config();
+  if (!config.find(name)) {
+    *why = "no server of the herd is called that";
+    return false;
+  }
+  if (!server_.peer_tls()) return true;  // plaintext links take the hello's word for it
+  const auto& tls = static_cast<const reactor::TlsConnection&>(*conn_);
+  if (!tls.peer_has_name(name)) {
+    *why = "the certificate names " + join_names(tls.peer_names()) + ", not " + std::string(name);
+    return false;
+  }
+  auto neighbours = config.neighbours(server_.self().name);
+  if (std::none_of(neighbours.begin(), neighbours.end(), [&](const ServerConfig* s) { return s->name == name; })) {
+    *why = std::string(name) + " is not a neighbour of " + server_.self().name;
+    return false;
+  }
+  return true;
+}
 
 size_t PeerSession::on_data(reactor::Connection&, std::string_view data) {
   return take_lines(data, false);
@@ -28,7 +65,7 @@ size_t PeerSession::on_data(reactor::Connection&, std::string_view data) {
 
 void PeerSession::on_eof(reactor::Connection&, std::string_view rest) {
   take_lines(rest, true);
-  conn_.close("peer closed its side");
+  conn_->close("peer closed its side");
 }
 
 size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
@@ -39,7 +76,7 @@ size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
       &consumed, &oversize);
   if (stop == LineStop::kOversize) {
     server_.log().write(ctx_.index(), tag_, '!', "line over the limit from a peer; dropping the link");
-    conn_.close("peer line over the limit");
+    conn_->close("peer line over the limit");
   }
   return consumed;
 }
@@ -51,9 +88,15 @@ bool PeerSession::handle_line(std::string_view line) {
     size_t n = protocol::split_fields(line, fields, 2);
     if (n == 0) return true;
     log.write(ctx_.index(), tag_, '<', line);
-    if (n != 2 || fields[0] != "HERD" || !server_.config().find(fields[1])) {
+    if (n != 2 || fields[0] != "HERD") {
       log.write(ctx_.index(), tag_, '!', "expected the hello `HERD <server name>` first, got: ", line);
-      conn_.close("no valid hello from peer");
+      conn_->close("no valid hello from peer");
+      return false;
+    }
+    std::string why;
+    if (!hello_allowed(fields[1], &why)) {
+      log.write(ctx_.index(), tag_, '!', "hello refused: ", why);
+      conn_->close("hello refused: " + why);
       return false;
     }
     peer_name_ = fields[1];

@@ -1,6 +1,8 @@
 // PeerSession: one inbound connection on the peer port, from a neighbour's PeerLink. The first line
 // must be the hello `HERD <name>` naming a server of the config; after it, every line is a flooded
-// AT record. Records newer than the table's are stored and flooded on to the neighbours that the
+// AT record. With peer_tls the connection is TLS with a client certificate from the herd CA, and the
+// hello is accepted only when that certificate names the server the hello names and that server is
+// a neighbour of this one; otherwise the connection is closed (logged) before anything is stored. Records newer than the table's are stored and flooded on to the neighbours that the
 // record's seen= field (SeenSet) does not already cover.
 // Nothing is ever written back. Lines that are not AT records are logged and ignored.
 //
@@ -8,10 +10,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
-#include "reactor/tcp_connection.h"
+#include "reactor/connection.h"
 #include "reactor/socket.h"
 
 namespace herd {
@@ -24,6 +27,7 @@ class PeerSession final : public reactor::ConnectionHandler {
   PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from);
   void start();
 
+  void on_established(reactor::Connection& c) override;
   size_t on_data(reactor::Connection& c, std::string_view data) override;
   void on_eof(reactor::Connection& c, std::string_view rest) override;
   void on_closed(reactor::Connection& c, std::string_view reason) override;
@@ -31,6 +35,8 @@ class PeerSession final : public reactor::ConnectionHandler {
  private:
   size_t take_lines(std::string_view data, bool at_eof);
   bool handle_line(std::string_view line);
+  // Whether the hello's `name` may speak on this connection; *why says why not.
+  bool hello_allowed(std::string_view name, std::string* why) const;
 
   LoopContext& ctx_;
   Server& server_;
@@ -39,7 +45,7 @@ class PeerSession final : public reactor::ConnectionHandler {
   std::string tag_;          // "p<id>", then "p<id>/<name>" after the hello
   std::string peer_name_;    // from the hello; empty until then
   std::string record_;       // scratch for the normalised AT record
-  reactor::TcpConnection conn_;
+  std::unique_ptr<reactor::Connection> conn_;  // TcpConnection, or TlsConnection with peer_tls
 };
 
 }  // namespace herd

@@ -12,6 +12,7 @@
 #include "herd/client_session.h"
 #include "herd/peer_link.h"
 #include "herd/peer_session.h"
+#include "herd/peer_tls.h"
 #include "herd/seen_set.h"
 
 namespace herd {
@@ -39,6 +40,10 @@ bool Server::start(std::string* error) {
   if (!self_) {
     *error = "unknown server";
     return false;
+  }
+  if (config_.peer_tls && !peer_tls_) {
+    peer_tls_ = load_peer_tls(config_, self_->name, error);
+    if (!peer_tls_) return false;
   }
   reactor::SocketAddress client_addr, peer_addr;
   if (!reactor::resolve(self_->host, self_->port, &client_addr, error) ||
@@ -102,7 +107,9 @@ bool Server::start(std::string* error) {
   });
   log_->write(log_->lanes() - 1, "-", '*',
               "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
-                  peer_addr.to_string() + ", " + std::to_string(threads) + " loops");
+                  peer_addr.to_string() + (peer_tls_ ? " (TLS)" : " (plaintext)") + ", " +
+                  std::to_string(threads) + " loops");
+  if (!peer_tls_) log_->write(log_->lanes() - 1, "-", '!', "warning: ", plaintext_peer_warning(config_));
   loops_->start();
   started_ = true;
   return true;

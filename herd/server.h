@@ -23,6 +23,7 @@
 #include "reactor/listener.h"
 #include "reactor/loop_group.h"
 #include "reactor/socket.h"
+#include "reactor/tls_context.h"
 
 namespace herd {
 
@@ -53,8 +54,16 @@ class Server {
          std::unique_ptr<LogSink> log);
   ~Server();
 
+  // Peer TLS handshakes that take longer than this are abandoned (the link redials with backoff).
+  static constexpr reactor::EventLoop::Millis kPeerHandshakeTimeout{10000};
+
+  // Before start(): the peer links' TLS identity (load_peer_tls), when the caller loaded it already
+  // (herd-server does, to report a bad certificate as a configuration error). Otherwise start()
+  // loads it when the config has peer_tls.
+  void use_peer_tls(std::shared_ptr<const reactor::TlsContext> context) { peer_tls_ = std::move(context); }
+
   // Binds the client and peer ports, starts the loops and dials the neighbours. False with *error
-  // set (naming the address) when a port cannot be bound.
+  // set (naming the address, or the peer_tls file) when a port cannot be bound or peer_tls loaded.
   bool start(std::string* error);
   // Stops the loops, closes every connection and flushes the log. Idempotent.
   void stop();
@@ -66,6 +75,8 @@ class Server {
   LogSink& log() { return *log_; }
   places::PlacesProvider& places() { return *places_; }
   int loop_count() const { return loops_ ? loops_->size() : 0; }
+  // The peer links' TLS context (accepting and dialling alike), or null for plaintext peer links.
+  const reactor::TlsContext* peer_tls() const { return peer_tls_.get(); }
 
   // Any thread: queues `record` (an AT line, no newline) for every neighbour that is not `from` (the
   // neighbour it came from, empty for a client's report) and not in the seen set carried by `extra`
@@ -100,6 +111,7 @@ class Server {
   Config config_;
   const ServerConfig* self_;
   std::shared_ptr<places::PlacesProvider> places_;
+  std::shared_ptr<const reactor::TlsContext> peer_tls_;
   std::unique_ptr<LogSink> log_;
   LocationTable table_;
   std::unique_ptr<reactor::LoopGroup> loops_;

@@ -401,11 +401,32 @@ bool TlsConnection::flush(size_t budget, std::string* error) {
 
 void TlsConnection::send(std::string_view bytes) {
   if (fd_ < 0 || write_failed_ || close_notify_queued_ || bytes.empty()) return;
-  plain_.append(bytes);
-  if (!established_ || write_wants_read_) return;
+  if (!established_ || write_wants_read_ || !plain_.empty()) {
+    plain_.append(bytes);  // after the handshake (or the read a write waits for), in order
+    return;
+  }
   bool was_waiting = !out_.empty();
   std::string error;
-  if (encrypt_pending(&error) && (was_waiting || flush(SIZE_MAX, &error))) {
+  // Encrypted straight from the caller's bytes: OpenSSL's records land in out_ (our BIO never
+  // blocks), so only a write that must first read leaves plaintext behind.
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ERR_clear_error();
+    int n = SSL_write(ssl_, bytes.data() + done, static_cast<int>(std::min(bytes.size() - done, kMaxSslWrite)));
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    int code = SSL_get_error(ssl_, n);
+    if (code == SSL_ERROR_WANT_READ) {
+      write_wants_read_ = true;
+    } else if (code != SSL_ERROR_WANT_WRITE) {
+      error = "TLS write failed: " + describe(code, n);
+    }
+    break;
+  }
+  if (error.empty() && done < bytes.size()) plain_.append(bytes.substr(done));  // retried from plain_
+  if (error.empty() && (was_waiting || flush(SIZE_MAX, &error))) {
     update_interest();
     return;
   }

@@ -26,6 +26,7 @@ def _from_repo(path):
 SERVER = _from_repo(os.environ.get('HERD_SERVER') or 'build/herd-server')
 GAZETTEER = _from_repo(os.environ.get('HERD_GAZETTEER') or 'build/data/cities.pbf')
 REFERENCE = _from_repo('tools/reference/herd_ref.py')
+CERTS_TOOL = _from_repo('tools/certs.py')
 REFERENCE_PYTHON = '/usr/bin/python3'  # Debian's, which sees python3-yaml
 
 NAMES = ['Goloman', 'Hands', 'Holiday', 'Welsh', 'Wilkes']
@@ -71,6 +72,21 @@ def server_env(extra=None):
     if extra:
         env.update(extra)
     return env
+
+
+def make_certs(out, names, ca_name=None):
+    """A CA and one certificate per name in `out` (tools/certs.py, as `make certs` does)."""
+    argv = [REFERENCE_PYTHON, CERTS_TOOL, '--out', str(out), '--names'] + list(names)
+    if ca_name:
+        argv += ['--ca-name', ca_name]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=60)
+    return str(out)
+
+
+PEER_TLS_YAML = ('peer_tls:\n'
+                 '  ca_file: certs/ca.pem\n'
+                 '  cert_file: certs/{name}.pem\n'
+                 '  key_file: certs/{name}.key\n')
 
 
 def run_server_once(args, cwd=None, timeout=20.0, env=None):
@@ -195,7 +211,7 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), env=None):
+                 reference=(), peer_tls=False, env=None):
         self.workdir = str(workdir)
         self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
@@ -203,6 +219,9 @@ class Herd:
         self.limits = limits
         self.threads = threads
         self.extra_yaml = extra_yaml
+        # Peer links over TLS: certificates for every server in workdir/certs (tools/certs.py).
+        self.peer_tls = peer_tls
+        self.cert_dir = os.path.join(self.workdir, 'certs')
         self.config_path = os.path.join(self.workdir, 'config.yaml')
         self.log_dir = os.path.join(self.workdir, 'logs')
         self.ports = {}
@@ -234,6 +253,9 @@ class Herd:
             for k, v in self.limits.items():
                 lines.append('  %s: %s' % (k, v))
         text = '\n'.join(lines) + '\n' + self.extra_yaml
+        if self.peer_tls:
+            make_certs(self.cert_dir, self.names)
+            text += PEER_TLS_YAML
         with open(self.config_path, 'w') as f:
             f.write(text)
 

@@ -36,7 +36,7 @@ struct Made {
 const Files& herd() {
   static std::once_flag once;
   static Made made;
-  std::call_once(once, [] { made.files = make("herd test CA", "alpha beta gamma"); });
+  std::call_once(once, [] { made.files = make("herd test CA", "alpha beta gamma A B"); });
   return made.files;
 }
 

@@ -14,7 +14,7 @@ struct Files {
   std::string key(const std::string& name) const { return dir + "/" + name + ".key"; }
 };
 
-// The herd CA: leaves "alpha", "beta" and "gamma"; each also names "herd.test" and 127.0.0.1 in its
+// The herd CA: leaves "alpha", "beta", "gamma", "A" and "B"; each also names "herd.test" and 127.0.0.1 in its
 // subjectAltName (so alpha's names are alpha, herd.test, then the CN alpha).
 const Files& herd();
 // Another CA (CN "other test CA") with a leaf "alpha": a valid-looking certificate nobody trusts.

@@ -82,6 +82,32 @@ TEST_SUITE("config") {
     CHECK(c->links.size() == 6);
     CHECK(c->neighbours("Welsh").size() == 1);
     CHECK(c->neighbours("Goloman").size() == 3);
+    // A TLS herd out of the box, with the certificates of `make certs`.
+    REQUIRE(c->peer_tls.has_value());
+    CHECK(c->peer_tls_path(c->peer_tls->cert_file, "Hands") == "./certs/Hands.pem");
+    CHECK(c->peer_tls_path(c->peer_tls->key_file, "Hands") == "./certs/Hands.key");
+    CHECK(c->peer_tls_path(c->peer_tls->ca_file, "Hands") == "./certs/ca.pem");
+  }
+
+  TEST_CASE("peer_tls: three files, {name} expanded, all required; absent means plaintext") {
+    CHECK_FALSE(parse(kHerd).config->peer_tls.has_value());
+    Parsed p = parse(std::string(kHerd) +
+                     "peer_tls: { ca_file: /etc/herd/ca.pem, cert_file: 'tls/{name}-{name}.crt', key_file: 'k/{name}' }\n");
+    REQUIRE(p.config.has_value());
+    herd::Config c = *p.config;
+    c.base_dir = "/srv";
+    CHECK(c.peer_tls_path(c.peer_tls->ca_file, "Welsh") == "/etc/herd/ca.pem");
+    CHECK(c.peer_tls_path(c.peer_tls->cert_file, "Welsh") == "/srv/tls/Welsh-Welsh.crt");
+    CHECK(c.peer_tls_path(c.peer_tls->key_file, "Welsh") == "/srv/k/Welsh");
+    CHECK(contains(refused(std::string(kHerd) + "peer_tls: { ca_file: ca.pem, cert_file: c.pem }\n"),
+                   "peer_tls.key_file: is required"));
+    CHECK(contains(refused(std::string(kHerd) + "peer_tls: { ca_file: '', cert_file: c.pem, key_file: k }\n"),
+                   "peer_tls.ca_file: expected a non-empty string, got ''"));
+    CHECK(contains(refused(std::string(kHerd) + "peer_tls: yes\n"), "peer_tls: expected a mapping"));
+    Parsed extra = parse(std::string(kHerd) + "peer_tls: { ca_file: a, cert_file: b, key_file: c, verify: no }\n");
+    REQUIRE(extra.config.has_value());
+    REQUIRE(extra.warnings.size() == 1);
+    CHECK(contains(extra.warnings[0], "peer_tls.verify: unknown key"));
   }
 
   TEST_CASE("broken configs are refused with the key and value named") {

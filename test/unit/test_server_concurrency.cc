@@ -1,6 +1,7 @@
 // Two real Servers in one process (two loops each, linked), hammered by client threads: every
-// IAMAT must be answered and every update must reach the other server. Suite "concurrency": under
-// ThreadSanitizer this covers the sessions, the cross-loop flood queues, the table and the log lanes.
+// IAMAT must be answered and every update must reach the other server, over a plaintext and over a
+// TLS peer link. Suite "concurrency": under ThreadSanitizer this covers the sessions, the cross-loop
+// flood queues, the table, the log lanes and the peer TLS paths.
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
@@ -17,6 +18,7 @@
 
 #include "herd/log_sink.h"
 #include "herd/server.h"
+#include "test/unit/test_certs.h"
 
 using namespace std::chrono_literals;
 
@@ -84,6 +86,13 @@ TEST_SUITE("concurrency") {
     config.servers.push_back({"A", "127.0.0.1", free_port(), free_port()});
     config.servers.push_back({"B", "127.0.0.1", free_port(), free_port()});
     config.links.push_back({"A", "B"});
+    bool tls = false;
+    SUBCASE("plaintext peer link") {}
+    SUBCASE("TLS peer link") { tls = true; }
+    if (tls) {
+      const auto& certs = testcerts::herd();
+      config.peer_tls = herd::PeerTlsConfig{certs.ca(), certs.dir + "/{name}.pem", certs.dir + "/{name}.key"};
+    }
 
     auto places = std::make_shared<FixedPlaces>();
     std::string error;
@@ -95,6 +104,7 @@ TEST_SUITE("concurrency") {
     herd::Server b(config, "B", places, std::move(log_b));
     REQUIRE_MESSAGE(a.start(&error), error);
     REQUIRE_MESSAGE(b.start(&error), error);
+    CHECK((a.peer_tls() != nullptr) == tls);
 
     const int clients = 4, per_client = 300;
     std::atomic<int> good_replies{0};

@@ -170,6 +170,10 @@ TEST_SUITE("tls") {
     CHECK_FALSE(server.conn->peer_has_name("bet"));
     CHECK_FALSE(server.conn->peer_has_name("alpha"));
     CHECK(client.conn->protocol() == "TLSv1.3");
+    // The client sent the name it verifies as SNI.
+    const char* sni = SSL_get_servername(server.conn->native(), TLSEXT_NAMETYPE_host_name);
+    REQUIRE(sni != nullptr);
+    CHECK(std::string(sni) == "alpha");
     loop.queue([&] { server.conn->send("from the server\n"); });
     REQUIRE(spin(loop, [&] { return client.received == "HERD beta\nfrom the server\n"; }));
     CHECK(server.received == "HERD beta\n");
@@ -289,6 +293,39 @@ TEST_SUITE("tls") {
     CHECK(contains(client.reason, "unknown ca"));
   }
 
+  TEST_CASE("TLS 1.2 works, renegotiation is refused, and TLS 1.1 is refused") {
+    EventLoop loop;
+    auto sctx = alpha_server();
+    auto cctx = beta_client();
+    End server, client, old_server, old_client;
+    server.echo = true;
+    Pair pair(loop, server, *sctx, client, *cctx);
+    Pair old(loop, old_server, *sctx, old_client, *cctx);
+    loop.queue([&] {
+      SSL_set_max_proto_version(client.conn->native(), TLS1_2_VERSION);
+      SSL_set_max_proto_version(old_client.conn->native(), TLS1_1_VERSION);
+      SSL_set_min_proto_version(old_client.conn->native(), TLS1_1_VERSION);
+      client.conn->send("over 1.2\n");
+    });
+    REQUIRE(spin(loop, [&] { return client.received == "over 1.2\n" && old_server.closed && old_client.closed; }));
+    CHECK(client.conn->protocol() == "TLSv1.2");
+    CHECK(server.names == std::vector<std::string>{"beta", "herd.test", "beta"});
+    CHECK_FALSE(old_server.established);
+    CHECK(contains(old_server.reason, "TLS handshake failed: "));
+    // The client asks for a renegotiation (its own context forbids it too: lifted for the test).
+    int asked = 0;
+    loop.queue([&] {
+      SSL_clear_options(client.conn->native(), SSL_OP_NO_RENEGOTIATION);
+      asked = SSL_renegotiate(client.conn->native());
+      client.conn->send("after\n");  // carries the renegotiation's ClientHello first
+    });
+    REQUIRE(spin(loop, [&] { return client.closed; }));
+    CHECK(asked == 1);
+    CHECK(contains(client.reason, "no renegotiation"));  // the server's alert
+    CHECK(SSL_num_renegotiations(server.conn->native()) == 0);
+    CHECK(server.received.find("after\n") == std::string::npos);  // never taken from a refused renegotiation
+  }
+
   TEST_CASE("a server that does not demand client certificates accepts a plain client") {
     EventLoop loop;
     const auto& c = testcerts::herd();
@@ -315,7 +352,7 @@ TEST_SUITE("tls") {
     CHECK_FALSE(server.established);
     CHECK(server.received.empty());
     CHECK(contains(server.reason, "TLS handshake failed: "));
-    MESSAGE("plaintext refused with: " << server.reason);
+    CHECK(contains(server.reason, "wrong version number"));  // "HERD" is no TLS record header
     ::close(sv[1]);
   }
 
@@ -429,13 +466,21 @@ TEST_SUITE("tls") {
     ::setsockopt(pair.sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     const size_t to_server = 6 * 1024 * 1024 + 123, to_client = 3 * 1024 * 1024 + 7;
     size_t pending_after_send = 0;
+    const size_t early = to_server / 2;
     loop.queue([&] {
-      // Sent in uneven pieces, all before the handshake is even done.
-      for (size_t off = 0; off < to_server; off += 100003) {
-        client.conn->send(pattern(off, std::min<size_t>(100003, to_server - off)));
+      // Half sent in uneven pieces before the handshake is even done...
+      for (size_t off = 0; off < early; off += 100003) {
+        client.conn->send(pattern(off, std::min<size_t>(100003, early - off)));
       }
       server.conn->send(pattern(0, to_client));
       pending_after_send = client.conn->pending_output();
+    });
+    // ...and the other half once it is, straight into a socket that soon pushes back.
+    REQUIRE(spin(loop, [&] { return client.established; }));
+    loop.queue([&] {
+      for (size_t off = early; off < to_server; off += 65536) {
+        client.conn->send(pattern(off, std::min<size_t>(65536, to_server - off)));
+      }
     });
     // TLS 1.3 key updates, requested from both sides while the data flows: the peer must answer
     // with its own, which it may have to write while it is reading (and the socket is full).
@@ -459,7 +504,7 @@ TEST_SUITE("tls") {
     CHECK(client.got == to_client);
     CHECK(server.pattern_ok);
     CHECK(client.pattern_ok);
-    CHECK(pending_after_send == to_server);  // nothing can be written before the handshake
+    CHECK(pending_after_send == early);  // nothing can be written before the handshake
     CHECK(server.pauses >= 8);
     CHECK(server.delivered_while_paused == 0);
     CHECK(client.delivered_while_paused == 0);

@@ -1,0 +1,257 @@
+"""Peer links over TLS (peer_tls): a five-server TLS herd floods as the plaintext one does; on a peer
+port, plaintext, a client without a certificate, a certificate from another CA, a valid certificate
+for a name other than the hello's, and a valid certificate of a server that is not a neighbour are
+each refused, logged, and store nothing, while the real links keep flooding; unusable peer_tls files
+are configuration errors (exit 2 naming the key); a herd without peer_tls warns at start-up."""
+
+import os
+import socket
+import ssl
+
+import pytest
+
+from herdlib import (IO_TIMEOUT, NAMES, Herd, ServerProc, free_ports, iamat, invalid, make_certs,
+                     poll_whatsat, run_server_once, unique_id, wait_for, whatsat)
+
+
+@pytest.fixture(scope='module')
+def tls_herd(tmp_path_factory):
+    herd = Herd(tmp_path_factory.mktemp('tlsherd'), peer_tls=True)
+    try:
+        herd.start()
+    except BaseException:
+        herd.stop()
+        raise
+    yield herd
+    problems = herd.stop()
+    if problems:
+        pytest.fail('server problems found at stop:\n' + '\n\n'.join(problems), pytrace=False)
+
+
+@pytest.fixture(scope='module')
+def other_ca(tmp_path_factory):
+    """A second CA, unrelated to the herd's, with certificates for the herd's names."""
+    return make_certs(tmp_path_factory.mktemp('otherca'), NAMES, ca_name='some other CA')
+
+
+def wait_log(herd, name, needle, timeout=10):
+    return wait_for(lambda: needle in herd.log_bytes(name), timeout,
+                    '%r in the log of %s' % (needle, name))
+
+
+def cert(herd, name):
+    return os.path.join(herd.cert_dir, name + '.pem'), os.path.join(herd.cert_dir, name + '.key')
+
+
+def refused(port, data, ca=None, chain=None, server_name='Goloman'):
+    """Connects to a peer port (TLS when `ca` is given, presenting `chain` = (cert, key) if any),
+    sends `data`, and returns how the server ended it: 'handshake' when the TLS handshake failed,
+    'closed' when it closed the connection without writing a byte. Fails if it stays open."""
+    raw = socket.create_connection(('127.0.0.1', port), timeout=IO_TIMEOUT)
+    sock = raw
+    try:
+        if ca:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(ca)
+            if chain:
+                ctx.load_cert_chain(*chain)
+            try:
+                sock = ctx.wrap_socket(raw, server_hostname=server_name)
+            except (ssl.SSLError, OSError):
+                return 'handshake'
+        try:
+            sock.sendall(data)
+        except (ssl.SSLError, OSError):
+            return 'closed'
+        got = b''
+        while True:
+            try:
+                chunk = sock.recv(4096)
+            except socket.timeout:
+                raise AssertionError('the server kept the connection open; got %r' % got)
+            except (ssl.SSLError, OSError):
+                break
+            if not chunk:
+                break
+            got += chunk
+        assert got == b'', got
+        return 'closed'
+    finally:
+        sock.close()
+
+
+def at_record(cid, claimed='Hands'):
+    return b'AT %s +0.500000000 %s +01.000000+002.000000 1234.5' % (claimed.encode(), cid)
+
+
+def assert_not_stored(herd, cid):
+    for name in ('Goloman', 'Hands', 'Wilkes'):
+        assert whatsat(herd.port(name), cid, 1, 1) == invalid(b'WHATSAT %s 1 1' % cid), name
+
+
+def assert_still_flooding(herd):
+    """A report at Welsh reaches Hands, three TLS hops away."""
+    cid = unique_id('tlsflood')
+    at = iamat(herd.port('Welsh'), cid, b'+34.068930-118.445127', b'1621464827.959498503')
+    assert at.startswith(b'AT Welsh ')
+    poll_whatsat(herd.port('Hands'), cid, at, radius=1, bound=1)
+
+
+def test_flooding_across_a_tls_herd(tls_herd):
+    assert_still_flooding(tls_herd)
+    # Every link is TLS, with the neighbour's certificate verified.
+    for a, b in (('Goloman', 'Hands'), ('Holiday', 'Welsh'), ('Welsh', 'Holiday')):
+        wait_log(tls_herd, a, b'link up (TLSv1.3, certificate of %s verified)' % b.encode())
+    wait_log(tls_herd, 'Goloman', b'TLSv1.3 with a certificate from the herd CA for Hands')
+    assert b'(TLS), 2 loops' in tls_herd.log_bytes('Goloman')
+
+
+def test_plaintext_on_a_tls_peer_port_is_refused(tls_herd):
+    cid = unique_id('tlsplain')
+    how = refused(tls_herd.peer_ports['Goloman'], b'HERD Hands\n' + at_record(cid) + b'\n')
+    assert how == 'closed'
+    wait_log(tls_herd, 'Goloman', b'TLS handshake failed: ')
+    assert_not_stored(tls_herd, cid)
+    assert_still_flooding(tls_herd)
+
+
+def test_a_client_without_a_certificate_is_refused(tls_herd):
+    cid = unique_id('tlsnocert')
+    refused(tls_herd.peer_ports['Goloman'], b'HERD Hands\n' + at_record(cid) + b'\n',
+            ca=os.path.join(tls_herd.cert_dir, 'ca.pem'))
+    wait_log(tls_herd, 'Goloman', b'TLS handshake failed: peer did not return a certificate')
+    assert_not_stored(tls_herd, cid)
+    assert_still_flooding(tls_herd)
+
+
+def test_a_certificate_from_another_ca_is_refused(tls_herd, other_ca):
+    cid = unique_id('tlsotherca')
+    # It trusts the herd's CA (so it accepts Goloman) but shows a Hands certificate the herd's CA
+    # never signed.
+    refused(tls_herd.peer_ports['Goloman'], b'HERD Hands\n' + at_record(cid) + b'\n',
+            ca=os.path.join(tls_herd.cert_dir, 'ca.pem'),
+            chain=(os.path.join(other_ca, 'Hands.pem'), os.path.join(other_ca, 'Hands.key')))
+    wait_log(tls_herd, 'Goloman', b'TLS handshake failed: certificate verify failed')
+    assert_not_stored(tls_herd, cid)
+    assert_still_flooding(tls_herd)
+
+
+def test_a_valid_certificate_for_another_name_is_refused_at_the_hello(tls_herd):
+    cid = unique_id('tlsname')
+    # Hands' real certificate, claiming to be Wilkes (also a neighbour of Goloman).
+    how = refused(tls_herd.peer_ports['Goloman'],
+                  b'HERD Wilkes\n' + at_record(cid, 'Wilkes') + b'\n',
+                  ca=os.path.join(tls_herd.cert_dir, 'ca.pem'), chain=cert(tls_herd, 'Hands'))
+    assert how == 'closed'
+    wait_log(tls_herd, 'Goloman', b'hello refused: the certificate names Hands, not Wilkes')
+    assert_not_stored(tls_herd, cid)
+    assert_still_flooding(tls_herd)
+
+
+def test_a_valid_certificate_of_a_non_neighbour_is_refused_at_the_hello(tls_herd):
+    cid = unique_id('tlsnonneighbour')
+    # Welsh is a server of the herd, with a good certificate, but links only to Holiday.
+    how = refused(tls_herd.peer_ports['Goloman'],
+                  b'HERD Welsh\n' + at_record(cid, 'Welsh') + b'\n',
+                  ca=os.path.join(tls_herd.cert_dir, 'ca.pem'), chain=cert(tls_herd, 'Welsh'))
+    assert how == 'closed'
+    wait_log(tls_herd, 'Goloman', b'hello refused: Welsh is not a neighbour of Goloman')
+    assert_not_stored(tls_herd, cid)
+    assert_still_flooding(tls_herd)
+
+
+def test_a_good_neighbour_certificate_is_served(tls_herd):
+    """The control for the refusals above: the same client, with Hands' certificate and hello, is
+    stored and flooded (so what refused them was the certificate check, not the client)."""
+    cid = unique_id('tlsgood')
+    record = at_record(cid)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(tls_herd.cert_dir, 'ca.pem'))
+    ctx.load_cert_chain(*cert(tls_herd, 'Hands'))
+    raw = socket.create_connection(('127.0.0.1', tls_herd.peer_ports['Goloman']), timeout=IO_TIMEOUT)
+    with ctx.wrap_socket(raw, server_hostname='Goloman') as s:
+        assert s.getpeercert()['subject'] == ((('commonName', 'Goloman'),),)
+        s.sendall(b'HERD Hands\n' + record + b'\n')
+        for name in NAMES:
+            poll_whatsat(tls_herd.port(name), cid, record, radius=1, bound=1)
+    # And a dialler that expects another server's name refuses Goloman's certificate.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        raw = socket.create_connection(('127.0.0.1', tls_herd.peer_ports['Goloman']), timeout=IO_TIMEOUT)
+        with ctx.wrap_socket(raw, server_hostname='Hands'):
+            pass
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration
+
+def one_server_yaml(peer_tls_lines):
+    client, peer = free_ports(2)
+    return ('threads: 1\nlog_dir: logs\nservers:\n'
+            '  Hands: { host: 127.0.0.1, port: %d, peer_port: %d }\n' % (client, peer)
+            + peer_tls_lines)
+
+
+@pytest.fixture(scope='module')
+def certs_dir(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp('certs') / 'certs', ['Hands', 'Goloman'])
+
+
+@pytest.mark.parametrize('lines, needles', [
+    ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: nowhere/{name}.pem\n  key_file: certs/{name}.key\n',
+     ["peer_tls.cert_file: 'nowhere/{name}.pem'", 'nowhere/Hands.pem', 'No such file or directory']),
+    ('peer_tls:\n  ca_file: certs/missing-ca.pem\n  cert_file: certs/{name}.pem\n  key_file: certs/{name}.key\n',
+     ["peer_tls.ca_file: 'certs/missing-ca.pem'", 'No such file or directory']),
+    ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/{name}.pem\n  key_file: certs/Goloman.key\n',
+     ["peer_tls.key_file: 'certs/Goloman.key'", 'does not match the certificate']),
+    ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/Goloman.pem\n  key_file: certs/Goloman.key\n',
+     ["peer_tls.cert_file: 'certs/Goloman.pem'", 'names Goloman, not this server Hands']),
+    ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/{name}.key\n  key_file: certs/{name}.key\n',
+     ["peer_tls.cert_file: 'certs/{name}.key'", 'not a PEM certificate']),
+    ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/{name}.pem\n',
+     ['peer_tls.key_file: is required']),
+    ('peer_tls: certs\n', ["peer_tls: expected a mapping with ca_file, cert_file and key_file, got 'certs'"]),
+])
+def test_unusable_peer_tls_is_a_configuration_error(tmp_path, certs_dir, lines, needles):
+    os.symlink(certs_dir, tmp_path / 'certs')
+    path = tmp_path / 'config.yaml'
+    path.write_text(one_server_yaml(lines))
+    r = run_server_once(['Hands', '--config', str(path)], cwd=str(tmp_path), timeout=30)
+    err = r.stderr.decode('utf-8', 'replace')
+    assert r.returncode == 2, (r.returncode, err)
+    assert str(path) in err, err
+    for n in needles:
+        assert n in err, (n, err)
+    assert b'ready' not in r.stdout
+
+
+def test_relative_peer_tls_paths_are_relative_to_the_config_file(tmp_path, certs_dir):
+    conf_dir = tmp_path / 'conf'
+    conf_dir.mkdir()
+    os.symlink(certs_dir, conf_dir / 'certs')
+    path = conf_dir / 'config.yaml'
+    path.write_text(one_server_yaml(
+        'peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/{name}.pem\n  key_file: certs/{name}.key\n'))
+    s = ServerProc('Hands', str(path), str(tmp_path))  # run from another directory
+    s.start()
+    try:
+        assert s.wait_ready()
+        assert b'no peer_tls' not in s.stderr()
+    finally:
+        code, err = s.stop()
+    assert code == 0, err
+
+
+def test_a_herd_without_peer_tls_warns_at_start(tmp_path):
+    path = tmp_path / 'config.yaml'
+    path.write_text(one_server_yaml(''))
+    s = ServerProc('Hands', str(path), str(tmp_path))
+    s.start()
+    try:
+        assert s.wait_ready()
+        warning = b'no peer_tls: peer links are plaintext and unauthenticated'
+        assert warning in s.stderr()
+        log = tmp_path / 'logs' / 'Hands.log'
+        wait_for(lambda: log.exists() and warning in log.read_bytes(), 10, 'the warning in the log')
+    finally:
+        code, err = s.stop()
+    assert code == 0, err
