@@ -6,7 +6,9 @@
 // jittered exponential backoff; records queued meanwhile wait in the outbox (bounded: past the limit
 // the oldest records are dropped, counted and logged, since newer ones supersede them), so a
 // neighbour that is down, slow or restarting never stalls this server and gets the newest updates
-// first when it is back.
+// first when it is back. Each dial looks the neighbour's host up again and gives up after a deadline
+// (a neighbour that does not answer is retried, not waited for); the connection has TCP keepalive,
+// so a neighbour that vanished without closing is noticed.
 //
 // Threads: enqueue() from any thread; everything else on the owning loop's thread.
 #pragma once
@@ -33,8 +35,8 @@ class PeerLink final : public reactor::ConnectionHandler {
   // Unsent bytes at which the link stops taking records from its outbox until the socket drains.
   static constexpr size_t kMaxUnsentBytes = 4 * 1024 * 1024;
 
-  PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer,
-           const reactor::SocketAddress& addr);
+  // Dials `peer`'s host (resolved again before every attempt) and peer port from `loop`.
+  PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer);
   ~PeerLink();
 
   const std::string& peer_name() const { return peer_; }

@@ -77,16 +77,20 @@ bool Server::start(std::string* error) {
     contexts_.push_back(std::move(ctx));
   }
 
-  // One link per neighbour, spread over the loops.
+  // One link per neighbour, spread over the loops. The peer port takes connections only from the
+  // addresses the neighbours' hosts resolve to.
   auto neighbours = config_.neighbours(self_->name);
   for (size_t k = 0; k < neighbours.size(); ++k) {
     reactor::SocketAddress addr;
-    if (!reactor::resolve(neighbours[k]->host, neighbours[k]->peer_port, &addr, error)) {
+    std::vector<reactor::SocketAddress> all;
+    if (!reactor::resolve(neighbours[k]->host, neighbours[k]->peer_port, &addr, error) ||
+        !reactor::resolve_all(neighbours[k]->host, neighbours[k]->peer_port, &all, error)) {
       *error = "neighbour " + neighbours[k]->name + ": " + *error;
       return false;
     }
+    for (const auto& a : all) neighbour_ips_.push_back(reactor::ip_of(a));
     links_.push_back(std::make_unique<PeerLink>(*this, loops_->loop(static_cast<int>(k) % threads),
-                                                *neighbours[k], addr));
+                                                *neighbours[k]));
   }
 
   for (auto& ctx : contexts_) {
@@ -186,6 +190,7 @@ void Server::sweep(LoopContext& ctx) {
   // Sessions that close here are erased at the end of the iteration, not under this loop.
   const auto now = std::chrono::steady_clock::now();
   for (auto& [id, session] : ctx.clients) session->check_deadlines(now);
+  for (auto& [id, session] : ctx.peers) session->check_deadlines(now);
 }
 
 void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from) {
@@ -197,11 +202,19 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
       ::close(fd);
       return;
     }
-  } else if (peer_conns_.fetch_add(1, std::memory_order_relaxed) >= kMaxPeerConnections) {
-    peer_conns_.fetch_sub(1, std::memory_order_relaxed);
-    log_->write(loop_index, "-", '!', "peer connection limit reached; refusing ", from.to_string());
-    ::close(fd);
-    return;
+  } else {
+    const std::string ip = reactor::ip_of(from);
+    if (std::find(neighbour_ips_.begin(), neighbour_ips_.end(), ip) == neighbour_ips_.end()) {
+      log_->write(loop_index, "-", '!', "peer connection refused: not from a neighbour's address: ", from.to_string());
+      ::close(fd);
+      return;
+    }
+    if (peer_conns_.fetch_add(1, std::memory_order_relaxed) >= kMaxPeerConnections) {
+      peer_conns_.fetch_sub(1, std::memory_order_relaxed);
+      log_->write(loop_index, "-", '!', "peer connection limit reached; refusing ", from.to_string());
+      ::close(fd);
+      return;
+    }
   }
   // Spread connections evenly over the loops, whichever loop happened to accept.
   int target = static_cast<int>(round_robin_.fetch_add(1, std::memory_order_relaxed) % contexts_.size());
@@ -221,11 +234,53 @@ void Server::adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAdd
     ctx.clients.emplace(id, std::move(session));
     s->start();
   } else {
+    // Slots without a hello are few; the oldest makes room (see kMaxPendingPeers).
+    const size_t pending_cap = std::max<size_t>(4, kMaxPendingPeers / contexts_.size());
+    while (ctx.pending_peers.size() >= pending_cap) {
+      uint64_t oldest = ctx.pending_peers.front();
+      ctx.pending_peers.pop_front();
+      auto it = ctx.peers.find(oldest);
+      if (it != ctx.peers.end()) it->second->close("its slot went to a newer peer connection (no hello yet)");
+    }
     auto session = std::make_unique<PeerSession>(ctx, id, fd, from);
     PeerSession* s = session.get();
     ctx.peers.emplace(id, std::move(session));
+    ctx.pending_peers.push_back(id);
     s->start();
   }
+}
+
+void Server::peer_named(LoopContext& ctx, uint64_t id, const std::string& name) {
+  auto& pending = ctx.pending_peers;
+  pending.erase(std::remove(pending.begin(), pending.end(), id), pending.end());
+  std::pair<int, uint64_t> evict{-1, 0};
+  {
+    std::lock_guard lock(named_mu_);
+    auto& sessions = named_peers_[name];
+    sessions.emplace_back(ctx.index(), id);
+    if (sessions.size() > kMaxSessionsPerPeer) {
+      evict = sessions.front();
+      sessions.pop_front();
+    }
+  }
+  if (evict.first < 0) return;
+  LoopContext* owner = contexts_[static_cast<size_t>(evict.first)].get();
+  owner->loop.queue([owner, old = evict.second] {
+    auto it = owner->peers.find(old);
+    if (it != owner->peers.end()) it->second->close("replaced by a newer connection from the same neighbour");
+  });
+}
+
+void Server::release_peer(LoopContext& ctx, uint64_t id, const std::string& name) {
+  peer_conns_.fetch_sub(1, std::memory_order_relaxed);
+  auto& pending = ctx.pending_peers;
+  pending.erase(std::remove(pending.begin(), pending.end(), id), pending.end());
+  if (name.empty()) return;
+  std::lock_guard lock(named_mu_);
+  auto it = named_peers_.find(name);
+  if (it == named_peers_.end()) return;
+  auto& sessions = it->second;
+  sessions.erase(std::remove(sessions.begin(), sessions.end(), std::make_pair(ctx.index(), id)), sessions.end());
 }
 
 void Server::flood(std::string_view record, std::string_view from, std::string_view extra) {

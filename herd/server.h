@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +42,7 @@ struct LoopContext {
   Server& server;
   std::unordered_map<uint64_t, std::unique_ptr<ClientSession>> clients;
   std::unordered_map<uint64_t, std::unique_ptr<PeerSession>> peers;
+  std::deque<uint64_t> pending_peers;  // peer sessions without a hello yet, oldest first
   std::vector<std::unique_ptr<reactor::Listener>> listeners;
   reactor::EventLoop::TimerId sweep_timer = 0;  // Server::sweep, every sweep_period()
   int index() const { return loop.index(); }
@@ -47,8 +50,19 @@ struct LoopContext {
 
 class Server {
  public:
-  // Inbound connections accepted on the peer port at once (a herd has a handful of neighbours).
+  // Inbound connections on the peer port, at most: a hard bound over the two below.
   static constexpr size_t kMaxPeerConnections = 256;
+  // Peer connections that have not said hello yet, over all loops (at least 4 per loop). When they
+  // are all taken, the oldest makes room for the newcomer: a stranger holding slots cannot lock a
+  // neighbour out, and each is closed after limits.peer_hello_timeout_ms anyway.
+  static constexpr size_t kMaxPendingPeers = 64;
+  // Connections that said hello under one name, at most; a newer one closes the oldest, so that a
+  // neighbour's new link always gets in (with peer_tls the name is the certificate's).
+  static constexpr size_t kMaxSessionsPerPeer = 4;
+  // TCP keepalive on peer connections, both ways: a vanished neighbour is noticed in about a minute.
+  static constexpr int kPeerKeepaliveIdleS = 30;
+  static constexpr int kPeerKeepaliveIntervalS = 10;
+  static constexpr int kPeerKeepaliveCount = 3;
 
   Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
          std::unique_ptr<LogSink> log);
@@ -96,7 +110,10 @@ class Server {
   uint64_t next_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
   // Any thread: counts open client connections against limits().max_connections.
   void release_client() { clients_.fetch_sub(1, std::memory_order_relaxed); }
-  void release_peer() { peer_conns_.fetch_sub(1, std::memory_order_relaxed); }
+  // Loop thread of `ctx`: the peer session `id` said hello as `name` (see kMaxSessionsPerPeer).
+  void peer_named(LoopContext& ctx, uint64_t id, const std::string& name);
+  // Loop thread of `ctx`: the peer session `id` (named `name`, or not yet: empty) closed.
+  void release_peer(LoopContext& ctx, uint64_t id, const std::string& name);
 
  private:
   enum class Port { kClient, kPeer };
@@ -123,6 +140,10 @@ class Server {
   std::atomic<int64_t> buffered_{0};  // every loop's connection buffers count here
   std::atomic<size_t> clients_{0};
   std::atomic<size_t> peer_conns_{0};
+  std::vector<std::string> neighbour_ips_;  // from start() on, read-only: who may use the peer port
+  std::mutex named_mu_;
+  // Guarded by named_mu_: the sessions that said hello, per name, oldest first: (loop, session id).
+  std::unordered_map<std::string, std::deque<std::pair<int, uint64_t>>> named_peers_;
   std::atomic<unsigned> round_robin_{0};
   bool started_ = false;
   uint64_t evictions_reported_ = 0;  // loop 0 only
