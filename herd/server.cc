@@ -167,6 +167,20 @@ void Server::report_evictions() {
   evictions_reported_ = total;
 }
 
+size_t Server::peer_connection_bound(const Config& config, int loops) {
+  const auto n = static_cast<size_t>(loops < 1 ? 1 : loops);
+  const size_t pending = std::max<size_t>(4, kMaxPendingPeers / n) * n;
+  return std::min(kMaxPeerConnections, pending + kMaxSessionsPerPeer * config.servers.size() + n);
+}
+
+size_t Server::reserved_fds(const Config& config, int loops) {
+  const auto n = static_cast<size_t>(loops < 1 ? 1 : loops);
+  size_t links = 0;
+  for (const auto& s : config.servers) links = std::max(links, config.neighbours(s.name).size());
+  return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ +
+         2 /* listeners */ + 2 * links + peer_connection_bound(config, loops) + n + kSpareFds;
+}
+
 size_t Server::output_allowance() const {
   const int64_t used = buffered_bytes();
   const auto budget = static_cast<int64_t>(config_.limits.max_buffered_bytes);
@@ -209,7 +223,7 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
       ::close(fd);
       return;
     }
-    if (peer_conns_.fetch_add(1, std::memory_order_relaxed) >= kMaxPeerConnections) {
+    if (peer_conns_.fetch_add(1, std::memory_order_relaxed) >= peer_connection_bound(config_, loop_count())) {
       peer_conns_.fetch_sub(1, std::memory_order_relaxed);
       log_->write(loop_index, "-", '!', "peer connection limit reached; refusing ", from.to_string());
       ::close(fd);

@@ -59,6 +59,18 @@ class Server {
   // Connections that said hello under one name, at most; a newer one closes the oldest, so that a
   // neighbour's new link always gets in (with peer_tls the name is the certificate's).
   static constexpr size_t kMaxSessionsPerPeer = 4;
+  // Inbound peer connections held at most, for `config` with `loops` event loops: the hello-less ones
+  // (kMaxPendingPeers, at least 4 per loop), kMaxSessionsPerPeer per server of the herd, and one
+  // being replaced per loop; never more than kMaxPeerConnections.
+  static size_t peer_connection_bound(const Config& config, int loops);
+  // Descriptors a server needs besides its client connections: stdio, the log, each loop's epoll,
+  // eventfd and timerfd, the two listeners, its links (each with a dial in flight), the inbound peer
+  // connections above, one per loop to accept (and refuse) a client beyond the limit, and kSpareFds
+  // for the rest (name lookups, places requests, data files). herd-server lowers
+  // limits.max_connections so that these stay free under RLIMIT_NOFILE: clients can never take the
+  // descriptors that peer links redial with.
+  static size_t reserved_fds(const Config& config, int loops);
+  static constexpr size_t kSpareFds = 64;
   // TCP keepalive on peer connections, both ways: a vanished neighbour is noticed in about a minute.
   static constexpr int kPeerKeepaliveIdleS = 30;
   static constexpr int kPeerKeepaliveIntervalS = 10;

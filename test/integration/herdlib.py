@@ -99,8 +99,11 @@ def run_server_once(args, cwd=None, timeout=20.0, env=None):
 class ServerProc:
     """One running herd-server. stdout is read until the ready line; stderr goes to a file."""
 
-    def __init__(self, name, config_path, workdir, env=None, reference=False):
+    def __init__(self, name, config_path, workdir, env=None, reference=False, binary=None,
+                 preexec=None):
         self.name = name
+        self.binary = binary or SERVER  # another herd-server build (e.g. ASan without UBSan)
+        self.preexec = preexec  # run in the child before exec (e.g. resource limits)
         # The asyncio reference server (tools/reference) instead of herd-server, for mixed herds.
         self.reference = reference
         self.config_path = config_path
@@ -116,14 +119,14 @@ class ServerProc:
         self.starts += 1
         self.stderr_path = os.path.join(self.workdir, '%s.stderr.%d' % (self.name, self.starts))
         with open(self.stderr_path, 'wb') as err:
-            argv = [SERVER, self.name, '--config', self.config_path]
+            argv = [self.binary, self.name, '--config', self.config_path]
             if self.reference:
                 argv = [REFERENCE_PYTHON, REFERENCE, self.name, '--config', self.config_path,
                         '--gazetteer', GAZETTEER]
             self.proc = subprocess.Popen(argv,
                                          cwd=self.workdir, env=self.env or server_env(),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=err)
+                                         stderr=err, preexec_fn=self.preexec)
         self.ready_line = None
         self.killed = False
 
@@ -211,7 +214,7 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), peer_tls=False, env=None):
+                 reference=(), peer_tls=False, env=None, binaries=None, preexec=None):
         self.workdir = str(workdir)
         self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
@@ -229,6 +232,8 @@ class Herd:
         self.servers = {}
         self.problems = []  # sanitizer reports and unclean exits found at stop
         self.env = env  # extra environment variables for the servers (server_env adds the rest)
+        self.binaries = dict(binaries or {})  # name -> herd-server binary, for some servers
+        self.preexec = dict(preexec or {})    # name -> function run in that server's child process
 
     # -- config
     def write_config(self):
@@ -266,7 +271,9 @@ class Herd:
             self.write_config()
             env = server_env(self.env) if self.env else None
             self.servers = {n: ServerProc(n, self.config_path, self.workdir, env=env,
-                                          reference=n in self.reference) for n in self.names}
+                                          reference=n in self.reference,
+                                          binary=self.binaries.get(n), preexec=self.preexec.get(n))
+                            for n in self.names}
             for s in self.servers.values():
                 s.start()
             failed = [s for s in self.servers.values() if not s.wait_ready()]
