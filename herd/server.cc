@@ -230,8 +230,12 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
       return;
     }
   }
-  // Spread connections evenly over the loops, whichever loop happened to accept.
-  int target = static_cast<int>(round_robin_.fetch_add(1, std::memory_order_relaxed) % contexts_.size());
+  // Spread client connections evenly over the loops, whichever loop happened to accept. Peer
+  // connections stay on the accepting loop: there, a newcomer's slot is freed (the oldest hello-less
+  // connection closed) before the next accept, so the count never overshoots its bound.
+  int target = port == Port::kPeer
+                   ? loop_index
+                   : static_cast<int>(round_robin_.fetch_add(1, std::memory_order_relaxed) % contexts_.size());
   LoopContext* ctx = contexts_[target].get();
   if (target == loop_index) {
     adopt(*ctx, port, fd, from);

@@ -120,9 +120,10 @@ def test_peer_links_have_tcp_keepalive_both_ways(make_herd):
     # A's outbound link to B's peer port, and B's side of it; the same for B's link to A.
     for server in ('A', 'B'):
         port = herd.peer_ports[server]
+        wait_for(lambda: keepalive_sockets(remote_port=port) and keepalive_sockets(local_port=port), 10,
+                 'the link to %s established' % server)
         dialled = keepalive_sockets(remote_port=port)
         accepted = keepalive_sockets(local_port=port)
-        assert dialled and accepted, (dialled, accepted)
         assert all(on for _, _, on in dialled + accepted), (dialled, accepted)
     # Client connections are left alone.
     with Client(herd.port('A')) as c:
