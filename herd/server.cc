@@ -135,6 +135,7 @@ void Server::stop() {
       for (auto* l : mine) l->stop();
       c->listeners.clear();
       c->loop.cancel(c->sweep_timer);
+      places_->stop_loop(c->loop);  // pending WHATSATs are answered; upstream connections close
       std::lock_guard lock(mu);
       done = true;
       cv.notify_all();
@@ -177,8 +178,10 @@ size_t Server::reserved_fds(const Config& config, int loops) {
   const auto n = static_cast<size_t>(loops < 1 ? 1 : loops);
   size_t links = 0;
   for (const auto& s : config.servers) links = std::max(links, config.neighbours(s.name).size());
+  // A google places provider keeps up to max_inflight upstream connections (plus one dialling per loop).
+  const size_t places = config.places.provider == "offline" ? 0 : static_cast<size_t>(config.places.max_inflight) + n;
   return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ +
-         2 /* listeners */ + 2 * links + peer_connection_bound(config, loops) + n + kSpareFds;
+         2 /* listeners */ + 2 * links + peer_connection_bound(config, loops) + n + places + kSpareFds;
 }
 
 size_t Server::output_allowance() const {

@@ -65,8 +65,9 @@ class Server {
   static size_t peer_connection_bound(const Config& config, int loops);
   // Descriptors a server needs besides its client connections: stdio, the log, each loop's epoll,
   // eventfd and timerfd, the two listeners, its links (each with a dial in flight), the inbound peer
-  // connections above, one per loop to accept (and refuse) a client beyond the limit, and kSpareFds
-  // for the rest (name lookups, places requests, data files). herd-server lowers
+  // connections above, one per loop to accept (and refuse) a client beyond the limit, a google places
+  // provider's upstream connections (places.max_inflight), and kSpareFds for the rest (name lookups,
+  // data files). herd-server lowers
   // limits.max_connections so that these stay free under RLIMIT_NOFILE: clients can never take the
   // descriptors that peer links redial with.
   static size_t reserved_fds(const Config& config, int loops);

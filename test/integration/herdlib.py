@@ -214,8 +214,12 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), peer_tls=False, env=None, binaries=None, preexec=None):
+                 reference=(), peer_tls=False, places=None, env=None, binaries=None, preexec=None):
         self.workdir = str(workdir)
+        # The places: section as a dict (default: the offline provider), and extra environment
+        # variables for every server (an API key, say).
+        self.places = places or {'provider': 'offline'}
+        self.env = env
         self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
         self.links = [list(l) for l in (links if links is not None else LINKS)]
@@ -231,7 +235,6 @@ class Herd:
         self.peer_ports = {}
         self.servers = {}
         self.problems = []  # sanitizer reports and unclean exits found at stop
-        self.env = env  # extra environment variables for the servers (server_env adds the rest)
         self.binaries = dict(binaries or {})  # name -> herd-server binary, for some servers
         self.preexec = dict(preexec or {})    # name -> function run in that server's child process
 
@@ -243,8 +246,8 @@ class Herd:
             self.peer_ports[name] = ports[2 * i + 1]
         lines = ['threads: %d' % self.threads,
                  'log_dir: logs',
-                 'places:',
-                 '  provider: offline',
+                 'places:'] + ['  %s: %s' % (k, json.dumps(v) if isinstance(v, str) else v)
+                               for k, v in self.places.items()] + [
                  'peer_backoff: { initial_ms: 100, max_ms: 500 }',
                  'servers:']
         for name in self.names:
