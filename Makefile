@@ -218,14 +218,19 @@ places-sim-test: $(GAZETTEER)
 	$(PYTHON) -m pytest -q tools/places_sim
 # Fuzzing: libFuzzer harnesses (test/fuzz/fuzz_*.cc) built with Debian's clang under ASan + UBSan,
 # over the code that takes bytes from outside: the protocol parser and line splitter, peer records
-# with their seen= set and the location table, the config loader and the gazetteer reader.
+# with their seen= set and the location table, the config loader, the gazetteer reader, the HTTP
+# response parser and the google providers' reading of upstream JSON.
 FUZZ_DIR := build/fuzz
 FUZZ_CXX := clang++-16
-FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+            -fsanitize-ignorelist=test/fuzz/ubsan_ignorelist.txt
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/config.cc herd/seen_set.cc herd/location_table.cc herd/siphash.cc \
-                 places/gazetteer.cc
+                 places/gazetteer.cc places/legacy_api.cc places/new_api.cc places/upstream_api.cc \
+                 places/places_answer.cc places/google_json.cc http/response_parser.cc http/gzip_decoder.cc \
+                 http/message.cc http/url.cc
+FUZZ_LLHTTP_OBJS := $(FUZZ_DIR)/obj/llhttp/llhttp.o $(FUZZ_DIR)/obj/llhttp/api.o $(FUZZ_DIR)/obj/llhttp/http.o
 FUZZ_LIB := $(FUZZ_DIR)/libfuzzed.a
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.cc)
 FUZZ_BINS := $(FUZZ_SRCS:test/fuzz/%.cc=$(FUZZ_DIR)/%)
@@ -236,13 +241,18 @@ $(FUZZ_DIR)/obj/%.o: %.cc | $(FUZZ_STAMP)
 	@$(if $(Q),echo "  compile  $< (fuzz)")
 	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_CXXFLAGS) -c $< -o $@
 
-$(FUZZ_LIB): $(FUZZ_LIB_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o)
+$(FUZZ_LLHTTP_OBJS): $(FUZZ_DIR)/obj/llhttp/%.o: | $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  compile  llhttp/$*.c (fuzz)")
+	$(Q)clang-16 -I$(LLHTTP_INC) -O1 -g -w -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $(LLHTTP_SRC)/$*.c -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o) $(FUZZ_LLHTTP_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/test/fuzz/fuzz_%.o $(FUZZ_LIB)
 	@$(if $(Q),echo "  link     $@")
-	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ -lyaml-cpp -o $@
+	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ -lyaml-cpp -lz -o $@
 
 .SECONDARY: $(FUZZ_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o)
 fuzz-build: $(FUZZ_BINS)

@@ -3,7 +3,7 @@
 after changing the seeds here). Every seed is made here from nothing: no GeoNames data is copied, the
 gazetteer seeds are a handful of invented places in the cities.pbf layout of PLACES.md."""
 
-import hashlib
+import gzip
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,6 +73,37 @@ def gazetteer_seeds():
             'overflow-delta.pbf': overflow}
 
 
+def http_seeds():
+    """Responses as an upstream sends them; the first byte of each seed is the split point."""
+    body = b'{"status": "OK", "results": []}'
+    gz = gzip.compress(body, mtime=0)
+    return {
+        'length': b'\x10HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s'
+                  % (len(body), body),
+        'chunked': b'\x20HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n',
+        'gzip': b'\x05HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s' % (len(gz), gz),
+        'close': b'\x00HTTP/1.0 503 Service Unavailable\r\nConnection: close\r\n\r\nbusy',
+        'interim': b'\x30HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n',
+        'pipelined': b'\x07HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n',
+    }
+
+
+def json_seeds():
+    """Upstream bodies; the first byte picks the HTTP status, the second the WHATSAT bound."""
+    with open(os.path.join(REPO, 'test', 'fixtures', 'google-nearbysearch-example.json'), 'rb') as f:
+        legacy = f.read()
+    new = (b'{"places": [{"id": "abc", "displayName": {"text": "Caf\xc3\xa9", "languageCode": "fr"},'
+           b' "location": {"latitude": 34.07, "longitude": -118.44}, "types": ["cafe"],'
+           b' "formattedAddress": "1 Main St", "rating": 4.5, "userRatingCount": 10}]}')
+    return {
+        'legacy-ok': b'\x00\x04' + legacy,
+        'legacy-denied': b'\x00\x01{"status": "REQUEST_DENIED", "error_message": "bad\\nkey", "results": []}',
+        'new-ok': b'\x01\x13' + new,
+        'new-error': b'\x09\x02{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}',
+        'not-json': b'\x0a\x00<html>\n\n</html>',
+    }
+
+
 def write(harness, name, data):
     d = os.path.join(HERE, 'corpus', harness)
     os.makedirs(d, exist_ok=True)
@@ -98,6 +129,10 @@ def main():
     write('fuzz_config', 'bad.yaml', b'servers: [1, 2]\nlinks: {a: b}\n')
     for name, data in gazetteer_seeds().items():
         write('fuzz_gazetteer', name, data)
+    for name, data in http_seeds().items():
+        write('fuzz_http_response', name, data)
+    for name, data in json_seeds().items():
+        write('fuzz_upstream_json', name, data)
 
 
 if __name__ == '__main__':
