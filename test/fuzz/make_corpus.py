@@ -101,6 +101,9 @@ def json_seeds():
         'new-ok': b'\x01\x13' + new,
         'new-error': b'\x09\x02{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}',
         'not-json': b'\x0a\x00<html>\n\n</html>',
+        # Found by this harness: rapidjson's full-precision parse computed clz(0) for a zero with a
+        # large exponent (a regression seed).
+        'zero-exponent': b'760e77',
     }
 
 

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -332,5 +333,32 @@ TEST_SUITE("reactor errors") {
     CHECK_FALSE(calm.closed);
     ::close(sv[1]);
     ::close(tv[1]);
+  }
+
+  TEST_CASE("socket helpers: addresses without ports, IPv4-mapped IPv6 as IPv4; keepalive set") {
+    reactor::SocketAddress v4, v6, mapped;
+    std::string error;
+    REQUIRE(reactor::resolve("127.0.0.1", 5, &v4, &error));
+    REQUIRE(reactor::resolve("::1", 5, &v6, &error));
+    REQUIRE(reactor::resolve("::ffff:127.0.0.2", 5, &mapped, &error));
+    CHECK(reactor::ip_of(v4) == "127.0.0.1");
+    CHECK(reactor::ip_of(v6) == "::1");
+    CHECK(reactor::ip_of(mapped) == "127.0.0.2");
+    std::vector<reactor::SocketAddress> all;
+    REQUIRE(reactor::resolve_all("127.0.0.1", 5, &all, &error));
+    REQUIRE(all.size() >= 1);
+    CHECK(reactor::ip_of(all[0]) == "127.0.0.1");
+    CHECK_FALSE(reactor::resolve_all("no-such-host.invalid", 5, &all, &error));
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    reactor::set_keepalive(fd, 30, 10, 3);
+    int on = 0, idle = 0;
+    socklen_t len = sizeof on;
+    ::getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len);
+    len = sizeof idle;
+    ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len);
+    CHECK(on == 1);
+    CHECK(idle == 30);
+    ::close(fd);
   }
 }
