@@ -46,7 +46,7 @@ PlacesAnswer LegacyApi::interpret(const http::Response& response) const {
     doc->AddMember("results", rapidjson::Value(rapidjson::kArrayType), alloc);
   }
   PlacesAnswer a;
-  a.status = (*doc)["status"].GetString();
+  a.status.assign((*doc)["status"].GetString(), (*doc)["status"].GetStringLength());  // NULs too
   std::string message;
   if (auto m = doc->FindMember("error_message"); m != doc->MemberEnd() && m->value.IsString()) {
     message = redact(std::string_view(m->value.GetString(), m->value.GetStringLength()), key_);

@@ -1,6 +1,6 @@
 // Upstream JSON that rapidjson 1.1.0 cannot read safely at full precision: a zero with an exponent
 // (found by fuzz_upstream_json: "0e77" made it compute __builtin_clzll(0)). defuse_zero_exponents
-// blanks such exponents; both google APIs read such bodies as zeros.
+// blanks such exponents; both google APIs read such bodies as zeros. And a status with a NUL.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -36,5 +36,13 @@ TEST_SUITE("places upstream json") {
     r.body = R"({"places": [{"id": "z", "displayName": {"text": "Z"}, "location": {"latitude": 0e500, "longitude": 0.0e-500}}]})";
     places::PlacesAnswer fresh = places::NewApi("k").interpret(r);
     CHECK(fresh.doc->IsObject());
+  }
+
+  TEST_CASE("a status with a NUL in it is kept whole (found by fuzz_upstream_json)") {
+    http::Response r;
+    r.status = 200;
+    r.body = R"({"status": "\u0000QUEER", "results": []})";
+    places::PlacesAnswer a = places::LegacyApi("k").interpret(r);
+    CHECK(a.status == std::string("\0QUEER", 6));
   }
 }
