@@ -9,6 +9,7 @@
 #                   the tests that exhaust descriptors)
 #   make fuzz       every libFuzzer harness (test/fuzz) under ASan/UBSan for FUZZ_SECONDS (60) each;
 #                   make fuzz-smoke is the 10-second run that make test includes
+#   make chaos      faults (kills, stops, cut links) under load for a few minutes: nothing acknowledged lost
 #   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
 #                   written to bench/results/; make bench-quick is its one-minute smoke version
 #
@@ -77,7 +78,7 @@ BENCH_STAMP := $(BUILD)/.bench-deps-ok
 FUZZ_PACKAGES := clang-16 libfuzzer-16-dev
 FUZZ_STAMP := $(BUILD)/.fuzz-deps-ok
 
-.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick fuzz fuzz-build fuzz-smoke asan-only clean
+.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-catch-up chaos fuzz fuzz-build fuzz-smoke asan-only clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -267,6 +268,15 @@ fuzz-smoke: fuzz-build
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
 	$(PYTHON) tools/bench/bench.py --out bench/results
+
+# The fault-injection run (a few minutes): five servers under load, kills, stops, cut links.
+# `make test` runs a 20-second version of it (test/integration/test_chaos.py).
+chaos: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/chaos/chaos.py --duration 150
+
+# Catch-up against issue 8's targets: 1,000,000 clients to a restarted server, a 1 s partition.
+bench-catch-up: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/bench/catch_up_bench.py
 
 bench-quick: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all

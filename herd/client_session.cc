@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "herd/admission.h"
+#include "herd/flood_router.h"
 #include "herd/line_splitter.h"
 #include "herd/server.h"
 #include "protocol/command.h"
@@ -103,12 +104,13 @@ void ClientSession::handle_line(std::string_view line) {
       scratch_.clear();
       protocol::append_at_line(scratch_, server_.self().name, now, iamat);
       std::string stored;
-      if (server_.table().offer(iamat.client_id, iamat.time, scratch_,
-                                LocationTable::Source::kClient, &stored)) {
-        reply(scratch_, {});
-        server_.flood(scratch_, {}, {});
+      FloodRouter::Result r =
+          server_.router().offer(iamat.client_id, iamat.time, scratch_, LocationTable::Source::kClient, {}, {}, &stored);
+      if (r.stored) {
+        reply_when_durable(scratch_, r.seq);
       } else {
-        reply(stored, {});
+        // The record that won may itself be waiting for the disk.
+        reply_when_durable(stored, server_.backlog().next_seq() - 1);
       }
       return;
     }
@@ -146,6 +148,27 @@ void ClientSession::reply(std::string_view part1, std::string_view part2) {
   std::string bytes;
   bytes.append(part1).append(part2).push_back('\n');
   pending_.push_back(Pending{next_seq_++, true, std::move(bytes)});
+}
+
+void ClientSession::reply_when_durable(std::string_view line, uint64_t seq) {
+  Persistence* disk = server_.persistence();
+  if (!disk || !disk->replies_wait() || seq <= disk->durable()) {
+    reply(line, {});
+    return;
+  }
+  // fsync: always: the answer waits for the record's group commit, in the reply queue like a
+  // WHATSAT waiting for its places, so replies stay in command order.
+  const uint64_t reply_seq = next_seq_++;
+  pending_.push_back(Pending{reply_seq, false, {}});
+  std::string bytes(line);
+  bytes.push_back('\n');
+  LoopContext* ctx = &ctx_;
+  uint64_t id = id_;
+  disk->when_durable(ctx_.loop, seq, [ctx, id, reply_seq, bytes = std::move(bytes)]() mutable {
+    auto it = ctx->clients.find(id);
+    if (it == ctx->clients.end()) return;  // the client left before its record was on disk
+    it->second->complete(reply_seq, std::move(bytes));
+  });
 }
 
 void ClientSession::complete(uint64_t seq, std::string bytes) {

@@ -1,8 +1,10 @@
 // ClientSession: one client connection. It splits the bytes into command lines, answers IAMAT from
 // the location table (flooding winners), WHATSAT through the places provider, and everything else
 // with `? `, and writes the replies in the order the commands came, in one write per read burst.
-// Bounded: a line longer than the limit is answered and the client dropped; too many replies waiting
-// (on places) or too many unsent bytes stop reading from the client until they drain. Bounded in
+// With fsync: always an IAMAT's reply waits until its record is on disk (Persistence), in the same
+// in-order queue as replies waiting for places. Bounded: a line longer than the limit is answered and
+// the client dropped; too many replies waiting (on places or the disk) or too many unsent bytes stop
+// reading from the client until they drain. Bounded in
 // time too (check_deadlines): an incomplete line held too long, a client silent too long, or output
 // that the client does not take for too long closes the connection.
 //
@@ -52,6 +54,8 @@ class ClientSession final : public reactor::ConnectionHandler {
   void handle_line(std::string_view line);
   // Queues the one-line reply part1 + part2 + "\n" behind any reply still waiting.
   void reply(std::string_view part1, std::string_view part2);
+  // Queues `line` + "\n" as reply(), but with fsync: always only once backlog seq `seq` is durable.
+  void reply_when_durable(std::string_view line, uint64_t seq);
   void complete(uint64_t seq, std::string bytes);
   void release_ready();
   void flush();

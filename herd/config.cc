@@ -84,7 +84,7 @@ class Parser {
     c.source = source_;
     if (!root.IsMap()) fail("(top level)", root, "expected a mapping with servers and links");
     check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff",
-                          "peer_tls"});
+                          "peer_tls", "data_dir", "fsync", "compact_bytes"});
     if (root["threads"]) c.threads = static_cast<int>(integer(root["threads"], "threads", 0, 256));
     if (root["log_dir"]) c.log_dir = string(root["log_dir"], "log_dir");
     if (auto p = root["places"]) parse_places(p, &c.places);
@@ -101,6 +101,19 @@ class Parser {
       }
     }
     if (auto t = root["peer_tls"]) c.peer_tls = parse_peer_tls(t);
+    if (root["data_dir"]) c.data_dir = string(root["data_dir"], "data_dir");
+    if (root["fsync"]) {
+      c.fsync = string(root["fsync"], "fsync");
+      if (c.fsync != "always" && c.fsync != "everysec" && c.fsync != "no") {
+        fail("fsync", root["fsync"], "expected one of always, everysec, no");
+      }
+    }
+    if (root["compact_bytes"]) {
+      c.compact_bytes = static_cast<size_t>(integer(root["compact_bytes"], "compact_bytes", 4096, 1LL << 40));
+    }
+    if (c.data_dir.empty() && (root["fsync"] || root["compact_bytes"])) {
+      warn("fsync and compact_bytes have no effect without data_dir (memory only)");
+    }
     for (const auto& s : c.servers) {
       if (c.neighbours(s.name).empty()) warn("servers." + s.name + ": has no links; it will hear of no other server's clients");
     }
@@ -206,9 +219,9 @@ class Parser {
   void parse_limits(const YAML::Node& l, Limits* out) {
     if (!l.IsMap()) fail("limits", l, "expected a mapping");
     check_keys(l, "limits", {"max_line", "max_connections", "max_pending_replies", "max_output_bytes",
-                             "peer_outbox_bytes", "log_backlog_bytes", "max_clients", "max_table_bytes",
-                             "max_id_bytes", "max_clock_skew", "max_buffered_bytes", "line_timeout_ms",
-                             "idle_timeout_ms", "write_timeout_ms", "peer_hello_timeout_ms"});
+                             "peer_backlog_bytes", "peer_outbox_bytes", "log_backlog_bytes", "max_clients",
+                             "max_table_bytes", "max_id_bytes", "max_clock_skew", "max_buffered_bytes",
+                             "line_timeout_ms", "idle_timeout_ms", "write_timeout_ms", "peer_hello_timeout_ms"});
     auto get = [&](const char* name, size_t* field, long long lo, long long hi) {
       if (l[name]) *field = static_cast<size_t>(integer(l[name], std::string("limits.") + name, lo, hi));
     };
@@ -216,7 +229,11 @@ class Parser {
     get("max_connections", &out->max_connections, 1, 10000000);
     get("max_pending_replies", &out->max_pending_replies, 1, 1 << 20);
     get("max_output_bytes", &out->max_output_bytes, 4096, 1LL << 32);
-    get("peer_outbox_bytes", &out->peer_outbox_bytes, 4096, 1LL << 34);
+    get("peer_backlog_bytes", &out->peer_backlog_bytes, 4096, 1LL << 34);
+    if (l["peer_outbox_bytes"]) {  // its name before the per-link outboxes became one shared backlog
+      warn("limits.peer_outbox_bytes: renamed limits.peer_backlog_bytes; taken as that" + at_line(l["peer_outbox_bytes"]));
+      if (!l["peer_backlog_bytes"]) get("peer_outbox_bytes", &out->peer_backlog_bytes, 4096, 1LL << 34);
+    }
     get("log_backlog_bytes", &out->log_backlog_bytes, 4096, 1LL << 34);
     get("max_clients", &out->max_clients, 1, 1LL << 32);
     get("max_table_bytes", &out->max_table_bytes, 1 << 20, 1LL << 40);

@@ -25,7 +25,8 @@ struct Limits {
   size_t max_connections = 20000;              // open client connections per server
   size_t max_pending_replies = 1024;           // replies queued per client before it stops being read
   size_t max_output_bytes = 1024 * 1024;       // unsent reply bytes per client before it stops being read
-  size_t peer_outbox_bytes = 16 * 1024 * 1024; // flood bytes queued per neighbour before updates are dropped
+  size_t peer_backlog_bytes = 16 * 1024 * 1024; // the backlog of stored records shared by the peer links
+                                                // (catch-up window; a neighbour further behind gets a full transfer)
   size_t log_backlog_bytes = 16 * 1024 * 1024; // log bytes per loop waiting for the disk before entries are dropped
   // The location table: past either bound the least recently updated clients are evicted.
   size_t max_clients = 4000000;                // clients held
@@ -73,6 +74,9 @@ struct Config {
   int peer_backoff_initial_ms = 500;
   int peer_backoff_max_ms = 5000;
   std::optional<PeerTlsConfig> peer_tls;  // absent: plaintext peer links
+  std::string data_dir;                   // empty: memory only; else each server keeps <data_dir>/<name>/
+  std::string fsync = "everysec";         // always | everysec | no (with a data_dir)
+  size_t compact_bytes = 64 * 1024 * 1024;  // record log size that starts a background rewrite
 
   // The number of event loops a server runs: `threads`, or one per core when it is 0.
   int loop_count() const;

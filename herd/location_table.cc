@@ -1,9 +1,10 @@
 // LocationTable implementation: per-shard linear-probing tables of record pointers with their hashes,
-// backward-shift deletion for evictions, and sampled least-recently-stored eviction.
+// tombstones for evictions, sampled least-recently-stored eviction, and the resumable scan.
 #include "herd/location_table.h"
 
 #include "protocol/fields.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -53,13 +54,16 @@ struct LocationTable::Record {
 struct LocationTable::Shard {
   struct Slot {
     uint64_t hash = 0;
-    Record* record = nullptr;  // null: empty slot (deletion shifts entries back: no tombstones)
+    Record* record = nullptr;  // null: empty, or a tombstone when hash == kTombstone
   };
   static constexpr size_t kNone = static_cast<size_t>(-1);
+  static constexpr uint64_t kTombstone = ~uint64_t{0};  // an evicted record's slot (record null)
 
   mutable std::mutex mu;
   std::vector<Slot> slots;  // size is zero or a power of two
   size_t used = 0;
+  size_t tombstones = 0;
+  uint64_t generation = 0;  // bumped whenever a rehash moves the records to new slots
   size_t record_bytes = 0;  // charge() of every record held
   uint32_t clock = 0;       // counts stores; a record's `touched` is the count at its store
   uint64_t rng = 0;         // eviction sampling (xorshift), seeded per shard
@@ -68,21 +72,33 @@ struct LocationTable::Shard {
     for (auto& s : slots) std::free(s.record);
   }
 
-  // The index of the slot holding `id`, or of the empty slot where it would go. *probe (if given)
-  // is set to the number of slots looked at past the first.
+  static bool is_tombstone(const Slot& s) { return !s.record && s.hash == kTombstone; }
+
+  // The index of the slot holding `id`, or else of the slot where it would go (the first tombstone
+  // on its probe path, or the empty slot that ends it). *probe (if given) is set to the number of
+  // slots looked at past the first.
   size_t find(uint64_t h, std::string_view id, size_t* probe = nullptr) const {
     size_t mask = slots.size() - 1;
     size_t n = 0;
+    size_t reuse = kNone;
     for (size_t i = h & mask;; i = (i + 1) & mask, ++n) {
       const Slot& s = slots[i];
-      if (!s.record || (s.hash == h && s.record->id() == id)) {
+      if (s.record ? (s.hash == h && s.record->id() == id) : !is_tombstone(s)) {
         if (probe) *probe = n;
-        return i;
+        return s.record || reuse == kNone ? i : reuse;
+      }
+      if (is_tombstone(s) && reuse == kNone) reuse = i;
+      if (n > slots.size()) {  // all tombstones and records: cannot happen below the load bound
+        if (probe) *probe = n;
+        return reuse;
       }
     }
   }
 
+  // Rehashes into `size` slots (tombstones dropped): records move, so scans in progress restart.
   void grow(size_t size) {
+    ++generation;
+    tombstones = 0;
     std::vector<Slot> old;
     old.swap(slots);
     slots.resize(size);
@@ -95,20 +111,10 @@ struct LocationTable::Shard {
     }
   }
 
-  // Empties slot i and moves later entries of its run back, so every entry stays reachable from its
-  // home slot without tombstones (backward-shift deletion).
+  // Leaves a tombstone in slot i: no other record moves, so a scan in progress misses none.
   void erase_at(size_t i) {
-    size_t mask = slots.size() - 1;
-    for (size_t j = (i + 1) & mask; slots[j].record; j = (j + 1) & mask) {
-      size_t home = slots[j].hash & mask;
-      // Entry j may move to the hole at i unless its home lies cyclically in (i, j].
-      bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-      if (!stays) {
-        slots[i] = slots[j];
-        i = j;
-      }
-    }
-    slots[i] = Slot{};
+    slots[i] = Slot{kTombstone, nullptr};
+    ++tombstones;
   }
 
   uint64_t next_random() {
@@ -164,7 +170,7 @@ LocationTable::Shard& LocationTable::shard_for(uint64_t h) const {
 }
 
 bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
-                          std::string_view record, Source source, std::string* stored) {
+                          std::string_view record, Source source, std::string* stored, Observer* observer) {
   uint64_t h = hash(client_id);
   Shard& shard = shard_for(h);
   // Allocate before locking; free after unlocking.
@@ -177,8 +183,11 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
   uint64_t evicted_total = 0;
   {
     std::lock_guard lock(shard.mu);
-    if ((shard.used + 1) * 4 > shard.slots.size() * 3) {
-      shard.grow(shard.slots.empty() ? 16 : shard.slots.size() * 2);
+    if ((shard.used + shard.tombstones + 1) * 4 > shard.slots.size() * 3) {
+      // Full of records: twice the slots. Mostly tombstones (evictions): the same size, cleared.
+      size_t size = shard.slots.empty() ? 16 : shard.slots.size();
+      if ((shard.used + 1) * 2 > size) size *= 2;
+      shard.grow(size);
     }
     size_t probe = 0;
     size_t i = shard.find(h, client_id, &probe);
@@ -195,6 +204,7 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
         shard.record_bytes += charge(fresh->length);
         shard.record_bytes -= charge(old->length);
         slot->record = fresh;
+        if (observer) observer->on_stored(record);
       }
     } else {
       if (probe > kMaxProbe && shard.slots.size() < (shard.used + 1) * 64) {
@@ -202,10 +212,12 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
         shard.grow(shard.slots.size() * 2);
         slot = &shard.slots[shard.find(h, client_id)];
       }
+      if (Shard::is_tombstone(*slot)) --shard.tombstones;
       slot->hash = h;
       slot->record = fresh;
       ++shard.used;
       shard.record_bytes += charge(fresh->length);
+      if (observer) observer->on_stored(record);
     }
     if (old != fresh) {
       fresh->touched = ++shard.clock;
@@ -252,6 +264,52 @@ bool LocationTable::lookup(std::string_view client_id, std::string* record,
     }
   }
   return true;
+}
+
+bool LocationTable::holds(std::string_view client_id, std::string_view record) const {
+  uint64_t h = hash(client_id);
+  Shard& shard = shard_for(h);
+  std::lock_guard lock(shard.mu);
+  if (shard.slots.empty()) return false;
+  const Shard::Slot& slot = shard.slots[shard.find(h, client_id)];
+  return slot.record && slot.record->record() == record;
+}
+
+size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes) const {
+  size_t count = 0;
+  const size_t start = out->size();
+  while (!pos->done && out->size() - start < max_bytes) {
+    if (pos->shard >= kShards) {
+      pos->done = true;
+      break;
+    }
+    const Shard& shard = shards_[pos->shard];
+    std::lock_guard lock(shard.mu);
+    if (pos->slot == 0) {
+      pos->generation = shard.generation;
+    } else if (pos->generation != shard.generation) {
+      // Rehashed since the scan entered it: records may have moved to slots already passed.
+      pos->slot = 0;
+      pos->generation = shard.generation;
+    }
+    const size_t end = std::min(shard.slots.size(), pos->slot + kScanSlotsPerLock);
+    for (; pos->slot < end; ++pos->slot) {
+      const Record* r = shard.slots[pos->slot].record;
+      if (!r) continue;
+      out->append(r->bytes, r->length).push_back('\n');
+      ++count;
+      if (out->size() - start >= max_bytes) {
+        ++pos->slot;
+        break;
+      }
+    }
+    if (pos->slot >= shard.slots.size()) {
+      ++pos->shard;
+      pos->slot = 0;
+    }
+  }
+  if (pos->shard >= kShards) pos->done = true;
+  return count;
 }
 
 size_t LocationTable::size() const {

@@ -3,13 +3,14 @@
 // kernel, so crafted IDs cannot collide on purpose) to one of kShards shards, each a mutex and an
 // open-addressing hash map from client ID to a single heap block holding the record. No global lock;
 // a record is allocated before its shard is locked and a replaced or evicted one freed after; under
-// the lock there is only the compare and swap of a record pointer, the copy of a record out, or (now
-// and then) the regrowth of the shard's slot array. Never I/O.
+// the lock there is only the compare and swap of a record pointer (and telling the observer), the
+// copy of records out, or (now and then) the regrowth of the shard's slot array. Never I/O.
 //
 // Bounded: each shard holds at most ceil(max_clients / kShards) records and max_bytes / kShards bytes
 // of them; past either bound the least recently updated records of that shard are evicted (an
-// approximate LRU: the oldest of a random sample). Probing is bounded too: an insert that would
-// probe further than kMaxProbe slots grows the shard instead.
+// approximate LRU: the oldest of a random sample). An evicted record leaves a tombstone, so no other
+// record moves (a scan in progress misses none); tombstones are cleared when the shard is rehashed.
+// Probing is bounded too: an insert that would probe further than kMaxProbe slots grows the shard.
 //
 // Threads: every public method is thread-safe.
 #pragma once
@@ -44,6 +45,26 @@ class LocationTable {
               // compare greater, so that every server settles a tie on the same record
   };
 
+  // Told of each record that is stored, while the client's shard is still locked: so whatever it
+  // records (the backlog) is in the order the table changed for that client. Must not block.
+  class Observer {
+   public:
+    virtual void on_stored(std::string_view record) = 0;
+
+   protected:
+    ~Observer() = default;
+  };
+
+  // Where a scan of the whole table has got to (start with the default value).
+  struct ScanPosition {
+    size_t shard = 0;
+    size_t slot = 0;
+    uint64_t generation = 0;  // the shard's slot-array generation when the scan entered it
+    bool done = false;
+  };
+  // Slots looked at under one shard lock by scan().
+  static constexpr size_t kScanSlotsPerLock = 512;
+
   // At most `max_clients` records and `max_bytes` bytes of records (each bound split evenly over
   // the shards, see above); the defaults mean no bound. `key` keys the hash; by default a random one.
   explicit LocationTable(size_t max_clients = std::numeric_limits<size_t>::max(),
@@ -56,13 +77,26 @@ class LocationTable {
   // Offers `record` (the AT line without its newline: `AT server diff id location time`, single
   // spaces) for `client_id`, whose report is dated `time`. Returns true when it was stored (which may
   // have evicted other clients). Otherwise the table is unchanged and, if `stored` is non-null, the
-  // record that beat it is appended to *stored.
+  // record that beat it is appended to *stored. `observer`, when given, is told of the record if it
+  // is stored.
   bool offer(std::string_view client_id, protocol::Timestamp time, std::string_view record,
-             Source source, std::string* stored);
+             Source source, std::string* stored, Observer* observer = nullptr);
 
   // Appends the record for `client_id` to *record and sets *where (if non-null) to the location the
   // record states; false when the client is unknown.
   bool lookup(std::string_view client_id, std::string* record, protocol::Location* where) const;
+
+  // True when the record stored for `client_id` is exactly `record` (compared under the shard lock,
+  // nothing copied): a catch-up replay skips versions that a newer record has replaced since.
+  bool holds(std::string_view client_id, std::string_view record) const;
+
+  // Appends records from *pos on, each followed by "\n", until about max_bytes are appended or the
+  // table ends (then pos->done), and advances *pos; returns the number appended. Holds one shard lock
+  // at a time for at most kScanSlotsPerLock slots. Every record stored before the scan began and not
+  // evicted meanwhile is appended (its newest version, or a newer one) at least once; records stored
+  // meanwhile may or may not be, and a shard whose slots were rehashed meanwhile is scanned again
+  // from its start.
+  size_t scan(ScanPosition* pos, std::string* out, size_t max_bytes) const;
 
   size_t size() const;
   // Bytes held by records and slot arrays (an estimate that excludes allocator overhead).

@@ -6,19 +6,16 @@
 #include "reactor/tcp_connection.h"
 #include "reactor/tls_connection.h"
 
-#include <algorithm>
-
 namespace herd {
 namespace {
 // A connection that lasted this long resets the backoff: the next failure retries quickly again.
 constexpr auto kHealthyAfter = std::chrono::seconds(5);
 }  // namespace
 
-PeerLink::PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer)
+PeerLink::PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer, uint64_t bit)
     : server_(server),
       loop_(loop),
       peer_(peer.name),
-      outbox_limit_(server.limits().peer_outbox_bytes),
       // By host name: looked up again before every redial, so a neighbour that moved is found.
       connector_(
           loop, peer.host, peer.peer_port,
@@ -28,7 +25,8 @@ PeerLink::PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig&
           [this](std::string_view error, reactor::Backoff::Millis retry_in) {
             server_.log().write(lane(), peer_, '!', std::string(error) + "; retrying in " +
                                                          std::to_string(retry_in.count()) + " ms");
-          }) {}
+          }),
+      sender_(server, loop, peer_, bit, [this] { pump(); }) {}
 
 PeerLink::~PeerLink() = default;
 
@@ -43,6 +41,7 @@ void PeerLink::start() {
 void PeerLink::stop() {
   stopped_ = true;
   connector_.stop();
+  sender_.stop();
   if (conn_) conn_->close("server stopping");
 }
 
@@ -72,83 +71,35 @@ void PeerLink::on_established(reactor::Connection& c) {
   connected_at_ = std::chrono::steady_clock::now();
   up_.store(true, std::memory_order_relaxed);
   server_.log().write(lane(), peer_, '+', how);
-  std::string hello = "HERD " + server_.self().name;
-  server_.log().write(lane(), peer_, '>', hello);
-  hello.push_back('\n');
-  c.send(hello);
-  flush_outbox();
+  sender_.start(c);
 }
 
-void PeerLink::enqueue(std::string_view record) {
-  bool wake = false;
-  {
-    std::lock_guard lock(mu_);
-    if (outbox_.size() + record.size() + 1 > outbox_limit_) make_room_locked(record.size() + 1);
-    if (outbox_.size() + record.size() + 1 <= outbox_limit_) {
-      outbox_.append(record).push_back('\n');
-    } else {
-      ++dropped_;  // larger than the whole outbox; reported by the next flush
-    }
-    if (!flush_queued_) {
-      flush_queued_ = true;
-      wake = true;
-    }
-  }
-  if (wake) loop_.queue([this] { flush_outbox(); });
+void PeerLink::notify() {
+  if (pump_queued_.exchange(true, std::memory_order_acq_rel)) return;
+  loop_.queue([this] {
+    pump_queued_.store(false, std::memory_order_release);
+    pump();
+  });
 }
 
-void PeerLink::make_room_locked(size_t need) {
-  // Newer records supersede older ones for the same client, so the oldest go first: the front half
-  // of the outbox at once (one move per many records, not one per record), cut at a line boundary.
-  while (!outbox_.empty() && outbox_.size() + need > outbox_limit_) {
-    size_t cut = outbox_.find('\n', outbox_.size() / 2);
-    cut = cut == std::string::npos ? outbox_.size() : cut + 1;
-    dropped_ += static_cast<uint64_t>(std::count(outbox_.begin(), outbox_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
-    outbox_.erase(0, cut);
-  }
+void PeerLink::pump() {
+  // While down (or before the handshake: records sent on a link that then fails it would be lost),
+  // records wait in the backlog; the sender's cursor stays where it was.
+  if (up_.load(std::memory_order_relaxed) && conn_ && conn_->is_open()) sender_.pump(*conn_);
 }
 
-void PeerLink::flush_outbox() {
-  uint64_t dropped;
-  bool can_send;
-  {
-    std::lock_guard lock(mu_);
-    flush_queued_ = false;
-    dropped = dropped_;
-    dropped_ = 0;
-    // While down or backed up, records wait in the outbox (bounded by outbox_limit_).
-    // Records wait for the handshake: sent on a link that then fails it, they would be lost.
-    can_send = up_.load(std::memory_order_relaxed) && conn_ && conn_->is_open() &&
-               conn_->pending_output() <= kMaxUnsentBytes;
-    if (can_send) batch_.swap(outbox_);
-  }
-  if (dropped) {
-    server_.log().write(lane(), peer_, '!', "outbox full: " + std::to_string(dropped) + " oldest records dropped");
-  }
-  if (!can_send || batch_.empty()) return;
-  server_.log().write_each_line(lane(), peer_, '>', batch_);
-  conn_->send(batch_);
-  batch_.clear();
-  if (batch_.capacity() > (1u << 20)) std::string().swap(batch_);
-}
-
-size_t PeerLink::on_data(reactor::Connection&, std::string_view data) {
-  return data.size();  // neighbours never write on this link; ignore anything that comes
+size_t PeerLink::on_data(reactor::Connection& c, std::string_view data) {
+  if (!up_.load(std::memory_order_relaxed)) return data.size();
+  return sender_.on_data(c, data);  // the neighbour's catch-up answer
 }
 
 void PeerLink::on_eof(reactor::Connection& c, std::string_view) { c.close("neighbour closed the link"); }
 
-void PeerLink::on_drained(reactor::Connection&) {
-  bool more;
-  {
-    std::lock_guard lock(mu_);
-    more = !outbox_.empty();
-  }
-  if (more) flush_outbox();
-}
+void PeerLink::on_drained(reactor::Connection&) { pump(); }
 
 void PeerLink::on_closed(reactor::Connection&, std::string_view reason) {
   bool was_up = up_.exchange(false, std::memory_order_relaxed);
+  sender_.stop();
   if (was_up) {
     server_.log().write(lane(), peer_, '-', "link down: ", reason);
     if (std::chrono::steady_clock::now() - connected_at_ >= kHealthyAfter) connector_.reset_backoff();

@@ -1,26 +1,28 @@
 // PeerLink: this server's one long-lived connection to one neighbour, used to flood AT records to it.
 // It dials the neighbour's peer port (over TLS when the config has peer_tls: the neighbour's
-// certificate must come from the herd CA and name it, and this server presents its own), says
-// `HERD <own name>`, then writes the records queued in its outbox, batched: any thread may queue a record; one wake-up of the owning loop and one write carry
-// everything queued since the last. When the neighbour is down it redials forever with capped,
-// jittered exponential backoff; records queued meanwhile wait in the outbox (bounded: past the limit
-// the oldest records are dropped, counted and logged, since newer ones supersede them), so a
-// neighbour that is down, slow or restarting never stalls this server and gets the newest updates
-// first when it is back. Each dial looks the neighbour's host up again and gives up after a deadline
-// (a neighbour that does not answer is retried, not waited for); the connection has TCP keepalive,
-// so a neighbour that vanished without closing is noticed.
+// certificate must come from the herd CA and name it, and this server presents its own) and, once the
+// stream is established, hands it to its CatchUpSender, which says hello,
+// negotiates catch-up and writes the backlog entries owed to the neighbour (herd/catch_up_sender.h).
+// Any thread may notify() the link that the backlog has something for it; one wake-up of the owning
+// loop and one write carry everything stored since the last. When the neighbour is down the link
+// redials forever with capped, jittered exponential backoff; records stored meanwhile wait in the
+// shared backlog (bounded; a neighbour that falls further behind than it reaches gets a full transfer
+// instead), so a neighbour that is down, slow or restarting never stalls this server. Each dial looks the
+// neighbour's host up again and gives up after a deadline (a neighbour that does not answer is
+// retried, not waited for); the connection has TCP keepalive, so a neighbour that vanished without
+// closing is noticed.
 //
-// Threads: enqueue() from any thread; everything else on the owning loop's thread.
+// Threads: notify() and up() from any thread; everything else on the owning loop's thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
+#include "herd/catch_up_sender.h"
 #include "herd/config.h"
 #include "reactor/connection.h"
 #include "reactor/connector.h"
@@ -32,11 +34,9 @@ class Server;
 
 class PeerLink final : public reactor::ConnectionHandler {
  public:
-  // Unsent bytes at which the link stops taking records from its outbox until the socket drains.
-  static constexpr size_t kMaxUnsentBytes = 4 * 1024 * 1024;
-
-  // Dials `peer`'s host (resolved again before every attempt) and peer port from `loop`.
-  PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer);
+  // Dials `peer`'s host (resolved again before every attempt) and peer port from `loop`. `bit`: the
+  // link's bit in the backlog's mask (FloodRouter::bit_for of its index).
+  PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer, uint64_t bit);
   ~PeerLink();
 
   const std::string& peer_name() const { return peer_; }
@@ -48,8 +48,8 @@ class PeerLink final : public reactor::ConnectionHandler {
   void start();  // loop thread: dial
   void stop();   // loop thread: close and stop redialling
 
-  // Any thread: queues `record` (no newline) for the neighbour. Never blocks on the network.
-  void enqueue(std::string_view record);
+  // Any thread: the backlog holds something owed to the neighbour. Never blocks on the network.
+  void notify();
 
   void on_established(reactor::Connection& c) override;
   size_t on_data(reactor::Connection& c, std::string_view data) override;
@@ -59,26 +59,19 @@ class PeerLink final : public reactor::ConnectionHandler {
 
  private:
   void connected(int fd);
-  void flush_outbox();
-  // Drops the oldest records until `need` more bytes fit in the outbox. mu_ must be held.
-  void make_room_locked(size_t need);
+  void pump();
   int lane() const;
 
   Server& server_;
   reactor::EventLoop& loop_;
   const std::string peer_;
-  const size_t outbox_limit_;
   reactor::Connector connector_;
   std::unique_ptr<reactor::Connection> conn_;  // null while not connected
   std::chrono::steady_clock::time_point connected_at_{};
   bool stopped_ = false;
   std::atomic<bool> up_{false};
-  std::string batch_;  // loop thread: the records being written
-
-  std::mutex mu_;
-  std::string outbox_;       // guarded by mu_: records + "\n", oldest first
-  bool flush_queued_ = false;  // guarded by mu_: a flush task is on its way to the loop
-  uint64_t dropped_ = 0;     // guarded by mu_: records dropped since last logged
+  std::atomic<bool> pump_queued_{false};  // a pump task is on its way to the loop
+  CatchUpSender sender_;
 };
 
 }  // namespace herd

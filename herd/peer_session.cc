@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "herd/admission.h"
+#include "herd/flood_router.h"
 #include "herd/line_splitter.h"
 #include "herd/peer_tls.h"
 #include "herd/server.h"
@@ -21,7 +22,8 @@ PeerSession::PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::S
       id_(id),
       max_line_(ctx.server.config().peer_max_line()),
       tag_("p" + std::to_string(id)),
-      accepted_at_(Clock::now()) {
+      accepted_at_(Clock::now()),
+      catch_up_(ctx.server, ctx.index()) {
   // A neighbour that vanishes (power cut, cable) sends no FIN: keepalive notices, and the slot frees.
   reactor::set_keepalive(fd, Server::kPeerKeepaliveIdleS, Server::kPeerKeepaliveIntervalS, Server::kPeerKeepaliveCount);
   if (const reactor::TlsContext* tls = server_.peer_tls()) {
@@ -129,24 +131,28 @@ bool PeerSession::handle_line(std::string_view line) {
     server_.peer_named(ctx_, id_, peer_name_);
     return true;
   }
+  // Records of a BULK frame (catch-up) are not logged one by one: the frame and its end are.
+  const bool bulk = catch_up_.in_bulk();
+  if (!bulk && catch_up_.handle(*conn_, peer_name_, tag_, line)) return true;
   protocol::Command cmd = protocol::parse_command(line);
   if (cmd.kind == protocol::CommandKind::kEmpty) return true;
-  log.write(ctx_.index(), tag_, '<', line);
+  if (!bulk) log.write(ctx_.index(), tag_, '<', line);
+  bool stored = false;
   if (cmd.kind != protocol::CommandKind::kAt) {
+    if (bulk) log.write(ctx_.index(), tag_, '<', line);
     log.write(ctx_.index(), tag_, '!', "not an AT record; ignored");
-    return true;
-  }
-  const protocol::At& at = cmd.at;
-  if (const char* why = refusal(server_.limits(), at.client_id, at.time, protocol::realtime_now())) {
+  } else if (const char* why = refusal(server_.limits(), cmd.at.client_id, cmd.at.time, protocol::realtime_now())) {
     log.write(ctx_.index(), tag_, '!', why, "; not stored");
-    return true;
+  } else {
+    const protocol::At& at = cmd.at;
+    record_.clear();
+    protocol::append_at_record(record_, at);
+    stored = server_.router()
+                 .offer(at.client_id, at.time, record_, LocationTable::Source::kPeer, peer_name_, at.extra,
+                        nullptr)
+                 .stored;
   }
-  record_.clear();
-  protocol::append_at_record(record_, at);
-  if (server_.table().offer(at.client_id, at.time, record_, LocationTable::Source::kPeer,
-                            nullptr)) {
-    server_.flood(record_, peer_name_, at.extra);
-  }
+  if (bulk) catch_up_.took_bulk_line(stored);
   return true;
 }
 

@@ -1,10 +1,12 @@
 // PeerSession: one inbound connection on the peer port, from a neighbour's PeerLink. The first line
 // must be the hello `HERD <name>` naming a server of the config; after it, every line is a flooded
-// AT record. With peer_tls the connection is TLS with a client certificate from the herd CA, and the
-// hello is accepted only when that certificate names the server the hello names and that server is
-// a neighbour of this one; otherwise the connection is closed (logged) before anything is stored. Records newer than the table's are stored and flooded on to the neighbours that the
-// record's seen= field (SeenSet) does not already cover.
-// Nothing is ever written back. Lines that are not AT records are logged and ignored.
+// AT record or a catch-up line (CatchUpReceiver). With peer_tls the connection is TLS with a client
+// certificate from the herd CA, and the hello is accepted only when that certificate names the server
+// the hello names and that server is a neighbour of this one; otherwise the connection is closed
+// (logged) before anything is stored. Records newer than the table's are stored and flooded on
+// (FloodRouter) to the neighbours that the record's seen= field does not already cover and never back
+// to the sender. The only thing ever written back is the answer to the neighbour's SYNC. Other lines
+// are logged and ignored.
 //
 // Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.
 #pragma once
@@ -15,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "herd/catch_up_receiver.h"
 #include "reactor/connection.h"
 #include "reactor/socket.h"
 
@@ -55,9 +58,10 @@ class PeerSession final : public reactor::ConnectionHandler {
   std::string tag_;          // "p<id>", then "p<id>/<name>" after the hello
   std::string peer_name_;    // from the hello; empty until then
   std::string record_;       // scratch for the normalised AT record
-  std::unique_ptr<reactor::Connection> conn_;  // TcpConnection, or TlsConnection with peer_tls
   const Clock::time_point accepted_at_;
   Clock::time_point partial_since_;  // an incomplete line has been waiting since then (default: none)
+  CatchUpReceiver catch_up_;
+  std::unique_ptr<reactor::Connection> conn_;  // TcpConnection, or TlsConnection with peer_tls
 };
 
 }  // namespace herd

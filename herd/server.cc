@@ -1,4 +1,4 @@
-// Server implementation: binding, loop start-up, accepting and handing connections to loops, flooding.
+// Server implementation: binding, loop start-up, accepting and handing connections to loops.
 #include "herd/server.h"
 
 #include <unistd.h>
@@ -13,7 +13,6 @@
 #include "herd/peer_link.h"
 #include "herd/peer_session.h"
 #include "herd/peer_tls.h"
-#include "herd/seen_set.h"
 
 namespace herd {
 namespace {
@@ -35,6 +34,41 @@ Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesPr
 }
 
 Server::~Server() { stop(); }
+
+bool Server::restore(std::string* error) {
+  std::vector<std::string> neighbour_names;
+  for (const ServerConfig* n : config_.neighbours(self_->name)) neighbour_names.push_back(n->name);
+  Recovered recovered;
+  if (!config_.data_dir.empty()) {
+    Persistence::Options o;
+    o.dir = config_.resolve_path(config_.data_dir) + "/" + self_->name;
+    o.server = self_->name;
+    o.neighbours = neighbour_names;
+    parse_fsync(config_.fsync, &o.fsync);
+    o.compact_bytes = config_.compact_bytes;
+    o.backlog_bytes = config_.limits.peer_backlog_bytes;
+    o.loops = config_.loop_count();
+    persistence_ = Persistence::open(o, table_, *log_, &recovered, error);
+    if (!persistence_) return false;
+  }
+  // The backlog goes on where the recovered history ended, holding its newest entries again (if they
+  // reach up to there without a gap) so that neighbours that held them can resume.
+  bool refill = !recovered.backlog.empty() &&
+                recovered.backlog_first_seq + recovered.backlog.size() == recovered.next_seq;
+  backlog_ = std::make_unique<FloodLog>(config_.limits.peer_backlog_bytes,
+                                        refill ? recovered.backlog_first_seq : recovered.next_seq);
+  if (refill) {
+    for (const std::string& raw : recovered.backlog) {
+      std::string_view v = raw;
+      FloodLog::Entry e;
+      if (FloodLog::next_entry(&v, &e)) backlog_->append(e.kind, e.mask, e.line);
+    }
+  }
+  sync_ = std::make_unique<SyncState>(SyncState::new_run_id(), recovered.history);
+  for (const auto& [peer, held] : recovered.held) sync_->set_held(peer, held.run, held.seq);
+  router_ = std::make_unique<FloodRouter>(self_->name, table_, *backlog_, persistence_ != nullptr);
+  return !persistence_ || persistence_->start(*backlog_, *sync_, error);
+}
 
 bool Server::start(std::string* error) {
   if (!self_) {
@@ -60,6 +94,7 @@ bool Server::start(std::string* error) {
     *error = "cannot listen for peers on " + *error;
     return false;
   }
+  if (!restore(error)) return false;
 
   const int threads = config_.loop_count();
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
@@ -90,8 +125,11 @@ bool Server::start(std::string* error) {
     }
     for (const auto& a : all) neighbour_ips_.push_back(reactor::ip_of(a));
     links_.push_back(std::make_unique<PeerLink>(*this, loops_->loop(static_cast<int>(k) % threads),
-                                                *neighbours[k]));
+                                                *neighbours[k], FloodRouter::bit_for(k)));
   }
+  std::vector<PeerLink*> link_ptrs;
+  for (auto& link : links_) link_ptrs.push_back(link.get());
+  router_->set_links(std::move(link_ptrs));
 
   for (auto& ctx : contexts_) {
     LoopContext* c = ctx.get();
@@ -144,6 +182,7 @@ void Server::stop() {
     cv.wait(lock, [&] { return done; });
   }
   loops_->stop();
+  if (persistence_) persistence_->stop();  // what the loops stored is on disk before the exit
   links_.clear();
   contexts_.clear();
   loops_.reset();
@@ -302,29 +341,6 @@ void Server::release_peer(LoopContext& ctx, uint64_t id, const std::string& name
   if (it == named_peers_.end()) return;
   auto& sessions = it->second;
   sessions.erase(std::remove(sessions.begin(), sessions.end(), std::make_pair(ctx.index(), id)), sessions.end());
-}
-
-void Server::flood(std::string_view record, std::string_view from, std::string_view extra) {
-  // `from` is not added to the set: only what a sender says of itself is trusted (a sender that
-  // speaks seen= always lists itself), so a peer that is not who its hello says, or a server without
-  // seen=, can never keep a record from anyone. It is only not sent the record back.
-  SeenSet seen = SeenSet::parse(extra);
-  seen.add(self_->name);
-  PeerLink* targets[SeenSet::kMaxNames];
-  size_t count = 0;
-  for (auto& link : links_) {
-    const std::string& name = link->peer_name();
-    if (count < SeenSet::kMaxNames && name != from && !seen.contains(name)) targets[count++] = link.get();
-  }
-  if (count == 0) return;
-  // Only neighbours we can reach now count as served; the others stay open to other paths.
-  for (size_t i = 0; i < count; ++i) {
-    if (targets[i]->up()) seen.add(targets[i]->peer_name());
-  }
-  thread_local std::string line;
-  line.assign(record);
-  seen.append_field(line);
-  for (size_t i = 0; i < count; ++i) targets[i]->enqueue(line);
 }
 
 }  // namespace herd

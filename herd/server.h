@@ -1,11 +1,12 @@
 // Server: one member of the herd. It owns the event loops, the client and peer listeners, the
-// location table, the links to its neighbours, the places provider and the log, and wires them:
-// client lines become table updates, floods and places queries; peer lines become table updates and
-// floods; every line in and out is logged.
+// location table, the backlog and flood router, the catch-up state, the data directory (optional),
+// the links to its neighbours, the places provider and the log, and wires them: client lines become
+// table updates, floods and places queries; peer lines become table updates and floods; every line in
+// and out is logged.
 //
 // Threads: construct, start() and stop() on the controlling (main) thread. The accessors are
-// thread-safe (the objects they return say what is safe on them). Sessions and links each live on
-// one loop for their whole life.
+// thread-safe (the objects they return say what is safe on them); backlog(), router() and
+// sync_state() exist from start() on. Sessions and links each live on one loop for their whole life.
 #pragma once
 
 #include <atomic>
@@ -19,8 +20,12 @@
 #include <vector>
 
 #include "herd/config.h"
+#include "herd/flood_log.h"
+#include "herd/flood_router.h"
 #include "herd/location_table.h"
 #include "herd/log_sink.h"
+#include "herd/persistence.h"
+#include "herd/sync_state.h"
 #include "places/places_provider.h"
 #include "reactor/listener.h"
 #include "reactor/loop_group.h"
@@ -99,16 +104,16 @@ class Server {
   const ServerConfig& self() const { return *self_; }
   const Limits& limits() const { return config_.limits; }
   LocationTable& table() { return table_; }
+  FloodLog& backlog() { return *backlog_; }
+  FloodRouter& router() { return *router_; }
+  SyncState& sync_state() { return *sync_; }
+  // The data directory's writer, or null without a data_dir.
+  Persistence* persistence() { return persistence_.get(); }
   LogSink& log() { return *log_; }
   places::PlacesProvider& places() { return *places_; }
   int loop_count() const { return loops_ ? loops_->size() : 0; }
   // The peer links' TLS context (accepting and dialling alike), or null for plaintext peer links.
   const reactor::TlsContext* peer_tls() const { return peer_tls_.get(); }
-
-  // Any thread: queues `record` (an AT line, no newline) for every neighbour that is not `from` (the
-  // neighbour it came from, empty for a client's report) and not in the seen set carried by `extra`
-  // (the fields after the record, see SeenSet). The line sent carries the updated seen set.
-  void flood(std::string_view record, std::string_view from, std::string_view extra);
 
   // Any thread: bytes buffered (input and output capacity) over every connection of this server.
   int64_t buffered_bytes() const { return buffered_.load(std::memory_order_relaxed); }
@@ -137,6 +142,8 @@ class Server {
   void sweep(LoopContext& ctx);
   // How often each loop sweeps: a quarter of the shortest timeout, within [50 ms, 1 s].
   reactor::EventLoop::Millis sweep_period() const;
+  // Recovers the data directory (if any) and creates the backlog, the catch-up state and the router.
+  bool restore(std::string* error);
 
   Config config_;
   const ServerConfig* self_;
@@ -144,6 +151,10 @@ class Server {
   std::shared_ptr<const reactor::TlsContext> peer_tls_;
   std::unique_ptr<LogSink> log_;
   LocationTable table_;
+  std::unique_ptr<Persistence> persistence_;
+  std::unique_ptr<FloodLog> backlog_;
+  std::unique_ptr<SyncState> sync_;
+  std::unique_ptr<FloodRouter> router_;
   std::unique_ptr<reactor::LoopGroup> loops_;
   std::vector<std::unique_ptr<LoopContext>> contexts_;
   std::vector<std::unique_ptr<PeerLink>> links_;

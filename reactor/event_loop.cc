@@ -75,9 +75,9 @@ void EventLoop::assert_in_loop() const {
 
 void EventLoop::run() {
   owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
-  running_.store(true, std::memory_order_release);
   epoll_event events[kMaxEventsPerWait];
-  while (running_.load(std::memory_order_acquire)) {
+  // A stop() that came before the thread got here ends the loop at once; each stop() ends one run().
+  while (!stop_requested_.load(std::memory_order_acquire)) {
     int timeout = -1;
     {
       std::lock_guard lock(tasks_mu_);
@@ -100,12 +100,13 @@ void EventLoop::run() {
       for (auto& task : batch) task();
     }
   }
+  stop_requested_.store(false, std::memory_order_release);
   // Stopped: whoever tears the loop's objects down now (after joining this thread) may touch it.
   owner_.store(std::thread::id(), std::memory_order_relaxed);
 }
 
 void EventLoop::stop() {
-  running_.store(false, std::memory_order_release);
+  stop_requested_.store(true, std::memory_order_release);
   queue([] {});
 }
 

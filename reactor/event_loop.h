@@ -48,7 +48,8 @@ class EventLoop {
 
   // Loop thread (the caller becomes it): dispatches events, timers and tasks until stop().
   void run();
-  // Any thread: makes run() return after the current iteration.
+  // Any thread: makes run() return after the current iteration (or at once, if called before run():
+  // a stop is never lost to a thread that starts late; each stop ends one run).
   void stop();
 
   // Any thread: runs `task` on the loop thread, in FIFO order. From another thread the loop is woken
@@ -104,7 +105,7 @@ class EventLoop {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int timer_fd_ = -1;
-  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_requested_{false};
   std::atomic<std::thread::id> owner_;
 
   std::mutex tasks_mu_;

@@ -26,6 +26,7 @@ def _from_repo(path):
 SERVER = _from_repo(os.environ.get('HERD_SERVER') or 'build/herd-server')
 GAZETTEER = _from_repo(os.environ.get('HERD_GAZETTEER') or 'build/data/cities.pbf')
 REFERENCE = _from_repo('tools/reference/herd_ref.py')
+FAULTPROXY = _from_repo('tools/chaos/faultproxy.py')
 CERTS_TOOL = _from_repo('tools/certs.py')
 REFERENCE_PYTHON = '/usr/bin/python3'  # Debian's, which sees python3-yaml
 
@@ -214,12 +215,19 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), peer_tls=False, places=None, env=None, binaries=None, preexec=None):
+                 reference=(), peer_tls=False, places=None, env=None, proxied=False, binaries=None,
+                 preexec=None):
         self.workdir = str(workdir)
         # The places: section as a dict (default: the offline provider), and extra environment
         # variables for every server (an API key, say).
         self.places = places or {'provider': 'offline'}
         self.env = env
+        # Every link through tools/chaos/faultproxy.py (one route per direction, `A>B` for the
+        # connection A dials to B), each server with a config of its own that points there.
+        self.proxied = proxied
+        self.proxy_proc = None
+        self.proxy_ports = {}   # route name -> listen port
+        self.control_port = None
         self.reference = set(reference)  # names run by the asyncio reference server
         self.names = list(names or NAMES)
         self.links = [list(l) for l in (links if links is not None else LINKS)]
@@ -240,7 +248,10 @@ class Herd:
 
     # -- config
     def write_config(self):
-        ports = free_ports(2 * len(self.names))
+        routes = [(a, b) for a, b in self.links] + [(b, a) for a, b in self.links]
+        # One call, so that the proxy's ports never collide with the servers'.
+        ports = free_ports(2 * len(self.names) + (len(routes) + 1 if self.proxied else 0))
+        proxy_ports = ports[2 * len(self.names):]
         for i, name in enumerate(self.names):
             self.ports[name] = ports[2 * i]
             self.peer_ports[name] = ports[2 * i + 1]
@@ -266,14 +277,66 @@ class Herd:
             text += PEER_TLS_YAML
         with open(self.config_path, 'w') as f:
             f.write(text)
+        if self.proxied:
+            self.control_port = proxy_ports[-1]
+            self.proxy_ports = {'%s>%s' % r: p for r, p in zip(routes, proxy_ports)}
+            for name in self.names:
+                via = {b: self.proxy_ports['%s>%s' % (a, b)] for a, b in routes if a == name}
+                own = text
+                for other, port in via.items():
+                    own = own.replace('peer_port: %d }' % self.peer_ports[other], 'peer_port: %d }' % port)
+                with open(self.server_config(name), 'w') as f:
+                    f.write(own)
+
+    def server_config(self, name):
+        return (os.path.join(self.workdir, 'config-%s.yaml' % name) if self.proxied
+                else self.config_path)
+
+    def start_proxy(self):
+        argv = [REFERENCE_PYTHON, FAULTPROXY, '--control', str(self.control_port)]
+        for route, port in self.proxy_ports.items():
+            a, b = route.split('>')
+            argv += ['--route', route, str(port), '127.0.0.1:%d' % self.peer_ports[b]]
+        self.proxy_proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        line = b''
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not line.endswith(b'\n') and time.monotonic() < deadline:
+            r, _, _ = select.select([self.proxy_proc.stdout], [], [], 0.5)
+            if r:
+                chunk = os.read(self.proxy_proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                line += chunk
+        assert line.startswith(b'faultproxy ready'), 'faultproxy did not start: %r' % line
+
+    def proxy(self, command):
+        """One command to the fault proxy (see tools/chaos/faultproxy.py); returns its answer."""
+        with socket.create_connection(('127.0.0.1', self.control_port), timeout=IO_TIMEOUT) as s:
+            s.sendall(command.encode() + b'\n')
+            answer = b''
+            while not answer.endswith(b'\n'):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        answer = answer.decode().strip()
+        assert answer.startswith('ok'), (command, answer)
+        return answer
+
+    def proxy_stats(self, route):
+        """{'up': bytes delivered to the route's target, 'down': ..., 'conns': ..., 'swallowed': ...}"""
+        return {k: int(v) for k, v in (f.split('=') for f in self.proxy('stats ' + route).split()[1:])}
 
     # -- processes
     def start(self, attempts=5):
         """Starts every server; retries on fresh ports when one loses a port race."""
         for attempt in range(attempts):
             self.write_config()
+            if self.proxied:
+                self.start_proxy()
             env = server_env(self.env) if self.env else None
-            self.servers = {n: ServerProc(n, self.config_path, self.workdir, env=env,
+            self.servers = {n: ServerProc(n, self.server_config(n), self.workdir, env=env,
                                           reference=n in self.reference,
                                           binary=self.binaries.get(n), preexec=self.preexec.get(n))
                             for n in self.names}
@@ -281,15 +344,31 @@ class Herd:
                 s.start()
             failed = [s for s in self.servers.values() if not s.wait_ready()]
             if not failed:
+                self.wait_links_settled()
                 return self
             in_use = all(s.proc.returncode == 1 and b'in use' in s.stderr() for s in failed)
             for s in self.servers.values():
                 s.kill()
+            self.stop_proxy()
             if not in_use or attempt == attempts - 1:
                 raise AssertionError('herd did not start: ' + '; '.join(
                     '%s exit %s: %r' % (s.name, s.proc.returncode, s.stderr()[-1000:])
                     for s in failed))
         return self
+
+    def wait_links_settled(self, timeout=PROPAGATION_TIMEOUT):
+        """Waits until every link between two C++ servers has finished its first catch-up (the
+        receiver logs `caught up`), so a test starts on a herd whose links carry records one by
+        one rather than in the catch-up of a link still coming up."""
+        pending = {(a, b) for a, b in self.links} | {(b, a) for a, b in self.links}
+        pending = {(a, b) for a, b in pending if a not in self.reference and b not in self.reference}
+
+        def done():
+            for a, b in list(pending):
+                if b'/%s * caught up: ' % a.encode() in self.log_bytes(b):
+                    pending.discard((a, b))
+            return not pending
+        wait_for(done, timeout, 'the first catch-up of every link: %s' % sorted(pending))
 
     def restart(self, name):
         """Starts `name` again with the same config and ports (after kill())."""
@@ -308,6 +387,26 @@ class Herd:
                                      % (name, s.proc.returncode, s.stderr()[-1000:]))
             time.sleep(0.2)
 
+    def data_path(self, name):
+        """<data_dir>/<name> for a herd whose extra_yaml says `data_dir: data`."""
+        return os.path.join(self.workdir, 'data', name)
+
+    def wipe(self, name):
+        """Removes a (stopped) server's data directory: its next start is a fresh disk."""
+        import shutil
+        shutil.rmtree(self.data_path(name), ignore_errors=True)
+
+    def kill_all(self, sig=signal.SIGKILL):
+        """Signals every running server at once (then reaps them)."""
+        for s in self.servers.values():
+            if s.alive():
+                s.killed = True
+                s.proc.send_signal(sig)
+        for s in self.servers.values():
+            if s.proc is not None:
+                s.proc.wait(timeout=20)
+                self.collect(s, expect_clean=False)
+
     def kill(self, name, sig=signal.SIGKILL):
         s = self.servers[name]
         s.kill(sig)
@@ -324,6 +423,17 @@ class Herd:
             self.problems.append('%s (start %d): exit status %s after SIGTERM; stderr: %r'
                                  % (s.name, s.starts, s.proc.returncode, err[-2000:]))
 
+    def stop_proxy(self):
+        if self.proxy_proc is not None and self.proxy_proc.poll() is None:
+            self.proxy_proc.terminate()
+            try:
+                self.proxy_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proxy_proc.kill()
+                self.proxy_proc.wait(timeout=10)
+        if self.proxy_proc is not None and self.proxy_proc.stdout:
+            self.proxy_proc.stdout.close()
+
     def stop(self):
         """Stops every server; returns the list of problems (sanitizer reports, unclean exits)."""
         running = []
@@ -337,6 +447,7 @@ class Herd:
             s.stop(signalled=s in running)
             if not s.killed:
                 self.collect(s)  # a server that died by itself is a problem too
+        self.stop_proxy()
         return self.problems
 
     # -- access
@@ -470,6 +581,21 @@ def iamat(port, client_id, location, client_time, timeout=IO_TIMEOUT):
     return request(port, line, 1, timeout)[:-1]
 
 
+def at_lines(port, client_ids, timeout=IO_TIMEOUT, batch=200):
+    """The stored AT line (bytes, no newline) of each client at one server, or None when unknown:
+    WHATSAT id 1 1 pipelined on one connection, in batches."""
+    out = {}
+    ids = list(client_ids)
+    with Client(port, timeout) as c:
+        for k in range(0, len(ids), batch):
+            part = ids[k:k + batch]
+            c.send(b''.join(b'WHATSAT %s 1 1\n' % i for i in part))
+            for i in part:
+                reply = c.read_whatsat()
+                out[i] = None if reply.startswith(b'? ') else reply.split(b'\n', 1)[0]
+    return out
+
+
 def poll_whatsat(port, client_id, expected_at, timeout=PROPAGATION_TIMEOUT, radius=10, bound=5):
     """Asks WHATSAT until the AT line is `expected_at` (bytes, no newline); returns the reply."""
     deadline = time.monotonic() + timeout
@@ -576,3 +702,28 @@ def unique_id(prefix='c'):
     """A client ID no other test uses (per process run)."""
     _counter[0] += 1
     return b'%s-%d-%d' % (prefix.encode(), os.getpid(), _counter[0])
+
+
+def neighbours(herd, name):
+    return [b for a, b in herd.links if a == name] + [a for a, b in herd.links if b == name]
+
+
+def flush_links(herd, names=None, timeout=PROPAGATION_TIMEOUT):
+    """Waits until every peer link of the herd has delivered everything queued on it before this
+    call: a fresh sentinel IAMAT at each server N, then, for each neighbour S of N, S's log shows
+    that sentinel received from N directly. Links are FIFO, so whatever N had queued for S before
+    (a duplicate, a stale record wrongly flooded) has been received and logged by then. For the
+    "nothing else happened" checks: a wait on an event, not on the clock. C++ servers only."""
+    names = [n for n in (names or herd.names) if neighbours(herd, n)]
+    sentinels = {}
+    for n in names:
+        cid = unique_id('flush-%s' % n)
+        sentinels[n] = iamat(herd.port(n), cid, b'+00.000000+000.000000', b'1')
+    pending = {(n, s) for n in names for s in neighbours(herd, n) if s in herd.servers}
+
+    def done():
+        for n, s in list(pending):
+            if (b'/%s < %s' % (n.encode(), sentinels[n])) in herd.log_bytes(s):
+                pending.discard((n, s))
+        return not pending
+    wait_for(done, timeout, 'sentinels over every link: %s' % sorted(pending))

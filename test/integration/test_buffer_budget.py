@@ -52,7 +52,7 @@ def test_many_clients_that_never_read_stay_within_the_budget(make_herd):
         assert time.monotonic() - t0 < 2.0
         grown_mb = (server.vm_rss_kb() - before) / 1024
         print('resident memory grew by %.1f MB' % grown_mb)
-        assert grown_mb < 20, 'grew by %.1f MB' % grown_mb
+        assert grown_mb < 32, "grew by %.1f MB" % grown_mb  # without the budget: about 50 MB
     finally:
         for s in deaf:
             s.close()

@@ -5,8 +5,8 @@ hello, and breaks timestamp ties the same way on every server."""
 import threading
 import time
 
-from herdlib import (IO_TIMEOUT, NAMES, Client, iamat, invalid, poll_whatsat, unique_id, wait_for,
-                     whatsat)
+from herdlib import (IO_TIMEOUT, NAMES, Client, flush_links, iamat, invalid, poll_whatsat, unique_id,
+                     wait_for, whatsat)
 
 
 def fake_peer(herd, server):
@@ -112,7 +112,8 @@ def test_tie_between_two_peer_records_converges_on_the_greater(herd5):
             ta.start(); tb.start(); ta.join(5); tb.join(5)
             for name in NAMES:
                 poll_whatsat(herd5.port(name), cid, winner, radius=1, bound=1)
-            time.sleep(0.5)
+            # Whatever either record set off is delivered before each link's sentinel.
+            flush_links(herd5)
             for name in NAMES:
                 assert whatsat(herd5.port(name), cid, 1, 1).split(b'\n', 1)[0] == winner, name
         finally:
@@ -138,7 +139,7 @@ def test_tie_between_two_client_reports_converges(herd5):
     winner = max(replies.values())
     for name in NAMES:
         poll_whatsat(herd5.port(name), cid, winner, radius=1, bound=1)
-    time.sleep(0.5)
+    flush_links(herd5)
     lines = {n: whatsat(herd5.port(n), cid, 1, 1).split(b'\n', 1)[0] for n in NAMES}
     assert set(lines.values()) == {winner}, lines
 

@@ -2,10 +2,8 @@
 other; stale reports change nothing and are not flooded; newer ones replace the record everywhere.
 Also the places part of WHATSAT: real GeoNames cities, in the Nearby Search shape."""
 
-import time
-
-from herdlib import (NAMES, Client, check_at_line, check_whatsat_reply, iamat, poll_whatsat, unique_id,
-                     wait_for, whatsat)
+from herdlib import (NAMES, Client, check_at_line, check_whatsat_reply, flush_links, iamat, poll_whatsat,
+                     unique_id, wait_for, whatsat)
 
 UCLA = b'+34.068930-118.445127'
 DOWNTOWN_LA = b'+34.052235-118.243683'
@@ -73,17 +71,18 @@ def test_stale_iamat_gets_stored_line_and_is_not_flooded(herd5):
     for name, (sloc, st) in stale.items():
         assert iamat(herd5.port(name), cid, sloc, st) == current, name
 
-    time.sleep(0.5)  # time enough for a flood to go around, and for the logs to reach the disk
+    # Every link has delivered what was queued on it when the stale reports came in (sentinels).
+    flush_links(herd5)
     for name in NAMES:
         assert whatsat(herd5.port(name), cid, 1, 1).split(b'\n', 1)[0] == current, name
+    for name, (sloc, _) in stale.items():
+        wait_for(lambda: log_lines_with(herd5, name, sloc), 5, 'the received IAMAT in the log of %s' % name)
     # The stale locations appear in the logs only as the received IAMAT lines, never in an AT line
     # sent to or received from a peer.
     for name in NAMES:
         for sloc, _ in stale.values():
             for line in log_lines_with(herd5, name, sloc):
                 assert b'IAMAT ' in line, (name, line)
-    for name, (sloc, _) in stale.items():
-        assert log_lines_with(herd5, name, sloc), 'the received IAMAT is not logged at %s' % name
 
 
 def test_newer_iamat_replaces_the_record_everywhere(herd5):
@@ -154,7 +153,9 @@ def test_each_server_receives_an_update_exactly_once(herd5):
     at_line = iamat(herd5.port('Goloman'), cid, UCLA, b'1520023999.5')
     for name in NAMES:
         poll_whatsat(herd5.port(name), cid, at_line)
-    time.sleep(0.3)  # any duplicate would be on its way by now
+    # Every server stored it, so every forward of it was queued by now: once each link has delivered
+    # a later sentinel, any duplicate has arrived and is logged.
+    flush_links(herd5)
     record = at_line.rstrip(b'\n')
     received = {}
     for name in NAMES:

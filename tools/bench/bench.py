@@ -36,6 +36,9 @@ import herdconf  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, 'tools', 'places_sim'))
+import simctl  # noqa: E402
+
 PYTHON = '/usr/bin/python3'
 SERVER = os.path.join(ROOT, 'build', 'herd-server')
 LOADGEN = os.path.join(ROOT, 'build', 'herd-load')
@@ -44,6 +47,8 @@ GAZETTEER = os.path.join(ROOT, 'build', 'data', 'cities.pbf')
 REFERENCE = os.path.join(ROOT, 'tools', 'reference', 'herd_ref.py')
 HOLDER = os.path.join(HERE, 'holder.py')
 TOPOLOGY = os.path.join(ROOT, 'config.yaml')
+CERTS = os.path.join(ROOT, 'tools', 'certs.py')
+PLACES_KEY_ENV = 'HERD_BENCH_PLACES_KEY'   # the (fake) API key's variable; the simulator takes any
 
 # Scale of every phase. `quick` exercises the same pipeline with tiny numbers.
 FULL = dict(
@@ -52,6 +57,8 @@ FULL = dict(
     idle_connections=10000, idle_rate=1000, idle_duration=4.0,
     mem_clients=1_000_000, mem_cap_fast=90.0, mem_cap_slow=75.0, mem_settle=30.0,
     settle_max=5.0, settle_slow=3.0, start_timeout=60.0,
+    sim_connections=1000, sim_latency_ms=20, sim_warmup=2.0, sim_duration=5.0,
+    tls_rounds=3,
 )
 QUICK = dict(
     warmup=0.2, duration=0.4, connections=[1, 10, 50], pipelines=[1, 16],
@@ -59,6 +66,8 @@ QUICK = dict(
     idle_connections=1000, idle_rate=500, idle_duration=1.0,
     mem_clients=20000, mem_cap_fast=20.0, mem_cap_slow=10.0, mem_settle=3.0,
     settle_max=0.5, settle_slow=1.0, start_timeout=60.0,
+    sim_connections=50, sim_latency_ms=20, sim_warmup=0.5, sim_duration=1.0,
+    tls_rounds=2,
 )
 
 # Error kinds that mean a reply was wrong (as opposed to a connection-level problem).
@@ -99,9 +108,11 @@ class HerdSystem(System):
     kind = 'herd'
     phases = ('throughput', 'whatsat', 'openloop', 'idle', 'memory')
 
-    def __init__(self, bench, key, label, argv_fn, ready_text, slow=False, phases=None):
+    def __init__(self, bench, key, label, argv_fn, ready_text, slow=False, phases=None, tls=False):
         super().__init__(bench)
         self.key, self.label, self.argv_fn, self.ready_text, self.slow = key, label, argv_fn, ready_text, slow
+        self.tls = tls          # peer links over TLS (certificates in the run's directory)
+        self.places = None      # None: offline places; else the `places:` mapping (the simulator)
         if phases:
             self.phases = phases
 
@@ -112,9 +123,12 @@ class HerdSystem(System):
         self.log_dir = os.path.join(d, 'logs')
         self.config = os.path.join(d, 'config.yaml')
         self.servers = herdconf.write_config(self.config, b.names, b.links, b.herd_threads,
-                                             self.log_dir, GAZETTEER)
+                                             self.log_dir, GAZETTEER, places=self.places,
+                                             peer_tls=b.peer_tls() if self.tls else None)
+        env = dict(os.environ)
+        env[PLACES_KEY_ENV] = 'bench-key'
         for n in b.names:
-            self.procs[n] = b.pm.start('%s-%s' % (self.key, n), self.argv_fn(n, self.config))
+            self.procs[n] = b.pm.start('%s-%s' % (self.key, n), self.argv_fn(n, self.config), env=env)
         for n in b.names:
             b.pm.wait_ready(self.procs[n], b.scale['start_timeout'], text=self.ready_text,
                             port=self.servers[n]['port'])
@@ -229,6 +243,45 @@ class Bench:
         (self.load_entry, self.prop_entry, self.prop_far,
          self.prop_hops) = herdconf.choose_entries(self.names, self.links)
         self.results = {'systems': {}}
+        self.sim = None          # the places simulator, started by the first whatsat_sim phase
+        self.certs_dir = None
+
+    # --- certificates and the places simulator ----------------------------------------------
+
+    def certs(self):
+        """A development CA with a certificate per herd server and one for the simulator, made by
+        tools/certs.py in the run's temporary directory (once)."""
+        if self.certs_dir is None:
+            d = os.path.join(self.tmp, 'certs')
+            for extra in ([] + self.names, ['places-sim', '--hosts', 'localhost', '127.0.0.1']):
+                rc, out, err = self.pm.run('certs', [PYTHON, CERTS, '--out', d, '--names'] + extra,
+                                           timeout=120)
+                if rc != 0:
+                    raise procs.StartError('tools/certs.py failed (rc %s): %s' % (rc, err.strip()[-300:]))
+            self.certs_dir = d
+        return self.certs_dir
+
+    def peer_tls(self):
+        d = self.certs()
+        return {'ca_file': os.path.join(d, 'ca.pem'), 'cert_file': os.path.join(d, '{name}.pem'),
+                'key_file': os.path.join(d, '{name}.key')}
+
+    def places_sim(self):
+        """The simulator (started on first use, stopped at the end of the run) and the `places:`
+        mapping that points a herd at it."""
+        if self.sim is None:
+            d = self.certs()
+            try:
+                self.sim = simctl.PlacesSim(cert=os.path.join(d, 'places-sim.pem'),
+                                            key=os.path.join(d, 'places-sim.key'),
+                                            ca=os.path.join(d, 'ca.pem'), gazetteer=GAZETTEER,
+                                            log_path=os.path.join(self.tmp, 'places-sim.log'),
+                                            ready_timeout=self.scale['start_timeout'])
+            except (RuntimeError, OSError) as e:
+                raise procs.StartError('the places simulator did not start: %s' % e)
+        places = {'provider': 'google', 'key_env': PLACES_KEY_ENV, 'endpoint': self.sim.url,
+                  'ca_file': os.path.join(self.certs_dir, 'ca.pem')}
+        return self.sim, places
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -309,6 +362,11 @@ class Bench:
                 self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
             elif j.get('aborted'):
                 rec['problem'] = 'aborted: %s' % j['aborted']
+            elif 'arrived' in j and j['arrived'] < j.get('replies', 0):
+                # Every measured reply arrived in the window, so it is counted in both.
+                rec['problem'] = 'wrong replies: herd-load counted %d arrivals but %d measured replies' % (
+                    j['arrived'], j['replies'])
+                self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
             if other:
                 rec['conn_errors'] = other
                 self.warnings.append('%s / %s: connection-level errors %s' % (system.label, name, other))
@@ -348,6 +406,122 @@ class Bench:
             ['--connections', 50, '--pipeline', 1, '--seed', '--whatsat-ratio', 1,
              '--warmup', s['warmup'], '--duration', s['whatsat_duration']],
             bound=s['warmup'] + s['whatsat_duration'] + 60)
+
+    def phase_whatsat_sim(self, system, res):
+        """WHATSAT through the places simulator (Google's legacy Nearby Search over HTTPS) with
+        injected upstream latency: the herd is restarted with `places.provider: google` pointed at
+        the simulator; --seed first, then WHATSAT only, from sim_connections connections. The
+        simulator's counters are sampled during the run, so the TLS handshakes it accepted in the
+        steady part (after the first upstream request plus the warm-up) are known."""
+        s = self.scale
+        sim, places = self.places_sim()
+        system.stop()
+        system.places = places
+        try:
+            system.start()
+        finally:
+            system.places = None       # a later restart (prepare) goes back to offline places
+        sim.config(latency_ms=s['sim_latency_ms'])
+        sim.reset_stats()
+        settled = self.settle(system) + (False,)    # just started: nothing to drain
+        c = s['sim_connections']
+        bound = s['sim_warmup'] + s['sim_duration'] + 90
+        argv = ([LOADGEN] + system.target_args() +
+                ['--threads', str(self.gen_threads), '--json', '--connections', str(c),
+                 '--clients', str(c), '--pipeline', '1', '--seed', '--whatsat-ratio', '1',
+                 '--timeout', '15', '--warmup', str(s['sim_warmup']),
+                 '--duration', str(s['sim_duration'])])
+        win = procs.CpuWindow(system.pids()).start()
+        simwin = procs.CpuWindow({'places-sim': sim.proc.pid}).start()
+        t0 = time.monotonic()
+        bg = self.pm.start('%s-whatsat-sim' % system.key, argv)
+        # (seconds since start, tls_handshakes, search requests, tcp_connections, open connections,
+        #  most requests in flight at once, simulator CPU ticks, the herd servers' CPU ticks)
+        samples = []
+        pids = list(system.pids().values())
+        rc = None
+        try:
+            while time.monotonic() - t0 < bound:
+                try:
+                    a = time.monotonic()
+                    st = sim.stats()
+                    t = (a + time.monotonic()) / 2 - t0
+                    req = st.get('requests') or {}
+                    ticks = [procs.cpu_ticks(p) for p in pids]
+                    samples.append((round(t, 3), st.get('tls_handshakes', 0),
+                                    req.get('legacy', 0) + req.get('new', 0),
+                                    st.get('tcp_connections', 0), st.get('open_connections', 0),
+                                    st.get('max_inflight', 0), procs.cpu_ticks(sim.proc.pid),
+                                    None if None in ticks else sum(ticks)))
+                except (OSError, ValueError) as e:
+                    samples.append((round(time.monotonic() - t0, 3), None, None, str(e)[:80]))
+                if not bg.alive():
+                    break
+                time.sleep(0.25)
+            try:
+                bg.popen.wait(max(0.1, bound - (time.monotonic() - t0)))
+                rc = bg.popen.returncode
+            except Exception:  # noqa: BLE001  (TimeoutExpired)
+                rc = None
+        finally:
+            self.pm.stop(bg, grace=2.0)
+        simcpu = simwin.stop()
+        cpu = win.stop()
+        rec = self._record(system, 'WHATSAT via simulator c=%d' % c, argv, rc, bg.stdout_text(),
+                           bg.stderr_tail(2000), cpu, time.monotonic() - t0, bound, settled=settled)
+        rec['sim_cpu_percent'] = simcpu['proc_cpu_percent'].get('places-sim')
+        rec['latency_ms'] = s['sim_latency_ms']
+        rec['sim_samples'] = samples
+        rec['steady'] = steady_handshakes(samples, s['sim_warmup'])
+        j = rec.get('json') or {}
+        st = rec['steady']
+        rate = j.get('arrival_rate') or j.get('throughput')
+        if rate and st.get('herd_cpu_percent') is not None:
+            # The generator's rate is measured over nearly the same window. Its arrival rate
+            # (replies arriving in the window), not its throughput (requests sent in the window and
+            # answered in it), as latencies here are a sizeable part of the window.
+            st['herd_cpu_us_per_whatsat'] = round(st['herd_cpu_percent'] / 100.0 / rate * 1e6, 1)
+        bad, good = j.get('whatsat_status_not_ok', 0), j.get('whatsat_ok', 0)
+        if j and (good == 0 or bad * 2 > good):
+            self.failures.append('%s / WHATSAT via simulator: %d of %d WHATSAT replies carry a failing '
+                                 'places status (is the herd reaching the simulator?)'
+                                 % (system.label, bad, good))
+        elif bad:
+            self.warnings.append('%s / WHATSAT via simulator: %d of %d WHATSAT replies carry a failing '
+                                 'places status (UNKNOWN_ERROR: upstream timeout or overload)'
+                                 % (system.label, bad, good))
+        st = rec['steady']
+        print('  %-34s arrival rate %s/s; steady %s s: %s TLS handshakes/s, %s upstream requests/s; CPU: simulator %s%%, '
+              'herd %s%% (%s us per WHATSAT)'
+              % ('', j.get('arrival_rate', '?'), st.get('seconds'), st.get('handshakes_per_s'), st.get('requests_per_s'),
+                 st.get('sim_cpu_percent'), st.get('herd_cpu_percent'),
+                 st.get('herd_cpu_us_per_whatsat')), flush=True)
+        res['whatsat_sim'] = rec
+
+    def phase_tls_pairs(self, system, res):
+        """IAMAT over TLS peer links beside plaintext ones: `system` (the herd with peer_tls) and a
+        plaintext copy of the same herd run at the same time, idle in turn, and the same closed-loop
+        load (50 connections, pipeline 1 and 16) goes to one then the other, tls_rounds times,
+        alternating which goes first, so that other work on a shared machine weighs on both alike."""
+        s = self.scale
+        plain = HerdSystem(self, 'herd-plain', 'C++ herd, plaintext (beside TLS)', system.argv_fn,
+                           system.ready_text)
+        out = res.setdefault('tls_pairs', {})
+        try:
+            plain.start()
+            for p in (1, 16):
+                runs = out['50x%d' % p] = {'plain': [], 'tls': []}
+                for i in range(s['tls_rounds']):
+                    order = [('plain', plain), ('tls', system)]
+                    if i % 2:
+                        order.reverse()
+                    for which, target in order:
+                        runs[which].append(self.load(
+                            target, 'IAMAT c=50 p=%d %s #%d' % (p, which, i + 1),
+                            ['--connections', 50, '--pipeline', p, '--warmup', s['warmup'],
+                             '--duration', s['duration']], bound=s['warmup'] + s['duration'] + 40))
+        finally:
+            plain.stop()
 
     def phase_openloop(self, system, res):
         s = self.scale
@@ -497,8 +671,13 @@ class Bench:
         ref_argv = lambda n, cfg: [PYTHON, REFERENCE, n, '--config', cfg, '--gazetteer', GAZETTEER]  # noqa: E731
         seed_argv = lambda n, cfg: ref_argv(n, cfg) + ['--seed-style']  # noqa: E731
         all_systems = [
-            HerdSystem(self, 'herd', 'C++ herd', herd_argv, 'ready in'),
-            HerdSystem(self, 'ref', 'asyncio reference', ref_argv, 'ready ', slow=True),
+            HerdSystem(self, 'herd', 'C++ herd', herd_argv, 'ready in',
+                       phases=HerdSystem.phases + ('whatsat_sim',)),
+            # The same herd with TLS peer links: IAMAT throughput only, beside the plaintext one.
+            HerdSystem(self, 'herd-tls', 'C++ herd, TLS peer links', herd_argv, 'ready in',
+                       phases=('tls_pairs',), tls=True),
+            HerdSystem(self, 'ref', 'asyncio reference', ref_argv, 'ready ', slow=True,
+                       phases=HerdSystem.phases + ('whatsat_sim',)),
             # Seed-style differs from the reference only in how floods travel, so the client-side
             # scenarios (idle connections, memory) are not repeated for it.
             HerdSystem(self, 'ref-seed', 'asyncio reference --seed-style', seed_argv, 'ready ',
@@ -558,6 +737,8 @@ class Bench:
                 res['seconds'] = round(time.monotonic() - t0, 1)
         finally:
             self.pm.stop_all()
+            if self.sim is not None:
+                self.sim.stop()
             meta['seconds'] = round(time.monotonic() - t_start, 1)
             meta['loadavg_end'] = os.getloadavg()
             self.results['failures'] = self.failures
@@ -569,6 +750,31 @@ class Bench:
 
 
 # ---------------------------------------------------------------------------------------------
+
+def steady_handshakes(samples, warmup):
+    """From the simulator's counters sampled during a run: the steady window starts `warmup`
+    seconds after the first upstream request was counted (the generator's own warm-up, after its
+    seeding) and ends at the last sample; the handshakes and requests per second in it."""
+    ok = [x for x in samples if x[1] is not None]
+    first = next((x for x in ok if x[2] > 0), None)
+    if first is None:
+        return {'problem': 'the simulator counted no request'}
+    start = next((x for x in ok if x[0] >= first[0] + warmup), None)
+    end = ok[-1]
+    if start is None or end[0] - start[0] < 0.2:
+        return {'problem': 'no steady window (run too short)'}
+    dt = end[0] - start[0]
+    def pct(i):
+        if start[i] is None or end[i] is None:
+            return None
+        return round(100.0 * (end[i] - start[i]) / procs.CLK_TCK / dt, 1)
+    return {'start_s': start[0], 'end_s': end[0], 'seconds': round(dt, 2),
+            'sim_cpu_percent': pct(6), 'herd_cpu_percent': pct(7),
+            'handshakes': end[1] - start[1], 'handshakes_per_s': round((end[1] - start[1]) / dt, 2),
+            'requests_per_s': round((end[2] - start[2]) / dt, 1),
+            'handshakes_total': end[1], 'connections_total': end[3],
+            'open_connections_end': end[4], 'max_inflight': end[5]}
+
 
 def show_argv(argv):
     """A command line for the report: repository paths relative, snapshot binaries as build/NAME,
@@ -662,7 +868,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description='side-by-side benchmark of the herd')
     ap.add_argument('--quick', action='store_true', help='every scenario at tiny scale (~1 minute)')
     ap.add_argument('--out', default='bench/results', help='report directory')
-    ap.add_argument('--systems', help='comma-separated subset: herd,ref,ref-seed,redis,null')
+    ap.add_argument('--systems', help='comma-separated subset: herd,herd-tls,ref,ref-seed,redis,null')
     ap.add_argument('--herd-threads', type=int, default=1,
                     help='event loops per C++ herd server and for herd-null (default 1)')
     ap.add_argument('--gen-threads', type=int, default=1, help='herd-load threads (default 1)')

@@ -55,7 +55,11 @@ def choose_entries(names, links):
     return load_entry, best[1], best[2], best[3]
 
 
-def write_config(path, names, links, threads, log_dir, gazetteer, limits=None):
+def write_config(path, names, links, threads, log_dir, gazetteer, limits=None, places=None,
+                 peer_tls=None):
+    """places: None for the offline provider, or the `places:` mapping to use instead (a google
+    provider pointed at the simulator); peer_tls: None for plaintext peer links, or the
+    `peer_tls:` mapping (ca_file, cert_file, key_file)."""
     ports = procs.free_ports(2 * len(names))
     servers = {}
     for i, n in enumerate(names):
@@ -63,13 +67,16 @@ def write_config(path, names, links, threads, log_dir, gazetteer, limits=None):
     cfg = {
         'threads': threads,
         'log_dir': log_dir,
-        'places': {'provider': 'offline', 'gazetteer': os.path.abspath(gazetteer)},
+        'places': dict(places) if places else {'provider': 'offline',
+                                               'gazetteer': os.path.abspath(gazetteer)},
         'servers': servers,
         'links': [list(l) for l in links],
         'peer_backoff': {'initial_ms': 50, 'max_ms': 1000},
     }
     if limits:
         cfg['limits'] = limits
+    if peer_tls:
+        cfg['peer_tls'] = dict(peer_tls)
     with open(path, 'w') as f:
         yaml.safe_dump(cfg, f, default_flow_style=None, sort_keys=False)
     return servers

@@ -1,11 +1,14 @@
 // herd-load: the herd's traffic generator. Parses flags, resolves targets, runs the workers (or
 // propagation mode), shows live progress on a TTY, and prints the final report.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -59,6 +62,13 @@ int main(int argc, char** argv) {
   RunState run;
   run.options = &options;
   run.workload = &workload;
+  if (!options.ack_file.empty()) {
+    run.ack_fd = ::open(options.ack_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (run.ack_fd < 0) {
+      std::fprintf(stderr, "herd-load: %s: cannot open: %s\n", options.ack_file.c_str(), std::strerror(errno));
+      return 2;
+    }
+  }
   if (options.seed) run.seeds_left.store(options.clients);
   else run.start_ns.store(monotonic_ns());
 
@@ -101,6 +111,7 @@ int main(int argc, char** argv) {
   }
   for (auto& t : pool) t.join();
   if (tty) std::fprintf(stderr, "\n");
+  if (run.ack_fd >= 0) ::close(run.ack_fd);
 
   RunResult result;
   result.cpu_seconds = cpu_seconds() - cpu0;

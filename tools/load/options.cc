@@ -48,6 +48,8 @@ const char kUsage[] =
     "                          report delays by hop distance (needs --config and one --entry)\n"
     "Output:\n"
     "  --json                  print one JSON object instead of the table\n"
+    "  --ack-file FILE         append `<unix ns> <AT line>` for every IAMAT acknowledged with its\n"
+    "                          own record (not a newer one) to FILE, as the replies come\n"
     "  --show-errors N         offending replies to print (default 5)\n"
     "  --help                  this text\n";
 
@@ -148,7 +150,7 @@ Options parse_options(int argc, char** argv) {
         "--target", "--config", "--entry", "--protocol", "--redis-key", "--connections",
         "--pipeline", "--duration", "--requests", "--warmup", "--rate", "--whatsat-ratio",
         "--clients", "--radius", "--bound", "--threads", "--timeout", "--propagation",
-        "--show-errors"};
+        "--show-errors", "--ack-file"};
     bool known = false;
     for (const char* k : kValued) known = known || arg == k;
     if (!known) usage_error("unknown flag \"" + arg + "\"");
@@ -205,6 +207,9 @@ Options parse_options(int argc, char** argv) {
       o.propagation = need_integer<int>(arg, v, 1, 10000000);
     } else if (arg == "--show-errors") {
       o.show_errors = need_integer<int>(arg, v, 0, 100000);
+    } else if (arg == "--ack-file") {
+      if (value.empty()) usage_error("--ack-file needs a file name");
+      o.ack_file = value;
     }
   }
   if (!duration_given && o.requests == 0) o.duration = 10;

@@ -38,6 +38,7 @@ struct Options {
   int propagation = 0;
   std::string redis_key = "herd";
   int show_errors = 5;
+  std::string ack_file;  // --ack-file: every acknowledged IAMAT is appended here
 };
 
 const char* protocol_name(Protocol p);

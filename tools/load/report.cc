@@ -48,6 +48,8 @@ void print_text_report(const Options& o, const RunResult& r) {
   std::printf("%-22s %12llu\n", "requests sent", static_cast<unsigned long long>(s.sent));
   std::printf("%-22s %12llu\n", "replies (measured)", static_cast<unsigned long long>(s.replies));
   std::printf("%-22s %12.0f /s\n", "throughput", rate);
+  std::printf("%-22s %12.0f /s  (every reply that arrived in the window, whenever sent)\n", "arrival rate",
+              r.measured_seconds > 0 ? static_cast<double>(s.arrived) / r.measured_seconds : 0);
   std::printf("%-22s %12llu  (IAMAT %llu, of which newer-record %llu; WHATSAT %llu)\n", "good replies",
               static_cast<unsigned long long>(s.ok), static_cast<unsigned long long>(s.iamat_ok),
               static_cast<unsigned long long>(s.stale), static_cast<unsigned long long>(s.whatsat_ok));
@@ -112,6 +114,8 @@ void print_json_report(const Options& o, const RunResult& r) {
   u64("sent", s.sent);
   u64("replies", s.replies);
   dbl("throughput", r.measured_seconds > 0 ? static_cast<double>(s.replies) / r.measured_seconds : 0);
+  u64("arrived", s.arrived);
+  dbl("arrival_rate", r.measured_seconds > 0 ? static_cast<double>(s.arrived) / r.measured_seconds : 0);
   u64("ok", s.ok);
   u64("iamat_ok", s.iamat_ok);
   u64("iamat_newer_record", s.stale);

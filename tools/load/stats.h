@@ -16,6 +16,10 @@ struct Stats {
   Histogram latency;     // measured replies, from intended send time to reply
   uint64_t sent = 0;     // requests written (all phases)
   uint64_t replies = 0;  // measured replies (good or bad)
+  // Replies that arrived within the measured window, whenever their request was sent: with
+  // latencies near the window's length, `replies` (requests sent in the window and answered in
+  // it) undercounts the rate, and this does not.
+  uint64_t arrived = 0;
   uint64_t ok = 0;       // measured good replies
   uint64_t iamat_ok = 0;
   uint64_t whatsat_ok = 0;
@@ -45,6 +49,7 @@ struct Stats {
     latency.merge(o.latency);
     sent += o.sent;
     replies += o.replies;
+    arrived += o.arrived;
     ok += o.ok;
     iamat_ok += o.iamat_ok;
     whatsat_ok += o.whatsat_ok;

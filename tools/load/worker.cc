@@ -344,6 +344,9 @@ bool Worker::process_replies(Connection* c, int64_t now) {
     }
     c->pending_.pop_front();
     --in_flight_;
+    if (run_->ack_fd >= 0 && err == ErrorKind::kNone && !stale && p.kind == RequestKind::kIamat) {
+      note_ack(buf.substr(0, len));
+    }
     if (err != ErrorKind::kNone) {
       if (problem.empty()) problem = describe(p);
       else problem = describe(p) + " (" + problem + ")";
@@ -367,6 +370,7 @@ void Worker::account(const Pending& p, ErrorKind err, int64_t now, bool stale, s
     run_->seeds_left.fetch_sub(1);
     return;
   }
+  if (start_ != 0 && now >= measure_start_ && now < end_) ++stats_.arrived;
   if (p.intended < measure_start_) return;  // warmup
   ++stats_.replies;
   stats_.latency.record(static_cast<uint64_t>(std::max<int64_t>(0, now - p.intended)));
@@ -380,6 +384,31 @@ void Worker::account(const Pending& p, ErrorKind err, int64_t now, bool stale, s
     stats_.results_total += results;
     if (!status_ok) ++stats_.status_not_ok;
   }
+}
+
+void Worker::note_ack(std::string_view reply) {
+  while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.remove_suffix(1);
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  acks_ += std::to_string(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+  acks_ += ' ';
+  acks_.append(reply);
+  acks_ += '\n';
+  if (acks_.size() >= 64 * 1024) write_acks();
+}
+
+void Worker::write_acks() {
+  // Whole lines per write() on an O_APPEND file: lines from several workers never interleave.
+  size_t off = 0;
+  while (off < acks_.size()) {
+    ssize_t w = write(run_->ack_fd, acks_.data() + off, acks_.size() - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    off += static_cast<size_t>(w);
+  }
+  acks_.clear();
 }
 
 void Worker::maintain(int64_t now) {
@@ -471,6 +500,7 @@ void Worker::run() {
     progress_replies_.store(stats_.replies, std::memory_order_relaxed);
     progress_errors_.store(stats_.total_errors(), std::memory_order_relaxed);
   }
+  write_acks();
   stats_.unfinished = static_cast<uint64_t>(std::max<int64_t>(0, in_flight_));
   end_ns_ = std::min(monotonic_ns(), end_ > 0 ? end_ : monotonic_ns());
   progress_replies_.store(stats_.replies);

@@ -28,6 +28,7 @@ struct RunState {
   std::atomic<int> finished{0};        // workers that have returned
   std::string abort_reason;            // written once by the worker that sets abort first
   std::atomic<bool> abort_claimed{false};
+  int ack_fd = -1;                     // --ack-file (O_APPEND: whole-line writes from any worker)
 
   int64_t warmup_ns() const { return static_cast<int64_t>(options->warmup * 1e9); }
   int64_t duration_ns() const { return options->duration > 0 ? static_cast<int64_t>(options->duration * 1e9) : INT64_MAX / 4; }
@@ -64,6 +65,9 @@ class Worker {
   void drop(Connection* c, ErrorKind why, const std::string& detail, int64_t now);
   void maintain(int64_t now);
   std::string describe(const Pending& p) const;
+  // --ack-file: notes an IAMAT answered with its own record; write_acks() appends them to the file.
+  void note_ack(std::string_view reply);
+  void write_acks();
 
   RunState* run_;
   const Options& options_;
@@ -78,6 +82,7 @@ class Worker {
   int64_t end_ = 0;
   int64_t interval_ns_ = 0;  // open loop: per-connection interval
   int64_t timeout_ns_;
+  std::string acks_;  // acknowledged IAMATs not yet written to the ack file
   int64_t last_reply_ = 0;
   int64_t in_flight_ = 0;
 };

@@ -1,0 +1,68 @@
+// CatchUpReceiver implementation.
+#include "herd/catch_up_receiver.h"
+
+#include "herd/flood_router.h"
+#include "herd/server.h"
+#include "herd/sync_state.h"
+#include "protocol/sync_line.h"
+
+namespace herd {
+
+bool CatchUpReceiver::handle(reactor::Connection& c, std::string_view peer, std::string_view tag,
+                             std::string_view line) {
+  protocol::SyncLine s = protocol::parse_sync_line(line);
+  if (s.kind == protocol::SyncKind::kNone) return false;
+  LogSink& log = server_.log();
+  log.write(lane_, tag, '<', line);
+  switch (s.kind) {
+    case protocol::SyncKind::kSync: {
+      run_.assign(s.run);
+      std::string answer;
+      if (auto held = server_.sync_state().held(peer)) {
+        protocol::append_sync_from(answer, held->run, held->seq);
+      } else {
+        protocol::append_sync_from(answer, "-", 0);
+      }
+      log.write(lane_, tag, '>', std::string_view(answer).substr(0, answer.size() - 1));
+      c.send(answer);
+      catching_up_ = true;
+      started_ = std::chrono::steady_clock::now();
+      received_ = stored_ = 0;
+      return true;
+    }
+    case protocol::SyncKind::kBulk:
+      bulk_left_ = s.number;
+      if (!catching_up_) {  // a full transfer on a live link (the neighbour fell behind)
+        catching_up_ = true;
+        started_ = std::chrono::steady_clock::now();
+        received_ = stored_ = 0;
+      }
+      return true;
+    case protocol::SyncKind::kMark:
+      if (run_.empty()) {
+        log.write(lane_, tag, '!', "MARK before SYNC; ignored");
+        return true;
+      }
+      server_.sync_state().set_held(peer, run_, s.number);
+      server_.router().append_progress(peer, run_, s.number);
+      if (catching_up_) {
+        catching_up_ = false;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+        log.write(lane_, tag, '*',
+                  "caught up: " + std::to_string(received_) + " catch-up records received, " +
+                      std::to_string(stored_) + " stored, in " + std::to_string(ms.count()) + " ms");
+      }
+      return true;
+    default:
+      log.write(lane_, tag, '!', "malformed catch-up line; ignored");
+      return true;
+  }
+}
+
+void CatchUpReceiver::took_bulk_line(bool stored) {
+  if (bulk_left_ > 0) --bulk_left_;
+  ++received_;
+  if (stored) ++stored_;
+}
+
+}  // namespace herd

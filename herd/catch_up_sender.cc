@@ -1,0 +1,275 @@
+// CatchUpSender implementation.
+#include "herd/catch_up_sender.h"
+
+#include "herd/line_splitter.h"
+#include "herd/server.h"
+#include "herd/sync_state.h"
+#include "protocol/fields.h"
+#include "protocol/sync_line.h"
+
+namespace herd {
+namespace {
+
+int64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+CatchUpSender::CatchUpSender(Server& server, reactor::EventLoop& loop, const std::string& peer,
+                             uint64_t bit, std::function<void()> wake)
+    : server_(server),
+      loop_(loop),
+      peer_(peer),
+      bit_(bit),
+      wake_(std::move(wake)),
+      backlog_(server.backlog()) {
+  // Records stored from now on are owed; what the backlog held before (reloaded from disk) is sent
+  // only to a neighbour that asks for it through catch-up.
+  cursor_ = backlog_.cursor_at(backlog_.next_seq());
+}
+
+CatchUpSender::~CatchUpSender() = default;
+
+void CatchUpSender::start(reactor::Connection& c) {
+  stop();
+  sync_peer_ = false;
+  replay_end_ = 0;
+  scanning_ = false;
+  catching_up_ = false;
+  marked_ = false;
+  std::string hello = "HERD " + server_.self().name + "\n";
+  server_.sync_state().append_sync_line(hello);
+  server_.log().write_each_line(lane(), peer_, '>', hello);
+  c.send(hello);
+  awaiting_answer_ = true;
+  answer_timer_ = loop_.run_after(kAnswerWait, [this] {
+    answer_timer_ = 0;
+    awaiting_answer_ = false;
+    server_.log().write(lane(), peer_, '*', "no catch-up answer: plain flooding from where the link stopped");
+    wake_();
+  });
+}
+
+void CatchUpSender::stop() {
+  for (auto* t : {&turn_timer_, &mark_timer_, &answer_timer_}) {
+    if (*t) loop_.cancel(*t);
+    *t = 0;
+  }
+}
+
+size_t CatchUpSender::on_data(reactor::Connection& c, std::string_view data) {
+  size_t consumed = 0;
+  std::string_view oversize;
+  LineStop stop = split_lines(
+      data, kMaxAnswerLine, false,
+      [&](std::string_view line) {
+        on_line(c, line);
+        return c.is_open();
+      },
+      &consumed, &oversize);
+  if (stop == LineStop::kOversize) {
+    server_.log().write(lane(), peer_, '!', "the neighbour wrote a line over ", std::to_string(kMaxAnswerLine) + " bytes");
+    c.close("neighbour wrote garbage on the link");
+    return data.size();
+  }
+  return consumed;
+}
+
+void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
+  LogSink& log = server_.log();
+  protocol::SyncLine s = protocol::parse_sync_line(line);
+  if (s.kind == protocol::SyncKind::kNone && line.find_first_not_of(" \t\r") == std::string_view::npos) return;
+  log.write(lane(), peer_, '<', line);
+  if (s.kind != protocol::SyncKind::kSyncFrom) {
+    log.write(lane(), peer_, '!', "not a SYNC-FROM line; ignored");
+    return;
+  }
+  sync_peer_ = true;
+  awaiting_answer_ = false;
+  if (answer_timer_) loop_.cancel(answer_timer_);
+  answer_timer_ = 0;
+  catching_up_ = true;
+  catch_up_started_ = std::chrono::steady_clock::now();
+  catch_up_records_ = catch_up_bytes_ = catch_up_skipped_ = 0;
+  const uint64_t oldest = backlog_.oldest_seq();
+  const uint64_t next = backlog_.next_seq();
+  std::optional<uint64_t> resume;
+  if (s.run != "-") resume = server_.sync_state().resume_point(s.run, s.number);
+  if (!resume) {
+    begin_full(s.run == "-" ? "it holds none of our history" : "it holds a run of ours we no longer know");
+  } else if (*resume + 1 < oldest) {
+    begin_full("the backlog no longer reaches back to seq " + std::to_string(*resume + 1) +
+               " (oldest " + std::to_string(oldest) + ")");
+  } else {
+    uint64_t from = std::min(*resume + 1, next);
+    scanning_ = false;
+    cursor_ = backlog_.cursor_at(from);
+    replay_end_ = next;
+    log.write(lane(), peer_, '*', "catch-up: replaying backlog seqs " + std::to_string(from) + ".." +
+                                      std::to_string(next) + " (it holds ours up to " +
+                                      std::to_string(*resume) + ")");
+  }
+  pump(c);
+}
+
+void CatchUpSender::begin_full(std::string_view why) {
+  scanning_ = true;
+  scan_pos_ = {};
+  cursor_ = backlog_.cursor_at(backlog_.next_seq());
+  replay_end_ = cursor_.seq;
+  if (!catching_up_ && sync_peer_) {
+    catching_up_ = true;
+    catch_up_started_ = std::chrono::steady_clock::now();
+    catch_up_records_ = catch_up_bytes_ = catch_up_skipped_ = 0;
+  }
+  server_.log().write(lane(), peer_, '*', "catch-up: full transfer of the table (", std::string(why) + ")");
+}
+
+void CatchUpSender::pump(reactor::Connection& c) {
+  if (!c.is_open() || awaiting_answer_) return;
+  size_t spent = 0;
+  bool more = false;
+  while (c.is_open() && c.pending_output() <= kMaxUnsentBytes) {
+    if (spent >= kMaxBytesPerTurn) {
+      more = true;  // yield to the loop's other connections; go on next turn
+      break;
+    }
+    raw_.clear();
+    const uint64_t at = cursor_.seq;
+    if (backlog_.read(&cursor_, &raw_, kReadBytes) == FloodLog::ReadStatus::kBehind) {
+      begin_full("we fell behind: backlog seqs " + std::to_string(at) + ".." +
+                 std::to_string(backlog_.oldest_seq()) + " were evicted before they were sent");
+      continue;
+    }
+    if (!raw_.empty()) {
+      spent += raw_.size();
+      send_entries(c);
+      continue;
+    }
+    if (scanning_) {
+      if (c.pending_output() > kScanHighWater) break;  // on_drained pumps again
+      spent += send_scan_chunk(c);
+      continue;
+    }
+    break;
+  }
+  if (c.is_open()) maybe_mark(c);
+  if (more) schedule_pump(&turn_timer_, std::chrono::milliseconds(0));
+}
+
+void CatchUpSender::send_entries(reactor::Connection& c) {
+  bulk_.clear();
+  live_.clear();
+  uint64_t bulk_count = 0;
+  std::string_view raw = raw_;
+  FloodLog::Entry e;
+  LocationTable& table = server_.table();
+  while (FloodLog::next_entry(&raw, &e)) {
+    if (e.kind != FloodLog::Kind::kRecord || !(e.mask & bit_)) continue;
+    if (e.seq < replay_end_) {
+      // A replay sends only versions that are still current: a newer record of the client is
+      // later in the backlog, or was not owed to this neighbour (it came from it, or another server
+      // took it there), and either way supersedes this one.
+      std::string_view f[7];
+      if (protocol::split_fields(e.line, f, 7) >= 6 &&
+          !table.holds(f[3], e.line.substr(0, static_cast<size_t>(f[5].data() + f[5].size() - e.line.data())))) {
+        ++catch_up_skipped_;
+        continue;
+      }
+      bulk_.append(e.line).push_back('\n');
+      ++bulk_count;
+    } else {
+      live_.append(e.line).push_back('\n');
+    }
+  }
+  if (bulk_count) {
+    catch_up_records_ += bulk_count;
+    catch_up_bytes_ += bulk_.size();
+    if (sync_peer_) {
+      std::string header;
+      protocol::append_bulk(header, bulk_count);
+      server_.log().write(lane(), peer_, '>', std::string_view(header).substr(0, header.size() - 1),
+                          " (catch-up records from the backlog)");
+      c.send(header);
+    }
+    c.send(bulk_);
+  }
+  if (!live_.empty()) {
+    server_.log().write_each_line(lane(), peer_, '>', live_);
+    c.send(live_);
+  }
+  if (bulk_.capacity() > 2 * kReadBytes) std::string().swap(bulk_);
+  if (live_.capacity() > 2 * kReadBytes) std::string().swap(live_);
+}
+
+size_t CatchUpSender::send_scan_chunk(reactor::Connection& c) {
+  chunk_.clear();
+  size_t n = server_.table().scan(&scan_pos_, &chunk_, kScanChunkBytes);
+  if (n) {
+    catch_up_records_ += n;
+    catch_up_bytes_ += chunk_.size();
+    if (sync_peer_) {
+      std::string header;
+      protocol::append_bulk(header, n);
+      server_.log().write(lane(), peer_, '>', std::string_view(header).substr(0, header.size() - 1),
+                          " (catch-up records from the table)");
+      c.send(header);
+    }
+    c.send(chunk_);
+  }
+  size_t sent = chunk_.size();
+  if (chunk_.capacity() > 2 * kScanChunkBytes) std::string().swap(chunk_);
+  if (scan_pos_.done) {
+    scanning_ = false;
+    if (!sync_peer_) {
+      server_.log().write(lane(), peer_, '*', "full transfer sent: ", std::to_string(catch_up_records_) + " records");
+    }
+  }
+  return sent;
+}
+
+void CatchUpSender::finish_catch_up() {
+  catching_up_ = false;
+  server_.log().write(lane(), peer_, '*',
+                      "catch-up sent: " + std::to_string(catch_up_records_) + " records, " +
+                          std::to_string(catch_up_bytes_) + " bytes in " +
+                          std::to_string(ms_since(catch_up_started_)) + " ms (" +
+                          std::to_string(catch_up_skipped_) + " replaced versions skipped)");
+}
+
+void CatchUpSender::maybe_mark(reactor::Connection& c) {
+  // A MARK promises that everything owed up to its seq was sent: not while a replay or a full
+  // transfer is still under way.
+  if (!sync_peer_ || scanning_ || cursor_.seq < replay_end_) return;
+  const uint64_t through = cursor_.seq - 1;
+  bool now = false;
+  if (catching_up_) {
+    finish_catch_up();
+    now = true;
+  }
+  if (!now && marked_ && through == last_mark_) return;
+  auto t = std::chrono::steady_clock::now();
+  if (!now && marked_ && t - last_mark_time_ < kMarkInterval) {
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(kMarkInterval - (t - last_mark_time_));
+    schedule_pump(&mark_timer_, wait + std::chrono::milliseconds(1));
+    return;
+  }
+  std::string mark;
+  protocol::append_mark(mark, through);
+  server_.log().write(lane(), peer_, '>', std::string_view(mark).substr(0, mark.size() - 1));
+  c.send(mark);
+  marked_ = true;
+  last_mark_ = through;
+  last_mark_time_ = t;
+}
+
+void CatchUpSender::schedule_pump(reactor::EventLoop::TimerId* timer, std::chrono::milliseconds delay) {
+  if (*timer) return;
+  *timer = loop_.run_after(delay, [this, timer] {
+    *timer = 0;
+    wake_();
+  });
+}
+
+}  // namespace herd

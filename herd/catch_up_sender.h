@@ -1,0 +1,115 @@
+// CatchUpSender: what one peer link writes to its neighbour, and when. On each new connection it says
+// `HERD <own name>` and `SYNC <run> <earlier runs>` (this server's history), then streams the backlog
+// entries owed to the neighbour from its cursor (live flooding). A neighbour that speaks catch-up
+// answers `SYNC-FROM <run> <seq>` (how far it holds this server's history); the sender then either
+// rewinds its cursor to just after that seq and replays the backlog from there, skipping versions a
+// newer record has replaced since (the common case: a
+// brief disconnect, records lost in a connection that failed, a neighbour restarted with its
+// data_dir), or, when the backlog no longer reaches back that far or the run is unknown (a neighbour
+// restarted empty), sends the whole table in bounded chunks while live records keep flowing. Catch-up
+// records go in `BULK <n>` frames; once the catch-up is complete, and then at most every
+// kMarkInterval, a `MARK <seq>` line tells the neighbour how far it now holds this server's history.
+// Until the answer comes (or for kAnswerWait), nothing is sent, so that what waited in the backlog
+// while the link was down crosses it once. A neighbour that never answers (the asyncio reference)
+// then simply gets the live stream from where its last connection stopped, and a full transfer if it
+// ever falls so far behind that the backlog no longer holds its position.
+//
+// Backpressure: nothing more is taken from the backlog while kMaxUnsentBytes are unsent, full-transfer
+// chunks wait while kScanHighWater are, and one loop turn writes at most kMaxBytesPerTurn before
+// yielding to the loop's other connections.
+//
+// Threads: the owning link's loop thread only. The cursor outlives connections (it is the resume point
+// for a neighbour that does not speak catch-up).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "herd/flood_log.h"
+#include "herd/location_table.h"
+#include "reactor/connection.h"
+#include "reactor/event_loop.h"
+
+namespace herd {
+
+class Server;
+
+class CatchUpSender {
+ public:
+  static constexpr size_t kMaxUnsentBytes = 4 * 1024 * 1024;
+  static constexpr size_t kScanHighWater = 1024 * 1024;
+  static constexpr size_t kReadBytes = 64 * 1024;
+  static constexpr size_t kScanChunkBytes = 64 * 1024;
+  static constexpr size_t kMaxBytesPerTurn = 512 * 1024;
+  static constexpr size_t kMaxAnswerLine = 256;
+  static constexpr std::chrono::milliseconds kMarkInterval{100};
+  static constexpr std::chrono::milliseconds kAnswerWait{1000};
+
+  // `bit`: the link's bit in the backlog's mask. `wake`: asks the link to call pump() again soon (from
+  // a timer of this sender; the link calls pump() only while connected).
+  CatchUpSender(Server& server, reactor::EventLoop& loop, const std::string& peer, uint64_t bit,
+                std::function<void()> wake);
+  ~CatchUpSender();
+  CatchUpSender(const CatchUpSender&) = delete;
+  CatchUpSender& operator=(const CatchUpSender&) = delete;
+
+  // A new connection to the neighbour can carry bytes: hello, SYNC, then whatever is owed.
+  void start(reactor::Connection& c);
+  // Bytes the neighbour wrote back; returns how many were consumed. Closes `c` on garbage.
+  size_t on_data(reactor::Connection& c, std::string_view data);
+  // Writes what is owed, within the bounds above.
+  void pump(reactor::Connection& c);
+  // The connection is gone (or the link stops): timers are cancelled; the cursor stays.
+  void stop();
+
+  // For tests and logs: the next backlog seq this link will look at.
+  uint64_t cursor_seq() const { return cursor_.seq; }
+
+ private:
+  void on_line(reactor::Connection& c, std::string_view line);
+  void begin_full(std::string_view why);
+  void send_entries(reactor::Connection& c);
+  size_t send_scan_chunk(reactor::Connection& c);
+  void maybe_mark(reactor::Connection& c);
+  void finish_catch_up();
+  // Calls wake_ after `delay`, through *timer (one pending at a time per timer).
+  void schedule_pump(reactor::EventLoop::TimerId* timer, std::chrono::milliseconds delay);
+  int lane() const { return loop_.index(); }
+
+  Server& server_;
+  reactor::EventLoop& loop_;
+  const std::string& peer_;
+  const uint64_t bit_;
+  std::function<void()> wake_;
+  FloodLog& backlog_;
+
+  FloodLog::Cursor cursor_;
+  // Per connection:
+  bool sync_peer_ = false;       // the neighbour answered SYNC-FROM
+  bool awaiting_answer_ = false; // SYNC sent, no answer yet and kAnswerWait not over: send nothing
+  uint64_t replay_end_ = 0;      // backlog entries below this seq are catch-up (sent in BULK frames)
+  bool scanning_ = false;        // a full transfer of the table is under way
+  LocationTable::ScanPosition scan_pos_;
+  bool catching_up_ = false;     // a replay or full transfer is not complete yet
+  std::chrono::steady_clock::time_point catch_up_started_{};
+  uint64_t catch_up_records_ = 0;
+  uint64_t catch_up_bytes_ = 0;
+  uint64_t catch_up_skipped_ = 0;  // replayed versions a newer record had replaced
+  bool marked_ = false;          // a MARK went out on this connection
+  uint64_t last_mark_ = 0;
+  std::chrono::steady_clock::time_point last_mark_time_{};
+  reactor::EventLoop::TimerId turn_timer_ = 0;  // a pump on the next turn (this turn's budget is spent)
+  reactor::EventLoop::TimerId mark_timer_ = 0;  // a pump when the next MARK is due
+  reactor::EventLoop::TimerId answer_timer_ = 0;  // the end of kAnswerWait
+
+  std::string raw_;    // backlog entries read
+  std::string bulk_;   // catch-up records of this step
+  std::string live_;   // live records of this step
+  std::string chunk_;  // a full-transfer chunk
+};
+
+}  // namespace herd

@@ -1,0 +1,112 @@
+// FloodLog: the server's backlog. Every record the server stores is appended here once, in the order
+// the table changed, numbered with a sequence number (seq) that only grows, together with the set of
+// neighbours the server owes it to (a bit per peer link: the neighbours that are neither where the
+// record came from nor named in its seen= set). It serves three readers at once, each through its own
+// cursor: every peer link (its live flood: the entries with its bit), catch-up (a neighbour that comes
+// back resumes after the last seq it confirmed, as long as the backlog still reaches back that far),
+// and persistence (the log writer thread appends every entry to disk).
+//
+// Bounded: entries live in blocks; once the blocks hold more than `capacity` bytes the oldest block is
+// evicted, and a reader whose position was evicted is told it is behind (it then needs a full transfer).
+// Readers copy raw entries out under the lock, a block at most per call, and decode them outside it.
+//
+// Threads: every method is thread-safe. Appends are expected under a table shard lock (see
+// FloodRouter), so the lock is held only for a copy and never across I/O; a block is allocated under it
+// only while the backlog grows to its capacity (later ones reuse the evicted block).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace herd {
+
+class FloodLog {
+ public:
+  enum class Kind : uint8_t {
+    kRecord = 1,    // a stored record: the flood line (the AT record and its seen= field)
+    kProgress = 2,  // "<neighbour> <run> <seq>": how far this server holds a neighbour's history
+  };
+  struct Entry {
+    uint64_t seq = 0;
+    uint64_t mask = 0;  // bit k: the neighbour of peer link k is owed this record
+    Kind kind = Kind::kRecord;
+    std::string_view line;
+  };
+  // A reader's position: the next seq it will read, and where that entry is.
+  struct Cursor {
+    uint64_t seq = 0;
+    uint64_t block = 0;
+    size_t offset = 0;
+  };
+  enum class ReadStatus { kOk, kBehind };
+
+  static constexpr size_t kEntryHeader = 24;  // u32 size, u8 kind, 3 spare, u64 seq, u64 mask
+  static constexpr size_t kMaxBlockBytes = 64 * 1024;
+  static constexpr size_t kMinBlockBytes = 4 * 1024;
+
+  // The first entry appended gets `first_seq` (>= 1: seq 0 means "nothing").
+  FloodLog(size_t capacity_bytes, uint64_t first_seq);
+  ~FloodLog();
+  FloodLog(const FloodLog&) = delete;
+  FloodLog& operator=(const FloodLog&) = delete;
+
+  // Any thread: appends one entry and returns its seq.
+  uint64_t append(Kind kind, uint64_t mask, std::string_view line);
+
+  // Any thread: the seq the next append will get; the oldest seq still held (== next_seq() when empty).
+  uint64_t next_seq() const;
+  uint64_t oldest_seq() const;
+  size_t bytes_held() const;
+
+  // Any thread: waits until an entry with a seq >= `seq` exists, *stop is set, or `timeout` passes;
+  // true if the entry exists. (For the persistence writer: appends wake it only while it waits.)
+  bool wait_for_seq(uint64_t seq, std::chrono::milliseconds timeout, const std::atomic<bool>& stop) const;
+  // Any thread: wakes every wait_for_seq() (after setting the stop flag it watches).
+  void wake_all() const;
+
+  // Any thread: a cursor at `seq` (clamped to next_seq()); one below oldest_seq() reads as behind.
+  Cursor cursor_at(uint64_t seq) const;
+
+  // Any thread: appends raw entries from *cursor on to *out (whole entries, at least one when there is
+  // one, about max_bytes at most, never past the block the cursor is in) and advances the cursor.
+  // kBehind, with nothing read, when the cursor's entry has been evicted.
+  ReadStatus read(Cursor* cursor, std::string* out, size_t max_bytes) const;
+
+  // Decodes the entry at the front of *raw (bytes written by read()) and removes it from *raw. False
+  // when *raw is empty or does not start with a whole entry.
+  static bool next_entry(std::string_view* raw, Entry* entry);
+  // Appends one encoded entry to *out (the same layout read() produces).
+  static void encode(std::string* out, Kind kind, uint64_t seq, uint64_t mask, std::string_view line);
+
+ private:
+  struct Block {
+    uint64_t id = 0;
+    uint64_t first_seq = 0;
+    size_t used = 0;
+    size_t cap = 0;
+    std::unique_ptr<char[]> data;
+  };
+  // mu_ held: the index in blocks_ of the block holding `seq` (which must be held), and its offset.
+  void locate_locked(uint64_t seq, Cursor* cursor) const;
+
+  const size_t capacity_;
+  const size_t block_bytes_;
+  mutable std::mutex mu_;
+  std::deque<Block> blocks_;             // guarded by mu_: oldest first
+  std::unique_ptr<char[]> spare_;        // guarded by mu_: an evicted block's memory, for reuse
+  uint64_t next_seq_;                    // guarded by mu_
+  uint64_t next_block_id_ = 1;           // guarded by mu_
+  size_t bytes_ = 0;                     // guarded by mu_: bytes used in blocks_
+  mutable std::condition_variable grew_;
+  mutable int waiters_ = 0;              // guarded by mu_: threads in wait_for_seq()
+};
+
+}  // namespace herd

@@ -1,0 +1,75 @@
+// FloodRouter implementation.
+#include "herd/flood_router.h"
+
+#include "herd/peer_link.h"
+#include "herd/seen_set.h"
+
+namespace herd {
+namespace {
+
+// Appends the flood line to the backlog when the table stores the record (under its shard lock).
+class BacklogAppend final : public LocationTable::Observer {
+ public:
+  BacklogAppend(FloodLog& backlog, uint64_t mask, std::string_view line)
+      : backlog_(backlog), mask_(mask), line_(line) {}
+  void on_stored(std::string_view) override { seq = backlog_.append(FloodLog::Kind::kRecord, mask_, line_); }
+  uint64_t seq = 0;
+
+ private:
+  FloodLog& backlog_;
+  const uint64_t mask_;
+  const std::string_view line_;
+};
+
+}  // namespace
+
+FloodRouter::FloodRouter(std::string self, LocationTable& table, FloodLog& backlog, bool keep_all)
+    : self_(std::move(self)), table_(table), backlog_(backlog), keep_all_(keep_all) {}
+
+FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Timestamp time,
+                                       std::string_view record, LocationTable::Source source,
+                                       std::string_view from, std::string_view extra,
+                                       std::string* stored) {
+  // `from` is not added to the set: only what a sender says of itself is trusted (a sender that
+  // speaks seen= always lists itself), so a peer that is not who its hello says, or a server without
+  // seen=, can never keep a record from anyone. It is only never sent the record back.
+  SeenSet seen = SeenSet::parse(extra);
+  seen.add(self_);
+  uint64_t mask = 0;
+  for (size_t k = 0; k < links_.size(); ++k) {
+    const std::string& name = links_[k]->peer_name();
+    if (name != from && !seen.contains(name)) mask |= bit_for(k);
+  }
+  // Only neighbours we can reach now count as served; the others stay open to other paths.
+  for (size_t k = 0; k < links_.size(); ++k) {
+    if ((mask & bit_for(k)) && links_[k]->up()) seen.add(links_[k]->peer_name());
+  }
+  Result result;
+  if (mask == 0 && !keep_all_) {
+    result.stored = table_.offer(client_id, time, record, source, stored);
+    return result;
+  }
+  thread_local std::string line;
+  line.assign(record);
+  seen.append_field(line);
+  BacklogAppend append(backlog_, mask, line);
+  result.stored = table_.offer(client_id, time, record, source, stored, &append);
+  result.seq = append.seq;
+  if (result.stored) {
+    for (size_t k = 0; k < links_.size(); ++k) {
+      if (mask & bit_for(k)) links_[k]->notify();
+    }
+  }
+  return result;
+}
+
+uint64_t FloodRouter::append_progress(std::string_view peer, std::string_view run, uint64_t seq) {
+  if (!keep_all_) return 0;
+  std::string line;
+  line.append(peer).push_back(' ');
+  line.append(run).push_back(' ');
+  line.append(std::to_string(seq));
+  return backlog_.append(FloodLog::Kind::kProgress, 0, line);
+}
+
+}  // namespace herd

@@ -1,0 +1,411 @@
+// Persistence implementation: the directory lock, the writer thread (group commit), the rewrite
+// thread, and the per-loop lists of replies waiting for durability.
+#include "herd/persistence.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "herd/record_file.h"
+#include "protocol/fields.h"
+
+namespace herd {
+namespace {
+
+bool make_dirs(const std::string& path, std::string* error) {
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    std::string partial = path.substr(0, pos);
+    if (partial.empty()) continue;
+    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+      *error = partial + ": cannot create the data directory: " + std::strerror(errno);
+      return false;
+    }
+  }
+  return true;
+}
+
+void sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+int64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+bool parse_fsync(const std::string& text, Persistence::Fsync* out) {
+  if (text == "always") *out = Persistence::Fsync::kAlways;
+  else if (text == "everysec") *out = Persistence::Fsync::kEverySec;
+  else if (text == "no") *out = Persistence::Fsync::kNo;
+  else return false;
+  return true;
+}
+
+std::unique_ptr<Persistence> Persistence::open(const Options& options, LocationTable& table, LogSink& log,
+                                               Recovered* recovered, std::string* error) {
+  if (!make_dirs(options.dir, error)) return nullptr;
+  std::string lock_path = options.dir + "/" + kLockFile;
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) {
+    *error = lock_path + ": cannot open: " + std::strerror(errno);
+    return nullptr;
+  }
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    *error = options.dir + ": in use by another running server (its LOCK is held)";
+    ::close(lock_fd);
+    return nullptr;
+  }
+  auto started = std::chrono::steady_clock::now();
+  if (!recover(options.dir, options.server, options.neighbours, options.backlog_bytes, &table, recovered, error)) {
+    ::close(lock_fd);
+    return nullptr;
+  }
+  std::unique_ptr<Persistence> p(new Persistence(options, table, log, lock_fd));
+  p->snapshot_bytes_ = recovered->snapshot_bytes;
+  p->log_bytes_ = recovered->log_bytes;
+  p->held_ = recovered->held;
+  for (const auto& n : recovered->notes) p->problem(n);
+  p->note("data directory " + options.dir + ": " + std::to_string(recovered->records_from_snapshot) +
+          " records from the snapshot, " + std::to_string(recovered->entries_from_logs) +
+          " entries from the record logs, " + std::to_string(table.size()) + " clients, in " +
+          std::to_string(ms_since(started)) + " ms; history continues at seq " + std::to_string(recovered->next_seq));
+  return p;
+}
+
+Persistence::Persistence(Options options, LocationTable& table, LogSink& log, int lock_fd)
+    : options_(std::move(options)), table_(table), log_(log), lock_fd_(lock_fd) {
+  for (int i = 0; i < std::max(1, options_.loops); ++i) lanes_.push_back(std::make_unique<Lane>());
+}
+
+Persistence::~Persistence() {
+  stop();
+  if (log_fd_ >= 0) ::close(log_fd_);
+  ::close(lock_fd_);  // releases the lock
+}
+
+void Persistence::note(const std::string& text) { log_.write(log_.lanes() - 1, "-", '*', text); }
+void Persistence::problem(const std::string& text) { log_.write(log_.lanes() - 1, "-", '!', text); }
+
+bool Persistence::start(FloodLog& backlog, const SyncState& sync, std::string* error) {
+  backlog_ = &backlog;
+  run_ = sync.run();
+  history_ = sync.history();
+  const uint64_t first = backlog.next_seq();
+  last_written_ = first - 1;
+  durable_.store(first - 1, std::memory_order_release);
+  if (!open_log(first, error)) return false;
+  writer_ = std::thread([this] { run_writer(); });
+  return true;
+}
+
+void Persistence::stop() {
+  if (!writer_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
+  backlog_->wake_all();
+  writer_.join();
+  if (rewriter_.joinable()) rewriter_.join();
+}
+
+bool Persistence::open_log(uint64_t first_seq, std::string* error) {
+  if (log_fd_ >= 0) ::close(log_fd_);
+  log_path_ = options_.dir + "/" + record_log_name(first_seq);
+  log_fd_ = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd_ < 0) {
+    *error = log_path_ + ": cannot create: " + std::strerror(errno);
+    return false;
+  }
+  std::string header;
+  append_frame(&header, kFileHeaderKind, 0, 0, log_header_line(options_.server, run_, first_seq, options_.neighbours));
+  if (!write_all(header)) {
+    *error = log_path_ + ": cannot write: " + std::strerror(errno);
+    return false;
+  }
+  if (options_.fsync != Fsync::kNo) {
+    ::fdatasync(log_fd_);
+    sync_dir(options_.dir);
+  }
+  log_bytes_ += header.size();
+  return true;
+}
+
+bool Persistence::write_all(std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(log_fd_, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void Persistence::sync_log() {
+  if (options_.fsync != Fsync::kNo && ::fdatasync(log_fd_) != 0) {
+    problem(log_path_ + ": fdatasync failed: " + std::strerror(errno));
+    return;
+  }
+  synced_ = true;
+  set_durable(last_written_);
+}
+
+void Persistence::set_durable(uint64_t seq) {
+  if (floor_active_) seq = std::min(seq, durable_floor_);
+  if (seq <= durable_.load(std::memory_order_relaxed)) return;
+  durable_.store(seq, std::memory_order_release);
+  for (auto& lane : lanes_) {
+    if (lane->lowest.load(std::memory_order_acquire) > seq) continue;
+    std::vector<Waiter> ready;
+    reactor::EventLoop* loop;
+    {
+      std::lock_guard lock(lane->mu);
+      auto it = lane->waiters.begin();
+      while (it != lane->waiters.end() && it->seq <= seq) ++it;
+      ready.assign(std::make_move_iterator(lane->waiters.begin()), std::make_move_iterator(it));
+      lane->waiters.erase(lane->waiters.begin(), it);
+      lane->lowest.store(lane->waiters.empty() ? UINT64_MAX : lane->waiters.front().seq, std::memory_order_release);
+      loop = lane->loop;
+    }
+    if (!ready.empty()) {
+      loop->queue([ready = std::move(ready)]() mutable {
+        for (auto& w : ready) w.done();
+      });
+    }
+  }
+}
+
+void Persistence::when_durable(reactor::EventLoop& loop, uint64_t seq, std::function<void()> done) {
+  if (seq <= durable()) {
+    loop.queue(std::move(done));
+    return;
+  }
+  Lane& lane = *lanes_[static_cast<size_t>(loop.index()) % lanes_.size()];
+  {
+    std::lock_guard lock(lane.mu);
+    lane.loop = &loop;
+    // Seqs come in order from one loop, nearly always: keep the list sorted anyway.
+    auto at = lane.waiters.end();
+    while (at != lane.waiters.begin() && (at - 1)->seq > seq) --at;
+    lane.waiters.insert(at, Waiter{seq, std::move(done)});
+    lane.lowest.store(lane.waiters.front().seq, std::memory_order_release);
+  }
+  // The writer may have moved durable() past seq after the check above and before this waiter was
+  // listed: take what is ready now, so that no waiter waits for a sync that never comes.
+  uint64_t now = durable();
+  if (lane.lowest.load(std::memory_order_acquire) <= now) {
+    std::vector<Waiter> ready;
+    {
+      std::lock_guard lock(lane.mu);
+      auto it = lane.waiters.begin();
+      while (it != lane.waiters.end() && it->seq <= now) ++it;
+      ready.assign(std::make_move_iterator(lane.waiters.begin()), std::make_move_iterator(it));
+      lane.waiters.erase(lane.waiters.begin(), it);
+      lane.lowest.store(lane.waiters.empty() ? UINT64_MAX : lane.waiters.front().seq, std::memory_order_release);
+    }
+    for (auto& w : ready) loop.queue(std::move(w.done));
+  }
+}
+
+void Persistence::run_writer() {
+  FloodLog::Cursor cursor = backlog_->cursor_at(last_written_ + 1);
+  auto last_sync = std::chrono::steady_clock::now();
+  std::string raw, out;
+  uint64_t rewrite_wanted = 0;  // a log start whose rewrite must follow (after a gap)
+  for (;;) {
+    raw.clear();
+    bool behind = false;
+    while (raw.size() < kBatchBytes) {
+      size_t before = raw.size();
+      if (backlog_->read(&cursor, &raw, kBatchBytes - raw.size()) == FloodLog::ReadStatus::kBehind) {
+        behind = true;
+        break;
+      }
+      if (raw.size() == before) break;
+    }
+    if (!raw.empty()) {
+      out.clear();
+      std::string_view view = raw;
+      FloodLog::Entry e;
+      uint64_t last = last_written_;
+      for (;;) {
+        const char* at = view.data();
+        if (!FloodLog::next_entry(&view, &e)) break;
+        append_frame(&out, std::string_view(at, static_cast<size_t>(view.data() - at)));
+        if (e.kind == FloodLog::Kind::kProgress) {
+          std::string_view f[3];
+          uint64_t s = 0;
+          if (protocol::split_fields(e.line, f, 3) == 3 &&
+              std::from_chars(f[2].data(), f[2].data() + f[2].size(), s).ec == std::errc()) {
+            held_[std::string(f[0])] = SyncState::Held{std::string(f[1]), s};
+          }
+        }
+        last = e.seq;
+      }
+      while (!write_all(out)) {
+        problem(log_path_ + ": write failed: " + std::strerror(errno) + "; retrying in 1 s");
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+      last_written_ = last;
+      log_bytes_ += out.size();
+      synced_ = false;
+      if (out.capacity() > 2 * kBatchBytes) std::string().swap(out);
+    }
+    if (behind) {
+      // Entries were evicted before they were written: only a rewrite of the table saves them.
+      const uint64_t start = backlog_->oldest_seq();
+      problem("record log writer fell behind: backlog seqs " + std::to_string(last_written_ + 1) + ".." +
+              std::to_string(start - 1) + " were evicted before they were written; a rewrite follows");
+      sync_log();
+      durable_floor_ = durable();  // nothing newer is durable before the rewrite is in place
+      floor_active_ = true;
+      std::string error;
+      if (!open_log(start, &error)) problem(error);
+      last_written_ = start - 1;
+      cursor = backlog_->cursor_at(start);
+      rewrite_wanted = start;
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!synced_) {
+      if (options_.fsync == Fsync::kAlways) {
+        sync_log();
+      } else if (options_.fsync == Fsync::kNo) {
+        synced_ = true;
+        set_durable(last_written_);
+      } else if (now - last_sync >= std::chrono::seconds(1)) {
+        sync_log();
+        last_sync = now;
+      }
+    }
+    // A finished rewrite: the snapshot now holds everything before its log start.
+    if (rewriter_.joinable() && !rewriting_.load(std::memory_order_acquire)) {
+      rewriter_.join();
+      const uint64_t through = rewritten_through_.load(std::memory_order_acquire);
+      if (through) snapshot_bytes_ = rewrite_bytes_.load(std::memory_order_relaxed);
+      if (floor_active_ && through + 1 >= rewrite_wanted) {
+        floor_active_ = false;
+        rewrite_wanted = 0;
+        set_durable(synced_ ? last_written_ : durable());
+      }
+    }
+    if (!rewriter_.joinable() && !stopping_.load(std::memory_order_acquire) &&
+        (rewrite_wanted || (log_bytes_ > options_.compact_bytes && log_bytes_ > snapshot_bytes_))) {
+      // The new record log starts where the snapshot will end.
+      sync_log();
+      const uint64_t start = last_written_ + 1;
+      log_bytes_ = 0;
+      std::string error;
+      if (!open_log(start, &error)) {
+        problem(error);
+      } else {
+        if (rewrite_wanted) rewrite_wanted = start;
+        start_rewrite(start);
+      }
+    }
+    if (raw.empty()) {
+      if (stopping_.load(std::memory_order_acquire)) {
+        sync_log();
+        break;
+      }
+      auto wait = kIdleWait;
+      if (!synced_ && options_.fsync == Fsync::kEverySec) {
+        auto left = std::chrono::seconds(1) - (now - last_sync);
+        wait = std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(left));
+      }
+      backlog_->wait_for_seq(cursor.seq, wait, stopping_);
+    }
+  }
+}
+
+void Persistence::start_rewrite(uint64_t log_start) {
+  rewriting_.store(true, std::memory_order_release);
+  rewriter_ = std::thread([this, log_start, held = held_, history = history_] {
+    run_rewrite(log_start, held, history);
+  });
+}
+
+void Persistence::run_rewrite(uint64_t log_start, std::map<std::string, SyncState::Held> held,
+                              std::vector<SyncState::EarlierRun> history) {
+  auto started = std::chrono::steady_clock::now();
+  const std::string tmp = options_.dir + "/" + kSnapshotTmpFile;
+  const std::string final_path = options_.dir + "/" + kSnapshotFile;
+  auto fail = [&](const std::string& what, int fd) {
+    problem(tmp + ": rewrite failed: " + what + ": " + std::strerror(errno));
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    rewriting_.store(false, std::memory_order_release);
+  };
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return fail("cannot create", -1);
+  std::string buf, chunk;
+  append_frame(&buf, kFileHeaderKind, 0, 0, snapshot_header_line(options_.server, run_, log_start, history));
+  for (const auto& [peer, h] : held) {
+    append_frame(&buf, static_cast<uint8_t>(FloodLog::Kind::kProgress), 0, 0,
+                 peer + " " + h.run + " " + std::to_string(h.seq));
+  }
+  uint64_t records = 0, bytes = 0;
+  auto flush = [&] {
+    std::string_view v = buf;
+    while (!v.empty()) {
+      ssize_t n = ::write(fd, v.data(), v.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return false;
+      v.remove_prefix(static_cast<size_t>(n));
+    }
+    bytes += buf.size();
+    buf.clear();
+    return true;
+  };
+  LocationTable::ScanPosition pos;
+  while (!pos.done) {
+    chunk.clear();
+    records += table_.scan(&pos, &chunk, 256 * 1024);
+    for (size_t at = 0; at < chunk.size();) {
+      size_t nl = chunk.find('\n', at);
+      append_frame(&buf, static_cast<uint8_t>(FloodLog::Kind::kRecord), 0, 0, std::string_view(chunk).substr(at, nl - at));
+      at = nl + 1;
+    }
+    if (buf.size() >= kBatchBytes && !flush()) return fail("write", fd);
+  }
+  append_frame(&buf, kSnapshotEndKind, 0, 0, std::to_string(records));
+  if (!flush()) return fail("write", fd);
+  if (::fdatasync(fd) != 0) return fail("fdatasync", fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) return fail("rename", -1);
+  sync_dir(options_.dir);
+  // The record logs before log_start are in the snapshot now.
+  int removed = 0;
+  if (DIR* d = ::opendir(options_.dir.c_str())) {
+    while (dirent* ent = ::readdir(d)) {
+      std::string_view n = ent->d_name;
+      if (n.size() != 28 || n.substr(0, 8) != "records-" || n.substr(24) != ".log") continue;
+      uint64_t first;
+      auto [end, ec] = std::from_chars(n.data() + 8, n.data() + 24, first, 16);
+      if (ec != std::errc() || first >= log_start) continue;
+      if (::unlink((options_.dir + "/" + std::string(n)).c_str()) == 0) ++removed;
+    }
+    ::closedir(d);
+  }
+  note("rewrite: snapshot of " + std::to_string(records) + " records (" + std::to_string(bytes) +
+       " bytes) up to seq " + std::to_string(log_start - 1) + " in " + std::to_string(ms_since(started)) +
+       " ms; " + std::to_string(removed) + " older record logs removed");
+  rewrite_bytes_.store(bytes, std::memory_order_relaxed);
+  rewritten_through_.store(log_start - 1, std::memory_order_release);
+  rewriting_.store(false, std::memory_order_release);
+}
+
+}  // namespace herd

@@ -1,0 +1,192 @@
+"""Catch-up (anti-entropy) on peer links, case by case: a restarted server, a relay through a
+restarted middle server, a partition that heals, a neighbour that fell past the backlog while its
+link was cut, records lost in a connection that failed, and the two flood-routing rules catch-up must
+not hide. Links are cut, blackholed and healed with tools/chaos/faultproxy.py (Herd(proxied=True))."""
+
+import re
+
+from herdlib import (NAMES, Client, at_lines, flush_links, poll_whatsat, unique_id, wait_for)
+
+UCLA = b'+34.068930-118.445127'
+
+
+def updates(herd, entry, prefix, n, t=b'1600000000.5'):
+    """n pipelined IAMATs at `entry` for fresh clients; returns {client id: AT line}."""
+    ids = [unique_id(prefix) for _ in range(n)]
+    out = {}
+    with herd.client(entry, timeout=20) as c:
+        c.send(b''.join(b'IAMAT %s %s %s\n' % (i, UCLA, t) for i in ids))
+        for i in ids:
+            out[i] = c.read_line()[:-1]
+    return out
+
+
+def missing_at(herd, name, expected):
+    """The clients whose record at `name` is not the expected AT line."""
+    held = at_lines(herd.port(name), expected.keys(), timeout=20)
+    return {i for i, line in expected.items() if held[i] != line}
+
+
+def wait_all_at(herd, name, expected, timeout=30):
+    wait_for(lambda: not missing_at(herd, name, expected), timeout,
+             '%d records at %s' % (len(expected), name), interval=0.2)
+
+
+def caught_up_lines(herd, name):
+    return [l for l in herd.log_bytes(name).split(b'\n') if b'* caught up: ' in l]
+
+
+def wait_marked(herd, sender, receiver, timeout=10):
+    """Waits until the receiver's log shows a MARK from `sender` after the last record it got from
+    it: the receiver then holds (and would answer in SYNC-FROM) all of the sender's history so far."""
+    def marked():
+        lines = [l for l in herd.log_bytes(receiver).split(b'\n') if b'/%s < ' % sender.encode() in l]
+        return lines and b' < MARK ' in lines[-1]
+    wait_for(marked, timeout, 'a MARK from %s after its last record, in %s.log' % (sender, receiver))
+
+
+def test_a_restarted_server_gets_everything_back(make_herd):
+    """The operator's report: Welsh killed and restarted answered `?` for every client. Now its
+    neighbour sends it the whole table (it holds none of Holiday's history), and updates made
+    while it was down are among them."""
+    herd = make_herd()
+    before = updates(herd, 'Goloman', 'before', 300)
+    wait_all_at(herd, 'Welsh', before)
+    herd.kill('Welsh')
+    during = updates(herd, 'Hands', 'during', 50)
+    herd.restart('Welsh')
+    wait_all_at(herd, 'Welsh', {**before, **during})
+    wait_for(lambda: b'Welsh * catch-up: full transfer of the table (it holds none of our history)'
+             in herd.log_bytes('Holiday'), 10, 'a full transfer in Holiday.log')
+    wait_for(lambda: caught_up_lines(herd, 'Welsh'), 10, 'caught up, in Welsh.log')
+    # And it floods on again: an update at the restarted Welsh reaches the far side.
+    after = updates(herd, 'Welsh', 'after', 1)
+    wait_all_at(herd, 'Hands', after)
+
+
+def test_relay_through_a_restarted_middle_server(make_herd):
+    """Holiday is Welsh's only neighbour. Updates made while Holiday is down cannot reach Welsh;
+    once Holiday is back it learns them from Goloman and Wilkes and floods them on to Welsh."""
+    herd = make_herd()
+    base = updates(herd, 'Welsh', 'base', 20)
+    wait_all_at(herd, 'Hands', base)
+    herd.kill('Holiday')
+    while_down = updates(herd, 'Goloman', 'relay', 200)
+    wait_all_at(herd, 'Wilkes', while_down)
+    assert missing_at(herd, 'Welsh', while_down) == set(while_down), 'Welsh is cut off while Holiday is down'
+    herd.restart('Holiday')
+    wait_all_at(herd, 'Holiday', {**base, **while_down})
+    wait_all_at(herd, 'Welsh', while_down)
+
+
+def test_a_partition_that_heals_replays_only_what_was_missed(make_herd):
+    """Welsh's link to Holiday is cut (both directions) while updates go on; once it heals,
+    Holiday replays from its backlog what Welsh missed (no full transfer, and only the newest
+    version of a client that moved several times), Welsh sends back what it took meanwhile, and the
+    bytes that cross the link for it stay within twice the bytes of the records Welsh missed."""
+    herd = make_herd(proxied=True)
+    warm = updates(herd, 'Goloman', 'warm', 200)  # a table that a full transfer would have to resend
+    wait_all_at(herd, 'Welsh', warm)
+    flush_links(herd)
+    wait_marked(herd, 'Holiday', 'Welsh')  # Welsh holds Holiday's history up to here
+    full_transfers = herd.log_bytes('Holiday').count(b'Welsh * catch-up: full transfer')
+    herd.proxy('mode Holiday>Welsh drop')
+    herd.proxy('mode Welsh>Holiday drop')
+    missed = updates(herd, 'Goloman', 'missed', 100)
+    # Clients that move again and again while the link is down: only their newest records are missed.
+    movers = [unique_id('mover') for _ in range(20)]
+    for k in range(10):
+        with herd.client('Goloman') as c:
+            c.send(b''.join(b'IAMAT %s %s 1600000001.%d\n' % (i, UCLA, k) for i in movers))
+            for i in movers:
+                missed[i] = c.read_line()[:-1]
+    taken = updates(herd, 'Welsh', 'taken', 10)  # Welsh's own news, for the other direction
+    wait_all_at(herd, 'Holiday', missed)
+    assert missing_at(herd, 'Welsh', missed) == set(missed)
+    herd.proxy('reset Holiday>Welsh')
+    herd.proxy('mode Holiday>Welsh pass')
+    herd.proxy('mode Welsh>Holiday pass')
+    wait_all_at(herd, 'Welsh', missed)
+    wait_all_at(herd, 'Hands', taken)
+    wait_for(lambda: re.search(rb'Welsh \* catch-up: replaying backlog seqs \d+\.\.\d+',
+                               herd.log_bytes('Holiday')), 5, 'a replay in Holiday.log')
+    assert herd.log_bytes('Holiday').count(b'Welsh * catch-up: full transfer') == full_transfers
+    wait_for(lambda: len(caught_up_lines(herd, 'Welsh')) >= 2, 10, 'the second catch-up in Welsh.log')
+    sent = herd.proxy_stats('Holiday>Welsh')['up']
+    missed_bytes = sum(len(line) + 1 for line in missed.values())
+    assert sent <= 2 * missed_bytes, (sent, missed_bytes)
+
+
+def test_past_the_backlog_a_reconnect_gets_a_full_transfer(make_herd):
+    """A link cut for longer than the backlog reaches back (64 KiB here): when it heals, the
+    backlog no longer holds the neighbour's position, so it gets the whole table instead."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']], proxied=True,
+                     limits={'peer_backlog_bytes': 65536})
+    wait_for(lambda: caught_up_lines(herd, 'B'), 10, 'first catch-up')
+    herd.proxy('mode A>B drop')
+    recs = {}
+    for k in range(4):  # ~100 KB of records
+        recs.update(updates(herd, 'A', 'overflow', 300))
+    assert missing_at(herd, 'B', recs) == set(recs)
+    herd.proxy('mode A>B pass')
+    wait_all_at(herd, 'B', recs)
+    wait_for(lambda: re.search(rb'B \* catch-up: full transfer of the table \(the backlog no longer reaches back',
+                               herd.log_bytes('A')), 5, 'a full transfer in A.log')
+
+
+def test_records_lost_in_a_failed_connection_are_repaired(make_herd):
+    """Records written into a connection that then fails: TCP took them, the neighbour never read
+    them (a blackhole in the proxy). They were sent as far as A can tell; on the reconnect, B says
+    how far it really got (the last MARK it read) and A replays the rest from its backlog."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']], proxied=True)
+    wait_for(lambda: caught_up_lines(herd, 'B'), 10, 'first catch-up')
+    herd.proxy('mode A>B blackhole')
+    lost = updates(herd, 'A', 'lost', 50)
+    last = list(lost.values())[-1]
+    # A wrote them all to the link (its log says so) ...
+    wait_for(lambda: b'B > ' + last in herd.log_bytes('A'), 10, 'the last record sent, in A.log')
+    wait_for(lambda: herd.proxy_stats('A>B')['swallowed'] > sum(len(l) for l in lost.values()), 10,
+             'the records swallowed by the proxy')
+    # ... and B never got them.
+    assert missing_at(herd, 'B', lost) == set(lost)
+    herd.proxy('mode A>B pass')
+    herd.proxy('close A>B')  # the connection fails (RST); A redials
+    wait_all_at(herd, 'B', lost)
+    wait_for(lambda: re.search(rb'B \* catch-up: replaying backlog seqs \d+\.\.\d+', herd.log_bytes('A')),
+             5, 'a replay in A.log')
+    assert herd.log_bytes('A').count(b'B * catch-up: full transfer') == 1  # the first, of an empty table
+
+
+def test_a_record_is_never_sent_back_to_the_neighbour_it_came_from(make_herd):
+    """Even when that neighbour sends no seen= (a fake peer, or the asyncio reference): A must not
+    send a record from "B" back to B. B's log never shows it, although a later record from A
+    (the sentinel) has crossed the same link."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']])
+    wait_for(lambda: caught_up_lines(herd, 'B'), 10, 'first catch-up')
+    cid = unique_id('from-b')
+    record = b'AT B +0.500000000 %s +01.000000+002.000000 1234.5' % cid
+    with Client(herd.peer_ports['A']) as fake:
+        fake.send(b'HERD B\n' + record + b'\n')
+        poll_whatsat(herd.port('A'), cid, record, radius=1, bound=1)
+        flush_links(herd, ['A'])
+    assert cid not in herd.log_bytes('B'), 'A sent the record back to B'
+    assert at_lines(herd.port('B'), [cid])[cid] is None
+
+
+def test_a_neighbour_whose_link_is_down_is_never_named_in_seen(make_herd):
+    """Goloman's link to Hands is cut when an update comes to Goloman, so Goloman must not name
+    Hands in seen=: Wilkes, whose link to Hands is up, sends it on. Goloman is then killed (what it
+    owed Hands dies with it) and Hands, never restarted, still has the record."""
+    herd = make_herd(proxied=True)
+    herd.proxy('mode Goloman>Hands drop')
+    herd.proxy('mode Hands>Goloman drop')
+    wait_for(lambda: b'Hands - link down' in herd.log_bytes('Goloman'), 10, 'the link down, in Goloman.log')
+    rec = updates(herd, 'Goloman', 'not-named', 1)
+    line = list(rec.values())[0]
+    sent = lambda: [l for l in herd.log_bytes('Goloman').split(b'\n')
+                    if b' Holiday > ' + line in l or b' Wilkes > ' + line in l]
+    wait_for(lambda: len(sent()) == 2, 5, 'the update sent to Holiday and Wilkes, in Goloman.log')
+    for l in sent():
+        assert re.search(rb' seen=\S*Wilkes', l) and not re.search(rb' seen=\S*Hands', l), l
+    herd.kill('Goloman')
+    wait_all_at(herd, 'Hands', rec)

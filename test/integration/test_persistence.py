@@ -1,0 +1,162 @@
+"""Persistence (data_dir, fsync): SIGKILL of the whole herd loses nothing that was answered (fsync:
+always), a server restarted with its data is caught up by a replay rather than a full transfer, a
+torn tail is cut off with a log message, other damage stops the start naming the file, the record
+log is rewritten in the background under load, and a data directory serves one server at a time."""
+
+import glob
+import os
+import re
+import signal
+
+from herdlib import NAMES, at_lines, run_server_once, unique_id, wait_for
+
+UCLA = b'+34.068930-118.445127'
+DURABLE = 'data_dir: data\nfsync: always\n'
+
+
+def updates(herd, entry, prefix, n, t=b'1600000000.5', ids=None):
+    """n pipelined IAMATs at `entry`; returns {client id: AT line} of the answered ones."""
+    ids = ids or [unique_id(prefix) for _ in range(n)]
+    out = {}
+    with herd.client(entry, timeout=20) as c:
+        c.send(b''.join(b'IAMAT %s %s %s\n' % (i, UCLA, t) for i in ids))
+        for i in ids:
+            out[i] = c.read_line()[:-1]
+    return out
+
+
+def missing_at(herd, name, expected):
+    held = at_lines(herd.port(name), expected.keys(), timeout=20)
+    return {i for i, line in expected.items() if held[i] != line}
+
+
+def wait_all_at(herd, name, expected, timeout=30):
+    wait_for(lambda: not missing_at(herd, name, expected), timeout,
+             '%d records at %s' % (len(expected), name), interval=0.2)
+
+
+def record_logs(herd, name):
+    return sorted(glob.glob(os.path.join(herd.data_path(name), 'records-*.log')))
+
+
+def test_kill_9_of_the_whole_herd_loses_nothing_that_was_answered(make_herd):
+    herd = make_herd(extra_yaml=DURABLE)
+    acked = {}
+    for k, entry in enumerate(NAMES):
+        acked.update(updates(herd, entry, 'durable-%s' % entry, 100))
+    # The same clients again, newer, at other servers: the newest answer is what must survive.
+    movers = list(acked)[:50]
+    acked.update(updates(herd, 'Welsh', None, 0, t=b'1600000001.5', ids=movers))
+    herd.kill_all()  # right after the last answer: floods may still be on their way
+    for name in NAMES:
+        herd.restart(name)
+    for name in NAMES:
+        wait_all_at(herd, name, acked)
+    for name in NAMES:
+        wait_for(lambda: b'records from the snapshot' in herd.log_bytes(name), 5, 'the recovery line')
+
+
+def test_a_server_restarted_with_its_data_gets_a_replay_not_a_full_transfer(make_herd):
+    herd = make_herd(extra_yaml='data_dir: data\nfsync: everysec\n')
+    base = updates(herd, 'Goloman', 'base', 300)
+    wait_all_at(herd, 'Welsh', base)
+    herd.kill('Welsh', signal.SIGTERM)  # a clean stop: everything it held is on its disk
+    missed = updates(herd, 'Hands', 'missed', 40)
+    wait_all_at(herd, 'Holiday', missed)
+    fulls = herd.log_bytes('Holiday').count(b'Welsh * catch-up: full transfer')
+    herd.restart('Welsh')
+    wait_all_at(herd, 'Welsh', {**base, **missed})
+    wait_for(lambda: re.search(rb'Welsh \* catch-up: replaying backlog seqs', herd.log_bytes('Holiday')),
+             10, 'a replay to Welsh in Holiday.log')
+    assert herd.log_bytes('Holiday').count(b'Welsh * catch-up: full transfer') == fulls
+    # And the other way: Holiday holds Welsh's earlier run, so Welsh replays too (nothing to send).
+    wait_for(lambda: re.search(rb'Holiday \* catch-up: replaying backlog seqs', herd.log_bytes('Welsh')),
+             10, 'a replay to Holiday in Welsh.log')
+
+
+def test_a_torn_tail_is_cut_off_and_the_start_goes_on(make_herd):
+    herd = make_herd(names=['Solo'], links=[], extra_yaml=DURABLE)
+    kept = updates(herd, 'Solo', 'kept', 30)
+    herd.kill('Solo')
+    log = record_logs(herd, 'Solo')[-1]
+    size = os.path.getsize(log)
+    with open(log, 'r+b') as f:  # a last frame cut short, then garbage (a write torn by a crash)
+        f.truncate(size - 7)
+        f.seek(0, 2)
+        f.write(b'\x00\x13garbage')
+    herd.restart('Solo')
+    held = at_lines(herd.port('Solo'), kept.keys())
+    assert sum(1 for i, l in kept.items() if held[i] == l) == len(kept) - 1  # all but the torn one
+    wait_for(lambda: re.search(rb'! .*records-[0-9a-f]{16}\.log: a torn tail of \d+ bytes at offset \d+',
+                               herd.log_bytes('Solo')), 5, 'the torn tail, in the log')
+    # The server goes on writing after the cut.
+    more = updates(herd, 'Solo', 'more', 5)
+    herd.kill('Solo')
+    herd.restart('Solo')
+    held = at_lines(herd.port('Solo'), more.keys())
+    assert all(held[i] == l for i, l in more.items())
+
+
+def test_damage_inside_a_record_log_stops_the_start(make_herd):
+    herd = make_herd(names=['Solo'], links=[], extra_yaml=DURABLE)
+    updates(herd, 'Solo', 'damaged', 50)
+    herd.kill('Solo')
+    log = record_logs(herd, 'Solo')[-1]
+    with open(log, 'r+b') as f:
+        f.seek(os.path.getsize(log) // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0x20]))
+    r = run_server_once(['Solo', '--config', herd.config_path], cwd=herd.workdir)
+    err = r.stderr.decode()
+    assert r.returncode == 1, (r.returncode, err)
+    assert os.path.basename(log) in err and 'offset' in err and 'not a torn tail' in err, err
+
+
+def test_a_damaged_snapshot_stops_the_start(make_herd):
+    herd = make_herd(names=['Solo'], links=[], extra_yaml=DURABLE + 'compact_bytes: 4096\n')
+    updates(herd, 'Solo', 'snap', 200)  # well past 4 KiB: a rewrite follows
+    wait_for(lambda: os.path.exists(os.path.join(herd.data_path('Solo'), 'snapshot')), 10, 'a snapshot')
+    herd.kill('Solo', signal.SIGTERM)
+    snap = os.path.join(herd.data_path('Solo'), 'snapshot')
+    with open(snap, 'r+b') as f:
+        f.seek(os.path.getsize(snap) - 30)
+        f.write(b'X')
+    r = run_server_once(['Solo', '--config', herd.config_path], cwd=herd.workdir)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and 'snapshot' in err and 'offset' in err, (r.returncode, err)
+
+
+def test_the_record_log_is_rewritten_in_the_background_under_load(make_herd):
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']],
+                     extra_yaml='data_dir: data\nfsync: everysec\ncompact_bytes: 65536\n')
+    acked = {}
+    ids = [unique_id('compact') for _ in range(300)]
+    for k in range(20):  # 6,000 updates of 300 clients: many times the rewrite threshold
+        acked.update(updates(herd, 'A' if k % 2 else 'B', None, 0, t=b'1600000000.%d' % (k + 10), ids=ids))
+    wait_for(lambda: len(re.findall(rb'rewrite: snapshot of \d+ records', herd.log_bytes('A'))) >= 2, 20,
+             'two rewrites at A')
+    # Old record logs go away: what is left is about one rewrite's worth.
+    assert len(record_logs(herd, 'A')) <= 3, record_logs(herd, 'A')
+    wait_all_at(herd, 'A', acked)
+    herd.kill('A', signal.SIGTERM)
+    herd.restart('A')
+    held = at_lines(herd.port('A'), acked.keys())
+    assert all(held[i] == l for i, l in acked.items())
+
+
+def test_a_data_directory_serves_one_server_at_a_time(make_herd):
+    herd = make_herd(names=['Solo'], links=[], extra_yaml=DURABLE)
+    other = os.path.join(herd.workdir, 'other.yaml')
+    with open(herd.config_path) as f:
+        text = f.read()
+    # Same name and data_dir, other ports.
+    text = re.sub(r'port: \d+, peer_port: \d+', 'port: 1, peer_port: 2', text)
+    from herdlib import free_ports
+    p, q = free_ports(2)
+    text = text.replace('port: 1, peer_port: 2', 'port: %d, peer_port: %d' % (p, q))
+    with open(other, 'w') as f:
+        f.write(text)
+    r = run_server_once(['Solo', '--config', other], cwd=herd.workdir)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and 'in use by another running server' in err, (r.returncode, err)

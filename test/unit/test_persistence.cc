@@ -1,0 +1,294 @@
+// Persistence building blocks: CRC-32C, the frame reader (torn tail versus damage in the middle),
+// recovery of a data directory written by Persistence (snapshot, record logs, history, progress,
+// backlog refill), and (suite "persistence concurrency", under ThreadSanitizer by `make tsan-test`)
+// the writer, a rewrite and durability waiters racing writers on the backlog.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "herd/crc32c.h"
+#include "herd/flood_log.h"
+#include "herd/location_table.h"
+#include "herd/log_sink.h"
+#include "herd/persistence.h"
+#include "herd/record_file.h"
+#include "herd/recovery.h"
+#include "reactor/loop_group.h"
+
+using herd::FloodLog;
+using herd::LocationTable;
+using herd::Persistence;
+using herd::RecordReader;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/herd-persist-XXXXXX";
+    REQUIRE(::mkdtemp(t) != nullptr);
+    path = t;
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+};
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string rec(const std::string& id, int sec) {
+  return "AT S +0.000000001 " + id + " +1.0+2.0 " + std::to_string(sec);
+}
+
+// A data directory as a running server leaves it: Persistence over a backlog fed by `feed`.
+struct Rig {
+  TempDir dir;
+  std::unique_ptr<herd::LogSink> log;
+  LocationTable table;
+  herd::Recovered recovered;
+  std::unique_ptr<Persistence> disk;
+  std::unique_ptr<FloodLog> backlog;
+  std::unique_ptr<herd::SyncState> sync;
+
+  Persistence::Options options(Persistence::Fsync f, size_t compact = 1 << 30) {
+    Persistence::Options o;
+    o.dir = dir.path + "/S";
+    o.server = "S";
+    o.neighbours = {"A", "B"};
+    o.fsync = f;
+    o.compact_bytes = compact;
+    o.loops = 2;
+    return o;
+  }
+  bool open(Persistence::Fsync f, size_t compact = 1 << 30) {
+    std::string error;
+    if (!log) log = herd::LogSink::open(dir.path + "/S.log", 1, 1 << 20, &error);
+    recovered = {};
+    disk = Persistence::open(options(f, compact), table, *log, &recovered, &error);
+    if (!disk) {
+      MESSAGE(error);
+      return false;
+    }
+    backlog = std::make_unique<FloodLog>(1 << 20, recovered.next_seq);
+    sync = std::make_unique<herd::SyncState>("run" + std::to_string(recovered.next_seq), recovered.history);
+    return disk->start(*backlog, *sync, &error);
+  }
+  // Stores and logs a record as FloodRouter does.
+  uint64_t store(const std::string& id, int sec, uint64_t mask = 1) {
+    struct Append final : LocationTable::Observer {
+      FloodLog* b;
+      std::string line;
+      uint64_t mask;
+      uint64_t seq = 0;
+      void on_stored(std::string_view) override { seq = b->append(FloodLog::Kind::kRecord, mask, line); }
+    } a;
+    a.b = backlog.get();
+    a.line = rec(id, sec) + " seen=S";
+    a.mask = mask;
+    table.offer(id, {sec, 0}, rec(id, sec), LocationTable::Source::kClient, nullptr, &a);
+    return a.seq;
+  }
+  void close() {
+    disk.reset();  // stops the writer: everything appended is written and synced
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("persistence") {
+  TEST_CASE("CRC-32C: the standard check value, and continuation") {
+    CHECK(herd::crc32c("123456789") == 0xe3069283u);
+    CHECK(herd::crc32c("") == 0u);
+    std::string long_text(1000, 'q');
+    CHECK(herd::crc32c(long_text) == herd::crc32c(long_text.substr(500), herd::crc32c(long_text.substr(0, 500))));
+    CHECK(herd::crc32c("a") != herd::crc32c("b"));
+  }
+
+  TEST_CASE("frames read back; a torn tail is told from damage in the middle") {
+    TempDir d;
+    std::string bytes;
+    for (int i = 1; i <= 20; ++i) herd::append_frame(&bytes, 1, i, 3, rec("c" + std::to_string(i), i));
+    const std::string path = d.path + "/f";
+    write_file(path, bytes);
+    std::string error;
+    auto r = RecordReader::open(path, &error);
+    REQUIRE(r);
+    FloodLog::Entry e;
+    int n = 0;
+    while (r->next(&e) == RecordReader::Status::kEntry) {
+      ++n;
+      CHECK(e.seq == static_cast<uint64_t>(n));
+      CHECK(e.mask == 3);
+    }
+    CHECK(n == 20);
+    CHECK(r->next(&e) == RecordReader::Status::kEnd);
+
+    // Cut short: the last frame is incomplete and nothing valid follows it.
+    write_file(path, bytes.substr(0, bytes.size() - 5) + "\x01\x02garbage");
+    r = RecordReader::open(path, &error);
+    n = 0;
+    RecordReader::Status s;
+    while ((s = r->next(&e)) == RecordReader::Status::kEntry) ++n;
+    CHECK(n == 19);
+    CHECK(s == RecordReader::Status::kDamaged);
+    CHECK_FALSE(r->valid_frame_follows());
+
+    // A flipped byte in the middle: valid frames follow.
+    std::string flipped = bytes;
+    flipped[bytes.size() / 2] ^= 0x40;
+    write_file(path, flipped);
+    r = RecordReader::open(path, &error);
+    while ((s = r->next(&e)) == RecordReader::Status::kEntry) {
+    }
+    CHECK(s == RecordReader::Status::kDamaged);
+    CHECK(r->valid_frame_follows());
+    CHECK(r->offset() < bytes.size() / 2 + 1);
+
+    CHECK_FALSE(RecordReader::open(d.path + "/missing", &error));
+    CHECK(error.find("missing") != std::string::npos);
+  }
+
+  TEST_CASE("what a server wrote comes back: records, progress, history, the backlog's tail") {
+    Rig rig;
+    REQUIRE(rig.open(Persistence::Fsync::kAlways));
+    const std::string run1 = rig.sync->run();
+    for (int i = 0; i < 100; ++i) rig.store("c" + std::to_string(i), 10 + i);
+    rig.store("c5", 1000);  // a newer version of c5
+    rig.backlog->append(FloodLog::Kind::kProgress, 0, "A abcdef 77");
+    rig.close();
+    CHECK(rig.disk == nullptr);
+
+    LocationTable fresh;
+    herd::Recovered recd;
+    std::string error;
+    REQUIRE(herd::recover(rig.dir.path + "/S", "S", {"A", "B"}, 1 << 20, &fresh, &recd, &error));
+    CHECK(fresh.size() == 100);
+    std::string got;
+    REQUIRE(fresh.lookup("c5", &got, nullptr));
+    CHECK(got == rec("c5", 1000));
+    CHECK(recd.next_seq == 103);
+    REQUIRE(recd.held.count("A"));
+    CHECK(recd.held["A"].run == "abcdef");
+    CHECK(recd.held["A"].seq == 77);
+    REQUIRE(recd.history.size() == 1);
+    CHECK(recd.history[0].run == run1);
+    CHECK(recd.history[0].last_seq == 102);
+    CHECK(recd.backlog_first_seq == 1);
+    CHECK(recd.backlog.size() == 102);
+    CHECK(recd.entries_from_logs == 102);
+    CHECK(recd.notes.empty());
+  }
+
+  TEST_CASE("a rewrite leaves a snapshot and the newer logs, and recovery joins them") {
+    Rig rig;
+    REQUIRE(rig.open(Persistence::Fsync::kEverySec, 8192));
+    for (int round = 0; round < 10; ++round) {
+      for (int i = 0; i < 200; ++i) rig.store("c" + std::to_string(i), 100 * round + i + 1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    rig.close();
+    std::string snap = read_file(rig.dir.path + "/S/snapshot");
+    CHECK_FALSE(snap.empty());
+    LocationTable fresh;
+    herd::Recovered recd;
+    std::string error;
+    REQUIRE(herd::recover(rig.dir.path + "/S", "S", {"A", "B"}, 1 << 20, &fresh, &recd, &error));
+    CHECK(recd.records_from_snapshot > 0);
+    CHECK(fresh.size() == 200);
+    std::string got;
+    REQUIRE(fresh.lookup("c199", &got, nullptr));
+    CHECK(got == rec("c199", 100 * 9 + 199 + 1));
+    CHECK(recd.next_seq == 2001);
+  }
+
+  TEST_CASE("recovery stops on a file of another server and on a gap inside a log") {
+    Rig rig;
+    REQUIRE(rig.open(Persistence::Fsync::kNo));
+    for (int i = 0; i < 10; ++i) rig.store("c" + std::to_string(i), i + 1);
+    rig.close();
+    LocationTable t;
+    herd::Recovered recd;
+    std::string error;
+    CHECK_FALSE(herd::recover(rig.dir.path + "/S", "T", {}, 1 << 20, &t, &recd, &error));
+    CHECK(error.find("does not match server T") != std::string::npos);
+
+    // A frame removed from the middle of the log: seqs jump.
+    std::string log = rig.dir.path + "/S/" + herd::record_log_name(1);
+    std::string bytes = read_file(log);
+    // Frames: header, then 10 entries. Cut the 4th entry out.
+    std::vector<size_t> starts;
+    for (size_t at = 0; at < bytes.size();) {
+      starts.push_back(at);
+      uint32_t len;
+      std::memcpy(&len, bytes.data() + at, 4);
+      at += herd::kFrameHeader + len;
+    }
+    REQUIRE(starts.size() == 11);
+    write_file(log, bytes.substr(0, starts[4]) + bytes.substr(starts[5]));
+    LocationTable t2;
+    herd::Recovered recd2;
+    CHECK_FALSE(herd::recover(rig.dir.path + "/S", "S", {}, 1 << 20, &t2, &recd2, &error));
+    CHECK(error.find("expected the entry with seq 4") != std::string::npos);
+  }
+}
+
+TEST_SUITE("persistence concurrency") {
+  TEST_CASE("writers on two loops, the disk writer, rewrites and durability waiters, all at once") {
+    Rig rig;
+    REQUIRE(rig.open(Persistence::Fsync::kAlways, 16384));
+    reactor::LoopGroup loops(2);
+    loops.start();
+    std::atomic<int> done{0};
+    const int per = 1500;
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 2; ++w) {
+      writers.emplace_back([&, w] {
+        for (int i = 0; i < per; ++i) {
+          uint64_t seq = rig.store("w" + std::to_string(w) + "-" + std::to_string(i % 300), i + 1);
+          if (seq == 0) continue;
+          reactor::EventLoop& loop = loops.loop(w);
+          // The wait is registered from the loop's thread, as a client session does.
+          loop.queue([&, seq, &loop2 = loop] {
+            rig.disk->when_durable(loop2, seq, [&, seq] {
+              if (rig.disk->durable() >= seq) done.fetch_add(1);
+            });
+          });
+        }
+      });
+    }
+    for (auto& t : writers) t.join();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (done.load() < 2 * per && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    CHECK(done.load() == 2 * per);
+    loops.stop();
+    rig.close();
+    LocationTable fresh;
+    herd::Recovered recd;
+    std::string error;
+    REQUIRE(herd::recover(rig.dir.path + "/S", "S", {"A", "B"}, 1 << 20, &fresh, &recd, &error));
+    CHECK(fresh.size() == 600);
+    std::string got;
+    REQUIRE(fresh.lookup("w1-299", &got, nullptr));
+    CHECK(got == rec("w1-299", per));
+  }
+}
