@@ -5,7 +5,10 @@
 #                   the certificates of `make certs` (Ctrl-C stops it)
 #   make test       the fresh-machine build test, unit tests (plain and under ASan/UBSan), the
 #                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
-#   make asan|tsan  sanitizer builds in build/asan and build/tsan
+#   make asan|tsan  sanitizer builds in build/asan and build/tsan (asan-only: ASan without UBSan, for
+#                   the tests that exhaust descriptors)
+#   make fuzz       every libFuzzer harness (test/fuzz) under ASan/UBSan for FUZZ_SECONDS (60) each;
+#                   make fuzz-smoke is the 10-second run that make test includes
 #   make chaos      faults (kills, stops, cut links) under load for a few minutes: nothing acknowledged lost
 #   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
 #                   written to bench/results/; make bench-quick is its one-minute smoke version
@@ -75,8 +78,11 @@ DASHBOARD_STAMP := $(BUILD)/.dashboard-deps-ok
 # Only the benchmark needs these.
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
+# Only the fuzz harnesses need these (Debian's clang and its libFuzzer runtime).
+FUZZ_PACKAGES := clang-16 libfuzzer-16-dev
+FUZZ_STAMP := $(BUILD)/.fuzz-deps-ok
 
-.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-scrape bench-catch-up bench-fsync chaos clean
+.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-scrape bench-catch-up bench-fsync chaos fuzz fuzz-build fuzz-smoke asan-only clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(WORLDMAP) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -94,6 +100,10 @@ $(BENCH_STAMP):
 
 $(DASHBOARD_STAMP):
 	@$(DEPS_STEP) $(DASHBOARD_PACKAGES)
+	@mkdir -p $(@D) && touch $@
+
+$(FUZZ_STAMP): | $(DEPS_STAMP)
+	@$(DEPS_STEP) $(FUZZ_PACKAGES)
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/obj/%.o: %.cc | $(DEPS_STAMP)
@@ -172,6 +182,10 @@ asan:
 	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/herd-server build/asan/herd-cli build/asan/unit-tests
 tsan:
 	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/unit-tests
+# ASan without UBSan, for the tests that run a server out of descriptors: UBSan's vptr check reads
+# memory through a pipe, which fails then, and it reports a false "invalid vptr".
+asan-only:
+	$(MAKE) BUILD=build/asan-only SAN=address OPT=-O1 build/asan-only/herd-server
 
 asan-unit: asan $(GAZETTEER)
 	build/asan/unit-tests
@@ -179,8 +193,8 @@ asan-unit: asan $(GAZETTEER)
 tsan-test: tsan $(GAZETTEER)
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/unit-tests --test-suite='*concurrency*'
 
-integration: asan $(GAZETTEER) $(WORLDMAP) $(DASHBOARD_STAMP)
-	HERD_SERVER=build/asan/herd-server HERD_GAZETTEER=$(GAZETTEER) \
+integration: asan asan-only $(GAZETTEER) $(WORLDMAP) $(DASHBOARD_STAMP)
+	HERD_SERVER=build/asan/herd-server HERD_SERVER_ASAN_ONLY=build/asan-only/herd-server HERD_GAZETTEER=$(GAZETTEER) \
 	  $(PYTHON) -m pytest -q test/integration
 
 # Builds use every core; the test steps run one after another so that timing-sensitive tests never
@@ -189,13 +203,15 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
 	$(MAKE) -j$(JOBS) all
 	$(MAKE) build-test
-	$(MAKE) -j$(JOBS) asan tsan
+	$(MAKE) -j$(JOBS) asan asan-only tsan
 	$(MAKE) unit
 	$(MAKE) asan-unit
 	$(MAKE) tsan-test
 	$(MAKE) integration
 	$(MAKE) reference-test
 	$(MAKE) places-sim-test
+	$(MAKE) -j$(JOBS) fuzz-build
+	$(MAKE) fuzz-smoke
 
 # The set-up of a fresh machine: every README goal builds before its packages exist.
 build-test: $(DEPS_STAMP)
@@ -218,6 +234,53 @@ places-sim: $(GAZETTEER)
 	  $(if $(FAULTS),--faults '$(FAULTS)')
 places-sim-test: $(GAZETTEER)
 	$(PYTHON) -m pytest -q tools/places_sim
+# Fuzzing: libFuzzer harnesses (test/fuzz/fuzz_*.cc) built with Debian's clang under ASan + UBSan,
+# over the code that takes bytes from outside: the protocol parser and line splitter, peer records
+# with their seen= set and the location table, the config loader, the gazetteer reader, the HTTP
+# response parser and the google providers' reading of upstream JSON.
+FUZZ_DIR := build/fuzz
+FUZZ_CXX := clang++-16
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+            -fsanitize-ignorelist=test/fuzz/ubsan_ignorelist.txt
+FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+                 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/config.cc herd/seen_set.cc herd/location_table.cc herd/siphash.cc \
+                 places/gazetteer.cc places/legacy_api.cc places/new_api.cc places/upstream_api.cc \
+                 places/places_answer.cc places/google_json.cc http/response_parser.cc http/gzip_decoder.cc \
+                 http/message.cc http/url.cc
+FUZZ_LLHTTP_OBJS := $(FUZZ_DIR)/obj/llhttp/llhttp.o $(FUZZ_DIR)/obj/llhttp/api.o $(FUZZ_DIR)/obj/llhttp/http.o
+FUZZ_LIB := $(FUZZ_DIR)/libfuzzed.a
+FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.cc)
+FUZZ_BINS := $(FUZZ_SRCS:test/fuzz/%.cc=$(FUZZ_DIR)/%)
+FUZZ_SECONDS ?= 60
+
+$(FUZZ_DIR)/obj/%.o: %.cc | $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  compile  $< (fuzz)")
+	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_CXXFLAGS) -c $< -o $@
+
+$(FUZZ_LLHTTP_OBJS): $(FUZZ_DIR)/obj/llhttp/%.o: | $(FUZZ_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  compile  llhttp/$*.c (fuzz)")
+	$(Q)clang-16 -I$(LLHTTP_INC) -O1 -g -w -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $(LLHTTP_SRC)/$*.c -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o) $(FUZZ_LLHTTP_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/test/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ -lyaml-cpp -lz -o $@
+
+.SECONDARY: $(FUZZ_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o)
+fuzz-build: $(FUZZ_BINS)
+	@:
+
+fuzz: fuzz-build
+	bash test/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	bash test/fuzz/run.sh $(FUZZ_DIR) 10
 
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all
@@ -260,4 +323,4 @@ install: $(SERVER) $(CLI) $(GAZETTEER) $(WORLDMAP)
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)

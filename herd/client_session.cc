@@ -1,6 +1,9 @@
 // ClientSession implementation.
 #include "herd/client_session.h"
 
+#include <algorithm>
+
+#include "herd/admission.h"
 #include "herd/flood_router.h"
 #include "herd/line_splitter.h"
 #include "herd/server.h"
@@ -14,13 +17,19 @@ constexpr size_t kKeepOutCapacity = 16 * 1024;
 }  // namespace
 
 ClientSession::ClientSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from)
-    : ctx_(ctx), server_(ctx.server), id_(id), tag_("c" + std::to_string(id)), conn_(ctx.loop, fd, *this) {
+    : ctx_(ctx),
+      server_(ctx.server),
+      id_(id),
+      tag_("c" + std::to_string(id)),
+      conn_(ctx.loop, fd, *this),
+      last_input_(Clock::now()) {
   server_.log().write(ctx_.index(), tag_, '+', "client connected from ", from.to_string());
 }
 
 void ClientSession::start() { conn_.start(); }
 
 size_t ClientSession::on_data(reactor::Connection&, std::string_view data) {
+  last_input_ = Clock::now();
   return take_lines(data, false);
 }
 
@@ -63,6 +72,12 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
       },
       &consumed, &oversize);
   held_ = stop == LineStop::kStopped;
+  // An unterminated line waits for its end; how long is bounded by limits.line_timeout_ms.
+  if (stop == LineStop::kNeedMore && consumed < data.size() && !at_eof) {
+    if (partial_since_ == Clock::time_point{}) partial_since_ = Clock::now();
+  } else {
+    partial_since_ = {};
+  }
   if (stop == LineStop::kOversize) {
     server_.log().write(ctx_.index(), tag_, '<', oversize, " [line over the limit, truncated]");
     reply("? ", oversize);
@@ -84,22 +99,27 @@ void ClientSession::handle_line(std::string_view line) {
   switch (cmd.kind) {
     case protocol::CommandKind::kIamat: {
       const protocol::Iamat& iamat = cmd.iamat;
+      const protocol::Timestamp now = protocol::realtime_now();
+      if (const char* why = refusal(server_.limits(), iamat.client_id, iamat.time, now)) {
+        log.write(ctx_.index(), tag_, '!', why);
+        break;  // answered with `? `
+      }
       scratch_.clear();
-      protocol::append_at_line(scratch_, server_.self().name, protocol::realtime_now(), iamat);
+      protocol::append_at_line(scratch_, server_.self().name, now, iamat);
       std::string stored;
       FloodRouter::Result r =
           server_.router().offer(iamat.client_id, iamat.time, scratch_, LocationTable::Source::kClient, {}, {}, &stored);
-      bool now;
+      bool answered;
       if (r.stored) {
-        now = reply_when_durable(scratch_, r.seq);
+        answered = reply_when_durable(scratch_, r.seq);
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
         ctx_.metrics.recent.add(iamat.client_id, server_.self().name, iamat.location.lat, iamat.location.lng);
       } else {
         // The record that won may itself be waiting for the disk.
-        now = reply_when_durable(stored, server_.backlog().next_seq() - 1);
+        answered = reply_when_durable(stored, server_.backlog().next_seq() - 1);
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kStale);
       }
-      if (now) ++batch_replies_;
+      if (answered) ++batch_replies_;
       return;
     }
     case protocol::CommandKind::kWhatsat: {
@@ -199,14 +219,16 @@ void ClientSession::release_ready() {
 void ClientSession::flush() {
   release_ready();
   if (out_.empty()) return;
+  sent_total_ += out_.size();
   conn_.send(out_);
   out_.clear();
   if (out_.capacity() > kKeepOutCapacity) std::string().swap(out_);
 }
 
 bool ClientSession::has_room() const {
-  return pending_.size() < server_.limits().max_pending_replies &&
-         out_.size() + conn_.pending_output() <= server_.limits().max_output_bytes;
+  // Past the server's budget for buffered bytes, the clients holding the most output stop first.
+  const size_t bound = std::min(server_.limits().max_output_bytes, server_.output_allowance());
+  return pending_.size() < server_.limits().max_pending_replies && out_.size() + conn_.pending_output() <= bound;
 }
 
 void ClientSession::update_reading() {
@@ -237,6 +259,42 @@ void ClientSession::maybe_finish() {
 }
 
 void ClientSession::on_drained(reactor::Connection&) { update_reading(); }
+
+void ClientSession::check_deadlines(Clock::time_point now) {
+  if (!conn_.is_open()) return;
+  const Limits& limits = server_.limits();
+  auto past = [now](Clock::time_point since, int64_t ms) {
+    return ms > 0 && since != Clock::time_point{} && now - since > std::chrono::milliseconds(ms);
+  };
+  if (past(partial_since_, limits.line_timeout_ms)) {
+    conn_.close("line timeout: an incomplete line held for over " + std::to_string(limits.line_timeout_ms) + " ms");
+    return;
+  }
+  const size_t unsent = conn_.pending_output();
+  // Progress is bytes the kernel took from us, or bytes the client acknowledged from the kernel's
+  // queue: a slow reader makes some every sweep, one that does not read makes none.
+  const uint64_t taken = sent_total_ - unsent;
+  const int64_t unacked = reactor::unacked_bytes(conn_.fd());
+  if (unsent == 0) {
+    stalled_since_ = {};
+    written_seen_ = taken;
+  } else if (taken != written_seen_ || unacked != unacked_seen_ || stalled_since_ == Clock::time_point{}) {
+    written_seen_ = taken;  // progress (or the first stall): the clock starts again
+    unacked_seen_ = unacked;
+    stalled_since_ = now;
+  } else if (past(stalled_since_, limits.write_timeout_ms)) {
+    conn_.close("write timeout: the client took none of " + std::to_string(unsent) + " bytes for over " +
+                std::to_string(limits.write_timeout_ms) + " ms");
+    return;
+  }
+  if (unsent == 0 && pending_.empty() && past(last_input_, limits.idle_timeout_ms)) {
+    conn_.close("idle timeout: nothing received for over " + std::to_string(limits.idle_timeout_ms) + " ms");
+    return;
+  }
+  // Held back by the bounds (the server-wide budget moves without this client doing anything):
+  // read again if there is room now.
+  if (!conn_.reading()) update_reading();
+}
 
 void ClientSession::on_closed(reactor::Connection&, std::string_view reason) {
   server_.log().write(ctx_.index(), tag_, '-', reason);

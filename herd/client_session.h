@@ -4,7 +4,9 @@
 // With fsync: always an IAMAT's reply waits until its record is on disk (Persistence), in the same
 // in-order queue as replies waiting for places. Bounded: a line longer than the limit is answered and
 // the client dropped; too many replies waiting (on places or the disk) or too many unsent bytes stop
-// reading from the client until they drain.
+// reading from the client until they drain. Bounded in
+// time too (check_deadlines): an incomplete line held too long, a client silent too long, or output
+// that the client does not take for too long closes the connection.
 //
 // Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.
 #pragma once
@@ -34,6 +36,13 @@ class ClientSession final : public reactor::ConnectionHandler {
   void on_eof(reactor::Connection& c, std::string_view rest) override;
   void on_drained(reactor::Connection& c) override;
   void on_closed(reactor::Connection& c, std::string_view reason) override;
+
+  using Clock = std::chrono::steady_clock;
+  // Loop thread, from the loop's periodic sweep: closes the connection (the log says why) when it
+  // has held an incomplete line for over limits.line_timeout_ms, received nothing and owes nothing
+  // for over limits.idle_timeout_ms, or had output waiting of which the client took nothing for over
+  // limits.write_timeout_ms (a client that does not read). A limit of 0 is off.
+  void check_deadlines(Clock::time_point now);
 
  private:
   // A reply that must wait for an earlier one (places answers can complete out of order).
@@ -76,6 +85,13 @@ class ClientSession final : public reactor::ConnectionHandler {
   std::string eof_rest_;       // lines that came before EOF and wait for room
   std::chrono::steady_clock::time_point batch_start_{};  // when the current burst was read
   uint64_t batch_replies_ = 0;  // replies of this burst answered at once (observed at its end)
+  // Deadlines (check_deadlines); a default time_point means "not running".
+  Clock::time_point last_input_;     // when bytes last came (or the connection opened)
+  Clock::time_point partial_since_;  // an incomplete line has been waiting since then
+  Clock::time_point stalled_since_;  // output has waited with no byte taken since then
+  uint64_t sent_total_ = 0;          // bytes handed to conn_.send()
+  uint64_t written_seen_ = 0;        // of those, taken by the kernel, at the last sweep
+  int64_t unacked_seen_ = -1;        // the kernel's unacknowledged bytes at the last sweep
 };
 
 }  // namespace herd

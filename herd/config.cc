@@ -251,7 +251,9 @@ class Parser {
   void parse_limits(const YAML::Node& l, Limits* out) {
     if (!l.IsMap()) fail("limits", l, "expected a mapping");
     check_keys(l, "limits", {"max_line", "max_connections", "max_pending_replies", "max_output_bytes",
-                             "peer_backlog_bytes", "peer_outbox_bytes", "log_backlog_bytes"});
+                             "peer_backlog_bytes", "peer_outbox_bytes", "log_backlog_bytes", "max_clients",
+                             "max_table_bytes", "max_id_bytes", "max_clock_skew", "max_buffered_bytes",
+                             "line_timeout_ms", "idle_timeout_ms", "write_timeout_ms", "peer_hello_timeout_ms"});
     auto get = [&](const char* name, size_t* field, long long lo, long long hi) {
       if (l[name]) *field = static_cast<size_t>(integer(l[name], std::string("limits.") + name, lo, hi));
     };
@@ -265,6 +267,19 @@ class Parser {
       if (!l["peer_backlog_bytes"]) get("peer_outbox_bytes", &out->peer_backlog_bytes, 4096, 1LL << 34);
     }
     get("log_backlog_bytes", &out->log_backlog_bytes, 4096, 1LL << 34);
+    get("max_clients", &out->max_clients, 1, 1LL << 32);
+    get("max_table_bytes", &out->max_table_bytes, 1 << 20, 1LL << 40);
+    get("max_id_bytes", &out->max_id_bytes, 1, 16 << 20);
+    get("max_buffered_bytes", &out->max_buffered_bytes, 1 << 20, 1LL << 40);
+    auto get64 = [&](const char* name, int64_t* field, long long lo, long long hi) {
+      if (l[name]) *field = integer(l[name], std::string("limits.") + name, lo, hi);
+    };
+    constexpr long long kDay = 86400, kHourMs = 3600 * 1000;
+    get64("max_clock_skew", &out->max_clock_skew, 0, 3650 * kDay);
+    get64("line_timeout_ms", &out->line_timeout_ms, 0, 24 * kHourMs);
+    get64("idle_timeout_ms", &out->idle_timeout_ms, 0, 24 * 7 * kHourMs);
+    get64("write_timeout_ms", &out->write_timeout_ms, 0, 24 * kHourMs);
+    get64("peer_hello_timeout_ms", &out->peer_hello_timeout_ms, 1, kHourMs);
   }
 
   std::string source_;

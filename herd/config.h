@@ -31,6 +31,16 @@ struct Limits {
   size_t peer_backlog_bytes = 16 * 1024 * 1024; // the backlog of stored records shared by the peer links
                                                 // (catch-up window; a neighbour further behind gets a full transfer)
   size_t log_backlog_bytes = 16 * 1024 * 1024; // log bytes per loop waiting for the disk before entries are dropped
+  // The location table: past either bound the least recently updated clients are evicted.
+  size_t max_clients = 4000000;                // clients held
+  size_t max_table_bytes = size_t{1} << 30;    // bytes of their records (header included)
+  size_t max_id_bytes = 1024;                  // a longer client ID is refused
+  int64_t max_clock_skew = 86400;              // seconds a report's time may be ahead of ours; 0 = off
+  size_t max_buffered_bytes = 256u << 20;      // input and output buffered over all connections
+  int64_t line_timeout_ms = 10000;             // an incomplete line held longer closes the connection
+  int64_t idle_timeout_ms = 0;                 // a client silent this long is closed; 0 = off
+  int64_t write_timeout_ms = 30000;            // a client that takes no output this long is closed
+  int64_t peer_hello_timeout_ms = 5000;        // an inbound peer that has not said hello by then is closed
 };
 
 struct PlacesConfig {

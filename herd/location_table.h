@@ -1,20 +1,30 @@
 // LocationTable: where every known client was last seen, as the AT record that announced it.
-// Sharded and lock-striped: a client ID hashes to one of kShards shards, each a mutex and an
+// Sharded and lock-striped: a client ID hashes (SipHash-1-3 under a key drawn per table from the
+// kernel, so crafted IDs cannot collide on purpose) to one of kShards shards, each a mutex and an
 // open-addressing hash map from client ID to a single heap block holding the record. No global lock;
-// a shard lock is held only to compare and swap a record pointer (and tell the observer), or to copy
-// records out, never across I/O. The new record's block is allocated before the lock; growing a
-// shard's slot array reallocates under it (rarely: each doubling).
+// a record is allocated before its shard is locked and a replaced or evicted one freed after; under
+// the lock there is only the compare and swap of a record pointer (and telling the observer), the
+// copy of records out, or (now and then) the regrowth of the shard's slot array. Never I/O.
+//
+// Bounded: each shard holds at most ceil(max_clients / kShards) records and max_bytes / kShards bytes
+// of them; past either bound the least recently updated records of that shard are evicted (an
+// approximate LRU: the oldest of a random sample). An evicted record leaves a tombstone, so no other
+// record moves (a scan in progress misses none); tombstones are cleared when the shard is rehashed.
+// Probing is bounded too: an insert that would probe further than kMaxProbe slots grows the shard.
 //
 // Threads: every public method is thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 
+#include "herd/siphash.h"
 #include "protocol/location.h"
 #include "protocol/timestamp.h"
 
@@ -23,6 +33,10 @@ namespace herd {
 class LocationTable {
  public:
   static constexpr size_t kShards = 256;  // a power of two, well above the number of loops
+  // The longest probe an insert accepts before it grows the shard's slot array instead.
+  static constexpr size_t kMaxProbe = 64;
+  // Records of a shard sampled to pick the one to evict (all of them in a small shard).
+  static constexpr size_t kEvictionSample = 8;
 
   // Who is offering the record, which decides how equal timestamps are settled.
   enum class Source {
@@ -51,15 +65,20 @@ class LocationTable {
   // Slots looked at under one shard lock by scan().
   static constexpr size_t kScanSlotsPerLock = 512;
 
-  LocationTable();
+  // At most `max_clients` records and `max_bytes` bytes of records (each bound split evenly over
+  // the shards, see above); the defaults mean no bound. `key` keys the hash; by default a random one.
+  explicit LocationTable(size_t max_clients = std::numeric_limits<size_t>::max(),
+                         size_t max_bytes = std::numeric_limits<size_t>::max(),
+                         SipKey key = SipKey::random());
   ~LocationTable();
   LocationTable(const LocationTable&) = delete;
   LocationTable& operator=(const LocationTable&) = delete;
 
   // Offers `record` (the AT line without its newline: `AT server diff id location time`, single
-  // spaces) for `client_id`, whose report is dated `time`. Returns true when it was stored. Otherwise the table is unchanged and,
-  // if `stored` is non-null, the record that beat it is appended to *stored.
-  // `observer`, when given, is told of the record if it is stored.
+  // spaces) for `client_id`, whose report is dated `time`. Returns true when it was stored (which may
+  // have evicted other clients). Otherwise the table is unchanged and, if `stored` is non-null, the
+  // record that beat it is appended to *stored. `observer`, when given, is told of the record if it
+  // is stored.
   bool offer(std::string_view client_id, protocol::Timestamp time, std::string_view record,
              Source source, std::string* stored, Observer* observer = nullptr);
 
@@ -73,22 +92,32 @@ class LocationTable {
 
   // Appends records from *pos on, each followed by "\n", until about max_bytes are appended or the
   // table ends (then pos->done), and advances *pos; returns the number appended. Holds one shard lock
-  // at a time for at most kScanSlotsPerLock slots. Every record stored before the scan began is
-  // appended (its newest version, or a newer one) at least once; records stored meanwhile may or may not
-  // be, and a shard whose slots were rehashed meanwhile is scanned again from its start.
+  // at a time for at most kScanSlotsPerLock slots. Every record stored before the scan began and not
+  // evicted meanwhile is appended (its newest version, or a newer one) at least once; records stored
+  // meanwhile may or may not be, and a shard whose slots were rehashed meanwhile is scanned again
+  // from its start.
   size_t scan(ScanPosition* pos, std::string* out, size_t max_bytes) const;
 
   size_t size() const;
   // Bytes held by records and slot arrays (an estimate that excludes allocator overhead).
   size_t memory_bytes() const;
+  // Records evicted to keep within the bounds, since the table was made.
+  uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
+
+  // The bytes one record of `record_length` bytes counts against max_bytes.
+  static size_t charge(size_t record_length);
 
  private:
   struct Record;
   struct Shard;
-  static uint64_t hash(std::string_view id);
+  uint64_t hash(std::string_view id) const;
   Shard& shard_for(uint64_t h) const;
 
+  const SipKey key_;
+  const size_t shard_max_records_;
+  const size_t shard_max_bytes_;
   std::unique_ptr<Shard[]> shards_;
+  std::atomic<uint64_t> evictions_{0};
 };
 
 }  // namespace herd

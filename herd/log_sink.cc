@@ -19,19 +19,37 @@ namespace {
 // How often the writer moves the lanes to disk when nobody asks for a flush.
 constexpr auto kWriterPeriod = std::chrono::milliseconds(20);
 
-// Appends `text` with "\n" and "\\" escaped. Most text has neither: two vectorised scans decide.
+// Whether `c` is written escaped: every ASCII control byte (NUL to 0x1f, and DEL) and the backslash,
+// so that an entry is one line of printable text that grep treats as text and a terminal cannot
+// take for commands (ESC sequences). Bytes from 0x80 up pass as they are (UTF-8 stays readable).
+constexpr bool needs_escape(unsigned char c) { return c < 0x20 || c == 0x7f || c == '\\'; }
+
+// Appends `text` with every byte needs_escape() names written as `\n`, `\r`, `\t`, `\\` or `\xHH`.
+// Most text has none: one pass without early exit (which the compiler vectorises) decides.
 void append_escaped(std::string& out, std::string_view text) {
-  if (!std::memchr(text.data(), '\n', text.size()) && !std::memchr(text.data(), '\\', text.size())) {
+  bool any = false;
+  for (unsigned char c : text) any |= needs_escape(c);
+  if (!any) {
     out.append(text);
     return;
   }
+  static constexpr char kHex[] = "0123456789abcdef";
   size_t start = 0;
   for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c != '\n' && c != '\\') continue;
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (!needs_escape(c)) continue;
     out.append(text.data() + start, i - start);
-    out.append(c == '\n' ? "\\n" : "\\\\");
     start = i + 1;
+    switch (c) {
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      case '\\': out.append("\\\\"); break;
+      default: {
+        const char hex[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+        out.append(hex, sizeof hex);
+      }
+    }
   }
   out.append(text.data() + start, text.size() - start);
 }

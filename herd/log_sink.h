@@ -5,8 +5,10 @@
 //
 // Entry format, one line each: `2026-11-26T01:10:43.123456Z <who> <dir> <text>` where <who> names
 // the connection (c12 a client, p3 an inbound peer, Hands an outbound link, - the server itself),
-// <dir> is `<` received, `>` sent, `+` opened, `-` dropped, `!` a problem, `*` a notice. Newlines
-// and backslashes inside <text> are written as \n and \\ so each entry stays one line.
+// <dir> is `<` received, `>` sent, `+` opened, `-` dropped, `!` a problem, `*` a notice. Control
+// bytes and backslashes inside <text> are escaped (\n, \r, \t, \\, and \xHH for the other control
+// bytes, DEL included), so each entry is one line of text: no NUL that makes grep call the file
+// binary, no ESC sequence that reaches an operator's terminal.
 //
 // Operations: a level filters entries (io: all; events: no `<`/`>` lines; warnings: `!` only);
 // reopen() (SIGHUP) makes the writer reopen the path between two whole batches, so an entry is never

@@ -339,7 +339,26 @@ int main(int argc, char** argv) {
                                                                                 : config->places.endpoint));
   }
 
-  reactor::raise_fd_limit();
+  // Clients must not take the descriptors that peer links and files need (when they did, a server
+  // full of clients could no longer redial its neighbours): fit max_connections under the limit.
+  const uint64_t nofile = reactor::raise_fd_limit();
+  const size_t reserve = herd::Server::reserved_fds(*config, config->loop_count());
+  if (nofile <= reserve) {
+    std::fprintf(stderr,
+                 "herd-server: the open-file limit (RLIMIT_NOFILE %llu) leaves no descriptor for clients: the "
+                 "server keeps %zu for its loops, peer links and files\n",
+                 static_cast<unsigned long long>(nofile), reserve);
+    return 1;
+  }
+  if (config->limits.max_connections > nofile - reserve) {
+    std::string warning = "limits.max_connections lowered from " + std::to_string(config->limits.max_connections) +
+                          " to " + std::to_string(nofile - reserve) + " to fit the open-file limit (RLIMIT_NOFILE " +
+                          std::to_string(nofile) + ", of which " + std::to_string(reserve) +
+                          " are kept for the loops, peer links and files)";
+    std::fprintf(stderr, "herd-server: warning: %s\n", warning.c_str());
+    log->write(log->lanes() - 1, "-", '!', "warning: ", warning);
+    config->limits.max_connections = nofile - reserve;
+  }
 
   herd::Server server(*config, name, provider, std::move(log));
   server.set_upstream_metrics(upstream);

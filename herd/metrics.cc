@@ -5,8 +5,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -273,6 +273,14 @@ std::string render_metrics(Server& server) {
 
   t.family("herd_clients_stored", "gauge", "Clients whose location this server holds.");
   t.sample("herd_clients_stored", static_cast<uint64_t>(server.table().size()));
+
+  t.family("herd_clients_evicted_total", "counter",
+           "Clients evicted from the location table to keep within limits.max_clients and max_table_bytes.");
+  t.sample("herd_clients_evicted_total", server.table().evictions());
+
+  t.family("herd_buffered_bytes", "gauge",
+           "Bytes buffered (input and output capacity) over every connection; budget: limits.max_buffered_bytes.");
+  t.sample("herd_buffered_bytes", static_cast<uint64_t>(std::max<int64_t>(0, server.buffered_bytes())));
 
   t.family("herd_connections", "gauge", "Open connections, by port.");
   t.sample("herd_connections", {{"port", "client"}}, static_cast<uint64_t>(server.client_connections()));

@@ -12,13 +12,13 @@ namespace {
 constexpr auto kHealthyAfter = std::chrono::seconds(5);
 }  // namespace
 
-PeerLink::PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer,
-                   const reactor::SocketAddress& addr, uint64_t bit)
+PeerLink::PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer, uint64_t bit)
     : server_(server),
       loop_(loop),
       peer_(peer.name),
+      // By host name: looked up again before every redial, so a neighbour that moved is found.
       connector_(
-          loop, addr,
+          loop, peer.host, peer.peer_port,
           reactor::Backoff(reactor::Backoff::Millis(server.config().peer_backoff_initial_ms),
                            reactor::Backoff::Millis(server.config().peer_backoff_max_ms)),
           [this](int fd) { connected(fd); },
@@ -46,6 +46,7 @@ void PeerLink::stop() {
 }
 
 void PeerLink::connected(int fd) {
+  reactor::set_keepalive(fd, Server::kPeerKeepaliveIdleS, Server::kPeerKeepaliveIntervalS, Server::kPeerKeepaliveCount);
   if (const reactor::TlsContext* tls = server_.peer_tls()) {
     // The neighbour's certificate must come from the herd CA and carry its name.
     conn_ = std::make_unique<reactor::TlsConnection>(loop_, fd, *this, *tls, reactor::TlsConnection::Role::kClient,

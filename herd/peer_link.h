@@ -7,7 +7,10 @@
 // loop and one write carry everything stored since the last. When the neighbour is down the link
 // redials forever with capped, jittered exponential backoff; records stored meanwhile wait in the
 // shared backlog (bounded; a neighbour that falls further behind than it reaches gets a full transfer
-// instead), so a neighbour that is down, slow or restarting never stalls this server.
+// instead), so a neighbour that is down, slow or restarting never stalls this server. Each dial looks the
+// neighbour's host up again and gives up after a deadline (a neighbour that does not answer is
+// retried, not waited for); the connection has TCP keepalive, so a neighbour that vanished without
+// closing is noticed.
 //
 // Threads: notify(), up() and the scrape counters from any thread; everything else on the owning loop's thread.
 #pragma once
@@ -31,9 +34,9 @@ class Server;
 
 class PeerLink final : public reactor::ConnectionHandler {
  public:
-  // `bit`: the link's bit in the backlog's mask (FloodRouter::bit_for of its index).
-  PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer,
-           const reactor::SocketAddress& addr, uint64_t bit);
+  // Dials `peer`'s host (resolved again before every attempt) and peer port from `loop`. `bit`: the
+  // link's bit in the backlog's mask (FloodRouter::bit_for of its index).
+  PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer, uint64_t bit);
   ~PeerLink();
 
   const std::string& peer_name() const { return peer_; }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "herd/admission.h"
 #include "herd/flood_router.h"
 #include "herd/line_splitter.h"
 #include "herd/peer_tls.h"
@@ -21,7 +22,10 @@ PeerSession::PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::S
       id_(id),
       max_line_(ctx.server.config().peer_max_line()),
       tag_("p" + std::to_string(id)),
+      accepted_at_(Clock::now()),
       catch_up_(ctx.server, ctx.index()) {
+  // A neighbour that vanishes (power cut, cable) sends no FIN: keepalive notices, and the slot frees.
+  reactor::set_keepalive(fd, Server::kPeerKeepaliveIdleS, Server::kPeerKeepaliveIntervalS, Server::kPeerKeepaliveCount);
   if (const reactor::TlsContext* tls = server_.peer_tls()) {
     conn_ = std::make_unique<reactor::TlsConnection>(ctx.loop, fd, *this, *tls, reactor::TlsConnection::Role::kServer,
                                                      "", Server::kPeerHandshakeTimeout);
@@ -79,7 +83,27 @@ size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
     server_.log().write(ctx_.index(), tag_, '!', "line over the limit from a peer; dropping the link");
     conn_->close("peer line over the limit");
   }
+  if (stop == LineStop::kNeedMore && consumed < data.size() && !at_eof) {
+    if (partial_since_ == Clock::time_point{}) partial_since_ = Clock::now();
+  } else {
+    partial_since_ = {};
+  }
   return consumed;
+}
+
+void PeerSession::close(std::string_view reason) { conn_->close(reason); }
+
+void PeerSession::check_deadlines(Clock::time_point now) {
+  if (!conn_->is_open()) return;
+  const Limits& limits = server_.limits();
+  if (peer_name_.empty() && now - accepted_at_ > std::chrono::milliseconds(limits.peer_hello_timeout_ms)) {
+    conn_->close("no hello within " + std::to_string(limits.peer_hello_timeout_ms) + " ms");
+    return;
+  }
+  if (limits.line_timeout_ms > 0 && partial_since_ != Clock::time_point{} &&
+      now - partial_since_ > std::chrono::milliseconds(limits.line_timeout_ms)) {
+    conn_->close("line timeout: an incomplete line held for over " + std::to_string(limits.line_timeout_ms) + " ms");
+  }
 }
 
 bool PeerSession::handle_line(std::string_view line) {
@@ -103,6 +127,9 @@ bool PeerSession::handle_line(std::string_view line) {
     peer_name_ = fields[1];
     peer_index_ = server_.server_index(peer_name_);
     tag_ += "/" + peer_name_;
+    // Its slot is now a named neighbour's: no longer a pending one, and the oldest connection that
+    // named itself the same goes if there are too many (a restarted neighbour's new link wins).
+    server_.peer_named(ctx_, id_, peer_name_);
     return true;
   }
   // Records of a BULK frame (catch-up) are not logged one by one: the frame and its end are.
@@ -115,6 +142,8 @@ bool PeerSession::handle_line(std::string_view line) {
   if (cmd.kind != protocol::CommandKind::kAt) {
     if (bulk) log.write(ctx_.index(), tag_, '<', line);
     log.write(ctx_.index(), tag_, '!', "not an AT record; ignored");
+  } else if (const char* why = refusal(server_.limits(), cmd.at.client_id, cmd.at.time, protocol::realtime_now())) {
+    log.write(ctx_.index(), tag_, '!', why, "; not stored");
   } else {
     const protocol::At& at = cmd.at;
     if (peer_index_ >= 0) ctx_.metrics.peer_received[peer_index_].add();
@@ -132,7 +161,7 @@ bool PeerSession::handle_line(std::string_view line) {
 
 void PeerSession::on_closed(reactor::Connection&, std::string_view reason) {
   server_.log().write(ctx_.index(), tag_, '-', reason);
-  server_.release_peer();
+  server_.release_peer(ctx_, id_, peer_name_);
   LoopContext* ctx = &ctx_;
   uint64_t id = id_;
   ctx_.loop.defer([ctx, id] { ctx->peers.erase(id); });

@@ -11,6 +11,7 @@
 // Threads: loop thread only. Owned by its LoopContext; freed at the end of the iteration it closed in.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,6 +36,15 @@ class PeerSession final : public reactor::ConnectionHandler {
   void on_eof(reactor::Connection& c, std::string_view rest) override;
   void on_closed(reactor::Connection& c, std::string_view reason) override;
 
+  using Clock = std::chrono::steady_clock;
+  // Loop thread, from the loop's periodic sweep: closes the connection (the log says why) when no
+  // valid hello came within limits.peer_hello_timeout_ms of the accept (a TLS handshake included),
+  // or an incomplete line has been held for over limits.line_timeout_ms.
+  void check_deadlines(Clock::time_point now);
+  // Loop thread: closes the connection with `reason` (the session goes at the end of the iteration).
+  void close(std::string_view reason);
+  bool has_hello() const { return !peer_name_.empty(); }
+
  private:
   size_t take_lines(std::string_view data, bool at_eof);
   bool handle_line(std::string_view line);
@@ -49,6 +59,8 @@ class PeerSession final : public reactor::ConnectionHandler {
   std::string peer_name_;    // from the hello; empty until then
   int peer_index_ = -1;      // its position in Config::servers (for the received counters)
   std::string record_;       // scratch for the normalised AT record
+  const Clock::time_point accepted_at_;
+  Clock::time_point partial_since_;  // an incomplete line has been waiting since then (default: none)
   CatchUpReceiver catch_up_;
   std::unique_ptr<reactor::Connection> conn_;  // TcpConnection, or TlsConnection with peer_tls
 };

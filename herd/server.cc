@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -19,6 +20,8 @@
 namespace herd {
 namespace {
 constexpr int kListenBacklog = 4096;
+// How often evictions from the location table are reported in the log (when there were any).
+constexpr reactor::EventLoop::Millis kEvictionReportPeriod{1000};
 }  // namespace
 
 LoopContext::LoopContext(reactor::EventLoop& l, Server& s)
@@ -27,7 +30,10 @@ LoopContext::~LoopContext() = default;
 
 Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
                std::unique_ptr<LogSink> log)
-    : config_(std::move(config)), places_(std::move(places)), log_(std::move(log)) {
+    : config_(std::move(config)),
+      places_(std::move(places)),
+      log_(std::move(log)),
+      table_(config_.limits.max_clients, config_.limits.max_table_bytes) {
   self_ = config_.find(name);
   start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -128,6 +134,7 @@ bool Server::start(std::string* error) {
 
   const int threads = config_.loop_count();
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
+  for (int i = 0; i < threads; ++i) loops_->loop(i).set_buffer_account(&buffered_);
   for (int i = 0; i < threads; ++i) {
     auto ctx = std::make_unique<LoopContext>(loops_->loop(i), *this);
     for (auto [fd, port] : {std::pair{client_fd_, Port::kClient}, std::pair{peer_fd_, Port::kPeer},
@@ -143,16 +150,20 @@ bool Server::start(std::string* error) {
     contexts_.push_back(std::move(ctx));
   }
 
-  // One link per neighbour, spread over the loops.
+  // One link per neighbour, spread over the loops. The peer port takes connections only from the
+  // addresses the neighbours' hosts resolve to.
   auto neighbours = config_.neighbours(self_->name);
   for (size_t k = 0; k < neighbours.size(); ++k) {
     reactor::SocketAddress addr;
-    if (!reactor::resolve(neighbours[k]->host, neighbours[k]->peer_port, &addr, error)) {
+    std::vector<reactor::SocketAddress> all;
+    if (!reactor::resolve(neighbours[k]->host, neighbours[k]->peer_port, &addr, error) ||
+        !reactor::resolve_all(neighbours[k]->host, neighbours[k]->peer_port, &all, error)) {
       *error = "servers." + neighbours[k]->name + ".host: " + *error;
       return false;
     }
+    for (const auto& a : all) neighbour_ips_.push_back(reactor::ip_of(a));
     links_.push_back(std::make_unique<PeerLink>(*this, loops_->loop(static_cast<int>(k) % threads),
-                                                *neighbours[k], addr, FloodRouter::bit_for(k)));
+                                                *neighbours[k], FloodRouter::bit_for(k)));
   }
   std::vector<PeerLink*> link_ptrs;
   for (auto& link : links_) link_ptrs.push_back(link.get());
@@ -160,14 +171,20 @@ bool Server::start(std::string* error) {
 
   for (auto& ctx : contexts_) {
     LoopContext* c = ctx.get();
-    c->loop.queue([c] {
+    c->loop.queue([this, c] {
       for (auto& l : c->listeners) l->start();
+      c->sweep_timer = c->loop.run_every(sweep_period(), [this, c] { sweep(*c); });
     });
   }
   for (auto& link : links_) {
     PeerLink* l = link.get();
     l->loop().queue([l] { l->start(); });
   }
+  // Evictions from the location table are counted there and reported here, once per period at
+  // most (the timer dies with the loops in stop()).
+  loops_->loop(0).queue([this] {
+    loops_->loop(0).run_every(kEvictionReportPeriod, [this] { report_evictions(); });
+  });
   log_->write(log_->lanes() - 1, "-", '*',
               "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
                   peer_addr.to_string() + (peer_tls_ ? " (TLS)" : " (plaintext)") +
@@ -239,6 +256,7 @@ void Server::stop() {
     c->loop.queue([&, c] {
       for (auto* l : mine) l->stop();
       c->listeners.clear();
+      c->loop.cancel(c->sweep_timer);
       places_->stop_loop(c->loop);  // pending WHATSATs are answered; upstream connections close
       std::lock_guard lock(mu);
       done = true;
@@ -262,6 +280,60 @@ void Server::stop() {
   }
 }
 
+void Server::report_evictions() {
+  uint64_t total = table_.evictions();
+  if (total == evictions_reported_) return;
+  log_->write(0, "-", '!',
+              "location table full: " + std::to_string(total - evictions_reported_) +
+                  " least recently updated clients evicted (" + std::to_string(total) + " in all, " +
+                  std::to_string(table_.size()) + " held; limits.max_clients " +
+                  std::to_string(config_.limits.max_clients) + ", limits.max_table_bytes " +
+                  std::to_string(config_.limits.max_table_bytes) + ")");
+  evictions_reported_ = total;
+}
+
+size_t Server::peer_connection_bound(const Config& config, int loops) {
+  const auto n = static_cast<size_t>(loops < 1 ? 1 : loops);
+  const size_t pending = std::max<size_t>(4, kMaxPendingPeers / n) * n;
+  return std::min(kMaxPeerConnections, pending + kMaxSessionsPerPeer * config.servers.size() + n);
+}
+
+size_t Server::reserved_fds(const Config& config, int loops) {
+  const auto n = static_cast<size_t>(loops < 1 ? 1 : loops);
+  size_t links = 0;
+  for (const auto& s : config.servers) links = std::max(links, config.neighbours(s.name).size());
+  // A google places provider keeps up to max_inflight upstream connections (plus one dialling per loop).
+  const size_t places = config.places.provider == "offline" ? 0 : static_cast<size_t>(config.places.max_inflight) + n;
+  return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ +
+         2 /* listeners */ + 2 * links + peer_connection_bound(config, loops) + n + places + kSpareFds;
+}
+
+size_t Server::output_allowance() const {
+  const int64_t used = buffered_bytes();
+  const auto budget = static_cast<int64_t>(config_.limits.max_buffered_bytes);
+  const size_t per_client = config_.limits.max_output_bytes;
+  if (used <= budget) return SIZE_MAX;
+  if (used <= budget + budget / 4) return std::max(per_client / 4, kBudgetFloor);
+  if (used <= budget + budget / 2) return std::max(per_client / 16, kBudgetFloor);
+  return kBudgetFloor;
+}
+
+reactor::EventLoop::Millis Server::sweep_period() const {
+  int64_t shortest = 1000;
+  for (int64_t ms : {config_.limits.line_timeout_ms, config_.limits.idle_timeout_ms,
+                     config_.limits.write_timeout_ms, config_.limits.peer_hello_timeout_ms}) {
+    if (ms > 0) shortest = std::min(shortest, ms / 4);
+  }
+  return reactor::EventLoop::Millis(std::clamp<int64_t>(shortest, 50, 1000));
+}
+
+void Server::sweep(LoopContext& ctx) {
+  // Sessions that close here are erased at the end of the iteration, not under this loop.
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, session] : ctx.clients) session->check_deadlines(now);
+  for (auto& [id, session] : ctx.peers) session->check_deadlines(now);
+}
+
 void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from) {
   // Admission first, on the accepting loop, so the counts never overshoot.
   if (port == Port::kClient) {
@@ -278,14 +350,26 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
       ::close(fd);
       return;
     }
-  } else if (peer_conns_.fetch_add(1, std::memory_order_relaxed) >= kMaxPeerConnections) {
-    peer_conns_.fetch_sub(1, std::memory_order_relaxed);
-    log_->write(loop_index, "-", '!', "peer connection limit reached; refusing ", from.to_string());
-    ::close(fd);
-    return;
+  } else {
+    const std::string ip = reactor::ip_of(from);
+    if (std::find(neighbour_ips_.begin(), neighbour_ips_.end(), ip) == neighbour_ips_.end()) {
+      log_->write(loop_index, "-", '!', "peer connection refused: not from a neighbour's address: ", from.to_string());
+      ::close(fd);
+      return;
+    }
+    if (peer_conns_.fetch_add(1, std::memory_order_relaxed) >= peer_connection_bound(config_, loop_count())) {
+      peer_conns_.fetch_sub(1, std::memory_order_relaxed);
+      log_->write(loop_index, "-", '!', "peer connection limit reached; refusing ", from.to_string());
+      ::close(fd);
+      return;
+    }
   }
-  // Spread connections evenly over the loops, whichever loop happened to accept.
-  int target = static_cast<int>(round_robin_.fetch_add(1, std::memory_order_relaxed) % contexts_.size());
+  // Spread client connections evenly over the loops, whichever loop happened to accept. Peer
+  // connections stay on the accepting loop: there, a newcomer's slot is freed (the oldest hello-less
+  // connection closed) before the next accept, so the count never overshoots its bound.
+  int target = port == Port::kPeer
+                   ? loop_index
+                   : static_cast<int>(round_robin_.fetch_add(1, std::memory_order_relaxed) % contexts_.size());
   LoopContext* ctx = contexts_[target].get();
   if (target == loop_index) {
     adopt(*ctx, port, fd, from);
@@ -309,11 +393,53 @@ void Server::adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAdd
     s->start();
   } else {
     ctx.metrics.peer_accepted.add();
+    // Slots without a hello are few; the oldest makes room (see kMaxPendingPeers).
+    const size_t pending_cap = std::max<size_t>(4, kMaxPendingPeers / contexts_.size());
+    while (ctx.pending_peers.size() >= pending_cap) {
+      uint64_t oldest = ctx.pending_peers.front();
+      ctx.pending_peers.pop_front();
+      auto it = ctx.peers.find(oldest);
+      if (it != ctx.peers.end()) it->second->close("its slot went to a newer peer connection (no hello yet)");
+    }
     auto session = std::make_unique<PeerSession>(ctx, id, fd, from);
     PeerSession* s = session.get();
     ctx.peers.emplace(id, std::move(session));
+    ctx.pending_peers.push_back(id);
     s->start();
   }
+}
+
+void Server::peer_named(LoopContext& ctx, uint64_t id, const std::string& name) {
+  auto& pending = ctx.pending_peers;
+  pending.erase(std::remove(pending.begin(), pending.end(), id), pending.end());
+  std::pair<int, uint64_t> evict{-1, 0};
+  {
+    std::lock_guard lock(named_mu_);
+    auto& sessions = named_peers_[name];
+    sessions.emplace_back(ctx.index(), id);
+    if (sessions.size() > kMaxSessionsPerPeer) {
+      evict = sessions.front();
+      sessions.pop_front();
+    }
+  }
+  if (evict.first < 0) return;
+  LoopContext* owner = contexts_[static_cast<size_t>(evict.first)].get();
+  owner->loop.queue([owner, old = evict.second] {
+    auto it = owner->peers.find(old);
+    if (it != owner->peers.end()) it->second->close("replaced by a newer connection from the same neighbour");
+  });
+}
+
+void Server::release_peer(LoopContext& ctx, uint64_t id, const std::string& name) {
+  peer_conns_.fetch_sub(1, std::memory_order_relaxed);
+  auto& pending = ctx.pending_peers;
+  pending.erase(std::remove(pending.begin(), pending.end(), id), pending.end());
+  if (name.empty()) return;
+  std::lock_guard lock(named_mu_);
+  auto it = named_peers_.find(name);
+  if (it == named_peers_.end()) return;
+  auto& sessions = it->second;
+  sessions.erase(std::remove(sessions.begin(), sessions.end(), std::make_pair(ctx.index(), id)), sessions.end());
 }
 
 }  // namespace herd

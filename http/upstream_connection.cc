@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "reactor/tcp_connection.h"
@@ -39,8 +40,13 @@ bool UpstreamConnection::try_addresses(std::string* error) {
       dial_errors_ += (dial_errors_.empty() ? "" : "; ") + why;
       continue;
     }
+    if (!loop_.add(fd, EPOLLOUT, this)) {  // the loop refuses it: this address failed, try the next
+      dial_errors_ += (dial_errors_.empty() ? "" : "; ") + addr.to_string() + ": cannot watch the socket: " +
+                      std::strerror(errno);
+      ::close(fd);
+      continue;
+    }
     dial_fd_ = fd;
-    loop_.add(fd, EPOLLOUT, this);
     return true;
   }
   *error = "cannot connect to " + options_.endpoint.authority() + ": " +

@@ -1,6 +1,10 @@
 // The offline gazetteer: decoding of cities.pbf, the latitude-band index and radius queries.
 #include "places/gazetteer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -28,6 +32,10 @@ constexpr double kBoxSlackDeg = 1e-6;
 constexpr double kCoordScale = 1e5;
 constexpr int64_t kMaxLatUnits = 90LL * 100000;
 constexpr int64_t kMaxLngUnits = 180LL * 100000;
+// A delta larger than this cannot move a coordinate that is in range to another that is (and
+// checking it first keeps the running sums far from overflow).
+constexpr int64_t kMaxLatDelta = 2 * kMaxLatUnits;
+constexpr int64_t kMaxLngDelta = 2 * kMaxLngUnits;
 
 // Protobuf wire types.
 constexpr uint32_t kWireVarint = 0;
@@ -65,13 +73,15 @@ int64_t unzigzag(uint64_t v) {
 // Outcome of reading one varint.
 enum class VarintStatus { kOk, kTruncated, kOverlong };
 
-// Reads a base-128 varint from [*p, end), advancing *p on success.
+// Reads a base-128 varint from [*p, end), advancing *p on success. More than 64 bits (a tenth byte
+// above 1, or an eleventh byte) is overlong.
 VarintStatus read_varint(const unsigned char** p, const unsigned char* end, uint64_t* out) {
   uint64_t v = 0;
   const unsigned char* q = *p;
   for (int shift = 0; shift < 64; shift += 7) {
     if (q == end) return VarintStatus::kTruncated;
     unsigned char byte = *q++;
+    if (shift == 63 && byte > 1) return VarintStatus::kOverlong;
     v |= static_cast<uint64_t>(byte & 0x7f) << shift;
     if ((byte & 0x80) == 0) {
       *p = q;
@@ -161,29 +171,53 @@ double haversine_m(double lat1, double lng1, double lat2, double lng2) {
 }
 
 std::unique_ptr<Gazetteer> Gazetteer::load(const std::string& path, std::string* error) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below anyway).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
     int err = errno;
     set_error(error, path, err == ENOENT ? std::string("missing (") + std::strerror(err) + ")"
                                          : std::string("cannot open: ") + std::strerror(err));
     return nullptr;
   }
-  std::string bytes;
-  if (std::fseek(f, 0, SEEK_END) == 0) {
-    long size = std::ftell(f);
-    if (size > 0) bytes.reserve(static_cast<size_t>(size));
-    std::rewind(f);
-  }
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
-  bool failed = std::ferror(f);
-  int err = errno;
-  std::fclose(f);
-  if (failed) {
-    set_error(error, path, std::string("read error: ") + std::strerror(err));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    set_error(error, path, std::string("cannot stat: ") + std::strerror(errno));
+    ::close(fd);
     return nullptr;
   }
+  if (!S_ISREG(st.st_mode)) {
+    const char* what = S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISFIFO(st.st_mode) ? "a pipe"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a file";
+    set_error(error, path, std::string("not a regular file (") + what + ")");
+    ::close(fd);
+    return nullptr;
+  }
+  if (st.st_size > static_cast<off_t>(kMaxFileBytes)) {
+    set_error(error, path, "too large: " + std::to_string(st.st_size) + " bytes, the limit is " +
+                               std::to_string(kMaxFileBytes));
+    ::close(fd);
+    return nullptr;
+  }
+  // Read what fstat promised and no more: a file that grows meanwhile cannot make us read forever.
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      set_error(error, path, std::string("read error: ") + std::strerror(errno));
+      ::close(fd);
+      return nullptr;
+    }
+    if (n == 0) break;  // it shrank: parse what there is, which reports a truncated record
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  bytes.resize(got);
   return parse(bytes, path, error);
 }
 
@@ -192,6 +226,11 @@ std::unique_ptr<Gazetteer> Gazetteer::parse(std::string_view bytes, const std::s
   std::unique_ptr<Gazetteer> g(new Gazetteer());
   if (bytes.empty()) {
     set_error(error, source, "empty file (no records)");
+    return nullptr;
+  }
+  if (bytes.size() > kMaxFileBytes) {
+    set_error(error, source, "too large: " + std::to_string(bytes.size()) + " bytes, the limit is " +
+                                 std::to_string(kMaxFileBytes));
     return nullptr;
   }
   // Strings are kept in one pool, addressed by offset while it grows; the views are made once it
@@ -242,6 +281,12 @@ std::unique_ptr<Gazetteer> Gazetteer::parse(std::string_view bytes, const std::s
       return nullptr;
     }
     p += len;
+    if (r.dlng < -kMaxLngDelta || r.dlng > kMaxLngDelta || r.dlat < -kMaxLatDelta ||
+        r.dlat > kMaxLatDelta) {
+      set_error(error, source, "corrupt: record " + std::to_string(record + 1) + " at byte " +
+                                   std::to_string(at) + ": coordinate delta out of range");
+      return nullptr;
+    }
     acc_lng += r.dlng;
     acc_lat += r.dlat;
     if (acc_lat < -kMaxLatUnits || acc_lat > kMaxLatUnits || acc_lng < -kMaxLngUnits ||

@@ -35,10 +35,15 @@ double haversine_m(double lat1, double lng1, double lat2, double lng2);
 // safe to call from any number of threads at once.
 class Gazetteer {
  public:
+  // The largest file load() and parse() accept: far above the real data (about 6 MB), far below
+  // what would exhaust memory or the 32-bit offsets of the string pool.
+  static constexpr size_t kMaxFileBytes = 256u << 20;
+
   // Reads and indexes the cities.pbf file at `path` (a sequence of varint-length-prefixed
   // protobuf records, see PLACES.md). On success returns the gazetteer; on failure returns null
   // and, when `error` is non-null, stores a message naming the file and the problem (missing or
-  // unreadable, truncated, corrupt, empty). Thread-safe (touches no shared state); blocking I/O:
+  // unreadable, not a regular file, over kMaxFileBytes, truncated, corrupt, empty). Every length,
+  // varint and coordinate delta is checked: no input reads out of bounds or overflows. Thread-safe (touches no shared state); blocking I/O:
   // call it at start-up, not on an event loop.
   static std::unique_ptr<Gazetteer> load(const std::string& path, std::string* error);
 

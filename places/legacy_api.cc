@@ -26,7 +26,9 @@ http::Request LegacyApi::request(const PlacesQuery& q) const {
 PlacesAnswer LegacyApi::interpret(const http::Response& response) const {
   const int code = response.status;
   auto doc = std::make_shared<rapidjson::Document>();
-  doc->Parse<rapidjson::kParseFullPrecisionFlag>(response.body.data(), response.body.size());
+  std::string scratch;
+  std::string_view text = defuse_zero_exponents(response.body, &scratch);
+  doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
   if (doc->HasParseError() || !doc->IsObject() || !doc->HasMember("status") || !(*doc)["status"].IsString()) {
     std::string what = doc->HasParseError() || !doc->IsObject() ? "a body that is not JSON" : "JSON without a status";
     if (code == 429) return error_answer("OVER_QUERY_LIMIT", "the places upstream answered HTTP 429 with " + what, true);
@@ -44,7 +46,7 @@ PlacesAnswer LegacyApi::interpret(const http::Response& response) const {
     doc->AddMember("results", rapidjson::Value(rapidjson::kArrayType), alloc);
   }
   PlacesAnswer a;
-  a.status = (*doc)["status"].GetString();
+  a.status.assign((*doc)["status"].GetString(), (*doc)["status"].GetStringLength());  // NULs too
   std::string message;
   if (auto m = doc->FindMember("error_message"); m != doc->MemberEnd() && m->value.IsString()) {
     message = redact(std::string_view(m->value.GetString(), m->value.GetStringLength()), key_);

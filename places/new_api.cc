@@ -147,7 +147,9 @@ rapidjson::Value translate_place(const rapidjson::Value& place, Alloc& alloc) {
 PlacesAnswer NewApi::interpret(const http::Response& response) const {
   const int code = response.status;
   rapidjson::Document body;
-  body.Parse<rapidjson::kParseFullPrecisionFlag>(response.body.data(), response.body.size());
+  std::string scratch;
+  std::string_view raw = defuse_zero_exponents(response.body, &scratch);
+  body.Parse<rapidjson::kParseFullPrecisionFlag>(raw.data(), raw.size());
   bool json = !body.HasParseError() && body.IsObject();
   if (json) {
     if (const Value* error = member(body, "error"); error && error->IsObject()) {

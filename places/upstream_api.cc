@@ -22,6 +22,47 @@ const char* legacy_status_for_http(int http_status) {
 
 bool retryable_http(int http_status) { return http_status == 500 || http_status == 503 || http_status == 504; }
 
+std::string_view defuse_zero_exponents(std::string_view body, std::string* scratch) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  bool copied = false;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped byte
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (c != '-' && !digit(c)) continue;
+    // A number: [-] digits [. digits] [e|E [+|-] digits].
+    size_t j = i + (c == '-');
+    bool nonzero = false;
+    for (; j < body.size() && (digit(body[j]) || body[j] == '.'); ++j) nonzero |= body[j] >= '1' && body[j] <= '9';
+    size_t exp_at = j;
+    if (j < body.size() && (body[j] == 'e' || body[j] == 'E')) {
+      ++j;
+      if (j < body.size() && (body[j] == '+' || body[j] == '-')) ++j;
+      while (j < body.size() && digit(body[j])) ++j;
+      if (!nonzero) {
+        if (!copied) {
+          scratch->assign(body);
+          copied = true;
+        }
+        for (size_t k = exp_at; k < j; ++k) (*scratch)[k] = ' ';
+      }
+    }
+    i = j - 1;
+  }
+  return copied ? std::string_view(*scratch) : body;
+}
+
 std::string number_text(double v) {
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof buf, v);

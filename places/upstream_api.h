@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "http/message.h"
 #include "places/places_answer.h"
@@ -33,5 +34,12 @@ bool retryable_http(int http_status);
 
 // Shortest round-trip decimal text of `v` ("34.06893", "-118.445127", "10000").
 std::string number_text(double v);
+
+// `body` ready for rapidjson's full-precision parse: a number whose digits are all zero and that has
+// an exponent ("0e77", "-0.00E+400") gets its exponent blanked out (it is zero either way).
+// rapidjson 1.1.0 takes such a number to its slow path and normalises a zero significand there
+// (__builtin_clzll(0): undefined behaviour), and the body comes from outside. Returns `body` itself
+// when there is nothing to change (the common case, one pass), else a view of *scratch. Pure.
+std::string_view defuse_zero_exponents(std::string_view body, std::string* scratch);
 
 }  // namespace places

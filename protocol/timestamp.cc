@@ -46,6 +46,14 @@ Timestamp realtime_now() {
   return Timestamp{static_cast<int64_t>(ts.tv_sec), static_cast<int32_t>(ts.tv_nsec)};
 }
 
+bool too_far_ahead(Timestamp reported, Timestamp now, int64_t max_ahead_sec) {
+  if (max_ahead_sec <= 0) return false;
+  // now + max_ahead_sec cannot overflow: valid seconds are below 10^18 and the bound is small
+  // next to the 9.2 * 10^18 an int64_t holds.
+  Timestamp limit{now.sec + max_ahead_sec, now.nsec};
+  return reported > limit;
+}
+
 void append_time_diff(std::string& out, Timestamp a, Timestamp b) {
   const bool negative = a < b;
   const Timestamp& hi = negative ? b : a;

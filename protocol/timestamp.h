@@ -30,6 +30,12 @@ std::optional<Timestamp> parse_timestamp(std::string_view text);
 // The current CLOCK_REALTIME time.
 Timestamp realtime_now();
 
+// True when `reported` lies more than `max_ahead_sec` seconds after `now` (exactly, in integers);
+// max_ahead_sec == 0 means no bound (always false). Preconditions: both timestamps valid,
+// max_ahead_sec >= 0. This is how a server refuses reports that would pin a client's location for
+// good: a time far in the future beats every real report that follows.
+bool too_far_ahead(Timestamp reported, Timestamp now, int64_t max_ahead_sec);
+
 // Appends a - b to `out` as a sign ('+' when a >= b, '-' when a < b), the whole seconds in
 // decimal, a dot and exactly 9 fractional digits, e.g. "+0.000000001", "-1.500000000".
 // Computed exactly in integers. Precondition: a and b are valid (see Timestamp).

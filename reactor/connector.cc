@@ -1,22 +1,37 @@
-// Connector implementation: non-blocking connect, completion on EPOLLOUT, SO_ERROR for the verdict.
+// Connector implementation: optional lookup, non-blocking connect, completion on EPOLLOUT, SO_ERROR for
+// the verdict, a timer for the attempt's deadline.
 #include "reactor/connector.h"
 
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace reactor {
 
 Connector::Connector(EventLoop& loop, SocketAddress addr, Backoff backoff, ConnectedFn on_connected,
-                     FailedFn on_failed)
+                     FailedFn on_failed, EventLoop::Millis connect_timeout)
     : loop_(loop),
       addr_(addr),
       backoff_(backoff),
       on_connected_(std::move(on_connected)),
-      on_failed_(std::move(on_failed)) {}
+      on_failed_(std::move(on_failed)),
+      connect_timeout_(connect_timeout),
+      resolver_(loop) {}
 
-Connector::~Connector() { abandon_socket(); }
+Connector::Connector(EventLoop& loop, std::string host, uint16_t port, Backoff backoff,
+                     ConnectedFn on_connected, FailedFn on_failed, EventLoop::Millis connect_timeout)
+    : loop_(loop),
+      host_(std::move(host)),
+      port_(port),
+      backoff_(backoff),
+      on_connected_(std::move(on_connected)),
+      on_failed_(std::move(on_failed)),
+      connect_timeout_(connect_timeout),
+      resolver_(loop) {}
+
+Connector::~Connector() { stop(); }
 
 void Connector::start() {
   loop_.assert_in_loop();
@@ -26,7 +41,7 @@ void Connector::start() {
 
 void Connector::retry() {
   loop_.assert_in_loop();
-  if (stopped_ || timer_ != 0 || fd_ >= 0) return;
+  if (stopped_ || timer_ != 0 || fd_ >= 0 || resolving_) return;
   schedule(backoff_.next());
 }
 
@@ -39,6 +54,8 @@ void Connector::schedule(Backoff::Millis delay) {
 
 void Connector::stop() {
   stopped_ = true;
+  ++generation_;
+  resolving_ = false;
   if (timer_ != 0) {
     loop_.cancel(timer_);
     timer_ = 0;
@@ -47,14 +64,47 @@ void Connector::stop() {
 }
 
 void Connector::attempt() {
-  if (stopped_ || fd_ >= 0) return;
+  if (stopped_ || fd_ >= 0 || resolving_) return;
+  if (host_.empty()) {
+    dial();
+    return;
+  }
+  resolving_ = true;
+  uint64_t generation = generation_;
+  resolver_.resolve(host_, port_, [this, generation](bool ok, const SocketAddress& addr, const std::string& error) {
+    if (generation != generation_) return;  // stopped (and maybe started again) meanwhile
+    resolving_ = false;
+    if (!ok) {
+      fail(error);
+      return;
+    }
+    addr_ = addr;
+    dial();
+  });
+}
+
+void Connector::dial() {
   std::string error;
   fd_ = connect_tcp(addr_, &error);
   if (fd_ < 0) {
     fail(error);
     return;
   }
-  loop_.add(fd_, EPOLLOUT, this);
+  if (!loop_.add(fd_, EPOLLOUT, this)) {
+    error = addr_.to_string() + ": cannot watch the socket: " + std::strerror(errno);
+    ::close(fd_);
+    fd_ = -1;
+    fail(error);
+    return;
+  }
+  if (connect_timeout_.count() > 0) {
+    deadline_ = loop_.run_after(connect_timeout_, [this] {
+      deadline_ = 0;
+      if (fd_ < 0) return;
+      abandon_socket();
+      fail(addr_.to_string() + ": connect timed out after " + std::to_string(connect_timeout_.count()) + " ms");
+    });
+  }
 }
 
 void Connector::on_events(uint32_t) {
@@ -68,6 +118,10 @@ void Connector::on_events(uint32_t) {
   int fd = fd_;
   loop_.remove(fd_);
   fd_ = -1;
+  if (deadline_ != 0) {
+    loop_.cancel(deadline_);
+    deadline_ = 0;
+  }
   set_nodelay(fd);
   on_connected_(fd);
 }
@@ -80,6 +134,10 @@ void Connector::fail(std::string_view error) {
 }
 
 void Connector::abandon_socket() {
+  if (deadline_ != 0) {
+    loop_.cancel(deadline_);
+    deadline_ = 0;
+  }
   if (fd_ < 0) return;
   loop_.remove(fd_);
   ::close(fd_);

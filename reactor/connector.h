@@ -1,15 +1,20 @@
 // Connector: dials one address from one EventLoop and keeps trying, with capped exponential backoff
 // and jitter, until it connects or is stopped. After a connection it made is lost, retry() dials again.
+// Every attempt has a deadline (a peer that never answers the SYN does not hold the dial forever);
+// given a host name rather than an address, it looks the name up again before every attempt, off the
+// loop thread (Resolver), so a neighbour whose address changed is found without a restart.
 //
 // Threads: loop thread only. The owner keeps it alive until after stop().
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
 
 #include "reactor/backoff.h"
 #include "reactor/event_loop.h"
+#include "reactor/resolver.h"
 #include "reactor/socket.h"
 
 namespace reactor {
@@ -21,8 +26,15 @@ class Connector final : public Pollable {
   // Told of each failed attempt and of the delay before the next one.
   using FailedFn = std::function<void(std::string_view error, Backoff::Millis retry_in)>;
 
+  // How long one attempt may take before it counts as failed.
+  static constexpr EventLoop::Millis kDefaultConnectTimeout{5000};
+
+  // Dials the fixed address `addr`.
   Connector(EventLoop& loop, SocketAddress addr, Backoff backoff, ConnectedFn on_connected,
-            FailedFn on_failed);
+            FailedFn on_failed, EventLoop::Millis connect_timeout = kDefaultConnectTimeout);
+  // Dials `host`:`port`, resolving `host` before every attempt (at once when it is numeric).
+  Connector(EventLoop& loop, std::string host, uint16_t port, Backoff backoff, ConnectedFn on_connected,
+            FailedFn on_failed, EventLoop::Millis connect_timeout = kDefaultConnectTimeout);
   ~Connector();
 
   void start();  // dial now
@@ -36,18 +48,26 @@ class Connector final : public Pollable {
 
  private:
   void attempt();
+  void dial();   // connect to addr_
   void fail(std::string_view error);
   void schedule(Backoff::Millis delay);  // the next attempt, after `delay`
   void abandon_socket();
 
   EventLoop& loop_;
+  std::string host_;  // empty: addr_ is fixed
+  uint16_t port_ = 0;
   SocketAddress addr_;
   Backoff backoff_;
   ConnectedFn on_connected_;
   FailedFn on_failed_;
+  EventLoop::Millis connect_timeout_;
+  Resolver resolver_;
   int fd_ = -1;
-  EventLoop::TimerId timer_ = 0;
+  EventLoop::TimerId timer_ = 0;     // the next attempt
+  EventLoop::TimerId deadline_ = 0;  // the attempt in flight times out
+  bool resolving_ = false;
   bool stopped_ = false;
+  uint64_t generation_ = 0;  // bumped when an attempt is abandoned: a late lookup answer is ignored
 };
 
 }  // namespace reactor

@@ -53,8 +53,10 @@ EventLoop::EventLoop(int index) : index_(index), owner_(std::thread::id()) {
     armed_for_ = {};
     run_due_timers();
   });
-  add(wake_fd_, EPOLLIN, wake_handler_.get());
-  add(timer_fd_, EPOLLIN, timer_handler_.get());
+  if (!ctl(EPOLL_CTL_ADD, wake_fd_, EPOLLIN, wake_handler_.get()) ||
+      !ctl(EPOLL_CTL_ADD, timer_fd_, EPOLLIN, timer_handler_.get())) {
+    die("epoll_ctl(ADD)");  // construction: the caller cannot have a loop without these
+  }
 }
 
 EventLoop::~EventLoop() {
@@ -64,7 +66,8 @@ EventLoop::~EventLoop() {
 }
 
 void EventLoop::assert_in_loop() const {
-  if (!in_loop_thread()) {
+  // Before the first run(), the thread setting the loop up may use it (no other thread can yet).
+  if (!in_loop_thread() && owner_.load(std::memory_order_relaxed) != std::thread::id()) {
     std::fprintf(stderr, "reactor: loop %d used from a foreign thread\n", index_);
     std::abort();
   }
@@ -98,6 +101,8 @@ void EventLoop::run() {
     }
   }
   stop_requested_.store(false, std::memory_order_release);
+  // Stopped: whoever tears the loop's objects down now (after joining this thread) may touch it.
+  owner_.store(std::thread::id(), std::memory_order_relaxed);
 }
 
 void EventLoop::stop() {
@@ -140,21 +145,25 @@ void EventLoop::defer(Task task) {
   deferred_.push_back(std::move(task));
 }
 
-void EventLoop::add(int fd, uint32_t events, Pollable* target) {
+bool EventLoop::ctl(int op, int fd, uint32_t events, Pollable* target) {
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = target;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl(ADD)");
+  return ::epoll_ctl(epoll_fd_, op, fd, &ev) == 0;
 }
 
-void EventLoop::modify(int fd, uint32_t events, Pollable* target) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.ptr = target;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) die("epoll_ctl(MOD)");
+bool EventLoop::add(int fd, uint32_t events, Pollable* target) {
+  assert_in_loop();
+  return ctl(EPOLL_CTL_ADD, fd, events, target);
+}
+
+bool EventLoop::modify(int fd, uint32_t events, Pollable* target) {
+  assert_in_loop();
+  return ctl(EPOLL_CTL_MOD, fd, events, target);
 }
 
 void EventLoop::remove(int fd) {
+  assert_in_loop();
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 

@@ -2,8 +2,12 @@
 // queue woken through an eventfd, and end-of-iteration deferred work (close by flag, free later).
 //
 // Ownership and threads: an EventLoop is created on any thread and then driven by exactly one thread,
-// the one that calls run(). Methods marked "loop thread" must only be called from that thread (they
-// assert it in debug builds); methods marked "any thread" are thread-safe.
+// the one that calls run(). Methods marked "loop thread" must only be called from that thread, or,
+// before run() is first called, from the one thread that sets the loop up; they check it and abort
+// with a message otherwise. Methods marked "any thread" are thread-safe.
+//
+// Errors: registering or changing a descriptor returns false with errno set (a failed epoll_ctl for
+// one connection must cost only that connection); the owner of the descriptor decides what to drop.
 #pragma once
 
 #include <atomic>
@@ -57,8 +61,11 @@ class EventLoop {
   void defer(Task task);
 
   // Loop thread: epoll registration of `fd` for `events` (EPOLLIN, EPOLLOUT, EPOLLEXCLUSIVE, ...).
-  void add(int fd, uint32_t events, Pollable* target);
-  void modify(int fd, uint32_t events, Pollable* target);
+  // add and modify return false with errno set when the kernel refuses (ENOMEM, ENOSPC for
+  // max_user_watches, ...): nothing is registered or changed then, and the caller drops what the fd
+  // belongs to. remove never fails in a way the caller could act on.
+  [[nodiscard]] bool add(int fd, uint32_t events, Pollable* target);
+  [[nodiscard]] bool modify(int fd, uint32_t events, Pollable* target);
   void remove(int fd);
 
   // Loop thread: timers. `task` runs on the loop thread once after `delay` (run_after) or every
@@ -66,6 +73,11 @@ class EventLoop {
   TimerId run_after(Millis delay, Task task);
   TimerId run_every(Millis period, Task task);
   void cancel(TimerId id);
+
+  // The counter in which the buffers of this loop's connections count their capacity (see
+  // reactor::Buffer): the loop's own by default; set one shared by several loops before run().
+  std::atomic<int64_t>* buffer_account() const { return buffer_account_; }
+  void set_buffer_account(std::atomic<int64_t>* counter) { buffer_account_ = counter ? counter : &own_account_; }
 
   // Any thread.
   bool in_loop_thread() const { return std::this_thread::get_id() == owner_.load(std::memory_order_relaxed); }
@@ -84,6 +96,7 @@ class EventLoop {
   };
   class CounterHandler;
 
+  bool ctl(int op, int fd, uint32_t events, Pollable* target);
   void run_tasks();
   void run_due_timers();
   void arm_timerfd();
@@ -104,6 +117,9 @@ class EventLoop {
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
   TimerId next_timer_ = 1;
   std::chrono::steady_clock::time_point armed_for_{};
+
+  std::atomic<int64_t> own_account_{0};
+  std::atomic<int64_t>* buffer_account_ = &own_account_;
 
   std::unique_ptr<CounterHandler> wake_handler_;
   std::unique_ptr<CounterHandler> timer_handler_;

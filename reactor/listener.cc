@@ -17,11 +17,29 @@ Listener::Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn o
 
 Listener::~Listener() {
   if (registered_) loop_.remove(fd_);
+  if (pause_timer_ != 0) loop_.cancel(pause_timer_);  // it would call start() on a dead listener
 }
 
 void Listener::start() {
-  loop_.add(fd_, EPOLLIN | EPOLLEXCLUSIVE, this);
+  loop_.assert_in_loop();
+  if (!loop_.add(fd_, EPOLLIN | EPOLLEXCLUSIVE, this)) {
+    on_error_(errno);
+    pause();  // try again shortly rather than never listen again
+    return;
+  }
   registered_ = true;
+}
+
+void Listener::pause() {
+  if (registered_) {
+    loop_.remove(fd_);
+    registered_ = false;
+  }
+  if (pause_timer_ != 0) return;
+  pause_timer_ = loop_.run_after(kAcceptPause, [this] {
+    pause_timer_ = 0;
+    if (!registered_) start();
+  });
 }
 
 void Listener::on_events(uint32_t) {
@@ -40,13 +58,7 @@ void Listener::on_events(uint32_t) {
     if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
     // Out of descriptors or memory: level-triggered epoll would spin, so stop listening briefly.
     on_error_(err);
-    if (registered_) {
-      loop_.remove(fd_);
-      registered_ = false;
-      loop_.run_after(kAcceptPause, [this] {
-        if (!registered_) start();
-      });
-    }
+    pause();
     return;
   }
 }

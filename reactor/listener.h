@@ -25,8 +25,8 @@ class Listener final : public Pollable {
   static constexpr int kMaxAcceptsPerWake = 16;
 
   Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn on_error);
-  ~Listener();
-  void start();
+  ~Listener();  // loop thread (or after the loop stopped)
+  void start();  // loop thread: listen (if the loop refuses the fd, the error is reported and retried)
   void on_events(uint32_t events) override;
 
  private:
@@ -34,7 +34,10 @@ class Listener final : public Pollable {
   int fd_;
   AcceptFn on_accept_;
   ErrorFn on_error_;
+  void pause();  // stops listening for a moment (kAcceptPause), then starts again
+
   bool registered_ = false;
+  EventLoop::TimerId pause_timer_ = 0;  // the restart after a pause, cancelled with the listener
 };
 
 }  // namespace reactor

@@ -6,6 +6,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -91,6 +93,57 @@ int socket_error(int fd) {
 void set_nodelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void set_keepalive(int fd, int idle_s, int interval_s, int count) {
+  int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
+std::string ip_of(const SocketAddress& addr) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (addr.storage.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&addr.storage)->sin_addr, host, sizeof host);
+  } else if (addr.storage.ss_family == AF_INET6) {
+    const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(&addr.storage)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(&a)) {
+      ::inet_ntop(AF_INET, a.s6_addr + 12, host, sizeof host);
+    } else {
+      ::inet_ntop(AF_INET6, &a, host, sizeof host);
+    }
+  }
+  return host;
+}
+
+bool resolve_all(const std::string& host, uint16_t port, std::vector<SocketAddress>* out, std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* result = nullptr;
+  std::string service = std::to_string(port);
+  int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &result);
+  if (rc != 0 || !result) {
+    *error = "cannot resolve host '" + host + "': " + ::gai_strerror(rc);
+    return false;
+  }
+  for (addrinfo* a = result; a; a = a->ai_next) {
+    SocketAddress s;
+    std::memcpy(&s.storage, a->ai_addr, a->ai_addrlen);
+    s.length = a->ai_addrlen;
+    out->push_back(s);
+  }
+  ::freeaddrinfo(result);
+  return true;
+}
+
+int64_t unacked_bytes(int fd) {
+  int n = 0;
+  if (::ioctl(fd, SIOCOUTQ, &n) != 0) return -1;
+  return n;
 }
 
 uint64_t raise_fd_limit() {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace reactor {
 
@@ -31,6 +32,21 @@ int connect_tcp(const SocketAddress& addr, std::string* error);
 int socket_error(int fd);
 
 void set_nodelay(int fd);
+
+// TCP keepalive on `fd`: after `idle_s` seconds without traffic, a probe every `interval_s` seconds;
+// `count` unanswered probes end the connection (a neighbour that vanished without a FIN or RST is
+// noticed in idle_s + interval_s * count seconds instead of never).
+void set_keepalive(int fd, int idle_s, int interval_s, int count);
+
+// The IP address of `addr` as text, without the port; an IPv4-mapped IPv6 address is given as IPv4.
+std::string ip_of(const SocketAddress& addr);
+
+// Every address `host` resolves to (blocking: for start-up only); false with *error when none.
+bool resolve_all(const std::string& host, uint16_t port, std::vector<SocketAddress>* out, std::string* error);
+
+// Bytes written to `fd` that the peer has not acknowledged yet (SIOCOUTQ), or -1. A count that
+// shrinks means the peer is reading.
+int64_t unacked_bytes(int fd);
 
 // Raises the open-file limit to the hard limit; returns the new soft limit.
 uint64_t raise_fd_limit();

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace reactor {
 namespace {
@@ -22,7 +23,10 @@ constexpr size_t kKeepCapacity = 64 * 1024;
 }  // namespace
 
 TcpConnection::TcpConnection(EventLoop& loop, int fd, ConnectionHandler& handler)
-    : loop_(loop), fd_(fd), handler_(handler) {}
+    : loop_(loop), fd_(fd), handler_(handler) {
+  in_.account_to(loop.buffer_account());
+  out_.account_to(loop.buffer_account());
+}
 
 TcpConnection::~TcpConnection() {
   if (fd_ >= 0) {
@@ -34,7 +38,10 @@ TcpConnection::~TcpConnection() {
 void TcpConnection::start() {
   loop_.assert_in_loop();
   interest_ = EPOLLIN;
-  loop_.add(fd_, interest_, this);
+  if (!loop_.add(fd_, interest_, this)) {
+    fail_later(std::string("cannot watch the socket: ") + std::strerror(errno));
+    return;
+  }
   registered_ = true;
   // Deferred so that an owner sees it after start() returned, as it would for TLS.
   loop_.defer([this] {
@@ -42,8 +49,27 @@ void TcpConnection::start() {
   });
 }
 
+void TcpConnection::fail_later(std::string reason) {
+  // Closing here would re-enter the handler in the middle of its own call: close at the end of
+  // the iteration instead (the owner frees the connection only after on_closed).
+  if (write_failed_) return;
+  write_failed_ = true;
+  close_reason_ = std::move(reason);
+  loop_.defer([this] { close(close_reason_); });
+}
+
 void TcpConnection::on_events(uint32_t events) {
-  if (fd_ < 0) return;
+  if (fd_ < 0 || write_failed_) return;  // failed: closing at the end of this iteration
+  // Memory runs out on behalf of this connection (its buffers, or its handler's work on its bytes):
+  // this connection goes, not the process.
+  try {
+    handle_events(events);
+  } catch (const std::bad_alloc&) {
+    close("out of memory");
+  }
+}
+
+void TcpConnection::handle_events(uint32_t events) {
   if (events & EPOLLERR) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -95,23 +121,28 @@ void TcpConnection::dispatch_input() {
 void TcpConnection::send(std::string_view bytes) {
   if (fd_ < 0 || write_failed_ || bytes.empty()) return;
   if (!out_.empty()) {
-    out_.append(bytes);
+    try {
+      out_.append(bytes);
+    } catch (const std::bad_alloc&) {
+      fail_later("out of memory");
+    }
     return;
   }
   ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      write_failed_ = true;
-      close_reason_ = std::strerror(errno);
-      // Closing here would re-enter the handler in the middle of its own call: close at the end of
-      // the iteration instead (the owner frees the connection only after on_closed).
-      loop_.defer([this] { close(close_reason_); });
+      fail_later(std::strerror(errno));
       return;
     }
     n = 0;
   }
   if (static_cast<size_t>(n) == bytes.size()) return;
-  out_.append(bytes.substr(static_cast<size_t>(n)));
+  try {
+    out_.append(bytes.substr(static_cast<size_t>(n)));
+  } catch (const std::bad_alloc&) {
+    fail_later("out of memory");
+    return;
+  }
   update_interest();
 }
 
@@ -148,7 +179,12 @@ void TcpConnection::redispatch() {
   redispatch_queued_ = true;
   loop_.defer([this] {
     redispatch_queued_ = false;
-    if (fd_ >= 0 && want_read_ && !in_.empty()) dispatch_input();
+    if (fd_ < 0 || !want_read_ || in_.empty()) return;
+    try {
+      dispatch_input();
+    } catch (const std::bad_alloc&) {
+      close("out of memory");
+    }
   });
 }
 
@@ -180,9 +216,12 @@ void TcpConnection::update_interest() {
   uint32_t want = 0;
   if (want_read_ && !eof_) want |= EPOLLIN;
   if (!out_.empty()) want |= EPOLLOUT;
-  if (want == interest_) return;
+  if (want == interest_ || write_failed_) return;
+  if (!loop_.modify(fd_, want, this)) {
+    fail_later(std::string("cannot watch the socket: ") + std::strerror(errno));
+    return;
+  }
   interest_ = want;
-  loop_.modify(fd_, want, this);
 }
 
 }  // namespace reactor

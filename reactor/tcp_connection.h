@@ -40,10 +40,14 @@ class TcpConnection final : public Connection {
   void on_events(uint32_t events) override;
 
  private:
+  void handle_events(uint32_t events);
   void handle_read();
   void handle_write();
   void update_interest();
   void dispatch_input();
+  // Closes with `reason` at the end of the iteration (for failures inside calls from the handler);
+  // until then nothing more is written or registered.
+  void fail_later(std::string reason);
 
   EventLoop& loop_;
   int fd_;
@@ -56,7 +60,7 @@ class TcpConnection final : public Connection {
   bool eof_ = false;
   bool close_when_flushed_ = false;
   bool redispatch_queued_ = false;
-  bool write_failed_ = false;
+  bool write_failed_ = false;   // a write or an epoll registration failed: closing at iteration end
   std::string close_reason_;
 };
 

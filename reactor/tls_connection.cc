@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <new>
 
 #include "reactor/socket.h"
 
@@ -96,7 +97,9 @@ TlsConnection::TlsConnection(EventLoop& loop, int fd, ConnectionHandler& handler
       context_(context),
       role_(role),
       verify_name_(std::move(verify_name)),
-      handshake_timeout_(handshake_timeout) {}
+      handshake_timeout_(handshake_timeout) {
+  for (Buffer* b : {&in_, &plain_, &out_}) b->account_to(loop.buffer_account());
+}
 
 TlsConnection::~TlsConnection() {
   if (handshake_timer_) loop_.cancel(handshake_timer_);
@@ -148,7 +151,11 @@ void TlsConnection::start() {
   }
   // The client speaks first (once the socket is writable); the server waits for its hello.
   interest_ = role_ == Role::kClient ? EPOLLOUT : EPOLLIN;
-  loop_.add(fd_, interest_, this);
+  if (!loop_.add(fd_, interest_, this)) {
+    std::string why = std::string("cannot watch the socket: ") + std::strerror(errno);
+    loop_.defer([this, why] { close(why); });
+    return;
+  }
   registered_ = true;
   handshake_timer_ = loop_.run_after(handshake_timeout_, [this] {
     handshake_timer_ = 0;
@@ -194,6 +201,15 @@ std::string TlsConnection::describe(int code, int result) {
 
 void TlsConnection::on_events(uint32_t events) {
   if (fd_ < 0) return;
+  // Memory runs out on behalf of this connection: this connection goes, not the process.
+  try {
+    handle_events(events);
+  } catch (const std::bad_alloc&) {
+    close("out of memory");
+  }
+}
+
+void TlsConnection::handle_events(uint32_t events) {
   if (events & EPOLLERR) {
     int err = socket_error(fd_);
     std::string why = err ? std::strerror(err) : "socket error";
@@ -537,9 +553,15 @@ void TlsConnection::update_interest() {
     if ((want_read_ && !eof_ && !peer_closed_) || write_wants_read_) want |= EPOLLIN;
     if (!out_.empty() || read_wants_write_ || (!plain_.empty() && !write_wants_read_)) want |= EPOLLOUT;
   }
-  if (want == interest_) return;
+  if (want == interest_ || write_failed_) return;
+  if (!loop_.modify(fd_, want, this)) {
+    // Called from inside handlers: close at the end of the iteration, as for a failed write.
+    write_failed_ = true;
+    close_reason_ = std::string("cannot watch the socket: ") + std::strerror(errno);
+    loop_.defer([this] { close(close_reason_); });
+    return;
+  }
   interest_ = want;
-  loop_.modify(fd_, want, this);
 }
 
 }  // namespace reactor

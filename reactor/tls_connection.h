@@ -85,6 +85,7 @@ class TlsConnection final : public Connection {
   SSL* native() const { return ssl_; }
 
  private:
+  void handle_events(uint32_t events);  // on_events, which catches std::bad_alloc
   // OpenSSL's I/O (a BIO of our own): reads come from the socket, writes go to out_, never blocking.
   static int bio_read(BIO* bio, char* data, int len);
   static int bio_write(BIO* bio, const char* data, int len);

@@ -113,8 +113,11 @@ def run_server_once(args, cwd=None, timeout=20.0, env=None):
 class ServerProc:
     """One running herd-server. stdout is read until the ready line; stderr goes to a file."""
 
-    def __init__(self, name, config_path, workdir, env=None, reference=False):
+    def __init__(self, name, config_path, workdir, env=None, reference=False, binary=None,
+                 preexec=None):
         self.name = name
+        self.binary = binary or SERVER  # another herd-server build (e.g. ASan without UBSan)
+        self.preexec = preexec  # run in the child before exec (e.g. resource limits)
         # The asyncio reference server (tools/reference) instead of herd-server, for mixed herds.
         self.reference = reference
         self.config_path = config_path
@@ -130,14 +133,14 @@ class ServerProc:
         self.starts += 1
         self.stderr_path = os.path.join(self.workdir, '%s.stderr.%d' % (self.name, self.starts))
         with open(self.stderr_path, 'wb') as err:
-            argv = [SERVER, self.name, '--config', self.config_path]
+            argv = [self.binary, self.name, '--config', self.config_path]
             if self.reference:
                 argv = [REFERENCE_PYTHON, REFERENCE, self.name, '--config', self.config_path,
                         '--gazetteer', GAZETTEER]
             self.proc = subprocess.Popen(argv,
                                          cwd=self.workdir, env=self.env or server_env(),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=err)
+                                         stderr=err, preexec_fn=self.preexec)
         self.ready_line = None
         self.killed = False
 
@@ -207,6 +210,12 @@ class ServerProc:
             self.proc.stdout.close()
         return self.proc.returncode, self.stderr()
 
+    def cpu_seconds(self):
+        """User plus system CPU time the process has used so far (all its threads)."""
+        with open('/proc/%d/stat' % self.proc.pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
     def vm_rss_kb(self):
         with open('/proc/%d/status' % self.proc.pid) as f:
             for line in f:
@@ -219,7 +228,8 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), peer_tls=False, places=None, env=None, proxied=False, admin=False):
+                 reference=(), peer_tls=False, places=None, env=None, proxied=False, admin=False,
+                 binaries=None, preexec=None):
         self.workdir = str(workdir)
         # The places: section as a dict (default: the offline provider), and extra environment
         # variables for every server (an API key, say).
@@ -248,6 +258,8 @@ class Herd:
         self.peer_ports = {}
         self.servers = {}
         self.problems = []  # sanitizer reports and unclean exits found at stop
+        self.binaries = dict(binaries or {})  # name -> herd-server binary, for some servers
+        self.preexec = dict(preexec or {})    # name -> function run in that server's child process
 
     # -- config
     def write_config(self):
@@ -342,9 +354,11 @@ class Herd:
             self.write_config()
             if self.proxied:
                 self.start_proxy()
-            self.servers = {n: ServerProc(n, self.server_config(n), self.workdir,
-                                          env=server_env(self.env) if self.env else None,
-                                          reference=n in self.reference) for n in self.names}
+            env = server_env(self.env) if self.env else None
+            self.servers = {n: ServerProc(n, self.server_config(n), self.workdir, env=env,
+                                          reference=n in self.reference,
+                                          binary=self.binaries.get(n), preexec=self.preexec.get(n))
+                            for n in self.names}
             for s in self.servers.values():
                 s.start()
             failed = [s for s in self.servers.values() if not s.wait_ready()]

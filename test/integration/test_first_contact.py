@@ -62,7 +62,8 @@ def test_longest_accepted_iamat_floods_to_every_server(make_herd, reference):
     # difference and seen=) must still fit every neighbour's peer line limit, and the updates
     # pipelined right behind it must arrive too: through C++ servers only, and through the two
     # asyncio reference servers on the path (which keep the same peer bound).
-    herd = make_herd(reference=reference)
+    # The ID takes the whole line, so the ID bound (limits.max_id_bytes) is raised to let it in.
+    herd = make_herd(reference=reference, limits={'max_id_bytes': MAX_LINE})
     when = fmt_time(time.time_ns() - 5 * 10**9)
     head = b'IAMAT '
     tail = b' %s %s' % (LA, when)

@@ -94,3 +94,20 @@ def test_peer_traffic_is_logged(herd5):
     # Peer connections and hellos are logged at the receiving end.
     welsh = herd5.log_bytes('Welsh')
     assert b'HERD Holiday' in welsh
+
+
+def test_control_bytes_are_escaped_in_the_log(herd5):
+    """A client's NUL, ESC, DEL and stray CR reach the log escaped: after them the log is still text
+    that grep reads, and no escape sequence reaches an operator's terminal."""
+    cid = unique_id('ctl')
+    nasty = b'BOGUS ' + cid + b' \x00nul \x1b[2J\x1b]0;owned\x07 \x7fdel \rcr \x01\x1f end'
+    with Client(herd5.port('Hands')) as c:
+        c.send(nasty + b'\n')
+        assert c.read_line() == b'? ' + nasty + b'\n'
+    want = (b'BOGUS ' + cid + b' \\x00nul \\x1b[2J\\x1b]0;owned\\x07 \\x7fdel \\rcr \\x01\\x1f end')
+    wait_for(lambda: want in herd5.log_bytes('Hands'), 5, 'the escaped line in Hands.log')
+    log = herd5.log_bytes('Hands')
+    bad = sorted({b for b in log if (b < 0x20 and b != 0x0a) or b == 0x7f})
+    assert not bad, 'raw control bytes in the log: %r' % bad
+    # Received and answered: both entries escaped the same way.
+    assert log.count(want) >= 2

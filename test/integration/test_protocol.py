@@ -141,7 +141,7 @@ def test_diff_is_exact_for_several_client_times(port):
         assert line.split(b' ')[2].startswith(b'+'), line
 
 
-@pytest.mark.parametrize('ahead_ns', [500_000_000, 100 * NS + 1, 86400 * NS * 365 * 1000])
+@pytest.mark.parametrize("ahead_ns", [500_000_000, 100 * NS + 1, 86000 * NS])  # within max_clock_skew
 def test_future_client_time_gives_negative_diff(port, ahead_ns):
     cid = unique_id('future')
     t = fmt_time(time.time_ns() + ahead_ns)

@@ -20,7 +20,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LLHTTP_SRC = '/usr/share/llhttp'
 LLHTTP_INC = '/usr/share/include/llhttp'
-GOALS = ['all', 'run', 'test', 'bench', 'certs']
+GOALS = ['all', 'run', 'test', 'bench', 'certs', 'fuzz']
 
 
 @pytest.fixture

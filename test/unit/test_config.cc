@@ -56,7 +56,7 @@ TEST_SUITE("config") {
     Parsed p = parse(kHerd);
     REQUIRE(p.config.has_value());
     const herd::Config& c = *p.config;
-    CHECK(p.warnings.empty());
+    for (const auto& w : p.warnings) CHECK_FALSE(contains(w, "unknown key"));
     CHECK(c.threads == 2);
     CHECK(c.places.provider == "offline");
     REQUIRE(c.servers.size() == 3);
@@ -133,6 +133,42 @@ TEST_SUITE("config") {
     CHECK(contains(refused("servers: {A: [\n"), "not valid YAML"));
     CHECK(contains(refused("peer_backoff: { initial_ms: 500, max_ms: 10 }\n" + with_servers("  A: { port: 1, peer_port: 2 }\n")),
                    "peer_backoff.max_ms"));
+  }
+
+  TEST_CASE("the hardening limits: defaults, every key read, ranges enforced") {
+    const std::string one = with_servers("  A: { port: 1, peer_port: 2 }\n");
+    Parsed d = parse(one);
+    REQUIRE(d.config);
+    const herd::Limits& l = d.config->limits;
+    CHECK(l.max_clients == 4000000);
+    CHECK(l.max_table_bytes == size_t{1} << 30);
+    CHECK(l.max_id_bytes == 1024);
+    CHECK(l.max_clock_skew == 86400);
+    CHECK(l.max_buffered_bytes == size_t{256} << 20);
+    CHECK(l.line_timeout_ms == 10000);
+    CHECK(l.idle_timeout_ms == 0);
+    CHECK(l.write_timeout_ms == 30000);
+    CHECK(l.peer_hello_timeout_ms == 5000);
+    Parsed p = parse("limits: { max_clients: 10, max_table_bytes: 2000000, max_id_bytes: 5, max_clock_skew: 0,\n"
+                     "  max_buffered_bytes: 3000000, line_timeout_ms: 1, idle_timeout_ms: 2,\n"
+                     "  write_timeout_ms: 3, peer_hello_timeout_ms: 4 }\n" + one);
+    REQUIRE(p.config);
+    for (const auto& w : p.warnings) CHECK_FALSE(contains(w, "unknown key"));
+    const herd::Limits& m = p.config->limits;
+    CHECK(m.max_clients == 10);
+    CHECK(m.max_table_bytes == 2000000);
+    CHECK(m.max_id_bytes == 5);
+    CHECK(m.max_clock_skew == 0);
+    CHECK(m.max_buffered_bytes == 3000000);
+    CHECK(m.line_timeout_ms == 1);
+    CHECK(m.idle_timeout_ms == 2);
+    CHECK(m.write_timeout_ms == 3);
+    CHECK(m.peer_hello_timeout_ms == 4);
+    CHECK(contains(refused("limits: { max_clients: 0 }\n" + one), "limits.max_clients"));
+    CHECK(contains(refused("limits: { max_clock_skew: -1 }\n" + one), "limits.max_clock_skew"));
+    CHECK(contains(refused("limits: { max_id_bytes: 0 }\n" + one), "limits.max_id_bytes"));
+    CHECK(contains(refused("limits: { peer_hello_timeout_ms: 0 }\n" + one), "limits.peer_hello_timeout_ms"));
+    CHECK(contains(refused("limits: { max_buffered_bytes: 10 }\n" + one), "limits.max_buffered_bytes"));
   }
 
   TEST_CASE("the same port on two hosts is fine; unknown keys and lonely servers only warn") {

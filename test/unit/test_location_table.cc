@@ -2,7 +2,11 @@
 // run under ThreadSanitizer by `make tsan-test`) many threads racing on the same and different IDs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <deque>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -107,6 +111,141 @@ TEST_SUITE("location_table") {
       CHECK(got == record("S", id, i, 0));
     }
     CHECK(t.memory_bytes() > static_cast<size_t>(n) * 30);
+  }
+}
+
+namespace {
+// A fixed key, so that the tests know which shard and slot every ID hashes to.
+constexpr herd::SipKey kKey{0x0123456789abcdefull, 0xfedcba9876543210ull};
+size_t shard_of(const std::string& id) {
+  return herd::siphash13(kKey, id) >> 56 & (LocationTable::kShards - 1);
+}
+}  // namespace
+
+TEST_SUITE("location_table bounds") {
+  TEST_CASE("past max_clients the least recently updated clients of a shard are evicted") {
+    const size_t per_shard = 3;
+    LocationTable t(per_shard * LocationTable::kShards, SIZE_MAX, kKey);
+    // The model: per shard, IDs in the order they were last stored (small shards are exact LRU).
+    std::vector<std::deque<std::string>> model(LocationTable::kShards);
+    std::mt19937_64 rng(7);
+    const int n = 20000;
+    uint64_t expect_evicted = 0;
+    for (int i = 0; i < n; ++i) {
+      // Mostly new IDs, sometimes an update of a recent one (which makes it the newest again).
+      std::string id = (i > 10 && rng() % 4 == 0) ? "id" + std::to_string(i - 1 - rng() % 10)
+                                                  : "id" + std::to_string(i);
+      auto& q = model[shard_of(id)];
+      bool won = t.offer(id, {i, 0}, record("S", id, i, 0), LocationTable::Source::kClient, nullptr);
+      auto it = std::find(q.begin(), q.end(), id);
+      CHECK(won);
+      if (it != q.end()) q.erase(it);
+      q.push_back(id);
+      if (q.size() > per_shard) {
+        q.pop_front();
+        ++expect_evicted;
+      }
+    }
+    size_t held = 0;
+    for (const auto& q : model) {
+      held += q.size();
+      for (const auto& id : q) {
+        std::string got;
+        CHECK_MESSAGE(t.lookup(id, &got, nullptr), id);
+      }
+    }
+    CHECK(t.size() == held);
+    CHECK(t.size() <= per_shard * LocationTable::kShards);
+    CHECK(t.evictions() == expect_evicted);
+    std::string none;
+    CHECK_FALSE(t.lookup("id0", &none, nullptr));
+  }
+
+  TEST_CASE("the byte bound evicts too, and a large record pushes out several small ones") {
+    // 1,000 bytes per shard.
+    LocationTable t(SIZE_MAX, 1000 * LocationTable::kShards, kKey);
+    std::string pad(150, '0');
+    for (int i = 0; i < 5000; ++i) {
+      std::string id = "b" + std::to_string(i);
+      t.offer(id, {i, 0}, record("S", id, i, 0, "+1." + pad + "+2.0"), LocationTable::Source::kClient, nullptr);
+    }
+    CHECK(t.memory_bytes() > 0);
+    size_t per_record = LocationTable::charge(record("S", "b4999", 4999, 0, "+1." + pad + "+2.0").size());
+    CHECK(t.size() <= (1000 / per_record) * LocationTable::kShards);
+    CHECK(t.evictions() == 5000 - t.size());
+    // A record bigger than the whole shard bound still goes in, alone.
+    std::string big_id = "big";
+    std::string big = record("S", big_id, 1, 0, "+1." + std::string(2000, '0') + "+2.0");
+    REQUIRE(t.offer(big_id, {1, 0}, big, LocationTable::Source::kClient, nullptr));
+    std::string got;
+    CHECK(t.lookup(big_id, &got, nullptr));
+    CHECK(got == big);
+  }
+
+  TEST_CASE("IDs crafted to share one home slot stay correct through growth, eviction and lookups") {
+    // With the key known (only a test knows it), find IDs that land in shard 0 at slot 5 of a
+    // 16-slot array: a run of collisions for the prober and the backward-shift deletion.
+    std::vector<std::string> crafted;
+    for (uint64_t i = 0; crafted.size() < 300; ++i) {
+      std::string id = "x" + std::to_string(i);
+      uint64_t h = herd::siphash13(kKey, id);
+      if ((h >> 56) == 0 && (h & 15) == 5) crafted.push_back(id);
+    }
+    LocationTable t(100 * LocationTable::kShards, SIZE_MAX, kKey);
+    for (size_t i = 0; i < crafted.size(); ++i) {
+      REQUIRE(t.offer(crafted[i], {static_cast<int64_t>(i), 0}, record("S", crafted[i], i, 0),
+                      LocationTable::Source::kClient, nullptr));
+      // Every record the shard holds is still found (a deletion that broke a probe run would lose
+      // some), with its own bytes; the newest ten are never the sampled oldest.
+      size_t found = 0;
+      for (size_t k = 0; k <= i; ++k) {
+        std::string got;
+        if (!t.lookup(crafted[k], &got, nullptr)) continue;
+        ++found;
+        CHECK(got == record("S", crafted[k], k, 0));
+      }
+      REQUIRE(found == t.size());
+      for (size_t k = i >= 9 ? i - 9 : 0; k <= i; ++k) {
+        std::string got;
+        CHECK(t.lookup(crafted[k], &got, nullptr));
+      }
+    }
+    CHECK(t.size() == 100);
+    CHECK(t.evictions() == 200);
+  }
+}
+
+TEST_SUITE("location_table bounds") {
+  TEST_CASE("a scan interleaved with evictions misses none of the records that stay") {
+    // Evictions leave tombstones: the records that survive never move under a scan in progress.
+    const size_t per_shard = 40;
+    LocationTable t(per_shard * LocationTable::kShards, SIZE_MAX, kKey);
+    const int n = static_cast<int>(per_shard * LocationTable::kShards);
+    for (int i = 0; i < n; ++i) {
+      std::string id = "s" + std::to_string(i);
+      t.offer(id, {i, 0}, record("S", id, i, 0), LocationTable::Source::kClient, nullptr);
+    }
+    LocationTable::ScanPosition pos;
+    std::string out;
+    int next = n;
+    while (!pos.done) {
+      t.scan(&pos, &out, 2000);
+      // Between chunks, new clients push old ones out of full shards.
+      for (int k = 0; k < 50; ++k, ++next) {
+        std::string id = "s" + std::to_string(next);
+        t.offer(id, {next, 0}, record("S", id, next, 0), LocationTable::Source::kClient, nullptr);
+      }
+    }
+    CHECK(t.evictions() > 0);
+    // Every record still held now and stored before the scan began was scanned.
+    size_t checked = 0;
+    for (int i = 0; i < n; ++i) {
+      std::string id = "s" + std::to_string(i), got;
+      if (!t.lookup(id, &got, nullptr)) continue;
+      ++checked;
+      CHECK_MESSAGE(out.find(got + "\n") != std::string::npos, id);
+    }
+    CHECK(checked > 0);
   }
 }
 

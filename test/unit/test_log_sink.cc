@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -61,6 +62,39 @@ TEST_SUITE("log_sink") {
     CHECK(lines[2].substr(28) == "Hands > AT two");
     CHECK(lines[3].substr(28) == "Hands > AT three");
     CHECK(lines[4].substr(28) == "c7 > AT S +0.1 kiwi\\n{\\n} back\\\\slash");
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("every control byte is escaped, so an entry is one line of text") {
+    std::string path = temp_path();
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 1, 1 << 20, &error);
+      REQUIRE(log);
+      const char raw[] = "a\0b\x1b[31mc\rd\te\x7f\x01\x1f\\f\xc3\xa9";
+      std::string nasty(raw, sizeof raw - 1);
+      log->write(0, "c1", '<', nasty);
+      log->write_each_line(0, "c1", '<', std::string("x\0y\r\nz\x1b", 7));
+      std::string every;
+      for (int c = 0; c < 256; ++c) every.push_back(static_cast<char>(c));
+      log->write(0, "c2", '<', every);
+      log->flush();
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto lines = read_lines(path);
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[0].substr(28) == "c1 < a\\x00b\\x1b[31mc\\rd\\te\\x7f\\x01\\x1f\\\\f\xc3\xa9");
+    CHECK(lines[1].substr(28) == "c1 < x\\x00y");
+    CHECK(lines[2].substr(28) == "c1 < z\\x1b");
+    // No control byte but the entries' own newlines reaches the file.
+    for (char c : all) {
+      unsigned char u = static_cast<unsigned char>(c);
+      CHECK((u == '\n' || (u >= 0x20 && u != 0x7f)));
+    }
+    CHECK(lines[3].find("\\x00\\x01") != std::string::npos);
+    CHECK(lines[3].find("\\x1f !\"#") != std::string::npos);
+    CHECK(lines[3].find("~\\x7f\x80") != std::string::npos);
     ::unlink(path.c_str());
   }
 

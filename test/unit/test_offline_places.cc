@@ -17,6 +17,8 @@
 #include <vector>
 
 #include <rapidjson/document.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "places/gazetteer.h"
 #include "places/google_json.h"
@@ -397,6 +399,53 @@ TEST_CASE("bad files give clear errors") {
     auto g = Gazetteer::parse(bytes + bytes, "f.pbf", &error);
     CHECK(g == nullptr);
     CHECK(error.find("out of range") != std::string::npos);
+  }
+  SUBCASE("corrupt: a delta that would overflow the running coordinate") {
+    // The review's crafted file: a zigzag delta of -2^63 after a negative longitude made `acc += delta`
+    // overflow (undefined behaviour) before the range check could see it.
+    std::string m = "\x08\x02";
+    m += "\x50";                                               // field 10 (lng delta), varint
+    m += "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";     // zigzag(-2^63)
+    m += "\x58\x02";                                          // lat delta 1
+    std::string bytes = std::string(1, static_cast<char>(m.size())) + m;
+    bytes = encode({{1, "A", 0, -170}}) + bytes;
+    CHECK(Gazetteer::parse(bytes, "f.pbf", &error) == nullptr);
+    CHECK(error.find("delta out of range") != std::string::npos);
+  }
+  SUBCASE("corrupt: a varint of more than 64 bits") {
+    std::string m = "\x08";
+    m += "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x02";  // bit 64 set
+    std::string bytes = std::string(1, static_cast<char>(m.size())) + m;
+    CHECK(Gazetteer::parse(bytes, "f.pbf", &error) == nullptr);
+    CHECK(error.find("corrupt") != std::string::npos);
+    std::string length = "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x02";
+    CHECK(Gazetteer::parse(length, "f.pbf", &error) == nullptr);
+    CHECK(error.find("bad length") != std::string::npos);
+  }
+  SUBCASE("not a regular file: a directory, /dev/zero, a pipe") {
+    CHECK(Gazetteer::load("/tmp", &error) == nullptr);
+    CHECK(error.find("/tmp") != std::string::npos);
+    CHECK(error.find("not a regular file (a directory)") != std::string::npos);
+    CHECK(Gazetteer::load("/dev/zero", &error) == nullptr);
+    CHECK(error.find("not a regular file (a character device)") != std::string::npos);
+    char dir[] = "/tmp/herd-fifo-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    std::string fifo = std::string(dir) + "/cities.pbf";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(Gazetteer::load(fifo, &error) == nullptr);  // and does not wait for a writer
+    CHECK(error.find("not a regular file (a pipe)") != std::string::npos);
+    std::remove(fifo.c_str());
+    rmdir(dir);
+  }
+  SUBCASE("too large (a sparse file: nothing is written)") {
+    char path[] = "/tmp/herd-gazetteer-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(ftruncate(fd, static_cast<off_t>(Gazetteer::kMaxFileBytes) + 1) == 0);
+    close(fd);
+    CHECK(Gazetteer::load(path, &error) == nullptr);
+    std::remove(path);
+    CHECK(error.find("too large") != std::string::npos);
   }
   SUBCASE("a text file") {
     CHECK(Gazetteer::parse("hello, world\n", "f.pbf", &error) == nullptr);

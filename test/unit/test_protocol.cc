@@ -192,6 +192,18 @@ TEST_CASE("append_time_diff appends without touching earlier bytes") {
   CHECK(out == "AT X +2.000000000");
 }
 
+TEST_CASE("too_far_ahead bounds how far a report may lead the clock, exactly") {
+  using protocol::Timestamp;
+  using protocol::too_far_ahead;
+  const Timestamp now{1700000000, 500};
+  CHECK_FALSE(too_far_ahead(now, now, 60));
+  CHECK_FALSE(too_far_ahead(Timestamp{1700000060, 500}, now, 60));  // exactly at the bound
+  CHECK(too_far_ahead(Timestamp{1700000060, 501}, now, 60));         // one nanosecond past it
+  CHECK_FALSE(too_far_ahead(Timestamp{0, 0}, now, 60));               // the past is never refused
+  CHECK(too_far_ahead(Timestamp{protocol::kMaxTimestampSeconds - 1, 999999999}, now, 86400));
+  CHECK_FALSE(too_far_ahead(Timestamp{protocol::kMaxTimestampSeconds - 1, 999999999}, now, 0));  // off
+}
+
 TEST_CASE("realtime_now is a valid, plausible timestamp") {
   const Timestamp t = protocol::realtime_now();
   CHECK(t.sec > 1500000000);

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of the fuzz harnesses into test/fuzz/corpus/<harness>/ (committed; run again
+after changing the seeds here). Every seed is made here from nothing: no GeoNames data is copied, the
+gazetteer seeds are a handful of invented places in the cities.pbf layout of PLACES.md."""
+
+import gzip
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+LINES = [
+    b'IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997',
+    b'IAMAT k +90.0-180.0 0',
+    b'IAMAT \xf0\x9f\xa5\x9d +0.0+0.0 999999999999999999.999999999999',
+    b'WHATSAT kiwi.cs.ucla.edu 10 5',
+    b'WHATSAT kiwi.cs.ucla.edu 50.000 20',
+    b'WHATSAT x 0.1 01',
+    b'AT Goloman +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997',
+    b'AT Hands -12.000000001 a -1.5+2.5 5 seen=Goloman,Hands,Holiday',
+    b'HERD Goloman',
+    b'  \t\f\v ',
+    b'',
+    b'IAMAT kiwi +34-118 1',
+    b'WHATSAT kiwi 51 21',
+    b'AT a +1.0 b +1.0+1.0 1',
+]
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7f
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def zigzag(v):
+    return (v << 1) ^ (v >> 63) if v >= 0 else ((-v) << 1) - 1
+
+
+def field_varint(n, v):
+    return varint(n << 3) + varint(v)
+
+
+def field_bytes(n, b):
+    return varint(n << 3 | 2) + varint(len(b)) + b
+
+
+def city(gid, name, country, admin1, pop, dlng, dlat):
+    body = (field_varint(1, zigzag(gid)) + field_bytes(2, name) + field_bytes(3, country) +
+            field_bytes(8, admin1) + field_varint(9, pop) + field_varint(10, zigzag(dlng)) +
+            field_varint(11, zigzag(dlat)))
+    return varint(len(body)) + body
+
+
+def gazetteer_seeds():
+    one = city(1, b'Alpha', b'AA', b'01', 1000, -11824368, 3405223)
+    two = one + city(2, b'Beta', b'AA', b'02', 5000, 1000, -2000)
+    poles = city(3, b'North', b'NP', b'', 0, 0, 9000000) + city(4, b'South', b'SP', b'', 1, 18000000, -18000000)
+    extra = field_bytes(5, b'PPL') + field_varint(12, 7)
+    body = field_varint(1, zigzag(5)) + field_bytes(2, b'Gamma') + extra + field_varint(10, 0) + field_varint(11, 0)
+    with_unknown = varint(len(body)) + body
+    # The review's crafted file: a delta of -2^63 after a negative longitude (a regression seed).
+    overflow = city(6, b'West', b'WW', b'', 0, -17000000, 0)
+    body = field_varint(1, zigzag(7)) + varint(10 << 3) + b'\xff' * 9 + b'\x01' + field_varint(11, 1)
+    overflow += varint(len(body)) + body
+    return {'one.pbf': one, 'two.pbf': two, 'poles.pbf': poles, 'unknown-fields.pbf': with_unknown,
+            'overflow-delta.pbf': overflow}
+
+
+def http_seeds():
+    """Responses as an upstream sends them; the first byte of each seed is the split point."""
+    body = b'{"status": "OK", "results": []}'
+    gz = gzip.compress(body, mtime=0)
+    return {
+        'length': b'\x10HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s'
+                  % (len(body), body),
+        'chunked': b'\x20HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n',
+        'gzip': b'\x05HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s' % (len(gz), gz),
+        'close': b'\x00HTTP/1.0 503 Service Unavailable\r\nConnection: close\r\n\r\nbusy',
+        'interim': b'\x30HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n',
+        'pipelined': b'\x07HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n',
+    }
+
+
+def json_seeds():
+    """Upstream bodies; the first byte picks the HTTP status, the second the WHATSAT bound."""
+    with open(os.path.join(REPO, 'test', 'fixtures', 'google-nearbysearch-example.json'), 'rb') as f:
+        legacy = f.read()
+    new = (b'{"places": [{"id": "abc", "displayName": {"text": "Caf\xc3\xa9", "languageCode": "fr"},'
+           b' "location": {"latitude": 34.07, "longitude": -118.44}, "types": ["cafe"],'
+           b' "formattedAddress": "1 Main St", "rating": 4.5, "userRatingCount": 10}]}')
+    return {
+        'legacy-ok': b'\x00\x04' + legacy,
+        'legacy-denied': b'\x00\x01{"status": "REQUEST_DENIED", "error_message": "bad\\nkey", "results": []}',
+        'new-ok': b'\x01\x13' + new,
+        'new-error': b'\x09\x02{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}',
+        'not-json': b'\x0a\x00<html>\n\n</html>',
+        # Found by this harness: rapidjson's full-precision parse computed clz(0) for a zero with a
+        # large exponent (a regression seed).
+        'zero-exponent': b'760e77',
+    }
+
+
+def write(harness, name, data):
+    d = os.path.join(HERE, 'corpus', harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+def main():
+    for i, line in enumerate(LINES):
+        write('fuzz_command', 'line-%02d' % i, line)
+    write('fuzz_lines', 'pipelined', b'\x10\x0b' + b'\n'.join(LINES) + b'\n')
+    write('fuzz_lines', 'crlf-at-limit', b'\x07\x08' + b'12345678\r\nabcdefgh\r')
+    write('fuzz_lines', 'long', b'\x03\x05' + b'x' * 40 + b'\nshort\n')
+    write('fuzz_peer_record', 'flood', b'\n'.join(l for l in LINES if l.startswith(b'AT')) +
+          b'\nAT Hands +1.000000000 kiwi.cs.ucla.edu +1.0+1.0 1520023934.918963997 seen=A,B\n')
+    write('fuzz_peer_record', 'tie', b'AT A +0.000000001 k +1.0+1.0 5\nAT B +0.000000001 k +1.0+1.0 5\n'
+          b'AT A +0.000000001 k +1.0+1.0 5.000000000 seen=' + b','.join(b'S%d' % i for i in range(40)) + b'\n')
+    with open(os.path.join(REPO, 'config.yaml'), 'rb') as f:
+        write('fuzz_config', 'default.yaml', f.read())
+    write('fuzz_config', 'limits.yaml', b'threads: 2\nservers:\n  A: { port: 1, peer_port: 2 }\n'
+          b'  B: { host: ::1, port: 3, peer_port: 4 }\nlinks: [[A, B]]\n'
+          b'limits: { max_line: 100, max_connections: 5 }\npeer_backoff: { initial_ms: 1, max_ms: 2 }\n')
+    write('fuzz_config', 'bad.yaml', b'servers: [1, 2]\nlinks: {a: b}\n')
+    for name, data in gazetteer_seeds().items():
+        write('fuzz_gazetteer', name, data)
+    for name, data in http_seeds().items():
+        write('fuzz_http_response', name, data)
+    for name, data in json_seeds().items():
+        write('fuzz_upstream_json', name, data)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,113 @@
+"""limits.max_buffered_bytes (issue 9): per-client bounds add up (a client that never reads holds
+about a mebibyte), so the server also keeps a budget over all connections: past it, the clients
+holding the most unsent output stop being read first, and memory stays near the budget however many
+such clients come, while a light client is still answered at once."""
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from herdlib import REPO, check_at_line, free_ports, iamat, server_env, unique_id, wait_for, whatsat
+
+UCLA = b'+34.068930-118.445127'
+T = b'1520023934.5'
+
+
+def deaf_client(port, payload):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(('127.0.0.1', port))
+    s.sendall(payload)
+    return s
+
+
+def test_many_clients_that_never_read_stay_within_the_budget(make_herd):
+    herd = make_herd(names=['Solo'], links=[], threads=1,
+                     limits={'max_buffered_bytes': 2 * 1024 * 1024, 'write_timeout_ms': 0},
+                     env={'ASAN_OPTIONS': 'detect_leaks=1:abort_on_error=0:quarantine_size_mb=0'})
+    port = herd.port('Solo')
+    server = herd.servers['Solo']
+    cid = unique_id('la')
+    at = iamat(port, cid, UCLA, T)
+    whatsat(port, cid, 50, 20)  # warm the places path
+    time.sleep(0.3)
+    before = server.vm_rss_kb()
+    # 24 clients each ask for about 4.5 MB of replies and read none of it: without the budget each
+    # holds its 1 MiB output bound (2 MiB of buffer capacity), about 50 MB in all.
+    burst = b'WHATSAT %s 50 20\n' % cid * 300
+    deaf = [deaf_client(port, burst) for _ in range(24)]
+    try:
+        time.sleep(2)
+        # A light client is served promptly beside them.
+        other = unique_id('light')
+        t0 = time.monotonic()
+        check_at_line(iamat(port, other, UCLA, T), 'Solo', other, UCLA, T)
+        assert whatsat(port, cid, 10, 1).startswith(at + b'\n')
+        assert time.monotonic() - t0 < 2.0
+        grown_mb = (server.vm_rss_kb() - before) / 1024
+        print('resident memory grew by %.1f MB' % grown_mb)
+        assert grown_mb < 32, "grew by %.1f MB" % grown_mb  # without the budget: about 50 MB
+    finally:
+        for s in deaf:
+            s.close()
+    # When they are gone the server goes on as before.
+    check_at_line(iamat(port, cid, UCLA, b'1520023935'), 'Solo', cid, UCLA, b'1520023935')
+
+
+
+RELEASE_SERVER = os.path.join(REPO, 'build', 'herd-server')
+
+
+def test_an_allocation_failure_for_one_client_drops_that_client_only(tmp_path):
+    """Under an address-space limit (RLIMIT_AS, as a container's memory limit would be), a client
+    whose replies need more memory than is left loses its connection, with `out of memory` in the
+    log, and the server goes on serving everyone else. Runs the release build: ASan's allocator
+    aborts on a failed operator new instead of throwing std::bad_alloc."""
+    if not os.path.exists(RELEASE_SERVER):
+        pytest.skip('needs the release build (make)')
+    port, peer_port = free_ports(2)
+    config = tmp_path / 'config.yaml'
+    config.write_text('threads: 1\nlog_dir: logs\nservers:\n'
+                      '  Solo: { host: 127.0.0.1, port: %d, peer_port: %d }\n'
+                      'limits: { max_output_bytes: 4294967296, max_buffered_bytes: 1099511627776,\n'
+                      '          write_timeout_ms: 0, max_pending_replies: 1048576 }\n' % (port, peer_port))
+    limit = 768 << 20
+
+    def cap_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.Popen([RELEASE_SERVER, 'Solo', '--config', str(config)], cwd=str(tmp_path),
+                            env=server_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=cap_memory)
+    try:
+        ready = proc.stdout.readline()
+        assert b'ready' in ready, (ready, proc.stderr.read() if proc.poll() is not None else b'')
+        log = tmp_path / 'logs' / 'Solo.log'
+        cid = unique_id('la')
+        at = iamat(port, cid, UCLA, T)
+        # About 900 MB of replies, none of them read: more than the address space left.
+        deaf = deaf_client(port, b'WHATSAT %s 50 20\n' % cid * 60000)
+        try:
+            wait_for(lambda: b' - out of memory' in log.read_bytes(), 60, 'the dropped client in the log')
+            assert proc.poll() is None, proc.stderr.read()
+            assert whatsat(port, cid, 10, 1).startswith(at + b'\n')
+            other = unique_id('other')
+            check_at_line(iamat(port, other, UCLA, T), 'Solo', other, UCLA, T)
+        finally:
+            deaf.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            proc.stdout.close()
+            proc.stderr.close()

@@ -1,0 +1,133 @@
+"""The peer port under abuse (issue 9): only the neighbours' addresses may connect; a connection that
+does not say hello in time is closed; strangers holding idle connections cannot lock a neighbour
+out (the oldest connection without a hello makes room for a new one, and a neighbour's new link
+replaces its old ones); peer connections carry TCP keepalive in both directions."""
+
+import socket
+import time
+
+from herdlib import Client, iamat, unique_id, wait_for, whatsat
+
+UCLA = b'+34.068930-118.445127'
+T = b'1520023934.5'
+
+
+def closed_by_server(sock, timeout):
+    sock.settimeout(timeout)
+    start = time.monotonic()
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - start
+
+
+def test_a_peer_connection_without_a_hello_is_closed_in_time(make_herd):
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']], limits={'peer_hello_timeout_ms': 500})
+    with socket.create_connection(('127.0.0.1', herd.peer_ports['A']), timeout=10) as s:
+        took = closed_by_server(s, 10)
+    assert 0.4 <= took <= 3.0, took
+    wait_for(lambda: b'no hello within 500 ms' in herd.log_bytes('A'), 5, 'the hello timeout in the log')
+    # The real link is untouched: a record from A still reaches B.
+    cid = unique_id('after')
+    at = iamat(herd.port('A'), cid, UCLA, T)
+    wait_for(lambda: whatsat(herd.port('B'), cid, 10, 1).startswith(at + b'\n'), 10, 'B has it')
+
+
+def test_connections_from_other_addresses_are_refused(make_herd):
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(('127.0.0.2', 0))  # loopback, but not an address any neighbour's host names
+    s.settimeout(10)
+    s.connect(('127.0.0.1', herd.peer_ports['A']))
+    try:
+        s.sendall(b'HERD B\nAT B +0.000000001 stranger +1.0+1.0 1\n')
+    except OSError:
+        pass
+    took = closed_by_server(s, 10)
+    s.close()
+    assert took < 2.0
+    wait_for(lambda: b"peer connection refused: not from a neighbour's address: 127.0.0.2:" in herd.log_bytes('A'),
+             5, 'the refusal in the log')
+    assert whatsat(herd.port('A'), b'stranger', 10, 1).startswith(b'? ')
+
+
+def test_strangers_holding_the_peer_port_cannot_lock_a_neighbour_out(make_herd):
+    """300 idle connections (more than the 256 the port ever held), from the neighbours' own
+    address, and a hello timeout too long to help: the neighbour restarts and its new link gets in."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']], limits={'peer_hello_timeout_ms': 60000})
+    idle = []
+    try:
+        for _ in range(300):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(('127.0.0.1', herd.peer_ports['A']))
+            idle.append(s)
+        herd.kill('B')
+        herd.restart('B')
+        # B's new link to A carries B's records to A.
+        cid = unique_id('through')
+        at = iamat(herd.port('B'), cid, UCLA, T)
+        wait_for(lambda: whatsat(herd.port('A'), cid, 10, 1).startswith(at + b'\n'), 15,
+                 "B's record on A")
+        log = herd.log_bytes('A')
+        assert b'its slot went to a newer peer connection (no hello yet)' in log
+        assert b'peer connection limit reached' not in log
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_a_neighbours_new_link_replaces_its_old_ones(make_herd):
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']])
+    # Five connections that all say they are B: the oldest ones go, the link goes on working.
+    fakes = [Client(herd.peer_ports['A']) for _ in range(5)]
+    try:
+        for f in fakes:
+            f.send(b'HERD B\n')
+        wait_for(lambda: herd.log_bytes('A').count(b'replaced by a newer connection from the same neighbour') >= 2,
+                 5, 'the oldest B connections replaced')
+        cid = unique_id('still')
+        at = iamat(herd.port('B'), cid, UCLA, T)
+        wait_for(lambda: whatsat(herd.port('A'), cid, 10, 1).startswith(at + b'\n'), 15, "B's record on A")
+    finally:
+        for f in fakes:
+            f.close()
+
+
+def keepalive_sockets(local_port=None, remote_port=None):
+    """(local port, remote port, keepalive timer on) for established TCP sockets in /proc/net/tcp."""
+    out = []
+    with open('/proc/net/tcp') as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, state, timer = fields[1], fields[2], fields[3], fields[5]
+            if state != '01':
+                continue
+            lp, rp = int(local.split(':')[1], 16), int(remote.split(':')[1], 16)
+            if (local_port is None or lp == local_port) and (remote_port is None or rp == remote_port):
+                out.append((lp, rp, timer.split(':')[0] == '02'))
+    return out
+
+
+def test_peer_links_have_tcp_keepalive_both_ways(make_herd):
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']])
+    cid = unique_id('ka')
+    at = iamat(herd.port('A'), cid, UCLA, T)
+    wait_for(lambda: whatsat(herd.port('B'), cid, 10, 1).startswith(at + b'\n'), 10, 'the link up')
+    # A's outbound link to B's peer port, and B's side of it; the same for B's link to A.
+    for server in ('A', 'B'):
+        port = herd.peer_ports[server]
+        wait_for(lambda: keepalive_sockets(remote_port=port) and keepalive_sockets(local_port=port), 10,
+                 'the link to %s established' % server)
+        dialled = keepalive_sockets(remote_port=port)
+        accepted = keepalive_sockets(local_port=port)
+        assert all(on for _, _, on in dialled + accepted), (dialled, accepted)
+    # Client connections are left alone.
+    with Client(herd.port('A')) as c:
+        c.send(b'IAMAT %s %s %s\n' % (cid, UCLA, b'1520023936'))
+        c.read_line()
+        mine = keepalive_sockets(local_port=herd.port('A'))
+        assert mine and not any(on for _, _, on in mine)
