@@ -19,7 +19,7 @@ bool CatchUpReceiver::handle(reactor::Connection& c, std::string_view peer, std:
       run_.assign(s.run);
       std::string answer;
       if (auto held = server_.sync_state().held(peer)) {
-        protocol::append_sync_from(answer, held->run, held->seq);
+        protocol::append_sync_from(answer, held->run, held->seq, server_.sync_state().wants_everything_from(peer));
       } else {
         protocol::append_sync_from(answer, "-", 0);
       }
@@ -47,6 +47,7 @@ bool CatchUpReceiver::handle(reactor::Connection& c, std::string_view peer, std:
       server_.router().append_progress(peer, run_, s.number);
       if (catching_up_) {
         catching_up_ = false;
+        server_.sync_state().catch_up_completed(peer);
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
         log.write(lane_, tag, '*',
                   "caught up: " + std::to_string(received_) + " catch-up records received, " +

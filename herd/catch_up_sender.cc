@@ -36,6 +36,7 @@ void CatchUpSender::start(reactor::Connection& c) {
   stop();
   sync_peer_ = false;
   replay_end_ = 0;
+  replay_everything_ = false;
   scanning_ = false;
   catching_up_ = false;
   marked_ = false;
@@ -107,9 +108,11 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
     scanning_ = false;
     cursor_ = backlog_.cursor_at(from);
     replay_end_ = next;
+    replay_everything_ = s.everything;
     log.write(lane(), peer_, '*', "catch-up: replaying backlog seqs " + std::to_string(from) + ".." +
                                       std::to_string(next) + " (it holds ours up to " +
-                                      std::to_string(*resume) + ")");
+                                      std::to_string(*resume) + ")" +
+                                      (s.everything ? ", every current record: it restarted" : ""));
   }
   publish_cursor();
   pump(c);
@@ -120,6 +123,7 @@ void CatchUpSender::begin_full(std::string_view why) {
   scan_pos_ = {};
   cursor_ = backlog_.cursor_at(backlog_.next_seq());
   replay_end_ = cursor_.seq;
+  replay_everything_ = false;
   publish_cursor();
   full_transfers_.add();
   if (!catching_up_ && sync_peer_) {
@@ -172,7 +176,10 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
   LocationTable& table = server_.table();
   uint64_t live_count = 0;
   while (FloodLog::next_entry(&raw, &e)) {
-    if (e.kind != FloodLog::Kind::kRecord || !(e.mask & bit_)) continue;
+    if (e.kind != FloodLog::Kind::kRecord) continue;
+    // A neighbour that restarted from its data_dir gets, in the replay, also what it had sent us or
+    // had through others (it may have lost it); the live stream only what is owed to it.
+    if (!(e.mask & bit_) && !(replay_everything_ && e.seq < replay_end_)) continue;
     if (e.seq < replay_end_) {
       // A replay sends only versions that are still current: a newer record of the client is
       // later in the backlog, or was not owed to this neighbour (it came from it, or another server

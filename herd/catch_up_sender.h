@@ -104,6 +104,7 @@ class CatchUpSender {
   bool sync_peer_ = false;       // the neighbour answered SYNC-FROM
   bool awaiting_answer_ = false; // SYNC sent, no answer yet and kAnswerWait not over: send nothing
   uint64_t replay_end_ = 0;      // backlog entries below this seq are catch-up (sent in BULK frames)
+  bool replay_everything_ = false;  // the replay ignores the mask (SYNC-FROM ... ALL)
   bool scanning_ = false;        // a full transfer of the table is under way
   LocationTable::ScanPosition scan_pos_;
   bool catching_up_ = false;     // a replay or full transfer is not complete yet

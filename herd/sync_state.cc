@@ -65,6 +65,17 @@ void SyncState::set_held(std::string_view peer, std::string_view run, uint64_t s
   }
 }
 
+bool SyncState::wants_everything_from(std::string_view peer) const {
+  if (history_.empty()) return false;  // a first start: nothing was flooded before
+  std::lock_guard lock(mu_);
+  return caught_up_.find(peer) == caught_up_.end();
+}
+
+void SyncState::catch_up_completed(std::string_view peer) {
+  std::lock_guard lock(mu_);
+  caught_up_.emplace(peer);
+}
+
 std::map<std::string, SyncState::Held> SyncState::all_held() const {
   std::lock_guard lock(mu_);
   return {held_.begin(), held_.end()};

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,11 +54,20 @@ class SyncState {
   void set_held(std::string_view peer, std::string_view run, uint64_t seq);
   std::map<std::string, Held> all_held() const;
 
+  // This process recovered earlier runs from its data_dir, so it may have lost the last records it
+  // had flooded or received before it stopped (the disk had not taken them yet), which its
+  // neighbours still hold (and would not send back: they came from here, or through here). Until the
+  // first catch-up from `peer` completes in this process, the answer to peer's SYNC asks for every
+  // current record of the replay (SYNC-FROM ... ALL). Thread-safe.
+  bool wants_everything_from(std::string_view peer) const;
+  void catch_up_completed(std::string_view peer);
+
  private:
   const std::string run_;
   const std::vector<EarlierRun> history_;
   mutable std::mutex mu_;
   std::map<std::string, Held, std::less<>> held_;  // guarded by mu_
+  std::set<std::string, std::less<>> caught_up_;    // guarded by mu_: see wants_everything_from
 };
 
 }  // namespace herd

@@ -56,8 +56,10 @@ SyncLine parse_sync_line(std::string_view line) {
     out.kind = SyncKind::kSync;
   } else if (verb == "SYNC-FROM") {
     out.kind = SyncKind::kBad;
-    if (n != 3 || !(f[1] == "-" || is_run_id(f[1])) || !parse_u64(f[2], &out.number)) return out;
+    if (n < 3 || n > 4 || !(f[1] == "-" || is_run_id(f[1])) || !parse_u64(f[2], &out.number)) return out;
+    if (n == 4 && f[3] != "ALL") return out;
     out.run = f[1];
+    out.everything = n == 4;
     out.kind = SyncKind::kSyncFrom;
   } else if (verb == "BULK" || verb == "MARK") {
     out.kind = SyncKind::kBad;
@@ -77,9 +79,10 @@ void append_sync(std::string& out, std::string_view run, const RunHead* history,
   out.push_back('\n');
 }
 
-void append_sync_from(std::string& out, std::string_view run, uint64_t seq) {
+void append_sync_from(std::string& out, std::string_view run, uint64_t seq, bool everything) {
   out.append("SYNC-FROM ").append(run).push_back(' ');
   append_u64(out, seq);
+  if (everything) out.append(" ALL");
   out.push_back('\n');
 }
 

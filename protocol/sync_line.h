@@ -3,8 +3,11 @@
 //   SYNC <run> [<run>:<seq> ...]   dialler -> acceptor, after the hello: the dialler's history, its
 //                                  current run first, then earlier runs, each with the last sequence
 //                                  number of it that the dialler still holds.
-//   SYNC-FROM <run> <seq>          acceptor -> dialler (the one line an acceptor ever writes): how far
+//   SYNC-FROM <run> <seq> [ALL]    acceptor -> dialler (the one line an acceptor ever writes): how far
 //                                  it holds the dialler's history; `SYNC-FROM - 0` for not at all.
+//                                  ALL: the acceptor restarted from its data_dir and may have lost
+//                                  records it had flooded or received: the replay after seq carries
+//                                  every current record, not only those the dialler owes it.
 //   BULK <n>                       the next n lines are catch-up records (stored and flooded on like
 //                                  any record; logged as one summary instead of line by line).
 //   MARK <seq>                     every record of the sender's history up to seq that it owes the
@@ -41,6 +44,7 @@ struct SyncLine {
   SyncKind kind = SyncKind::kNone;
   std::string_view run;   // SYNC: the current run; SYNC-FROM: the run held ("-" for none)
   uint64_t number = 0;    // SYNC-FROM: the seq held; BULK: the count; MARK: the seq
+  bool everything = false;  // SYNC-FROM: ALL was given
   std::array<RunHead, kMaxHistory> history{};  // SYNC: earlier runs, newest first
   size_t history_size = 0;
 };
@@ -55,7 +59,8 @@ SyncLine parse_sync_line(std::string_view line);
 
 // Formatting; each appends one line with its "\n". `history` runs beyond kMaxHistory are dropped.
 void append_sync(std::string& out, std::string_view run, const RunHead* history, size_t history_size);
-void append_sync_from(std::string& out, std::string_view run, uint64_t seq);  // run "-" for none
+// run "-" for none; `everything` adds ALL.
+void append_sync_from(std::string& out, std::string_view run, uint64_t seq, bool everything = false);
 void append_bulk(std::string& out, uint64_t count);
 void append_mark(std::string& out, uint64_t seq);
 

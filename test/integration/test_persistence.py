@@ -74,6 +74,37 @@ def test_a_server_restarted_with_its_data_gets_a_replay_not_a_full_transfer(make
              10, 'a replay to Holiday in Welsh.log')
 
 
+def test_a_record_flooded_then_lost_at_its_origin_comes_back_from_the_neighbours(make_herd):
+    """A server floods a record, then dies before its disk has it (here: the record log's tail is
+    cut after the kill, as if the write never happened). Its neighbours hold the record but owe it
+    nothing (it came from there); restarted with its data, the server must still get it back, or
+    the herd disagrees for good. Found by the chaos run with hostile clients."""
+    herd = make_herd(names=['Goloman', 'Hands', 'Holiday'], links=[['Goloman', 'Hands'], ['Hands', 'Holiday']],
+                     extra_yaml='data_dir: data\nfsync: always\n')
+    cid = unique_id('lost')
+    older = updates(herd, 'Hands', None, 0, t=b'1600000000.5', ids=[cid])
+    wait_all_at(herd, 'Goloman', older)
+    wait_all_at(herd, 'Holiday', older)
+    herd.kill('Hands', signal.SIGTERM)   # a clean stop: its log ends with the older record
+    herd.restart('Hands')
+    log = record_logs(herd, 'Hands')[-1]
+    size = os.path.getsize(log)
+    newer = updates(herd, 'Hands', None, 0, t=b'1600000001.5', ids=[cid])
+    wait_all_at(herd, 'Goloman', newer)
+    wait_all_at(herd, 'Holiday', newer)
+    herd.kill('Hands')
+    for path in record_logs(herd, 'Hands'):  # the newer record never reached Hands' disk
+        if path == log:
+            with open(path, 'r+b') as f:
+                f.truncate(size)
+        elif os.path.getmtime(path) >= os.path.getmtime(log):
+            os.remove(path)
+    herd.restart('Hands')
+    wait_all_at(herd, 'Hands', newer)
+    assert re.search(rb'Hands \* catch-up: replaying backlog seqs .*every current record: it restarted',
+                     herd.log_bytes('Goloman'))
+
+
 def test_a_torn_tail_is_cut_off_and_the_start_goes_on(make_herd):
     herd = make_herd(names=['Solo'], links=[], extra_yaml=DURABLE)
     kept = updates(herd, 'Solo', 'kept', 30)

@@ -145,7 +145,15 @@ TEST_SUITE("catch_up") {
     CHECK(s.kind == SyncKind::kSyncFrom);
     CHECK(s.run == "abc");
     CHECK(s.number == 99);
+    CHECK(!s.everything);
     CHECK(protocol::parse_sync_line("SYNC-FROM - 0").kind == SyncKind::kSyncFrom);
+    out.clear();
+    protocol::append_sync_from(out, "abc", 7, true);
+    CHECK(out == "SYNC-FROM abc 7 ALL\n");
+    s = protocol::parse_sync_line("SYNC-FROM abc 7 ALL");
+    CHECK(s.kind == SyncKind::kSyncFrom);
+    CHECK(s.number == 7);
+    CHECK(s.everything);
     CHECK(protocol::parse_sync_line("  BULK\t12 ").number == 12);
     CHECK(protocol::parse_sync_line("MARK 5").kind == SyncKind::kMark);
     // Not catch-up lines at all.
@@ -154,11 +162,22 @@ TEST_SUITE("catch_up") {
     }
     // Catch-up verbs with bad fields.
     for (const char* l : {"SYNC", "SYNC a-b", "SYNC abc def", "SYNC abc def:", "SYNC abc :5", "SYNC abc d:-1",
-                          "SYNC-FROM abc", "SYNC-FROM abc 1 2", "SYNC-FROM abc x", "BULK", "BULK -1",
+                          "SYNC-FROM abc", "SYNC-FROM abc 1 2", "SYNC-FROM abc x", "SYNC-FROM abc 1 all", "SYNC-FROM abc 1 ALL x", "BULK", "BULK -1",
                           "BULK 1 2", "MARK 18446744073709551616", "MARK 1e3",
                           "SYNC 012345678901234567890123456789012"}) {
       CHECK_MESSAGE(protocol::parse_sync_line(l).kind == SyncKind::kBad, l);
     }
+  }
+
+  TEST_CASE("a restarted server asks each neighbour for everything until its first catch-up from it") {
+    SyncState first("cur", {});
+    CHECK(!first.wants_everything_from("Hands"));  // a first start lost nothing
+    SyncState again("cur", {{"prev", 100}});
+    CHECK(again.wants_everything_from("Hands"));
+    CHECK(again.wants_everything_from("Welsh"));
+    again.catch_up_completed("Hands");
+    CHECK(!again.wants_everything_from("Hands"));
+    CHECK(again.wants_everything_from("Welsh"));
   }
 
   TEST_CASE("where a neighbour resumes: the current run, earlier runs up to what survived, else nothing") {
