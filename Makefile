@@ -288,8 +288,9 @@ bench: $(BENCH_STAMP)
 
 # The fault-injection run (a few minutes): five servers under load, kills, stops, cut links.
 # `make test` runs a 20-second version of it (test/integration/test_chaos.py).
-chaos: $(SERVER) $(LOADGEN) $(GAZETTEER)
-	$(PYTHON) tools/chaos/chaos.py --duration 150
+# Faults and hostile clients for minutes, on the AddressSanitizer build (issues 8 and 9).
+chaos: asan $(LOADGEN) $(GAZETTEER)
+	HERD_SERVER=build/asan/herd-server HERD_GAZETTEER=$(GAZETTEER) $(PYTHON) tools/chaos/chaos.py --duration 150 --hostile
 
 # Catch-up against issue 8's targets: 1,000,000 clients to a restarted server, a 1 s partition.
 bench-catch-up: $(SERVER) $(LOADGEN) $(GAZETTEER)

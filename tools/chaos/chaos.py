@@ -2,7 +2,8 @@
 """chaos: a five-server herd under steady load while faults come and go (`make chaos`).
 
     /usr/bin/python3 tools/chaos/chaos.py [--duration S] [--seed N] [--rate R] [--wipe P]
-                                          [--fsync always|everysec|no] [--threads T] [--keep]
+                                          [--fsync always|everysec|no] [--threads T] [--hostile]
+                                          [--keep]
 
 The herd of config.yaml's topology runs on free loopback ports with a data_dir, every link through
 tools/chaos/faultproxy.py. Two build/herd-load generators send IAMATs to all five servers at a
@@ -17,6 +18,12 @@ at once. Meanwhile a driver keeps up to two faults going at a time, each for a r
     blackhole  one direction of a link takes bytes and delivers none, then its connection resets
     delay      50-200 ms more on every chunk of a link
     slow       one direction of a link drains at 20 KB/s
+
+With --hostile, hostile clients attack the live servers all along (tools/chaos/hostile.py:
+slowloris, clients that never read, oversized lines, control bytes, over-long IDs, times from the
+future, strangers on the peer port, connection churn), each checked for the answer its limit
+promises; the herd runs with short timeouts (hostile.LIMITS) so that every one of them fires.
+`make chaos` runs this on the AddressSanitizer build (HERD_SERVER=build/asan/herd-server).
 
 After the faults, everything is healed (dead servers restarted, stopped ones continued, links
 passed) and the load stops. Then every server is read (pipelined WHATSAT) until all five hold, for
@@ -46,6 +53,7 @@ sys.path.insert(0, os.path.join(ROOT, 'test', 'integration'))
 sys.dont_write_bytecode = True
 
 import herdlib  # noqa: E402
+import hostile  # noqa: E402
 
 LOADGEN = os.environ.get('HERD_LOAD') or os.path.join(ROOT, 'build', 'herd-load')
 WRONG_REPLY = ('invalid', 'malformed', 'mismatch', 'wrong_server', 'bad_json', 'bad_results', 'oversize')
@@ -93,13 +101,17 @@ class Chaos:
         self.args = args
         self.rng = random.Random(args.seed)
         extra = 'data_dir: data\nfsync: %s\n' % args.fsync
-        self.herd = herdlib.Herd(workdir, threads=args.threads, proxied=True, extra_yaml=extra)
+        self.herd = herdlib.Herd(workdir, threads=args.threads, proxied=True, extra_yaml=extra,
+                                 limits=dict(hostile.LIMITS) if args.hostile else None)
+        self.hostile = None
         self.timeline = []        # (ns, kind, target, detail)
         self.down = {}            # server -> (restart at, wipe)
         self.stopped = {}         # server -> continue at
         self.link_faults = {}     # route or link -> (undo at, undo commands)
         self.wiped_at = {}        # server -> [ns of each wiped restart]
         self.killed_at = {}       # server -> [ns of each kill]
+        self.stops = {}           # server -> times stopped
+        self.restarts = {}        # server -> times restarted
         self.counts = {}
         self.problems = []
 
@@ -111,7 +123,12 @@ class Chaos:
 
     # -- faults
     def busy_servers(self):
-        return set(self.down) | set(self.stopped)
+        # Also called by the hostile clients' thread while this one changes the dicts.
+        while True:
+            try:
+                return set(self.down) | set(self.stopped)
+            except RuntimeError:
+                continue
 
     def start_fault(self, t):
         herd = self.herd
@@ -123,13 +140,15 @@ class Chaos:
             name = self.rng.choice(free)
             if kind == 'kill':
                 wipe = self.rng.random() < self.args.wipe
-                herd.kill(name)
-                self.killed_at.setdefault(name, []).append(now_ns())
+                # Marked busy before the signal: hostile.py must never judge an attack on it.
                 self.down[name] = (t + self.rng.uniform(0.5, 3.0), wipe)
+                self.killed_at.setdefault(name, []).append(now_ns())
+                herd.kill(name)
                 self.log('kill', name, 'comes back %s' % ('empty' if wipe else 'with its data'))
             else:
-                herd.servers[name].proc.send_signal(signal.SIGSTOP)
                 self.stopped[name] = t + self.rng.uniform(0.5, 3.0)
+                self.stops[name] = self.stops.get(name, 0) + 1
+                herd.servers[name].proc.send_signal(signal.SIGSTOP)
                 self.log('stop', name)
             return
         a, b = self.rng.choice(herd.links)
@@ -165,6 +184,7 @@ class Chaos:
                     herd.wipe(name)
                     self.wiped_at.setdefault(name, []).append(now_ns())
                 herd.restart(name)
+                self.restarts[name] = self.restarts.get(name, 0) + 1
                 del self.down[name]
                 self.log('restart', name, 'empty' if wipe else 'with its data')
         for name, when in list(self.stopped.items()):
@@ -199,6 +219,12 @@ class Chaos:
                 Generator(herd, 'shared clients', max(50, args.rate // 5), 4, 10, load_s, acks[1])]
         for g in gens:
             g.start()
+        if args.hostile:
+            self.hostile = hostile.Hostile(
+                herd, self.busy_servers,
+                lambda n: (len(self.killed_at.get(n, [])), self.stops.get(n, 0), self.restarts.get(n, 0)),
+                self.rng.randrange(1 << 30), clock=lambda: time.monotonic() - self.t0)
+            self.hostile.start()
         time.sleep(1.0)
         end = time.monotonic() + args.duration
         next_fault = time.monotonic()
@@ -210,6 +236,12 @@ class Chaos:
                 self.start_fault(t)
                 next_fault = t + self.rng.uniform(0.3, 1.5)
             time.sleep(0.05)
+        if self.hostile:
+            self.hostile.stop()
+            self.hostile.join(60)
+            self.problems += self.hostile.problems
+            self.rss_mib = {n: herd.servers[n].vm_rss_kb() / 1024 for n in herd.names
+                            if herd.servers[n].alive()}
         self.end_faults(time.monotonic(), everything=True)
         last_fault_ns = now_ns()
         t_last = time.monotonic()
@@ -298,6 +330,8 @@ def main(argv=None):
     ap.add_argument('--fsync', default='always', choices=('always', 'everysec', 'no'))
     ap.add_argument('--threads', type=int, default=1, help='event loops per server (default 1)')
     ap.add_argument('--converge', type=float, default=60, help='seconds allowed to converge (default 60)')
+    ap.add_argument('--hostile', action='store_true',
+                    help='hostile clients attack the live servers all along (tools/chaos/hostile.py)')
     ap.add_argument('--keep', action='store_true', help='keep the working directory (logs, data)')
     ap.add_argument('--verbose', '-v', action='store_true', help='print each fault as it happens')
     args = ap.parse_args(argv)
@@ -305,8 +339,9 @@ def main(argv=None):
         args.seed = random.SystemRandom().randrange(1 << 30)
     workdir = tempfile.mkdtemp(prefix='herd-chaos-')
     chaos = Chaos(args, os.path.join(workdir, 'herd'))
-    print('chaos: %.0f s of faults, seed %d, %d IAMAT/s, fsync %s, wipe %.2f, in %s'
-          % (args.duration, args.seed, args.rate, args.fsync, args.wipe, workdir), flush=True)
+    print('chaos: %.0f s of faults, seed %d, %d IAMAT/s, fsync %s, wipe %.2f%s, server %s, in %s'
+          % (args.duration, args.seed, args.rate, args.fsync, args.wipe,
+             ', hostile clients' if args.hostile else '', herdlib.SERVER, workdir), flush=True)
     result = None
     try:
         result = chaos.run()
@@ -322,6 +357,12 @@ def main(argv=None):
               'came back empty), %d not excused'
               % (result['acknowledged'], result['clients'], result['converged'], result['convergence_s'],
                  result['after_load_s'], result['lost_excused'], result['lost_unexcused']))
+    if chaos.hostile:
+        print('hostile attacks judged: %s; servers\' resident memory at the end: %s'
+              % (', '.join('%s %d' % kv for kv in sorted(chaos.hostile.counts.items())) or 'none',
+                 ', '.join('%s %.0f MiB' % kv for kv in sorted(getattr(chaos, 'rss_mib', {}).items()))))
+        if sum(chaos.hostile.counts.values()) == 0:
+            chaos.problems.append('no hostile attack ran to a verdict')
     for p in chaos.problems:
         print('PROBLEM: %s' % p)
     if chaos.problems and not args.keep:
