@@ -114,7 +114,11 @@ bool Persistence::start(FloodLog& backlog, const SyncState& sync, std::string* e
 
 void Persistence::stop() {
   if (!writer_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(stop_mu_);
+    stopping_.store(true, std::memory_order_release);
+  }
+  stop_cv_.notify_all();
   backlog_->wake_all();
   writer_.join();
   if (rewriter_.joinable()) rewriter_.join();
@@ -321,12 +325,15 @@ void Persistence::run_writer() {
         sync_log();
         break;
       }
-      auto wait = kIdleWait;
-      if (!synced_ && options_.fsync == Fsync::kEverySec) {
-        auto left = std::chrono::seconds(1) - (now - last_sync);
-        wait = std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(left));
+      if (options_.fsync == Fsync::kAlways) {
+        // Replies wait for this writer: be woken by the next append.
+        backlog_->wait_for_seq(cursor.seq, kIdleWait, stopping_);
+      } else {
+        // Nobody waits: gather kGatherWait's worth of appends per write, and never make an append
+        // wake a thread (the backlog holds far more than that).
+        std::unique_lock lock(stop_mu_);
+        stop_cv_.wait_for(lock, kGatherWait, [&] { return stopping_.load(std::memory_order_acquire); });
       }
-      backlog_->wait_for_seq(cursor.seq, wait, stopping_);
     }
   }
 }
