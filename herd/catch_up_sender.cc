@@ -137,14 +137,28 @@ void CatchUpSender::pump(reactor::Connection& c) {
     }
     raw_.clear();
     const uint64_t at = cursor_.seq;
-    if (backlog_.read(&cursor_, &raw_, kReadBytes) == FloodLog::ReadStatus::kBehind) {
+    FloodLog::ReadStatus st;
+    size_t looked_at = 0;
+    if (at >= replay_end_) {
+      // Live: the owed lines only, straight into the batch.
+      live_.clear();
+      st = backlog_.read_owed(&cursor_, bit_, &live_, kReadBytes, &looked_at);
+    } else {
+      st = backlog_.read(&cursor_, &raw_, kReadBytes);
+      looked_at = raw_.size();
+    }
+    if (st == FloodLog::ReadStatus::kBehind) {
       begin_full("we fell behind: backlog seqs " + std::to_string(at) + ".." +
                  std::to_string(backlog_.oldest_seq()) + " were evicted before they were sent");
       continue;
     }
-    if (!raw_.empty()) {
-      spent += raw_.size();
-      send_entries(c);
+    if (looked_at) {
+      spent += looked_at;
+      if (at >= replay_end_) {
+        send_live(c);
+      } else {
+        send_entries(c);
+      }
       continue;
     }
     if (scanning_) {
@@ -195,11 +209,16 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
     }
     c.send(bulk_);
   }
+  send_live(c);
+  if (bulk_.capacity() > 2 * kReadBytes) std::string().swap(bulk_);
+}
+
+void CatchUpSender::send_live(reactor::Connection& c) {
   if (!live_.empty()) {
     server_.log().write_each_line(lane(), peer_, '>', live_);
     c.send(live_);
   }
-  if (bulk_.capacity() > 2 * kReadBytes) std::string().swap(bulk_);
+  live_.clear();
   if (live_.capacity() > 2 * kReadBytes) std::string().swap(live_);
 }
 

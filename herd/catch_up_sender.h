@@ -72,7 +72,8 @@ class CatchUpSender {
  private:
   void on_line(reactor::Connection& c, std::string_view line);
   void begin_full(std::string_view why);
-  void send_entries(reactor::Connection& c);
+  void send_entries(reactor::Connection& c);  // raw_: catch-up (BULK) and live lines
+  void send_live(reactor::Connection& c);     // live_ as it is
   size_t send_scan_chunk(reactor::Connection& c);
   void maybe_mark(reactor::Connection& c);
   void finish_catch_up();

@@ -135,11 +135,7 @@ FloodLog::Cursor FloodLog::cursor_at(uint64_t seq) const {
   return c;
 }
 
-FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max_bytes) const {
-  std::lock_guard lock(mu_);
-  uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
-  if (cursor->seq < oldest) return ReadStatus::kBehind;
-  if (cursor->seq >= next_seq_) return ReadStatus::kOk;
+const FloodLog::Block* FloodLog::position_locked(Cursor* cursor) const {
   const uint64_t front_id = blocks_.front().id;
   bool valid = cursor->block >= front_id && cursor->block - front_id < blocks_.size();
   if (valid) {
@@ -154,7 +150,15 @@ FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max
     }
   }
   if (!valid) locate_locked(cursor->seq, cursor);
-  const Block& b = blocks_[cursor->block - front_id];
+  return &blocks_[cursor->block - front_id];
+}
+
+FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max_bytes) const {
+  std::lock_guard lock(mu_);
+  uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
+  if (cursor->seq < oldest) return ReadStatus::kBehind;
+  if (cursor->seq >= next_seq_) return ReadStatus::kOk;
+  const Block& b = *position_locked(cursor);
   const char* base = b.data.get();
   size_t end = cursor->offset;
   uint64_t count = 0;
@@ -164,6 +168,32 @@ FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max
   }
   out->append(base + cursor->offset, end - cursor->offset);
   cursor->offset = end;
+  cursor->seq += count;
+  return ReadStatus::kOk;
+}
+
+FloodLog::ReadStatus FloodLog::read_owed(Cursor* cursor, uint64_t bit, std::string* lines, size_t max_bytes,
+                                         size_t* looked_at) const {
+  *looked_at = 0;
+  std::lock_guard lock(mu_);
+  uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
+  if (cursor->seq < oldest) return ReadStatus::kBehind;
+  if (cursor->seq >= next_seq_) return ReadStatus::kOk;
+  const Block& b = *position_locked(cursor);
+  const char* base = b.data.get();
+  size_t at = cursor->offset;
+  const size_t start = lines->size();
+  uint64_t count = 0;
+  while (at < b.used && (count == 0 || lines->size() - start < max_bytes)) {
+    const uint32_t size = load32(base + at);
+    if (static_cast<Kind>(base[at + 4]) == Kind::kRecord && (load64(base + at + 16) & bit)) {
+      lines->append(base + at + kEntryHeader, size - kEntryHeader).push_back('\n');
+    }
+    at += size;
+    ++count;
+  }
+  *looked_at = at - cursor->offset;
+  cursor->offset = at;
   cursor->seq += count;
   return ReadStatus::kOk;
 }

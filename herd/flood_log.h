@@ -80,6 +80,12 @@ class FloodLog {
   // kBehind, with nothing read, when the cursor's entry has been evicted.
   ReadStatus read(Cursor* cursor, std::string* out, size_t max_bytes) const;
 
+  // Any thread: as read(), but appends only the lines of the record entries with `bit` in their mask,
+  // each followed by "\n" (the live flood of one link: one copy, under the lock). *looked_at: the bytes
+  // of backlog passed over. kBehind as read().
+  ReadStatus read_owed(Cursor* cursor, uint64_t bit, std::string* lines, size_t max_bytes,
+                       size_t* looked_at) const;
+
   // Decodes the entry at the front of *raw (bytes written by read()) and removes it from *raw. False
   // when *raw is empty or does not start with a whole entry.
   static bool next_entry(std::string_view* raw, Entry* entry);
@@ -96,6 +102,8 @@ class FloodLog {
   };
   // mu_ held: the index in blocks_ of the block holding `seq` (which must be held), and its offset.
   void locate_locked(uint64_t seq, Cursor* cursor) const;
+  // mu_ held, oldest <= cursor->seq < next_seq_: fixes up *cursor and returns its block.
+  const Block* position_locked(Cursor* cursor) const;
 
   const size_t capacity_;
   const size_t block_bytes_;

@@ -123,6 +123,29 @@ TEST_SUITE("catch_up") {
     CHECK(log.read(&c, &out, 10) == FloodLog::ReadStatus::kOk);
   }
 
+  TEST_CASE("backlog: a link reads only the records owed to it, as lines") {
+    FloodLog log(1 << 20, 1);
+    log.append(FloodLog::Kind::kRecord, 0b01, "one");
+    log.append(FloodLog::Kind::kRecord, 0b10, "two");
+    log.append(FloodLog::Kind::kProgress, 0b11, "A r 1");  // never a flood line
+    log.append(FloodLog::Kind::kRecord, 0b11, "three");
+    FloodLog::Cursor c = log.cursor_at(1);
+    std::string lines;
+    size_t looked = 0;
+    CHECK(log.read_owed(&c, 0b10, &lines, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    CHECK(lines == "two\nthree\n");
+    CHECK(looked > 0);
+    CHECK(c.seq == 5);
+    lines.clear();
+    CHECK(log.read_owed(&c, 0b10, &lines, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    CHECK(lines.empty());
+    CHECK(looked == 0);
+    FloodLog small(4096, 1);
+    FloodLog::Cursor old = small.cursor_at(1);
+    for (int i = 0; i < 2000; ++i) small.append(FloodLog::Kind::kRecord, 1, rec("x", i));
+    CHECK(small.read_owed(&old, 1, &lines, 100, &looked) == FloodLog::ReadStatus::kBehind);
+  }
+
   TEST_CASE("catch-up lines parse and print back") {
     using protocol::SyncKind;
     protocol::RunHead h[2] = {{"abc", 17}, {"Z9", 0}};
