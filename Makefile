@@ -71,7 +71,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 BENCH_PACKAGES := redis-server redis-tools
 BENCH_STAMP := $(BUILD)/.bench-deps-ok
 
-.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-catch-up chaos clean
+.PHONY: all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-catch-up bench-fsync chaos clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(LOADGEN) $(NULLSRV) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -198,6 +198,10 @@ chaos: $(SERVER) $(LOADGEN) $(GAZETTEER)
 # Catch-up against issue 8's targets: 1,000,000 clients to a restarted server, a 1 s partition.
 bench-catch-up: $(SERVER) $(LOADGEN) $(GAZETTEER)
 	$(PYTHON) tools/bench/catch_up_bench.py
+
+# What persistence costs: IAMAT throughput without a data_dir and with each fsync mode.
+bench-fsync: $(SERVER) $(LOADGEN) $(GAZETTEER)
+	$(PYTHON) tools/bench/fsync_bench.py
 
 bench-quick: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all

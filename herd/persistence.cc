@@ -3,6 +3,7 @@
 #include "herd/persistence.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -108,7 +109,10 @@ bool Persistence::start(FloodLog& backlog, const SyncState& sync, std::string* e
   last_written_ = first - 1;
   durable_.store(first - 1, std::memory_order_release);
   if (!open_log(first, error)) return false;
-  writer_ = std::thread([this] { run_writer(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "record-writer");
+    run_writer();
+  });
   return true;
 }
 
@@ -341,6 +345,7 @@ void Persistence::run_writer() {
 void Persistence::start_rewrite(uint64_t log_start) {
   rewriting_.store(true, std::memory_order_release);
   rewriter_ = std::thread([this, log_start, held = held_, history = history_] {
+    pthread_setname_np(pthread_self(), "rewrite");
     run_rewrite(log_start, held, history);
   });
 }
