@@ -33,7 +33,7 @@ CPPFLAGS := -I. -I$(LLHTTP_INC) -MMD -MP
 CXXFLAGS := -std=c++20 $(OPT) -g -pthread -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
 CFLAGS   := $(OPT) -g -w
 LDFLAGS  := -pthread
-LDLIBS   := -lyaml-cpp -lssl -lcrypto
+LDLIBS   := -lyaml-cpp -lssl -lcrypto -lz
 ifneq ($(SAN),)
   CXXFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
   CFLAGS   += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -42,7 +42,8 @@ endif
 
 # Debian packages: build, tests and tools. `make deps` installs the missing ones.
 DEB_PACKAGES := g++ make libssl-dev openssl rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp \
-                python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd
+                python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd \
+                zlib1g-dev
 
 # Library sources: every .cc in these folders except mains.
 LIB_DIRS := reactor protocol http places herd
@@ -177,14 +178,29 @@ test:
 	$(MAKE) tsan-test
 	$(MAKE) integration
 	$(MAKE) reference-test
+	$(MAKE) places-sim-test
 
 # The set-up of a fresh machine: every README goal builds before its packages exist.
 build-test: $(DEPS_STAMP)
-	$(PYTHON) -m pytest -q test/build
+	$(PYTHON) -m pytest -q test/setup
 
 # The asyncio reference herd's own tests (it is the benchmark's yardstick, so it must be right too).
 reference-test: $(GAZETTEER)
 	$(PYTHON) -m pytest -q tools/reference
+
+# The places simulator (tools/places_sim/README.md): Google Nearby Search, legacy and New, over HTTPS
+# on loopback with a certificate from the development CA in certs/; faults switch at run time.
+PLACES_SIM_PORT ?= 14443
+PLACES_SIM_CERTS ?= certs
+.PHONY: places-sim places-sim-test
+places-sim: $(GAZETTEER)
+	$(PYTHON) tools/certs.py --out $(PLACES_SIM_CERTS) --names places-sim --hosts localhost 127.0.0.1
+	@echo "places-sim: endpoint https://127.0.0.1:$(PLACES_SIM_PORT)  ca_file $(PLACES_SIM_CERTS)/ca.pem  faults: POST /_sim/config"
+	$(PYTHON) tools/places_sim/places_sim.py --port $(PLACES_SIM_PORT) --access-log - \
+	  --cert $(PLACES_SIM_CERTS)/places-sim.pem --key $(PLACES_SIM_CERTS)/places-sim.key \
+	  $(if $(FAULTS),--faults '$(FAULTS)')
+places-sim-test: $(GAZETTEER)
+	$(PYTHON) -m pytest -q tools/places_sim
 
 bench: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all

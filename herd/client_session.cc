@@ -103,7 +103,7 @@ void ClientSession::handle_line(std::string_view line) {
       places::PlacesQuery q{where.lat, where.lng, cmd.whatsat.radius_km * 1000.0, cmd.whatsat.bound};
       LoopContext* ctx = &ctx_;
       uint64_t id = id_;
-      server_.places().nearby(q, [ctx, id, seq, record = std::move(record)](std::string json) {
+      server_.places().nearby(ctx_.loop, q, [ctx, id, seq, record = std::move(record)](std::string json) {
         auto it = ctx->clients.find(id);
         if (it == ctx->clients.end()) return;  // the client left before its answer came
         std::string bytes;

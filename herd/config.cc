@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "http/url.h"
 #include "protocol/fields.h"
 #include "protocol/reply.h"
 
@@ -122,7 +123,7 @@ class Parser {
  private:
   void parse_places(const YAML::Node& p, PlacesConfig* out) {
     if (!p.IsMap()) fail("places", p, "expected a mapping with a provider");
-    check_keys(p, "places", {"provider", "gazetteer", "key_env"});
+    check_keys(p, "places", {"provider", "gazetteer", "key_env", "endpoint", "ca_file", "timeout_ms", "max_inflight"});
     if (p["provider"]) {
       out->provider = string(p["provider"], "places.provider");
       if (out->provider != "offline" && out->provider != "google" && out->provider != "google-new") {
@@ -130,6 +131,24 @@ class Parser {
       }
     }
     if (p["gazetteer"]) out->gazetteer = string(p["gazetteer"], "places.gazetteer");
+    if (p["key_env"]) {
+      out->key_env = string(p["key_env"], "places.key_env");
+      for (char ch : out->key_env) {
+        if (!(ch == '_' || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) {
+          fail("places.key_env", p["key_env"], "expected the name of an environment variable (letters, digits, _)");
+        }
+      }
+    }
+    if (p["endpoint"]) {
+      out->endpoint = string(p["endpoint"], "places.endpoint");
+      std::string why;
+      if (!http::parse_url(out->endpoint, &why)) fail("places.endpoint", p["endpoint"], "not a usable base URL (" + why + ")");
+    }
+    if (p["ca_file"] && !p["ca_file"].IsNull() && !(p["ca_file"].IsScalar() && p["ca_file"].Scalar().empty())) {
+      out->ca_file = string(p["ca_file"], "places.ca_file");
+    }
+    if (p["timeout_ms"]) out->timeout_ms = static_cast<int>(integer(p["timeout_ms"], "places.timeout_ms", 100, 600000));
+    if (p["max_inflight"]) out->max_inflight = static_cast<int>(integer(p["max_inflight"], "places.max_inflight", 1, 1000000));
   }
 
   PeerTlsConfig parse_peer_tls(const YAML::Node& t) {
@@ -221,6 +240,10 @@ class Parser {
 };
 
 }  // namespace
+
+std::string PlacesConfig::default_endpoint() const {
+  return provider == "google-new" ? "https://places.googleapis.com" : "https://maps.googleapis.com";
+}
 
 int Config::loop_count() const {
   int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());

@@ -33,6 +33,15 @@ struct Limits {
 struct PlacesConfig {
   std::string provider = "offline";  // offline | google | google-new
   std::string gazetteer;             // offline data file; empty: the one built beside the server
+  // google and google-new only:
+  std::string key_env = "GOOGLE_API_KEY";  // the environment variable holding the API key
+  std::string endpoint;              // base URL; empty: the provider's default (default_endpoint())
+  std::string ca_file;               // PEM CAs trusted for the endpoint; empty: the system store
+  int timeout_ms = 10000;            // per WHATSAT, retries included
+  int max_inflight = 256;            // upstream requests in flight per server
+
+  // https://maps.googleapis.com (google) or https://places.googleapis.com (google-new).
+  std::string default_endpoint() const;
 };
 
 // Mutually authenticated TLS on the peer links. The paths may contain {name} (the server's name) and

@@ -14,14 +14,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "herd/config.h"
 #include "herd/log_sink.h"
 #include "herd/peer_tls.h"
+#include "herd/places_setup.h"
 #include "herd/server.h"
 #include "places/gazetteer.h"
+#include "places/google_places.h"
 #include "places/offline_places.h"
 #include "reactor/socket.h"
 
@@ -40,6 +43,8 @@ constexpr const char* kUsage =
     "\n"
     "environment:\n"
     "  HERD_GAZETTEER  the offline places data file (overrides places.gazetteer)\n"
+    "  GOOGLE_API_KEY  the API key for places.provider google / google-new (places.key_env names\n"
+    "                  another variable)\n"
     "\n"
     "exit status: 0 clean stop, 1 cannot start (port in use, missing data), 2 usage or config error\n";
 
@@ -134,13 +139,6 @@ int main(int argc, char** argv) {
                  name.c_str(), known.c_str());
     return 2;
   }
-  if (config->places.provider != "offline") {
-    std::fprintf(stderr,
-                 "herd-server: %s: places.provider: '%s' is not available in this build yet; use offline\n",
-                 config_path.c_str(), config->places.provider.c_str());
-    return 2;
-  }
-
   // The peer links' TLS identity: a file that cannot be used is a configuration error.
   std::shared_ptr<const reactor::TlsContext> peer_tls;
   if (config->peer_tls) {
@@ -154,14 +152,25 @@ int main(int argc, char** argv) {
   }
 
   auto started = std::chrono::steady_clock::now();
-  std::string data_path = gazetteer_path(*config);
-  auto gazetteer = places::Gazetteer::load(data_path, &error);
-  if (!gazetteer) {
-    std::fprintf(stderr, "herd-server: %s\n(the offline places data is built by `make`)\n", error.c_str());
-    return 1;
+  std::shared_ptr<places::PlacesProvider> provider;
+  std::optional<places::GoogleOptions> google;
+  if (config->places.provider == "offline") {
+    std::string data_path = gazetteer_path(*config);
+    auto gazetteer = places::Gazetteer::load(data_path, &error);
+    if (!gazetteer) {
+      std::fprintf(stderr, "herd-server: %s\n(the offline places data is built by `make`)\n", error.c_str());
+      return 1;
+    }
+    provider = std::make_shared<places::OfflinePlaces>(std::shared_ptr<const places::Gazetteer>(std::move(gazetteer)));
+  } else {
+    warnings.clear();
+    google = herd::google_options(*config, &error, &warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "herd-server: warning: %s\n", w.c_str());
+    if (!google) {
+      std::fprintf(stderr, "herd-server: %s\n", error.c_str());
+      return 2;
+    }
   }
-  auto provider = std::make_shared<places::OfflinePlaces>(
-      std::shared_ptr<const places::Gazetteer>(std::move(gazetteer)));
 
   std::string log_dir = config->resolve_path(config->log_dir);
   if (!make_dirs(log_dir, &error)) {
@@ -174,6 +183,16 @@ int main(int argc, char** argv) {
   if (!log) {
     std::fprintf(stderr, "herd-server: %s\n", error.c_str());
     return 1;
+  }
+
+  if (google) {
+    // The provider logs on the loops' lanes; the sink outlives it (the server stops the loops first).
+    herd::LogSink* sink = log.get();
+    google->log = [sink](int lane, char kind, std::string_view text) { sink->write(lane, "places", kind, text); };
+    provider = std::make_shared<places::GooglePlaces>(std::move(*google));
+    log->write(log->lanes() - 1, "-", '*', "places: " + config->places.provider + " at " +
+                                               (config->places.endpoint.empty() ? config->places.default_endpoint()
+                                                                                : config->places.endpoint));
   }
 
   reactor::raise_fd_limit();

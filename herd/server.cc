@@ -154,6 +154,7 @@ void Server::stop() {
     c->loop.queue([&, c] {
       for (auto* l : mine) l->stop();
       c->listeners.clear();
+      places_->stop_loop(c->loop);  // pending WHATSATs are answered; upstream connections close
       std::lock_guard lock(mu);
       done = true;
       cv.notify_all();

@@ -111,7 +111,7 @@ std::string OfflinePlaces::render(const PlacesQuery& q) const {
   return out;
 }
 
-void OfflinePlaces::nearby(const PlacesQuery& q, std::function<void(std::string json)> done) {
+void OfflinePlaces::nearby(reactor::EventLoop&, const PlacesQuery& q, Done done) {
   done(render(q));
 }
 

@@ -24,8 +24,8 @@ class OfflinePlaces : public PlacesProvider {
   // Thread-safe: const and touches no shared mutable state.
   std::string render(const PlacesQuery& q) const;
 
-  // Calls done(render(q)) synchronously, on the calling thread. Thread-safe.
-  void nearby(const PlacesQuery& q, std::function<void(std::string json)> done) override;
+  // Calls done(render(q)) synchronously, on the calling thread (`loop` is not needed). Thread-safe.
+  void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done) override;
 
  private:
   std::shared_ptr<const Gazetteer> gazetteer_;

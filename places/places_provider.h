@@ -5,6 +5,10 @@
 #include <functional>
 #include <string>
 
+namespace reactor {
+class EventLoop;
+}  // namespace reactor
+
 namespace places {
 
 // One Nearby Search request.
@@ -18,14 +22,21 @@ struct PlacesQuery {
 // A source of Nearby Search answers.
 class PlacesProvider {
  public:
+  using Done = std::function<void(std::string json)>;
+
   virtual ~PlacesProvider() = default;
 
-  // Answers `q`. Called on an event-loop thread; `done` is called exactly once, on that same
-  // thread, either synchronously (before nearby returns) or later. `json` is a Places-shaped JSON
-  // object (html_attributions, results with at most q.bound entries, status, and error_message on
-  // failure) in Google's legacy byte layout, with no trailing newline. Thread-safety depends on the
-  // implementation; each one says so.
-  virtual void nearby(const PlacesQuery& q, std::function<void(std::string json)> done) = 0;
+  // Answers `q`. Called on the thread of `loop` (an event loop that is running); `done` is called
+  // exactly once, on that same thread, either synchronously (before nearby returns) or later.
+  // `json` is a Places-shaped JSON object (html_attributions, results with at most q.bound entries,
+  // status, and error_message on failure) in Google's legacy byte layout, with no trailing
+  // newline. Thread-safety depends on the implementation; each one says so.
+  virtual void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done) = 0;
+
+  // Called on the thread of `loop` before that loop stops for good: answers still pending there are
+  // completed (with an UNKNOWN_ERROR reply) and whatever the provider holds for the loop
+  // (connections, timers) is released. nearby() must not be called for `loop` afterwards.
+  virtual void stop_loop(reactor::EventLoop&) {}
 };
 
 }  // namespace places

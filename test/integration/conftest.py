@@ -53,6 +53,12 @@ def _finish(herd):
         pytest.fail('server problems found at stop:\n' + '\n\n'.join(problems), pytrace=False)
 
 
+@pytest.fixture(scope='module')
+def tls_herd(tmp_path_factory):
+    """The five-server topology with TLS peer links (certificates from tools/certs.py)."""
+    yield from _running(herdlib.Herd(tmp_path_factory.mktemp('tlsherd'), peer_tls=True))
+
+
 @pytest.fixture(scope='session')
 def herd5(tmp_path_factory):
     """The default five-server topology, shared by the tests that do not disturb it (each uses

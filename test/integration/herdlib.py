@@ -206,8 +206,12 @@ class Herd:
     """A herd of servers on free loopback ports, with its config and logs in `workdir`."""
 
     def __init__(self, workdir, names=None, links=None, limits=None, threads=2, extra_yaml='',
-                 reference=(), peer_tls=False, proxied=False):
+                 reference=(), peer_tls=False, places=None, env=None, proxied=False):
         self.workdir = str(workdir)
+        # The places: section as a dict (default: the offline provider), and extra environment
+        # variables for every server (an API key, say).
+        self.places = places or {'provider': 'offline'}
+        self.env = env
         # Every link through tools/chaos/faultproxy.py (one route per direction, `A>B` for the
         # connection A dials to B), each server with a config of its own that points there.
         self.proxied = proxied
@@ -241,8 +245,8 @@ class Herd:
             self.peer_ports[name] = ports[2 * i + 1]
         lines = ['threads: %d' % self.threads,
                  'log_dir: logs',
-                 'places:',
-                 '  provider: offline',
+                 'places:'] + ['  %s: %s' % (k, json.dumps(v) if isinstance(v, str) else v)
+                               for k, v in self.places.items()] + [
                  'peer_backoff: { initial_ms: 100, max_ms: 500 }',
                  'servers:']
         for name in self.names:
@@ -320,6 +324,7 @@ class Herd:
             if self.proxied:
                 self.start_proxy()
             self.servers = {n: ServerProc(n, self.server_config(n), self.workdir,
+                                          env=server_env(self.env) if self.env else None,
                                           reference=n in self.reference) for n in self.names}
             for s in self.servers.values():
                 s.start()

@@ -2,7 +2,10 @@
 must flow across both kinds in every direction, and WHATSAT must give the same bytes from either
 kind (same gazetteer, same ranking, same JSON layout)."""
 
-from herdlib import NAMES, check_at_line, check_whatsat_reply, iamat, poll_whatsat, unique_id
+import re
+
+from herdlib import (NAMES, check_at_line, check_whatsat_reply, iamat, poll_whatsat, unique_id,
+                     wait_for)
 
 UCLA = b'+34.068930-118.445127'
 
@@ -34,3 +37,26 @@ def test_newer_reports_win_across_kinds(make_herd):
         poll_whatsat(herd.port(name), cid, new, radius=1, bound=1)
     # A stale report at a C++ server gets the reference's newer record back.
     assert iamat(herd.port('Welsh'), cid, b'+12.0+012.0', b'1000.5') == new
+
+
+def test_mixed_herd_over_tls(make_herd):
+    """The same crossing paths with peer_tls: the reference's Python ssl and the C++ TLS transport
+    authenticate each other in both directions (each dials and accepts the other)."""
+    herd = make_herd(reference=('Holiday', 'Hands'), peer_tls=True)
+    for origin in ('Welsh', 'Hands', 'Wilkes', 'Holiday'):
+        cid = unique_id('mixed-tls-' + origin)
+        at_line = iamat(herd.port(origin), cid, UCLA, b'1520023934.918963997')
+        replies = {}
+        for name in NAMES:
+            replies[name] = poll_whatsat(herd.port(name), cid, at_line, radius=10, bound=3)
+        assert len(set(replies.values())) == 1
+    # the reference servers' links to C++ neighbours really are TLS, and nothing was refused
+    # (the reference writes its log every half second)
+    for name in ('Holiday', 'Hands'):
+        def tls_logged():
+            log = herd.log_bytes(name)
+            return (b'mutually authenticated TLS' in log and
+                    re.search(rb'link (Goloman|Wilkes|Welsh): up \S+ TLS TLSv1\.[23]', log) and
+                    re.search(rb'client certificate for (Goloman|Wilkes|Welsh)', log))
+        wait_for(tls_logged, 5, 'TLS links in the log of %s' % name)
+        assert b'refused' not in herd.log_bytes(name)

@@ -10,22 +10,8 @@ import ssl
 
 import pytest
 
-from herdlib import (IO_TIMEOUT, NAMES, Herd, ServerProc, free_ports, iamat, invalid, make_certs,
+from herdlib import (IO_TIMEOUT, NAMES, ServerProc, free_ports, iamat, invalid, make_certs,
                      poll_whatsat, run_server_once, unique_id, wait_for, whatsat)
-
-
-@pytest.fixture(scope='module')
-def tls_herd(tmp_path_factory):
-    herd = Herd(tmp_path_factory.mktemp('tlsherd'), peer_tls=True)
-    try:
-        herd.start()
-    except BaseException:
-        herd.stop()
-        raise
-    yield herd
-    problems = herd.stop()
-    if problems:
-        pytest.fail('server problems found at stop:\n' + '\n\n'.join(problems), pytrace=False)
 
 
 @pytest.fixture(scope='module')

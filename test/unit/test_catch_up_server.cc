@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 namespace {
 
 struct NoPlaces : places::PlacesProvider {
-  void nearby(const places::PlacesQuery&, std::function<void(std::string)> done) override {
+  void nearby(reactor::EventLoop&, const places::PlacesQuery&, Done done) override {
     done("{\"results\" : [], \"status\" : \"ZERO_RESULTS\"}");
   }
 };

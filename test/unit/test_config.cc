@@ -163,6 +163,40 @@ TEST_SUITE("config") {
     CHECK_FALSE(herd::load_config("/nonexistent/herd.yaml", &error, &warnings).has_value());
     CHECK(contains(error, "/nonexistent/herd.yaml"));
   }
+
+  TEST_CASE("places: the google settings, their defaults, and what is refused") {
+    const std::string one = with_servers("  A: { port: 1, peer_port: 2 }\n");
+    Parsed d = parse(one);
+    REQUIRE(d.config);
+    CHECK(d.config->places.key_env == "GOOGLE_API_KEY");
+    CHECK(d.config->places.endpoint.empty());
+    CHECK(d.config->places.ca_file.empty());
+    CHECK(d.config->places.timeout_ms == 10000);
+    CHECK(d.config->places.max_inflight == 256);
+    CHECK(d.config->places.default_endpoint() == "https://maps.googleapis.com");
+    Parsed g = parse("places:\n  provider: google-new\n  key_env: MY_KEY\n  endpoint: https://127.0.0.1:8443\n"
+                     "  ca_file: certs/ca.pem\n  timeout_ms: 2500\n  max_inflight: 8\n" + one);
+    REQUIRE(g.config);
+    for (const auto& w : g.warnings) CHECK_FALSE(contains(w, "places"));
+    const herd::PlacesConfig& pc = g.config->places;
+    CHECK(pc.provider == "google-new");
+    CHECK(pc.default_endpoint() == "https://places.googleapis.com");
+    CHECK(pc.key_env == "MY_KEY");
+    CHECK(pc.endpoint == "https://127.0.0.1:8443");
+    CHECK(pc.ca_file == "certs/ca.pem");
+    CHECK(pc.timeout_ms == 2500);
+    CHECK(pc.max_inflight == 8);
+    Parsed empty_ca = parse("places:\n  provider: google\n  ca_file: \"\"\n" + one);
+    REQUIRE(empty_ca.config);
+    CHECK(empty_ca.config->places.ca_file.empty());
+    std::string bad_url = refused("places:\n  endpoint: ftp://maps.example\n" + one);
+    CHECK(contains(bad_url, "places.endpoint"));
+    CHECK(contains(bad_url, "'ftp://maps.example'"));
+    CHECK(contains(refused("places:\n  endpoint: https://host:99999\n" + one), "places.endpoint"));
+    CHECK(contains(refused("places:\n  key_env: \"MY KEY\"\n" + one), "places.key_env"));
+    CHECK(contains(refused("places:\n  timeout_ms: 0\n" + one), "places.timeout_ms"));
+    CHECK(contains(refused("places:\n  max_inflight: none\n" + one), "'none'"));
+  }
 }
 
 TEST_CASE("config: peer lines may carry the longest record a client line can produce") {

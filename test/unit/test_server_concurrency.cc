@@ -26,7 +26,7 @@ namespace {
 
 // A places provider that answers at once with a fixed, valid JSON object.
 struct FixedPlaces : places::PlacesProvider {
-  void nearby(const places::PlacesQuery&, std::function<void(std::string)> done) override {
+  void nearby(reactor::EventLoop&, const places::PlacesQuery&, Done done) override {
     done("{\n   \"html_attributions\" : [],\n   \"results\" : [],\n   \"status\" : \"ZERO_RESULTS\"\n}");
   }
 };

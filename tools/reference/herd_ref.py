@@ -11,22 +11,29 @@ the paper:
   ClientProtocol      the client port (the paper's ProxyServerClientProtocol): IAMAT, WHATSAT
   PeerServerProtocol  the peer port: inbound floods, `HERD <name>` hello then AT lines; never writes
   PeerLinkProtocol    one persistent outbound link per neighbour (the paper's ProxyClientProtocol)
-  OfflinePlaces       the offline places provider (GeoNames gazetteer); it needs no HTTP client,
-                      so the paper's PlacesHTTPClientProtocol has no counterpart here.
+  PeerTls             with `peer_tls` in the config: mutually authenticated TLS on both ends of
+                      every peer link (Python's ssl), the hello checked against the certificate
+  OfflinePlaces       the offline places provider (GeoNames gazetteer), answering synchronously
+  GooglePlaces        (places_google.py) `provider: google | google-new`: Nearby Search over HTTPS
+                      with aiohttp, the paper's PlacesHTTPClientProtocol; its replies wait in the
+                      client's reply queue so that replies still go out in command order
 
 Everything works on bytes; client IDs are never decoded. Replies to a burst of pipelined commands
 are computed in order and written with one transport.write per data_received call. The offline
-provider answers synchronously, so command order is reply order without a reply queue.
+provider answers synchronously, so command order is reply order without waiting; with a Google
+provider a WHATSAT is a task, and the replies after it wait in the connection's queue.
 """
 
 import argparse
 import asyncio
+import collections
 import functools
 import math
 import os
 import random
 import re
 import signal
+import ssl
 import sys
 import time
 
@@ -38,12 +45,17 @@ import yaml
 MAX_LINE = 65536                    # bytes of a line without its "\n" / "\r\n"
 AT_LINE_GROWTH = 29                 # most bytes an AT line adds to its IAMAT line, besides the name
 PEER_OUTBOX_LIMIT = 16 << 20        # bytes queued on one outbound link before updates are dropped
-CONNECT_TIMEOUT = 5.0               # seconds for one dial of a neighbour
+CONNECT_TIMEOUT = 5.0               # seconds for one dial of a neighbour (TLS handshake included)
+TLS_HANDSHAKE_TIMEOUT = 5.0         # seconds for the TLS handshake of an inbound peer connection
 BACKOFF_FIRST = 0.5                 # reconnect backoff: 0.5 s doubling to 30 s, with jitter
 BACKOFF_MAX = 30.0
 LOG_FLUSH_INTERVAL = 0.5            # seconds between log writes
 LOG_FLUSH_BYTES = 1 << 20           # write the log early once this much is pending
 PLACES_CACHE = 32768                # rendered result objects kept per server
+MAX_PENDING_REPLIES = 1024          # replies queued behind a Google WHATSAT before reading stops
+PLACES_PROVIDERS = ('offline', 'google', 'google-new')
+PLACES_ENDPOINTS = {'google': 'https://maps.googleapis.com',
+                    'google-new': 'https://places.googleapis.com'}
 NS = 1_000_000_000
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -492,6 +504,69 @@ def _peername(transport):
 
 
 # ---------------------------------------------------------------------------------------------
+# Peer TLS: mutual authentication between servers.
+
+PEER_TLS_KEYS = ('ca_file', 'cert_file', 'key_file')
+
+
+def certificate_names(cert):
+    """The names a decoded certificate (SSLSocket.getpeercert() form) is for: its subjectAltName
+    DNS entries and its subject CNs, as bytes."""
+    names = [v for k, v in (cert or {}).get('subjectAltName', ()) if k == 'DNS']
+    for rdn in (cert or {}).get('subject', ()):
+        names += [v for k, v in rdn if k == 'commonName']
+    return list(dict.fromkeys(n.encode('utf-8') for n in names))     # each name once, in order
+
+
+class PeerTls:
+    """The TLS contexts of one server's peer links, from the config's `peer_tls` section:
+    its own certificate and key (`{name}` replaced by the server's name) for both directions, and
+    the herd's CA, required of the other end in both directions. TLS 1.2 at least, renegotiation
+    refused. Outbound links check the neighbour's certificate against its name (SAN DNS or CN,
+    hostname verification); inbound connections must present a certificate from the CA, and
+    PeerServerProtocol accepts their hello only for a neighbour the certificate names."""
+
+    def __init__(self, tls_cfg, name):
+        self.paths = {k: tls_cfg[k].replace('{name}', name) for k in PEER_TLS_KEYS}
+        for k, path in self.paths.items():
+            try:
+                with open(path, 'rb'):
+                    pass
+            except OSError as e:
+                raise ConfigError('peer_tls.%s: cannot read %s: %s' % (k, path, e.strerror or e))
+        ca, cert, key = (self.paths[k] for k in PEER_TLS_KEYS)
+        self.server_ctx = self._context(ssl.PROTOCOL_TLS_SERVER, ca, cert, key)
+        self.server_ctx.verify_mode = ssl.CERT_REQUIRED
+        self.client_ctx = self._context(ssl.PROTOCOL_TLS_CLIENT, ca, cert, key)
+        # check_hostname and CERT_REQUIRED are PROTOCOL_TLS_CLIENT's defaults
+        decode = getattr(getattr(ssl, '_ssl', None), '_test_decode_cert', None)
+        if decode is not None:
+            try:
+                mine = certificate_names(decode(cert))
+            except (OSError, ValueError, ssl.SSLError) as e:
+                raise ConfigError('peer_tls.cert_file %s: cannot decode: %s' % (cert, e))
+            if name.encode('utf-8') not in mine:
+                raise ConfigError('peer_tls.cert_file %s is for %s, not for this server %s'
+                                  % (cert, ', '.join(n.decode() for n in mine) or 'no name',
+                                     name))
+
+    @staticmethod
+    def _context(protocol, ca, cert, key):
+        ctx = ssl.SSLContext(protocol)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.options |= getattr(ssl, 'OP_NO_RENEGOTIATION', 0)
+        try:
+            ctx.load_verify_locations(cafile=ca)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError('peer_tls.ca_file %s: not a usable CA bundle: %s' % (ca, e))
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError('peer_tls.cert_file %s / peer_tls.key_file %s: %s' % (cert, key, e))
+        return ctx
+
+
+# ---------------------------------------------------------------------------------------------
 # Connections.
 
 class LineProtocol(asyncio.Protocol):
@@ -576,19 +651,47 @@ class LineProtocol(asyncio.Protocol):
 
 
 class ClientProtocol(LineProtocol):
-    """The client port: IAMAT and WHATSAT, replies in command order, one write per burst."""
+    """The client port: IAMAT and WHATSAT, replies in command order, one write per burst.
+    A reply that is not ready (a WHATSAT to a Google provider) is a task; it and every reply after
+    it wait in `queue` and go out, in order, as the tasks finish. Reading stops while the client
+    does not read its replies or while MAX_PENDING_REPLIES wait."""
 
     def connection_made(self, transport):
+        self.queue = collections.deque()    # replies waiting: bytes, or a task giving bytes
+        self.blocked = set()                # why reading is paused: 'write', 'queue'
+        self.close_when_done = None         # the reason to close once the queue is empty
         self.opened(transport, b'client', self.server.clients)
 
     def connection_lost(self, exc):
+        for r in self.queue:
+            if not isinstance(r, bytes):
+                r.remove_done_callback(self._answered)
+        self.queue.clear()
         self.dropped(exc, self.server.clients)
 
+    def _block(self, why):
+        if not self.blocked:
+            self.transport.pause_reading()
+        self.blocked.add(why)
+
+    def _unblock(self, why):
+        if why in self.blocked:
+            self.blocked.discard(why)
+            if not self.blocked and not self.closing:
+                self.transport.resume_reading()
+
     def pause_writing(self):          # the client is not reading: stop reading its commands
-        self.transport.pause_reading()
+        self._block('write')
 
     def resume_writing(self):
-        self.transport.resume_reading()
+        self._unblock('write')
+
+    def eof_received(self):
+        LineProtocol.eof_received(self)
+        if self.queue:
+            self.close_when_done = self.close_when_done or b''
+            return True                 # half-open until the waiting replies are written
+        return False
 
     def handle_lines(self, lines, overlong, final_unterminated=False):
         srv = self.server
@@ -597,6 +700,7 @@ class ClientProtocol(LineProtocol):
         tag = self.tag
         out = []
         logs = []
+        queue = self.queue
         handle = srv.handle_client_line
         for line in lines:
             if line[-1:] == b'\r':
@@ -606,43 +710,164 @@ class ClientProtocol(LineProtocol):
                 break
             logs.append(b'%s %s < %s\n' % (stamp, tag, line))
             reply = handle(line, now)
-            if reply is not None:
+            if reply is None:
+                continue
+            if isinstance(reply, bytes) and not queue:
                 out.append(reply)
                 logs.append(b'%s %s > %s\n' % (stamp, tag, reply[:-1].replace(b'\n', b'\\n')))
+            else:
+                queue.append(reply)
+                if not isinstance(reply, bytes):
+                    reply.add_done_callback(self._answered)
         if overlong is not None:
             reply = b'? ' + overlong + b'\n'
-            out.append(reply)
-            logs.append(b'%s %s < [line over %d bytes] %s...\n%s %s > ? %s...\n'
-                        % (stamp, tag, MAX_LINE, overlong[:80], stamp, tag, overlong[:80]))
+            logs.append(b'%s %s < [line over %d bytes] %s...\n'
+                        % (stamp, tag, MAX_LINE, overlong[:80]))
+            if queue:
+                queue.append(reply)
+                self.close_when_done = b'line too long'
+                self.closing = True
+            else:
+                out.append(reply)
+                logs.append(b'%s %s > ? %s...\n' % (stamp, tag, overlong[:80]))
         if out:
             self.transport.write(b''.join(out))
         if logs:
             srv.log.write(b''.join(logs))
         srv.flush_floods()
-        if overlong is not None:
+        if len(queue) >= MAX_PENDING_REPLIES:
+            self._block('queue')
+        if overlong is not None and not queue:
             self.closing = True
             srv.log.event(b'%s closed: line too long' % tag)
             self.transport.close()
 
+    def _answered(self, _task):
+        """A queued reply is ready: write every reply now ready at the head of the queue."""
+        queue = self.queue
+        out = []
+        while queue:
+            head = queue[0]
+            if not isinstance(head, bytes):
+                if not head.done():
+                    break
+                if head.cancelled():            # the server is stopping
+                    queue.clear()
+                    return
+                head = head.result()
+            queue.popleft()
+            out.append(head)
+        if not out or self.transport is None or self.transport.is_closing():
+            return
+        data = b''.join(out)
+        self.transport.write(data)
+        stamp = self.server.log.stamp()
+        self.server.log.write(b''.join(b'%s %s > %s\n' % (stamp, self.tag,
+                                                          r[:-1].replace(b'\n', b'\\n'))
+                                       for r in out))
+        if len(queue) < MAX_PENDING_REPLIES // 2:
+            self._unblock('queue')
+        if not queue and self.close_when_done is not None:
+            if self.close_when_done:
+                self.server.log.event(b'%s closed: %s' % (self.tag, self.close_when_done))
+            self.transport.close()
+
 
 class PeerServerProtocol(LineProtocol):
-    """The peer port: `HERD <name>` then AT lines. Never writes."""
+    """The peer port: `HERD <name>` then AT lines. Never writes.
+    With peer TLS the connection is first upgraded (reading paused until then); the client must
+    present a certificate from the herd's CA, the first line must be the hello of a configured
+    neighbour that the certificate names, and any other first line, a second different hello or
+    a failed handshake is logged and closes the connection before anything is stored."""
 
     def __init__(self, server):
         super().__init__(server, server.peer_max_line)
 
     def connection_made(self, transport):
         self.hello = None            # the name from the HERD hello: never flooded back to it
+        self.cert_names = None       # names of the verified client certificate (peer TLS)
+        self.tls_wait = None         # [data, eof seen, (exc,) once lost] until start_tls returns
         self.opened(transport, b'peer-in', self.server.peers_in)
         self.seq = self.server.conn_seq
+        tls = self.server.tls
+        if tls is not None:
+            transport.pause_reading()           # nothing is read before the handshake
+            self.tls_wait = [bytearray(), False, None]
+            asyncio.get_running_loop().create_task(self._start_tls(transport, tls.server_ctx))
+
+    async def _start_tls(self, transport, ctx):
+        """Upgrade to TLS. The SSL layer may deliver the first lines (and even EOF and the loss of
+        the connection) before start_tls() returns: they wait in tls_wait and are handled here,
+        in order, once the client certificate's names are known."""
+        srv = self.server
+        try:
+            tls_transport = await asyncio.get_running_loop().start_tls(
+                transport, self, ctx, server_side=True,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (OSError, ConnectionError, asyncio.TimeoutError) as e:   # ssl.SSLError: OSError
+            self.tls_wait = None
+            self.refuse(b'TLS handshake failed (%s)' % str(e).encode())
+            transport.abort()
+            if self in srv.peers_in:
+                self.dropped(None, srv.peers_in)
+            return
+        wait, self.tls_wait = self.tls_wait, None
+        self.transport = tls_transport
+        sslobj = tls_transport.get_extra_info('ssl_object')
+        self.cert_names = certificate_names(tls_transport.get_extra_info('peercert'))
+        srv.log.event(b'%s TLS %s, client certificate for %s' % (
+            self.tag, sslobj.version().encode() if sslobj else b'?',
+            b','.join(self.cert_names) or b'no name'))
+        data, eof, lost = wait
+        if data:
+            LineProtocol.data_received(self, bytes(data))
+        if eof:
+            LineProtocol.eof_received(self)
+        if lost is not None:
+            self.connection_lost(lost[0])
+
+    def data_received(self, data):
+        if self.tls_wait is not None:
+            self.tls_wait[0] += data
+        else:
+            LineProtocol.data_received(self, data)
+
+    def eof_received(self):
+        if self.tls_wait is not None:
+            self.tls_wait[1] = True
+            return False
+        return LineProtocol.eof_received(self)
+
+    def refuse(self, why):
+        """Log why the connection is refused and close it; nothing more is read from it."""
+        self.closing = True
+        self.server.log.event(b'%s refused: %s' % (self.tag, why))
+        if self.transport is not None:
+            self.transport.close()
+
+    def check_hello(self, name):
+        """With peer TLS: None when `HERD name` may open this connection, else why not."""
+        srv = self.server
+        if self.hello is not None and name != self.hello:
+            return b'second hello %s after %s' % (name, self.hello)
+        if name not in srv.neighbour_names:
+            return b'hello %s: not a neighbour of %s' % (name, srv.name)
+        if name not in self.cert_names:
+            return b'hello %s: the client certificate is for %s' % (
+                name, b','.join(self.cert_names) or b'no name')
+        return None
 
     def connection_lost(self, exc):
-        self.dropped(exc, self.server.peers_in)
+        if self.tls_wait is not None:
+            self.tls_wait[2] = (exc,)
+        elif self in self.server.peers_in:
+            self.dropped(exc, self.server.peers_in)
 
     def handle_lines(self, lines, overlong, final_unterminated=False):
         srv = self.server
         stamp = srv.log.stamp()
         tag = self.tag
+        tls = srv.tls is not None
         logs = []
         for line in lines:
             if line[-1:] == b'\r':
@@ -655,6 +880,17 @@ class PeerServerProtocol(LineProtocol):
             if not fields:
                 continue
             verb = fields[0]
+            if tls and verb == b'HERD' and len(fields) >= 2:
+                refused = self.check_hello(fields[1])
+            elif tls and self.hello is None:
+                refused = b'%s before the hello' % (verb[:40] or b'a line')
+            else:
+                refused = None
+            if refused is not None:
+                srv.log.write(b''.join(logs))
+                logs = []
+                self.refuse(refused)
+                break
             if verb == b'AT':
                 note = srv.handle_peer_at(fields, self.hello)
                 if note is not None:
@@ -667,7 +903,7 @@ class PeerServerProtocol(LineProtocol):
         if logs:
             srv.log.write(b''.join(logs))
         srv.flush_floods()
-        if overlong is not None:
+        if overlong is not None and not self.closing:
             self.closing = True
             srv.log.event(b'%s closed: line over %d bytes' % (tag, self.max_line))
             self.transport.close()
@@ -719,7 +955,8 @@ class PeerLink:
         while True:
             try:
                 transport, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: PeerLinkProtocol(self), self.host, self.port),
+                    loop.create_connection(lambda: PeerLinkProtocol(self), self.host, self.port,
+                                           **self.server.dial_options(self.name)),
                     CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError) as e:
                 delay = backoff * (0.75 + 0.5 * random.random())
@@ -732,7 +969,10 @@ class PeerLink:
             hello = b'HERD %s\n' % self.server.name
             transport.write(hello)
             self.transport = transport
-            log.event(b'link %s: up %s; > %s' % (tag, _peername(transport).encode(), hello[:-1]))
+            sslobj = transport.get_extra_info('ssl_object')
+            log.event(b'link %s: up %s%s; > %s' % (
+                tag, _peername(transport).encode(),
+                b' TLS %s' % sslobj.version().encode() if sslobj else b'', hello[:-1]))
             if self.dropped:
                 log.event(b'link %s: %d updates dropped while down' % (tag, self.dropped))
                 self.dropped = 0
@@ -799,7 +1039,8 @@ class SeedStyleLink:
         try:
             transport, proto = await asyncio.wait_for(
                 asyncio.get_running_loop().create_connection(
-                    lambda: PeerLinkProtocol(self), self.host, self.port), CONNECT_TIMEOUT)
+                    lambda: PeerLinkProtocol(self), self.host, self.port,
+                    **self.server.dial_options(self.name)), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as e:
             log.event(b'seed-link %s: connect failed (%s); update dropped' % (tag, str(e).encode()))
             return
@@ -818,9 +1059,12 @@ class SeedStyleLink:
 # The server.
 
 class HerdServer:
-    def __init__(self, name, cfg, places, log, seed_style):
+    def __init__(self, name, cfg, places, log, seed_style, tls=None):
         self.name = name.encode()
         self.cfg = cfg
+        self.tls = tls                  # PeerTls, or None for plaintext peer links
+        self.places_async = not isinstance(places, OfflinePlaces)
+        self.neighbour_names = {n.encode() for n in cfg['neighbours'][name]}
         self.places = places
         self.log = log
         self.table = {}                 # client id (bytes) -> Record
@@ -842,6 +1086,14 @@ class HerdServer:
                       for n in cfg['neighbours'][name]]
         self.dirty = False
         self.listeners = []
+
+    def dial_options(self, name):
+        """create_connection keywords for a link to neighbour `name`: TLS with its name checked
+        against its certificate, or nothing for plaintext."""
+        if self.tls is None:
+            return {}
+        return {'ssl': self.tls.client_ctx, 'server_hostname': name,
+                'ssl_handshake_timeout': CONNECT_TIMEOUT}
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -889,8 +1141,21 @@ class HerdServer:
         n = parse_bound(bound)
         if n is None:
             return None
+        if self.places_async:
+            return asyncio.get_running_loop().create_task(
+                self._whatsat_upstream(rec, r_km * 1000.0, n))
         j = collapse_newlines(self.places.response(rec.lat, rec.lng, r_km * 1000.0, n))
         return rec.line + b'\n' + j + b'\n\n'
+
+    async def _whatsat_upstream(self, rec, radius_m, n):
+        try:
+            j = await self.places.response(rec.lat, rec.lng, radius_m, n)
+        except Exception as e:              # a bug must still give the client its reply
+            self.log.event('places: internal error %s: %s' % (type(e).__name__, e))
+            j = render_google_json({'html_attributions': [], 'results': [],
+                                    'status': 'UNKNOWN_ERROR',
+                                    'error_message': 'internal error of the places provider'})
+        return rec.line + b'\n' + collapse_newlines(j) + b'\n\n'
 
     def handle_peer_at(self, fields, sender):
         """An AT line from a peer. Returns None when handled, else a short reason it was ignored."""
@@ -971,7 +1236,9 @@ def _port(v, what):
 
 def load_config(path):
     """Read and validate the herd config. Returns a dict with servers (name -> host, port,
-    peer_port), neighbours (name -> [names]), log_dir, places. Raises ConfigError."""
+    peer_port), neighbours (name -> [names]), log_dir, places, peer_tls (None, or ca_file,
+    cert_file, key_file made absolute against the config's folder, `{name}` still in them).
+    Raises ConfigError."""
     try:
         with open(path, 'rb') as f:
             raw = yaml.safe_load(f)
@@ -1034,14 +1301,47 @@ def load_config(path):
     if not isinstance(places, dict):
         raise ConfigError("config %s: 'places' must be a mapping" % path)
     provider = places.get('provider', 'offline')
-    if provider != 'offline':
-        raise ConfigError("config %s: places provider %r is not supported by the reference "
-                          "(only 'offline')" % (path, provider))
+    if provider not in PLACES_PROVIDERS:
+        raise ConfigError("config %s: places.provider must be one of %s, got %r"
+                          % (path, ', '.join(PLACES_PROVIDERS), provider))
     gaz = places.get('gazetteer', DEFAULT_GAZETTEER)
     if not isinstance(gaz, str) or not gaz:
         raise ConfigError("config %s: 'places.gazetteer' must be a path" % path)
+    upstream = {'provider': provider, 'gazetteer': gaz}
+    for k, default in (('key_env', 'GOOGLE_API_KEY'),
+                       ('endpoint', PLACES_ENDPOINTS.get(provider, '')), ('ca_file', '')):
+        v = places.get(k, default)
+        if v is None:
+            v = default
+        if not isinstance(v, str):
+            raise ConfigError("config %s: 'places.%s' must be a string, got %r" % (path, k, v))
+        upstream[k] = v
+    if provider != 'offline' and not re.fullmatch(r'https?://[^/\s]+/?', upstream['endpoint']):
+        raise ConfigError("config %s: 'places.endpoint' must be http(s)://HOST[:PORT], got %r"
+                          % (path, upstream['endpoint']))
+    if upstream['ca_file']:
+        upstream['ca_file'] = os.path.join(os.path.dirname(os.path.abspath(path)),
+                                           upstream['ca_file'])
+    for k, default in (('timeout_ms', 10000), ('max_inflight', 256)):
+        v = places.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError("config %s: 'places.%s' must be a positive integer, got %r"
+                              % (path, k, v))
+        upstream[k] = v
+    peer_tls = raw.get('peer_tls')
+    if peer_tls is not None:
+        if not isinstance(peer_tls, dict):
+            raise ConfigError("config %s: 'peer_tls' must be a mapping with %s"
+                              % (path, ', '.join(PEER_TLS_KEYS)))
+        base = os.path.dirname(os.path.abspath(path))
+        for k in PEER_TLS_KEYS:
+            v = peer_tls.get(k)
+            if not isinstance(v, str) or not v:
+                raise ConfigError("config %s: 'peer_tls.%s' must be a file path, got %r"
+                                  % (path, k, v))
+        peer_tls = {k: os.path.join(base, peer_tls[k]) for k in PEER_TLS_KEYS}
     return {'servers': servers, 'neighbours': neighbours, 'log_dir': log_dir,
-            'places': {'provider': provider, 'gazetteer': gaz}}
+            'places': upstream, 'peer_tls': peer_tls}
 
 
 def resolve_gazetteer(path):
@@ -1055,25 +1355,49 @@ def resolve_gazetteer(path):
 # ---------------------------------------------------------------------------------------------
 # Main.
 
-async def serve(args, cfg):
+async def serve(args, cfg, tls, api_key):
     loop = asyncio.get_running_loop()
     os.makedirs(cfg['log_dir'], exist_ok=True)
     log_path = os.path.join(cfg['log_dir'], args.name + '.log')
     log = Log(log_path)
     log.loop = loop
-    gaz = resolve_gazetteer(args.gazetteer or cfg['places']['gazetteer'])
-    t0 = time.monotonic()
-    try:
-        places = OfflinePlaces(gaz)
-    except (OSError, ValueError, IndexError) as e:
-        print('herd_ref %s: cannot load gazetteer %s: %s' % (args.name, gaz, e), file=sys.stderr)
-        log.close()
-        return 2
-    load_s = time.monotonic() - t0
-    server = HerdServer(args.name, cfg, places, log, args.seed_style)
-    log.event('start %s client %s:%d peer %s:%d%s; gazetteer %s: %d places in %.2fs' % (
+    settings = cfg['places']
+    if settings['provider'] == 'offline':
+        gaz = resolve_gazetteer(args.gazetteer or settings['gazetteer'])
+        t0 = time.monotonic()
+        try:
+            places = OfflinePlaces(gaz)
+        except (OSError, ValueError, IndexError) as e:
+            print('herd_ref %s: cannot load gazetteer %s: %s' % (args.name, gaz, e),
+                  file=sys.stderr)
+            log.close()
+            return 2
+        what = 'gazetteer %s: %d places in %.2fs' % (gaz, len(places.cities),
+                                                     time.monotonic() - t0)
+    else:
+        import places_google               # aiohttp is loaded only for the Google providers
+        try:
+            places = places_google.GooglePlaces(settings, api_key, render_google_json, log)
+        except (OSError, ssl.SSLError) as e:
+            print('herd_ref %s: config %s: places.ca_file %s: %s' % (
+                args.name, args.config, settings['ca_file'], e), file=sys.stderr)
+            log.close()
+            return 2
+        await places.start()
+        what = 'places %s at %s (key from $%s)' % (settings['provider'], settings['endpoint'],
+                                                   settings['key_env'])
+    server = HerdServer(args.name, cfg, places, log, args.seed_style, tls)
+    log.event('start %s client %s:%d peer %s:%d%s; %s' % (
         args.name, server.host, server.port, server.host, server.peer_port,
-        ' seed-style' if args.seed_style else '', gaz, len(places.cities), load_s))
+        ' seed-style' if args.seed_style else '', what))
+    if tls is None:
+        warning = ('warning: no peer_tls in %s: peer links are neither encrypted nor '
+                   'authenticated' % args.config)
+        print('herd_ref %s: %s' % (args.name, warning), file=sys.stderr, flush=True)
+        log.event(warning)
+    else:
+        log.event('peer links: mutually authenticated TLS (CA %s, certificate %s)'
+                  % (tls.paths['ca_file'], tls.paths['cert_file']))
     try:
         await server.start()
     except OSError as e:
@@ -1088,6 +1412,8 @@ async def serve(args, cfg):
     sig = await stop
     log.event('stop %s (signal %d)' % (args.name, sig))
     await server.stop()
+    if server.places_async:
+        await places.close()
     log.close()
     return 0
 
@@ -1109,7 +1435,23 @@ def main(argv=None):
         print('herd_ref: unknown server %r; the config %s has: %s'
               % (args.name, args.config, ', '.join(cfg['servers'])), file=sys.stderr)
         return 2
-    return asyncio.run(serve(args, cfg))
+    tls = None
+    if cfg['peer_tls'] is not None:
+        try:
+            tls = PeerTls(cfg['peer_tls'], args.name)
+        except ConfigError as e:
+            print('herd_ref %s: config %s: %s' % (args.name, args.config, e), file=sys.stderr)
+            return 2
+    api_key = None
+    if cfg['places']['provider'] != 'offline':
+        api_key = os.environ.get(cfg['places']['key_env'])
+        if not api_key:
+            print('herd_ref %s: config %s: places.provider %s needs an API key in the '
+                  'environment variable %s (places.key_env), which is not set'
+                  % (args.name, args.config, cfg['places']['provider'],
+                     cfg['places']['key_env']), file=sys.stderr)
+            return 2
+    return asyncio.run(serve(args, cfg, tls, api_key))
 
 
 if __name__ == '__main__':

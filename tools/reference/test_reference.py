@@ -12,8 +12,10 @@ import re
 import selectors
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -25,6 +27,7 @@ import herd_ref  # noqa: E402
 
 PYTHON = '/usr/bin/python3'
 HERD_REF = os.path.join(HERE, 'herd_ref.py')
+CERTS = os.path.join(REPO, 'tools', 'certs.py')
 FIXTURE = '/work/shared/fixtures/google-nearbysearch-example.json'
 REAL_GAZETTEER = os.path.join(REPO, 'build', 'data', 'cities.pbf')
 NAMES = ['Goloman', 'Hands', 'Holiday', 'Welsh', 'Wilkes']
@@ -124,8 +127,20 @@ def free_ports(n):
     return ports
 
 
+def make_certs(out, names, ca_name='reference test CA', hosts=()):
+    """A CA and one certificate per name (CN and SAN DNS = the name, plus `hosts`) in `out`, by
+    tools/certs.py."""
+    subprocess.run([PYTHON, CERTS, '--out', out, '--ca-name', ca_name, '--names'] + list(names) +
+                   (['--hosts'] + list(hosts) if hosts else []),
+                   check=True, capture_output=True, timeout=60)
+
+
 class Herd:
-    def __init__(self, tmp, names, links, seed_style=False, gazetteer=None, start=None):
+    def __init__(self, tmp, names, links, seed_style=False, gazetteer=None, start=None,
+                 peer_tls=None, places=None, env=None):
+        """peer_tls: a folder of certificates (ca.pem, NAME.pem, NAME.key) relative to tmp;
+        places: more keys of the places section (dict, replacing provider: offline);
+        env: the servers' environment."""
         self.tmp = tmp
         ports = free_ports(2 * len(names))
         self.servers = {n: (ports[2 * i], ports[2 * i + 1]) for i, n in enumerate(names)}
@@ -133,14 +148,21 @@ class Herd:
         self.gazetteer = gazetteer
         self.config = os.path.join(tmp, 'config.yaml')
         with open(self.config, 'w') as f:
-            f.write('threads: 0\nlog_dir: %s\nplaces:\n  provider: offline\n  gazetteer: %s\n'
-                    'servers:\n' % (self.log_dir, gazetteer))
+            f.write('threads: 0\nlog_dir: %s\nplaces:\n  gazetteer: %s\n'
+                    % (self.log_dir, gazetteer))
+            for k, v in (places or {'provider': 'offline'}).items():
+                f.write('  %s: %s\n' % (k, json.dumps(v)))
+            if peer_tls is not None:
+                f.write('peer_tls:\n  ca_file: %s/ca.pem\n  cert_file: %s/{name}.pem\n'
+                        '  key_file: %s/{name}.key\n' % (peer_tls, peer_tls, peer_tls))
+            f.write('servers:\n')
             for n, (p, pp) in self.servers.items():
                 f.write('  %s: { host: 127.0.0.1, port: %d, peer_port: %d }\n' % (n, p, pp))
             f.write('links:\n')
             for a, b in links:
                 f.write('  - [%s, %s]\n' % (a, b))
         self.seed_style = seed_style
+        self.env = env
         self.procs = {}
         for n in (names if start is None else start):
             self.start(n)
@@ -150,7 +172,8 @@ class Herd:
         cmd = [PYTHON, HERD_REF, name, '--config', self.config]
         if self.seed_style:
             cmd.append('--seed-style')
-        self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            env=self.env)
 
     def wait_ready(self, timeout=30.0):
         sel = selectors.DefaultSelector()
@@ -548,6 +571,8 @@ def test_logs(herd):
             text = f.read()
         return b'kiwi.cs.ucla.edu' in text and b'open client#' in text and b'link Hands' in text
     assert wait_for(logged, timeout=5)
+    with open(os.path.join(herd.log_dir, 'Hands.log'), 'rb') as f:
+        assert b'peer links are neither encrypted nor authenticated' in f.read()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -599,11 +624,11 @@ def test_down_neighbour_never_stalls_and_reconnects(tmp_path, gazetteer):
 
 
 def test_config_errors(tmp_path):
-    def run(cfg_text, name='A'):
+    def run(cfg_text, name='A', env=None):
         p = tmp_path / 'c.yaml'
         p.write_text(cfg_text)
         return subprocess.run([PYTHON, HERD_REF, name, '--config', str(p)],
-                              capture_output=True, timeout=20)
+                              capture_output=True, timeout=20, env=env)
     good = 'servers:\n  A: { port: 1, peer_port: 2 }\n  B: { port: 3, peer_port: 4 }\n'
     r = run(good, name='Nobody')
     assert r.returncode == 2 and b'Nobody' in r.stderr
@@ -617,5 +642,472 @@ def test_config_errors(tmp_path):
     assert r.returncode == 2 and b'YAML' in r.stderr
     r = run('threads: 0\n')
     assert r.returncode == 2 and b'servers' in r.stderr
-    r = run(good + 'places: { provider: google }\n')
-    assert r.returncode == 2 and b'provider' in r.stderr
+    r = run(good + 'places: { provider: bing }\n')
+    assert r.returncode == 2 and b'places.provider' in r.stderr and b'bing' in r.stderr
+    env = {k: v for k, v in os.environ.items() if k != 'NO_SUCH_KEY_VAR'}
+    r = run(good + 'places: { provider: google, key_env: NO_SUCH_KEY_VAR }\n', env=env)
+    assert r.returncode == 2 and b'NO_SUCH_KEY_VAR' in r.stderr and b'places.key_env' in r.stderr
+    for bad in ('endpoint: ftp://x', 'timeout_ms: 0', 'max_inflight: -1', 'ca_file: [1]'):
+        r = run(good + 'places: { provider: google-new, %s }\n' % bad,
+                env=dict(env, GOOGLE_API_KEY='k'))
+        assert r.returncode == 2 and b'places.' + bad.split(':')[0].encode() in r.stderr, bad
+    r = run(good + 'places: { provider: google, ca_file: nope.pem }\n',
+            env=dict(env, GOOGLE_API_KEY='k'))
+    assert r.returncode == 2 and b'places.ca_file' in r.stderr and b'nope.pem' in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Peer TLS.
+
+GOLOMAN_NEIGHBOURS = ['Hands', 'Holiday', 'Wilkes']
+
+
+@pytest.fixture(scope='module')
+def tls_herd(tmp_path_factory, gazetteer):
+    """The five-server herd with peer_tls; certificates in <tmp>/certs (relative paths in the
+    config), plus Mallory (a name outside the herd) from the same CA and Hands from another CA."""
+    tmp = str(tmp_path_factory.mktemp('tlsherd'))
+    make_certs(os.path.join(tmp, 'certs'), NAMES + ['Mallory'])
+    make_certs(os.path.join(tmp, 'evil'), ['Hands'], ca_name='another CA')
+    h = None
+    try:
+        h = Herd(tmp, NAMES, LINKS, gazetteer=gazetteer, peer_tls='certs')
+        h.certs = os.path.join(tmp, 'certs')
+        h.evil = os.path.join(tmp, 'evil')
+        t = 1000
+        ok = False
+        deadline = time.monotonic() + 20
+        while not ok and time.monotonic() < deadline:
+            t += 1
+            line = at_line_of(exchange(h.port('Goloman'), b'IAMAT warmup +0.0+0.0 %d\n' % t))
+            time.sleep(0.2)
+            ok = all(at_line_of(whatsat_line(h.port(n), b'warmup')) == line for n in NAMES)
+        assert ok, 'TLS herd links did not come up'
+        yield h
+    finally:
+        if h is not None:
+            h.stop()
+            h.kill()
+
+
+def read_log(h, name):
+    with open(os.path.join(h.log_dir, name + '.log'), 'rb') as f:
+        return f.read()
+
+
+def test_tls_herd_floods(tls_herd):
+    h = tls_herd
+    line = at_line_of(exchange(h.port('Welsh'), b'IAMAT tls-kiwi +34.068930-118.445127 5.5\n'))
+    assert line.startswith(b'AT Welsh ')
+    assert propagated(h, b'tls-kiwi', line, NAMES)
+    r = exchange(h.port('Hands'), b'WHATSAT tls-kiwi 10 3\n')
+    assert r.startswith(line + b'\n{') and r.endswith(b'}\n\n')
+
+    def logged():
+        g = read_log(h, 'Goloman')
+        return all(b'link %s: up' % n.encode() in g and
+                   b'client certificate for %s' % n.encode() in g for n in GOLOMAN_NEIGHBOURS)
+    assert wait_for(logged, timeout=5)
+    g = read_log(h, 'Goloman')
+    assert re.search(rb'link Hands: up \S+ TLS TLSv1\.[23]', g)
+    assert b'mutually authenticated TLS' in g and b'neither encrypted' not in g
+    # on the wire: the peer port speaks TLS, and it wants a certificate from us
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(h.certs, 'ca.pem'))
+    with socket.create_connection(('127.0.0.1', h.peer_port('Goloman')), timeout=IO_TIMEOUT) as s:
+        with ctx.wrap_socket(s, server_hostname='Goloman') as t:
+            assert t.version() in ('TLSv1.2', 'TLSv1.3')
+            assert dict(x[0] for x in t.getpeercert()['subject'])['commonName'] == 'Goloman'
+
+
+def tls_client(h, cert_dir, cert_name, server='Goloman', max_version=None):
+    """A TLS connection to `server`'s peer port presenting cert_dir/cert_name (None: no
+    certificate); the server is verified with the herd's CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(h.certs, 'ca.pem'))
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if cert_name is not None:
+        ctx.load_cert_chain(os.path.join(cert_dir, cert_name + '.pem'),
+                            os.path.join(cert_dir, cert_name + '.key'))
+    s = socket.create_connection(('127.0.0.1', h.peer_port(server)), timeout=IO_TIMEOUT)
+    try:
+        return ctx.wrap_socket(s, server_hostname=server)
+    except (ssl.SSLError, OSError):
+        s.close()
+        raise
+
+
+def closed_by_server(sock, timeout=IO_TIMEOUT):
+    """True when the server closes the connection (EOF, reset or a TLS alert) within timeout;
+    False when it is still open (an accepted peer connection is never written to)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(100) == b''
+    except socket.timeout:
+        return False
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def try_flood(h, cert_dir, cert_name, lines, server='Goloman', max_version=None):
+    """Send `lines` on a TLS peer connection; True when the server closed it."""
+    try:
+        t = tls_client(h, cert_dir, cert_name, server, max_version)
+    except (ssl.SSLError, ConnectionResetError):
+        return True                                   # refused during the handshake
+    try:
+        try:
+            t.sendall(lines)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return True
+        return closed_by_server(t)
+    finally:
+        t.close()
+
+
+def stored_nowhere(h, cid):
+    return all(whatsat_line(h.port(n), cid) == b'? WHATSAT %s 10 5\n' % cid for n in NAMES)
+
+
+def test_tls_refuses_strangers_and_liars(tls_herd):
+    h = tls_herd
+    at = b'AT Hands +0.000000001 %s +1.0+1.0 7777.5\n'
+    before = read_log(h, 'Goloman').count(b'refused: ')
+    # plaintext
+    with socket.create_connection(('127.0.0.1', h.peer_port('Goloman')), timeout=IO_TIMEOUT) as s:
+        s.sendall(b'HERD Hands\n' + at % b'tls-plain')
+        assert closed_by_server(s)
+    # no client certificate (TLS 1.2 and 1.3: in 1.3 the refusal comes after our first write)
+    for v in (ssl.TLSVersion.TLSv1_2, None):
+        assert try_flood(h, h.certs, None, b'HERD Hands\n' + at % b'tls-nocert', max_version=v)
+    # a certificate for Hands from another CA
+    assert try_flood(h, h.evil, 'Hands', b'HERD Hands\n' + at % b'tls-evil')
+    # a good certificate for Hands, a hello naming another neighbour
+    assert try_flood(h, h.certs, 'Hands', b'HERD Wilkes\n' + at % b'tls-liar')
+    # a good certificate for a server that is not Goloman's neighbour, and for a stranger
+    assert try_flood(h, h.certs, 'Welsh', b'HERD Welsh\n' + at % b'tls-welsh')
+    assert try_flood(h, h.certs, 'Mallory', b'HERD Mallory\n' + at % b'tls-mallory')
+    # a good certificate, records before the hello; a second hello with another name
+    assert try_flood(h, h.certs, 'Hands', at % b'tls-early' + b'HERD Hands\n')
+    assert try_flood(h, h.certs, 'Hands',
+                     b'HERD Hands\nHERD Wilkes\n' + at % b'tls-second')
+    time.sleep(0.3)
+    for cid in (b'tls-plain', b'tls-nocert', b'tls-evil', b'tls-liar', b'tls-welsh',
+                b'tls-mallory', b'tls-early', b'tls-second'):
+        assert stored_nowhere(h, cid), cid
+
+    def refusals_logged():
+        g = read_log(h, 'Goloman')
+        return g.count(b'refused: ') - before >= 10 and all(w in g for w in (
+            b'TLS handshake failed', b'hello Wilkes: the client certificate is for Hands',
+            b'hello Welsh: not a neighbour of Goloman', b'hello Mallory: not a neighbour',
+            b'AT before the hello', b'second hello Wilkes after Hands'))
+    assert wait_for(refusals_logged, timeout=5), read_log(h, 'Goloman')[-3000:]
+    # the honest neighbour's certificate and hello: kept open and stored everywhere
+    t = tls_client(h, h.certs, 'Hands')
+    try:
+        line = at % b'tls-honest'
+        t.sendall(b'HERD Hands\n' + line)
+        assert not closed_by_server(t, timeout=0.5)
+        assert propagated(h, b'tls-honest', line[:-1], NAMES)
+    finally:
+        t.close()
+    # and the herd's own links survived all of it
+    fresh = at_line_of(exchange(h.port('Welsh'), b'IAMAT tls-after +2.0+2.0 8888\n'))
+    assert propagated(h, b'tls-after', fresh, NAMES)
+
+
+def test_tls_link_checks_the_neighbours_name(tmp_path, gazetteer):
+    """A dials B's peer port, where something with a good certificate for another name listens:
+    A refuses it (host name check) and sends it nothing."""
+    certs = str(tmp_path / 'certs')
+    make_certs(certs, ['A', 'B', 'Mallory'])
+    h = None
+    srv = socket.socket()
+    try:
+        h = Herd(str(tmp_path), ['A', 'B'], [['A', 'B']], gazetteer=gazetteer, start=[],
+                 peer_tls='certs')
+        h.certs = certs
+        srv.bind(('127.0.0.1', h.peer_port('B')))      # before A starts: its first dial lands
+        srv.listen(4)
+        srv.settimeout(3 * IO_TIMEOUT)
+        h.start('A')
+        h.wait_ready()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, 'Mallory.pem'), os.path.join(certs, 'Mallory.key'))
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(IO_TIMEOUT)
+            got = b''
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as t:
+                    got = t.recv(100)
+            except (ssl.SSLError, ConnectionResetError, socket.timeout):
+                pass
+            assert got == b''
+
+        def refused():
+            return re.search(rb'link B: connect to \S+ failed \([^)]*(Hostname mismatch|'
+                             rb'certificate verify failed)', read_log(h, 'A'))
+        assert wait_for(refused, timeout=5), read_log(h, 'A')
+    finally:
+        srv.close()
+        if h is not None:
+            h.stop()
+            h.kill()
+
+
+def test_tls_config_errors(tmp_path):
+    certs = str(tmp_path / 'certs')
+    make_certs(certs, ['A', 'B'])
+
+    def run(tls_text, name='A'):
+        p = tmp_path / 'c.yaml'
+        p.write_text('servers:\n  A: { port: 1, peer_port: 2 }\n  B: { port: 3, peer_port: 4 }\n'
+                     'links:\n  - [A, B]\n' + tls_text)
+        return subprocess.run([PYTHON, HERD_REF, name, '--config', str(p)],
+                              capture_output=True, timeout=30)
+    r = run('peer_tls: { ca_file: certs/ca.pem, cert_file: "certs/{name}.pem" }\n')
+    assert r.returncode == 2 and b'peer_tls.key_file' in r.stderr
+    r = run('peer_tls: certs\n')
+    assert r.returncode == 2 and b"'peer_tls' must be a mapping" in r.stderr
+    r = run('peer_tls: { ca_file: certs/ca.pem, cert_file: "certs/{name}.pem", '
+            'key_file: certs/nope.key }\n')
+    assert r.returncode == 2 and b'peer_tls.key_file' in r.stderr and b'nope.key' in r.stderr
+    r = run('peer_tls: { ca_file: certs/ca.pem, cert_file: certs/B.pem, key_file: certs/B.key }\n')
+    assert r.returncode == 2 and b'is for B, not for this server A' in r.stderr
+    r = run('peer_tls: { ca_file: certs/ca.pem, cert_file: "certs/{name}.pem", '
+            'key_file: certs/B.key }\n')
+    assert r.returncode == 2 and b'peer_tls.cert_file' in r.stderr
+    r = run('peer_tls: { ca_file: certs/A.key, cert_file: "certs/{name}.pem", '
+            'key_file: "certs/{name}.key" }\n')
+    assert r.returncode == 2 and b'peer_tls.ca_file' in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Google providers, against the places simulator (tools/places_sim) serving the test gazetteer.
+
+API_KEY = 'ref-test-key-0123456789'
+
+
+@pytest.fixture(scope='module')
+def places_sim(tmp_path_factory, gazetteer):
+    sys.path.insert(0, os.path.join(REPO, 'tools', 'places_sim'))
+    from simctl import PlacesSim
+    d = str(tmp_path_factory.mktemp('simcerts'))
+    make_certs(d, ['places-sim'], hosts=['127.0.0.1'])
+    sim = PlacesSim(cert=os.path.join(d, 'places-sim.pem'), key=os.path.join(d, 'places-sim.key'),
+                    ca=os.path.join(d, 'ca.pem'), gazetteer=gazetteer,
+                    log_path=os.path.join(d, 'sim.log'))
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def google_herd(tmp, sim, provider, timeout_ms=3000):
+    return Herd(tmp, ['A', 'B'], [['A', 'B']], gazetteer='/nonexistent',
+                places={'provider': provider, 'endpoint': sim.url, 'ca_file': sim.ca,
+                        'key_env': 'REF_TEST_PLACES_KEY', 'timeout_ms': timeout_ms},
+                env=dict(os.environ, REF_TEST_PLACES_KEY=API_KEY))
+
+
+@pytest.fixture(scope='module', params=['google', 'google-new'])
+def gherd(request, tmp_path_factory, places_sim):
+    h = google_herd(str(tmp_path_factory.mktemp(request.param)), places_sim, request.param)
+    h.provider = request.param
+    h.sim = places_sim
+    try:
+        t = [1000]
+
+        def flooded():                  # the link comes up with backoff: repeat until it carries
+            t[0] += 1
+            h.ucla = at_line_of(exchange(h.port('A'), b'IAMAT ucla +34.068930-118.445127 %d\n'
+                                         % t[0]))
+            time.sleep(0.1)
+            return at_line_of(whatsat_line(h.port('B'), b'ucla')) == h.ucla
+        assert wait_for(flooded, timeout=20)
+        yield h
+    finally:
+        h.stop()
+        h.kill()
+
+
+@pytest.fixture(autouse=True)
+def sim_reset(request):
+    if 'gherd' in request.fixturenames:
+        sim = request.getfixturevalue('gherd').sim
+        sim.config()
+        sim.reset_stats()
+    yield
+
+
+def whatsat_doc(h, port, radius, bound, cid=b'ucla'):
+    r = exchange(port, b'WHATSAT %s %s %d\n' % (cid, radius, bound))
+    line, _, body = r.partition(b'\n')
+    assert r.endswith(b'}\n\n') and b'\n\n' not in body[:-2], r[:300]
+    body = body[:-2]
+    assert herd_ref.render_google_json(json.loads(body)) == body     # Google's legacy layout
+    return line, body, json.loads(body)
+
+
+def test_google_whatsat_answers(gherd, gazetteer):
+    h = gherd
+    offline = herd_ref.OfflinePlaces(gazetteer)
+    for name in ('A', 'B'):
+        for radius, bound in ((b'10', 5), (b'50', 20), (b'0.5', 3), (b'3.25', 1)):
+            line, body, v = whatsat_doc(h, h.port(name), radius, bound)
+            assert line == h.ucla
+            want = expected_names(*CENTER, float(radius), bound)
+            assert [x['name'] for x in v['results']] == want
+            assert v['status'] == ('OK' if want else 'ZERO_RESULTS')
+            if h.provider == 'google' and len(expected_names(*CENTER, float(radius), 99)) <= 20:
+                # one page upstream (no next_page_token): the offline provider's answer exactly
+                assert body == offline.response(*CENTER, float(radius) * 1000, bound)
+            if h.provider == 'google-new' and want:
+                x = v['results'][0]
+                assert x['place_id'].startswith('geonames:') and x['vicinity'] == x['name']
+                assert set(x) <= {'business_status', 'geometry', 'name', 'place_id', 'rating',
+                                  'types', 'user_ratings_total', 'vicinity'}
+                assert x['types'] == ['locality', 'political']
+    if h.provider == 'google-new':
+        v = whatsat_doc(h, h.port('A'), b'50', 20)[2]
+        rated = [x for x in v['results'] if 'rating' in x]
+        assert rated and all(x['business_status'] == 'OPERATIONAL' and
+                             x['user_ratings_total'] >= 1 for x in rated)
+        assert h.sim.stats()['last_request']['headers']['x-goog-fieldmask'].startswith('places.')
+    st = h.sim.stats()
+    assert st['last_key'] == API_KEY and st['requests']['legacy' if h.provider == 'google'
+                                                       else 'new'] >= 8
+    # keep-alive: every upstream request of a server rode on one connection per server
+    assert st['tls_handshakes'] <= 2 and st['tcp_connections'] <= 2
+    # every upstream request is logged, the key in no line
+    for name in ('A', 'B'):
+        assert wait_for(lambda: b'places ' in read_log(h, name), timeout=5)
+        assert API_KEY.encode() not in read_log(h, name)
+
+
+def test_google_layout_and_encoding_do_not_matter(gherd):
+    h = gherd
+    want = whatsat_doc(h, h.port('A'), b'10', 5)[1]
+    for faults in ({'layout': 'compact'}, {'layout': 'indent4', 'ascii': True},
+                   {'framing': 'chunked', 'chunk_bytes': 7}, {'gzip': False, 'framing': 'eof'},
+                   {'slow_body_ms': 5, 'chunk_bytes': 300}):
+        h.sim.config(**faults)
+        body = whatsat_doc(h, h.port('A'), b'10', 5)[1]
+        assert herd_ref.render_google_json(json.loads(body)) == body
+        assert json.loads(body) == json.loads(want), faults
+
+
+@pytest.mark.parametrize('status', ['REQUEST_DENIED', 'INVALID_REQUEST', 'ZERO_RESULTS',
+                                    'OVER_DAILY_LIMIT'])
+def test_google_statuses_passed_on(gherd, status):
+    h = gherd
+    h.sim.config(status=status)
+    v = whatsat_doc(h, h.port('A'), b'10', 5)[2]
+    legacy = 'OVER_QUERY_LIMIT' if status == 'OVER_DAILY_LIMIT' else status
+    assert v['status'] == legacy and v['results'] == []
+    if status != 'ZERO_RESULTS':
+        assert v['error_message']
+    if status == 'OVER_DAILY_LIMIT' and h.provider == 'google':
+        assert 'daily' in v['error_message']
+    # none of them is retried, except the New API's 429 (the daily quota looks the same there)
+    n = h.sim.stats()['requests']['legacy' if h.provider == 'google' else 'new']
+    assert n == (1 if h.provider == 'google' or status != 'OVER_DAILY_LIMIT' else n)
+
+
+def test_google_retries_then_succeeds(gherd):
+    h = gherd
+    for faults in ({'http_status': 503, 'body': 'html'}, {'status': 'OVER_QUERY_LIMIT'},
+                   {'drop': True}, {'http_status': 500}):
+        h.sim.reset_stats()
+        h.sim.config(fail_first=1, **faults)
+        t0 = time.monotonic()
+        v = whatsat_doc(h, h.port('A'), b'10', 5)[2]
+        assert v['status'] == 'OK', (faults, v)
+        assert 0.2 < time.monotonic() - t0 < 2.5
+        assert h.sim.stats()['faults_applied'] == 1
+
+
+def test_google_failures_become_unknown_error(gherd):
+    h = gherd
+    for faults, text in (({'not_json': True}, b'not'), ({'http_status': 502, 'body': 'html'},
+                                                         b'502'),
+                         ({'truncate': True}, b'upstream')):
+        h.sim.config(**faults)
+        line, body, v = whatsat_doc(h, h.port('A'), b'10', 5)
+        assert line == h.ucla
+        assert v['status'] == 'UNKNOWN_ERROR' and v['results'] == [], faults
+        assert text in v['error_message'].encode()
+        assert API_KEY not in v['error_message']
+
+
+def test_google_stall_answers_within_the_timeout_and_iamat_is_not_delayed(gherd):
+    h = gherd
+    h.sim.config(stall=True)
+    with socket.create_connection(('127.0.0.1', h.port('A')), timeout=IO_TIMEOUT) as s:
+        t0 = time.monotonic()
+        s.sendall(b'WHATSAT ucla 10 5\n')
+        time.sleep(0.2)
+        # another client's IAMAT is answered at once meanwhile
+        t1 = time.monotonic()
+        assert exchange(h.port('A'), b'IAMAT during-stall +1.0+1.0 5\n').startswith(b'AT A ')
+        assert time.monotonic() - t1 < 0.5
+        s.shutdown(socket.SHUT_WR)
+        data = b''
+        while not data.endswith(b'}\n\n'):
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        took = time.monotonic() - t0
+    assert data.startswith(h.ucla + b'\n{') and b'"UNKNOWN_ERROR"' in data
+    assert 2.8 < took < 4.5                                 # timeout_ms 3000
+
+
+def test_google_replies_keep_command_order_and_share_calls(gherd):
+    h = gherd
+    h.sim.config(latency_ms=300)
+    cmds = b'WHATSAT ucla 10 2\nIAMAT order +1.0+1.0 9\nWHATSAT ucla 10 1\nbad line\n'
+    r = exchange(h.port('A'), cmds)
+    first = r.index(h.ucla + b'\n{')
+    iamat = r.index(b' order +1.0+1.0 9\n')
+    assert first < iamat < r.rindex(h.ucla + b'\n{') and r.endswith(b'? bad line\n')
+    assert r.count(b'"status" : "OK"') == 2
+    # identical requests in flight at the same moment: one upstream call
+    h.sim.reset_stats()
+    out = []
+    ts = [threading.Thread(target=lambda: out.append(whatsat_line(h.port('A'), b'ucla', b'7',
+                                                                  b'4')))
+          for _ in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(IO_TIMEOUT)
+    assert len(out) == 6 and len(set(out)) == 1
+    st = h.sim.stats()['requests']
+    assert st['legacy'] + st['new'] == 1
+
+
+def test_tls_seed_style_flooding(tmp_path, gazetteer):
+    """A connection per flooded message over TLS: hello, record and close arrive together, before
+    the server has even finished its side of the upgrade."""
+    make_certs(str(tmp_path / 'certs'), NAMES)
+    h = None
+    try:
+        h = Herd(str(tmp_path), NAMES, LINKS, seed_style=True, gazetteer=gazetteer,
+                 peer_tls='certs')
+        h.certs = str(tmp_path / 'certs')
+        line = at_line_of(exchange(h.port('Welsh'), b'IAMAT tls-seed +34.068930-118.445127 7.5\n'))
+        assert propagated(h, b'tls-seed', line, NAMES)
+        newer = at_line_of(exchange(h.port('Hands'), b'IAMAT tls-seed +1.0+1.0 7.75\n'))
+        assert propagated(h, b'tls-seed', newer, NAMES)
+        h.stop()
+        log = read_log(h, 'Holiday')
+        assert log.count(b'seed-link ') >= 2 and b'client certificate for ' in log
+        assert b'refused' not in log
+    finally:
+        if h is not None:
+            h.stop()
+            h.kill()

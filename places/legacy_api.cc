@@ -1,0 +1,60 @@
+// LegacyApi: the request line, and a legacy reply checked and passed on.
+#include "places/legacy_api.h"
+
+#include <cmath>
+
+#include "http/url.h"
+
+namespace places {
+namespace {
+
+// Google's text for the quota that a retry cannot help: "You have exceeded your daily request
+// quota for this API."
+bool daily_quota(std::string_view message) { return message.find("daily") != std::string_view::npos; }
+
+}  // namespace
+
+http::Request LegacyApi::request(const PlacesQuery& q) const {
+  http::Request r;
+  r.method = "GET";
+  r.target = "/maps/api/place/nearbysearch/json?location=" + number_text(q.lat) + "," + number_text(q.lng) +
+             "&radius=" + number_text(std::round(q.radius_m * 1000.0) / 1000.0) + "&key=" + http::url_encode(key_);
+  r.headers = {{"Accept", "application/json"}, {"User-Agent", "herd-places/1"}};
+  return r;
+}
+
+PlacesAnswer LegacyApi::interpret(const http::Response& response) const {
+  const int code = response.status;
+  auto doc = std::make_shared<rapidjson::Document>();
+  doc->Parse<rapidjson::kParseFullPrecisionFlag>(response.body.data(), response.body.size());
+  if (doc->HasParseError() || !doc->IsObject() || !doc->HasMember("status") || !(*doc)["status"].IsString()) {
+    std::string what = doc->HasParseError() || !doc->IsObject() ? "a body that is not JSON" : "JSON without a status";
+    if (code == 429) return error_answer("OVER_QUERY_LIMIT", "the places upstream answered HTTP 429 with " + what, true);
+    return error_answer(code >= 200 && code < 300 ? "UNKNOWN_ERROR" : legacy_status_for_http(code),
+                        "the places upstream answered HTTP " + std::to_string(code) + " with " + what,
+                        retryable_http(code));
+  }
+  auto& alloc = doc->GetAllocator();
+  if (!doc->HasMember("html_attributions") || !(*doc)["html_attributions"].IsArray()) {
+    doc->RemoveMember("html_attributions");
+    doc->AddMember("html_attributions", rapidjson::Value(rapidjson::kArrayType), alloc);
+  }
+  if (!doc->HasMember("results") || !(*doc)["results"].IsArray()) {
+    doc->RemoveMember("results");
+    doc->AddMember("results", rapidjson::Value(rapidjson::kArrayType), alloc);
+  }
+  PlacesAnswer a;
+  a.status = (*doc)["status"].GetString();
+  std::string message;
+  if (auto m = doc->FindMember("error_message"); m != doc->MemberEnd() && m->value.IsString()) {
+    message = redact(std::string_view(m->value.GetString(), m->value.GetStringLength()), key_);
+    m->value.SetString(message.data(), static_cast<rapidjson::SizeType>(message.size()), alloc);
+  }
+  a.retryable = retryable_http(code) || code == 429 || (a.status == "OVER_QUERY_LIMIT" && !daily_quota(message));
+  a.summary = "status " + a.status + ", " + std::to_string((*doc)["results"].Size()) + " results" +
+              (message.empty() ? "" : ": " + message);
+  a.doc = std::move(doc);
+  return a;
+}
+
+}  // namespace places
