@@ -107,7 +107,7 @@ def sample_ids(n, k):
     return [b'c%d.load' % i for i in random.Random(7).sample(range(n), min(k, n))] + [b'c%d.load' % (n - 1)]
 
 
-def full_catch_up(workdir, clients, threads):
+def full_catch_up(workdir, clients, threads, victim='Welsh', sender='Holiday'):
     herd = herdlib.Herd(os.path.join(workdir, 'full'), threads=threads,
                         limits={'max_connections': 100000})
     os.makedirs(herd.workdir, exist_ok=True)
@@ -118,36 +118,41 @@ def full_catch_up(workdir, clients, threads):
                     extra=['--seed', '--requests', '1', '--timeout', '30'])
         ids = sample_ids(clients, 2000)
         want = herdlib.at_lines(herd.port('Goloman'), ids, timeout=30)
-        herdlib.wait_for(lambda: herdlib.at_lines(herd.port('Welsh'), ids, timeout=30) == want, 600,
-                         'the seeded clients at Welsh', interval=1.0)
+        herdlib.wait_for(lambda: herdlib.at_lines(herd.port(victim), ids, timeout=30) == want, 600,
+                         'the seeded clients at %s' % victim, interval=1.0)
         seeded_s = time.monotonic() - t0
         settled = settle(herd)
         # IAMATs to Holiday (the sender) all along, in 0.5 s runs of herd-load, each measuring its
         # own rate: the rate during the catch-up is the mean of the runs inside it.
-        slices = Slices(herd, 'Holiday')
+        slices = Slices(herd, sender)
         slices.start()
         time.sleep(4.0)
         t_kill = time.monotonic()
-        herd.kill('Welsh')
+        herd.kill(victim)
         time.sleep(1.0)
-        before = len(caught_up(herd, 'Welsh', 'Holiday'))
+        around = herdlib.neighbours(herd, victim)
+        before = {n: len(caught_up(herd, victim, n)) for n in around}
         t_restart = time.monotonic()
-        herd.restart('Welsh')
-        herdlib.wait_for(lambda: len(caught_up(herd, 'Welsh', 'Holiday')) > before, 120,
-                         'the catch-up of Welsh', interval=0.02)
+        herd.restart(victim)
+        herdlib.wait_for(lambda: len(caught_up(herd, victim, sender)) > before[sender], 300,
+                         'the catch-up of %s by %s' % (victim, sender), interval=0.02)
         t_done = time.monotonic()
+        herdlib.wait_for(lambda: all(len(caught_up(herd, victim, n)) > before[n] for n in around), 300,
+                         'the catch-up of %s by every neighbour' % victim, interval=0.05)
+        t_all = time.monotonic()
         time.sleep(1.0)
         slices.stop_flag.set()
         slices.join(30)
-        received, stored, ms = caught_up(herd, 'Welsh', 'Holiday')[-1]
-        check = herdlib.at_lines(herd.port('Welsh'), ids, timeout=30)
+        received, stored, ms = caught_up(herd, victim, sender)[-1]
+        check = herdlib.at_lines(herd.port(victim), ids, timeout=30)
         complete = sum(1 for i in ids if check[i] is not None)
         t_start = t_done - ms / 1000.0
         normal, n_normal = slices.mean(t_kill - 3.0, t_kill)
         during, n_during = slices.mean(t_start, t_done)
         return {
-            'clients': clients, 'seed_s': round(seeded_s, 1), 'seeded': seed.get('seeded'), 'settle_s': settled,
+            'restarted': victim, 'sender': sender, 'clients': clients, 'seed_s': round(seeded_s, 1), 'seeded': seed.get('seeded'), 'settle_s': settled,
             'catch_up_ms': ms, 'restart_to_caught_up_s': round(t_done - t_restart, 2),
+            'restart_to_all_neighbours_s': round(t_all - t_restart, 2),
             'records_received': received, 'records_stored': stored,
             'sample_present': '%d/%d' % (complete, len(ids)),
             'window_s': round(ms / 1000.0, 3),
@@ -204,6 +209,9 @@ def main():
     ap.add_argument('--clients', type=int, default=1_000_000)
     ap.add_argument('--threads', type=int, default=1, help='event loops per server (default 1)')
     ap.add_argument('--only', choices=('full', 'partition'))
+    ap.add_argument('--restart', default='Welsh', help='the server restarted empty (default Welsh)')
+    ap.add_argument('--sender', default='Holiday',
+                    help='its neighbour whose catch-up and IAMAT rate are measured (default Holiday)')
     ap.add_argument('--json', help='also write the figures to this file')
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory')
     args = ap.parse_args()
@@ -211,12 +219,14 @@ def main():
     results = {}
     try:
         if args.only in (None, 'full'):
-            results['full'] = r = full_catch_up(workdir, args.clients, args.threads)
-            print('full catch-up of %d clients at a restarted Welsh: %.2f s (SYNC to MARK; %.2f s from '
-                  'the restart), %d records received; sample present %s' % (
-                      r['clients'], r['catch_up_ms'] / 1000.0, r['restart_to_caught_up_s'],
+            results['full'] = r = full_catch_up(workdir, args.clients, args.threads, args.restart, args.sender)
+            print('full catch-up of %d clients at a restarted %s: %.2f s (SYNC to MARK; %.2f s from '
+                  'the restart; %.2f s until every neighbour finished), %d records received; sample '
+                  'present %s' % (
+                      r['clients'], args.restart, r['catch_up_ms'] / 1000.0, r['restart_to_caught_up_s'],
+                      r['restart_to_all_neighbours_s'],
                       r['records_received'], r['sample_present']))
-            print('  Holiday (the sender) IAMAT rate: %s/s in the 3 s before the kill (%d runs), %s/s during '
+            print('  ' + args.sender + ' (the sender) IAMAT rate: %s/s in the 3 s before the kill (%d runs), %s/s during '
                   'the %.2f s catch-up (%d runs): %s of normal' % (
                       r['sender_rate_normal'], r['normal_slices'], r['sender_rate_during'], r['window_s'],
                       r['during_slices'], '%.0f %%' % (100 * r['rate_ratio']) if r['rate_ratio'] else 'n/a'))
