@@ -144,7 +144,7 @@ void CatchUpSender::pump(reactor::Connection& c) {
       live_.clear();
       st = backlog_.read_owed(&cursor_, bit_, &live_, kReadBytes, &looked_at);
     } else {
-      st = backlog_.read(&cursor_, &raw_, kReadBytes);
+      st = backlog_.read(&cursor_, &raw_, kReadBytes, bit_);
       looked_at = raw_.size();
     }
     if (st == FloodLog::ReadStatus::kBehind) {

@@ -64,10 +64,13 @@ uint64_t FloodLog::append(Kind kind, uint64_t mask, std::string_view line) {
   write_header(p, static_cast<uint32_t>(size), kind, seq, mask);
   std::memcpy(p + kEntryHeader, line.data(), line.size());
   b.used += size;
+  if (kind == Kind::kRecord) b.owed |= mask;
   bytes_ += size;
   while (bytes_ > capacity_ && blocks_.size() > 1) {
     Block& old = blocks_.front();
     bytes_ -= old.used;
+    evicted_.push_back({old.first_seq, blocks_[1].first_seq, old.owed});
+    if (evicted_.size() > kEvictedHistory) evicted_.pop_front();
     if (old.cap == block_bytes_ && !spare_) spare_ = std::move(old.data);
     blocks_.pop_front();  // a large block is freed here; they exist only for lines over a block
   }
@@ -153,10 +156,20 @@ const FloodLog::Block* FloodLog::position_locked(Cursor* cursor) const {
   return &blocks_[cursor->block - front_id];
 }
 
-FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max_bytes) const {
+bool FloodLog::skip_evicted_locked(Cursor* cursor, uint64_t bit) const {
+  if (bit == kEverything) return false;  // a reader of every entry (persistence) lost some
+  if (evicted_.empty() || evicted_.front().first_seq > cursor->seq) return false;  // not remembered
+  for (auto it = evicted_.rbegin(); it != evicted_.rend() && it->end_seq > cursor->seq; ++it) {
+    if (it->owed & bit) return false;
+  }
+  locate_locked(blocks_.empty() ? next_seq_ : blocks_.front().first_seq, cursor);
+  return true;
+}
+
+FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max_bytes, uint64_t bit) const {
   std::lock_guard lock(mu_);
   uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
-  if (cursor->seq < oldest) return ReadStatus::kBehind;
+  if (cursor->seq < oldest && !skip_evicted_locked(cursor, bit)) return ReadStatus::kBehind;
   if (cursor->seq >= next_seq_) return ReadStatus::kOk;
   const Block& b = *position_locked(cursor);
   const char* base = b.data.get();
@@ -177,7 +190,7 @@ FloodLog::ReadStatus FloodLog::read_owed(Cursor* cursor, uint64_t bit, std::stri
   *looked_at = 0;
   std::lock_guard lock(mu_);
   uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
-  if (cursor->seq < oldest) return ReadStatus::kBehind;
+  if (cursor->seq < oldest && !skip_evicted_locked(cursor, bit)) return ReadStatus::kBehind;
   if (cursor->seq >= next_seq_) return ReadStatus::kOk;
   const Block& b = *position_locked(cursor);
   const char* base = b.data.get();

@@ -123,6 +123,28 @@ TEST_SUITE("catch_up") {
     CHECK(log.read(&c, &out, 10) == FloodLog::ReadStatus::kOk);
   }
 
+  TEST_CASE("backlog: a reader that nothing evicted was owed to moves on instead of falling behind") {
+    FloodLog log(16 * 1024, 1);
+    FloodLog::Cursor idle = log.cursor_at(1), owed = log.cursor_at(1), all = log.cursor_at(1);
+    for (int i = 0; i < 3000; ++i) log.append(FloodLog::Kind::kRecord, 0b01, rec("c" + std::to_string(i), i));
+    REQUIRE(log.oldest_seq() > 1);
+    std::string out;
+    size_t looked;
+    // Link 1 (bit 0b10) was owed none of it: it carries on from the oldest entry held.
+    CHECK(log.read_owed(&idle, 0b10, &out, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    CHECK(idle.seq > log.oldest_seq());
+    CHECK(out.empty());
+    // Link 0 was owed what was evicted: behind.
+    CHECK(log.read_owed(&owed, 0b01, &out, 1 << 16, &looked) == FloodLog::ReadStatus::kBehind);
+    // The persistence writer reads everything: behind as soon as anything it had not read went.
+    CHECK(log.read(&all, &out, 1 << 16) == FloodLog::ReadStatus::kBehind);
+    // Past the remembered evictions nothing is known: behind, to be safe.
+    FloodLog tiny(4096, 1);
+    FloodLog::Cursor early = tiny.cursor_at(1);
+    for (int i = 0; i < 800000; ++i) tiny.append(FloodLog::Kind::kRecord, 0b01, "x");  // > 4096 blocks
+    CHECK(tiny.read_owed(&early, 0b10, &out, 100, &looked) == FloodLog::ReadStatus::kBehind);
+  }
+
   TEST_CASE("backlog: a link reads only the records owed to it, as lines") {
     FloodLog log(1 << 20, 1);
     log.append(FloodLog::Kind::kRecord, 0b01, "one");

@@ -107,9 +107,10 @@ def sample_ids(n, k):
     return [b'c%d.load' % i for i in random.Random(7).sample(range(n), min(k, n))] + [b'c%d.load' % (n - 1)]
 
 
-def full_catch_up(workdir, clients, threads, victim='Welsh', sender='Holiday'):
+def full_catch_up(workdir, clients, threads, victim='Welsh', sender='Holiday', data=False):
     herd = herdlib.Herd(os.path.join(workdir, 'full'), threads=threads,
-                        limits={'max_connections': 100000})
+                        limits={'max_connections': 100000},
+                        extra_yaml='data_dir: data\nfsync: everysec\n' if data else '')
     os.makedirs(herd.workdir, exist_ok=True)
     herd.start()
     try:
@@ -209,6 +210,8 @@ def main():
     ap.add_argument('--clients', type=int, default=1_000_000)
     ap.add_argument('--threads', type=int, default=1, help='event loops per server (default 1)')
     ap.add_argument('--only', choices=('full', 'partition'))
+    ap.add_argument('--data', action='store_true',
+                    help='servers keep a data_dir (fsync everysec): the restarted one reloads it')
     ap.add_argument('--restart', default='Welsh', help='the server restarted empty (default Welsh)')
     ap.add_argument('--sender', default='Holiday',
                     help='its neighbour whose catch-up and IAMAT rate are measured (default Holiday)')
@@ -219,7 +222,7 @@ def main():
     results = {}
     try:
         if args.only in (None, 'full'):
-            results['full'] = r = full_catch_up(workdir, args.clients, args.threads, args.restart, args.sender)
+            results['full'] = r = full_catch_up(workdir, args.clients, args.threads, args.restart, args.sender, args.data)
             print('full catch-up of %d clients at a restarted %s: %.2f s (SYNC to MARK; %.2f s from '
                   'the restart; %.2f s until every neighbour finished), %d records received; sample '
                   'present %s' % (
