@@ -52,7 +52,7 @@ void CatchUpSender::start(reactor::Connection& c) {
 }
 
 void CatchUpSender::stop() {
-  for (auto* t : {&turn_timer_, &mark_timer_, &answer_timer_}) {
+  for (auto* t : {&turn_timer_, &mark_timer_, &answer_timer_, &idle_timer_}) {
     if (*t) loop_.cancel(*t);
     *t = 0;
   }
@@ -89,6 +89,7 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
   awaiting_answer_ = false;
   if (answer_timer_) loop_.cancel(answer_timer_);
   answer_timer_ = 0;
+  if (!idle_timer_) idle_timer_ = loop_.run_every(kIdleMarkInterval, [this] { wake_(); });
   catching_up_ = true;
   catch_up_started_ = std::chrono::steady_clock::now();
   catch_up_records_ = catch_up_bytes_ = catch_up_skipped_ = 0;

@@ -48,6 +48,10 @@ class CatchUpSender {
   static constexpr size_t kMaxAnswerLine = 256;
   static constexpr std::chrono::milliseconds kMarkInterval{100};
   static constexpr std::chrono::milliseconds kAnswerWait{1000};
+  // A link that is owed nothing is not woken by the backlog; it still reads on (past what others are
+  // owed) and MARKs this often, so that its neighbour's idea of how far it holds this server's history
+  // stays recent and a later reconnect can resume by replay.
+  static constexpr std::chrono::milliseconds kIdleMarkInterval{1000};
 
   // `bit`: the link's bit in the backlog's mask. `wake`: asks the link to call pump() again soon (from
   // a timer of this sender; the link calls pump() only while connected).
@@ -106,6 +110,7 @@ class CatchUpSender {
   reactor::EventLoop::TimerId turn_timer_ = 0;  // a pump on the next turn (this turn's budget is spent)
   reactor::EventLoop::TimerId mark_timer_ = 0;  // a pump when the next MARK is due
   reactor::EventLoop::TimerId answer_timer_ = 0;  // the end of kAnswerWait
+  reactor::EventLoop::TimerId idle_timer_ = 0;    // every kIdleMarkInterval, for a sync peer
 
   std::string raw_;    // backlog entries read
   std::string bulk_;   // catch-up records of this step
