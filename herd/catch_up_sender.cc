@@ -1,6 +1,8 @@
 // CatchUpSender implementation.
 #include "herd/catch_up_sender.h"
 
+#include <algorithm>
+
 #include "herd/line_splitter.h"
 #include "herd/server.h"
 #include "herd/sync_state.h"
@@ -119,6 +121,8 @@ void CatchUpSender::begin_full(std::string_view why) {
   scan_pos_ = {};
   cursor_ = backlog_.cursor_at(backlog_.next_seq());
   replay_end_ = cursor_.seq;
+  // What is stored from now on goes live (if owed): the scan leaves it out.
+  scan_from_ = cursor_.seq;
   if (!catching_up_ && sync_peer_) {
     catching_up_ = true;
     catch_up_started_ = std::chrono::steady_clock::now();
@@ -164,7 +168,20 @@ void CatchUpSender::pump(reactor::Connection& c) {
     }
     if (scanning_) {
       if (c.pending_output() > kScanHighWater) break;  // on_drained pumps again
-      spent += send_scan_chunk(c);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - scan_window_ >= kScanWindow) {
+        scan_window_ = now;
+        scan_window_bytes_ = 0;
+      }
+      constexpr size_t kPerWindow = kScanBytesPerSecond / (1000 / kScanWindow.count());
+      if (scan_window_bytes_ >= kPerWindow) {  // paced: go on in the next window
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(kScanWindow - (now - scan_window_));
+        schedule_pump(&turn_timer_, std::max(wait, std::chrono::milliseconds(1)));
+        break;
+      }
+      size_t n = send_scan_chunk(c);
+      scan_window_bytes_ += n;
+      spent += n;
       continue;
     }
     break;
@@ -225,7 +242,7 @@ void CatchUpSender::send_live(reactor::Connection& c) {
 
 size_t CatchUpSender::send_scan_chunk(reactor::Connection& c) {
   chunk_.clear();
-  size_t n = server_.table().scan(&scan_pos_, &chunk_, kScanChunkBytes);
+  size_t n = server_.table().scan(&scan_pos_, &chunk_, kScanChunkBytes, scan_from_);
   if (n) {
     catch_up_records_ += n;
     catch_up_bytes_ += chunk_.size();

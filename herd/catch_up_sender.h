@@ -15,7 +15,9 @@
 // ever falls so far behind that the backlog no longer holds its position.
 //
 // Backpressure: nothing more is taken from the backlog while kMaxUnsentBytes are unsent, full-transfer
-// chunks wait while kScanHighWater are, and one loop turn writes at most kMaxBytesPerTurn before
+// chunks wait while kScanHighWater are, a full transfer goes at most kScanBytesPerSecond (so that the
+// receiver's work, a line per record, does not crowd out both servers' clients on a small machine:
+// a million records of the benchmark take under three seconds), and one loop turn writes at most kMaxBytesPerTurn before
 // yielding to the loop's other connections.
 //
 // Threads: the owning link's loop thread only. The cursor outlives connections (it is the resume point
@@ -43,8 +45,10 @@ class CatchUpSender {
   static constexpr size_t kMaxUnsentBytes = 4 * 1024 * 1024;
   static constexpr size_t kScanHighWater = 1024 * 1024;
   static constexpr size_t kReadBytes = 64 * 1024;
-  static constexpr size_t kScanChunkBytes = 64 * 1024;
-  static constexpr size_t kMaxBytesPerTurn = 512 * 1024;
+  static constexpr size_t kScanChunkBytes = 16 * 1024;
+  static constexpr size_t kMaxBytesPerTurn = 64 * 1024;
+  static constexpr size_t kScanBytesPerSecond = 32 * 1024 * 1024;
+  static constexpr std::chrono::milliseconds kScanWindow{10};  // the pace is kept per window
   static constexpr size_t kMaxAnswerLine = 256;
   static constexpr std::chrono::milliseconds kMarkInterval{100};
   static constexpr std::chrono::milliseconds kAnswerWait{1000};
@@ -99,6 +103,9 @@ class CatchUpSender {
   uint64_t replay_end_ = 0;      // backlog entries below this seq are catch-up (sent in BULK frames)
   bool scanning_ = false;        // a full transfer of the table is under way
   LocationTable::ScanPosition scan_pos_;
+  uint64_t scan_from_ = 0;       // the backlog seq when the full transfer began (records stamped above: live)
+  std::chrono::steady_clock::time_point scan_window_{};  // the current pacing window's start
+  size_t scan_window_bytes_ = 0;                         // full-transfer bytes sent in it
   bool catching_up_ = false;     // a replay or full transfer is not complete yet
   std::chrono::steady_clock::time_point catch_up_started_{};
   uint64_t catch_up_records_ = 0;

@@ -32,7 +32,8 @@ void write_header(char* p, uint32_t size, FloodLog::Kind kind, uint64_t seq, uin
 FloodLog::FloodLog(size_t capacity_bytes, uint64_t first_seq)
     : capacity_(capacity_bytes),
       block_bytes_(std::clamp(capacity_bytes / 8, kMinBlockBytes, kMaxBlockBytes)),
-      next_seq_(first_seq < 1 ? 1 : first_seq) {}
+      next_seq_(first_seq < 1 ? 1 : first_seq),
+      published_next_(next_seq_) {}
 
 FloodLog::~FloodLog() = default;
 
@@ -61,6 +62,7 @@ uint64_t FloodLog::append(Kind kind, uint64_t mask, std::string_view line) {
   Block& b = blocks_.back();
   char* p = b.data.get() + b.used;
   const uint64_t seq = next_seq_++;
+  published_next_.store(next_seq_, std::memory_order_relaxed);
   write_header(p, static_cast<uint32_t>(size), kind, seq, mask);
   std::memcpy(p + kEntryHeader, line.data(), line.size());
   b.used += size;

@@ -71,6 +71,8 @@ class FloodLog {
   // Any thread: the seq the next append will get; the oldest seq still held (== next_seq() when empty).
   uint64_t next_seq() const;
   uint64_t oldest_seq() const;
+  // Any thread, no lock: next_seq() as last published by an append (for stamping table records).
+  uint64_t next_seq_relaxed() const { return published_next_.load(std::memory_order_relaxed); }
   size_t bytes_held() const;
 
   // Any thread: waits until an entry with a seq >= `seq` exists, *stop is set, or `timeout` passes;
@@ -130,6 +132,7 @@ class FloodLog {
   std::unique_ptr<char[]> spare_;        // guarded by mu_: an evicted block's memory, for reuse
   std::deque<Evicted> evicted_;          // guarded by mu_: the latest evicted blocks, oldest first
   uint64_t next_seq_;                    // guarded by mu_
+  std::atomic<uint64_t> published_next_; // next_seq_, readable without mu_
   uint64_t next_block_id_ = 1;           // guarded by mu_
   size_t bytes_ = 0;                     // guarded by mu_: bytes used in blocks_
   mutable std::condition_variable grew_;

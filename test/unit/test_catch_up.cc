@@ -266,10 +266,37 @@ TEST_SUITE("catch_up") {
     CHECK(pos.done);
   }
 
+  TEST_CASE("a scan can leave out what was stored after it began (by stamp)") {
+    struct Stamp final : LocationTable::Observer {
+      uint64_t next = 1;
+      uint64_t on_stored(std::string_view) override { return next; }
+    } stamp;
+    LocationTable t;
+    for (int i = 0; i < 100; ++i) {
+      std::string id = "c" + std::to_string(i);
+      stamp.next = static_cast<uint64_t>(i + 1);
+      t.offer(id, {i, 0}, rec(id, i), LocationTable::Source::kClient, nullptr, &stamp);
+    }
+    LocationTable::ScanPosition pos;
+    std::string out;
+    size_t n = 0;
+    while (!pos.done) n += t.scan(&pos, &out, 1 << 20, 50);
+    CHECK(n == 50);  // stamps 1..50
+    CHECK(out.find(rec("c49", 49) + "\n") != std::string::npos);
+    CHECK(out.find(rec("c50", 50) + "\n") == std::string::npos);
+    pos = {};
+    n = 0;
+    while (!pos.done) n += t.scan(&pos, &out, 1 << 20);
+    CHECK(n == 100);
+  }
+
   TEST_CASE("the table tells its observer of stored records only") {
     struct Seen final : LocationTable::Observer {
       std::vector<std::string> got;
-      void on_stored(std::string_view r) override { got.emplace_back(r); }
+      uint64_t on_stored(std::string_view r) override {
+        got.emplace_back(r);
+        return 0;
+      }
     } seen;
     LocationTable t;
     CHECK(t.offer("a", {5, 0}, rec("a", 5), LocationTable::Source::kClient, nullptr, &seen));

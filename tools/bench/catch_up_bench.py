@@ -135,9 +135,11 @@ def full_catch_up(workdir, clients, threads, victim='Welsh', sender='Holiday', d
         before = {n: len(caught_up(herd, victim, n)) for n in around}
         t_restart = time.monotonic()
         herd.restart(victim)
+        cpu0 = {n: cpu_s(s.pid) for n, s in herd.servers.items()}
         herdlib.wait_for(lambda: len(caught_up(herd, victim, sender)) > before[sender], 300,
                          'the catch-up of %s by %s' % (victim, sender), interval=0.02)
         t_done = time.monotonic()
+        cpu1 = {n: cpu_s(s.pid) for n, s in herd.servers.items()}
         herdlib.wait_for(lambda: all(len(caught_up(herd, victim, n)) > before[n] for n in around), 300,
                          'the catch-up of %s by every neighbour' % victim, interval=0.05)
         t_all = time.monotonic()
@@ -157,6 +159,7 @@ def full_catch_up(workdir, clients, threads, victim='Welsh', sender='Holiday', d
             'records_received': received, 'records_stored': stored,
             'sample_present': '%d/%d' % (complete, len(ids)),
             'window_s': round(ms / 1000.0, 3),
+            'cpu_s_restart_to_done': {n: round(cpu1[n] - cpu0[n], 2) for n in cpu0},
             'sender_rate_normal': round(normal or 0), 'normal_slices': n_normal,
             'sender_rate_during': round(during or 0) if during else None, 'during_slices': n_during,
             'rate_ratio': round(during / normal, 3) if during and normal else None,
@@ -233,6 +236,8 @@ def main():
                   'the %.2f s catch-up (%d runs): %s of normal' % (
                       r['sender_rate_normal'], r['normal_slices'], r['sender_rate_during'], r['window_s'],
                       r['during_slices'], '%.0f %%' % (100 * r['rate_ratio']) if r['rate_ratio'] else 'n/a'))
+            print('  CPU seconds from the restart to the end of the catch-up: %s' % ', '.join(
+                '%s %.2f' % kv for kv in sorted(r['cpu_s_restart_to_done'].items())))
         if args.only in (None, 'partition'):
             results['partition'] = r = partition(workdir, args.threads)
             print('1 s partition of Holiday-Welsh under load: %d clients missed (%d bytes), %d bytes '
