@@ -1,6 +1,8 @@
 // CatchUpSender implementation.
 #include "herd/catch_up_sender.h"
 
+#include <algorithm>
+
 #include "herd/line_splitter.h"
 #include "herd/server.h"
 #include "herd/sync_state.h"
@@ -54,7 +56,7 @@ void CatchUpSender::start(reactor::Connection& c) {
 }
 
 void CatchUpSender::stop() {
-  for (auto* t : {&turn_timer_, &mark_timer_, &answer_timer_}) {
+  for (auto* t : {&turn_timer_, &mark_timer_, &answer_timer_, &idle_timer_}) {
     if (*t) loop_.cancel(*t);
     *t = 0;
   }
@@ -91,6 +93,7 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
   awaiting_answer_ = false;
   if (answer_timer_) loop_.cancel(answer_timer_);
   answer_timer_ = 0;
+  if (!idle_timer_) idle_timer_ = loop_.run_every(kIdleMarkInterval, [this] { wake_(); });
   catching_up_ = true;
   catch_up_started_ = std::chrono::steady_clock::now();
   catch_up_records_ = catch_up_bytes_ = catch_up_skipped_ = 0;
@@ -126,6 +129,8 @@ void CatchUpSender::begin_full(std::string_view why) {
   replay_everything_ = false;
   publish_cursor();
   full_transfers_.add();
+  // What is stored from now on goes live (if owed): the scan leaves it out.
+  scan_from_ = cursor_.seq;
   if (!catching_up_ && sync_peer_) {
     catching_up_ = true;
     catch_up_started_ = std::chrono::steady_clock::now();
@@ -145,19 +150,46 @@ void CatchUpSender::pump(reactor::Connection& c) {
     }
     raw_.clear();
     const uint64_t at = cursor_.seq;
-    if (backlog_.read(&cursor_, &raw_, kReadBytes) == FloodLog::ReadStatus::kBehind) {
+    FloodLog::ReadStatus st;
+    size_t looked_at = 0;
+    if (at >= replay_end_) {
+      // Live: the owed lines only, straight into the batch.
+      live_.clear();
+      st = backlog_.read_owed(&cursor_, bit_, &live_, kReadBytes, &looked_at);
+    } else {
+      st = backlog_.read(&cursor_, &raw_, kReadBytes, bit_);
+      looked_at = raw_.size();
+    }
+    if (st == FloodLog::ReadStatus::kBehind) {
       begin_full("we fell behind: backlog seqs " + std::to_string(at) + ".." +
                  std::to_string(backlog_.oldest_seq()) + " were evicted before they were sent");
       continue;
     }
-    if (!raw_.empty()) {
-      spent += raw_.size();
-      send_entries(c);
+    if (looked_at) {
+      spent += looked_at;
+      if (at >= replay_end_) {
+        send_live(c);
+      } else {
+        send_entries(c);
+      }
       continue;
     }
     if (scanning_) {
       if (c.pending_output() > kScanHighWater) break;  // on_drained pumps again
-      spent += send_scan_chunk(c);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - scan_window_ >= kScanWindow) {
+        scan_window_ = now;
+        scan_window_bytes_ = 0;
+      }
+      constexpr size_t kPerWindow = kScanBytesPerSecond / (1000 / kScanWindow.count());
+      if (scan_window_bytes_ >= kPerWindow) {  // paced: go on in the next window
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(kScanWindow - (now - scan_window_));
+        schedule_pump(&turn_timer_, std::max(wait, std::chrono::milliseconds(1)));
+        break;
+      }
+      size_t n = send_scan_chunk(c);
+      scan_window_bytes_ += n;
+      spent += n;
       continue;
     }
     break;
@@ -210,17 +242,22 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
     }
     c.send(bulk_);
   }
+  send_live(c);
+  if (bulk_.capacity() > 2 * kReadBytes) std::string().swap(bulk_);
+}
+
+void CatchUpSender::send_live(reactor::Connection& c) {
   if (!live_.empty()) {
     server_.log().write_each_line(lane(), peer_, '>', live_);
     c.send(live_);
   }
-  if (bulk_.capacity() > 2 * kReadBytes) std::string().swap(bulk_);
+  live_.clear();
   if (live_.capacity() > 2 * kReadBytes) std::string().swap(live_);
 }
 
 size_t CatchUpSender::send_scan_chunk(reactor::Connection& c) {
   chunk_.clear();
-  size_t n = server_.table().scan(&scan_pos_, &chunk_, kScanChunkBytes);
+  size_t n = server_.table().scan(&scan_pos_, &chunk_, kScanChunkBytes, scan_from_);
   if (n) {
     catch_up_records_ += n;
     catch_up_bytes_ += chunk_.size();

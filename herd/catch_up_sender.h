@@ -15,7 +15,9 @@
 // ever falls so far behind that the backlog no longer holds its position.
 //
 // Backpressure: nothing more is taken from the backlog while kMaxUnsentBytes are unsent, full-transfer
-// chunks wait while kScanHighWater are, and one loop turn writes at most kMaxBytesPerTurn before
+// chunks wait while kScanHighWater are, a full transfer goes at most kScanBytesPerSecond (so that the
+// receiver's work, a line per record, does not crowd out both servers' clients on a small machine:
+// a million records of the benchmark take under three seconds), and one loop turn writes at most kMaxBytesPerTurn before
 // yielding to the loop's other connections.
 //
 // Threads: the owning link's loop thread only. The cursor outlives connections (it is the resume point
@@ -45,11 +47,17 @@ class CatchUpSender {
   static constexpr size_t kMaxUnsentBytes = 4 * 1024 * 1024;
   static constexpr size_t kScanHighWater = 1024 * 1024;
   static constexpr size_t kReadBytes = 64 * 1024;
-  static constexpr size_t kScanChunkBytes = 64 * 1024;
-  static constexpr size_t kMaxBytesPerTurn = 512 * 1024;
+  static constexpr size_t kScanChunkBytes = 16 * 1024;
+  static constexpr size_t kMaxBytesPerTurn = 64 * 1024;
+  static constexpr size_t kScanBytesPerSecond = 32 * 1024 * 1024;
+  static constexpr std::chrono::milliseconds kScanWindow{10};  // the pace is kept per window
   static constexpr size_t kMaxAnswerLine = 256;
   static constexpr std::chrono::milliseconds kMarkInterval{100};
   static constexpr std::chrono::milliseconds kAnswerWait{1000};
+  // A link that is owed nothing is not woken by the backlog; it still reads on (past what others are
+  // owed) and MARKs this often, so that its neighbour's idea of how far it holds this server's history
+  // stays recent and a later reconnect can resume by replay.
+  static constexpr std::chrono::milliseconds kIdleMarkInterval{1000};
 
   // `bit`: the link's bit in the backlog's mask. `wake`: asks the link to call pump() again soon (from
   // a timer of this sender; the link calls pump() only while connected).
@@ -83,7 +91,8 @@ class CatchUpSender {
  private:
   void on_line(reactor::Connection& c, std::string_view line);
   void begin_full(std::string_view why);
-  void send_entries(reactor::Connection& c);
+  void send_entries(reactor::Connection& c);  // raw_: catch-up (BULK) and live lines
+  void send_live(reactor::Connection& c);     // live_ as it is
   size_t send_scan_chunk(reactor::Connection& c);
   void maybe_mark(reactor::Connection& c);
   void finish_catch_up();
@@ -107,6 +116,9 @@ class CatchUpSender {
   bool replay_everything_ = false;  // the replay ignores the mask (SYNC-FROM ... ALL)
   bool scanning_ = false;        // a full transfer of the table is under way
   LocationTable::ScanPosition scan_pos_;
+  uint64_t scan_from_ = 0;       // the backlog seq when the full transfer began (records stamped above: live)
+  std::chrono::steady_clock::time_point scan_window_{};  // the current pacing window's start
+  size_t scan_window_bytes_ = 0;                         // full-transfer bytes sent in it
   bool catching_up_ = false;     // a replay or full transfer is not complete yet
   std::chrono::steady_clock::time_point catch_up_started_{};
   uint64_t catch_up_records_ = 0;
@@ -118,6 +130,7 @@ class CatchUpSender {
   reactor::EventLoop::TimerId turn_timer_ = 0;  // a pump on the next turn (this turn's budget is spent)
   reactor::EventLoop::TimerId mark_timer_ = 0;  // a pump when the next MARK is due
   reactor::EventLoop::TimerId answer_timer_ = 0;  // the end of kAnswerWait
+  reactor::EventLoop::TimerId idle_timer_ = 0;    // every kIdleMarkInterval, for a sync peer
 
   Counter sent_;            // written on the loop thread
   Counter full_transfers_;  // written on the loop thread

@@ -32,7 +32,8 @@ void write_header(char* p, uint32_t size, FloodLog::Kind kind, uint64_t seq, uin
 FloodLog::FloodLog(size_t capacity_bytes, uint64_t first_seq)
     : capacity_(capacity_bytes),
       block_bytes_(std::clamp(capacity_bytes / 8, kMinBlockBytes, kMaxBlockBytes)),
-      next_seq_(first_seq < 1 ? 1 : first_seq) {}
+      next_seq_(first_seq < 1 ? 1 : first_seq),
+      published_next_(next_seq_) {}
 
 FloodLog::~FloodLog() = default;
 
@@ -61,13 +62,17 @@ uint64_t FloodLog::append(Kind kind, uint64_t mask, std::string_view line) {
   Block& b = blocks_.back();
   char* p = b.data.get() + b.used;
   const uint64_t seq = next_seq_++;
+  published_next_.store(next_seq_, std::memory_order_relaxed);
   write_header(p, static_cast<uint32_t>(size), kind, seq, mask);
   std::memcpy(p + kEntryHeader, line.data(), line.size());
   b.used += size;
+  if (kind == Kind::kRecord) b.owed |= mask;
   bytes_ += size;
   while (bytes_ > capacity_ && blocks_.size() > 1) {
     Block& old = blocks_.front();
     bytes_ -= old.used;
+    evicted_.push_back({old.first_seq, blocks_[1].first_seq, old.owed});
+    if (evicted_.size() > kEvictedHistory) evicted_.pop_front();
     if (old.cap == block_bytes_ && !spare_) spare_ = std::move(old.data);
     blocks_.pop_front();  // a large block is freed here; they exist only for lines over a block
   }
@@ -135,11 +140,7 @@ FloodLog::Cursor FloodLog::cursor_at(uint64_t seq) const {
   return c;
 }
 
-FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max_bytes) const {
-  std::lock_guard lock(mu_);
-  uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
-  if (cursor->seq < oldest) return ReadStatus::kBehind;
-  if (cursor->seq >= next_seq_) return ReadStatus::kOk;
+const FloodLog::Block* FloodLog::position_locked(Cursor* cursor) const {
   const uint64_t front_id = blocks_.front().id;
   bool valid = cursor->block >= front_id && cursor->block - front_id < blocks_.size();
   if (valid) {
@@ -154,7 +155,25 @@ FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max
     }
   }
   if (!valid) locate_locked(cursor->seq, cursor);
-  const Block& b = blocks_[cursor->block - front_id];
+  return &blocks_[cursor->block - front_id];
+}
+
+bool FloodLog::skip_evicted_locked(Cursor* cursor, uint64_t bit) const {
+  if (bit == kEverything) return false;  // a reader of every entry (persistence) lost some
+  if (evicted_.empty() || evicted_.front().first_seq > cursor->seq) return false;  // not remembered
+  for (auto it = evicted_.rbegin(); it != evicted_.rend() && it->end_seq > cursor->seq; ++it) {
+    if (it->owed & bit) return false;
+  }
+  locate_locked(blocks_.empty() ? next_seq_ : blocks_.front().first_seq, cursor);
+  return true;
+}
+
+FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max_bytes, uint64_t bit) const {
+  std::lock_guard lock(mu_);
+  uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
+  if (cursor->seq < oldest && !skip_evicted_locked(cursor, bit)) return ReadStatus::kBehind;
+  if (cursor->seq >= next_seq_) return ReadStatus::kOk;
+  const Block& b = *position_locked(cursor);
   const char* base = b.data.get();
   size_t end = cursor->offset;
   uint64_t count = 0;
@@ -164,6 +183,32 @@ FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max
   }
   out->append(base + cursor->offset, end - cursor->offset);
   cursor->offset = end;
+  cursor->seq += count;
+  return ReadStatus::kOk;
+}
+
+FloodLog::ReadStatus FloodLog::read_owed(Cursor* cursor, uint64_t bit, std::string* lines, size_t max_bytes,
+                                         size_t* looked_at) const {
+  *looked_at = 0;
+  std::lock_guard lock(mu_);
+  uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
+  if (cursor->seq < oldest && !skip_evicted_locked(cursor, bit)) return ReadStatus::kBehind;
+  if (cursor->seq >= next_seq_) return ReadStatus::kOk;
+  const Block& b = *position_locked(cursor);
+  const char* base = b.data.get();
+  size_t at = cursor->offset;
+  const size_t start = lines->size();
+  uint64_t count = 0;
+  while (at < b.used && (count == 0 || lines->size() - start < max_bytes)) {
+    const uint32_t size = load32(base + at);
+    if (static_cast<Kind>(base[at + 4]) == Kind::kRecord && (load64(base + at + 16) & bit)) {
+      lines->append(base + at + kEntryHeader, size - kEntryHeader).push_back('\n');
+    }
+    at += size;
+    ++count;
+  }
+  *looked_at = at - cursor->offset;
+  cursor->offset = at;
   cursor->seq += count;
   return ReadStatus::kOk;
 }

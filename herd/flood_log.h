@@ -7,8 +7,11 @@
 // and persistence (the log writer thread appends every entry to disk).
 //
 // Bounded: entries live in blocks; once the blocks hold more than `capacity` bytes the oldest block is
-// evicted, and a reader whose position was evicted is told it is behind (it then needs a full transfer).
-// Readers copy raw entries out under the lock, a block at most per call, and decode them outside it.
+// evicted, and a reader whose position was evicted is told it is behind (it then needs a full
+// transfer) unless nothing evicted was owed to it: the backlog remembers, for the blocks it evicted
+// lately, the union of their masks, so a link that nothing was owed to for a while (it is woken only
+// for what it is owed) just moves on. Readers copy entries out under the lock, a block at most per
+// call.
 //
 // Threads: every method is thread-safe. Appends are expected under a table shard lock (see
 // FloodRouter), so the lock is held only for a copy and never across I/O; a block is allocated under it
@@ -51,6 +54,10 @@ class FloodLog {
   static constexpr size_t kEntryHeader = 24;  // u32 size, u8 kind, 3 spare, u64 seq, u64 mask
   static constexpr size_t kMaxBlockBytes = 64 * 1024;
   static constexpr size_t kMinBlockBytes = 4 * 1024;
+  // Evicted blocks whose masks are remembered (a few times the backlog's own size, at 24 bytes each).
+  static constexpr size_t kEvictedHistory = 4096;
+  // The bit of a reader that is owed everything (the persistence writer).
+  static constexpr uint64_t kEverything = ~uint64_t{0};
 
   // The first entry appended gets `first_seq` (>= 1: seq 0 means "nothing").
   FloodLog(size_t capacity_bytes, uint64_t first_seq);
@@ -64,6 +71,8 @@ class FloodLog {
   // Any thread: the seq the next append will get; the oldest seq still held (== next_seq() when empty).
   uint64_t next_seq() const;
   uint64_t oldest_seq() const;
+  // Any thread, no lock: next_seq() as last published by an append (for stamping table records).
+  uint64_t next_seq_relaxed() const { return published_next_.load(std::memory_order_relaxed); }
   size_t bytes_held() const;
 
   // Any thread: waits until an entry with a seq >= `seq` exists, *stop is set, or `timeout` passes;
@@ -77,8 +86,16 @@ class FloodLog {
 
   // Any thread: appends raw entries from *cursor on to *out (whole entries, at least one when there is
   // one, about max_bytes at most, never past the block the cursor is in) and advances the cursor.
-  // kBehind, with nothing read, when the cursor's entry has been evicted.
-  ReadStatus read(Cursor* cursor, std::string* out, size_t max_bytes) const;
+  // kBehind, with nothing read, when entries from the cursor on were evicted and any of them may have
+  // had `bit` (the reader's) in its mask; if none did, the cursor moves on to the oldest entry held.
+  // A reader of kEverything is behind whenever anything it had not read was evicted.
+  ReadStatus read(Cursor* cursor, std::string* out, size_t max_bytes, uint64_t bit = kEverything) const;
+
+  // Any thread: as read(), but appends only the lines of the record entries with `bit` in their mask,
+  // each followed by "\n" (the live flood of one link: one copy, under the lock). *looked_at: the bytes
+  // of backlog passed over. kBehind as read().
+  ReadStatus read_owed(Cursor* cursor, uint64_t bit, std::string* lines, size_t max_bytes,
+                       size_t* looked_at) const;
 
   // Decodes the entry at the front of *raw (bytes written by read()) and removes it from *raw. False
   // when *raw is empty or does not start with a whole entry.
@@ -90,19 +107,32 @@ class FloodLog {
   struct Block {
     uint64_t id = 0;
     uint64_t first_seq = 0;
+    uint64_t owed = 0;  // the union of its record entries' masks
     size_t used = 0;
     size_t cap = 0;
     std::unique_ptr<char[]> data;
   };
   // mu_ held: the index in blocks_ of the block holding `seq` (which must be held), and its offset.
   void locate_locked(uint64_t seq, Cursor* cursor) const;
+  // mu_ held, oldest <= cursor->seq < next_seq_: fixes up *cursor and returns its block.
+  const Block* position_locked(Cursor* cursor) const;
+  // mu_ held, cursor->seq below the oldest entry: true (and *cursor moved to the oldest entry) when
+  // every entry evicted from cursor->seq on is known and none was owed to `bit`.
+  bool skip_evicted_locked(Cursor* cursor, uint64_t bit) const;
+  struct Evicted {
+    uint64_t first_seq;
+    uint64_t end_seq;  // one past its last
+    uint64_t owed;
+  };
 
   const size_t capacity_;
   const size_t block_bytes_;
   mutable std::mutex mu_;
   std::deque<Block> blocks_;             // guarded by mu_: oldest first
   std::unique_ptr<char[]> spare_;        // guarded by mu_: an evicted block's memory, for reuse
+  std::deque<Evicted> evicted_;          // guarded by mu_: the latest evicted blocks, oldest first
   uint64_t next_seq_;                    // guarded by mu_
+  std::atomic<uint64_t> published_next_; // next_seq_, readable without mu_
   uint64_t next_block_id_ = 1;           // guarded by mu_
   size_t bytes_ = 0;                     // guarded by mu_: bytes used in blocks_
   mutable std::condition_variable grew_;

@@ -7,18 +7,24 @@
 namespace herd {
 namespace {
 
-// Appends the flood line to the backlog when the table stores the record (under its shard lock).
+// Appends the flood line to the backlog when the table stores the record (under its shard lock), if
+// anyone is owed it or the backlog keeps everything, and stamps the record with where the backlog
+// then stands.
 class BacklogAppend final : public LocationTable::Observer {
  public:
-  BacklogAppend(FloodLog& backlog, uint64_t mask, std::string_view line)
-      : backlog_(backlog), mask_(mask), line_(line) {}
-  void on_stored(std::string_view) override { seq = backlog_.append(FloodLog::Kind::kRecord, mask_, line_); }
+  BacklogAppend(FloodLog& backlog, uint64_t mask, std::string_view line, bool append)
+      : backlog_(backlog), mask_(mask), line_(line), append_(append) {}
+  uint64_t on_stored(std::string_view) override {
+    if (append_) seq = backlog_.append(FloodLog::Kind::kRecord, mask_, line_);
+    return backlog_.next_seq_relaxed();
+  }
   uint64_t seq = 0;
 
  private:
   FloodLog& backlog_;
   const uint64_t mask_;
   const std::string_view line_;
+  const bool append_;
 };
 
 }  // namespace
@@ -45,14 +51,14 @@ FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Tim
     if ((mask & bit_for(k)) && links_[k]->up()) seen.add(links_[k]->peer_name());
   }
   Result result;
-  if (mask == 0 && !keep_all_) {
-    result.stored = table_.offer(client_id, time, record, source, stored);
-    return result;
-  }
+  const bool append_it = mask != 0 || keep_all_;
   thread_local std::string line;
-  line.assign(record);
-  seen.append_field(line);
-  BacklogAppend append(backlog_, mask, line);
+  line.clear();
+  if (append_it) {
+    line.assign(record);
+    seen.append_field(line);
+  }
+  BacklogAppend append(backlog_, mask, line, append_it);
   result.stored = table_.offer(client_id, time, record, source, stored, &append);
   result.seq = append.seq;
   if (result.stored) {

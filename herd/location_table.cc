@@ -17,6 +17,7 @@ namespace herd {
 // from the record (16 bytes a client saved: a million clients is the benchmark's memory test).
 struct LocationTable::Record {
   protocol::Timestamp time;
+  uint64_t stamp;      // the observer's stamp when it was stored (0: none)
   uint32_t length;     // bytes of the record
   uint32_t id_offset;  // where the client ID starts in the record
   uint32_t id_length;
@@ -42,6 +43,7 @@ struct LocationTable::Record {
     if (!mem) throw std::bad_alloc();
     auto* r = static_cast<Record*>(mem);
     r->time = time;
+    r->stamp = 0;
     r->length = static_cast<uint32_t>(record.size());
     r->id_offset = static_cast<uint32_t>(at);
     r->id_length = static_cast<uint32_t>(client_id.size());
@@ -204,7 +206,7 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
         shard.record_bytes += charge(fresh->length);
         shard.record_bytes -= charge(old->length);
         slot->record = fresh;
-        if (observer) observer->on_stored(record);
+        if (observer) fresh->stamp = observer->on_stored(record);
       }
     } else {
       if (probe > kMaxProbe && shard.slots.size() < (shard.used + 1) * 64) {
@@ -217,7 +219,7 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
       slot->record = fresh;
       ++shard.used;
       shard.record_bytes += charge(fresh->length);
-      if (observer) observer->on_stored(record);
+      if (observer) fresh->stamp = observer->on_stored(record);
     }
     if (old != fresh) {
       fresh->touched = ++shard.clock;
@@ -275,7 +277,7 @@ bool LocationTable::holds(std::string_view client_id, std::string_view record) c
   return slot.record && slot.record->record() == record;
 }
 
-size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes) const {
+size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes, uint64_t stamped_up_to) const {
   size_t count = 0;
   const size_t start = out->size();
   while (!pos->done && out->size() - start < max_bytes) {
@@ -295,7 +297,7 @@ size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes
     const size_t end = std::min(shard.slots.size(), pos->slot + kScanSlotsPerLock);
     for (; pos->slot < end; ++pos->slot) {
       const Record* r = shard.slots[pos->slot].record;
-      if (!r) continue;
+      if (!r || r->stamp > stamped_up_to) continue;
       out->append(r->bytes, r->length).push_back('\n');
       ++count;
       if (out->size() - start >= max_bytes) {

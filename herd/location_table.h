@@ -46,10 +46,11 @@ class LocationTable {
   };
 
   // Told of each record that is stored, while the client's shard is still locked: so whatever it
-  // records (the backlog) is in the order the table changed for that client. Must not block.
+  // records (the backlog) is in the order the table changed for that client. Must not block. Returns
+  // the record's stamp: where the backlog stood when it was stored (see scan()).
   class Observer {
    public:
-    virtual void on_stored(std::string_view record) = 0;
+    virtual uint64_t on_stored(std::string_view record) = 0;
 
    protected:
     ~Observer() = default;
@@ -93,10 +94,13 @@ class LocationTable {
   // Appends records from *pos on, each followed by "\n", until about max_bytes are appended or the
   // table ends (then pos->done), and advances *pos; returns the number appended. Holds one shard lock
   // at a time for at most kScanSlotsPerLock slots. Every record stored before the scan began and not
-  // evicted meanwhile is appended (its newest version, or a newer one) at least once; records stored
-  // meanwhile may or may not be, and a shard whose slots were rehashed meanwhile is scanned again
-  // from its start.
-  size_t scan(ScanPosition* pos, std::string* out, size_t max_bytes) const;
+  // evicted meanwhile is appended (its newest version, or a newer one) at least once, unless its
+  // version's stamp is above `stamped_up_to` (a full transfer leaves out what was stored after it
+  // began: that goes live); records stored meanwhile may or may not be, and a shard whose slots were
+  // rehashed meanwhile is scanned again from its start. Records offered without an observer have
+  // stamp 0.
+  size_t scan(ScanPosition* pos, std::string* out, size_t max_bytes,
+              uint64_t stamped_up_to = UINT64_MAX) const;
 
   size_t size() const;
   // Bytes held by records and slot arrays (an estimate that excludes allocator overhead).

@@ -3,6 +3,7 @@
 #include "herd/persistence.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -108,13 +109,20 @@ bool Persistence::start(FloodLog& backlog, const SyncState& sync, std::string* e
   last_written_ = first - 1;
   durable_.store(first - 1, std::memory_order_release);
   if (!open_log(first, error)) return false;
-  writer_ = std::thread([this] { run_writer(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "record-writer");
+    run_writer();
+  });
   return true;
 }
 
 void Persistence::stop() {
   if (!writer_.joinable()) return;
-  stopping_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(stop_mu_);
+    stopping_.store(true, std::memory_order_release);
+  }
+  stop_cv_.notify_all();
   backlog_->wake_all();
   writer_.join();
   if (rewriter_.joinable()) rewriter_.join();
@@ -321,12 +329,15 @@ void Persistence::run_writer() {
         sync_log();
         break;
       }
-      auto wait = kIdleWait;
-      if (!synced_ && options_.fsync == Fsync::kEverySec) {
-        auto left = std::chrono::seconds(1) - (now - last_sync);
-        wait = std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(left));
+      if (options_.fsync == Fsync::kAlways) {
+        // Replies wait for this writer: be woken by the next append.
+        backlog_->wait_for_seq(cursor.seq, kIdleWait, stopping_);
+      } else {
+        // Nobody waits: gather kGatherWait's worth of appends per write, and never make an append
+        // wake a thread (the backlog holds far more than that).
+        std::unique_lock lock(stop_mu_);
+        stop_cv_.wait_for(lock, kGatherWait, [&] { return stopping_.load(std::memory_order_acquire); });
       }
-      backlog_->wait_for_seq(cursor.seq, wait, stopping_);
     }
   }
 }
@@ -334,6 +345,7 @@ void Persistence::run_writer() {
 void Persistence::start_rewrite(uint64_t log_start) {
   rewriting_.store(true, std::memory_order_release);
   rewriter_ = std::thread([this, log_start, held = held_, history = history_] {
+    pthread_setname_np(pthread_self(), "rewrite");
     run_rewrite(log_start, held, history);
   });
 }

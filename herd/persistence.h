@@ -54,8 +54,11 @@ class Persistence {
   };
   // Record log bytes written per write() at most, and the most a batch of the writer holds.
   static constexpr size_t kBatchBytes = 4 * 1024 * 1024;
-  // How often a writer with nothing to write looks again (appends wake it sooner).
+  // fsync always: how often a writer with nothing to write looks again (appends wake it sooner).
   static constexpr std::chrono::milliseconds kIdleWait{100};
+  // fsync everysec or no: the writer writes every kGatherWait what was appended meanwhile (no
+  // append ever wakes it: a thread wake-up per record would cost more than the write).
+  static constexpr std::chrono::milliseconds kGatherWait{10};
 
   // Creates the directory if needed, locks it and recovers it into `table` and *recovered. nullptr
   // with *error (naming the file) when the directory cannot be used.
@@ -122,6 +125,8 @@ class Persistence {
 
   std::atomic<uint64_t> durable_{0};
   std::atomic<bool> stopping_{false};
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
   std::atomic<bool> rewriting_{false};
   std::atomic<uint64_t> rewritten_through_{0};  // a finished rewrite's log_start - 1 (0: none)
   std::atomic<uint64_t> rewrite_bytes_{0};      // its snapshot's size

@@ -37,6 +37,11 @@ bool is_run_id(std::string_view run) {
 
 SyncLine parse_sync_line(std::string_view line) {
   SyncLine out;
+  // Most peer lines are AT records: tell them apart by the verb's first bytes before splitting.
+  size_t start = 0;
+  while (start < line.size() && is_space(static_cast<unsigned char>(line[start]))) ++start;
+  std::string_view head = line.substr(start, 4);
+  if (head != "SYNC" && head != "BULK" && head != "MARK") return out;
   constexpr size_t kMaxFields = 2 + SyncLine::kMaxHistory;
   std::string_view f[kMaxFields];
   size_t n = split_fields(line, f, kMaxFields);

@@ -105,6 +105,24 @@ def test_a_record_flooded_then_lost_at_its_origin_comes_back_from_the_neighbours
                      herd.log_bytes('Goloman'))
 
 
+def test_a_neighbour_down_is_not_named_even_across_a_restart_with_data(make_herd):
+    """The issue's case of the second flood-routing rule: Hands stops, an update comes to Goloman
+    (whose link to Hands is down, so it must not name Hands in seen=), Goloman is killed so what it
+    owed Hands is gone, and Hands comes back with its data: the record must still reach it, replayed
+    by Wilkes (which owed it to Hands because nobody had named Hands)."""
+    herd = make_herd(extra_yaml='data_dir: data\nfsync: everysec\n')
+    herd.kill('Hands', signal.SIGTERM)
+    for n in ('Goloman', 'Wilkes'):
+        wait_for(lambda: b'Hands - link down' in herd.log_bytes(n), 10, 'the link down at %s' % n)
+    rec = updates(herd, 'Goloman', 'through-wilkes', 1)
+    wait_all_at(herd, 'Wilkes', rec)
+    herd.kill('Goloman')
+    herd.restart('Hands')
+    wait_all_at(herd, 'Hands', rec)
+    wait_for(lambda: re.search(rb'Hands \* catch-up: replaying backlog seqs', herd.log_bytes('Wilkes')),
+             10, 'a replay to Hands in Wilkes.log')
+
+
 def test_a_torn_tail_is_cut_off_and_the_start_goes_on(make_herd):
     herd = make_herd(names=['Solo'], links=[], extra_yaml=DURABLE)
     kept = updates(herd, 'Solo', 'kept', 30)

@@ -123,6 +123,51 @@ TEST_SUITE("catch_up") {
     CHECK(log.read(&c, &out, 10) == FloodLog::ReadStatus::kOk);
   }
 
+  TEST_CASE("backlog: a reader that nothing evicted was owed to moves on instead of falling behind") {
+    FloodLog log(16 * 1024, 1);
+    FloodLog::Cursor idle = log.cursor_at(1), owed = log.cursor_at(1), all = log.cursor_at(1);
+    for (int i = 0; i < 3000; ++i) log.append(FloodLog::Kind::kRecord, 0b01, rec("c" + std::to_string(i), i));
+    REQUIRE(log.oldest_seq() > 1);
+    std::string out;
+    size_t looked;
+    // Link 1 (bit 0b10) was owed none of it: it carries on from the oldest entry held.
+    CHECK(log.read_owed(&idle, 0b10, &out, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    CHECK(idle.seq > log.oldest_seq());
+    CHECK(out.empty());
+    // Link 0 was owed what was evicted: behind.
+    CHECK(log.read_owed(&owed, 0b01, &out, 1 << 16, &looked) == FloodLog::ReadStatus::kBehind);
+    // The persistence writer reads everything: behind as soon as anything it had not read went.
+    CHECK(log.read(&all, &out, 1 << 16) == FloodLog::ReadStatus::kBehind);
+    // Past the remembered evictions nothing is known: behind, to be safe.
+    FloodLog tiny(4096, 1);
+    FloodLog::Cursor early = tiny.cursor_at(1);
+    for (int i = 0; i < 800000; ++i) tiny.append(FloodLog::Kind::kRecord, 0b01, "x");  // > 4096 blocks
+    CHECK(tiny.read_owed(&early, 0b10, &out, 100, &looked) == FloodLog::ReadStatus::kBehind);
+  }
+
+  TEST_CASE("backlog: a link reads only the records owed to it, as lines") {
+    FloodLog log(1 << 20, 1);
+    log.append(FloodLog::Kind::kRecord, 0b01, "one");
+    log.append(FloodLog::Kind::kRecord, 0b10, "two");
+    log.append(FloodLog::Kind::kProgress, 0b11, "A r 1");  // never a flood line
+    log.append(FloodLog::Kind::kRecord, 0b11, "three");
+    FloodLog::Cursor c = log.cursor_at(1);
+    std::string lines;
+    size_t looked = 0;
+    CHECK(log.read_owed(&c, 0b10, &lines, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    CHECK(lines == "two\nthree\n");
+    CHECK(looked > 0);
+    CHECK(c.seq == 5);
+    lines.clear();
+    CHECK(log.read_owed(&c, 0b10, &lines, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    CHECK(lines.empty());
+    CHECK(looked == 0);
+    FloodLog small(4096, 1);
+    FloodLog::Cursor old = small.cursor_at(1);
+    for (int i = 0; i < 2000; ++i) small.append(FloodLog::Kind::kRecord, 1, rec("x", i));
+    CHECK(small.read_owed(&old, 1, &lines, 100, &looked) == FloodLog::ReadStatus::kBehind);
+  }
+
   TEST_CASE("catch-up lines parse and print back") {
     using protocol::SyncKind;
     protocol::RunHead h[2] = {{"abc", 17}, {"Z9", 0}};
@@ -240,10 +285,37 @@ TEST_SUITE("catch_up") {
     CHECK(pos.done);
   }
 
+  TEST_CASE("a scan can leave out what was stored after it began (by stamp)") {
+    struct Stamp final : LocationTable::Observer {
+      uint64_t next = 1;
+      uint64_t on_stored(std::string_view) override { return next; }
+    } stamp;
+    LocationTable t;
+    for (int i = 0; i < 100; ++i) {
+      std::string id = "c" + std::to_string(i);
+      stamp.next = static_cast<uint64_t>(i + 1);
+      t.offer(id, {i, 0}, rec(id, i), LocationTable::Source::kClient, nullptr, &stamp);
+    }
+    LocationTable::ScanPosition pos;
+    std::string out;
+    size_t n = 0;
+    while (!pos.done) n += t.scan(&pos, &out, 1 << 20, 50);
+    CHECK(n == 50);  // stamps 1..50
+    CHECK(out.find(rec("c49", 49) + "\n") != std::string::npos);
+    CHECK(out.find(rec("c50", 50) + "\n") == std::string::npos);
+    pos = {};
+    n = 0;
+    while (!pos.done) n += t.scan(&pos, &out, 1 << 20);
+    CHECK(n == 100);
+  }
+
   TEST_CASE("the table tells its observer of stored records only") {
     struct Seen final : LocationTable::Observer {
       std::vector<std::string> got;
-      void on_stored(std::string_view r) override { got.emplace_back(r); }
+      uint64_t on_stored(std::string_view r) override {
+        got.emplace_back(r);
+        return 0;
+      }
     } seen;
     LocationTable t;
     CHECK(t.offer("a", {5, 0}, rec("a", 5), LocationTable::Source::kClient, nullptr, &seen));

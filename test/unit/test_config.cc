@@ -248,3 +248,39 @@ TEST_CASE("config: peer lines may carry the longest record a client line can pro
   // ... and not much more: the bound is a bound, not a way around the line limit.
   CHECK(c.peer_max_line() <= c.limits.max_line + 128);
 }
+
+TEST_CASE("config: data_dir, fsync, compact_bytes and the backlog's size") {
+  Parsed p = parse(kHerd);
+  REQUIRE(p.config);
+  CHECK(p.config->data_dir.empty());  // memory only by default
+  CHECK(p.config->fsync == "everysec");
+  CHECK(p.config->compact_bytes == 64u * 1024 * 1024);
+  CHECK(p.config->limits.peer_backlog_bytes == 16u * 1024 * 1024);
+
+  p = parse(std::string(kHerd) + "data_dir: state\nfsync: always\ncompact_bytes: 100000\n"
+                                 "limits:\n  peer_backlog_bytes: 1048576\n");
+  REQUIRE(p.config);
+  CHECK(p.config->data_dir == "state");
+  CHECK(p.config->fsync == "always");
+  CHECK(p.config->compact_bytes == 100000u);
+  CHECK(p.config->limits.peer_backlog_bytes == 1048576u);
+  CHECK(p.warnings.empty());
+
+  CHECK(contains(refused(std::string(kHerd) + "fsync: sometimes\n"), "fsync"));
+  CHECK(contains(refused(std::string(kHerd) + "fsync: sometimes\n"), "'sometimes'"));
+  CHECK(contains(refused(std::string(kHerd) + "compact_bytes: 10\n"), "compact_bytes"));
+  CHECK(contains(refused(std::string(kHerd) + "data_dir: \"\"\n"), "data_dir"));
+
+  // Without a data_dir, fsync means nothing: a warning, not an error.
+  p = parse(std::string(kHerd) + "fsync: always\n");
+  REQUIRE(p.config);
+  REQUIRE(p.warnings.size() == 1);
+  CHECK(contains(p.warnings[0], "without data_dir"));
+
+  // The backlog's old name is still read, with a warning.
+  p = parse(std::string(kHerd) + "limits:\n  peer_outbox_bytes: 65536\n");
+  REQUIRE(p.config);
+  CHECK(p.config->limits.peer_backlog_bytes == 65536u);
+  REQUIRE(p.warnings.size() == 1);
+  CHECK(contains(p.warnings[0], "renamed limits.peer_backlog_bytes"));
+}

@@ -98,7 +98,10 @@ struct Rig {
       std::string line;
       uint64_t mask;
       uint64_t seq = 0;
-      void on_stored(std::string_view) override { seq = b->append(FloodLog::Kind::kRecord, mask, line); }
+      uint64_t on_stored(std::string_view) override {
+        seq = b->append(FloodLog::Kind::kRecord, mask, line);
+        return b->next_seq_relaxed();
+      }
     } a;
     a.b = backlog.get();
     a.line = rec(id, sec) + " seen=S";

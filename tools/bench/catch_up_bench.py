@@ -4,12 +4,12 @@
     /usr/bin/python3 tools/bench/catch_up_bench.py [--clients N] [--threads T] [--only full|partition]
 
 1. Full catch-up: a five-server herd (config.yaml's topology, free loopback ports) is seeded with N
-   clients (default 1,000,000) at Goloman; once Welsh holds them, Welsh is SIGKILLed and restarted
+   clients (default 1,000,000) at Goloman; once Welsh holds them and the herd is idle again, Welsh is SIGKILLed and restarted
    empty. Its only neighbour, Holiday, sends it the whole table while herd-load keeps sending
-   IAMATs to Holiday (50 connections, pipeline 1). Reported: the catch-up time (Welsh's `caught up`
-   line: from its SYNC answer to the closing MARK; and from the restart), and Holiday's IAMAT rate
-   during the catch-up against its rate in the 3 s before the kill, both counted from the replies
-   in Holiday's log.
+   IAMATs to Holiday (50 connections, pipeline 1, in back-to-back 0.5 s runs that each measure
+   their rate). Reported: the catch-up time (Welsh's `caught up` line: from its SYNC answer to the
+   closing MARK; and from the restart), and Holiday's IAMAT rate during the catch-up against its
+   rate in the 3 s before the kill.
    Targets: <= 5 s; >= 80 % of the normal rate.
 2. Partition: the same herd with faultproxy between the servers; Welsh's link to Holiday is cut
    for 1 s while herd-load sends IAMATs to Goloman (distinct clients, each moving several times),
@@ -55,42 +55,46 @@ def load(herd, entry, duration, clients, connections=50, pipeline=1, extra=()):
         return {}
 
 
-class Background(threading.Thread):
-    """One long herd-load run at a server (closed loop, 50 connections, pipeline 1)."""
+class Slices(threading.Thread):
+    """herd-load at one server in back-to-back short runs: [(start, end, IAMATs/s)] (monotonic)."""
 
-    def __init__(self, herd, entry, duration, clients=1000):
+    def __init__(self, herd, entry, slice_s=0.5, clients=1000):
         super().__init__(daemon=True)
-        self.herd, self.entry, self.duration, self.clients = herd, entry, duration, clients
-        self.result = None
+        self.herd, self.entry, self.slice_s, self.clients = herd, entry, slice_s, clients
+        self.samples = []
+        self.stop_flag = threading.Event()
 
     def run(self):
-        self.result = load(self.herd, self.entry, self.duration, self.clients)
+        while not self.stop_flag.is_set():
+            t0 = time.monotonic()
+            j = load(self.herd, self.entry, self.slice_s, self.clients)
+            t1 = time.monotonic()
+            if j.get('throughput') is not None:
+                self.samples.append((t0, t1, j['throughput']))
+
+    def mean(self, lo, hi):
+        """The mean rate of the slices that overlap [lo, hi] by at least half their length."""
+        inside = [r for a, b, r in self.samples if min(b, hi) - max(a, lo) >= (b - a) / 2]
+        return (sum(inside) / len(inside), len(inside)) if inside else (None, 0)
 
 
-STAMP = re.compile(rb'^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{6})Z ')
+def cpu_s(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def stamp(line):
-    """A log entry's UTC time in seconds (the day's part is enough for windows of seconds)."""
-    m = STAMP.match(line)
-    if not m:
-        return None
-    h, mi, sec, us = (int(m.group(i)) for i in (4, 5, 6, 7))
-    return int(m.group(3)) * 86400 + h * 3600 + mi * 60 + sec + us / 1e6
-
-
-def log_times(herd, name, needle):
-    """The times of the log entries containing `needle` (bytes) or matching it (a compiled regex)."""
-    hit = needle.search if hasattr(needle, 'search') else (lambda l: needle in l)
-    return [t for t in (stamp(l) for l in herd.log_bytes(name).split(b'\n') if hit(l)) if t is not None]
-
-
-CLIENT_REPLY = re.compile(rb'Z c\d+ > AT ')
-
-
-def rate_in(times, lo, hi):
-    n = sum(1 for t in times if lo <= t < hi)
-    return n / (hi - lo) if hi > lo else None
+def settle(herd, limit=120.0, idle=0.05):
+    """Waits until the herd's servers together use under `idle` of a core (floods and log writing
+    after a big seeding are over), or `limit` seconds. Returns the seconds waited."""
+    t0 = time.monotonic()
+    pids = [s.pid for s in herd.servers.values()]
+    while time.monotonic() - t0 < limit:
+        a = sum(cpu_s(p) for p in pids)
+        time.sleep(1.0)
+        if sum(cpu_s(p) for p in pids) - a < idle:
+            break
+    return round(time.monotonic() - t0, 1)
 
 
 def caught_up(herd, name, sender):
@@ -103,9 +107,10 @@ def sample_ids(n, k):
     return [b'c%d.load' % i for i in random.Random(7).sample(range(n), min(k, n))] + [b'c%d.load' % (n - 1)]
 
 
-def full_catch_up(workdir, clients, threads):
+def full_catch_up(workdir, clients, threads, victim='Welsh', sender='Holiday', data=False):
     herd = herdlib.Herd(os.path.join(workdir, 'full'), threads=threads,
-                        limits={'max_connections': 100000})
+                        limits={'max_connections': 100000},
+                        extra_yaml='data_dir: data\nfsync: everysec\n' if data else '')
     os.makedirs(herd.workdir, exist_ok=True)
     herd.start()
     try:
@@ -114,44 +119,50 @@ def full_catch_up(workdir, clients, threads):
                     extra=['--seed', '--requests', '1', '--timeout', '30'])
         ids = sample_ids(clients, 2000)
         want = herdlib.at_lines(herd.port('Goloman'), ids, timeout=30)
-        herdlib.wait_for(lambda: herdlib.at_lines(herd.port('Welsh'), ids, timeout=30) == want, 600,
-                         'the seeded clients at Welsh', interval=1.0)
+        herdlib.wait_for(lambda: herdlib.at_lines(herd.port(victim), ids, timeout=30) == want, 600,
+                         'the seeded clients at %s' % victim, interval=1.0)
         seeded_s = time.monotonic() - t0
-        # IAMATs to Holiday (the sender) all along; the rates come from Holiday's log (one `>` entry
-        # per reply, timestamped), so the window can be exactly the catch-up's.
-        bg = Background(herd, 'Holiday', 12.0)
-        bg.start()
+        settled = settle(herd)
+        # IAMATs to Holiday (the sender) all along, in 0.5 s runs of herd-load, each measuring its
+        # own rate: the rate during the catch-up is the mean of the runs inside it.
+        slices = Slices(herd, sender)
+        slices.start()
         time.sleep(4.0)
-        herd.kill('Welsh')
+        t_kill = time.monotonic()
+        herd.kill(victim)
         time.sleep(1.0)
-        before = len(caught_up(herd, 'Welsh', 'Holiday'))
+        around = herdlib.neighbours(herd, victim)
+        before = {n: len(caught_up(herd, victim, n)) for n in around}
         t_restart = time.monotonic()
-        herd.restart('Welsh')
-        herdlib.wait_for(lambda: len(caught_up(herd, 'Welsh', 'Holiday')) > before, 120,
-                         'the catch-up of Welsh', interval=0.05)
+        herd.restart(victim)
+        cpu0 = {n: cpu_s(s.pid) for n, s in herd.servers.items()}
+        herdlib.wait_for(lambda: len(caught_up(herd, victim, sender)) > before[sender], 300,
+                         'the catch-up of %s by %s' % (victim, sender), interval=0.02)
         t_done = time.monotonic()
-        bg.join(60)
-        received, stored, ms = caught_up(herd, 'Welsh', 'Holiday')[-1]
-        check = herdlib.at_lines(herd.port('Welsh'), ids, timeout=30)
+        cpu1 = {n: cpu_s(s.pid) for n, s in herd.servers.items()}
+        herdlib.wait_for(lambda: all(len(caught_up(herd, victim, n)) > before[n] for n in around), 300,
+                         'the catch-up of %s by every neighbour' % victim, interval=0.05)
+        t_all = time.monotonic()
+        time.sleep(1.0)
+        slices.stop_flag.set()
+        slices.join(30)
+        received, stored, ms = caught_up(herd, victim, sender)[-1]
+        check = herdlib.at_lines(herd.port(victim), ids, timeout=30)
         complete = sum(1 for i in ids if check[i] is not None)
-        starts = log_times(herd, 'Holiday', b'Welsh * catch-up: full transfer')
-        ends = log_times(herd, 'Holiday', b'Welsh * catch-up sent: ')
-        welsh_done = log_times(herd, 'Welsh', b'/Holiday * caught up: ')
-        replies = log_times(herd, 'Holiday', CLIENT_REPLY)
-        t0, t1 = starts[-1], max(ends[-1], welsh_done[-1])
-        kill_t = log_times(herd, 'Holiday', b'Welsh - link down')[-1]
-        normal = rate_in(replies, kill_t - 3.0, kill_t)
-        during = rate_in(replies, t0, t1)
+        t_start = t_done - ms / 1000.0
+        normal, n_normal = slices.mean(t_kill - 3.0, t_kill)
+        during, n_during = slices.mean(t_start, t_done)
         return {
-            'clients': clients, 'seed_s': round(seeded_s, 1), 'seeded': seed.get('seeded'),
+            'restarted': victim, 'sender': sender, 'clients': clients, 'seed_s': round(seeded_s, 1), 'seeded': seed.get('seeded'), 'settle_s': settled,
             'catch_up_ms': ms, 'restart_to_caught_up_s': round(t_done - t_restart, 2),
+            'restart_to_all_neighbours_s': round(t_all - t_restart, 2),
             'records_received': received, 'records_stored': stored,
             'sample_present': '%d/%d' % (complete, len(ids)),
-            'sender_send_s': round(ends[-1] - t0, 3), 'window_s': round(t1 - t0, 3),
-            'sender_rate_normal': round(normal or 0),
-            'sender_rate_during': round(during or 0) if during else None,
+            'window_s': round(ms / 1000.0, 3),
+            'cpu_s_restart_to_done': {n: round(cpu1[n] - cpu0[n], 2) for n in cpu0},
+            'sender_rate_normal': round(normal or 0), 'normal_slices': n_normal,
+            'sender_rate_during': round(during or 0) if during else None, 'during_slices': n_during,
             'rate_ratio': round(during / normal, 3) if during and normal else None,
-            'load_run': {k: bg.result.get(k) for k in ('throughput', 'errors')} if bg.result else None,
         }
     finally:
         herd.stop()
@@ -202,6 +213,11 @@ def main():
     ap.add_argument('--clients', type=int, default=1_000_000)
     ap.add_argument('--threads', type=int, default=1, help='event loops per server (default 1)')
     ap.add_argument('--only', choices=('full', 'partition'))
+    ap.add_argument('--data', action='store_true',
+                    help='servers keep a data_dir (fsync everysec): the restarted one reloads it')
+    ap.add_argument('--restart', default='Welsh', help='the server restarted empty (default Welsh)')
+    ap.add_argument('--sender', default='Holiday',
+                    help='its neighbour whose catch-up and IAMAT rate are measured (default Holiday)')
     ap.add_argument('--json', help='also write the figures to this file')
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory')
     args = ap.parse_args()
@@ -209,15 +225,19 @@ def main():
     results = {}
     try:
         if args.only in (None, 'full'):
-            results['full'] = r = full_catch_up(workdir, args.clients, args.threads)
-            print('full catch-up of %d clients at a restarted Welsh: %.2f s (SYNC to MARK; %.2f s from '
-                  'the restart), %d records received; sample present %s' % (
-                      r['clients'], r['catch_up_ms'] / 1000.0, r['restart_to_caught_up_s'],
+            results['full'] = r = full_catch_up(workdir, args.clients, args.threads, args.restart, args.sender, args.data)
+            print('full catch-up of %d clients at a restarted %s: %.2f s (SYNC to MARK; %.2f s from '
+                  'the restart; %.2f s until every neighbour finished), %d records received; sample '
+                  'present %s' % (
+                      r['clients'], args.restart, r['catch_up_ms'] / 1000.0, r['restart_to_caught_up_s'],
+                      r['restart_to_all_neighbours_s'],
                       r['records_received'], r['sample_present']))
-            print('  Holiday (the sender) IAMAT rate: %s/s in the 3 s before the kill, %s/s during the '
-                  '%.2f s catch-up: %s of normal' % (
-                      r['sender_rate_normal'], r['sender_rate_during'], r['window_s'],
-                      '%.0f %%' % (100 * r['rate_ratio']) if r['rate_ratio'] else 'n/a'))
+            print('  ' + args.sender + ' (the sender) IAMAT rate: %s/s in the 3 s before the kill (%d runs), %s/s during '
+                  'the %.2f s catch-up (%d runs): %s of normal' % (
+                      r['sender_rate_normal'], r['normal_slices'], r['sender_rate_during'], r['window_s'],
+                      r['during_slices'], '%.0f %%' % (100 * r['rate_ratio']) if r['rate_ratio'] else 'n/a'))
+            print('  CPU seconds from the restart to the end of the catch-up: %s' % ', '.join(
+                '%s %.2f' % kv for kv in sorted(r['cpu_s_restart_to_done'].items())))
         if args.only in (None, 'partition'):
             results['partition'] = r = partition(workdir, args.threads)
             print('1 s partition of Holiday-Welsh under load: %d clients missed (%d bytes), %d bytes '
