@@ -2,6 +2,7 @@
 #include "protocol/location.h"
 
 #include <charconv>
+#include <cstdint>
 #include <system_error>
 
 #include "protocol/fields.h"
@@ -41,6 +42,18 @@ std::optional<SignedDecimal> scan_signed_decimal(std::string_view text, size_t& 
 // Such a number can only be out of range by underflow (e.g. 0.000...0001 with 400 zeros), which
 // reads as zero.
 double to_double(const SignedDecimal& d) {
+  // The common case (a phone's 6 to 9 decimals): at most 15 digits in all make an integer m below
+  // 2^53 and a power of ten 10^k with k <= 15, both exact doubles, so m / 10^k is the correctly
+  // rounded quotient (IEEE division), the same double from_chars gives, at a fraction of its cost.
+  if (d.int_digits.size() + d.frac_digits.size() <= 15) {
+    static constexpr double kPow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                        1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    uint64_t m = 0;
+    for (char c : d.int_digits) m = m * 10 + static_cast<uint64_t>(c - '0');
+    for (char c : d.frac_digits) m = m * 10 + static_cast<uint64_t>(c - '0');
+    double value = static_cast<double>(m) / kPow10[d.frac_digits.size()];
+    return d.negative ? -value : value;
+  }
   const char* begin = d.int_digits.data();
   const char* end = d.frac_digits.data() + d.frac_digits.size();
   double value = 0;

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -95,6 +96,46 @@ TEST_SUITE("log_sink") {
     CHECK(lines[3].find("\\x00\\x01") != std::string::npos);
     CHECK(lines[3].find("\\x1f !\"#") != std::string::npos);
     CHECK(lines[3].find("~\\x7f\x80") != std::string::npos);
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("the vector scan finds an escaped byte at every position and of every value") {
+    // A byte of each value at each position of a 41-byte text (two 16-byte blocks and a tail), so
+    // the SSE2 scan and the byte loop after it are both checked against the rule, byte by byte.
+    auto expected = [](const std::string& text) {
+      std::string out;
+      for (unsigned char c : text) {
+        char buf[8];
+        if (c == '\n') out += "\\n";
+        else if (c == '\r') out += "\\r";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\\') out += "\\\\";
+        else if (c < 0x20 || c == 0x7f) { std::snprintf(buf, sizeof buf, "\\x%02x", c); out += buf; }
+        else out.push_back(static_cast<char>(c));
+      }
+      return out;
+    };
+    std::string path = temp_path();
+    std::vector<std::string> texts;
+    for (int c = 0; c < 256; ++c) {
+      for (size_t pos : {0, 1, 15, 16, 17, 31, 32, 40}) {
+        std::string t = "0123456789abcdefghijklmnopqrstuvwxyzABCDE";
+        t[pos] = static_cast<char>(c);
+        texts.push_back(t);
+      }
+    }
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 1, 64 << 20, &error);
+      REQUIRE(log);
+      for (const auto& t : texts) log->write(0, "c", '<', t);
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    REQUIRE(lines.size() == texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      CHECK_MESSAGE(lines[i].substr(28 + 4) == expected(texts[i]), i);
+    }
     ::unlink(path.c_str());
   }
 

@@ -2,6 +2,8 @@
 // reply formatting, and a seeded robustness sweep of parse_command over random bytes.
 #include <doctest/doctest.h>
 
+#include <charconv>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -214,6 +216,35 @@ TEST_CASE("realtime_now is a valid, plausible timestamp") {
 
 // ---------------------------------------------------------------------------------------------
 // locations
+
+TEST_CASE("parse_location's fast path gives the double from_chars gives, digit counts 1..17") {
+  // Up to 15 digits take the exact-division path; more go to from_chars. Both must agree with
+  // from_chars on the same digits for every length on either side of the boundary.
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  auto next = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int round = 0; round < 20000; ++round) {
+    size_t int_len = 1 + next() % 2;                 // 0..89
+    size_t frac_len = 1 + next() % (17 - int_len);   // 2..17 digits in all
+    std::string lat = (next() & 1) ? "-" : "+";
+    std::string digits;
+    for (size_t i = 0; i < int_len + frac_len; ++i) digits.push_back(static_cast<char>('0' + next() % 10));
+    if (digits[0] == '9') digits[0] = '8';          // below 90: a latitude
+    lat += digits.substr(0, int_len) + "." + digits.substr(int_len);
+    std::string text = lat + "+1.5";
+    auto loc = protocol::parse_location(text);
+    REQUIRE_MESSAGE(loc, text);
+    double want = 0;
+    std::string plain = digits.substr(0, int_len) + "." + digits.substr(int_len);
+    std::from_chars(plain.data(), plain.data() + plain.size(), want, std::chars_format::fixed);
+    if (lat[0] == '-') want = -want;
+    CHECK_MESSAGE(loc->lat == want, text);
+  }
+}
 
 TEST_CASE("parse_location accepts ISO 6709 decimal degrees") {
   auto loc = protocol::parse_location("+34.068930-118.445127");
