@@ -155,7 +155,9 @@ void CatchUpSender::pump(reactor::Connection& c) {
     if (at >= replay_end_) {
       // Live: the owed lines only, straight into the batch.
       live_.clear();
-      st = backlog_.read_owed(&cursor_, bit_, &live_, kReadBytes, &looked_at);
+      uint64_t owed = 0;
+      st = backlog_.read_owed(&cursor_, bit_, &live_, kReadBytes, &looked_at, &owed);
+      sent_.add(owed);  // herd_peer_records_flooded_total
     } else {
       st = backlog_.read(&cursor_, &raw_, kReadBytes, bit_);
       looked_at = raw_.size();

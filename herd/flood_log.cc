@@ -188,8 +188,9 @@ FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max
 }
 
 FloodLog::ReadStatus FloodLog::read_owed(Cursor* cursor, uint64_t bit, std::string* lines, size_t max_bytes,
-                                         size_t* looked_at) const {
+                                         size_t* looked_at, uint64_t* appended) const {
   *looked_at = 0;
+  *appended = 0;
   std::lock_guard lock(mu_);
   uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
   if (cursor->seq < oldest && !skip_evicted_locked(cursor, bit)) return ReadStatus::kBehind;
@@ -203,6 +204,7 @@ FloodLog::ReadStatus FloodLog::read_owed(Cursor* cursor, uint64_t bit, std::stri
     const uint32_t size = load32(base + at);
     if (static_cast<Kind>(base[at + 4]) == Kind::kRecord && (load64(base + at + 16) & bit)) {
       lines->append(base + at + kEntryHeader, size - kEntryHeader).push_back('\n');
+      ++*appended;
     }
     at += size;
     ++count;

@@ -130,19 +130,20 @@ TEST_SUITE("catch_up") {
     REQUIRE(log.oldest_seq() > 1);
     std::string out;
     size_t looked;
+    uint64_t n = 0;
     // Link 1 (bit 0b10) was owed none of it: it carries on from the oldest entry held.
-    CHECK(log.read_owed(&idle, 0b10, &out, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    CHECK(log.read_owed(&idle, 0b10, &out, 1 << 16, &looked, &n) == FloodLog::ReadStatus::kOk);
     CHECK(idle.seq > log.oldest_seq());
     CHECK(out.empty());
     // Link 0 was owed what was evicted: behind.
-    CHECK(log.read_owed(&owed, 0b01, &out, 1 << 16, &looked) == FloodLog::ReadStatus::kBehind);
+    CHECK(log.read_owed(&owed, 0b01, &out, 1 << 16, &looked, &n) == FloodLog::ReadStatus::kBehind);
     // The persistence writer reads everything: behind as soon as anything it had not read went.
     CHECK(log.read(&all, &out, 1 << 16) == FloodLog::ReadStatus::kBehind);
     // Past the remembered evictions nothing is known: behind, to be safe.
     FloodLog tiny(4096, 1);
     FloodLog::Cursor early = tiny.cursor_at(1);
     for (int i = 0; i < 800000; ++i) tiny.append(FloodLog::Kind::kRecord, 0b01, "x");  // > 4096 blocks
-    CHECK(tiny.read_owed(&early, 0b10, &out, 100, &looked) == FloodLog::ReadStatus::kBehind);
+    CHECK(tiny.read_owed(&early, 0b10, &out, 100, &looked, &n) == FloodLog::ReadStatus::kBehind);
   }
 
   TEST_CASE("backlog: a link reads only the records owed to it, as lines") {
@@ -154,18 +155,21 @@ TEST_SUITE("catch_up") {
     FloodLog::Cursor c = log.cursor_at(1);
     std::string lines;
     size_t looked = 0;
-    CHECK(log.read_owed(&c, 0b10, &lines, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    uint64_t n = 0;
+    CHECK(log.read_owed(&c, 0b10, &lines, 1 << 16, &looked, &n) == FloodLog::ReadStatus::kOk);
     CHECK(lines == "two\nthree\n");
+    CHECK(n == 2);
     CHECK(looked > 0);
     CHECK(c.seq == 5);
     lines.clear();
-    CHECK(log.read_owed(&c, 0b10, &lines, 1 << 16, &looked) == FloodLog::ReadStatus::kOk);
+    CHECK(log.read_owed(&c, 0b10, &lines, 1 << 16, &looked, &n) == FloodLog::ReadStatus::kOk);
     CHECK(lines.empty());
+    CHECK(n == 0);
     CHECK(looked == 0);
     FloodLog small(4096, 1);
     FloodLog::Cursor old = small.cursor_at(1);
     for (int i = 0; i < 2000; ++i) small.append(FloodLog::Kind::kRecord, 1, rec("x", i));
-    CHECK(small.read_owed(&old, 1, &lines, 100, &looked) == FloodLog::ReadStatus::kBehind);
+    CHECK(small.read_owed(&old, 1, &lines, 100, &looked, &n) == FloodLog::ReadStatus::kBehind);
   }
 
   TEST_CASE("catch-up lines parse and print back") {
