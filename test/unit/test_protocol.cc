@@ -2,6 +2,7 @@
 // reply formatting, and a seeded robustness sweep of parse_command over random bytes.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include <cstdint>
@@ -85,6 +86,50 @@ TEST_CASE("split_fields splits on whitespace runs and reports over-long lines as
   CHECK(protocol::split_fields("a b c d e f g h", f, 4) == 5);
   CHECK(protocol::split_fields("a", nullptr, 0) == 1);
   CHECK(protocol::split_fields("   ", nullptr, 0) == 0);
+}
+
+TEST_CASE("split_fields agrees with the byte-by-byte rule on random lines of every length") {
+  // The reference: the rule as written in fields.h, one byte at a time.
+  auto reference = [](std::string_view line, std::string_view* out, size_t max) -> size_t {
+    size_t count = 0, i = 0;
+    const size_t n = line.size();
+    while (true) {
+      while (i < n && protocol::is_space(static_cast<unsigned char>(line[i]))) ++i;
+      if (i == n) return count;
+      if (count == max) return max + 1;
+      const size_t start = i;
+      while (i < n && !protocol::is_space(static_cast<unsigned char>(line[i]))) ++i;
+      out[count++] = line.substr(start, i - start);
+    }
+  };
+  const std::string alphabet = std::string(" \t\n\v\f\r\x08\x0e\x1f\x7f\x80\xff\x89", 13) + "abAT+-.019";
+  uint64_t x = 0x243f6a8885a308d3ull;
+  auto next = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int round = 0; round < 30000; ++round) {
+    std::string line;
+    size_t len = next() % 70;
+    bool spaces_rare = next() & 1;
+    for (size_t i = 0; i < len; ++i) {
+      size_t k = next() % alphabet.size();
+      if (spaces_rare && k < 6 && next() % 4) k += 6;  // longer fields half of the time
+      line.push_back(alphabet[k]);
+    }
+    for (size_t max : {0, 1, 3, 7, 64}) {
+      std::string_view got[64], want[64];
+      size_t g = protocol::split_fields(line, max ? got : nullptr, max);
+      size_t w = reference(line, max ? want : nullptr, max);
+      REQUIRE(g == w);
+      for (size_t i = 0; i < std::min(w, max); ++i) {
+        REQUIRE(got[i].data() == want[i].data());
+        REQUIRE(got[i].size() == want[i].size());
+      }
+    }
+  }
 }
 
 TEST_CASE("trim drops whitespace at both ends only") {
