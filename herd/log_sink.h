@@ -78,6 +78,7 @@ class LogSink {
     uint64_t dropped = 0;  // guarded by mu
     int64_t stamp_sec = -1;  // guarded by mu: the second whose text is cached in stamp
     char stamp[32] = {};
+    size_t stamp_len = 0;
   };
 
   LogSink(int fd, std::string path, int lanes, size_t backlog_bytes, LogOptions options);
