@@ -13,8 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include "tools/load/arg_parse.h"
 #include "tools/load/herd_config.h"
 #include "tools/load/options.h"
+#include "tools/load/percentile_export.h"
 #include "tools/load/propagation.h"
 #include "tools/load/report.h"
 #include "tools/load/worker.h"
@@ -31,7 +33,7 @@ double cpu_seconds() {
   return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
-// Fills options.targets from --config/--entry, and checks every host is an IPv4 address.
+// Fills options.targets from --config/--entry, and checks every host is an IPv4 or IPv6 literal.
 void resolve_targets(Options* o) {
   if (!o->config_path.empty()) {
     HerdConfig config;
@@ -45,10 +47,40 @@ void resolve_targets(Options* o) {
   }
   for (auto& t : o->targets) {
     if (t.host == "localhost") t.host = "127.0.0.1";
-    in_addr a{};
-    if (inet_pton(AF_INET, t.host.c_str(), &a) != 1)
-      usage_error("target host must be an IPv4 address such as 127.0.0.1, got \"" + t.host + "\"");
+    SocketAddress a;
+    if (!make_address(t.host, t.port, &a))
+      usage_error("target host must be an IPv4 or IPv6 address such as 127.0.0.1 or [::1], got \"" + t.host +
+                  "\"");
   }
+}
+
+// --latency-out: the whole distribution, and per command when both commands were measured.
+bool write_latency_files(const Options& o, const Stats& s) {
+  struct Out {
+    std::string path;
+    const Histogram* h;
+    const char* what;
+  };
+  std::vector<Out> outs{{o.latency_out, &s.latency, "all measured replies"}};
+  if (s.latency_iamat.count() > 0 && s.latency_whatsat.count() > 0) {
+    outs.push_back({o.latency_out + ".iamat", &s.latency_iamat, "IAMAT replies"});
+    outs.push_back({o.latency_out + ".whatsat", &s.latency_whatsat, "WHATSAT replies"});
+  }
+  for (const Out& out : outs) {
+    std::string text = format_hgrm(*out.h, std::string("herd-load latency, ") + out.what +
+                                               (o.rate > 0 ? ", from the intended send time" : ", from the send time"));
+    FILE* f = std::fopen(out.path.c_str(), "w");
+    bool ok = f != nullptr;
+    if (ok) {
+      ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+      ok = std::fclose(f) == 0 && ok;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "herd-load: %s: cannot write: %s\n", out.path.c_str(), std::strerror(errno));
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -126,6 +158,7 @@ int main(int argc, char** argv) {
   if (window_start != 0 && window_end > window_start)
     result.measured_seconds = static_cast<double>(window_end - window_start) / 1e9;
   result.abort_reason = run.abort_reason;
+  if (!options.latency_out.empty() && !write_latency_files(options, result.stats)) return 2;
   if (options.json) print_json_report(options, result);
   else print_text_report(options, result);
   return result.abort_reason.empty() && result.stats.total_errors() == 0 ? 0 : 1;
