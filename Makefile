@@ -7,8 +7,9 @@
 #                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan
 #   make chaos      faults (kills, stops, cut links) under load for a few minutes: nothing acknowledged lost
-#   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
-#                   written to bench/results/; make bench-quick is its one-minute smoke version
+#   make bench      the side-by-side benchmark (C++ herd, one server, rings, asyncio reference, Redis,
+#                   Redis with four replicas, do-nothing server)
+#                   written to bench/results/; make bench-quick is its two-minute smoke version
 #
 # Every Debian package the build needs is installed when missing (as root), or named for you.
 
