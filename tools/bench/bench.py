@@ -704,6 +704,22 @@ class Bench:
         rate = max(50.0, round(peak / 2.0))
         bound = s['open_warmup'] + s['open_duration'] + 40
         settled = self.prepare(system)
+        if system.kind == 'herd':
+            # The same probe with no load first: the baseline that shows what the load changes
+            # (a loaded server sees records later; the per-hop medians then mix loaded and idle servers).
+            pargv = [LOADGEN, '--config', system.config, '--entry', self.prop_entry,
+                     '--propagation', str(s['prop_rounds']), '--timeout', '2', '--json']
+            rc, out, err = self.pm.run('%s-propagation-idle' % system.key, pargv, timeout=60)
+            idle_prop = {'argv': show_argv(pargv), 'rc': rc}
+            try:
+                idle_prop['json'] = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                idle_prop['json'] = None
+                idle_prop['problem'] = 'no JSON (rc %s): %s' % (rc, err.strip()[-300:])
+                self.warnings.append('%s / propagation at rest: %s' % (system.label, idle_prop['problem']))
+            res['propagation_idle'] = idle_prop
+            print('  %-34s %s' % ('propagation at rest', summarize_prop(idle_prop)), flush=True)
+            system.truncate_logs()
         argv = ([LOADGEN] + system.target_args() +
                 ['--threads', str(self.gen_threads), '--json', '--connections', '50',
                  '--pipeline', '16', '--rate', '%g' % rate, '--warmup', str(s['open_warmup']),

@@ -417,36 +417,48 @@ def propagation_section(R):
              'The load entry (%s) is also the server taking the open-loop client load.'
              % R['meta'].get('load_entry'))
     L.append('')
-    L.append('| server | hops | seen | missed | p50 | p99 | p99.9 | max | poll round trip p50 | p99 |')
-    L.append('|---|---|---|---|---|---|---|---|---|---|')
+    rest = {x['name']: x for x in (((sysres(R, 'herd').get('propagation_idle') or {}).get('json') or {})
+                                   .get('servers') or [])}
+    L.append('| server | hops | seen | missed | p50 | p99 | p99.9 | max | poll round trip p50 | p99 | '
+             'p50 at rest (no load) |')
+    L.append('|---|---|---|---|---|---|---|---|---|---|---|')
+    entry = R['meta'].get('load_entry')
     for s in sorted(servers, key=lambda x: (x['hops'], x['name'])):
-        L.append('| %s%s | %d | %s | %s | %s | %s | %s | %s | %s | %s |' % (
-            s['name'], ' (load entry)' if s['name'] == R['meta'].get('load_entry') else '', s['hops'],
+        L.append('| %s%s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            s['name'], ' (load entry)' if s['name'] == entry else '', s['hops'],
             s.get('seen'), s.get('missed'), f_ms(s.get('p50_ms')), f_ms(s.get('p99_ms')),
             f_ms(s.get('p99.9_ms')), f_ms(s.get('max_ms')), f_ms(s.get('poll_rtt_p50_ms')),
-            f_ms(s.get('poll_rtt_p99_ms'))))
+            f_ms(s.get('poll_rtt_p99_ms')), f_ms((rest.get(s['name']) or {}).get('p50_ms'))))
     L.append('')
     by = {h['hops']: h for h in j.get('by_hops', [])}
     if 2 in by and 3 in by and by[3].get('p50_ms', 0) < by[2].get('p50_ms', 0):
         two = [s for s in servers if s['hops'] == 2]
         three = [s for s in servers if s['hops'] == 3]
         slow = max(two, key=lambda s: s.get('p50_ms', 0))
-        fast3 = min(three, key=lambda s: s.get('p50_ms', 0))
-        why = ('**Why the 3-hop median is below the 2-hop one here:** the 2-hop figure merges %s. '
-               'The slowest of them, %s (p50 %s, poll round trip p50 %s)%s, is slower than the 3-hop '
-               'server %s (p50 %s, poll round trip p50 %s). ' % (
-                   ' and '.join('%s (p50 %s)' % (s['name'], f_ms(s.get('p50_ms'))) for s in two),
-                   slow['name'], f_ms(slow.get('p50_ms')), f_ms(slow.get('poll_rtt_p50_ms')),
-                   ', the server taking the client load,' if slow['name'] == R['meta'].get('load_entry')
-                   else '', fast3['name'], f_ms(fast3.get('p50_ms')), f_ms(fast3.get('poll_rtt_p50_ms'))))
-        if (slow.get('poll_rtt_p50_ms') or 0) > (fast3.get('poll_rtt_p50_ms') or 0):
-            why += ('A busier server answers the probe\'s polls later, so the record is seen later '
-                    'there: the medians compare servers under different load (and poll resolution), '
-                    'not hop counts. The hop-by-hop order holds server by server on a path; the '
-                    'per-hop rows are a summary, not a measurement of one hop\'s cost.')
+        others = [s for s in two if s is not slow]
+        far = min(three, key=lambda s: s.get('p50_ms', 0))
+        why = ('**Why the 3-hop median is below the 2-hop one here:** the 2-hop figure merges %s. ' % (
+            ' and '.join('%s (p50 %s)' % (s['name'], f_ms(s.get('p50_ms'))) for s in two)))
+        if slow['name'] == entry:
+            why += ('%s is the load entry: its event loop also serves the open-loop client load, so the '
+                    'flooded record and the probe\'s polls wait behind client batches there (its poll '
+                    'round trip p50 %s, %s\'s %s). ' % (
+                        slow['name'], f_ms(slow.get('poll_rtt_p50_ms')), far['name'],
+                        f_ms(far.get('poll_rtt_p50_ms'))))
         else:
-            why += ('The poll round trips do not explain it: the 2-hop server receives the record '
-                    'later than the 3-hop one (a flood path through a busier server, or batching).')
+            why += '%s is the slower of them (p50 %s). ' % (slow['name'], f_ms(slow.get('p50_ms')))
+        if others and all(o.get('p50_ms', 0) <= far.get('p50_ms', 0) for o in others):
+            why += ('Without it the order follows the hops: %s at 2 hops (p50 %s) before %s at 3 hops '
+                    '(p50 %s). ' % (
+                        others[0]['name'], f_ms(others[0].get('p50_ms')), far['name'],
+                        f_ms(far.get('p50_ms'))))
+        r2, r3 = (rest.get(slow['name']) or {}).get('p50_ms'), (rest.get(far['name']) or {}).get('p50_ms')
+        if r2 is not None and r3 is not None:
+            why += ('At rest (no load, the same probe just before) %s sees the record at p50 %s and '
+                    '%s at %s%s. ' % (slow['name'], f_ms(r2), far['name'], f_ms(r3),
+                                      ': the order follows the hops' if r2 <= r3 else ''))
+        why += ('So the per-hop rows mix a loaded server with idle ones; they are not an artefact of '
+                'the probe\'s clock, but the per-server rows are the figures to read.')
         L.append(why)
         L.append('')
     return L
