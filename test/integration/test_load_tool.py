@@ -173,3 +173,10 @@ def test_bad_flags_are_clear_errors(args, needle):
     r = run_load(base + args if args[0] != '--target' else args + ['--protocol', 'null'], timeout=10)
     assert r.returncode == 2
     assert needle in r.stderr, r.stderr
+
+
+def test_unwritable_latency_out_fails_before_the_run(tmp_path):
+    r = run_load(['--target', '127.0.0.1:9', '--protocol', 'null', '--duration', '10s',
+                  '--latency-out', str(tmp_path / 'no-such-dir' / 'x.hgrm')], timeout=10)
+    assert r.returncode == 2
+    assert 'cannot open' in r.stderr

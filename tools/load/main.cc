@@ -1,5 +1,6 @@
 // herd-load: the herd's traffic generator. Parses flags, resolves targets, runs the workers (or
-// propagation mode), shows live progress on a TTY, and prints the final report.
+// propagation mode), shows live progress on a TTY, prints the final report and writes the
+// --latency-out percentile files.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -101,6 +102,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (!options.latency_out.empty()) {  // a file that cannot be written is an error now, not after the run
+    FILE* f = std::fopen(options.latency_out.c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "herd-load: %s: cannot open: %s\n", options.latency_out.c_str(), std::strerror(errno));
+      return 2;
+    }
+    std::fclose(f);
+  }
   if (options.seed) run.seeds_left.store(options.clients);
   else run.start_ns.store(monotonic_ns());
 
@@ -158,8 +167,9 @@ int main(int argc, char** argv) {
   if (window_start != 0 && window_end > window_start)
     result.measured_seconds = static_cast<double>(window_end - window_start) / 1e9;
   result.abort_reason = run.abort_reason;
-  if (!options.latency_out.empty() && !write_latency_files(options, result.stats)) return 2;
+  const bool written = options.latency_out.empty() || write_latency_files(options, result.stats);
   if (options.json) print_json_report(options, result);
   else print_text_report(options, result);
+  if (!written) return 2;
   return result.abort_reason.empty() && result.stats.total_errors() == 0 ? 0 : 1;
 }
