@@ -34,6 +34,7 @@ sys.path.insert(0, HERE)
 
 import herdconf  # noqa: E402
 import procs  # noqa: E402
+import proplog  # noqa: E402
 import report  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, 'tools', 'places_sim'))
@@ -53,7 +54,7 @@ PLACES_KEY_ENV = 'HERD_BENCH_PLACES_KEY'   # the (fake) API key's variable; the 
 # Scale of every phase. `quick` exercises the same pipeline with tiny numbers.
 FULL = dict(
     warmup=1.0, duration=4.0, connections=[1, 50, 500], pipelines=[1, 16],
-    whatsat_duration=4.0, open_warmup=1.0, open_duration=6.0, prop_rounds=300,
+    whatsat_duration=4.0, open_warmup=1.0, open_duration=6.0, prop_rounds=1000, prop_rounds_slow=300,
     idle_connections=10000, idle_rate=1000, idle_duration=4.0,
     mem_clients=1_000_000, mem_cap_fast=90.0, mem_cap_slow=75.0, mem_settle=30.0,
     settle_max=5.0, settle_slow=3.0, start_timeout=60.0,
@@ -63,7 +64,7 @@ FULL = dict(
 )
 QUICK = dict(
     warmup=0.2, duration=0.4, connections=[1, 10, 50], pipelines=[1, 16],
-    whatsat_duration=0.4, open_warmup=0.3, open_duration=1.2, prop_rounds=20,
+    whatsat_duration=0.4, open_warmup=0.3, open_duration=1.2, prop_rounds=20, prop_rounds_slow=20,
     idle_connections=1000, idle_rate=500, idle_duration=1.0,
     mem_clients=20000, mem_cap_fast=20.0, mem_cap_slow=10.0, mem_settle=3.0,
     settle_max=0.5, settle_slow=1.0, start_timeout=60.0,
@@ -704,12 +705,13 @@ class Bench:
         rate = max(50.0, round(peak / 2.0))
         bound = s['open_warmup'] + s['open_duration'] + 40
         settled = self.prepare(system)
+        rounds = s['prop_rounds_slow'] if system.slow else s['prop_rounds']
         if system.kind == 'herd':
             # The same probe with no load first: the baseline that shows what the load changes
             # (a loaded server sees records later; the per-hop medians then mix loaded and idle servers).
             pargv = [LOADGEN, '--config', system.config, '--entry', self.prop_entry,
-                     '--propagation', str(s['prop_rounds']), '--timeout', '2', '--json']
-            rc, out, err = self.pm.run('%s-propagation-idle' % system.key, pargv, timeout=60)
+                     '--propagation', str(rounds), '--timeout', '2', '--json']
+            rc, out, err = self.pm.run('%s-propagation-idle' % system.key, pargv, timeout=120)
             idle_prop = {'argv': show_argv(pargv), 'rc': rc}
             try:
                 idle_prop['json'] = json.loads(out.strip().splitlines()[-1])
@@ -717,8 +719,11 @@ class Bench:
                 idle_prop['json'] = None
                 idle_prop['problem'] = 'no JSON (rc %s): %s' % (rc, err.strip()[-300:])
                 self.warnings.append('%s / propagation at rest: %s' % (system.label, idle_prop['problem']))
+            idle_prop['log'] = self.prop_from_logs(system)
             res['propagation_idle'] = idle_prop
             print('  %-34s %s' % ('propagation at rest', summarize_prop(idle_prop)), flush=True)
+            print('  %-34s %s' % ('  same, from the logs', summarize_prop({'json': idle_prop['log']})),
+                  flush=True)
             system.truncate_logs()
         argv = ([LOADGEN] + system.target_args() +
                 ['--threads', str(self.gen_threads), '--json', '--connections', '50',
@@ -732,7 +737,7 @@ class Bench:
             if system.kind == 'herd':
                 time.sleep(s['open_warmup'] + 0.2)
                 pargv = [LOADGEN, '--config', system.config, '--entry', self.prop_entry,
-                         '--propagation', str(s['prop_rounds']), '--timeout', '2', '--json']
+                         '--propagation', str(rounds), '--timeout', '2', '--json']
                 p0 = time.monotonic()
                 rc, out, err = self.pm.run('%s-propagation' % system.key, pargv,
                                            timeout=s['open_duration'] + 60)
@@ -760,17 +765,41 @@ class Bench:
                 rc = None
         finally:
             self.pm.stop(bg, grace=2.0)
+        cpu = win.stop()
+        wall = time.monotonic() - t0
+        if prop is not None:
+            # The same rounds timed from the servers' logs (no polling), after the load has ended
+            # (parsing competes for the cores) and before the logs are emptied.
+            prop['log'] = self.prop_from_logs(system)
+            print('  %-34s %s' % ('  same, from the logs', summarize_prop({'json': prop['log']})),
+                  flush=True)
         with open(bg.out_path, 'rb') as f:
             out = f.read().decode('utf-8', 'replace')
         with open(bg.err_path, 'rb') as f:
             err = f.read().decode('utf-8', 'replace')
         rec = self._record(system, 'open loop %g/s (half of peak)' % rate, argv, rc, out, err,
-                           win.stop(), time.monotonic() - t0, bound, settled=settled)
+                           cpu, wall, bound, settled=settled)
         rec['rate'] = rate
         rec['peak'] = peak
         res['openloop'] = rec
         if prop is not None:
             res['propagation'] = prop
+
+    def prop_from_logs(self, system):
+        """The propagation probe's rounds timed from the servers' log timestamps (proplog.py)."""
+        hops = herdconf.hops_from(system.names, system.links, self.prop_entry)
+        deadline = time.monotonic() + 3.0
+        while True:
+            # The writers flush every few milliseconds (the asyncio herd's less often): wait until
+            # the last round's record is in the farthest server's log, for at most 3 s.
+            time.sleep(0.1)
+            try:
+                got = proplog.delays(system.log_dir, self.prop_entry, hops)
+            except (OSError, ValueError) as e:
+                return {'problem': str(e)}
+            if (got['rounds_logged'] and all(h['missed'] == 0 for h in got['by_hops'])) or \
+                    time.monotonic() > deadline:
+                return got
 
     def phase_idle(self, system, res):
         s = self.scale
@@ -1062,8 +1091,10 @@ def summarize_prop(p):
     j = p.get('json')
     if not j:
         return 'FAILED: %s' % p.get('problem', '?')
+    if j.get('problem') or ('rounds_logged' in j and not j['rounds_logged']):
+        return 'not available: %s' % j.get('problem', 'no probe round in the logs')
     return '  '.join('%d hop%s p50 %.3f ms p99 %.3f ms (missed %d)' % (
-        h['hops'], '' if h['hops'] == 1 else 's', h['p50_ms'], h['p99_ms'], h['missed'])
+        h['hops'], '' if h['hops'] == 1 else 's', h['p50_ms'] or 0, h['p99_ms'] or 0, h['missed'])
         for h in j.get('by_hops', []))
 
 
