@@ -633,7 +633,7 @@ def runs_table(R):
                     + (rec.get('sim_cpu_percent') or 0))   # the places simulator is ours too
             lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
                 SHORT[key], rec['name'], run_rate(rec),
-                *(('—', '—', '—') if 'ingest_rate' in rec else
+                *(('—', '—', '—') if 'ingest_rate' in rec or rec.get('failed') else
                   (f_ms(lat(rec, 'p50')), f_ms(lat(rec, 'p99')), f_ms(lat(rec, 'p99.9')))),
                 '—' if not j else '%.0f%%%s' % (j.get('cpu_percent', 0), ' (generator-bound)'
                                                  if j.get('cpu_percent', 0) >= 90 * R['meta']['gen_threads']
@@ -962,8 +962,10 @@ def write(R, out):
         'The latency CDFs are herd-load\'s whole histogram (log-linear buckets, under 0.8% wide), '
         'exported at HdrHistogram\'s percentile ticks; the far tail rests on few samples.',
         'Memory figures are MiB (kB from /proc ÷ 1024); the memory chart\'s axis is linear from 0.',
-        'Propagation resolution is one WHATSAT poll round trip per server; delays below that are '
-        'rounded up to it. The poller adds a little load of its own.',
+        'Propagation by the poll probe: its resolution is one WHATSAT poll round trip per server plus '
+        'its own loop, and it adds a little load of its own. The same rounds timed from the servers\' '
+        'log timestamps need no polling (microsecond stamps taken by each event loop as it reads the '
+        'line; one machine, one clock); the herd\'s propagation target is judged on those.',
         'Memory: VmRSS of each server process after the ingest, measured once; allocator caches count. '
         'Clients carry short IDs (c<k>.load) and one location each.',
         'The open-loop rate is half of the best pipeline-1 closed-loop throughput of the same system '
