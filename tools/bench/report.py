@@ -804,6 +804,9 @@ def write(R, out):
                  meta['herd_threads'], scale['warmup'], scale['duration'], meta['load_entry'],
                  meta['prop_entry'], meta['prop_far'], meta['prop_hops']))
     L.append('')
+    if R.get('failures'):
+        L.append('**This run FAILED** (the benchmark exits 1): ' + '; '.join(R['failures']) + '.')
+        L.append('')
     L.append('## How to read this')
     L.append('')
     L.append('Every figure comes from this one run; each system was started, driven by the same '
