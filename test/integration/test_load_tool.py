@@ -156,8 +156,11 @@ def test_per_command_latency_against_a_server(solo, tmp_path):
                   '--clients', '20', '--seed', '--whatsat-ratio', '0.5', '--duration', '300ms'])
     assert r.returncode == 0, r.stdout[-2000:]
     assert 'IAMAT' in r.stdout and 'WHATSAT' in r.stdout
-    head = next(l for l in r.stdout.splitlines() if l.startswith('latency'))
-    assert head.split()[-3:] == ['all', 'IAMAT', 'WHATSAT']
+    lines = r.stdout.splitlines()
+    at = next(i for i, l in enumerate(lines) if l.startswith('latency'))
+    assert lines[at + 1].split() == ['all', 'IAMAT', 'WHATSAT']
+    p50 = lines[at + 2].split()
+    assert p50[0] == 'p50' and len(p50) == 7      # p50, then a value and its unit per column
 
 
 @pytest.mark.parametrize('args,needle', [

@@ -66,8 +66,9 @@ void print_text_report(const Options& o, const RunResult& r) {
                 static_cast<unsigned long long>(s.status_not_ok));
   if (o.seed) std::printf("%-22s %12llu\n", "seed replies", static_cast<unsigned long long>(s.seeded));
   std::printf("%-22s %12llu\n", "unfinished at end", static_cast<unsigned long long>(s.unfinished));
-  std::printf("\nlatency (%s)   %12s %12s %12s\n", o.rate > 0 ? "from intended send time" : "from send time", "all",
-              o.protocol == Protocol::kRedis ? "GEOADD" : "IAMAT", o.protocol == Protocol::kRedis ? "GEOSEARCH" : "WHATSAT");
+  std::printf("\nlatency (%s)\n  %-20s %12s %12s %12s\n", o.rate > 0 ? "from intended send time" : "from send time", "",
+              "all", o.protocol == Protocol::kRedis ? "GEOADD" : "IAMAT",
+              o.protocol == Protocol::kRedis ? "GEOSEARCH" : "WHATSAT");
   const Histogram* hs[] = {&s.latency, &s.latency_iamat, &s.latency_whatsat};
   auto row = [&hs](const char* label, auto value) {
     std::printf("  %-20s", label);
