@@ -53,7 +53,7 @@ PLACES_KEY_ENV = 'HERD_BENCH_PLACES_KEY'   # the (fake) API key's variable; the 
 
 # Scale of every phase. `quick` exercises the same pipeline with tiny numbers.
 FULL = dict(
-    warmup=1.0, duration=4.0, connections=[1, 50, 500], pipelines=[1, 16],
+    warmup=1.0, duration=4.0, duration_slow=4.0, connections=[1, 50, 500], pipelines=[1, 16],
     whatsat_duration=4.0, open_warmup=1.0, open_duration=6.0, prop_rounds=1000, prop_rounds_slow=300,
     idle_connections=10000, idle_rate=1000, idle_duration=4.0,
     mem_clients=1_000_000, mem_cap_fast=90.0, mem_cap_slow=75.0, mem_settle=30.0,
@@ -63,7 +63,9 @@ FULL = dict(
     ring_sizes=[1, 2, 5, 10, 20], ring_warmup=1.0, ring_duration=4.0,
 )
 QUICK = dict(
-    warmup=0.2, duration=0.4, connections=[1, 10, 50], pipelines=[1, 16],
+    # duration_slow: the asyncio herds' closed-loop runs; their replies can take longer than 0.4 s
+    # (seed-style at depth 16), and a run with no reply in its window fails the benchmark.
+    warmup=0.2, duration=0.4, duration_slow=1.5, connections=[1, 10, 50], pipelines=[1, 16],
     whatsat_duration=0.4, open_warmup=0.3, open_duration=1.2, prop_rounds=20, prop_rounds_slow=20,
     idle_connections=1000, idle_rate=500, idle_duration=1.0,
     mem_clients=20000, mem_cap_fast=20.0, mem_cap_slow=10.0, mem_settle=3.0,
@@ -511,12 +513,13 @@ class Bench:
     def phase_throughput(self, system, res):
         s = self.scale
         out = res.setdefault('throughput', {})
+        duration = s['duration_slow'] if system.slow else s['duration']
         for c in s['connections']:
             for p in s['pipelines']:
                 out['%dx%d' % (c, p)] = self.load(
                     system, 'IAMAT c=%d p=%d' % (c, p),
                     ['--connections', c, '--pipeline', p, '--warmup', s['warmup'],
-                     '--duration', s['duration']], bound=s['warmup'] + s['duration'] + 40)
+                     '--duration', duration], bound=s['warmup'] + duration + 40)
 
     def phase_throughput50(self, system, res):
         """IAMAT at 50 connections, pipeline 1 and 16 only: the systems that are measured beside

@@ -795,13 +795,14 @@ def write(R, out):
              'outnumber the cores, the entry server is the only one that handles client traffic, and '
              'more loops per server would only add context switches and cross-thread handoffs; the '
              'reference and Redis are single-threaded as well. Closed-loop runs: %g s warm-up, %g s '
-             'measured. Load goes to **%s** (the best-connected server: each update it takes is flooded '
+             'measured (%g s for the asyncio herds). Load goes to **%s** (the best-connected server: each update it takes is flooded '
              'to the most neighbours); propagation is measured from **%s** to every server, the farthest '
              'being **%s** at %d hops. Logging is on for every herd server (log files are emptied '
              'between runs to bound disk use).' % (
                  meta['cores'], meta['gen_threads'], '' if meta['gen_threads'] == 1 else 's',
                  meta['herd_threads'], '' if meta['herd_threads'] == 1 else 's', meta['herd_threads'],
-                 meta['herd_threads'], scale['warmup'], scale['duration'], meta['load_entry'],
+                 meta['herd_threads'], scale['warmup'], scale['duration'],
+                 scale.get('duration_slow', scale['duration']), meta['load_entry'],
                  meta['prop_entry'], meta['prop_far'], meta['prop_hops']))
     L.append('')
     if R.get('failures'):
