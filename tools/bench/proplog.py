@@ -5,7 +5,9 @@ polls the others, so its delays carry up to one poll round trip each. Every serv
 line it receives with the time its event loop took it (`2026-11-26T01:20:17.913412Z p3/Hands < AT
 ...`), so the same rounds can be timed without polling: for each probe client, the entry's
 `< IAMAT` entry starts the clock and each other server's first `< AT` entry for that client stops
-it. All servers run on this machine, so their clocks are one clock.
+it. All servers run on this machine, so their clocks are one clock. A server whose log writer fell
+behind drops entries (and says so in its log): its rounds are then missing from the log, not
+from the server, and are reported as missed with the count of dropped entries beside them.
 
 Used by bench.py right after the probe, while the logs still hold its rounds."""
 
@@ -14,6 +16,8 @@ import os
 import re
 
 # A received line about a probe client: the client's IAMAT at the entry, a flooded AT elsewhere.
+# The notice a server's log carries when its writer fell behind and entries were dropped.
+DROPPED = re.compile(rb' (\d+) entries dropped$', re.M)
 LINE = re.compile(rb'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z \S+ < (IAMAT|AT \S+ \S+) (prop\d+-\d+\.load) ',
                   re.M)
 
@@ -26,21 +30,21 @@ def stamp_us(text):
 
 
 def first_receipts(path, want_iamat):
-    """{client: µs} of the first received line about each probe client in one log file: the
-    IAMAT (want_iamat) or the first flooded AT record."""
+    """({client: µs} of the first received line about each probe client in one log file: the
+    IAMAT (want_iamat) or the first flooded AT record; log entries the server says it dropped)."""
     out = {}
     try:
         with open(path, 'rb') as f:
             data = f.read()
     except OSError:
-        return out
+        return out, 0
     for m in LINE.finditer(data):
         if (m.group(2) == b'IAMAT') != want_iamat:
             continue
         client = m.group(3).decode()
         if client not in out:
             out[client] = stamp_us(m.group(1))
-    return out
+    return out, sum(int(m.group(1)) for m in DROPPED.finditer(data))
 
 
 def percentile(sorted_vals, q):
@@ -64,15 +68,16 @@ def delays(log_dir, entry, hops):
     other server's first receipt of the record, from the logs in log_dir (<name>.log). hops: {name:
     hop count from the entry}. Rounds the entry did not log are skipped; a server that never logged a
     round's record counts it as missed."""
-    start = first_receipts(os.path.join(log_dir, entry + '.log'), True)
+    start, entry_dropped = first_receipts(os.path.join(log_dir, entry + '.log'), True)
     servers, by_hop = [], {}
     for name in sorted(hops, key=lambda n: (hops[n], n)):
         if name == entry:
             continue
-        got = first_receipts(os.path.join(log_dir, name + '.log'), False)
+        got, dropped = first_receipts(os.path.join(log_dir, name + '.log'), False)
         d = [got[c] - t for c, t in start.items() if c in got]
         missed = sum(1 for c in start if c not in got)
-        s = {'name': name, 'hops': hops[name], 'missed': missed}
+        # A round missing from a log whose writer dropped entries is not a lost record.
+        s = {'name': name, 'hops': hops[name], 'missed': missed, 'log_dropped': dropped}
         s.update(figures(d))
         servers.append(s)
         h = by_hop.setdefault(hops[name], {'delays': [], 'missed': 0, 'servers': 0})
@@ -84,4 +89,5 @@ def delays(log_dir, entry, hops):
         r = {'hops': k, 'servers': by_hop[k]['servers'], 'missed': by_hop[k]['missed']}
         r.update(figures(by_hop[k]['delays']))
         rows.append(r)
-    return {'rounds_logged': len(start), 'by_hops': rows, 'servers': servers}
+    return {'rounds_logged': len(start), 'entry_log_dropped': entry_dropped, 'by_hops': rows,
+            'servers': servers}
