@@ -6,8 +6,9 @@ line it receives with the time its event loop took it (`2026-11-26T01:20:17.9134
 ...`), so the same rounds can be timed without polling: for each probe client, the entry's
 `< IAMAT` entry starts the clock and each other server's first `< AT` entry for that client stops
 it. All servers run on this machine, so their clocks are one clock. A server whose log writer fell
-behind drops entries (and says so in its log): its rounds are then missing from the log, not
-from the server, and are reported as missed with the count of dropped entries beside them.
+behind drops entries (and says so in its log), and records that arrive in a catch-up BULK frame are
+logged by the frame's header only: such rounds are missing from the log, not from the server, and
+are reported as missed (with the count of dropped entries beside them).
 
 Used by bench.py right after the probe, while the logs still hold its rounds."""
 
