@@ -10,8 +10,9 @@
 #   make fuzz       every libFuzzer harness (test/fuzz) under ASan/UBSan for FUZZ_SECONDS (60) each;
 #                   make fuzz-smoke is the 10-second run that make test includes
 #   make chaos      faults (kills, stops, cut links) under load for a few minutes: nothing acknowledged lost
-#   make bench      the side-by-side benchmark (C++ herd, asyncio reference, Redis, do-nothing server)
-#                   written to bench/results/; make bench-quick is its one-minute smoke version
+#   make bench      the side-by-side benchmark (C++ herd, one server, rings, asyncio reference, Redis,
+#                   Redis with four replicas, do-nothing server)
+#                   written to bench/results/; make bench-quick is its two-minute smoke version
 #
 # Every Debian package the build needs is installed when missing (as root), or named for you.
 

@@ -1,11 +1,14 @@
-// Unit tests for herd-load's header-only parts: the latency histogram, herd reply framing and
-// checking, and RESP parsing and checking.
+// Unit tests for herd-load's header-only parts: the latency histogram and its percentile export,
+// herd reply framing and checking, RESP parsing and checking, and option parsing (durations with
+// units, HOST:PORT targets with IPv6 literals).
 #include <doctest/doctest.h>
 
 #include <string>
 
+#include "tools/load/arg_parse.h"
 #include "tools/load/herd_reply.h"
 #include "tools/load/histogram.h"
+#include "tools/load/percentile_export.h"
 #include "tools/load/resp_reply.h"
 
 using namespace herd_load;
@@ -175,4 +178,111 @@ TEST_CASE("load RESP: parsing and GEOADD/GEOSEARCH checks") {
   CHECK(parse_resp("?x\r\n", &pos, &v) == RespParse::kMalformed);
   pos = 0;
   CHECK(parse_resp("$3\r\nabcd\r\n", &pos, &v) == RespParse::kMalformed);
+}
+
+TEST_CASE("load options: durations with units; a bare number is seconds") {
+  double d = -1;
+  CHECK(parse_duration("30s", &d) == "");
+  CHECK(d == doctest::Approx(30));
+  CHECK(parse_duration("500ms", &d) == "");
+  CHECK(d == doctest::Approx(0.5));
+  CHECK(parse_duration("2m", &d) == "");
+  CHECK(d == doctest::Approx(120));
+  CHECK(parse_duration("1h", &d) == "");
+  CHECK(d == doctest::Approx(3600));
+  CHECK(parse_duration("4", &d) == "");  // the old meaning: seconds
+  CHECK(d == doctest::Approx(4));
+  CHECK(parse_duration("0.25", &d) == "");
+  CHECK(d == doctest::Approx(0.25));
+  CHECK(parse_duration("1.5s", &d) == "");
+  CHECK(d == doctest::Approx(1.5));
+  d = -1;
+  std::string e = parse_duration("5x", &d);
+  CHECK(e.find("unknown unit \"x\"") != std::string::npos);
+  CHECK(d == -1);  // untouched on error
+  CHECK(parse_duration("10sec", &d).find("unknown unit") != std::string::npos);
+  CHECK(parse_duration("ms", &d).find("no number") != std::string::npos);
+  CHECK(!parse_duration("", &d).empty());
+  CHECK(!parse_duration("-1s", &d).empty());
+  CHECK(!parse_duration("1e400", &d).empty());
+  CHECK(!parse_duration("3 s", &d).empty());
+  CHECK(!parse_duration("s5", &d).empty());
+}
+
+TEST_CASE("load options: HOST:PORT targets, IPv6 in brackets") {
+  std::string host;
+  int port = 0;
+  CHECK(parse_host_port("127.0.0.1:12000", &host, &port) == "");
+  CHECK(host == "127.0.0.1");
+  CHECK(port == 12000);
+  CHECK(parse_host_port("[::1]:12001", &host, &port) == "");
+  CHECK(host == "::1");
+  CHECK(port == 12001);
+  CHECK(parse_host_port("[fe80::1:2]:1", &host, &port) == "");
+  CHECK(host == "fe80::1:2");
+  CHECK(port == 1);
+  CHECK(parse_host_port("::1:12000", &host, &port).find("brackets") != std::string::npos);
+  CHECK(!parse_host_port("[::1]12000", &host, &port).empty());
+  CHECK(!parse_host_port("[::1:12000", &host, &port).empty());
+  CHECK(!parse_host_port("[]:80", &host, &port).empty());
+  CHECK(!parse_host_port("127.0.0.1", &host, &port).empty());
+  CHECK(!parse_host_port(":80", &host, &port).empty());
+  CHECK(!parse_host_port("127.0.0.1:0", &host, &port).empty());
+  CHECK(!parse_host_port("127.0.0.1:65536", &host, &port).empty());
+  CHECK(!parse_host_port("127.0.0.1:80x", &host, &port).empty());
+
+  SocketAddress a;
+  CHECK(make_address("::1", 9, &a));
+  CHECK(a.family == AF_INET6);
+  CHECK(a.length == sizeof(sockaddr_in6));
+  CHECK(ntohs(reinterpret_cast<const sockaddr_in6*>(a.get())->sin6_port) == 9);
+  CHECK(make_address("127.0.0.1", 10, &a));
+  CHECK(a.family == AF_INET);
+  CHECK(ntohs(reinterpret_cast<const sockaddr_in*>(a.get())->sin_port) == 10);
+  CHECK(make_address("localhost", 10, &a));
+  CHECK(a.family == AF_INET);
+  CHECK(!make_address("example.org", 10, &a));
+  CHECK(!make_address("[::1]", 10, &a));
+}
+
+TEST_CASE("load percentile export: HdrHistogram iteration and the .hgrm layout") {
+  Histogram empty;
+  CHECK(percentile_points(empty).empty());
+  Histogram h;
+  for (uint64_t us = 1; us <= 1000; ++us) h.record(us * 1000);  // 1 us .. 1 ms, 1000 values
+  auto pts = percentile_points(h);
+  REQUIRE(pts.size() > 20);
+  CHECK(pts.front().percentile == 0);
+  CHECK(pts.front().value_ns == 1000);  // the min
+  CHECK(pts.back().percentile == 100);
+  CHECK(pts.back().value_ns == 1000000);  // the exact max
+  CHECK(pts.back().count == 1000);
+  for (size_t i = 1; i < pts.size(); ++i) {
+    CHECK(pts[i].percentile > pts[i - 1].percentile);
+    CHECK(pts[i].value_ns >= pts[i - 1].value_ns);
+    CHECK(pts[i].count >= pts[i - 1].count);
+    // Each point's value holds at least its percentile of the values.
+    CHECK(static_cast<double>(pts[i].count) >= pts[i].percentile / 100.0 * 1000 - 1e-9);
+  }
+  // Ticks: 10 per halving of the distance to 100% (5 per half distance), the first step 10%.
+  CHECK(pts[1].percentile == doctest::Approx(10));
+  CHECK(pts[2].percentile == doctest::Approx(20));
+  // No tick finer than the 1000 values resolve (1/(1-p) <= 1000) before the 100% line.
+  CHECK(1.0 / (1.0 - pts[pts.size() - 2].percentile / 100.0) <= 1000.0);
+  // The 50% point is near 500 us.
+  for (const auto& p : pts)
+    if (p.percentile == doctest::Approx(50)) CHECK(p.value_ns == doctest::Approx(500000).epsilon(0.01));
+
+  std::string text = format_hgrm(h, "test");
+  CHECK(text.find("       Value     Percentile TotalCount 1/(1-Percentile)\n\n") != std::string::npos);
+  CHECK(text.find("      0.0010 0.000000000000          1           1.00\n") != std::string::npos);
+  CHECK(text.find("      1.0000 1.000000000000       1000\n") != std::string::npos);
+  CHECK(text.find("#[Total count    =         1000") != std::string::npos);
+
+  Histogram one;
+  one.record(42000);
+  auto single = percentile_points(one);
+  REQUIRE(single.size() == 2);  // 0% and 100%, both the one value
+  CHECK(single[0].value_ns == 42000);
+  CHECK(single[1].value_ns == 42000);
 }

@@ -34,6 +34,7 @@ sys.path.insert(0, HERE)
 
 import herdconf  # noqa: E402
 import procs  # noqa: E402
+import proplog  # noqa: E402
 import report  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, 'tools', 'places_sim'))
@@ -52,22 +53,26 @@ PLACES_KEY_ENV = 'HERD_BENCH_PLACES_KEY'   # the (fake) API key's variable; the 
 
 # Scale of every phase. `quick` exercises the same pipeline with tiny numbers.
 FULL = dict(
-    warmup=1.0, duration=4.0, connections=[1, 50, 500], pipelines=[1, 16],
-    whatsat_duration=4.0, open_warmup=1.0, open_duration=6.0, prop_rounds=300,
+    warmup=1.0, duration=4.0, duration_slow=4.0, connections=[1, 50, 500], pipelines=[1, 16],
+    whatsat_duration=4.0, open_warmup=1.0, open_duration=6.0, prop_rounds=1000, prop_rounds_slow=300,
     idle_connections=10000, idle_rate=1000, idle_duration=4.0,
     mem_clients=1_000_000, mem_cap_fast=90.0, mem_cap_slow=75.0, mem_settle=30.0,
     settle_max=5.0, settle_slow=3.0, start_timeout=60.0,
     sim_connections=1000, sim_latency_ms=20, sim_warmup=2.0, sim_duration=5.0,
-    tls_rounds=3,
+    tls_rounds=3, whatsat_bounds=[5, 20], rep_replicas=4, rep_sync_timeout=30.0,
+    ring_sizes=[1, 2, 5, 10, 20], ring_warmup=1.0, ring_duration=4.0,
 )
 QUICK = dict(
-    warmup=0.2, duration=0.4, connections=[1, 10, 50], pipelines=[1, 16],
-    whatsat_duration=0.4, open_warmup=0.3, open_duration=1.2, prop_rounds=20,
+    # duration_slow: the asyncio herds' closed-loop runs; their replies can take longer than 0.4 s
+    # (seed-style at depth 16), and a run with no reply in its window fails the benchmark.
+    warmup=0.2, duration=0.4, duration_slow=1.5, connections=[1, 10, 50], pipelines=[1, 16],
+    whatsat_duration=0.4, open_warmup=0.3, open_duration=1.2, prop_rounds=20, prop_rounds_slow=20,
     idle_connections=1000, idle_rate=500, idle_duration=1.0,
     mem_clients=20000, mem_cap_fast=20.0, mem_cap_slow=10.0, mem_settle=3.0,
     settle_max=0.5, settle_slow=1.0, start_timeout=60.0,
     sim_connections=50, sim_latency_ms=20, sim_warmup=0.5, sim_duration=1.0,
-    tls_rounds=2,
+    tls_rounds=2, whatsat_bounds=[5, 20], rep_replicas=4, rep_sync_timeout=30.0,
+    ring_sizes=[1, 2, 5], ring_warmup=0.2, ring_duration=0.4,
 )
 
 # Error kinds that mean a reply was wrong (as opposed to a connection-level problem).
@@ -103,18 +108,34 @@ class System:
     def truncate_logs(self):
         pass
 
+    def quiesce(self):
+        """Before a run, after the CPU has settled: anything else the system must finish (Redis
+        replicas catching up). Returns a dict for the run's record, or None."""
+        return None
+
 
 class HerdSystem(System):
     kind = 'herd'
     phases = ('throughput', 'whatsat', 'openloop', 'idle', 'memory')
 
-    def __init__(self, bench, key, label, argv_fn, ready_text, slow=False, phases=None, tls=False):
+    def __init__(self, bench, key, label, argv_fn, ready_text, slow=False, phases=None, tls=False,
+                 topology=None):
         super().__init__(bench)
         self.key, self.label, self.argv_fn, self.ready_text, self.slow = key, label, argv_fn, ready_text, slow
         self.tls = tls          # peer links over TLS (certificates in the run's directory)
         self.places = None      # None: offline places; else the `places:` mapping (the simulator)
         if phases:
             self.phases = phases
+        # The servers and links (default: the repository's config.yaml), the server the load goes
+        # to and the one propagation is measured from.
+        if topology is None:
+            self.names, self.links = bench.names, bench.links
+            self.load_entry, self.prop_entry = bench.load_entry, bench.prop_entry
+        else:
+            self.names, self.links = topology
+            self.load_entry = self.names[0]
+            self.prop_entry = herdconf.choose_entries(self.names, self.links)[1]
+        self.entry_label = self.load_entry
 
     def start(self):
         b = self.bench
@@ -122,23 +143,23 @@ class HerdSystem(System):
         os.makedirs(d, exist_ok=True)
         self.log_dir = os.path.join(d, 'logs')
         self.config = os.path.join(d, 'config.yaml')
-        self.servers = herdconf.write_config(self.config, b.names, b.links, b.herd_threads,
+        self.servers = herdconf.write_config(self.config, self.names, self.links, b.herd_threads,
                                              self.log_dir, GAZETTEER, places=self.places,
                                              peer_tls=b.peer_tls() if self.tls else None)
         env = dict(os.environ)
         env[PLACES_KEY_ENV] = 'bench-key'
-        for n in b.names:
+        for n in self.names:
             self.procs[n] = b.pm.start('%s-%s' % (self.key, n), self.argv_fn(n, self.config), env=env)
-        for n in b.names:
+        for n in self.names:
             b.pm.wait_ready(self.procs[n], b.scale['start_timeout'], text=self.ready_text,
                             port=self.servers[n]['port'])
-        self.port = self.servers[b.load_entry]['port']
-        self.entry_pid = self.procs[b.load_entry].pid
+        self.port = self.servers[self.load_entry]['port']
+        self.entry_pid = self.procs[self.load_entry].pid
         # Linked? An update sent to one end of the longest path must reach every server.
         deadline = time.monotonic() + 20
-        while True:
+        while len(self.names) > 1:
             rc, out, err = b.pm.run('%s-linkcheck' % self.key,
-                                    [LOADGEN, '--config', self.config, '--entry', b.prop_entry,
+                                    [LOADGEN, '--config', self.config, '--entry', self.prop_entry,
                                      '--propagation', '2', '--timeout', '0.5', '--json'], timeout=20)
             try:
                 j = json.loads(out.strip().splitlines()[-1])
@@ -153,7 +174,7 @@ class HerdSystem(System):
         self.truncate_logs()
 
     def target_args(self):
-        return ['--config', self.config, '--entry', self.bench.load_entry]
+        return ['--config', self.config, '--entry', self.load_entry]
 
     def truncate_logs(self):
         # Logging stays on; the files are emptied between runs so the disk does not fill up
@@ -166,7 +187,7 @@ class HerdSystem(System):
                     pass
 
     def count_iamats_logged(self):
-        path = os.path.join(self.log_dir, self.bench.load_entry + '.log')
+        path = os.path.join(self.log_dir, self.load_entry + '.log')
         n = 0
         try:
             with open(path, 'rb') as f:
@@ -183,6 +204,7 @@ class HerdSystem(System):
 class RedisSystem(System):
     key, label, kind = 'redis', 'Redis', 'redis'
     phases = ('throughput', 'whatsat', 'openloop', 'idle', 'memory')
+    entry_label = 'redis'
 
     def start(self):
         b = self.bench
@@ -210,9 +232,101 @@ class RedisSystem(System):
             return None
 
 
+class RedisRepSystem(RedisSystem):
+    """A Redis primary and `rep_replicas` `redis-server --replicaof` processes on loopback: every
+    GEOADD the primary takes also reaches four more nodes, the same work as the herd's flood. Runs
+    start only when every replica is online and at the primary's replication offset."""
+    key, label, kind = 'redis-rep', 'Redis + 4 replicas', 'redis'
+    phases = ('throughput50',)
+    entry_label = 'primary'
+
+    def start(self):
+        b = self.bench
+        n = b.scale['rep_replicas']
+        ports = procs.free_ports(n + 1)
+        self.port = ports[0]
+        self.replica_ports = ports[1:]
+        exe = shutil.which('redis-server') or '/usr/bin/redis-server'
+        common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
+                  '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0',
+                  '--repl-backlog-size', '64mb', '--client-output-buffer-limit', 'replica 0 0 0']
+        for i, port in enumerate(ports):
+            name = 'primary' if i == 0 else 'replica%d' % i
+            d = os.path.join(b.tmp, 'redis-rep', name)
+            os.makedirs(d, exist_ok=True)
+            argv = [exe, '--port', str(port), '--dir', d] + common
+            if i:
+                argv += ['--replicaof', '127.0.0.1', str(self.port)]
+            self.procs[name] = b.pm.start('redis-rep-%s' % name, argv)
+        for i, port in enumerate(ports):
+            b.pm.wait_ready(self.procs['primary' if i == 0 else 'replica%d' % i],
+                            b.scale['start_timeout'], port=port)
+        self.entry_pid = self.procs['primary'].pid
+        st = self.wait_in_sync(b.scale['rep_sync_timeout'])
+        if not st['in_sync']:
+            raise procs.StartError('Redis replicas not in sync after %.0f s: %s'
+                                   % (b.scale['rep_sync_timeout'], st))
+        self.start_sync = st
+
+    def info_replication(self):
+        """The primary's INFO replication as a dict (slaveN values parsed into dicts)."""
+        with socket.create_connection(('127.0.0.1', self.port), timeout=5) as s:
+            s.sendall(b'INFO replication\r\n')
+            data = b''
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if data.startswith(b'$'):
+                    head, _, rest = data.partition(b'\r\n')
+                    if len(rest) >= int(head[1:]) + 2:
+                        break
+        info = {}
+        for line in data.decode('utf-8', 'replace').splitlines()[1:]:
+            if ':' not in line or line.startswith('#'):
+                continue
+            k, v = line.split(':', 1)
+            if k.startswith('slave') and '=' in v:
+                info[k] = dict(x.split('=', 1) for x in v.split(',') if '=' in x)
+            else:
+                info[k] = v
+        return info
+
+    def sync_state(self):
+        """(in sync, replicas online, lag in bytes of the slowest replica)."""
+        try:
+            info = self.info_replication()
+        except (OSError, ValueError) as e:
+            return False, 0, str(e)
+        want = self.bench.scale['rep_replicas']
+        master = int(info.get('master_repl_offset', '0'))
+        slaves = [v for k, v in info.items() if k.startswith('slave') and isinstance(v, dict)]
+        online = [s for s in slaves if s.get('state') == 'online']
+        lag = max([master - int(s.get('offset', 0)) for s in online] or [master])
+        return len(online) == want and lag == 0, len(online), lag
+
+    def wait_in_sync(self, limit):
+        t0 = time.monotonic()
+        while True:
+            ok, online, lag = self.sync_state()
+            if ok or time.monotonic() - t0 > limit:
+                return {'in_sync': ok, 'replicas_online': online, 'lag_bytes': lag,
+                        'waited_s': round(time.monotonic() - t0, 2)}
+            time.sleep(0.05)
+
+    def quiesce(self):
+        return {'replication_before': self.wait_in_sync(self.bench.scale['rep_sync_timeout'])}
+
+    def after_run(self, rec):
+        ok, online, lag = self.sync_state()
+        rec['replication_after'] = {'replicas_online': online, 'lag_bytes': lag}
+
+
 class NullSystem(System):
     key, label, kind = 'null', 'herd-null', 'null'
     phases = ('throughput', 'openloop', 'idle')
+    entry_label = 'null'
 
     def start(self):
         b = self.bench
@@ -317,13 +431,21 @@ class Bench:
     def load(self, system, name, extra, bound, may_cap=False):
         """One herd-load run against `system`; returns its record (also kept in the results)."""
         settled = self.prepare(system)
+        before = system.quiesce()
+        if before and not all(v.get('in_sync', True) for v in before.values()):
+            self.warnings.append('%s / %s: not in sync before the run: %s' % (system.label, name, before))
         argv = ([LOADGEN] + system.target_args() + ['--threads', str(self.gen_threads), '--json']
                 + [str(x) for x in extra])
         win = procs.CpuWindow(system.pids()).start()
         t0 = time.monotonic()
         rc, out, err = self.pm.run('%s-load' % system.key, argv, timeout=bound)
-        return self._record(system, name, argv, rc, out, err, win.stop(), time.monotonic() - t0, bound,
-                            may_cap, settled)
+        rec = self._record(system, name, argv, rc, out, err, win.stop(), time.monotonic() - t0, bound,
+                           may_cap, settled)
+        if before:
+            rec.update(before)
+        if hasattr(system, 'after_run'):
+            system.after_run(rec)
+        return rec
 
     def _record(self, system, name, argv, rc, out, err, cpu, wall, bound, may_cap=False,
                 settled=None):
@@ -362,6 +484,12 @@ class Bench:
                 self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
             elif j.get('aborted'):
                 rec['problem'] = 'aborted: %s' % j['aborted']
+            elif j.get('replies', 0) == 0:
+                # Nothing measured: not a rate of 0/s but a run that failed.
+                rec['problem'] = 'FAILED: 0 replies in the measured window (sent %d, unfinished %d)' % (
+                    j.get('sent', 0), j.get('unfinished', 0))
+                rec['failed'] = True
+                self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
             elif 'arrived' in j and j['arrived'] < j.get('replies', 0):
                 # Every measured reply arrived in the window, so it is counted in both.
                 rec['problem'] = 'wrong replies: herd-load counted %d arrivals but %d measured replies' % (
@@ -370,7 +498,7 @@ class Bench:
             if other:
                 rec['conn_errors'] = other
                 self.warnings.append('%s / %s: connection-level errors %s' % (system.label, name, other))
-        if 'problem' in rec and not rec['problem'].startswith('wrong replies'):
+        if 'problem' in rec and not rec['problem'].startswith(('wrong replies', 'FAILED')):
             if (rc is None and not may_cap) or (rc is not None and j is None):
                 # The run did not complete: the pipeline is broken for this system.
                 self.failures.append('%s / %s: %s' % (system.label, name, rec['problem']))
@@ -385,12 +513,55 @@ class Bench:
     def phase_throughput(self, system, res):
         s = self.scale
         out = res.setdefault('throughput', {})
+        duration = s['duration_slow'] if system.slow else s['duration']
         for c in s['connections']:
             for p in s['pipelines']:
                 out['%dx%d' % (c, p)] = self.load(
                     system, 'IAMAT c=%d p=%d' % (c, p),
                     ['--connections', c, '--pipeline', p, '--warmup', s['warmup'],
-                     '--duration', s['duration']], bound=s['warmup'] + s['duration'] + 40)
+                     '--duration', duration], bound=s['warmup'] + duration + 40)
+
+    def phase_throughput50(self, system, res):
+        """IAMAT at 50 connections, pipeline 1 and 16 only: the systems that are measured beside
+        the herd at those two points (one server alone, Redis with replicas)."""
+        s = self.scale
+        out = res.setdefault('throughput', {})
+        for p in s['pipelines']:
+            out['50x%d' % p] = self.load(
+                system, 'IAMAT c=50 p=%d' % p,
+                ['--connections', 50, '--pipeline', p, '--warmup', s['warmup'],
+                 '--duration', s['duration']], bound=s['warmup'] + s['duration'] + 40)
+
+    def phase_ring(self, system, res):
+        """N C++ servers in a ring (N in ring_sizes), each started alone in turn; closed-loop IAMAT,
+        50 connections, pipeline 16, into one server. The entry server's rate, and the herd's
+        deliveries per second (rate × N: every update is stored by each of the N servers)."""
+        s = self.scale
+        herd_argv = lambda n, cfg: [SERVER, n, '--config', cfg]  # noqa: E731
+        out = res.setdefault('ring', {})
+        for n in s['ring_sizes']:
+            names = ['R%02d' % (i + 1) for i in range(n)]
+            links = ([] if n == 1 else [[names[0], names[1]]] if n == 2 else
+                     [[names[i], names[(i + 1) % n]] for i in range(n)])
+            ring = HerdSystem(self, 'ring%d' % n, 'ring of %d' % n, herd_argv, 'ready in',
+                              topology=(names, links))
+            try:
+                ring.start()
+                rec = self.load(ring, 'ring N=%d IAMAT c=50 p=16' % n,
+                                ['--connections', 50, '--pipeline', 16, '--warmup', s['ring_warmup'],
+                                 '--duration', s['ring_duration']],
+                                bound=s['ring_warmup'] + s['ring_duration'] + 40)
+            except procs.StartError as e:
+                rec = {'name': 'ring N=%d' % n, 'problem': 'failed to start: %s' % e}
+                self.failures.append('%s: ring of %d: %s' % (system.label, n, e))
+                print('  ring N=%d FAILED: %s' % (n, e), flush=True)
+            finally:
+                ring.stop()
+            rec['n'] = n
+            rec['entry_proc'] = names[0]
+            rate = jget_rate(rec)
+            rec['deliveries_per_s'] = None if rate is None else rate * n
+            out[str(n)] = rec
 
     def peak_p1(self, res):
         best = 0.0
@@ -400,12 +571,17 @@ class Bench:
         return best
 
     def phase_whatsat(self, system, res):
+        """WHATSAT only (GEOSEARCH for Redis), radius 10 km, at each bound of whatsat_bounds:
+        res['whatsat'] for bound 5, res['whatsat_b20'] for bound 20."""
         s = self.scale
-        res['whatsat'] = self.load(
-            system, 'WHATSAT c=50 p=1',
-            ['--connections', 50, '--pipeline', 1, '--seed', '--whatsat-ratio', 1,
-             '--warmup', s['warmup'], '--duration', s['whatsat_duration']],
-            bound=s['warmup'] + s['whatsat_duration'] + 60)
+        for bound in s['whatsat_bounds']:
+            key = 'whatsat' if bound == 5 else 'whatsat_b%d' % bound
+            res[key] = self.load(
+                system, 'WHATSAT c=50 p=1 bound %d' % bound,
+                ['--connections', 50, '--pipeline', 1, '--seed', '--whatsat-ratio', 1,
+                 '--bound', bound, '--warmup', s['warmup'], '--duration', s['whatsat_duration']],
+                bound=s['warmup'] + s['whatsat_duration'] + 60)
+            res[key]['bound'] = bound
 
     def phase_whatsat_sim(self, system, res):
         """WHATSAT through the places simulator (Google's legacy Nearby Search over HTTPS) with
@@ -532,6 +708,26 @@ class Bench:
         rate = max(50.0, round(peak / 2.0))
         bound = s['open_warmup'] + s['open_duration'] + 40
         settled = self.prepare(system)
+        rounds = s['prop_rounds_slow'] if system.slow else s['prop_rounds']
+        if system.kind == 'herd':
+            # The same probe with no load first: the baseline that shows what the load changes
+            # (a loaded server sees records later; the per-hop medians then mix loaded and idle servers).
+            pargv = [LOADGEN, '--config', system.config, '--entry', self.prop_entry,
+                     '--propagation', str(rounds), '--timeout', '2', '--json']
+            rc, out, err = self.pm.run('%s-propagation-idle' % system.key, pargv, timeout=120)
+            idle_prop = {'argv': show_argv(pargv), 'rc': rc}
+            try:
+                idle_prop['json'] = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                idle_prop['json'] = None
+                idle_prop['problem'] = 'no JSON (rc %s): %s' % (rc, err.strip()[-300:])
+                self.warnings.append('%s / propagation at rest: %s' % (system.label, idle_prop['problem']))
+            idle_prop['log'] = self.prop_from_logs(system)
+            res['propagation_idle'] = idle_prop
+            print('  %-34s %s' % ('propagation at rest', summarize_prop(idle_prop)), flush=True)
+            print('  %-34s %s' % ('  same, from the logs', summarize_prop({'json': idle_prop['log']})),
+                  flush=True)
+            system.truncate_logs()
         argv = ([LOADGEN] + system.target_args() +
                 ['--threads', str(self.gen_threads), '--json', '--connections', '50',
                  '--pipeline', '16', '--rate', '%g' % rate, '--warmup', str(s['open_warmup']),
@@ -544,7 +740,7 @@ class Bench:
             if system.kind == 'herd':
                 time.sleep(s['open_warmup'] + 0.2)
                 pargv = [LOADGEN, '--config', system.config, '--entry', self.prop_entry,
-                         '--propagation', str(s['prop_rounds']), '--timeout', '2', '--json']
+                         '--propagation', str(rounds), '--timeout', '2', '--json']
                 p0 = time.monotonic()
                 rc, out, err = self.pm.run('%s-propagation' % system.key, pargv,
                                            timeout=s['open_duration'] + 60)
@@ -572,17 +768,42 @@ class Bench:
                 rc = None
         finally:
             self.pm.stop(bg, grace=2.0)
+        cpu = win.stop()
+        wall = time.monotonic() - t0
+        if prop is not None:
+            # The same rounds timed from the servers' logs (no polling), after the load has ended
+            # (parsing competes for the cores) and before the logs are emptied.
+            prop['log'] = self.prop_from_logs(system)
+            print('  %-34s %s' % ('  same, from the logs', summarize_prop({'json': prop['log']})),
+                  flush=True)
         with open(bg.out_path, 'rb') as f:
             out = f.read().decode('utf-8', 'replace')
         with open(bg.err_path, 'rb') as f:
             err = f.read().decode('utf-8', 'replace')
         rec = self._record(system, 'open loop %g/s (half of peak)' % rate, argv, rc, out, err,
-                           win.stop(), time.monotonic() - t0, bound, settled=settled)
+                           cpu, wall, bound, settled=settled)
         rec['rate'] = rate
         rec['peak'] = peak
         res['openloop'] = rec
         if prop is not None:
             res['propagation'] = prop
+
+    def prop_from_logs(self, system):
+        """The propagation probe's rounds timed from the servers' log timestamps (proplog.py)."""
+        hops = herdconf.hops_from(system.names, system.links, self.prop_entry)
+        deadline = time.monotonic() + 3.0
+        while True:
+            # The writers flush every few milliseconds (the asyncio herd's less often): wait until
+            # the last round's record is in the farthest server's log, for at most 3 s.
+            time.sleep(0.1)
+            try:
+                got = proplog.delays(system.log_dir, self.prop_entry, hops)
+            except (OSError, ValueError) as e:
+                return {'problem': str(e)}
+            # Rounds missing from a log that dropped entries will not come.
+            if (got['rounds_logged'] and all(x['missed'] == 0 or x['log_dropped'] for x in got['servers'])) \
+                    or time.monotonic() > deadline:
+                return got
 
     def phase_idle(self, system, res):
         s = self.scale
@@ -652,14 +873,22 @@ class Bench:
         if system.kind == 'herd' and (reached is None or rec['rc'] is None):
             reached = system.count_iamats_logged()
             how = 'IAMAT lines in the entry server log'
+        # The ingest rate: records stored per second while seeding (herd-load's own wall time when
+        # it finished, the phase's when it was capped).
+        j = rec.get('json') or {}
+        gen_s = j.get('wall_seconds') if rec['rc'] is not None else None
+        rate_s = gen_s or ingest_s
+        ingest_rate = (reached / rate_s) if reached and rate_s else None
         res['memory'] = {'run': rec, 'clients_wanted': m, 'clients_reached': reached,
                          'reached_by': how, 'capped': rec['rc'] is None, 'cap_s': cap,
-                         'ingest_s': round(ingest_s, 1), 'settled': settled,
-                         'rss_before_kb': before, 'rss_after_kb': after,
-                         'entry': self.load_entry if system.kind == 'herd' else system.key}
-        print('  %-34s reached %s (%s), entry RSS %.0f MB, max %.0f MB%s' % (
-            'memory', reached, how, (after.get(self.load_entry if system.kind == 'herd' else system.key)
-                                     or 0) / 1024.0,
+                         'ingest_s': round(ingest_s, 1), 'ingest_rate': ingest_rate,
+                         'ingest_rate_over_s': None if rate_s is None else round(rate_s, 2),
+                         'settled': settled, 'rss_before_kb': before, 'rss_after_kb': after,
+                         'entry': system.entry_label}
+        rec['ingest_rate'] = ingest_rate
+        print('  %-34s reached %s (%s) at %s records/s, entry RSS %.0f MiB, max %.0f MiB%s' % (
+            'memory', reached, how, '?' if ingest_rate is None else '%.0f' % ingest_rate,
+            (after.get(system.entry_label) or 0) / 1024.0,
             max([v or 0 for v in after.values()]) / 1024.0,
             ' (capped at %.0f s)' % cap if rec['rc'] is None else ''), flush=True)
         system.truncate_logs()
@@ -673,6 +902,11 @@ class Bench:
         all_systems = [
             HerdSystem(self, 'herd', 'C++ herd', herd_argv, 'ready in',
                        phases=HerdSystem.phases + ('whatsat_sim',)),
+            # One server of the herd alone (no peers, logging on): beside Redis and herd-null.
+            HerdSystem(self, 'herd-one', 'C++ herd, one server alone', herd_argv, 'ready in',
+                       phases=('throughput50',), topology=([self.load_entry], [])),
+            # Rings of N servers, one after the other: the entry's rate and the herd's deliveries.
+            RingSystem(self),
             # The same herd with TLS peer links: IAMAT throughput only, beside the plaintext one.
             HerdSystem(self, 'herd-tls', 'C++ herd, TLS peer links', herd_argv, 'ready in',
                        phases=('tls_pairs',), tls=True),
@@ -683,6 +917,7 @@ class Bench:
             HerdSystem(self, 'ref-seed', 'asyncio reference --seed-style', seed_argv, 'ready ',
                        slow=True, phases=('throughput', 'whatsat', 'openloop')),
             RedisSystem(self),
+            RedisRepSystem(self),
             NullSystem(self),
         ]
         wanted = self.args.systems.split(',') if self.args.systems else None
@@ -719,7 +954,8 @@ class Bench:
         try:
             for system in systems:
                 res = self.results['systems'][system.key] = {
-                    'label': system.label, 'kind': system.kind, 'phases': list(system.phases)}
+                    'label': system.label, 'kind': system.kind, 'phases': list(system.phases),
+                    'entry_proc': system.entry_label}
                 t0 = time.monotonic()
                 print('== %s' % system.label, flush=True)
                 try:
@@ -818,11 +1054,34 @@ def snapshot_binaries(dest):
     SERVER, LOADGEN, NULLSRV = copies[SERVER], copies[LOADGEN], copies[NULLSRV]
 
 
+def jget_rate(rec):
+    j = (rec or {}).get('json') or {}
+    if rec.get('failed') or not j.get('replies'):
+        return None
+    return j.get('throughput')
+
+
+class RingSystem(System):
+    """Not one system but a series: N-server rings started one after the other (phase_ring)."""
+    key, label, kind = 'ring', 'C++ servers in a ring', 'ring'
+    phases = ('ring',)
+    entry_label = 'R01'
+
+    def start(self):
+        pass
+
+
 def summarize(rec):
     j = rec.get('json')
     if not j:
         return 'FAILED: %s' % rec.get('problem', '?')
     lat = j.get('latency_us', {})
+    if rec.get('failed'):
+        return '%s  gen CPU %3.0f%%' % (rec['problem'], j.get('cpu_percent', 0))
+    if j.get('seeded') and '--requests 1' in rec.get('argv', ''):
+        # The memory phase: what counts is the seeding, not the one request measured after it.
+        return 'seeded %d in %.1f s  gen CPU %3.0f%%' % (j['seeded'], j.get('wall_seconds', 0),
+                                                         j.get('cpu_percent', 0))
     s = '%10.0f/s  p50 %7.0f us  p99 %8.0f us  gen CPU %3.0f%%' % (
         j.get('throughput', 0), lat.get('p50', 0), lat.get('p99', 0), j.get('cpu_percent', 0))
     if rec.get('problem'):
@@ -836,8 +1095,10 @@ def summarize_prop(p):
     j = p.get('json')
     if not j:
         return 'FAILED: %s' % p.get('problem', '?')
+    if j.get('problem') or ('rounds_logged' in j and not j['rounds_logged']):
+        return 'not available: %s' % j.get('problem', 'no probe round in the logs')
     return '  '.join('%d hop%s p50 %.3f ms p99 %.3f ms (missed %d)' % (
-        h['hops'], '' if h['hops'] == 1 else 's', h['p50_ms'], h['p99_ms'], h['missed'])
+        h['hops'], '' if h['hops'] == 1 else 's', h['p50_ms'] or 0, h['p99_ms'] or 0, h['missed'])
         for h in j.get('by_hops', []))
 
 
@@ -868,10 +1129,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description='side-by-side benchmark of the herd')
     ap.add_argument('--quick', action='store_true', help='every scenario at tiny scale (~1 minute)')
     ap.add_argument('--out', default='bench/results', help='report directory')
-    ap.add_argument('--systems', help='comma-separated subset: herd,herd-tls,ref,ref-seed,redis,null')
+    ap.add_argument('--systems', help='comma-separated subset: herd,herd-one,ring,herd-tls,ref,'
+                                      'ref-seed,redis,redis-rep,null')
     ap.add_argument('--herd-threads', type=int, default=1,
                     help='event loops per C++ herd server and for herd-null (default 1)')
-    ap.add_argument('--gen-threads', type=int, default=1, help='herd-load threads (default 1)')
+    ap.add_argument('--gen-threads', type=int, default=2,
+                    help='herd-load threads for every run (default 2, so that the generator is not '
+                         'the limit; its CPU is in the report beside every run)')
     ap.add_argument('--keep-tmp', action='store_true', help='keep the temporary directory')
     ap.add_argument('--report-only', action='store_true',
                     help='rewrite report.md and the charts from OUT/results.json, run nothing')

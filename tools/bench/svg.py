@@ -164,7 +164,8 @@ def bar_chart(path, title, groups, series, values, ylabel, xlabel=None, log=True
 
 def line_chart(path, title, lines, xlabel, ylabel, logx=False, logy=False, xticks=None,
                ylim=None, yticks=None, note=None):
-    """lines: dicts with name, points [(x, y)], and optional color and dash ('' = solid).
+    """lines: dicts with name, points [(x, y)], and optional color, dash ('' = solid) and dots
+    (False: no marker at each point, for dense lines; default True).
     xticks: values; yticks: (value, label) pairs replacing the automatic ones."""
     width, height = 900, 460
     left, right, top, bottom = 80, width - 250, 45, height - 70
@@ -193,7 +194,7 @@ def line_chart(path, title, lines, xlabel, ylabel, logx=False, logy=False, xtick
             d = ' stroke-dasharray="%s"' % dash if dash else ''
             c.add('<polyline fill="none" stroke="%s" stroke-width="2.2"%s points="%s"/>'
                   % (color, d, ' '.join('%.1f,%.1f' % p for p in pts)))
-        for (px, py), (x, y) in zip(pts, l['points']):
+        for (px, py), (x, y) in (zip(pts, l['points']) if l.get('dots', True) else ()):
             c.add('<circle cx="%.1f" cy="%.1f" r="3.2" fill="%s"><title>%s: %s, %s</title></circle>'
                   % (px, py, color, escape(l['name']), fmt_num(x), fmt_num(y)))
         legend.append((l['name'], color, dash))

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/load/arg_parse.h"
 #include "tools/load/options.h"
 #include "tools/load/workload.h"
 
@@ -26,7 +27,7 @@ struct Pending {
 
 struct Connection {
   const Target* target_ = nullptr;
-  sockaddr_in addr_{};
+  SocketAddress addr_;   // IPv4 or IPv6
   int fd_ = -1;
   bool connecting_ = false;
   bool want_out_ = false;     // EPOLLOUT registered

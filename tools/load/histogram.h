@@ -84,6 +84,8 @@ class Histogram {
   uint64_t max() const { return max_; }
   uint64_t clamped() const { return clamped_; }
   double mean() const { return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0; }
+  // Count per bucket (index as bucket_index); for exports of the whole distribution.
+  const std::vector<uint64_t>& counts() const { return counts_; }
 
  private:
   std::vector<uint64_t> counts_;

@@ -1,5 +1,6 @@
 // herd-load: the herd's traffic generator. Parses flags, resolves targets, runs the workers (or
-// propagation mode), shows live progress on a TTY, and prints the final report.
+// propagation mode), shows live progress on a TTY, prints the final report and writes the
+// --latency-out percentile files.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -13,8 +14,10 @@
 #include <thread>
 #include <vector>
 
+#include "tools/load/arg_parse.h"
 #include "tools/load/herd_config.h"
 #include "tools/load/options.h"
+#include "tools/load/percentile_export.h"
 #include "tools/load/propagation.h"
 #include "tools/load/report.h"
 #include "tools/load/worker.h"
@@ -31,7 +34,7 @@ double cpu_seconds() {
   return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
-// Fills options.targets from --config/--entry, and checks every host is an IPv4 address.
+// Fills options.targets from --config/--entry, and checks every host is an IPv4 or IPv6 literal.
 void resolve_targets(Options* o) {
   if (!o->config_path.empty()) {
     HerdConfig config;
@@ -45,10 +48,40 @@ void resolve_targets(Options* o) {
   }
   for (auto& t : o->targets) {
     if (t.host == "localhost") t.host = "127.0.0.1";
-    in_addr a{};
-    if (inet_pton(AF_INET, t.host.c_str(), &a) != 1)
-      usage_error("target host must be an IPv4 address such as 127.0.0.1, got \"" + t.host + "\"");
+    SocketAddress a;
+    if (!make_address(t.host, t.port, &a))
+      usage_error("target host must be an IPv4 or IPv6 address such as 127.0.0.1 or [::1], got \"" + t.host +
+                  "\"");
   }
+}
+
+// --latency-out: the whole distribution, and per command when both commands were measured.
+bool write_latency_files(const Options& o, const Stats& s) {
+  struct Out {
+    std::string path;
+    const Histogram* h;
+    const char* what;
+  };
+  std::vector<Out> outs{{o.latency_out, &s.latency, "all measured replies"}};
+  if (s.latency_iamat.count() > 0 && s.latency_whatsat.count() > 0) {
+    outs.push_back({o.latency_out + ".iamat", &s.latency_iamat, "IAMAT replies"});
+    outs.push_back({o.latency_out + ".whatsat", &s.latency_whatsat, "WHATSAT replies"});
+  }
+  for (const Out& out : outs) {
+    std::string text = format_hgrm(*out.h, std::string("herd-load latency, ") + out.what +
+                                               (o.rate > 0 ? ", from the intended send time" : ", from the send time"));
+    FILE* f = std::fopen(out.path.c_str(), "w");
+    bool ok = f != nullptr;
+    if (ok) {
+      ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+      ok = std::fclose(f) == 0 && ok;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "herd-load: %s: cannot write: %s\n", out.path.c_str(), std::strerror(errno));
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -68,6 +101,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "herd-load: %s: cannot open: %s\n", options.ack_file.c_str(), std::strerror(errno));
       return 2;
     }
+  }
+  if (!options.latency_out.empty()) {  // a file that cannot be written is an error now, not after the run
+    FILE* f = std::fopen(options.latency_out.c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "herd-load: %s: cannot open: %s\n", options.latency_out.c_str(), std::strerror(errno));
+      return 2;
+    }
+    std::fclose(f);
   }
   if (options.seed) run.seeds_left.store(options.clients);
   else run.start_ns.store(monotonic_ns());
@@ -126,7 +167,9 @@ int main(int argc, char** argv) {
   if (window_start != 0 && window_end > window_start)
     result.measured_seconds = static_cast<double>(window_end - window_start) / 1e9;
   result.abort_reason = run.abort_reason;
+  const bool written = options.latency_out.empty() || write_latency_files(options, result.stats);
   if (options.json) print_json_report(options, result);
   else print_text_report(options, result);
+  if (!written) return 2;
   return result.abort_reason.empty() && result.stats.total_errors() == 0 ? 0 : 1;
 }

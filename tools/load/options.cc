@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "tools/load/arg_parse.h"
+
 namespace herd_load {
 
 namespace {
@@ -19,7 +21,8 @@ const char kUsage[] =
     "every reply, and reports throughput, latency percentiles, errors by kind and its own CPU.\n"
     "\n"
     "Targets:\n"
-    "  --target HOST:PORT      a server to load (repeatable; connections spread round-robin)\n"
+    "  --target HOST:PORT      a server to load (repeatable; connections spread round-robin);\n"
+    "                          HOST is an IPv4 or IPv6 literal, IPv6 in brackets: [::1]:12000\n"
     "  --config FILE           a herd config.yaml (servers and links) ...\n"
     "  --entry NAME[,NAME...]  ... and the servers of it to load (or the entry for --propagation)\n"
     "Protocol:\n"
@@ -30,9 +33,10 @@ const char kUsage[] =
     "Workload:\n"
     "  --connections N         TCP connections in total (default 10)\n"
     "  --pipeline D            requests in flight per connection (default 1)\n"
-    "  --duration S            measured seconds (default 10 unless --requests is given)\n"
+    "  --duration T            measured time (default 10 s unless --requests is given); T is a\n"
+    "                          number with a unit: 500ms, 30s, 2m, 1h; a bare number is seconds\n"
     "  --requests N            stop after N measured requests have been answered\n"
-    "  --warmup S              seconds of traffic before measuring (default 0)\n"
+    "  --warmup T              traffic before measuring (default 0; units as --duration)\n"
     "  --rate R                open loop: R requests/s in total at fixed intervals, latency from\n"
     "                          each request's intended send time (default: closed loop)\n"
     "  --whatsat-ratio F       fraction of WHATSAT requests, 0..1 (default 0: all IAMAT)\n"
@@ -41,7 +45,7 @@ const char kUsage[] =
     "  --bound N               WHATSAT bound (default 5; the herd accepts 1..20)\n"
     "  --seed                  first send one IAMAT per client and wait for all replies\n"
     "  --threads T             generator threads, each with its own epoll loop (default 1)\n"
-    "  --timeout S             seconds to wait for each reply (default 5)\n"
+    "  --timeout T             time to wait for each reply (default 5 s; units as --duration)\n"
     "Propagation:\n"
     "  --propagation N         N times: IAMAT a fresh client at the --entry server and poll every\n"
     "                          other server of --config with WHATSAT until it knows the client;\n"
@@ -50,6 +54,10 @@ const char kUsage[] =
     "  --json                  print one JSON object instead of the table\n"
     "  --ack-file FILE         append `<unix ns> <AT line>` for every IAMAT acknowledged with its\n"
     "                          own record (not a newer one) to FILE, as the replies come\n"
+    "  --latency-out FILE      write the measured latency distribution to FILE in HdrHistogram's\n"
+    "                          .hgrm percentile layout (Value Percentile TotalCount 1/(1-Percentile),\n"
+    "                          values in ms), and per command to FILE.iamat / FILE.whatsat when\n"
+    "                          both were sent\n"
     "  --show-errors N         offending replies to print (default 5)\n"
     "  --help                  this text\n";
 
@@ -86,12 +94,20 @@ T need_integer(std::string_view flag, const char* v, T lo, T hi) {
 }
 
 Target parse_target(const std::string& s) {
-  size_t colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0) usage_error("--target needs HOST:PORT, got \"" + s + "\"");
   Target t;
-  t.host = s.substr(0, colon);
-  t.port = need_integer<int>("--target port", s.c_str() + colon + 1, 1, 65535);
+  std::string error = parse_host_port(s, &t.host, &t.port);
+  if (!error.empty()) usage_error("--target: " + error);
   return t;
+}
+
+double need_duration(std::string_view flag, const std::string& v, double lo, double hi) {
+  double d = 0;
+  std::string error = parse_duration(v, &d);
+  if (!error.empty()) usage_error(std::string(flag) + ": " + error);
+  if (d < lo || d > hi)
+    usage_error(std::string(flag) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                " seconds, got \"" + v + "\"");
+  return d;
 }
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -150,7 +166,7 @@ Options parse_options(int argc, char** argv) {
         "--target", "--config", "--entry", "--protocol", "--redis-key", "--connections",
         "--pipeline", "--duration", "--requests", "--warmup", "--rate", "--whatsat-ratio",
         "--clients", "--radius", "--bound", "--threads", "--timeout", "--propagation",
-        "--show-errors", "--ack-file"};
+        "--show-errors", "--ack-file", "--latency-out"};
     bool known = false;
     for (const char* k : kValued) known = known || arg == k;
     if (!known) usage_error("unknown flag \"" + arg + "\"");
@@ -180,12 +196,12 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--pipeline") {
       o.pipeline = need_integer<int>(arg, v, 1, 100000);
     } else if (arg == "--duration") {
-      o.duration = need_double(arg, v, 0.001, 86400);
+      o.duration = need_duration(arg, value, 0.001, 86400);
       duration_given = true;
     } else if (arg == "--requests") {
       o.requests = need_integer<uint64_t>(arg, v, 1, UINT64_MAX / 2);
     } else if (arg == "--warmup") {
-      o.warmup = need_double(arg, v, 0, 86400);
+      o.warmup = need_duration(arg, value, 0, 86400);
     } else if (arg == "--rate") {
       o.rate = need_double(arg, v, 0.001, 1e9);
     } else if (arg == "--whatsat-ratio") {
@@ -202,7 +218,7 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--threads") {
       o.threads = need_integer<int>(arg, v, 1, 1024);
     } else if (arg == "--timeout") {
-      o.timeout = need_double(arg, v, 0.001, 3600);
+      o.timeout = need_duration(arg, value, 0.001, 3600);
     } else if (arg == "--propagation") {
       o.propagation = need_integer<int>(arg, v, 1, 10000000);
     } else if (arg == "--show-errors") {
@@ -210,6 +226,9 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--ack-file") {
       if (value.empty()) usage_error("--ack-file needs a file name");
       o.ack_file = value;
+    } else if (arg == "--latency-out") {
+      if (value.empty()) usage_error("--latency-out needs a file name");
+      o.latency_out = value;
     }
   }
   if (!duration_given && o.requests == 0) o.duration = 10;

@@ -12,7 +12,7 @@ enum class Protocol { kHerd, kRedis, kNull };
 // One server to send to; name is known only when it came from a config file.
 struct Target {
   std::string name;
-  std::string host;
+  std::string host;  // an IPv4 or IPv6 literal (no brackets)
   int port = 0;
 };
 
@@ -39,6 +39,7 @@ struct Options {
   std::string redis_key = "herd";
   int show_errors = 5;
   std::string ack_file;  // --ack-file: every acknowledged IAMAT is appended here
+  std::string latency_out;  // --latency-out: the measured latency distribution, .hgrm text
 };
 
 const char* protocol_name(Protocol p);

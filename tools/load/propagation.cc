@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/load/arg_parse.h"
 #include "tools/load/herd_config.h"
 #include "tools/load/herd_reply.h"
 #include "tools/load/histogram.h"
@@ -38,20 +39,19 @@ struct Probe {
   bool awaiting = false;  // a request is outstanding
   bool done = false;      // saw the client (or failed) in this round
   Histogram delays;
+  Histogram poll_rtt;    // each poll's round trip: the resolution of this server's delays
+  int64_t poll_sent = 0;
   uint64_t misses = 0;   // rounds that timed out
   uint64_t polls = 0;
   uint64_t errors = 0;
 };
 
 int connect_to(const ServerEntry& s) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  SocketAddress addr;
+  if (!make_address(s.host, s.port, &addr)) return -1;
+  int fd = socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(s.port));
-  std::string host = s.host == "localhost" ? "127.0.0.1" : s.host;
-  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+  if (connect(fd, addr.get(), addr.length) < 0) {
     close(fd);
     return -1;
   }
@@ -150,6 +150,7 @@ int run_propagation(const Options& o) {
       if (p.fd < 0) reconnect(&p, epfd);
       if (p.fd >= 0 && send_all(p.fd, whatsat)) {
         p.awaiting = true;
+        p.poll_sent = monotonic_ns();
         ++p.polls;
       }
     }
@@ -188,11 +189,13 @@ int run_propagation(const Options& o) {
           } else {
             if (frame_whatsat(p->in, &len) != Frame::kComplete) break;
             p->awaiting = false;
+            p->poll_rtt.record(static_cast<uint64_t>(std::max<int64_t>(0, now - p->poll_sent)));
             std::string_view reply = std::string_view(p->in).substr(0, len);
             if (!p->done) {
               if (reply.substr(0, 2) == "? ") {
                 if (send_all(p->fd, whatsat)) {
                   p->awaiting = true;
+                  p->poll_sent = monotonic_ns();
                   ++p->polls;
                 }
               } else {
@@ -253,7 +256,7 @@ int run_propagation(const Options& o) {
       w.Uint64(h.count());
       w.Key("missed");
       w.Uint64(misses);
-      for (auto [k, p] : {std::pair{"p50_ms", 50.0}, {"p90_ms", 90.0}, {"p99_ms", 99.0}}) {
+      for (auto [k, p] : {std::pair{"p50_ms", 50.0}, {"p90_ms", 90.0}, {"p99_ms", 99.0}, {"p99.9_ms", 99.9}}) {
         w.Key(k);
         w.Double(ms(h.percentile(p)));
       }
@@ -284,6 +287,10 @@ int run_propagation(const Options& o) {
       w.Uint64(p.polls);
       w.Key("errors");
       w.Uint64(p.errors);
+      w.Key("poll_rtt_p50_ms");
+      w.Double(ms(p.poll_rtt.percentile(50)));
+      w.Key("poll_rtt_p99_ms");
+      w.Double(ms(p.poll_rtt.percentile(99)));
       figures(p.delays, p.misses);
       w.EndObject();
     }
@@ -304,12 +311,13 @@ int run_propagation(const Options& o) {
                   static_cast<unsigned long long>(hop_servers[hop]), static_cast<unsigned long long>(h.count()),
                   static_cast<unsigned long long>(hop_misses[hop]), ms(h.percentile(50)), ms(h.percentile(90)),
                   ms(h.percentile(99)), ms(h.max()));
-    std::printf("\n%-12s %-6s %8s %8s %8s %10s %10s\n", "server", "hops", "seen", "missed", "errors", "p50 ms",
-                "max ms");
+    std::printf("\n%-12s %-6s %8s %8s %8s %10s %10s %14s\n", "server", "hops", "seen", "missed", "errors", "p50 ms",
+                "max ms", "poll rtt p50");
     for (const auto& p : probes)
-      std::printf("%-12s %-6d %8llu %8llu %8llu %10.3f %10.3f\n", p.server->name.c_str(), p.hops,
+      std::printf("%-12s %-6d %8llu %8llu %8llu %10.3f %10.3f %11.3f ms\n", p.server->name.c_str(), p.hops,
                   static_cast<unsigned long long>(p.delays.count()), static_cast<unsigned long long>(p.misses),
-                  static_cast<unsigned long long>(p.errors), ms(p.delays.percentile(50)), ms(p.delays.max()));
+                  static_cast<unsigned long long>(p.errors), ms(p.delays.percentile(50)), ms(p.delays.max()),
+                  ms(p.poll_rtt.percentile(50)));
     std::printf("\nentry IAMAT errors: %llu\n", static_cast<unsigned long long>(entry_errors));
     for (const auto& s : samples) std::printf("  %s\n", s.c_str());
   }

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "tools/load/percentile_export.h"
+
 namespace herd_load {
 
 namespace {
@@ -22,12 +24,17 @@ std::string format_latency(uint64_t ns) {
   return buf;
 }
 
+// "host:port", or "[host]:port" for an IPv6 literal.
+std::string host_port(const Target& t) {
+  return (t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host) + ":" + std::to_string(t.port);
+}
+
 std::string target_list(const Options& o) {
   std::string s;
   for (const auto& t : o.targets) {
     if (!s.empty()) s += ", ";
     if (!t.name.empty()) s += t.name + "=";
-    s += t.host + ":" + std::to_string(t.port);
+    s += host_port(t);
   }
   return s;
 }
@@ -59,15 +66,25 @@ void print_text_report(const Options& o, const RunResult& r) {
                 static_cast<unsigned long long>(s.status_not_ok));
   if (o.seed) std::printf("%-22s %12llu\n", "seed replies", static_cast<unsigned long long>(s.seeded));
   std::printf("%-22s %12llu\n", "unfinished at end", static_cast<unsigned long long>(s.unfinished));
-  std::printf("\nlatency (%s)\n", o.rate > 0 ? "from intended send time" : "from send time");
-  const Histogram& h = s.latency;
+  std::printf("\nlatency (%s)\n  %-20s %12s %12s %12s\n", o.rate > 0 ? "from intended send time" : "from send time", "",
+              "all", o.protocol == Protocol::kRedis ? "GEOADD" : "IAMAT",
+              o.protocol == Protocol::kRedis ? "GEOSEARCH" : "WHATSAT");
+  const Histogram* hs[] = {&s.latency, &s.latency_iamat, &s.latency_whatsat};
+  auto row = [&hs](const char* label, auto value) {
+    std::printf("  %-20s", label);
+    for (const Histogram* h : hs) std::printf(" %12s", h->count() ? format_latency(value(*h)).c_str() : "-");
+    std::printf("\n");
+  };
   for (double p : kPercentiles) {
     char label[16];
     std::snprintf(label, sizeof label, "p%g", p);
-    std::printf("  %-20s %12s\n", label, format_latency(h.percentile(p)).c_str());
+    row(label, [p](const Histogram& h) { return h.percentile(p); });
   }
-  std::printf("  %-20s %12s\n", "max", format_latency(h.max()).c_str());
-  std::printf("  %-20s %12s\n", "mean", format_latency(static_cast<uint64_t>(h.mean())).c_str());
+  row("max", [](const Histogram& h) { return h.max(); });
+  row("mean", [](const Histogram& h) { return static_cast<uint64_t>(h.mean()); });
+  std::printf("  %-20s", "count");
+  for (const Histogram* h : hs) std::printf(" %12llu", static_cast<unsigned long long>(h->count()));
+  std::printf("\n");
   std::printf("\nerrors %llu\n", static_cast<unsigned long long>(s.total_errors()));
   for (size_t i = 1; i < kErrorKindCount; ++i)
     if (s.errors[i] > 0)
@@ -99,7 +116,7 @@ void print_json_report(const Options& o, const RunResult& r) {
   w.String(protocol_name(o.protocol));
   w.Key("targets");
   w.StartArray();
-  for (const auto& t : o.targets) w.String((t.host + ":" + std::to_string(t.port)).c_str());
+  for (const auto& t : o.targets) w.String(host_port(t).c_str());
   w.EndArray();
   u64("connections", static_cast<uint64_t>(o.connections));
   u64("pipeline", static_cast<uint64_t>(o.pipeline));
@@ -126,16 +143,37 @@ void print_json_report(const Options& o, const RunResult& r) {
   u64("unfinished", s.unfinished);
   u64("bytes_out", s.bytes_out);
   u64("bytes_in", s.bytes_in);
-  w.Key("latency_us");
+  auto latency = [&](const char* key, const Histogram& h) {
+    w.Key(key);
+    w.StartObject();
+    dbl("p50", us(h.percentile(50)));
+    dbl("p90", us(h.percentile(90)));
+    dbl("p99", us(h.percentile(99)));
+    dbl("p99.9", us(h.percentile(99.9)));
+    dbl("p99.99", us(h.percentile(99.99)));
+    dbl("max", us(h.max()));
+    dbl("mean", h.mean() / 1000.0);
+    u64("count", h.count());
+    w.EndObject();
+  };
+  latency("latency_us", s.latency);
+  // Per command (IAMAT / WHATSAT; GEOADD / GEOSEARCH for redis), only those that were measured.
+  w.Key("latency_us_by_command");
   w.StartObject();
-  dbl("p50", us(s.latency.percentile(50)));
-  dbl("p90", us(s.latency.percentile(90)));
-  dbl("p99", us(s.latency.percentile(99)));
-  dbl("p99.9", us(s.latency.percentile(99.9)));
-  dbl("max", us(s.latency.max()));
-  dbl("mean", s.latency.mean() / 1000.0);
-  u64("count", s.latency.count());
+  if (s.latency_iamat.count()) latency("IAMAT", s.latency_iamat);
+  if (s.latency_whatsat.count()) latency("WHATSAT", s.latency_whatsat);
   w.EndObject();
+  // The whole distribution as HdrHistogram's percentile iteration: [percentile, value us, count].
+  w.Key("latency_percentiles");
+  w.StartArray();
+  for (const PercentilePoint& p : percentile_points(s.latency)) {
+    w.StartArray();
+    w.Double(p.percentile);
+    w.Double(us(p.value_ns));
+    w.Uint64(p.count);
+    w.EndArray();
+  }
+  w.EndArray();
   w.Key("errors");
   w.StartObject();
   u64("total", s.total_errors());

@@ -14,6 +14,7 @@ namespace herd_load {
 
 struct Stats {
   Histogram latency;     // measured replies, from intended send time to reply
+  Histogram latency_iamat, latency_whatsat;  // the same, per command (GEOADD / GEOSEARCH for redis)
   uint64_t sent = 0;     // requests written (all phases)
   uint64_t replies = 0;  // measured replies (good or bad)
   // Replies that arrived within the measured window, whenever their request was sent: with
@@ -47,6 +48,8 @@ struct Stats {
 
   void merge(const Stats& o) {
     latency.merge(o.latency);
+    latency_iamat.merge(o.latency_iamat);
+    latency_whatsat.merge(o.latency_whatsat);
     sent += o.sent;
     replies += o.replies;
     arrived += o.arrived;

@@ -68,9 +68,7 @@ Worker::Worker(RunState* run, int thread_index, const std::vector<int>& connecti
     auto c = std::make_unique<Connection>();
     const uint32_t gi = static_cast<uint32_t>(g);
     c->target_ = &options_.targets[gi % options_.targets.size()];
-    c->addr_.sin_family = AF_INET;
-    c->addr_.sin_port = htons(static_cast<uint16_t>(c->target_->port));
-    inet_pton(AF_INET, c->target_->host.c_str(), &c->addr_.sin_addr);
+    make_address(c->target_->host, c->target_->port, &c->addr_);  // checked by main
     if (clients >= total) {
       c->first_ = gi;
       c->stride_ = total;
@@ -103,7 +101,7 @@ void Worker::set_events(Connection* c, uint32_t events) {
 }
 
 void Worker::start_connect(Connection* c, int64_t now) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(c->addr_.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     stats_.add_error(ErrorKind::kConnect, std::string("socket: ") + std::strerror(errno));
     c->retry_at_ = now + kReconnectDelay;
@@ -111,7 +109,7 @@ void Worker::start_connect(Connection* c, int64_t now) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  int r = connect(fd, reinterpret_cast<const sockaddr*>(&c->addr_), sizeof c->addr_);
+  int r = connect(fd, c->addr_.get(), c->addr_.length);
   if (r < 0 && errno != EINPROGRESS) {
     stats_.add_error(ErrorKind::kConnect, c->target_->host + ":" + std::to_string(c->target_->port) +
                                               ": " + std::strerror(errno));
@@ -373,7 +371,9 @@ void Worker::account(const Pending& p, ErrorKind err, int64_t now, bool stale, s
   if (start_ != 0 && now >= measure_start_ && now < end_) ++stats_.arrived;
   if (p.intended < measure_start_) return;  // warmup
   ++stats_.replies;
-  stats_.latency.record(static_cast<uint64_t>(std::max<int64_t>(0, now - p.intended)));
+  const uint64_t latency = static_cast<uint64_t>(std::max<int64_t>(0, now - p.intended));
+  stats_.latency.record(latency);
+  (p.kind == RequestKind::kIamat ? stats_.latency_iamat : stats_.latency_whatsat).record(latency);
   if (err != ErrorKind::kNone) return;
   ++stats_.ok;
   if (p.kind == RequestKind::kIamat) {
