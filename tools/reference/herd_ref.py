@@ -1068,6 +1068,9 @@ class HerdServer:
         self.places = places
         self.log = log
         self.table = {}                 # client id (bytes) -> Record
+        limits = cfg.get('limits') or {}
+        self.max_id_bytes = limits.get('max_id_bytes', 1024)
+        self.max_skew_ns = limits.get('max_clock_skew', 86400) * NS   # 0: no bound
         self.clients = set()
         self.peers_in = set()
         self.conn_seq = 0
@@ -1114,13 +1117,22 @@ class HerdServer:
                     return r
         return b'? ' + line + b'\n'
 
+    def refusal(self, cid, ts, now_ns):
+        """Why a report may not be stored (an ID over limits.max_id_bytes, a time further ahead
+        than limits.max_clock_skew), or None. The C++ server's rule (herd/admission.h)."""
+        if len(cid) > self.max_id_bytes:
+            return b'client ID over limits.max_id_bytes'
+        if self.max_skew_ns and ts > now_ns + self.max_skew_ns:
+            return b'time further ahead than limits.max_clock_skew'
+        return None
+
     def iamat(self, fields, now_ns):
         _, cid, loc, t = fields
         ll = parse_location(loc)
         if ll is None:
             return None
         ts = parse_time(t)
-        if ts is None:
+        if ts is None or self.refusal(cid, ts, now_ns) is not None:
             return None
         old = self.table.get(cid)
         if old is not None and ts <= old.ts:
@@ -1170,6 +1182,9 @@ class HerdServer:
             return b'bad location'
         if _DIFF_RE.fullmatch(diff) is None:
             return b'bad time difference'
+        why = self.refusal(cid, ts, time.time_ns())
+        if why is not None:
+            return why
         line = b' '.join(fields[:6])
         old = self.table.get(cid)
         if old is None or ts > old.ts or (ts == old.ts and line > old.line):
@@ -1340,8 +1355,20 @@ def load_config(path):
                 raise ConfigError("config %s: 'peer_tls.%s' must be a file path, got %r"
                                   % (path, k, v))
         peer_tls = {k: os.path.join(base, peer_tls[k]) for k in PEER_TLS_KEYS}
+    # The two admission limits of the C++ server (issue 9), so that a mixed herd agrees on what it
+    # stores; the reference's other limits are its own (fixed) ones.
+    limits_raw = raw.get('limits') or {}
+    if not isinstance(limits_raw, dict):
+        raise ConfigError("config %s: 'limits' must be a mapping" % path)
+    limits = {}
+    for k, default in (('max_id_bytes', 1024), ('max_clock_skew', 86400)):
+        v = limits_raw.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (k == 'max_id_bytes' and v < 1):
+            raise ConfigError("config %s: 'limits.%s' must be a %s integer, got %r"
+                              % (path, k, 'positive' if k == 'max_id_bytes' else 'non-negative', v))
+        limits[k] = v
     return {'servers': servers, 'neighbours': neighbours, 'log_dir': log_dir,
-            'places': upstream, 'peer_tls': peer_tls}
+            'places': upstream, 'peer_tls': peer_tls, 'limits': limits}
 
 
 def resolve_gazetteer(path):

@@ -560,6 +560,24 @@ def test_peer_port_tiebreak_and_silence(herd):
         assert at_line_of(whatsat_line(herd.port(n), b'tie')) == hi
 
 
+def test_admission_limits_like_the_cpp_server(herd):
+    """limits.max_id_bytes (default 1024) and limits.max_clock_skew (default 86400 s): refused with
+    `? ` from a client, ignored from a peer, as the C++ server does (herd/admission.h)."""
+    port = herd.port('Wilkes')
+    ahead = int(time.time()) + 2 * 86400
+    for line in (b'IAMAT ' + b'i' * 1025 + b' +1.0+1.0 5', b'IAMAT future +1.0+1.0 %d' % ahead):
+        assert exchange(port, line + b'\n') == b'? ' + line + b'\n'
+    ok = b'IAMAT ' + b'i' * 1024 + b' +1.0+1.0 5'
+    assert exchange(port, ok + b'\n').startswith(b'AT Wilkes ')
+    soon = b'IAMAT soon +1.0+1.0 %d' % (int(time.time()) + 3600)
+    assert exchange(port, soon + b'\n').startswith(b'AT Wilkes ')
+    with socket.create_connection(('127.0.0.1', herd.peer_port('Welsh')), timeout=IO_TIMEOUT) as s:
+        s.sendall(b'HERD Tester\nAT Xa +0.000000001 peerfuture +1.0+1.0 %d\n'
+                  b'AT Xa +0.000000001 peernow +1.0+1.0 5\n' % ahead)
+        assert propagated(herd, b'peernow', b'AT Xa +0.000000001 peernow +1.0+1.0 5', NAMES)
+    assert whatsat_line(herd.port('Welsh'), b'peerfuture').startswith(b'? ')
+
+
 def test_client_port_rejects_peer_lines(herd):
     r = exchange(herd.port('Hands'), b'HERD Goloman\nAT Goloman +0.1 c +1.0+1.0 5\n')
     assert r == b'? HERD Goloman\n? AT Goloman +0.1 c +1.0+1.0 5\n'
