@@ -347,7 +347,7 @@ const City* Gazetteer::find(uint32_t geoname_id) const {
 }
 
 void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe,
-                          std::vector<std::pair<double, uint32_t>>& out) const {
+                          std::vector<Hit>& out) const {
   auto first = entries_.begin() + band_start_[band];
   auto last = entries_.begin() + band_start_[band + 1];
   auto it = std::lower_bound(first, last, box.lng_lo,
@@ -363,8 +363,18 @@ void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe,
 
 std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius_m,
                                            size_t limit) const {
+  std::vector<Hit> hits;
+  size_t n = nearby_hits(lat, lng, radius_m, limit, hits);
   std::vector<const City*> result;
-  if (limit == 0 || !(radius_m >= 0) || !std::isfinite(lat) || !std::isfinite(lng)) return result;
+  result.reserve(n);
+  for (size_t i = 0; i < n; ++i) result.push_back(&cities_[hits[i].second]);
+  return result;
+}
+
+size_t Gazetteer::nearby_hits(double lat, double lng, double radius_m, size_t limit,
+                              std::vector<Hit>& hits) const {
+  hits.clear();
+  if (limit == 0 || !(radius_m >= 0) || !std::isfinite(lat) || !std::isfinite(lng)) return 0;
 
   // Prefilter box. The cap of angular radius delta around latitude phi spans phi ± delta and, when
   // it contains no pole, longitudes lng ± asin(sin delta / cos phi).
@@ -403,7 +413,6 @@ std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius
   // covers the rounding of sqrt and asin, so borderline cities still get the exact test.
   double half = std::sin(std::min(delta, std::numbers::pi) / 2);
   Probe probe{lat, lng, std::cos(lat * kDegToRad), radius_m, half * half * (1 + 1e-9) + 1e-300};
-  std::vector<std::pair<double, uint32_t>> hits;
   size_t band_lo = band_of(std::max(lat_lo, -90.0));
   size_t band_hi = band_of(std::min(lat_hi, 90.0));
   for (size_t b = band_lo; b <= band_hi; ++b) {
@@ -412,7 +421,7 @@ std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius
     }
   }
 
-  auto better = [this](const std::pair<double, uint32_t>& a, const std::pair<double, uint32_t>& b) {
+  auto better = [this](const Hit& a, const Hit& b) {
     const City& ca = cities_[a.second];
     const City& cb = cities_[b.second];
     if (ca.population != cb.population) return ca.population > cb.population;
@@ -421,9 +430,7 @@ std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius
   };
   size_t n = std::min(limit, hits.size());
   std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(n), hits.end(), better);
-  result.reserve(n);
-  for (size_t i = 0; i < n; ++i) result.push_back(&cities_[hits[i].second]);
-  return result;
+  return n;
 }
 
 }  // namespace places

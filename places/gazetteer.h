@@ -71,6 +71,16 @@ class Gazetteer {
   // gazetteer. Thread-safe: const, no shared mutable state.
   std::vector<const City*> nearby(double lat, double lng, double radius_m, size_t limit) const;
 
+  // (distance in metres, index of the city) of one match.
+  using Hit = std::pair<double, uint32_t>;
+
+  // nearby() without allocation once `hits` has grown to the largest answer: `hits` is the
+  // caller's scratch (its contents on entry are ignored); on return hits[0..n) hold the n =
+  // min(limit, matches) best matches, ranked as nearby() ranks them, and n is returned.
+  // Thread-safe as long as each thread brings its own `hits`.
+  size_t nearby_hits(double lat, double lng, double radius_m, size_t limit,
+                     std::vector<Hit>& hits) const;
+
  private:
   // One index entry: a copy of the coordinates (for cache-friendly scans), the cosine of the
   // latitude, and the city's index.
@@ -95,7 +105,7 @@ class Gazetteer {
   // Appends to `out` the entries of band `band` inside `box` that lie within the probe's radius,
   // as (distance, city index) pairs.
   void scan_band(size_t band, const Box& box, const Probe& probe,
-                 std::vector<std::pair<double, uint32_t>>& out) const;
+                 std::vector<Hit>& out) const;
 
   std::string strings_;            // every name, country and admin1 back to back
   std::vector<City> cities_;       // file order

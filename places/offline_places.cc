@@ -2,6 +2,7 @@
 #include "places/offline_places.h"
 
 #include <charconv>
+#include <string_view>
 #include <utility>
 
 #include "places/google_json.h"
@@ -54,6 +55,20 @@ constexpr std::string_view kTypes =
     "         \"types\" : [ \"locality\", \"political\" ],\n"
     "         \"vicinity\" : ";
 constexpr std::string_view kResultEnd = "\n      }";
+constexpr std::string_view kFirstResult = "\n      ";
+constexpr std::string_view kNextResult = ",\n      ";
+
+// The packed form of a city's numbers: characters as 4-bit codes into kNibbleChars (every
+// character `%.16g` can write for a finite number), each number ended by kEndOfNumber.
+constexpr char kNibbleChars[16] = {'0', '1', '2', '3', '4', '5', '6', '7',
+                                   '8', '9', '-', '.', 'e', '+', '?', '?'};
+constexpr uint8_t kEndOfNumber = 0xf;
+constexpr int kNumbersPerCity = 6;
+// The longest number `%.16g` writes: sign, 16 digits, point, "e-308".
+constexpr size_t kMaxNumberChars = 24;
+// Flags, the first nibble of a city's packed form.
+constexpr uint8_t kNameNeedsEscape = 1;  // the name has bytes append_google_string escapes
+constexpr uint8_t kNotPacked = 2;        // formatted on each reply (a number was not packable)
 
 void append_uint(std::string& out, uint32_t n) {
   char buf[12];
@@ -61,7 +76,7 @@ void append_uint(std::string& out, uint32_t n) {
   out.append(buf, r.ptr);
 }
 
-void append_result(std::string& out, const City& c) {
+void append_result_formatted(std::string& out, const City& c) {
   out += kLocation;
   append_google_double(out, c.lat);
   out += kLng;
@@ -85,18 +100,160 @@ void append_result(std::string& out, const City& c) {
   out += kResultEnd;
 }
 
+
+// The nibble code of `c`, or -1 when kNibbleChars has no such character.
+int nibble_of(char c) {
+  for (int i = 0; i < 14; ++i) {
+    if (kNibbleChars[i] == c) return i;
+  }
+  return -1;
+}
+
+// Whether append_google_string changes `s` beyond quoting it.
+bool needs_escape(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>') return true;
+  }
+  return false;
+}
+
+// Appends nibble `v` at nibble position `*k` of `out` (low nibble first).
+void put_nibble(std::vector<uint8_t>& out, size_t* k, uint8_t v) {
+  if ((*k & 1) == 0) {
+    out.push_back(v);
+  } else {
+    out.back() = static_cast<uint8_t>(out.back() | (v << 4));
+  }
+  ++*k;
+}
+
 }  // namespace
 
 OfflinePlaces::OfflinePlaces(std::shared_ptr<const Gazetteer> gazetteer)
-    : gazetteer_(std::move(gazetteer)) {}
+    : gazetteer_(std::move(gazetteer)) {
+  const Gazetteer& g = *gazetteer_;
+  packed_at_.reserve(g.size());
+  packed_.reserve(g.size() * 48);
+  std::string text;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const City& c = g.city(i);
+    const double numbers[kNumbersPerCity] = {c.lat,
+                                             c.lng,
+                                             c.lat + kViewportHalfDeg,
+                                             c.lng + kViewportHalfDeg,
+                                             c.lat - kViewportHalfDeg,
+                                             c.lng - kViewportHalfDeg};
+    size_t start = packed_.size();
+    packed_at_.push_back(static_cast<uint32_t>(start));
+    size_t k = 0;
+    uint8_t flags = needs_escape(c.name) ? kNameNeedsEscape : 0;
+    put_nibble(packed_, &k, flags);
+    for (double d : numbers) {
+      text.clear();
+      append_google_double(text, d);
+      bool packable = text.size() <= kMaxNumberChars;
+      for (char ch : text) packable = packable && nibble_of(ch) >= 0;
+      if (!packable) {  // never for finite coordinates; kept correct all the same
+        packed_.resize(start);
+        k = 0;
+        put_nibble(packed_, &k, static_cast<uint8_t>(flags | kNotPacked));
+        break;
+      }
+      for (char ch : text) put_nibble(packed_, &k, static_cast<uint8_t>(nibble_of(ch)));
+      put_nibble(packed_, &k, kEndOfNumber);
+    }
+  }
+  packed_.shrink_to_fit();
+}
+
+void OfflinePlaces::append_result(std::string& out, uint32_t i) const {
+  const City& c = gazetteer_->city(i);
+  const uint8_t* p = packed_.data() + packed_at_[i];
+  const uint8_t flags = p[0] & 0xf;
+  if (flags & kNotPacked) {
+    append_result_formatted(out, c);
+    return;
+  }
+  // Unpack the six numbers into one buffer.
+  char text[kNumbersPerCity * kMaxNumberChars];
+  size_t end[kNumbersPerCity];
+  size_t k = 1, w = 0;
+  for (int n = 0; n < kNumbersPerCity; ++n) {
+    for (;;) {
+      uint8_t v = static_cast<uint8_t>((p[k >> 1] >> ((k & 1) * 4)) & 0xf);
+      ++k;
+      if (v == kEndOfNumber) break;
+      text[w++] = kNibbleChars[v];
+    }
+    end[n] = w;
+  }
+  auto number = [&](int n) {
+    size_t from = n == 0 ? 0 : end[n - 1];
+    out.append(text + from, end[n] - from);
+  };
+  auto name = [&] {
+    if (flags & kNameNeedsEscape) {
+      append_google_string(out, c.name);
+    } else {
+      out += '"';
+      out += c.name;
+      out += '"';
+    }
+  };
+  char id[12];
+  size_t id_len = static_cast<size_t>(std::to_chars(id, id + sizeof id, c.geoname_id).ptr - id);
+
+  out += kLocation;
+  number(0);
+  out += kLng;
+  number(1);
+  out += kNortheast;
+  number(2);
+  out += kViewportLng;
+  number(3);
+  out += kSouthwest;
+  number(4);
+  out += kViewportLng;
+  number(5);
+  out += kIconsAndName;
+  name();
+  out += kPlaceId;
+  out.append(id, id_len);
+  out += kReference;
+  out.append(id, id_len);
+  out += kTypes;
+  name();
+  out += kResultEnd;
+}
+
+void OfflinePlaces::append_answer(std::string& out, const PlacesQuery& q) const {
+  // Per thread, so that a shared provider needs no lock; grows to the largest match set seen.
+  thread_local std::vector<Gazetteer::Hit> hits;
+  size_t n = 0;
+  if (q.bound > 0) n = gazetteer_->nearby_hits(q.lat, q.lng, q.radius_m, static_cast<size_t>(q.bound), hits);
+  if (n == 0) {
+    out += kHead;
+    out += kEmptyTail;
+    return;
+  }
+  out.reserve(out.size() + kHead.size() + n * kResultBytes + kOkTail.size());
+  out += kHead;
+  out += '[';
+  for (size_t i = 0; i < n; ++i) {
+    out += i == 0 ? kFirstResult : kNextResult;
+    append_result(out, hits[i].second);
+  }
+  out += kOkTail;
+}
 
 std::string OfflinePlaces::render(const PlacesQuery& q) const {
-  std::vector<const City*> cities;
-  if (q.bound > 0) {
-    cities = gazetteer_->nearby(q.lat, q.lng, q.radius_m, static_cast<size_t>(q.bound));
-  }
   std::string out;
-  out.reserve(kHead.size() + kOkTail.size() + cities.size() * kResultBytes);
+  append_answer(out, q);
+  return out;
+}
+
+std::string OfflinePlaces::render_cities(const std::vector<const City*>& cities) {
+  std::string out;
   out += kHead;
   if (cities.empty()) {
     out += kEmptyTail;
@@ -104,8 +261,8 @@ std::string OfflinePlaces::render(const PlacesQuery& q) const {
   }
   out += '[';
   for (size_t i = 0; i < cities.size(); ++i) {
-    out += i == 0 ? "\n      " : ",\n      ";
-    append_result(out, *cities[i]);
+    out += i == 0 ? kFirstResult : kNextResult;
+    append_result_formatted(out, *cities[i]);
   }
   out += kOkTail;
   return out;
@@ -113,6 +270,11 @@ std::string OfflinePlaces::render(const PlacesQuery& q) const {
 
 void OfflinePlaces::nearby(reactor::EventLoop&, const PlacesQuery& q, Done done) {
   done(render(q));
+}
+
+bool OfflinePlaces::answer_now(const PlacesQuery& q, std::string& out) const {
+  append_answer(out, q);
+  return true;
 }
 
 }  // namespace places
