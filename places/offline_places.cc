@@ -66,6 +66,8 @@ constexpr uint8_t kEndOfNumber = 0xf;
 constexpr int kNumbersPerCity = 6;
 // The longest number `%.16g` writes: sign, 16 digits, point, "e-308".
 constexpr size_t kMaxNumberChars = 24;
+// The most bytes one city's packed form takes: flags, six numbers and their ends, in nibbles.
+constexpr size_t kMaxPackedBytes = (1 + kNumbersPerCity * (kMaxNumberChars + 1) + 1) / 2;
 // Flags, the first nibble of a city's packed form.
 constexpr uint8_t kNameNeedsEscape = 1;  // the name has bytes append_google_string escapes
 constexpr uint8_t kNotPacked = 2;        // formatted on each reply (a number was not packable)
@@ -133,7 +135,9 @@ OfflinePlaces::OfflinePlaces(std::shared_ptr<const Gazetteer> gazetteer)
     : gazetteer_(std::move(gazetteer)) {
   const Gazetteer& g = *gazetteer_;
   packed_at_.reserve(g.size());
-  packed_.reserve(g.size() * 48);
+  // Room for the longest form up front: growing (or shrinking) would copy, and the heap keeps the
+  // freed block. Pages never written are never resident, so only what is used costs memory.
+  packed_.reserve(g.size() * kMaxPackedBytes);
   std::string text;
   for (size_t i = 0; i < g.size(); ++i) {
     const City& c = g.city(i);
@@ -163,7 +167,6 @@ OfflinePlaces::OfflinePlaces(std::shared_ptr<const Gazetteer> gazetteer)
       put_nibble(packed_, &k, kEndOfNumber);
     }
   }
-  packed_.shrink_to_fit();
 }
 
 void OfflinePlaces::append_result(std::string& out, uint32_t i) const {

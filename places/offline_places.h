@@ -45,8 +45,8 @@ class OfflinePlaces : public PlacesProvider {
   // append_answer(out, q); always true. Thread-safe.
   bool answer_now(const PlacesQuery& q, std::string& out) const override;
 
-  // Bytes held for the pre-formatted numbers (the packed text and its offsets). Thread-safe.
-  size_t prerendered_bytes() const { return packed_.capacity() + packed_at_.capacity() * sizeof(uint32_t); }
+  // Bytes used by the pre-formatted numbers (the packed text and its offsets). Thread-safe.
+  size_t prerendered_bytes() const { return packed_.size() + packed_at_.size() * sizeof(uint32_t); }
 
  private:
   // Appends city `i`'s result object, from its packed numbers.
