@@ -2,6 +2,7 @@
 #include "places/offline_places.h"
 
 #include <charconv>
+#include <cstring>
 #include <string_view>
 #include <utility>
 
@@ -66,6 +67,15 @@ constexpr uint8_t kEndOfNumber = 0xf;
 constexpr int kNumbersPerCity = 6;
 // The longest number `%.16g` writes: sign, 16 digits, point, "e-308".
 constexpr size_t kMaxNumberChars = 24;
+// The constant bytes of one result object, and the most any result takes besides its name (its
+// separator, the constants, six numbers, two ids and the name's quotes).
+constexpr size_t kResultConstBytes = kLocation.size() + kLng.size() + kNortheast.size() +
+                                     2 * kViewportLng.size() + kSouthwest.size() +
+                                     kIconsAndName.size() + kPlaceId.size() + kReference.size() +
+                                     kTypes.size() + kResultEnd.size();
+constexpr size_t kMaxIdChars = 10;  // a uint32_t
+constexpr size_t kMaxResultBytesBesidesName =
+    kNextResult.size() + kResultConstBytes + kNumbersPerCity * kMaxNumberChars + 2 * kMaxIdChars + 4;
 // The most bytes one city's packed form takes: flags, six numbers and their ends, in nibbles.
 constexpr size_t kMaxPackedBytes = (1 + kNumbersPerCity * (kMaxNumberChars + 1) + 1) / 2;
 // Flags, the first nibble of a city's packed form.
@@ -127,6 +137,12 @@ void put_nibble(std::vector<uint8_t>& out, size_t* k, uint8_t v) {
     out.back() = static_cast<uint8_t>(out.back() | (v << 4));
   }
   ++*k;
+}
+
+// Copies `s` to `w`; returns the end.
+inline char* put(char* w, std::string_view s) {
+  std::memcpy(w, s.data(), s.size());
+  return w + s.size();
 }
 
 }  // namespace
@@ -229,6 +245,49 @@ void OfflinePlaces::append_result(std::string& out, uint32_t i) const {
   out += kResultEnd;
 }
 
+char* OfflinePlaces::write_plain_result(char* w, uint32_t i) const {
+  const City& c = gazetteer_->city(i);
+  const uint8_t* p = packed_.data() + packed_at_[i];
+  size_t k = 1;  // nibble position, after the flags
+  auto number = [&] {
+    for (;;) {
+      uint8_t v = static_cast<uint8_t>((p[k >> 1] >> ((k & 1) * 4)) & 0xf);
+      ++k;
+      if (v == kEndOfNumber) return;
+      *w++ = kNibbleChars[v];
+    }
+  };
+  auto name = [&] {
+    *w++ = '"';
+    w = put(w, c.name);
+    *w++ = '"';
+  };
+  w = put(w, kLocation);
+  number();
+  w = put(w, kLng);
+  number();
+  w = put(w, kNortheast);
+  number();
+  w = put(w, kViewportLng);
+  number();
+  w = put(w, kSouthwest);
+  number();
+  w = put(w, kViewportLng);
+  number();
+  w = put(w, kIconsAndName);
+  name();
+  w = put(w, kPlaceId);
+  char* id = w;
+  w = std::to_chars(w, w + kMaxIdChars, c.geoname_id).ptr;
+  size_t id_len = static_cast<size_t>(w - id);
+  w = put(w, kReference);
+  std::memmove(w, id, id_len);
+  w += id_len;
+  w = put(w, kTypes);
+  name();
+  return put(w, kResultEnd);
+}
+
 void OfflinePlaces::append_answer(std::string& out, const PlacesQuery& q) const {
   // Per thread, so that a shared provider needs no lock; grows to the largest match set seen.
   thread_local std::vector<Gazetteer::Hit> hits;
@@ -237,6 +296,28 @@ void OfflinePlaces::append_answer(std::string& out, const PlacesQuery& q) const 
   if (n == 0) {
     out += kHead;
     out += kEmptyTail;
+    return;
+  }
+  // The common case, every name plain and every city packed: one resize to the worst case, the
+  // pieces copied by pointer, one cut to the size written.
+  size_t worst = kHead.size() + 1 + kOkTail.size();
+  bool plain = true;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t city = hits[i].second;
+    plain = plain && (packed_[packed_at_[city]] & 0xf) == 0;
+    worst += kMaxResultBytesBesidesName + 2 * gazetteer_->city(city).name.size();
+  }
+  if (plain) {
+    size_t base = out.size();
+    out.resize(base + worst);
+    char* w = put(out.data() + base, kHead);
+    *w++ = '[';
+    for (size_t i = 0; i < n; ++i) {
+      w = put(w, i == 0 ? kFirstResult : kNextResult);
+      w = write_plain_result(w, hits[i].second);
+    }
+    w = put(w, kOkTail);
+    out.resize(static_cast<size_t>(w - out.data()));
     return;
   }
   out.reserve(out.size() + kHead.size() + n * kResultBytes + kOkTail.size());

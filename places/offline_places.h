@@ -51,6 +51,9 @@ class OfflinePlaces : public PlacesProvider {
  private:
   // Appends city `i`'s result object, from its packed numbers.
   void append_result(std::string& out, uint32_t i) const;
+  // Writes city `i`'s result object at `w` and returns its end; only for a city whose flags are 0
+  // (packed, name needing no escape), with room for kMaxResultBytesBesidesName + 2 × its name.
+  char* write_plain_result(char* w, uint32_t i) const;
 
   std::shared_ptr<const Gazetteer> gazetteer_;
   // City i's pieces start at byte packed_at_[i] of packed_: a flags nibble, then lat, lng,
