@@ -14,8 +14,8 @@ namespace {
 
 // A point's viewport is its location ± this many degrees (what Google returns for cities).
 constexpr double kViewportHalfDeg = 0.0013489802915;
-// Rough size of one rendered result, to reserve the answer in one allocation.
-constexpr size_t kResultBytes = 1024;
+// Room for a name (twice, escaped) in the reservation of an answer: most need less.
+constexpr size_t kNameRoom = 64;
 
 // The constant parts of the layout, at their fixed depths (see google_json.h for the rules).
 constexpr std::string_view kHead = "{\n   \"html_attributions\" : [],\n   \"results\" : ";
@@ -74,11 +74,13 @@ constexpr size_t kResultConstBytes = kLocation.size() + kLng.size() + kNortheast
                                      kIconsAndName.size() + kPlaceId.size() + kReference.size() +
                                      kTypes.size() + kResultEnd.size();
 constexpr size_t kMaxIdChars = 10;  // a uint32_t
+// (+ 2: unpack_number() may write two bytes past a number.)
 constexpr size_t kMaxResultBytesBesidesName =
-    kNextResult.size() + kResultConstBytes + kNumbersPerCity * kMaxNumberChars + 2 * kMaxIdChars + 4;
-// The most bytes one city's packed form takes: flags, six numbers and their ends, in nibbles.
-constexpr size_t kMaxPackedBytes = (1 + kNumbersPerCity * (kMaxNumberChars + 1) + 1) / 2;
-// Flags, the first nibble of a city's packed form.
+    kNextResult.size() + kResultConstBytes + kNumbersPerCity * kMaxNumberChars + 2 * kMaxIdChars + 4 + 2;
+// The most bytes one city's packed form takes: the flags byte, then six numbers, each with its end
+// and padded to a whole byte.
+constexpr size_t kMaxPackedBytes = 1 + kNumbersPerCity * (kMaxNumberChars / 2 + 1);
+// Flags, the first byte of a city's packed form.
 constexpr uint8_t kNameNeedsEscape = 1;  // the name has bytes append_google_string escapes
 constexpr uint8_t kNotPacked = 2;        // formatted on each reply (a number was not packable)
 
@@ -129,6 +131,33 @@ bool needs_escape(std::string_view s) {
   return false;
 }
 
+// For each byte of a packed number: its two characters (low nibble first; kEndOfNumber gives a
+// character that is then not counted), and how many it holds before the end of the number.
+struct NibblePairs {
+  char chars[256][2];
+  uint8_t count[256];
+  constexpr NibblePairs() : chars(), count() {
+    for (int b = 0; b < 256; ++b) {
+      int lo = b & 0xf, hi = b >> 4;
+      chars[b][0] = kNibbleChars[lo];
+      chars[b][1] = kNibbleChars[hi];
+      count[b] = static_cast<uint8_t>(lo == kEndOfNumber ? 0 : hi == kEndOfNumber ? 1 : 2);
+    }
+  }
+};
+constexpr NibblePairs kPairs;
+
+// Writes the packed number at `p` to `w` (two bytes at a time: may write two bytes past it) and
+// advances both past it.
+inline void unpack_number(const uint8_t*& p, char*& w) {
+  for (;;) {
+    uint8_t b = *p++;
+    std::memcpy(w, kPairs.chars[b], 2);
+    w += kPairs.count[b];
+    if (kPairs.count[b] < 2) return;
+  }
+}
+
 // Appends nibble `v` at nibble position `*k` of `out` (low nibble first).
 void put_nibble(std::vector<uint8_t>& out, size_t* k, uint8_t v) {
   if ((*k & 1) == 0) {
@@ -168,6 +197,7 @@ OfflinePlaces::OfflinePlaces(std::shared_ptr<const Gazetteer> gazetteer)
     size_t k = 0;
     uint8_t flags = needs_escape(c.name) ? kNameNeedsEscape : 0;
     put_nibble(packed_, &k, flags);
+    put_nibble(packed_, &k, 0);
     for (double d : numbers) {
       text.clear();
       append_google_double(text, d);
@@ -177,10 +207,12 @@ OfflinePlaces::OfflinePlaces(std::shared_ptr<const Gazetteer> gazetteer)
         packed_.resize(start);
         k = 0;
         put_nibble(packed_, &k, static_cast<uint8_t>(flags | kNotPacked));
+        put_nibble(packed_, &k, 0);
         break;
       }
       for (char ch : text) put_nibble(packed_, &k, static_cast<uint8_t>(nibble_of(ch)));
       put_nibble(packed_, &k, kEndOfNumber);
+      if (k & 1) put_nibble(packed_, &k, kEndOfNumber);  // the next number starts a byte
     }
   }
 }
@@ -188,23 +220,18 @@ OfflinePlaces::OfflinePlaces(std::shared_ptr<const Gazetteer> gazetteer)
 void OfflinePlaces::append_result(std::string& out, uint32_t i) const {
   const City& c = gazetteer_->city(i);
   const uint8_t* p = packed_.data() + packed_at_[i];
-  const uint8_t flags = p[0] & 0xf;
+  const uint8_t flags = *p++;
   if (flags & kNotPacked) {
     append_result_formatted(out, c);
     return;
   }
   // Unpack the six numbers into one buffer.
-  char text[kNumbersPerCity * kMaxNumberChars];
+  char text[kNumbersPerCity * kMaxNumberChars + 2];
   size_t end[kNumbersPerCity];
-  size_t k = 1, w = 0;
+  char* w = text;
   for (int n = 0; n < kNumbersPerCity; ++n) {
-    for (;;) {
-      uint8_t v = static_cast<uint8_t>((p[k >> 1] >> ((k & 1) * 4)) & 0xf);
-      ++k;
-      if (v == kEndOfNumber) break;
-      text[w++] = kNibbleChars[v];
-    }
-    end[n] = w;
+    unpack_number(p, w);
+    end[n] = static_cast<size_t>(w - text);
   }
   auto number = [&](int n) {
     size_t from = n == 0 ? 0 : end[n - 1];
@@ -248,15 +275,8 @@ void OfflinePlaces::append_result(std::string& out, uint32_t i) const {
 char* OfflinePlaces::write_plain_result(char* w, uint32_t i) const {
   const City& c = gazetteer_->city(i);
   const uint8_t* p = packed_.data() + packed_at_[i];
-  size_t k = 1;  // nibble position, after the flags
-  auto number = [&] {
-    for (;;) {
-      uint8_t v = static_cast<uint8_t>((p[k >> 1] >> ((k & 1) * 4)) & 0xf);
-      ++k;
-      if (v == kEndOfNumber) return;
-      *w++ = kNibbleChars[v];
-    }
-  };
+  ++p;  // the flags, 0
+  auto number = [&] { unpack_number(p, w); };
   auto name = [&] {
     *w++ = '"';
     w = put(w, c.name);
@@ -298,31 +318,26 @@ void OfflinePlaces::append_answer(std::string& out, const PlacesQuery& q) const 
     out += kEmptyTail;
     return;
   }
-  // The common case, every name plain and every city packed: one resize to the worst case, the
-  // pieces copied by pointer, one cut to the size written.
-  size_t worst = kHead.size() + 1 + kOkTail.size();
-  bool plain = true;
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t city = hits[i].second;
-    plain = plain && (packed_[packed_at_[city]] & 0xf) == 0;
-    worst += kMaxResultBytesBesidesName + 2 * gazetteer_->city(city).name.size();
-  }
-  if (plain) {
-    size_t base = out.size();
-    out.resize(base + worst);
-    char* w = put(out.data() + base, kHead);
-    *w++ = '[';
-    for (size_t i = 0; i < n; ++i) {
-      w = put(w, i == 0 ? kFirstResult : kNextResult);
-      w = write_plain_result(w, hits[i].second);
-    }
-    w = put(w, kOkTail);
-    out.resize(static_cast<size_t>(w - out.data()));
-    return;
-  }
-  out.reserve(out.size() + kHead.size() + n * kResultBytes + kOkTail.size());
+  out.reserve(out.size() + kHead.size() + n * (kMaxResultBytesBesidesName + kNameRoom) + kOkTail.size());
   out += kHead;
   out += '[';
+  // The common case, every name plain and every city packed: each result is copied by pointer
+  // into room made for its worst case, then the string is cut to what was written. (Room for one
+  // result at a time: zeroing it stays cheap, where one large resize would cost a rep stosb.)
+  bool plain = true;
+  for (size_t i = 0; i < n; ++i) plain = plain && packed_[packed_at_[hits[i].second]] == 0;
+  if (plain) {
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t city = hits[i].second;
+      size_t at = out.size();
+      out.resize(at + kMaxResultBytesBesidesName + 2 * gazetteer_->city(city).name.size());
+      char* w = put(out.data() + at, i == 0 ? kFirstResult : kNextResult);
+      w = write_plain_result(w, city);
+      out.resize(static_cast<size_t>(w - out.data()));
+    }
+    out += kOkTail;
+    return;
+  }
   for (size_t i = 0; i < n; ++i) {
     out += i == 0 ? kFirstResult : kNextResult;
     append_result(out, hits[i].second);

@@ -56,9 +56,9 @@ class OfflinePlaces : public PlacesProvider {
   char* write_plain_result(char* w, uint32_t i) const;
 
   std::shared_ptr<const Gazetteer> gazetteer_;
-  // City i's pieces start at byte packed_at_[i] of packed_: a flags nibble, then lat, lng,
-  // northeast lat, lng, southwest lat, lng, each as characters of kNibbleChars ended by a 0xf
-  // nibble, low nibble first.
+  // City i's pieces start at byte packed_at_[i] of packed_: a flags byte, then lat, lng,
+  // northeast lat, lng, southwest lat, lng, each as 4-bit codes of its characters (low nibble
+  // first) ended by a 0xf nibble and padded with one to a whole byte.
   std::vector<uint32_t> packed_at_;
   std::vector<uint8_t> packed_;
 };
