@@ -66,6 +66,9 @@ inline double haversine_term(double lat1, double cos_phi1, double lng1, double l
 // Metres from the haversine term.
 inline double distance_from_term(double a) { return 2 * kEarthRadiusM * std::asin(std::sqrt(a)); }
 
+// An index entry's coordinates in degrees: the same division parse() made, so the same doubles.
+inline double degrees(int32_t units) { return static_cast<double>(units) / kCoordScale; }
+
 int64_t unzigzag(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
@@ -326,16 +329,19 @@ void Gazetteer::build_index() {
   entries_.reserve(cities_.size());
   for (size_t i = 0; i < cities_.size(); ++i) {
     const City& c = cities_[i];
-    entries_.push_back(Entry{c.lat, c.lng, std::cos(c.lat * kDegToRad), static_cast<uint32_t>(i)});
+    // parse() made lat and lng as units / kCoordScale with |units| ≤ 18e6, so rounding back is exact.
+    entries_.push_back(Entry{static_cast<int32_t>(std::lround(c.lat * kCoordScale)),
+                             static_cast<int32_t>(std::lround(c.lng * kCoordScale)),
+                             static_cast<uint32_t>(i)});
   }
   std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-    size_t ba = band_of(a.lat), bb = band_of(b.lat);
+    size_t ba = band_of(degrees(a.lat_units)), bb = band_of(degrees(b.lat_units));
     if (ba != bb) return ba < bb;
-    if (a.lng != b.lng) return a.lng < b.lng;
+    if (a.lng_units != b.lng_units) return a.lng_units < b.lng_units;
     return a.city < b.city;
   });
   band_start_.assign(kBandCount + 1, 0);
-  for (const Entry& e : entries_) ++band_start_[band_of(e.lat) + 1];
+  for (const Entry& e : entries_) ++band_start_[band_of(degrees(e.lat_units)) + 1];
   for (size_t b = 0; b < kBandCount; ++b) band_start_[b + 1] += band_start_[b];
 }
 
@@ -351,10 +357,14 @@ void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe,
   auto first = entries_.begin() + band_start_[band];
   auto last = entries_.begin() + band_start_[band + 1];
   auto it = std::lower_bound(first, last, box.lng_lo,
-                             [](const Entry& e, double v) { return e.lng < v; });
-  for (; it != last && it->lng <= box.lng_hi; ++it) {
-    if (it->lat < box.lat_lo || it->lat > box.lat_hi) continue;
-    double a = haversine_term(probe.lat, probe.cos_lat, probe.lng, it->lat, it->cos_lat, it->lng);
+                             [](const Entry& e, double v) { return degrees(e.lng_units) < v; });
+  for (; it != last; ++it) {
+    double lng = degrees(it->lng_units);
+    if (lng > box.lng_hi) break;
+    double lat = degrees(it->lat_units);
+    if (lat < box.lat_lo || lat > box.lat_hi) continue;
+    // The cosine as haversine_m() computes it, so both agree to the last bit.
+    double a = haversine_term(probe.lat, probe.cos_lat, probe.lng, lat, std::cos(lat * kDegToRad), lng);
     if (a > probe.max_term) continue;  // clearly outside: skip the asin
     double d = distance_from_term(a);
     if (d <= probe.radius_m) out.emplace_back(d, it->city);

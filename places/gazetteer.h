@@ -19,9 +19,9 @@ inline constexpr double kEarthRadiusM = 6371008.8;
 // long as it does.
 struct City {
   uint32_t geoname_id;
+  uint32_t population;
   double lat;  // degrees, accumulated round(lat × 1e5) / 1e5
   double lng;  // degrees, accumulated round(lng × 1e5) / 1e5
-  uint32_t population;
   std::string_view name;     // UTF-8, as GeoNames spells it
   std::string_view country;  // ISO 3166-1 alpha-2 code, e.g. "US"
   std::string_view admin1;   // GeoNames admin1 code, e.g. "NM"
@@ -82,12 +82,11 @@ class Gazetteer {
                      std::vector<Hit>& hits) const;
 
  private:
-  // One index entry: a copy of the coordinates (for cache-friendly scans), the cosine of the
-  // latitude, and the city's index.
+  // One index entry: a copy of the coordinates in units of 1e-5 degree (for cache-friendly scans;
+  // units / 1e5 gives back the city's lat and lng exactly), and the city's index. 12 bytes.
   struct Entry {
-    double lat;
-    double lng;
-    double cos_lat;
+    int32_t lat_units;
+    int32_t lng_units;
     uint32_t city;
   };
   // A lat/lng prefilter box in degrees (lng_lo ≤ lng_hi, within [-180, 180]).
