@@ -115,13 +115,15 @@ void append_result_formatted(std::string& out, const City& c) {
 }
 
 
-// The nibble code of `c`, or -1 when kNibbleChars has no such character.
-int nibble_of(char c) {
-  for (int i = 0; i < 14; ++i) {
-    if (kNibbleChars[i] == c) return i;
+// The nibble code of each byte, or -1 when kNibbleChars has no such character.
+struct NibbleCodes {
+  int8_t code[256];
+  constexpr NibbleCodes() : code() {
+    for (int c = 0; c < 256; ++c) code[c] = -1;
+    for (int i = 0; i < 14; ++i) code[static_cast<unsigned char>(kNibbleChars[i])] = static_cast<int8_t>(i);
   }
-  return -1;
-}
+};
+constexpr NibbleCodes kCodes;
 
 // Whether append_google_string changes `s` beyond quoting it.
 bool needs_escape(std::string_view s) {
@@ -158,16 +160,6 @@ inline void unpack_number(const uint8_t*& p, char*& w) {
   }
 }
 
-// Appends nibble `v` at nibble position `*k` of `out` (low nibble first).
-void put_nibble(std::vector<uint8_t>& out, size_t* k, uint8_t v) {
-  if ((*k & 1) == 0) {
-    out.push_back(v);
-  } else {
-    out.back() = static_cast<uint8_t>(out.back() | (v << 4));
-  }
-  ++*k;
-}
-
 // Copies `s` to `w`; returns the end.
 inline char* put(char* w, std::string_view s) {
   std::memcpy(w, s.data(), s.size());
@@ -184,6 +176,7 @@ OfflinePlaces::OfflinePlaces(std::shared_ptr<const Gazetteer> gazetteer)
   // freed block. Pages never written are never resident, so only what is used costs memory.
   packed_.reserve(g.size() * kMaxPackedBytes);
   std::string text;
+  uint8_t form[kMaxPackedBytes];  // one city's packed form, built here and then appended
   for (size_t i = 0; i < g.size(); ++i) {
     const City& c = g.city(i);
     const double numbers[kNumbersPerCity] = {c.lat,
@@ -192,28 +185,32 @@ OfflinePlaces::OfflinePlaces(std::shared_ptr<const Gazetteer> gazetteer)
                                              c.lng + kViewportHalfDeg,
                                              c.lat - kViewportHalfDeg,
                                              c.lng - kViewportHalfDeg};
-    size_t start = packed_.size();
-    packed_at_.push_back(static_cast<uint32_t>(start));
-    size_t k = 0;
     uint8_t flags = needs_escape(c.name) ? kNameNeedsEscape : 0;
-    put_nibble(packed_, &k, flags);
-    put_nibble(packed_, &k, 0);
+    size_t n = 1;
     for (double d : numbers) {
       text.clear();
       append_google_double(text, d);
       bool packable = text.size() <= kMaxNumberChars;
-      for (char ch : text) packable = packable && nibble_of(ch) >= 0;
+      for (char ch : text) packable = packable && kCodes.code[static_cast<unsigned char>(ch)] >= 0;
       if (!packable) {  // never for finite coordinates; kept correct all the same
-        packed_.resize(start);
-        k = 0;
-        put_nibble(packed_, &k, static_cast<uint8_t>(flags | kNotPacked));
-        put_nibble(packed_, &k, 0);
+        flags |= kNotPacked;
+        n = 1;
         break;
       }
-      for (char ch : text) put_nibble(packed_, &k, static_cast<uint8_t>(nibble_of(ch)));
-      put_nibble(packed_, &k, kEndOfNumber);
-      if (k & 1) put_nibble(packed_, &k, kEndOfNumber);  // the next number starts a byte
+      // Characters two to a byte, low nibble first, then the end (and a second one as padding).
+      text.push_back(static_cast<char>(kEndOfNumber));
+      if (text.size() & 1) text.push_back(static_cast<char>(kEndOfNumber));
+      for (size_t j = 0; j < text.size(); j += 2) {
+        auto code = [&](char ch) {
+          return static_cast<uint8_t>(ch == static_cast<char>(kEndOfNumber) ? kEndOfNumber
+                                                                            : kCodes.code[static_cast<unsigned char>(ch)]);
+        };
+        form[n++] = static_cast<uint8_t>(code(text[j]) | code(text[j + 1]) << 4);
+      }
     }
+    form[0] = flags;
+    packed_at_.push_back(static_cast<uint32_t>(packed_.size()));
+    packed_.insert(packed_.end(), form, form + n);
   }
 }
 
