@@ -125,7 +125,32 @@ void ClientSession::handle_line(std::string_view line) {
     case protocol::CommandKind::kWhatsat: {
       std::string record;
       protocol::Location where;
-      if (!server_.table().lookup(cmd.whatsat.client_id, &record, &where)) {
+      auto query = [&] {
+        return places::PlacesQuery{where.lat, where.lng, cmd.whatsat.radius_km * 1000.0, cmd.whatsat.bound};
+      };
+      bool known;
+      if (pending_.empty()) {
+        // No reply waits ahead of this one: a provider that can answer at once (offline) writes
+        // its JSON straight into the output after the record, with no copy of either.
+        size_t start = out_.size();
+        known = server_.table().lookup(cmd.whatsat.client_id, &out_, &where);
+        if (known) {
+          size_t record_end = out_.size();
+          out_.push_back('\n');
+          if (server_.places().answer_now(query(), out_)) {
+            ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kOk);
+            server_.log().write(ctx_.index(), tag_, '>', std::string_view(out_).substr(start));
+            out_.append("\n\n");
+            ++batch_replies_;
+            return;
+          }
+          record.assign(out_, start, record_end - start);
+          out_.resize(start);
+        }
+      } else {
+        known = server_.table().lookup(cmd.whatsat.client_id, &record, &where);
+      }
+      if (!known) {
         ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kUnknownClient);
         reply("? ", line);
         ++batch_replies_;
@@ -134,7 +159,7 @@ void ClientSession::handle_line(std::string_view line) {
       ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kOk);
       uint64_t seq = next_seq_++;
       pending_.push_back(Pending{seq, false, {}, batch_start_});
-      places::PlacesQuery q{where.lat, where.lng, cmd.whatsat.radius_km * 1000.0, cmd.whatsat.bound};
+      places::PlacesQuery q = query();
       LoopContext* ctx = &ctx_;
       uint64_t id = id_;
       server_.places().nearby(ctx_.loop, q, [ctx, id, seq, record = std::move(record)](std::string json) {

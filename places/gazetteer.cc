@@ -66,6 +66,9 @@ inline double haversine_term(double lat1, double cos_phi1, double lng1, double l
 // Metres from the haversine term.
 inline double distance_from_term(double a) { return 2 * kEarthRadiusM * std::asin(std::sqrt(a)); }
 
+// An index entry's coordinates in degrees: the same division parse() made, so the same doubles.
+inline double degrees(int32_t units) { return static_cast<double>(units) / kCoordScale; }
+
 int64_t unzigzag(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
@@ -326,16 +329,19 @@ void Gazetteer::build_index() {
   entries_.reserve(cities_.size());
   for (size_t i = 0; i < cities_.size(); ++i) {
     const City& c = cities_[i];
-    entries_.push_back(Entry{c.lat, c.lng, std::cos(c.lat * kDegToRad), static_cast<uint32_t>(i)});
+    // parse() made lat and lng as units / kCoordScale with |units| ≤ 18e6, so rounding back is exact.
+    entries_.push_back(Entry{static_cast<int32_t>(std::lround(c.lat * kCoordScale)),
+                             static_cast<int32_t>(std::lround(c.lng * kCoordScale)),
+                             static_cast<uint32_t>(i)});
   }
   std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-    size_t ba = band_of(a.lat), bb = band_of(b.lat);
+    size_t ba = band_of(degrees(a.lat_units)), bb = band_of(degrees(b.lat_units));
     if (ba != bb) return ba < bb;
-    if (a.lng != b.lng) return a.lng < b.lng;
+    if (a.lng_units != b.lng_units) return a.lng_units < b.lng_units;
     return a.city < b.city;
   });
   band_start_.assign(kBandCount + 1, 0);
-  for (const Entry& e : entries_) ++band_start_[band_of(e.lat) + 1];
+  for (const Entry& e : entries_) ++band_start_[band_of(degrees(e.lat_units)) + 1];
   for (size_t b = 0; b < kBandCount; ++b) band_start_[b + 1] += band_start_[b];
 }
 
@@ -347,14 +353,18 @@ const City* Gazetteer::find(uint32_t geoname_id) const {
 }
 
 void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe,
-                          std::vector<std::pair<double, uint32_t>>& out) const {
+                          std::vector<Hit>& out) const {
   auto first = entries_.begin() + band_start_[band];
   auto last = entries_.begin() + band_start_[band + 1];
   auto it = std::lower_bound(first, last, box.lng_lo,
-                             [](const Entry& e, double v) { return e.lng < v; });
-  for (; it != last && it->lng <= box.lng_hi; ++it) {
-    if (it->lat < box.lat_lo || it->lat > box.lat_hi) continue;
-    double a = haversine_term(probe.lat, probe.cos_lat, probe.lng, it->lat, it->cos_lat, it->lng);
+                             [](const Entry& e, double v) { return degrees(e.lng_units) < v; });
+  for (; it != last; ++it) {
+    double lng = degrees(it->lng_units);
+    if (lng > box.lng_hi) break;
+    double lat = degrees(it->lat_units);
+    if (lat < box.lat_lo || lat > box.lat_hi) continue;
+    // The cosine as haversine_m() computes it, so both agree to the last bit.
+    double a = haversine_term(probe.lat, probe.cos_lat, probe.lng, lat, std::cos(lat * kDegToRad), lng);
     if (a > probe.max_term) continue;  // clearly outside: skip the asin
     double d = distance_from_term(a);
     if (d <= probe.radius_m) out.emplace_back(d, it->city);
@@ -363,8 +373,18 @@ void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe,
 
 std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius_m,
                                            size_t limit) const {
+  std::vector<Hit> hits;
+  size_t n = nearby_hits(lat, lng, radius_m, limit, hits);
   std::vector<const City*> result;
-  if (limit == 0 || !(radius_m >= 0) || !std::isfinite(lat) || !std::isfinite(lng)) return result;
+  result.reserve(n);
+  for (size_t i = 0; i < n; ++i) result.push_back(&cities_[hits[i].second]);
+  return result;
+}
+
+size_t Gazetteer::nearby_hits(double lat, double lng, double radius_m, size_t limit,
+                              std::vector<Hit>& hits) const {
+  hits.clear();
+  if (limit == 0 || !(radius_m >= 0) || !std::isfinite(lat) || !std::isfinite(lng)) return 0;
 
   // Prefilter box. The cap of angular radius delta around latitude phi spans phi ± delta and, when
   // it contains no pole, longitudes lng ± asin(sin delta / cos phi).
@@ -403,7 +423,6 @@ std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius
   // covers the rounding of sqrt and asin, so borderline cities still get the exact test.
   double half = std::sin(std::min(delta, std::numbers::pi) / 2);
   Probe probe{lat, lng, std::cos(lat * kDegToRad), radius_m, half * half * (1 + 1e-9) + 1e-300};
-  std::vector<std::pair<double, uint32_t>> hits;
   size_t band_lo = band_of(std::max(lat_lo, -90.0));
   size_t band_hi = band_of(std::min(lat_hi, 90.0));
   for (size_t b = band_lo; b <= band_hi; ++b) {
@@ -412,7 +431,7 @@ std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius
     }
   }
 
-  auto better = [this](const std::pair<double, uint32_t>& a, const std::pair<double, uint32_t>& b) {
+  auto better = [this](const Hit& a, const Hit& b) {
     const City& ca = cities_[a.second];
     const City& cb = cities_[b.second];
     if (ca.population != cb.population) return ca.population > cb.population;
@@ -421,9 +440,7 @@ std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius
   };
   size_t n = std::min(limit, hits.size());
   std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(n), hits.end(), better);
-  result.reserve(n);
-  for (size_t i = 0; i < n; ++i) result.push_back(&cities_[hits[i].second]);
-  return result;
+  return n;
 }
 
 }  // namespace places

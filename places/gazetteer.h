@@ -19,9 +19,9 @@ inline constexpr double kEarthRadiusM = 6371008.8;
 // long as it does.
 struct City {
   uint32_t geoname_id;
+  uint32_t population;
   double lat;  // degrees, accumulated round(lat × 1e5) / 1e5
   double lng;  // degrees, accumulated round(lng × 1e5) / 1e5
-  uint32_t population;
   std::string_view name;     // UTF-8, as GeoNames spells it
   std::string_view country;  // ISO 3166-1 alpha-2 code, e.g. "US"
   std::string_view admin1;   // GeoNames admin1 code, e.g. "NM"
@@ -71,13 +71,22 @@ class Gazetteer {
   // gazetteer. Thread-safe: const, no shared mutable state.
   std::vector<const City*> nearby(double lat, double lng, double radius_m, size_t limit) const;
 
+  // (distance in metres, index of the city) of one match.
+  using Hit = std::pair<double, uint32_t>;
+
+  // nearby() without allocation once `hits` has grown to the largest answer: `hits` is the
+  // caller's scratch (its contents on entry are ignored); on return hits[0..n) hold the n =
+  // min(limit, matches) best matches, ranked as nearby() ranks them, and n is returned.
+  // Thread-safe as long as each thread brings its own `hits`.
+  size_t nearby_hits(double lat, double lng, double radius_m, size_t limit,
+                     std::vector<Hit>& hits) const;
+
  private:
-  // One index entry: a copy of the coordinates (for cache-friendly scans), the cosine of the
-  // latitude, and the city's index.
+  // One index entry: a copy of the coordinates in units of 1e-5 degree (for cache-friendly scans;
+  // units / 1e5 gives back the city's lat and lng exactly), and the city's index. 12 bytes.
   struct Entry {
-    double lat;
-    double lng;
-    double cos_lat;
+    int32_t lat_units;
+    int32_t lng_units;
     uint32_t city;
   };
   // A lat/lng prefilter box in degrees (lng_lo ≤ lng_hi, within [-180, 180]).
@@ -95,7 +104,7 @@ class Gazetteer {
   // Appends to `out` the entries of band `band` inside `box` that lie within the probe's radius,
   // as (distance, city index) pairs.
   void scan_band(size_t band, const Box& box, const Probe& probe,
-                 std::vector<std::pair<double, uint32_t>>& out) const;
+                 std::vector<Hit>& out) const;
 
   std::string strings_;            // every name, country and admin1 back to back
   std::vector<City> cities_;       // file order

@@ -33,6 +33,13 @@ class PlacesProvider {
   // newline. Thread-safety depends on the implementation; each one says so.
   virtual void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done) = 0;
 
+  // A provider that can answer at once, without waiting for anything, appends to `out` the JSON
+  // nearby() would pass to `done`, already in reply form (no leading or trailing newline, never
+  // two newlines in a row), and returns true; otherwise it appends nothing and returns false (the
+  // default). Lets a caller write the answer straight into its output with no copy. Same threads
+  // as nearby().
+  virtual bool answer_now(const PlacesQuery&, std::string&) const { return false; }
+
   // Called on the thread of `loop` before that loop stops for good: answers still pending there are
   // completed (with an UNKNOWN_ERROR reply) and whatever the provider holds for the loop
   // (connections, timers) is released. nearby() must not be called for `loop` afterwards.

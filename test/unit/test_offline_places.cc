@@ -571,6 +571,97 @@ TEST_CASE("names are escaped; the answer is the reference rendering everywhere")
   }
 }
 
+// A random WHATSAT-like query: near a real city (most answers non-empty), uniform on the globe, or
+// at a pole, the antimeridian or the edge of the coordinate ranges; a radius up to 50 km, some
+// exactly the distance to a city (the boundary is inclusive); a bound 0..20.
+places::PlacesQuery random_query(const Gazetteer& g, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> unit(0, 1);
+  const double edges_lat[] = {-90.0, -89.9999, 89.9999, 90.0, 0.0};
+  const double edges_lng[] = {-180.0, -179.9999, 179.9999, 180.0, 0.0};
+  double lat, lng;
+  switch (rng() % 4) {
+    case 0:
+    case 1: {
+      const City& c = g.city(rng() % g.size());
+      lat = std::clamp(c.lat + (unit(rng) - 0.5) * 0.2, -90.0, 90.0);
+      lng = c.lng + (unit(rng) - 0.5) * 0.2;
+      if (lng > 180) lng -= 360;
+      if (lng < -180) lng += 360;
+      break;
+    }
+    case 2:
+      lat = -90 + 180 * unit(rng);
+      lng = -180 + 360 * unit(rng);
+      break;
+    default:
+      lat = rng() % 2 ? edges_lat[rng() % 5] : -90 + 180 * unit(rng);
+      lng = rng() % 2 ? edges_lng[rng() % 5] : -180 + 360 * unit(rng);
+      break;
+  }
+  double radius = rng() % 8 == 0 ? 0.001 + unit(rng) : 50000 * unit(rng);
+  if (rng() % 8 == 0) {  // exactly the distance to some city: on the boundary
+    const City& c = g.city(rng() % g.size());
+    double d = places::haversine_m(lat, lng, c.lat, c.lng);
+    if (d <= 50000) radius = d;
+  }
+  return {lat, lng, radius, static_cast<int>(rng() % 21)};
+}
+
+TEST_CASE("the pre-rendered answer is byte for byte the straightforward one on random queries") {
+  auto real = real_gazetteer();
+  places::OfflinePlaces offline(real);
+  std::mt19937_64 rng(20261126);
+  size_t nonempty = 0, full = 0;
+  std::string out;
+  for (int i = 0; i < 800; ++i) {
+    places::PlacesQuery q = random_query(*real, rng);
+    size_t limit = q.bound > 0 ? static_cast<size_t>(q.bound) : 0;
+    auto cities = brute_nearby(*real, q.lat, q.lng, q.radius_m, limit);
+    std::string want = places::OfflinePlaces::render_cities(cities);
+    // answer_now appends after what the output already holds, and leaves it alone.
+    out.assign("AT prefix\n");
+    REQUIRE(offline.answer_now(q, out));
+    REQUIRE_MESSAGE(out.substr(10) == want, "at " << q.lat << "," << q.lng << " r=" << q.radius_m
+                                                 << " bound " << q.bound);
+    CHECK(out.compare(0, 10, "AT prefix\n") == 0);
+    if (i % 10 == 0) CHECK(want == reference_render(cities));  // the oracle itself, independently
+    nonempty += !cities.empty();
+    full += q.bound > 0 && cities.size() == limit;
+  }
+  CHECK(nonempty > 250);
+  CHECK(full > 80);
+}
+
+TEST_CASE("the pre-rendered answer: escaped names, poles, antimeridian, numbers with exponents") {
+  auto g = synthetic({{1, "Q\"uote <b> & /\\ S\xc3\xa3o\t\x01", 0.00135, 0.00134, 9},
+                      {2, "Tiny", 0.0, 0.0, 8},
+                      {3, "Neg", -0.00001, -0.00135, 7},
+                      {4, "NorthPole", 90.0, 180.0, 6},
+                      {5, "SouthPole", -90.0, -180.0, 5},
+                      {6, "Dateline", -16.8, 180.0, 4},
+                      {7, "", -16.8, -179.99999, 3},
+                      {8, "Big", -89.99999, 179.99999, 2}});
+  std::shared_ptr<const Gazetteer> shared(std::move(g));
+  places::OfflinePlaces offline(shared);
+  std::string all = offline.render({0, 0, 2e7, 20});
+  CHECK(all.find("e-06") != std::string::npos);  // 0.00135 - 0.0013489802915 = 1.0197085e-06
+  CHECK(all.find("\\u0001") != std::string::npos);
+  for (double lat : {-90.0, -16.8, 0.0, 0.00135, 90.0}) {
+    for (double lng : {-180.0, -179.99999, 0.0, 180.0}) {
+      for (int bound : {0, 1, 3, 20}) {
+        for (double r : {1.0, 5000.0, 50000.0, 2e7}) {
+          places::PlacesQuery q{lat, lng, r, bound};
+          std::string got;
+          REQUIRE(offline.answer_now(q, got));
+          auto want = places::OfflinePlaces::render_cities(
+              brute_nearby(*shared, lat, lng, r, bound > 0 ? static_cast<size_t>(bound) : 0));
+          CHECK_MESSAGE(got == want, lat << "," << lng << " r=" << r << " bound " << bound);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("nearby() answers synchronously, exactly once") {
   places::OfflinePlaces provider(real_gazetteer());
   reactor::EventLoop loop;  // not needed by the offline provider, and not running
