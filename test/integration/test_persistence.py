@@ -101,8 +101,9 @@ def test_a_record_flooded_then_lost_at_its_origin_comes_back_from_the_neighbours
             os.remove(path)
     herd.restart('Hands')
     wait_all_at(herd, 'Hands', newer)
-    assert re.search(rb'Hands \* catch-up: replaying backlog seqs .*every current record: it restarted',
-                     herd.log_bytes('Goloman'))
+    # Goloman was asked for everything (its log reaches the file within the writer's period).
+    wait_for(lambda: re.search(rb'Hands \* catch-up: replaying backlog seqs .*every current record: it restarted',
+                               herd.log_bytes('Goloman')), 10, 'the replay of everything to Hands in Goloman.log')
 
 
 def test_a_neighbour_down_is_not_named_even_across_a_restart_with_data(make_herd):
