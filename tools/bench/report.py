@@ -797,10 +797,13 @@ def write(R, out):
     L.append('')
     L.append('**Machine:** %d cores (%s), Linux %s; load average %.2f at the start, %.2f at the end; '
              'RLIMIT_NOFILE %s (soft, hard at start; raised to the hard limit for every process '
-             'started). Redis %s.' % (
+             'started). Redis %s%s.' % (
                  meta['cores'], meta['cpu_model'], meta['kernel'], meta['loadavg_start'][0],
                  meta.get('loadavg_end', [0])[0], '/'.join(str(x) for x in meta['nofile']),
-                 meta.get('redis_version') or '?'))
+                 meta.get('redis_version') or '?',
+                 ', holding the %s GeoNames cities beside the clients (GEOSEARCH searches what the '
+                 'herd\'s WHATSAT searches)' % format(R['systems']['redis']['cities'], ',')
+                 if R.get('systems', {}).get('redis', {}).get('cities') else ''))
     L.append('')
     L.append('**Settings.** All processes share the same %d cores. The generator (build/herd-load) '
              'runs with **%d thread%s** for every system. Each C++ herd server runs **%d event loop%s** '
