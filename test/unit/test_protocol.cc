@@ -45,6 +45,17 @@ std::string whatsat(std::string_view radius, std::string_view bound) {
   return "WHATSAT kiwi.cs.ucla.edu "s + std::string(radius) + " " + std::string(bound);
 }
 
+// A seeded xorshift64 sequence: the same random cases on every run.
+struct XorShift {
+  uint64_t x;
+  uint64_t operator()() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  }
+};
+
 // True when `v` is empty or lies entirely inside `line`.
 bool inside(std::string_view v, std::string_view line) {
   if (v.empty()) return true;
@@ -103,13 +114,7 @@ TEST_CASE("split_fields agrees with the byte-by-byte rule on random lines of eve
     }
   };
   const std::string alphabet = std::string(" \t\n\v\f\r\x08\x0e\x1f\x7f\x80\xff\x89", 13) + "abAT+-.019";
-  uint64_t x = 0x243f6a8885a308d3ull;
-  auto next = [&] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  XorShift next{0x243f6a8885a308d3ull};
   for (int round = 0; round < 30000; ++round) {
     std::string line;
     size_t len = next() % 70;
@@ -265,13 +270,7 @@ TEST_CASE("realtime_now is a valid, plausible timestamp") {
 TEST_CASE("parse_location's fast path gives the double from_chars gives, digit counts 1..17") {
   // Up to 15 digits take the exact-division path; more go to from_chars. Both must agree with
   // from_chars on the same digits for every length on either side of the boundary.
-  uint64_t x = 0x9e3779b97f4a7c15ull;
-  auto next = [&] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  XorShift next{0x9e3779b97f4a7c15ull};
   for (int round = 0; round < 20000; ++round) {
     size_t int_len = 1 + next() % 2;                 // 0..89
     size_t frac_len = 1 + next() % (17 - int_len);   // 2..17 digits in all

@@ -56,9 +56,9 @@ def closed_by_server(sock):
         return True
 
 
-def read_until_eof(sock, deadline):
-    """Everything the server sends until it closes (True) or the deadline passes (False)."""
-    data = b''
+def _chunks(sock, deadline):
+    """What the server sends, chunk by chunk, until it closes or the deadline passes; the last
+    item is None when it closed."""
     while time.monotonic() < deadline:
         sock.settimeout(max(0.05, deadline - time.monotonic()))
         try:
@@ -66,8 +66,18 @@ def read_until_eof(sock, deadline):
         except socket.timeout:
             continue
         except OSError:
-            return data, True
+            chunk = b''
         if not chunk:
+            yield None
+            return
+        yield chunk
+
+
+def read_until_eof(sock, deadline):
+    """Everything the server sends until it closes (True) or the deadline passes (False)."""
+    data = b''
+    for chunk in _chunks(sock, deadline):
+        if chunk is None:
             return data, True
         data += chunk
     return data, False
@@ -76,17 +86,12 @@ def read_until_eof(sock, deadline):
 def read_lines(sock, count, deadline):
     """`count` reply lines, or fewer if the deadline passes or the server closes."""
     buf = b''
-    while buf.count(b'\n') < count and time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except OSError:
-            break
-        if not chunk:
+    for chunk in _chunks(sock, deadline):
+        if chunk is None:
             break
         buf += chunk
+        if buf.count(b'\n') >= count:
+            break
     return buf.split(b'\n')[:count] if buf.count(b'\n') >= count else buf.split(b'\n')[:-1]
 
 
