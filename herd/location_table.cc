@@ -3,6 +3,7 @@
 #include "herd/location_table.h"
 
 #include "protocol/fields.h"
+#include "protocol/reply.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -27,18 +28,11 @@ struct LocationTable::Record {
   std::string_view record() const { return {bytes, length}; }
   std::string_view id() const { return {bytes + id_offset, id_length}; }
 
-  // `record` is an AT record with single spaces between fields, so the client ID starts after
-  // the third space; `client_id` is checked against that slice. nullptr when it is not there.
+  // The ID is a slice of the record (protocol::at_record_id_offset knows the layout); nullptr
+  // when `client_id` is not in `record` at all.
   static Record* make(protocol::Timestamp time, std::string_view record, std::string_view client_id) {
-    size_t at = 0;
-    for (int spaces = 0; spaces < 3 && at != std::string_view::npos; ++spaces) {
-      at = record.find(' ', at);
-      if (at != std::string_view::npos) ++at;
-    }
-    if (at == std::string_view::npos || record.substr(at, client_id.size()) != client_id) {
-      at = record.find(client_id);  // not a normalised record: find the ID anywhere in it
-      if (at == std::string_view::npos) return nullptr;
-    }
+    const size_t at = protocol::at_record_id_offset(record, client_id);
+    if (at == std::string_view::npos) return nullptr;
     void* mem = std::malloc(offsetof(Record, bytes) + record.size());
     if (!mem) throw std::bad_alloc();
     auto* r = static_cast<Record*>(mem);

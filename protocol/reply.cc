@@ -38,6 +38,16 @@ void append_at_record(std::string& out, const At& at) {
   append_tail(out, at.client_id, at.location_text, at.time_text);
 }
 
+size_t at_record_id_offset(std::string_view record, std::string_view client_id) {
+  size_t at = 0;
+  for (int spaces = 0; spaces < 3 && at != std::string_view::npos; ++spaces) {
+    at = record.find(' ', at);
+    if (at != std::string_view::npos) ++at;
+  }
+  if (at != std::string_view::npos && record.substr(at, client_id.size()) == client_id) return at;
+  return record.find(client_id);  // not laid out by append_at_*: anywhere in it
+}
+
 void append_invalid(std::string& out, std::string_view line) {
   out.append("? ");
   out.append(line);

@@ -25,6 +25,11 @@ void append_at_line(std::string& out, std::string_view server, Timestamp receive
 // joined by single spaces; `extra` is dropped and no newline is written.
 void append_at_record(std::string& out, const At& at);
 
+// Where `client_id` sits in `record`: in a record laid out by the two functions above (single
+// spaces), the fourth field, after the third space; in any other text, its first occurrence.
+// std::string_view::npos when it is not there.
+size_t at_record_id_offset(std::string_view record, std::string_view client_id);
+
 // Appends "? " + line + "\n" (line exactly as received, without its line ending).
 void append_invalid(std::string& out, std::string_view line);
 

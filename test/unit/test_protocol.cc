@@ -655,6 +655,16 @@ TEST_CASE("append_at_line copies operands byte for byte, even odd-looking ones")
   CHECK(out == "AT W +0.000000000 \xff\xfe +089.10-000.5 0001.1000000009"s);
 }
 
+TEST_CASE("at_record_id_offset: the fourth field of an AT record, else the first occurrence") {
+  const std::string rec = "AT Hands +0.000000001 kiwi +1.0+2.0 5";
+  CHECK(protocol::at_record_id_offset(rec, "kiwi") == 22);
+  // An ID that also appears earlier (here in the server name) is still found in its field.
+  const std::string twice = "AT kiwi +0.000000001 kiwi +1.0+2.0 5";
+  CHECK(protocol::at_record_id_offset(twice, "kiwi") == 21);
+  CHECK(protocol::at_record_id_offset("x kiwi", "kiwi") == 2);  // not an AT layout: anywhere
+  CHECK(protocol::at_record_id_offset(rec, "kiwis") == std::string_view::npos);
+}
+
 TEST_CASE("append_at_record re-emits the six fields without extras") {
   const Command cmd = protocol::parse_command(
       "AT\tHands  -0.500000000 kiwi +34.0-118.0   1.5 hop=3 origin=Welsh\r");
