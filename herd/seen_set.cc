@@ -8,12 +8,7 @@ namespace herd {
 SeenSet SeenSet::parse(std::string_view extra) {
   SeenSet set;
   size_t pos = 0;
-  while (pos < extra.size()) {
-    while (pos < extra.size() && protocol::is_space(static_cast<unsigned char>(extra[pos]))) ++pos;
-    size_t end = pos;
-    while (end < extra.size() && !protocol::is_space(static_cast<unsigned char>(extra[end]))) ++end;
-    std::string_view field = extra.substr(pos, end - pos);
-    pos = end;
+  for (std::string_view field; !(field = protocol::next_field(extra, &pos)).empty();) {
     if (field.substr(0, kPrefix.size()) != kPrefix) continue;
     field.remove_prefix(kPrefix.size());
     while (!field.empty()) {

@@ -85,6 +85,16 @@ size_t split_fields(std::string_view line, std::string_view* out, size_t max) {
 #endif
 }
 
+std::string_view next_field(std::string_view line, size_t* pos) {
+  size_t i = *pos;
+  const size_t n = line.size();
+  while (i < n && is_space(static_cast<unsigned char>(line[i]))) ++i;
+  const size_t start = i;
+  while (i < n && !is_space(static_cast<unsigned char>(line[i]))) ++i;
+  *pos = i;
+  return line.substr(start, i - start);
+}
+
 bool has_nonzero(std::string_view digits) {
   for (char c : digits) {
     if (c != '0') return true;

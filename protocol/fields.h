@@ -25,6 +25,10 @@ std::string_view trim(std::string_view s);
 // for `max` views; it may be null when max == 0.
 size_t split_fields(std::string_view line, std::string_view* out, size_t max);
 
+// The field of `line` that starts at or after *pos (whitespace-separated, as split_fields finds
+// them), with *pos moved past it; empty when there is none. For lines with any number of fields.
+std::string_view next_field(std::string_view line, size_t* pos);
+
 // True when the non-negative decimal `int_digits`.`frac_digits` (both all ASCII digits, either may
 // be empty) is <= `limit`, decided exactly on the text (no rounding, any number of digits).
 bool decimal_at_most(std::string_view int_digits, std::string_view frac_digits, unsigned limit);

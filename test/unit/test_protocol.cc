@@ -137,6 +137,20 @@ TEST_CASE("split_fields agrees with the byte-by-byte rule on random lines of eve
   }
 }
 
+TEST_CASE("next_field walks the same fields split_fields finds, any number of them") {
+  const std::string line = " \tAT a  b\r\nc \v";
+  std::string_view want[8];
+  size_t n = protocol::split_fields(line, want, 8);
+  size_t pos = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::string_view f = protocol::next_field(line, &pos);
+    CHECK(f.data() == want[i].data());
+    CHECK(f.size() == want[i].size());
+  }
+  CHECK(protocol::next_field(line, &pos).empty());
+  CHECK(pos == line.size());
+}
+
 TEST_CASE("trim drops whitespace at both ends only") {
   CHECK(protocol::trim(" \t a b \r\n") == "a b");
   CHECK(protocol::trim(" \v\f ").empty());
