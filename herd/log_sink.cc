@@ -202,7 +202,11 @@ void LogSink::rotate() {
 void LogSink::write_batch(const std::string& batch) {
   if (batch.empty()) return;
   if (!path_.empty() && options_.max_bytes > 0 && file_bytes_ > 0 && file_bytes_ + batch.size() > options_.max_bytes) {
-    rotate();
+    // Our count may be stale: someone may have truncated the file meanwhile (logrotate's
+    // copytruncate, a benchmark emptying logs between runs). Rotate on what the file holds.
+    struct stat st;
+    if (::fstat(fd_, &st) == 0) file_bytes_ = static_cast<uint64_t>(st.st_size);
+    if (file_bytes_ > 0 && file_bytes_ + batch.size() > options_.max_bytes) rotate();
   }
   if (failed_entries_) {
     // Report what failed writes lost, once the file takes bytes again.

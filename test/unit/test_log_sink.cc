@@ -178,6 +178,29 @@ TEST_SUITE("log_sink") {
     CHECK(log->bytes_written() == 0);
   }
 
+  TEST_CASE("a file truncated behind the writer's back is not rotated early") {
+    // logrotate's copytruncate (and the benchmark between runs) empties the file in place: the
+    // size bound must apply to what the file holds, not to what was written since it was opened.
+    std::string path = temp_path();
+    herd::LogOptions options;
+    options.max_bytes = 4096;
+    std::string error;
+    {
+      auto log = herd::LogSink::open(path, 1, 1 << 20, &error, options);
+      REQUIRE(log);
+      for (int i = 0; i < 30; ++i) log->write(0, "c1", '<', std::string(60, 'a'));
+      log->flush();
+      REQUIRE(::truncate(path.c_str(), 0) == 0);
+      for (int i = 0; i < 30; ++i) log->write(0, "c1", '<', std::string(60, 'b'));
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    CHECK(lines.size() == 30);
+    CHECK(::access((path + ".1").c_str(), F_OK) != 0);  // no rotation: 30 entries of ~100 bytes < 4096
+    ::unlink(path.c_str());
+    ::unlink((path + ".1").c_str());
+  }
+
   TEST_CASE("levels, size rotation and reopen") {
     std::string path = temp_path();
     herd::LogOptions options;
