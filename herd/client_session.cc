@@ -299,18 +299,22 @@ void ClientSession::check_deadlines(Clock::time_point now) {
   // Progress is bytes the kernel took from us, or bytes the client acknowledged from the kernel's
   // queue: a slow reader makes some every sweep, one that does not read makes none.
   const uint64_t taken = sent_total_ - unsent;
-  const int64_t unacked = reactor::unacked_bytes(conn_.fd());
   if (unsent == 0) {
     stalled_since_ = {};
     written_seen_ = taken;
-  } else if (taken != written_seen_ || unacked != unacked_seen_ || stalled_since_ == Clock::time_point{}) {
-    written_seen_ = taken;  // progress (or the first stall): the clock starts again
-    unacked_seen_ = unacked;
-    stalled_since_ = now;
-  } else if (past(stalled_since_, limits.write_timeout_ms)) {
-    conn_.close("write timeout: the client took none of " + std::to_string(unsent) + " bytes for over " +
-                std::to_string(limits.write_timeout_ms) + " ms");
-    return;
+  } else {
+    // Only a client with output waiting costs a system call here: a loop sweeping ten thousand
+    // idle clients must not stall the busy ones.
+    const int64_t unacked = reactor::unacked_bytes(conn_.fd());
+    if (taken != written_seen_ || unacked != unacked_seen_ || stalled_since_ == Clock::time_point{}) {
+      written_seen_ = taken;  // progress (or the first stall): the clock starts again
+      unacked_seen_ = unacked;
+      stalled_since_ = now;
+    } else if (past(stalled_since_, limits.write_timeout_ms)) {
+      conn_.close("write timeout: the client took none of " + std::to_string(unsent) + " bytes for over " +
+                  std::to_string(limits.write_timeout_ms) + " ms");
+      return;
+    }
   }
   if (unsent == 0 && pending_.empty() && past(last_input_, limits.idle_timeout_ms)) {
     conn_.close("idle timeout: nothing received for over " + std::to_string(limits.idle_timeout_ms) + " ms");
