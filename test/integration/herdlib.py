@@ -600,6 +600,29 @@ def iamat(port, client_id, location, client_time, timeout=IO_TIMEOUT):
     return request(port, line, 1, timeout)[:-1]
 
 
+def updates(herd, entry, prefix, n, t=b'1600000000.5', ids=None, location=b'+34.068930-118.445127'):
+    """n pipelined IAMATs at `entry` for fresh clients (or for `ids`); returns {client id: AT line}."""
+    ids = ids or [unique_id(prefix) for _ in range(n)]
+    out = {}
+    with herd.client(entry, timeout=20) as c:
+        c.send(b''.join(b'IAMAT %s %s %s\n' % (i, location, t) for i in ids))
+        for i in ids:
+            out[i] = c.read_line()[:-1]
+    return out
+
+
+def missing_at(herd, name, expected):
+    """The clients whose record at `name` is not the expected AT line."""
+    held = at_lines(herd.port(name), expected.keys(), timeout=20)
+    return {i for i, line in expected.items() if held[i] != line}
+
+
+def wait_all_at(herd, name, expected, timeout=30):
+    """Waits until `name` holds every expected AT line ({client id: line})."""
+    wait_for(lambda: not missing_at(herd, name, expected), timeout,
+             '%d records at %s' % (len(expected), name), interval=0.2)
+
+
 def at_lines(port, client_ids, timeout=IO_TIMEOUT, batch=200):
     """The stored AT line (bytes, no newline) of each client at one server, or None when unknown:
     WHATSAT id 1 1 pipelined on one connection, in batches."""

@@ -5,31 +5,10 @@ not hide. Links are cut, blackholed and healed with tools/chaos/faultproxy.py (H
 
 import re
 
-from herdlib import (NAMES, Client, at_lines, flush_links, poll_whatsat, unique_id, wait_for)
+from herdlib import (NAMES, Client, at_lines, flush_links, missing_at, poll_whatsat, unique_id, updates,
+                     wait_all_at, wait_for)
 
 UCLA = b'+34.068930-118.445127'
-
-
-def updates(herd, entry, prefix, n, t=b'1600000000.5'):
-    """n pipelined IAMATs at `entry` for fresh clients; returns {client id: AT line}."""
-    ids = [unique_id(prefix) for _ in range(n)]
-    out = {}
-    with herd.client(entry, timeout=20) as c:
-        c.send(b''.join(b'IAMAT %s %s %s\n' % (i, UCLA, t) for i in ids))
-        for i in ids:
-            out[i] = c.read_line()[:-1]
-    return out
-
-
-def missing_at(herd, name, expected):
-    """The clients whose record at `name` is not the expected AT line."""
-    held = at_lines(herd.port(name), expected.keys(), timeout=20)
-    return {i for i, line in expected.items() if held[i] != line}
-
-
-def wait_all_at(herd, name, expected, timeout=30):
-    wait_for(lambda: not missing_at(herd, name, expected), timeout,
-             '%d records at %s' % (len(expected), name), interval=0.2)
 
 
 def caught_up_lines(herd, name):

@@ -8,31 +8,10 @@ import os
 import re
 import signal
 
-from herdlib import NAMES, at_lines, run_server_once, unique_id, wait_for
+from herdlib import NAMES, at_lines, run_server_once, unique_id, updates, wait_all_at, wait_for
 
 UCLA = b'+34.068930-118.445127'
 DURABLE = 'data_dir: data\nfsync: always\n'
-
-
-def updates(herd, entry, prefix, n, t=b'1600000000.5', ids=None):
-    """n pipelined IAMATs at `entry`; returns {client id: AT line} of the answered ones."""
-    ids = ids or [unique_id(prefix) for _ in range(n)]
-    out = {}
-    with herd.client(entry, timeout=20) as c:
-        c.send(b''.join(b'IAMAT %s %s %s\n' % (i, UCLA, t) for i in ids))
-        for i in ids:
-            out[i] = c.read_line()[:-1]
-    return out
-
-
-def missing_at(herd, name, expected):
-    held = at_lines(herd.port(name), expected.keys(), timeout=20)
-    return {i for i, line in expected.items() if held[i] != line}
-
-
-def wait_all_at(herd, name, expected, timeout=30):
-    wait_for(lambda: not missing_at(herd, name, expected), timeout,
-             '%d records at %s' % (len(expected), name), interval=0.2)
 
 
 def record_logs(herd, name):
