@@ -27,6 +27,7 @@
 #include "reactor/resolver.h"
 #include "reactor/socket.h"
 #include "reactor/tcp_connection.h"
+#include "loop_runner.h"
 
 using namespace std::chrono_literals;
 using reactor::EventLoop;
@@ -49,24 +50,9 @@ struct Closed : reactor::ConnectionHandler {
   }
 };
 
-// Runs `loop` on this thread until `done` or the deadline; returns whether done.
+// testing_loop::run_until with this file's shorter default deadline.
 bool spin_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds limit = 3000ms) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  bool ok = false;
-  EventLoop::TimerId id = 0;
-  loop.queue([&] {
-    id = loop.run_every(1ms, [&] {
-      if (done()) {
-        ok = true;
-        loop.stop();
-      } else if (std::chrono::steady_clock::now() > deadline) {
-        loop.stop();
-      }
-    });
-  });
-  loop.run();
-  loop.cancel(id);
-  return ok;
+  return testing_loop::run_until(loop, done, limit);
 }
 
 // A loopback address with a port nothing listens on a moment from now.
