@@ -84,8 +84,7 @@ void append_escaped(std::string& out, std::string_view text) {
   out.append(text.data() + start, text.size() - start);
 }
 
-// ".123456Z " for the microseconds of `nsec`.
-// Writes the 9 bytes ".123456Z " at p; returns p + 9.
+// Writes ".123456Z " (the microseconds of `nsec`) at p; returns p + 9.
 char* put_micros(char* p, long nsec) {
   long us = nsec / 1000;
   p[0] = '.';
@@ -96,12 +95,6 @@ char* put_micros(char* p, long nsec) {
   p[7] = 'Z';
   p[8] = ' ';
   return p + 9;
-}
-
-void append_micros(std::string& out, long nsec) {
-  char buf[9];
-  put_micros(buf, nsec);
-  out.append(buf, sizeof buf);
 }
 
 // Writes as much of `data` as the file takes; returns the bytes written (fewer on an error, such as
@@ -286,30 +279,18 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
     lane.buf.append(std::to_string(lane.dropped)).append(" entries dropped\n");
     lane.dropped = 0;
   }
-  if (first_to_escape(t1) == t1.size() && first_to_escape(t2) == t2.size()) {
-    // The common entry, nothing to escape: sized once and copied in pieces (every record a server
-    // takes or sends is logged, so this is on the hot path).
-    const size_t at = lane.buf.size();
-    lane.buf.resize(at + lane.stamp_len + 9 + who.size() + 3 + t1.size() + t2.size() + 1);
-    char* p = lane.buf.data() + at;
-    std::memcpy(p, lane.stamp, lane.stamp_len);
-    p += lane.stamp_len;
-    p = put_micros(p, ts.tv_nsec);
-    std::memcpy(p, who.data(), who.size());
-    p += who.size();
-    *p++ = ' ';
-    *p++ = dir;
-    *p++ = ' ';
-    std::memcpy(p, t1.data(), t1.size());
-    p += t1.size();
-    if (!t2.empty()) std::memcpy(p, t2.data(), t2.size());
-    p += t2.size();
-    *p = '\n';
-    return;
-  }
-  lane.buf.append(lane.stamp, lane.stamp_len);
-  append_micros(lane.buf, ts.tv_nsec);
-  lane.buf.append(who).append(1, ' ').append(1, dir).append(1, ' ');
+  // The head is sized once and copied in pieces (every record a server takes or sends is logged,
+  // so this is on the hot path); append_escaped copies text with nothing to escape whole.
+  const size_t at = lane.buf.size();
+  lane.buf.resize(at + lane.stamp_len + 9 + who.size() + 3);
+  char* p = lane.buf.data() + at;
+  std::memcpy(p, lane.stamp, lane.stamp_len);
+  p = put_micros(p + lane.stamp_len, ts.tv_nsec);
+  std::memcpy(p, who.data(), who.size());
+  p += who.size();
+  p[0] = ' ';
+  p[1] = dir;
+  p[2] = ' ';
   append_escaped(lane.buf, t1);
   if (!t2.empty()) append_escaped(lane.buf, t2);
   lane.buf.push_back('\n');
