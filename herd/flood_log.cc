@@ -4,20 +4,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "herd/unaligned.h"
+
 namespace herd {
 namespace {
-
-uint32_t load32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-uint64_t load64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 void write_header(char* p, uint32_t size, FloodLog::Kind kind, uint64_t seq, uint64_t mask) {
   std::memcpy(p, &size, 4);
@@ -168,12 +158,23 @@ bool FloodLog::skip_evicted_locked(Cursor* cursor, uint64_t bit) const {
   return true;
 }
 
+const FloodLog::Block* FloodLog::start_read_locked(Cursor* cursor, uint64_t bit, ReadStatus* status) const {
+  *status = ReadStatus::kOk;
+  const uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
+  if (cursor->seq < oldest && !skip_evicted_locked(cursor, bit)) {
+    *status = ReadStatus::kBehind;
+    return nullptr;
+  }
+  if (cursor->seq >= next_seq_) return nullptr;  // nothing new
+  return position_locked(cursor);
+}
+
 FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max_bytes, uint64_t bit) const {
   std::lock_guard lock(mu_);
-  uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
-  if (cursor->seq < oldest && !skip_evicted_locked(cursor, bit)) return ReadStatus::kBehind;
-  if (cursor->seq >= next_seq_) return ReadStatus::kOk;
-  const Block& b = *position_locked(cursor);
+  ReadStatus status;
+  const Block* block = start_read_locked(cursor, bit, &status);
+  if (!block) return status;
+  const Block& b = *block;
   const char* base = b.data.get();
   size_t end = cursor->offset;
   uint64_t count = 0;
@@ -192,10 +193,10 @@ FloodLog::ReadStatus FloodLog::read_owed(Cursor* cursor, uint64_t bit, std::stri
   *looked_at = 0;
   *appended = 0;
   std::lock_guard lock(mu_);
-  uint64_t oldest = blocks_.empty() ? next_seq_ : blocks_.front().first_seq;
-  if (cursor->seq < oldest && !skip_evicted_locked(cursor, bit)) return ReadStatus::kBehind;
-  if (cursor->seq >= next_seq_) return ReadStatus::kOk;
-  const Block& b = *position_locked(cursor);
+  ReadStatus status;
+  const Block* block = start_read_locked(cursor, bit, &status);
+  if (!block) return status;
+  const Block& b = *block;
   const char* base = b.data.get();
   size_t at = cursor->offset;
   const size_t start = lines->size();

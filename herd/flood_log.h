@@ -119,6 +119,9 @@ class FloodLog {
   // mu_ held, cursor->seq below the oldest entry: true (and *cursor moved to the oldest entry) when
   // every entry evicted from cursor->seq on is known and none was owed to `bit`.
   bool skip_evicted_locked(Cursor* cursor, uint64_t bit) const;
+  // mu_ held: the block a read from *cursor starts in, or nullptr with *status kBehind (entries it
+  // may need were evicted) or kOk (nothing new). The common start of read() and read_owed().
+  const Block* start_read_locked(Cursor* cursor, uint64_t bit, ReadStatus* status) const;
   struct Evicted {
     uint64_t first_seq;
     uint64_t end_seq;  // one past its last

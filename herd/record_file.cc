@@ -10,15 +10,10 @@
 #include <cstring>
 
 #include "herd/crc32c.h"
+#include "herd/unaligned.h"
 
 namespace herd {
 namespace {
-
-uint32_t load32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 bool known_kind(uint8_t kind) {
   return kind == static_cast<uint8_t>(FloodLog::Kind::kRecord) ||
