@@ -282,7 +282,10 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   // The head is sized once and copied in pieces (every record a server takes or sends is logged,
   // so this is on the hot path); append_escaped copies text with nothing to escape whole.
   const size_t at = lane.buf.size();
-  lane.buf.resize(at + lane.stamp_len + 9 + who.size() + 3);
+  const size_t head = lane.stamp_len + 9 + who.size() + 3;
+  // Room for the whole entry first: if memory runs out, nothing of the entry is in the lane.
+  lane.buf.reserve(at + head + t1.size() + t2.size() + 1);
+  lane.buf.resize(at + head);
   char* p = lane.buf.data() + at;
   std::memcpy(p, lane.stamp, lane.stamp_len);
   p = put_micros(p + lane.stamp_len, ts.tv_nsec);
