@@ -1,5 +1,6 @@
-// LocationTable implementation: per-shard linear-probing tables of record pointers with their hashes,
-// tombstones for evictions, sampled least-recently-stored eviction, and the resumable scan.
+// LocationTable implementation: per-shard linear-probing tables of tagged record addresses, records
+// packed into per-shard arena blocks with compaction, tombstones for evictions, sampled
+// least-recently-stored eviction, and the resumable scan.
 #include "herd/location_table.h"
 
 #include "protocol/fields.h"
@@ -13,50 +14,216 @@
 
 namespace herd {
 
-// One heap block per client: fixed header, then the record bytes. The client ID is a slice of the
-// record (its fourth field), so it is not stored twice; nor is the location, which WHATSAT parses
-// from the record (16 bytes a client saved: a million clients is the benchmark's memory test).
+namespace {
+
+static_assert(sizeof(void*) == 8, "slots keep a 48-bit address and a 16-bit tag in 64 bits");
+constexpr unsigned kAddressBits = 48;
+constexpr uint64_t kAddressMask = (uint64_t{1} << kAddressBits) - 1;
+
+// malloc, refusing (as a failure) an address the 48-bit slot field cannot hold. Linux gives user
+// space such addresses unless a program maps above 2^47 on purpose, which this one does not.
+void* allocate_block(size_t bytes) {
+  void* mem = std::malloc(bytes);
+  if (mem && reinterpret_cast<uintptr_t>(mem) >> kAddressBits != 0) {
+    std::free(mem);
+    mem = nullptr;
+  }
+  return mem;
+}
+
+// The fourth field of an AT record laid out with single spaces: the client ID.
+std::string_view id_field(const char* bytes, size_t length) {
+  const char* p = bytes;
+  const char* end = bytes + length;
+  for (int spaces = 0; spaces < 3; ++spaces) {
+    p = static_cast<const char*>(std::memchr(p, ' ', static_cast<size_t>(end - p)));
+    if (!p) return {};
+    ++p;
+  }
+  const char* stop = static_cast<const char*>(std::memchr(p, ' ', static_cast<size_t>(end - p)));
+  return {p, static_cast<size_t>((stop ? stop : end) - p)};
+}
+
+constexpr size_t round4(size_t n) { return (n + 3) & ~size_t{3}; }
+
+}  // namespace
+
+// A stored record: a 24-byte head of 32-bit words (so records pack at 4-byte alignment), then its
+// bytes. The client ID is the record's fourth field, so it is not stored twice; nor is the location,
+// which WHATSAT parses from the record, nor the ID's hash, which a regrowth computes again.
 struct LocationTable::Record {
-  protocol::Timestamp time;
-  uint64_t stamp;      // the observer's stamp when it was stored (0: none)
-  uint32_t length;     // bytes of the record
-  uint32_t id_offset;  // where the client ID starts in the record
-  uint32_t id_length;
-  uint32_t touched;    // the shard's clock when it was stored: older ones are evicted first
-  char bytes[1];  // `length` bytes follow
+  static constexpr uint32_t kAlone = uint32_t{1} << 31;  // in `length`: a heap block of its own
+  // The time packs into 64 bits as sec << 30 | nsec below this many seconds (the year 2514);
+  // a later time is marked kTimeInText and read from the record's last field when needed.
+  static constexpr int64_t kPackedSecLimit = int64_t{1} << 34;
+  static constexpr uint64_t kTimeInText = ~uint64_t{0};
 
-  std::string_view record() const { return {bytes, length}; }
-  std::string_view id() const { return {bytes + id_offset, id_length}; }
+  uint32_t length;    // bytes of the record, | kAlone
+  uint32_t touched;   // the shard's clock when it was stored: older ones are evicted first
+  uint32_t time_[2];  // the packed time (see above); low, high word
+  uint32_t stamp_[2]; // the observer's stamp when it was stored (0: none); low, high word
+  char bytes[4];      // `size()` bytes from here
 
-  // The ID is a slice of the record (protocol::at_record_id_offset knows the layout); nullptr
-  // when `client_id` is not in `record` at all.
-  static Record* make(protocol::Timestamp time, std::string_view record, std::string_view client_id) {
-    const size_t at = protocol::at_record_id_offset(record, client_id);
-    if (at == std::string_view::npos) return nullptr;
-    void* mem = std::malloc(offsetof(Record, bytes) + record.size());
-    if (!mem) throw std::bad_alloc();
-    auto* r = static_cast<Record*>(mem);
-    r->time = time;
-    r->stamp = 0;
-    r->length = static_cast<uint32_t>(record.size());
-    r->id_offset = static_cast<uint32_t>(at);
-    r->id_length = static_cast<uint32_t>(client_id.size());
-    r->touched = 0;
-    std::memcpy(r->bytes, record.data(), record.size());
-    return r;
+  static constexpr size_t kHead = 24;
+  static size_t footprint(size_t length) { return kHead + round4(length); }
+
+  size_t size() const { return length & ~kAlone; }
+  bool alone() const { return (length & kAlone) != 0; }
+  std::string_view record() const { return {bytes, size()}; }
+  std::string_view id() const { return id_field(bytes, size()); }
+  protocol::Timestamp time() const {
+    const uint64_t packed = uint64_t{time_[1]} << 32 | time_[0];
+    if (packed != kTimeInText) {
+      return {static_cast<int64_t>(packed >> 30), static_cast<int32_t>(packed & ((1u << 30) - 1))};
+    }
+    const std::string_view text = record();
+    const size_t space = text.rfind(' ');
+    return protocol::parse_timestamp(text.substr(space + 1)).value_or(protocol::Timestamp{});
+  }
+  uint64_t stamp() const { return uint64_t{stamp_[1]} << 32 | stamp_[0]; }
+  void set_stamp(uint64_t s) {
+    stamp_[0] = static_cast<uint32_t>(s);
+    stamp_[1] = static_cast<uint32_t>(s >> 32);
+  }
+  void fill(protocol::Timestamp t, std::string_view text, bool own_block) {
+    length = static_cast<uint32_t>(text.size()) | (own_block ? kAlone : 0);
+    touched = 0;
+    const uint64_t packed = t.sec < kPackedSecLimit
+                                ? static_cast<uint64_t>(t.sec) << 30 | static_cast<uint64_t>(t.nsec)
+                                : kTimeInText;
+    time_[0] = static_cast<uint32_t>(packed);
+    time_[1] = static_cast<uint32_t>(packed >> 32);
+    set_stamp(0);
+    std::memcpy(bytes, text.data(), text.size());
   }
 };
 
+// Where a shard's records live. Small records are bump-allocated from blocks the arena owns; big ones
+// (kAloneBytes or more) get a block each. Freeing a small record only counts its bytes as dead: the
+// shard compacts (see Shard::compact) when dead bytes reach half of the live ones. Guarded by the
+// shard's mutex.
+class LocationTable::Arena {
+ public:
+  // Smallest and largest blocks taken for small records; a new block is 1/8 of what the arena holds
+  // in between, so the unused tail of the current block stays a small share of the memory.
+  static constexpr size_t kMinBlock = 1024;
+  static constexpr size_t kMaxBlock = 16 * 1024;
+  // Dead bytes below this are never worth a compaction.
+  static constexpr size_t kMinDead = 4096;
+
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  ~Arena() {
+    for (char* b : blocks_) std::free(b);
+  }
+
+  // Room for a record of `length` bytes, 4-byte aligned; `*alone` tells whether it is a block of its
+  // own. Throws std::bad_alloc (nothing changed) when no memory can be had.
+  void* allocate(size_t length, bool* alone) {
+    const size_t bytes = LocationTable::Record::footprint(length);
+    *alone = length >= LocationTable::kAloneBytes;
+    if (*alone) {
+      void* mem = allocate_block(bytes);
+      if (!mem) throw std::bad_alloc();
+      held_alone_ += bytes;
+      return mem;
+    }
+    if (bytes > left_) {
+      size_t size = std::clamp(held() / 8, kMinBlock, kMaxBlock);
+      size = std::max(size, bytes);
+      char* block = static_cast<char*>(allocate_block(size));
+      if (!block) throw std::bad_alloc();
+      try {
+        blocks_.push_back(block);
+      } catch (...) {
+        std::free(block);
+        throw;
+      }
+      held_blocks_ += size;
+      next_ = block;
+      left_ = size;
+    }
+    void* at = next_;
+    next_ += bytes;
+    left_ -= bytes;
+    live_ += bytes;
+    return at;
+  }
+
+  // `r` is no longer stored: a block of its own is freed, other bytes count as dead.
+  void release(LocationTable::Record* r) {
+    const size_t bytes = LocationTable::Record::footprint(r->size());
+    if (r->alone()) {
+      held_alone_ -= bytes;
+      std::free(r);
+      return;
+    }
+    live_ -= bytes;
+    dead_ += bytes;
+  }
+
+  bool wants_compaction() const { return dead_ >= kMinDead && dead_ * 2 >= live_; }
+
+  // Moves every small record `each` yields into one new block of exactly the live bytes, then frees
+  // the old blocks. `each(f)` must call f(Record*&) for every stored record (and may let it replace
+  // the pointer). Does nothing when that block cannot be had (the arena stays as it was).
+  template <typename ForEach>
+  void compact(ForEach each) {
+    char* block = nullptr;
+    if (live_ > 0) {
+      block = static_cast<char*>(allocate_block(live_));
+      if (!block) return;
+    }
+    std::vector<char*> keep;
+    try {
+      if (block) keep.push_back(block);
+    } catch (...) {
+      std::free(block);
+      return;
+    }
+    char* to = block;
+    each([&](LocationTable::Record*& r) {
+      if (r->alone()) return;
+      const size_t bytes = LocationTable::Record::footprint(r->size());
+      std::memcpy(to, r, bytes);
+      r = reinterpret_cast<LocationTable::Record*>(to);
+      to += bytes;
+    });
+    for (char* b : blocks_) std::free(b);
+    blocks_.swap(keep);
+    held_blocks_ = live_;
+    dead_ = 0;
+    next_ = to;
+    left_ = 0;
+  }
+
+  // Bytes taken from the allocator (blocks and records of their own).
+  size_t held() const { return held_blocks_ + held_alone_; }
+  size_t live() const { return live_; }
+  size_t dead() const { return dead_; }
+
+ private:
+  std::vector<char*> blocks_;
+  char* next_ = nullptr;   // where the next small record goes in the current block
+  size_t left_ = 0;        // bytes left there
+  size_t held_blocks_ = 0;  // bytes of blocks_
+  size_t held_alone_ = 0;   // bytes of the records in blocks of their own
+  size_t live_ = 0;        // footprints of the small records stored
+  size_t dead_ = 0;        // footprints of small records released since the last compaction
+};
+
 struct LocationTable::Shard {
-  struct Slot {
-    uint64_t hash = 0;
-    Record* record = nullptr;  // null: empty, or a tombstone when hash == kTombstone
-  };
+  // A slot: 0 empty, 1 a tombstone (an evicted record's slot), otherwise a record's address in the low
+  // 48 bits and the low 16 bits of its ID's hash above them.
+  using Slot = uint64_t;
+  static constexpr Slot kEmpty = 0;
+  static constexpr Slot kTombstone = 1;
   static constexpr size_t kNone = static_cast<size_t>(-1);
-  static constexpr uint64_t kTombstone = ~uint64_t{0};  // an evicted record's slot (record null)
 
   mutable std::mutex mu;
   std::vector<Slot> slots;  // size is zero or a power of two
+  Arena arena;
   size_t used = 0;
   size_t tombstones = 0;
   uint64_t generation = 0;  // bumped whenever a rehash moves the records to new slots
@@ -64,26 +231,37 @@ struct LocationTable::Shard {
   uint32_t clock = 0;       // counts stores; a record's `touched` is the count at its store
   uint64_t rng = 0;         // eviction sampling (xorshift), seeded per shard
 
-  ~Shard() {
-    for (auto& s : slots) std::free(s.record);
+  static Record* record_of(Slot s) { return reinterpret_cast<Record*>(s & kAddressMask); }
+  static bool holds_record(Slot s) { return s > kTombstone; }
+  // Bits of the hash: 0..15 are the slot's tag, 16..55 choose the slot, 56..63 the shard.
+  static uint16_t tag_of(uint64_t h) { return static_cast<uint16_t>(h); }
+  static size_t home(uint64_t h) { return static_cast<size_t>(h >> 16); }
+  static Slot make_slot(Record* r, uint16_t tag) {
+    return reinterpret_cast<uintptr_t>(r) | uint64_t{tag} << kAddressBits;
   }
-
-  static bool is_tombstone(const Slot& s) { return !s.record && s.hash == kTombstone; }
 
   // The index of the slot holding `id`, or else of the slot where it would go (the first tombstone
   // on its probe path, or the empty slot that ends it). *probe (if given) is set to the number of
   // slots looked at past the first.
   size_t find(uint64_t h, std::string_view id, size_t* probe = nullptr) const {
-    size_t mask = slots.size() - 1;
+    const size_t mask = slots.size() - 1;
+    const uint64_t tag = tag_of(h);
     size_t n = 0;
     size_t reuse = kNone;
-    for (size_t i = h & mask;; i = (i + 1) & mask, ++n) {
-      const Slot& s = slots[i];
-      if (s.record ? (s.hash == h && s.record->id() == id) : !is_tombstone(s)) {
+    for (size_t i = home(h) & mask;; i = (i + 1) & mask, ++n) {
+      const Slot s = slots[i];
+      if (s == kEmpty) {
         if (probe) *probe = n;
-        return s.record || reuse == kNone ? i : reuse;
+        return reuse == kNone ? i : reuse;
       }
-      if (is_tombstone(s) && reuse == kNone) reuse = i;
+      if (s == kTombstone) {
+        if (reuse == kNone) reuse = i;
+      } else if (s >> kAddressBits == tag) {
+        if (record_of(s)->id() == id) {
+          if (probe) *probe = n;
+          return i;
+        }
+      }
       if (n > slots.size()) {  // all tombstones and records: cannot happen below the load bound
         if (probe) *probe = n;
         return reuse;
@@ -91,26 +269,38 @@ struct LocationTable::Shard {
     }
   }
 
-  // Rehashes into `size` slots (tombstones dropped): records move, so scans in progress restart.
-  void grow(size_t size) {
+  // Rehashes into `size` slots (tombstones dropped), hashing each ID again with `key`: records move,
+  // so scans in progress restart.
+  void grow(size_t size, const SipKey& key) {
+    std::vector<Slot> fresh(size);  // may throw: nothing changed yet
     ++generation;
     tombstones = 0;
-    std::vector<Slot> old;
-    old.swap(slots);
-    slots.resize(size);
-    size_t mask = size - 1;
-    for (const Slot& s : old) {
-      if (!s.record) continue;
-      size_t i = s.hash & mask;
-      while (slots[i].record) i = (i + 1) & mask;
-      slots[i] = s;
+    const size_t mask = size - 1;
+    for (Slot s : slots) {
+      if (!holds_record(s)) continue;
+      size_t i = home(siphash13(key, record_of(s)->id())) & mask;
+      while (fresh[i] != kEmpty) i = (i + 1) & mask;
+      fresh[i] = s;
     }
+    slots.swap(fresh);
   }
 
   // Leaves a tombstone in slot i: no other record moves, so a scan in progress misses none.
   void erase_at(size_t i) {
-    slots[i] = Slot{kTombstone, nullptr};
+    slots[i] = kTombstone;
     ++tombstones;
+  }
+
+  // Copies the live records together (see Arena::compact); slots keep their places and tags.
+  void compact() {
+    arena.compact([this](auto&& move) {
+      for (Slot& s : slots) {
+        if (!holds_record(s)) continue;
+        Record* r = record_of(s);
+        move(r);
+        s = make_slot(r, static_cast<uint16_t>(s >> kAddressBits));
+      }
+    });
   }
 
   uint64_t next_random() {
@@ -126,8 +316,9 @@ struct LocationTable::Shard {
     size_t best = kNone;
     uint32_t best_age = 0;
     auto consider = [&](size_t i) {
-      const Record* r = slots[i].record;
-      if (!r || r == keep) return false;
+      if (!holds_record(slots[i])) return false;
+      const Record* r = record_of(slots[i]);
+      if (r == keep) return false;
       uint32_t age = clock - r->touched;  // unsigned: right across the clock's wrap
       if (best == kNone || age > best_age) {
         best = i;
@@ -145,9 +336,21 @@ struct LocationTable::Shard {
     for (size_t i = 0; i < slots.size(); ++i) consider(i);
     return best;
   }
+
+  // A new record in the arena, filled; throws std::bad_alloc with nothing changed.
+  Record* make(protocol::Timestamp time, std::string_view text) {
+    bool alone = false;
+    auto* r = static_cast<Record*>(arena.allocate(text.size(), &alone));
+    r->fill(time, text, alone);
+    return r;
+  }
 };
 
-size_t LocationTable::charge(size_t record_length) { return offsetof(Record, bytes) + record_length; }
+size_t LocationTable::charge(size_t record_length) {
+  static_assert(offsetof(Record, bytes) == Record::kHead);
+  static_assert(alignof(Record) == 4, "records pack at 4-byte alignment");
+  return Record::footprint(record_length);
+}
 
 LocationTable::LocationTable(size_t max_clients, size_t max_bytes, SipKey key)
     : key_(key),
@@ -167,75 +370,63 @@ LocationTable::Shard& LocationTable::shard_for(uint64_t h) const {
 
 bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
                           std::string_view record, Source source, std::string* stored, Observer* observer) {
-  uint64_t h = hash(client_id);
+  if (client_id.empty() || id_field(record.data(), record.size()) != client_id) return false;
+  const uint64_t h = hash(client_id);
   Shard& shard = shard_for(h);
-  // Allocate before locking; free after unlocking.
-  Record* fresh = Record::make(time, record, client_id);
-  if (!fresh) return false;
-  Record* old = nullptr;
-  constexpr size_t kFreeLater = 16;  // evicted records freed after the lock; more are freed under it
-  Record* evicted[kFreeLater];
-  size_t n_evicted = 0;
   uint64_t evicted_total = 0;
+  bool won = false;
   {
     std::lock_guard lock(shard.mu);
     if ((shard.used + shard.tombstones + 1) * 4 > shard.slots.size() * 3) {
       // Full of records: twice the slots. Mostly tombstones (evictions): the same size, cleared.
       size_t size = shard.slots.empty() ? 16 : shard.slots.size();
       if ((shard.used + 1) * 2 > size) size *= 2;
-      shard.grow(size);
+      shard.grow(size, key_);
     }
     size_t probe = 0;
     size_t i = shard.find(h, client_id, &probe);
-    Shard::Slot* slot = &shard.slots[i];
-    if (slot->record) {
-      const Record& cur = *slot->record;
-      bool newer = time > cur.time ||
-                   (source == Source::kPeer && time == cur.time && record > cur.record());
+    Record* fresh = nullptr;
+    if (Shard::holds_record(shard.slots[i])) {
+      Record* cur = Shard::record_of(shard.slots[i]);
+      const protocol::Timestamp cur_time = cur->time();
+      const bool newer = time > cur_time ||
+                         (source == Source::kPeer && time == cur_time && record > cur->record());
       if (!newer) {
-        if (stored) stored->append(cur.record());
-        old = fresh;  // not stored: freed below
-      } else {
-        old = slot->record;
-        shard.record_bytes += charge(fresh->length);
-        shard.record_bytes -= charge(old->length);
-        slot->record = fresh;
-        if (observer) fresh->stamp = observer->on_stored(record);
+        if (stored) stored->append(cur->record());
+        return false;
       }
+      fresh = shard.make(time, record);  // may throw: nothing changed yet
+      shard.record_bytes += charge(record.size());
+      shard.record_bytes -= charge(cur->size());
+      shard.arena.release(cur);
+      shard.slots[i] = Shard::make_slot(fresh, Shard::tag_of(h));
     } else {
       if (probe > kMaxProbe && shard.slots.size() < (shard.used + 1) * 64) {
         // A run this long is bad luck (the key is secret): spread it over twice the slots.
-        shard.grow(shard.slots.size() * 2);
-        slot = &shard.slots[shard.find(h, client_id)];
+        shard.grow(shard.slots.size() * 2, key_);
+        i = shard.find(h, client_id);
       }
-      if (Shard::is_tombstone(*slot)) --shard.tombstones;
-      slot->hash = h;
-      slot->record = fresh;
+      fresh = shard.make(time, record);  // may throw: nothing changed but a regrowth
+      if (shard.slots[i] == Shard::kTombstone) --shard.tombstones;
+      shard.slots[i] = Shard::make_slot(fresh, Shard::tag_of(h));
       ++shard.used;
-      shard.record_bytes += charge(fresh->length);
-      if (observer) fresh->stamp = observer->on_stored(record);
+      shard.record_bytes += charge(record.size());
     }
-    if (old != fresh) {
-      fresh->touched = ++shard.clock;
-      while ((shard.used > shard_max_records_ || shard.record_bytes > shard_max_bytes_) && shard.used > 1) {
-        size_t v = shard.pick_victim(fresh);
-        if (v == Shard::kNone) break;
-        Record* gone = shard.slots[v].record;
-        shard.record_bytes -= charge(gone->length);
-        --shard.used;
-        shard.erase_at(v);
-        ++evicted_total;
-        if (n_evicted < kFreeLater) {
-          evicted[n_evicted++] = gone;
-        } else {
-          std::free(gone);
-        }
-      }
+    won = true;
+    if (observer) fresh->set_stamp(observer->on_stored(record));
+    fresh->touched = ++shard.clock;
+    while ((shard.used > shard_max_records_ || shard.record_bytes > shard_max_bytes_) && shard.used > 1) {
+      size_t v = shard.pick_victim(fresh);
+      if (v == Shard::kNone) break;
+      Record* gone = Shard::record_of(shard.slots[v]);
+      shard.record_bytes -= charge(gone->size());
+      --shard.used;
+      shard.erase_at(v);
+      shard.arena.release(gone);
+      ++evicted_total;
     }
+    if (shard.arena.wants_compaction()) shard.compact();
   }
-  bool won = old != fresh;
-  std::free(old);
-  for (size_t k = 0; k < n_evicted; ++k) std::free(evicted[k]);
   if (evicted_total) evictions_.fetch_add(evicted_total, std::memory_order_relaxed);
   return won;
 }
@@ -248,9 +439,9 @@ bool LocationTable::lookup(std::string_view client_id, std::string* record,
   {
     std::lock_guard lock(shard.mu);
     if (shard.slots.empty()) return false;
-    const Shard::Slot& slot = shard.slots[shard.find(h, client_id)];
-    if (!slot.record) return false;
-    record->append(slot.record->record());
+    const Shard::Slot slot = shard.slots[shard.find(h, client_id)];
+    if (!Shard::holds_record(slot)) return false;
+    record->append(Shard::record_of(slot)->record());
   }
   if (where) {
     std::string_view fields[6];
@@ -267,8 +458,8 @@ bool LocationTable::holds(std::string_view client_id, std::string_view record) c
   Shard& shard = shard_for(h);
   std::lock_guard lock(shard.mu);
   if (shard.slots.empty()) return false;
-  const Shard::Slot& slot = shard.slots[shard.find(h, client_id)];
-  return slot.record && slot.record->record() == record;
+  const Shard::Slot slot = shard.slots[shard.find(h, client_id)];
+  return Shard::holds_record(slot) && Shard::record_of(slot)->record() == record;
 }
 
 size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes, uint64_t stamped_up_to) const {
@@ -290,9 +481,11 @@ size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes
     }
     const size_t end = std::min(shard.slots.size(), pos->slot + kScanSlotsPerLock);
     for (; pos->slot < end; ++pos->slot) {
-      const Record* r = shard.slots[pos->slot].record;
-      if (!r || r->stamp > stamped_up_to) continue;
-      out->append(r->bytes, r->length).push_back('\n');
+      const Shard::Slot s = shard.slots[pos->slot];
+      if (!Shard::holds_record(s)) continue;
+      const Record* r = Shard::record_of(s);
+      if (r->stamp() > stamped_up_to) continue;
+      out->append(r->bytes, r->size()).push_back('\n');
       ++count;
       if (out->size() - start >= max_bytes) {
         ++pos->slot;
@@ -321,7 +514,7 @@ size_t LocationTable::memory_bytes() const {
   size_t n = 0;
   for (size_t i = 0; i < kShards; ++i) {
     std::lock_guard lock(shards_[i].mu);
-    n += shards_[i].slots.size() * sizeof(Shard::Slot) + shards_[i].record_bytes;
+    n += shards_[i].slots.size() * sizeof(Shard::Slot) + shards_[i].arena.held();
   }
   return n;
 }

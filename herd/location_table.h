@@ -1,10 +1,14 @@
 // LocationTable: where every known client was last seen, as the AT record that announced it.
 // Sharded and lock-striped: a client ID hashes (SipHash-1-3 under a key drawn per table from the
-// kernel, so crafted IDs cannot collide on purpose) to one of kShards shards, each a mutex and an
-// open-addressing hash map from client ID to a single heap block holding the record. No global lock;
-// a record is allocated before its shard is locked and a replaced or evicted one freed after; under
-// the lock there is only the compare and swap of a record pointer (and telling the observer), the
-// copy of records out, or (now and then) the regrowth of the shard's slot array. Never I/O.
+// kernel, so crafted IDs cannot collide on purpose) to one of kShards shards, each a mutex, an
+// open-addressing hash map of 8-byte slots (a record's address and 16 bits of its hash) and an arena
+// holding the records themselves. No global lock, and no malloc per record: a stored record is a
+// 24-byte head and its bytes, packed into the shard's arena blocks, so a client costs its record's
+// length plus about 45 bytes (head, padding, slot) instead of a heap block each. Replaced and evicted
+// records leave dead bytes; when those reach half of the live ones the shard copies its live records
+// into one exactly-sized block (compaction: at most about two bytes copied per byte that died). Under
+// the lock there is only the compare and the copy of a record, the copy of records out, and now and
+// then a block allocation, the regrowth of the slot array or a compaction. Never I/O.
 //
 // Bounded: each shard holds at most ceil(max_clients / kShards) records and max_bytes / kShards bytes
 // of them; past either bound the least recently updated records of that shard are evicted (an
@@ -76,10 +80,11 @@ class LocationTable {
   LocationTable& operator=(const LocationTable&) = delete;
 
   // Offers `record` (the AT line without its newline: `AT server diff id location time`, single
-  // spaces) for `client_id`, whose report is dated `time`. Returns true when it was stored (which may
-  // have evicted other clients). Otherwise the table is unchanged and, if `stored` is non-null, the
-  // record that beat it is appended to *stored. `observer`, when given, is told of the record if it
-  // is stored.
+  // spaces, as protocol::append_at_record lays it out) for `client_id`, whose report is dated `time`.
+  // Returns true when it was stored (which may have evicted other clients). Otherwise the table is
+  // unchanged and, if `stored` is non-null, the record that beat it is appended to *stored; a record
+  // whose fourth field is not `client_id` is never stored. `observer`, when given, is told of the
+  // record if it is stored. Throws std::bad_alloc when memory for the record cannot be had.
   bool offer(std::string_view client_id, protocol::Timestamp time, std::string_view record,
              Source source, std::string* stored, Observer* observer = nullptr);
 
@@ -108,11 +113,15 @@ class LocationTable {
   // Records evicted to keep within the bounds, since the table was made.
   uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
 
-  // The bytes one record of `record_length` bytes counts against max_bytes.
+  // The bytes one record of `record_length` bytes counts against max_bytes (its head and bytes).
   static size_t charge(size_t record_length);
+
+  // Records at least this long get a heap block of their own instead of a place in an arena block.
+  static constexpr size_t kAloneBytes = 2048;
 
  private:
   struct Record;
+  class Arena;
   struct Shard;
   uint64_t hash(std::string_view id) const;
   Shard& shard_for(uint64_t h) const;

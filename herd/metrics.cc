@@ -277,6 +277,9 @@ std::string render_metrics(Server& server) {
   t.family("herd_clients_evicted_total", "counter",
            "Clients evicted from the location table to keep within limits.max_clients and max_table_bytes.");
   t.sample("herd_clients_evicted_total", server.table().evictions());
+  t.family("herd_table_bytes", "gauge",
+           "Bytes the location table takes from the allocator: slot arrays and record arenas.");
+  t.sample("herd_table_bytes", static_cast<uint64_t>(server.table().memory_bytes()));
 
   t.family("herd_buffered_bytes", "gauge",
            "Bytes buffered (input and output capacity) over every connection; budget: limits.max_buffered_bytes.");

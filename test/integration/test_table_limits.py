@@ -55,6 +55,8 @@ def test_max_clients_evicts_the_least_recently_updated(make_herd):
         return dict(line.rsplit(' ', 1) for line in text.splitlines() if line and not line.startswith('#'))
     assert int(samples()['herd_clients_evicted_total']) >= int(total)
     assert int(samples()['herd_clients_stored']) <= 1024
+    # The table's memory: 1,024 small records, their slots and arena blocks, not the 20,000 offered.
+    assert 0 < int(samples()['herd_table_bytes']) < 4 << 20
     with Client(port) as partial:
         partial.send(b'IAMAT ' + b'x' * 3000)
         wait_for(lambda: int(samples()['herd_buffered_bytes']) >= 3000, 10, 'a partial line counted')
