@@ -31,19 +31,6 @@ void* allocate_block(size_t bytes) {
   return mem;
 }
 
-// The fourth field of an AT record laid out with single spaces: the client ID.
-std::string_view id_field(const char* bytes, size_t length) {
-  const char* p = bytes;
-  const char* end = bytes + length;
-  for (int spaces = 0; spaces < 3; ++spaces) {
-    p = static_cast<const char*>(std::memchr(p, ' ', static_cast<size_t>(end - p)));
-    if (!p) return {};
-    ++p;
-  }
-  const char* stop = static_cast<const char*>(std::memchr(p, ' ', static_cast<size_t>(end - p)));
-  return {p, static_cast<size_t>((stop ? stop : end) - p)};
-}
-
 constexpr size_t round4(size_t n) { return (n + 3) & ~size_t{3}; }
 
 }  // namespace
@@ -70,15 +57,13 @@ struct LocationTable::Record {
   size_t size() const { return length & ~kAlone; }
   bool alone() const { return (length & kAlone) != 0; }
   std::string_view record() const { return {bytes, size()}; }
-  std::string_view id() const { return id_field(bytes, size()); }
+  std::string_view id() const { return protocol::at_record_id(record()); }
   protocol::Timestamp time() const {
     const uint64_t packed = uint64_t{time_[1]} << 32 | time_[0];
     if (packed != kTimeInText) {
       return {static_cast<int64_t>(packed >> 30), static_cast<int32_t>(packed & ((1u << 30) - 1))};
     }
-    const std::string_view text = record();
-    const size_t space = text.rfind(' ');
-    return protocol::parse_timestamp(text.substr(space + 1)).value_or(protocol::Timestamp{});
+    return protocol::at_record_time(record()).value_or(protocol::Timestamp{});
   }
   uint64_t stamp() const { return uint64_t{stamp_[1]} << 32 | stamp_[0]; }
   void set_stamp(uint64_t s) {
@@ -370,7 +355,7 @@ LocationTable::Shard& LocationTable::shard_for(uint64_t h) const {
 
 bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
                           std::string_view record, Source source, std::string* stored, Observer* observer) {
-  if (client_id.empty() || id_field(record.data(), record.size()) != client_id) return false;
+  if (client_id.empty() || protocol::at_record_id(record) != client_id) return false;
   const uint64_t h = hash(client_id);
   Shard& shard = shard_for(h);
   uint64_t evicted_total = 0;

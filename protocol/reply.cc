@@ -1,6 +1,12 @@
 // Reply formatting.
 #include "protocol/reply.h"
 
+#include <cstdint>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace protocol {
 
 namespace {
@@ -38,14 +44,47 @@ void append_at_record(std::string& out, const At& at) {
   append_tail(out, at.client_id, at.location_text, at.time_text);
 }
 
-size_t at_record_id_offset(std::string_view record, std::string_view client_id) {
-  size_t at = 0;
-  for (int spaces = 0; spaces < 3 && at != std::string_view::npos; ++spaces) {
-    at = record.find(' ', at);
-    if (at != std::string_view::npos) ++at;
+std::string_view at_record_id(std::string_view record) {
+  const char* p = record.data();
+  const size_t n = record.size();
+  size_t start = 0;  // just past the third space
+#if defined(__SSE2__)
+  if (n >= 32) {
+    // The spaces of the first 32 bytes as bits: the third and fourth lowest are the ID's bounds.
+    const __m128i sp = _mm_set1_epi8(' ');
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+    uint32_t mask = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(lo, sp))) |
+                    static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(hi, sp))) << 16;
+    mask &= mask - 1;
+    mask &= mask - 1;
+    if (mask != 0) {
+      start = static_cast<size_t>(__builtin_ctz(mask)) + 1;
+      mask &= mask - 1;
+      if (mask != 0) return record.substr(start, static_cast<size_t>(__builtin_ctz(mask)) - start);
+      const size_t stop = record.find(' ', 32);
+      return record.substr(start, stop == std::string_view::npos ? std::string_view::npos : stop - start);
+    }
+    // Fewer than three spaces in the first 32 bytes: the plain search below.
   }
-  if (at != std::string_view::npos && record.substr(at, client_id.size()) == client_id) return at;
-  return record.find(client_id);  // not laid out by append_at_*: anywhere in it
+#endif
+  size_t spaces = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] != ' ') continue;
+    if (++spaces == 3) {
+      start = i + 1;
+      break;
+    }
+  }
+  if (spaces < 3) return {};
+  const size_t stop = record.find(' ', start);
+  return record.substr(start, stop == std::string_view::npos ? std::string_view::npos : stop - start);
+}
+
+std::optional<Timestamp> at_record_time(std::string_view record) {
+  const size_t space = record.rfind(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  return parse_timestamp(record.substr(space + 1));
 }
 
 void append_invalid(std::string& out, std::string_view line) {

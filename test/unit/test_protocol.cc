@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -669,14 +670,51 @@ TEST_CASE("append_at_line copies operands byte for byte, even odd-looking ones")
   CHECK(out == "AT W +0.000000000 \xff\xfe +089.10-000.5 0001.1000000009"s);
 }
 
-TEST_CASE("at_record_id_offset: the fourth field of an AT record, else the first occurrence") {
+TEST_CASE("at_record_id: the fourth field of an AT record") {
   const std::string rec = "AT Hands +0.000000001 kiwi +1.0+2.0 5";
-  CHECK(protocol::at_record_id_offset(rec, "kiwi") == 22);
+  CHECK(protocol::at_record_id(rec) == "kiwi");
+  CHECK(protocol::at_record_id(rec).data() == rec.data() + 22);
   // An ID that also appears earlier (here in the server name) is still found in its field.
   const std::string twice = "AT kiwi +0.000000001 kiwi +1.0+2.0 5";
-  CHECK(protocol::at_record_id_offset(twice, "kiwi") == 21);
-  CHECK(protocol::at_record_id_offset("x kiwi", "kiwi") == 2);  // not an AT layout: anywhere
-  CHECK(protocol::at_record_id_offset(rec, "kiwis") == std::string_view::npos);
+  CHECK(protocol::at_record_id(twice).data() == twice.data() + 21);
+  CHECK(protocol::at_record_id("AT Hands +0.000000001").empty());
+  CHECK(protocol::at_record_id("AT Hands +0.000000001 ").empty());
+  CHECK(protocol::at_record_id("AT Hands +0.000000001 last") == "last");
+  const std::string long_id = "AT Goloman +0.263873386 " + std::string(50, 'k') + " +1+2 5";
+  CHECK(protocol::at_record_id(long_id) == std::string(50, 'k'));
+}
+
+TEST_CASE("at_record_id agrees with splitting on spaces, across the 32-byte fast path's edges") {
+  // The plain rule: the text between the third and the fourth space (or the end).
+  auto plain = [](std::string_view r) -> std::string_view {
+    size_t at = 0;
+    for (int k = 0; k < 3; ++k) {
+      at = r.find(' ', at);
+      if (at == std::string_view::npos) return {};
+      ++at;
+    }
+    size_t stop = r.find(' ', at);
+    return r.substr(at, stop == std::string_view::npos ? std::string_view::npos : stop - at);
+  };
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 200000; ++trial) {
+    const size_t n = rng() % 80;
+    std::string r(n, 'x');
+    const unsigned space_odds = 2 + rng() % 12;  // sparse to dense spaces
+    for (auto& c : r) {
+      if (rng() % space_odds == 0) c = ' ';
+    }
+    const std::string_view got = protocol::at_record_id(r), want = plain(r);
+    REQUIRE_MESSAGE(got == want, '"' << r << '"');
+    if (!want.empty()) REQUIRE(got.data() == want.data());
+  }
+}
+
+TEST_CASE("at_record_time: the record's last field") {
+  CHECK(protocol::at_record_time("AT Hands +0.000000001 kiwi +1.0+2.0 1520023934.918963997") ==
+        protocol::Timestamp{1520023934, 918963997});
+  CHECK_FALSE(protocol::at_record_time("AT Hands +0.000000001 kiwi +1.0+2.0 x").has_value());
+  CHECK_FALSE(protocol::at_record_time("nospace").has_value());
 }
 
 TEST_CASE("append_at_record re-emits the six fields without extras") {
