@@ -100,7 +100,8 @@ class Parser {
     }
     check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff",
                        "admin_token_env", "log_level", "log_max_bytes", "log_keep", "strict",
-                       "shutdown_timeout_ms", "peer_tls", "data_dir", "fsync", "compact_bytes"});
+                       "shutdown_timeout_ms", "peer_tls", "data_dir", "fsync", "compact_bytes",
+                       "table_records"});
     if (root["threads"]) c.threads = static_cast<int>(integer(root["threads"], "threads", 0, 256));
     if (root["log_dir"]) c.log_dir = string(root["log_dir"], "log_dir");
     if (auto lv = root["log_level"]) {
@@ -114,6 +115,11 @@ class Parser {
     if (root["log_keep"]) c.log_keep = static_cast<int>(integer(root["log_keep"], "log_keep", 1, 1000));
     if (root["shutdown_timeout_ms"]) c.shutdown_timeout_ms = static_cast<int>(integer(root["shutdown_timeout_ms"], "shutdown_timeout_ms", 0, 600000));
     if (root["admin_token_env"]) c.admin_token_env = string(root["admin_token_env"], "admin_token_env");
+    if (auto tr = root["table_records"]) {
+      const std::string v = string(tr, "table_records");
+      if (v != "packed" && v != "plain") fail("table_records", tr, "expected packed or plain");
+      c.packed_records = v == "packed";
+    }
     if (auto p = root["places"]) parse_places(p, &c.places);
     parse_servers(root["servers"], &c);
     parse_links(root["links"], &c);

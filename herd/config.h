@@ -74,6 +74,7 @@ struct Config {
   uint64_t log_max_bytes = 256ull << 20;  // rotate NAME.log past this size; 0: no limit
   int log_keep = 5;                  // rotated logs kept: NAME.log.1 … NAME.log.<log_keep>
   bool strict = false;               // unknown keys are errors, not warnings
+  bool packed_records = true;        // table_records: packed (the table packs records) | plain
   int shutdown_timeout_ms = 5000;    // SIGTERM: longest wait for replies and peer links to send what they owe
   std::string admin_token_env;  // names the environment variable holding the admin bearer token
   PlacesConfig places;

@@ -4,6 +4,7 @@
 #include "herd/location_table.h"
 
 #include "protocol/fields.h"
+#include "protocol/packed_record.h"
 #include "protocol/reply.h"
 
 #include <algorithm>
@@ -35,9 +36,44 @@ constexpr size_t round4(size_t n) { return (n + 3) & ~size_t{3}; }
 
 }  // namespace
 
-// A stored record: a 24-byte head of 32-bit words (so records pack at 4-byte alignment), then its
-// bytes. The client ID is the record's fourth field, so it is not stored twice; nor is the location,
-// which WHATSAT parses from the record, nor the ID's hash, which a regrowth computes again.
+// The server names of stored records, as one-byte codes (protocol/packed_record.h): a name gets
+// the next code the first time it is stored and keeps it. At most kLiteralRecord names of at most
+// kMaxNameBytes each; records of other servers are stored as they are. code() is thread-safe; name()
+// is lock-free for a code code() has returned (a published name never changes).
+class LocationTable::Names {
+ public:
+  static constexpr size_t kMaxNameBytes = 64;
+
+  uint8_t code(std::string_view name) {
+    if (name.empty() || name.size() > kMaxNameBytes) return protocol::kLiteralRecord;
+    size_t n = count_.load(std::memory_order_acquire);
+    for (size_t i = 0; i < n; ++i) {
+      if (names_[i] == name) return static_cast<uint8_t>(i);
+    }
+    std::lock_guard lock(mu_);
+    n = count_.load(std::memory_order_relaxed);
+    for (size_t i = 0; i < n; ++i) {
+      if (names_[i] == name) return static_cast<uint8_t>(i);
+    }
+    if (n == protocol::kLiteralRecord) return protocol::kLiteralRecord;
+    names_[n].assign(name);  // may throw std::bad_alloc: nothing published
+    count_.store(n + 1, std::memory_order_release);
+    return static_cast<uint8_t>(n);
+  }
+
+  std::string_view name(uint8_t code) const {
+    return code == protocol::kLiteralRecord ? std::string_view{} : std::string_view(names_[code]);
+  }
+
+ private:
+  std::mutex mu_;
+  std::atomic<size_t> count_{0};
+  std::string names_[protocol::kLiteralRecord];
+};
+
+// A stored record: a 24-byte head of 32-bit words (so records pack at 4-byte alignment), then the
+// record in its stored form (protocol/packed_record.h: the ID as it is, the rest packed). The
+// location is not stored apart, nor the ID's hash, which a regrowth computes again.
 struct LocationTable::Record {
   static constexpr uint32_t kAlone = uint32_t{1} << 31;  // in `length`: a heap block of its own
   // The time packs into 64 bits as sec << 30 | nsec below this many seconds (the year 2514);
@@ -45,33 +81,39 @@ struct LocationTable::Record {
   static constexpr int64_t kPackedSecLimit = int64_t{1} << 34;
   static constexpr uint64_t kTimeInText = ~uint64_t{0};
 
-  uint32_t length;    // bytes of the record, | kAlone
+  uint32_t length;    // bytes of the record's text, | kAlone
   uint32_t touched;   // the shard's clock when it was stored: older ones are evicted first
   uint32_t time_[2];  // the packed time (see above); low, high word
   uint32_t stamp_[2]; // the observer's stamp when it was stored (0: none); low, high word
-  char bytes[4];      // `size()` bytes from here
+  uint8_t bytes[4];   // the stored form from here
 
   static constexpr size_t kHead = 24;
-  static size_t footprint(size_t length) { return kHead + round4(length); }
+  static size_t footprint(size_t stored) { return kHead + round4(stored); }
 
   size_t size() const { return length & ~kAlone; }
+  size_t footprint() const { return footprint(protocol::stored_record_bytes(bytes)); }
   bool alone() const { return (length & kAlone) != 0; }
-  std::string_view record() const { return {bytes, size()}; }
-  std::string_view id() const { return protocol::at_record_id(record()); }
-  protocol::Timestamp time() const {
+  std::string_view id() const { return protocol::stored_record_id(bytes); }
+  // Appends the record's text to *out.
+  void append_to(const Names& names, std::string* out) const {
+    protocol::load_record(bytes, names.name(protocol::stored_record_code(bytes)), out);
+  }
+  protocol::Timestamp time(const Names& names) const {
     const uint64_t packed = uint64_t{time_[1]} << 32 | time_[0];
     if (packed != kTimeInText) {
       return {static_cast<int64_t>(packed >> 30), static_cast<int32_t>(packed & ((1u << 30) - 1))};
     }
-    return protocol::at_record_time(record()).value_or(protocol::Timestamp{});
+    std::string text;
+    append_to(names, &text);
+    return protocol::at_record_time(text).value_or(protocol::Timestamp{});
   }
   uint64_t stamp() const { return uint64_t{stamp_[1]} << 32 | stamp_[0]; }
   void set_stamp(uint64_t s) {
     stamp_[0] = static_cast<uint32_t>(s);
     stamp_[1] = static_cast<uint32_t>(s >> 32);
   }
-  void fill(protocol::Timestamp t, std::string_view text, bool own_block) {
-    length = static_cast<uint32_t>(text.size()) | (own_block ? kAlone : 0);
+  void fill(protocol::Timestamp t, size_t text_length, std::string_view stored, bool own_block) {
+    length = static_cast<uint32_t>(text_length) | (own_block ? kAlone : 0);
     touched = 0;
     const uint64_t packed = t.sec < kPackedSecLimit
                                 ? static_cast<uint64_t>(t.sec) << 30 | static_cast<uint64_t>(t.nsec)
@@ -79,7 +121,7 @@ struct LocationTable::Record {
     time_[0] = static_cast<uint32_t>(packed);
     time_[1] = static_cast<uint32_t>(packed >> 32);
     set_stamp(0);
-    std::memcpy(bytes, text.data(), text.size());
+    std::memcpy(bytes, stored.data(), stored.size());
   }
 };
 
@@ -103,11 +145,11 @@ class LocationTable::Arena {
     for (char* b : blocks_) std::free(b);
   }
 
-  // Room for a record of `length` bytes, 4-byte aligned; `*alone` tells whether it is a block of its
-  // own. Throws std::bad_alloc (nothing changed) when no memory can be had.
-  void* allocate(size_t length, bool* alone) {
-    const size_t bytes = LocationTable::Record::footprint(length);
-    *alone = length >= LocationTable::kAloneBytes;
+  // Room for a record whose stored form is `stored` bytes, 4-byte aligned; `*alone` tells whether
+  // it is a block of its own. Throws std::bad_alloc (nothing changed) when no memory can be had.
+  void* allocate(size_t stored, bool* alone) {
+    const size_t bytes = LocationTable::Record::footprint(stored);
+    *alone = stored >= LocationTable::kAloneBytes;
     if (*alone) {
       void* mem = allocate_block(bytes);
       if (!mem) throw std::bad_alloc();
@@ -138,7 +180,7 @@ class LocationTable::Arena {
 
   // `r` is no longer stored: a block of its own is freed, other bytes count as dead.
   void release(LocationTable::Record* r) {
-    const size_t bytes = LocationTable::Record::footprint(r->size());
+    const size_t bytes = r->footprint();
     if (r->alone()) {
       held_alone_ -= bytes;
       std::free(r);
@@ -170,7 +212,7 @@ class LocationTable::Arena {
     char* to = block;
     each([&](LocationTable::Record*& r) {
       if (r->alone()) return;
-      const size_t bytes = LocationTable::Record::footprint(r->size());
+      const size_t bytes = r->footprint();
       std::memcpy(to, r, bytes);
       r = reinterpret_cast<LocationTable::Record*>(to);
       to += bytes;
@@ -323,10 +365,10 @@ struct LocationTable::Shard {
   }
 
   // A new record in the arena, filled; throws std::bad_alloc with nothing changed.
-  Record* make(protocol::Timestamp time, std::string_view text) {
+  Record* make(protocol::Timestamp time, size_t text_length, std::string_view stored) {
     bool alone = false;
-    auto* r = static_cast<Record*>(arena.allocate(text.size(), &alone));
-    r->fill(time, text, alone);
+    auto* r = static_cast<Record*>(arena.allocate(stored.size(), &alone));
+    r->fill(time, text_length, stored, alone);
     return r;
   }
 };
@@ -337,11 +379,13 @@ size_t LocationTable::charge(size_t record_length) {
   return Record::footprint(record_length);
 }
 
-LocationTable::LocationTable(size_t max_clients, size_t max_bytes, SipKey key)
+LocationTable::LocationTable(size_t max_clients, size_t max_bytes, SipKey key, bool packed)
     : key_(key),
+      packed_(packed),
       shard_max_records_(max_clients / kShards + (max_clients % kShards != 0)),
       shard_max_bytes_(max_bytes / kShards),
-      shards_(new Shard[kShards]) {
+      shards_(new Shard[kShards]),
+      names_(new Names) {
   for (size_t i = 0; i < kShards; ++i) shards_[i].rng = (key.k0 ^ (0x9e3779b97f4a7c15ull * (i + 1))) | 1;
 }
 
@@ -355,7 +399,18 @@ LocationTable::Shard& LocationTable::shard_for(uint64_t h) const {
 
 bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
                           std::string_view record, Source source, std::string* stored, Observer* observer) {
-  if (client_id.empty() || protocol::at_record_id(record) != client_id) return false;
+  // The stored form is written before the lock: under it there is only a copy.
+  thread_local std::string scratch;
+  if (packed_) {
+    const protocol::RecordForm form(record);
+    const std::string_view id = form.server().empty() ? protocol::at_record_id(record) : form.id();
+    if (client_id.empty() || id != client_id) return false;
+    form.store(names_->code(form.server()), &scratch);
+  } else {
+    if (client_id.empty() || protocol::at_record_id(record) != client_id) return false;
+    protocol::store_record_as_is(record, &scratch);
+  }
+  const std::string_view packed = scratch;
   const uint64_t h = hash(client_id);
   Shard& shard = shard_for(h);
   uint64_t evicted_total = 0;
@@ -373,14 +428,19 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
     Record* fresh = nullptr;
     if (Shard::holds_record(shard.slots[i])) {
       Record* cur = Shard::record_of(shard.slots[i]);
-      const protocol::Timestamp cur_time = cur->time();
-      const bool newer = time > cur_time ||
-                         (source == Source::kPeer && time == cur_time && record > cur->record());
+      const protocol::Timestamp cur_time = cur->time(*names_);
+      bool newer = time > cur_time;
+      if (!newer && source == Source::kPeer && time == cur_time) {
+        thread_local std::string text;
+        text.clear();
+        cur->append_to(*names_, &text);
+        newer = record > text;
+      }
       if (!newer) {
-        if (stored) stored->append(cur->record());
+        if (stored) cur->append_to(*names_, stored);
         return false;
       }
-      fresh = shard.make(time, record);  // may throw: nothing changed yet
+      fresh = shard.make(time, record.size(), packed);  // may throw: nothing changed yet
       shard.record_bytes += charge(record.size());
       shard.record_bytes -= charge(cur->size());
       shard.arena.release(cur);
@@ -391,7 +451,7 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
         shard.grow(shard.slots.size() * 2, key_);
         i = shard.find(h, client_id);
       }
-      fresh = shard.make(time, record);  // may throw: nothing changed but a regrowth
+      fresh = shard.make(time, record.size(), packed);  // may throw: nothing changed but a regrowth
       if (shard.slots[i] == Shard::kTombstone) --shard.tombstones;
       shard.slots[i] = Shard::make_slot(fresh, Shard::tag_of(h));
       ++shard.used;
@@ -426,7 +486,7 @@ bool LocationTable::lookup(std::string_view client_id, std::string* record,
     if (shard.slots.empty()) return false;
     const Shard::Slot slot = shard.slots[shard.find(h, client_id)];
     if (!Shard::holds_record(slot)) return false;
-    record->append(Shard::record_of(slot)->record());
+    Shard::record_of(slot)->append_to(*names_, record);
   }
   if (where) {
     std::string_view fields[6];
@@ -444,7 +504,13 @@ bool LocationTable::holds(std::string_view client_id, std::string_view record) c
   std::lock_guard lock(shard.mu);
   if (shard.slots.empty()) return false;
   const Shard::Slot slot = shard.slots[shard.find(h, client_id)];
-  return Shard::holds_record(slot) && Shard::record_of(slot)->record() == record;
+  if (!Shard::holds_record(slot)) return false;
+  const Record* r = Shard::record_of(slot);
+  if (r->size() != record.size()) return false;
+  thread_local std::string text;
+  text.clear();
+  r->append_to(*names_, &text);
+  return text == record;
 }
 
 size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes, uint64_t stamped_up_to) const {
@@ -470,7 +536,8 @@ size_t LocationTable::scan(ScanPosition* pos, std::string* out, size_t max_bytes
       if (!Shard::holds_record(s)) continue;
       const Record* r = Shard::record_of(s);
       if (r->stamp() > stamped_up_to) continue;
-      out->append(r->bytes, r->size()).push_back('\n');
+      r->append_to(*names_, out);
+      out->push_back('\n');
       ++count;
       if (out->size() - start >= max_bytes) {
         ++pos->slot;

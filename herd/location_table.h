@@ -3,8 +3,9 @@
 // kernel, so crafted IDs cannot collide on purpose) to one of kShards shards, each a mutex, an
 // open-addressing hash map of 8-byte slots (a record's address and 16 bits of its hash) and an arena
 // holding the records themselves. No global lock, and no malloc per record: a stored record is a
-// 24-byte head and its bytes, packed into the shard's arena blocks, so a client costs its record's
-// length plus about 45 bytes (head, padding, slot) instead of a heap block each. Replaced and evicted
+// 24-byte head and the record's stored form (protocol/packed_record.h: packed, about half its
+// length, unless the table was made with packed = false), packed into the shard's arena blocks, so a
+// client costs that plus about 20 bytes of slot and padding instead of a heap block each. Replaced and evicted
 // records leave dead bytes; when those reach half of the live ones the shard copies its live records
 // into one exactly-sized block (compaction: at most about two bytes copied per byte that died). Under
 // the lock there is only the compare and the copy of a record, the copy of records out, and now and
@@ -72,9 +73,11 @@ class LocationTable {
 
   // At most `max_clients` records and `max_bytes` bytes of records (each bound split evenly over
   // the shards, see above); the defaults mean no bound. `key` keys the hash; by default a random one.
+  // `packed`: records are stored packed (protocol/packed_record.h: about half the bytes, about 550
+  // more instructions per store); otherwise as they are.
   explicit LocationTable(size_t max_clients = std::numeric_limits<size_t>::max(),
                          size_t max_bytes = std::numeric_limits<size_t>::max(),
-                         SipKey key = SipKey::random());
+                         SipKey key = SipKey::random(), bool packed = true);
   ~LocationTable();
   LocationTable(const LocationTable&) = delete;
   LocationTable& operator=(const LocationTable&) = delete;
@@ -123,13 +126,16 @@ class LocationTable {
   struct Record;
   class Arena;
   struct Shard;
+  class Names;
   uint64_t hash(std::string_view id) const;
   Shard& shard_for(uint64_t h) const;
 
   const SipKey key_;
+  const bool packed_;
   const size_t shard_max_records_;
   const size_t shard_max_bytes_;
   std::unique_ptr<Shard[]> shards_;
+  std::unique_ptr<Names> names_;  // server names of stored records, as one-byte codes
   std::atomic<uint64_t> evictions_{0};
 };
 

@@ -33,7 +33,8 @@ Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesPr
     : config_(std::move(config)),
       places_(std::move(places)),
       log_(std::move(log)),
-      table_(config_.limits.max_clients, config_.limits.max_table_bytes) {
+      table_(config_.limits.max_clients, config_.limits.max_table_bytes, SipKey::random(),
+             config_.packed_records) {
   self_ = config_.find(name);
   start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }

@@ -122,6 +122,9 @@ def main():
     write('fuzz_lines', 'long', b'\x03\x05' + b'x' * 40 + b'\nshort\n')
     write('fuzz_peer_record', 'flood', b'\n'.join(l for l in LINES if l.startswith(b'AT')) +
           b'\nAT Hands +1.000000000 kiwi.cs.ucla.edu +1.0+1.0 1520023934.918963997 seen=A,B\n')
+    for i, line in enumerate(l for l in LINES if l.startswith(b'AT')):
+        write('fuzz_packed_record', 'record-%02d' % i, line)
+    write('fuzz_packed_record', 'raw-run', b'AT S +0.5 id +1.0x+2.0\t1 ' + bytes(range(0, 40)))
     write('fuzz_peer_record', 'tie', b'AT A +0.000000001 k +1.0+1.0 5\nAT B +0.000000001 k +1.0+1.0 5\n'
           b'AT A +0.000000001 k +1.0+1.0 5.000000000 seen=' + b','.join(b'S%d' % i for i in range(40)) + b'\n')
     with open(os.path.join(REPO, 'config.yaml'), 'rb') as f:

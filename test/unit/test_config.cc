@@ -249,6 +249,22 @@ TEST_CASE("config: peer lines may carry the longest record a client line can pro
   CHECK(c.peer_max_line() <= c.limits.max_line + 128);
 }
 
+TEST_CASE("config: table_records is packed unless plain is asked for") {
+  Parsed p = parse(kHerd);
+  REQUIRE(p.config);
+  CHECK(p.config->packed_records);
+  p = parse(std::string(kHerd) + "table_records: plain\n");
+  REQUIRE(p.config);
+  CHECK_FALSE(p.config->packed_records);
+  p = parse(std::string(kHerd) + "table_records: packed\n");
+  REQUIRE(p.config);
+  CHECK(p.config->packed_records);
+  const std::string why = refused(std::string(kHerd) + "table_records: zipped\n");
+  CHECK(contains(why, "table_records"));
+  CHECK(contains(why, "'zipped'"));
+  CHECK(contains(why, "expected packed or plain"));
+}
+
 TEST_CASE("config: data_dir, fsync, compact_bytes and the backlog's size") {
   Parsed p = parse(kHerd);
   REQUIRE(p.config);
