@@ -15,7 +15,8 @@ rounds, so the machine's drift falls on both sides) and runs against it:
   - steady: build/herd-load, 50 long-lived connections at pipeline 1 and 16; IAMAT/s and latency.
 For every scenario it records, from the server's /metrics and /proc, how many connections each loop
 took from the kernel and ran, and each loop thread's CPU. The summary gives per mode the median and
-the range (min..max) over the rounds, and the ratio of the medians (reuseport / exclusive).
+the range (min..max) over the rounds, the ratio of the medians (reuseport / exclusive), and the
+ratios within each round (both modes ran back to back) with how many rounds each mode led.
 
 With --perf, two extra rounds per mode run each scenario under `perf stat --per-thread` (context
 switches, migrations, epoll_wait/accept4/write/read syscalls, per loop thread), normalised per
@@ -235,7 +236,12 @@ def summarise(runs, args):
             lines.append('            accepts per loop: %s; sessions per loop: %s'
                          % ([sorted(r['accepts'].values()) for r in rs],
                             [sorted(r['sessions'].values()) for r in rs]))
-        lines.append('  reuseport / exclusive (medians): %.3f' % (med['reuseport'] / med['exclusive']))
+        # Each round ran both modes back to back: the per-round ratios cancel most of the drift.
+        paired = [b[s]['rate'] / a[s]['rate'] for a, b in zip(runs['exclusive'], runs['reuseport'])]
+        lines.append('  reuseport / exclusive: ratio of medians %.3f; per round: median %.3f (%.3f..%.3f), '
+                     'reuseport ahead in %d of %d'
+                     % (med['reuseport'] / med['exclusive'], statistics.median(paired), min(paired), max(paired),
+                        sum(1 for x in paired if x > 1), len(paired)))
     return lines
 
 
