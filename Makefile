@@ -60,12 +60,15 @@ LOAD_SRCS := $(wildcard tools/load/*.cc)
 LOAD_OBJS := $(LOAD_SRCS:%.cc=$(BUILD)/obj/%.o)
 NULL_SRCS := $(wildcard tools/null/*.cc)
 NULL_OBJS := $(NULL_SRCS:%.cc=$(BUILD)/obj/%.o)
+CHURN_SRCS := $(wildcard tools/churn/*.cc)
+CHURN_OBJS := $(CHURN_SRCS:%.cc=$(BUILD)/obj/%.o)
 CLI_SRCS  := $(wildcard tools/cli/*.cc)
 CLI_OBJS  := $(CLI_SRCS:%.cc=$(BUILD)/obj/%.o)
 
 SERVER    := $(BUILD)/herd-server
 LOADGEN   := $(BUILD)/herd-load
 NULLSRV   := $(BUILD)/herd-null
+CHURN     := $(BUILD)/herd-churn
 CLI       := $(BUILD)/herd-cli
 UNIT      := $(BUILD)/unit-tests
 LIB       := $(BUILD)/libherd.a
@@ -83,8 +86,8 @@ BENCH_STAMP := $(BUILD)/.bench-deps-ok
 FUZZ_PACKAGES := clang-16 libfuzzer-16-dev
 FUZZ_STAMP := $(BUILD)/.fuzz-deps-ok
 
-.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-scrape bench-catch-up bench-fsync chaos fuzz fuzz-build fuzz-smoke asan-only clean
-all: $(SERVER) $(UNIT) $(GAZETTEER) $(WORLDMAP) $(LOADGEN) $(NULLSRV) $(CLI)
+.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-accept bench-scrape bench-catch-up bench-fsync chaos fuzz fuzz-build fuzz-smoke asan-only clean
+all: $(SERVER) $(UNIT) $(GAZETTEER) $(WORLDMAP) $(LOADGEN) $(NULLSRV) $(CHURN) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
 # Overridable so that the fresh-machine build test can stand in for apt.
@@ -139,6 +142,10 @@ $(LOADGEN): $(LOAD_OBJS) $(LIB)
 	$(Q)$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(NULLSRV): $(NULL_OBJS)
+	@$(if $(Q),echo "  link     $@")
+	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
+
+$(CHURN): $(CHURN_OBJS)
 	@$(if $(Q),echo "  link     $@")
 	$(Q)$(CXX) $(LDFLAGS) $^ -o $@
 
@@ -304,6 +311,10 @@ bench-fsync: $(SERVER) $(LOADGEN) $(GAZETTEER)
 # IAMAT throughput with and without a GET /metrics every second (the admin endpoint's cost).
 bench-scrape: $(SERVER) $(LOADGEN) $(GAZETTEER)
 	$(PYTHON) tools/bench/scrape_overhead.py --out $(BUILD)/bench-scrape.json
+
+# accept: exclusive against accept: reuseport on one server (issue 11): churn and steady load, alternated.
+bench-accept: $(SERVER) $(LOADGEN) $(CHURN) $(GAZETTEER)
+	$(PYTHON) tools/bench/accept_bench.py --perf --out $(BUILD)/bench-accept.json
 
 bench-quick: $(BENCH_STAMP)
 	$(MAKE) -j$(JOBS) all

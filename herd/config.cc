@@ -98,11 +98,21 @@ class Parser {
       strict_ = strict_ || st.Scalar() == "true";
       c.strict = strict_;
     }
-    check_keys(root, "", {"threads", "log_dir", "places", "servers", "links", "limits", "peer_backoff",
+    check_keys(root, "", {"threads", "accept", "log_dir", "places", "servers", "links", "limits", "peer_backoff",
                        "admin_token_env", "log_level", "log_max_bytes", "log_keep", "strict",
                        "shutdown_timeout_ms", "peer_tls", "data_dir", "fsync", "compact_bytes",
                        "table_records"});
     if (root["threads"]) c.threads = static_cast<int>(integer(root["threads"], "threads", 0, 256));
+    if (auto a = root["accept"]) {
+      const std::string mode = string(a, "accept");
+      if (mode == accept_mode_name(AcceptMode::kExclusive)) {
+        c.accept = AcceptMode::kExclusive;
+      } else if (mode == accept_mode_name(AcceptMode::kReusePort)) {
+        c.accept = AcceptMode::kReusePort;
+      } else {
+        fail("accept", a, "expected one of exclusive, reuseport");
+      }
+    }
     if (root["log_dir"]) c.log_dir = string(root["log_dir"], "log_dir");
     if (auto lv = root["log_level"]) {
       c.log_level = string(lv, "log_level");
@@ -297,6 +307,10 @@ class Parser {
 
 std::string PlacesConfig::default_endpoint() const {
   return provider == "google-new" ? "https://places.googleapis.com" : "https://maps.googleapis.com";
+}
+
+const char* accept_mode_name(AcceptMode mode) {
+  return mode == AcceptMode::kReusePort ? "reuseport" : "exclusive";
 }
 
 int Config::loop_count() const {

@@ -65,10 +65,20 @@ struct PeerTlsConfig {
   std::string key_file;   // its private key
 };
 
+// How a server's loops take connections from the kernel (config `accept`).
+enum class AcceptMode {
+  kExclusive,  // one listening socket per port, watched by every loop with EPOLLEXCLUSIVE; the loop
+               // that wakes accepts and hands client connections round-robin to the loops
+  kReusePort,  // one SO_REUSEPORT socket per port and loop; the kernel's hash picks the loop, which
+               // keeps what it accepts
+};
+const char* accept_mode_name(AcceptMode mode);  // "exclusive" | "reuseport"
+
 struct Config {
   std::string source;     // the file it came from, for messages
   std::string base_dir;   // relative paths in the file are relative to this directory
   int threads = 0;        // event loops; 0 = one per core
+  AcceptMode accept = AcceptMode::kExclusive;
   std::string log_dir = "logs";
   std::string log_level = "io";      // io | events | warnings
   uint64_t log_max_bytes = 256ull << 20;  // rotate NAME.log past this size; 0: no limit

@@ -300,6 +300,22 @@ std::string render_metrics(Server& server) {
   t.sample("herd_connections_accepted_total", {{"port", "client"}}, client_acc);
   t.sample("herd_connections_accepted_total", {{"port", "peer"}}, peer_acc);
 
+  // Per loop, to see how the accept mode spreads clients: which loop took each connection from the
+  // kernel, and which runs it.
+  t.family("herd_loop_client_accepts_total", "counter",
+           "Client connections each loop took from the kernel (accept: exclusive, the loop that woke; "
+           "reuseport, the loop whose socket the kernel's hash chose).");
+  for (size_t i = 0; i < contexts.size(); ++i) {
+    const std::string loop = std::to_string(i);
+    t.sample("herd_loop_client_accepts_total", {{"loop", loop}}, contexts[i]->metrics.client_accepts.get());
+  }
+  t.family("herd_loop_client_sessions_total", "counter",
+           "Client sessions begun on each loop (with accept: exclusive, after the round-robin hand-off).");
+  for (size_t i = 0; i < contexts.size(); ++i) {
+    const std::string loop = std::to_string(i);
+    t.sample("herd_loop_client_sessions_total", {{"loop", loop}}, contexts[i]->metrics.client_accepted.get());
+  }
+
   t.family("herd_admin_requests_total", "counter", "Requests answered on the admin port.");
   t.sample("herd_admin_requests_total", admin_req);
 

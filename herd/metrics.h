@@ -73,7 +73,8 @@ struct alignas(64) LoopMetrics {
   explicit LoopMetrics(size_t servers) : peer_received(new Counter[servers]) {}
   Counter commands[kCommandKinds][kCommandResults];
   LatencyHistogram latency;
-  Counter client_accepted;
+  Counter client_accepted;  // client sessions begun on this loop (after any hand-off)
+  Counter client_accepts;   // client connections this loop's listener took from the kernel
   Counter peer_accepted;
   Counter admin_requests;
   // AT records received on the peer port, by the sending server's index in Config::servers.

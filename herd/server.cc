@@ -114,39 +114,47 @@ bool Server::start(std::string* error) {
       admin_token_ = token;
     }
   }
-  client_fd_ = reactor::listen_tcp(client_addr, kListenBacklog, error);
-  if (client_fd_ < 0) {
-    *error = "cannot listen for clients on " + *error;
-    return false;
-  }
-  peer_fd_ = reactor::listen_tcp(peer_addr, kListenBacklog, error);
-  if (peer_fd_ < 0) {
-    *error = "cannot listen for peers on " + *error;
-    return false;
-  }
-  if (self_->admin_port != 0) {
-    admin_fd_ = reactor::listen_tcp(admin_addr, kListenBacklog, error);
-    if (admin_fd_ < 0) {
-      *error = "cannot listen for admin requests on " + *error;
-      return false;
-    }
-  }
-  if (!restore(error)) return false;
-
+  // Every listening socket is bound (and listening) before a loop runs: the server is reachable on
+  // all of them once start() returns, and a port that cannot be bound fails the start as a whole.
   const int threads = config_.loop_count();
+  if (!open_listening(client_addr, threads, &client_fds_, error)) {
+    *error = "cannot listen for clients on " + *error;
+    close_listening();
+    return false;
+  }
+  if (!open_listening(peer_addr, threads, &peer_fds_, error)) {
+    *error = "cannot listen for peers on " + *error;
+    close_listening();
+    return false;
+  }
+  if (self_->admin_port != 0 && !open_listening(admin_addr, threads, &admin_fds_, error)) {
+    *error = "cannot listen for admin requests on " + *error;
+    close_listening();
+    return false;
+  }
+  if (!restore(error)) {
+    close_listening();
+    return false;
+  }
+
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
   for (int i = 0; i < threads; ++i) loops_->loop(i).set_buffer_account(&buffered_);
   for (int i = 0; i < threads; ++i) {
     auto ctx = std::make_unique<LoopContext>(loops_->loop(i), *this);
-    for (auto [fd, port] : {std::pair{client_fd_, Port::kClient}, std::pair{peer_fd_, Port::kPeer},
-                            std::pair{admin_fd_, Port::kAdmin}}) {
-      if (fd < 0) continue;
+    // exclusive: every loop watches the one socket of each port; reuseport: loop i its own, the i-th.
+    const auto sharing = config_.accept == AcceptMode::kReusePort ? reactor::Listener::Sharing::kOwn
+                                                                   : reactor::Listener::Sharing::kShared;
+    for (auto [fds, port] : {std::pair{&client_fds_, Port::kClient}, std::pair{&peer_fds_, Port::kPeer},
+                             std::pair{&admin_fds_, Port::kAdmin}}) {
+      if (fds->empty()) continue;
+      const int fd = (*fds)[fds->size() == 1 ? 0 : static_cast<size_t>(i)];
       ctx->listeners.push_back(std::make_unique<reactor::Listener>(
           ctx->loop, fd,
           [this, i, port = port](int cfd, const reactor::SocketAddress& from) { on_accept(i, port, cfd, from); },
           [this, i](int err) {
             log_->write(i, "-", '!', "accept failed: ", std::strerror(err));
-          }));
+          },
+          sharing));
     }
     contexts_.push_back(std::move(ctx));
   }
@@ -189,8 +197,8 @@ bool Server::start(std::string* error) {
   log_->write(log_->lanes() - 1, "-", '*',
               "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
                   peer_addr.to_string() + (peer_tls_ ? " (TLS)" : " (plaintext)") +
-                  (admin_fd_ >= 0 ? ", admin on " + admin_addr.to_string() : std::string()) + ", " +
-                  std::to_string(threads) + " loops");
+                  (admin_fds_.empty() ? std::string() : ", admin on " + admin_addr.to_string()) + ", " +
+                  std::to_string(threads) + " loops, accept " + accept_mode_name(config_.accept));
   if (!peer_tls_) log_->write(log_->lanes() - 1, "-", '!', "warning: ", plaintext_peer_warning(config_));
   loops_->start();
   started_ = true;
@@ -241,8 +249,29 @@ bool Server::drain(int timeout_ms) {
   }
 }
 
+bool Server::open_listening(const reactor::SocketAddress& addr, int loops, std::vector<int>* fds,
+                            std::string* error) {
+  if (config_.accept == AcceptMode::kReusePort) {
+    return reactor::listen_tcp_reuseport(addr, loops, kListenBacklog, fds, error);
+  }
+  int fd = reactor::listen_tcp(addr, kListenBacklog, error);
+  if (fd < 0) return false;
+  fds->push_back(fd);
+  return true;
+}
+
+void Server::close_listening() {
+  for (auto* fds : {&client_fds_, &peer_fds_, &admin_fds_}) {
+    for (int fd : *fds) ::close(fd);
+    fds->clear();
+  }
+}
+
 void Server::stop() {
-  if (!loops_) return;
+  if (!loops_) {
+    close_listening();  // a start that failed before its loops existed
+    return;
+  }
   state_.store(State::kStopping, std::memory_order_relaxed);
   // Close every connection on its own loop, then stop the loops.
   for (int i = 0; started_ && i < loops_->size(); ++i) {
@@ -271,10 +300,7 @@ void Server::stop() {
   links_.clear();
   contexts_.clear();
   loops_.reset();
-  if (client_fd_ >= 0) ::close(client_fd_);
-  if (peer_fd_ >= 0) ::close(peer_fd_);
-  if (admin_fd_ >= 0) ::close(admin_fd_);
-  client_fd_ = peer_fd_ = admin_fd_ = -1;
+  close_listening();
   if (log_) {
     log_->write(log_->lanes() - 1, "-", '*', "server " + self_->name + " stopped");
     log_->flush();
@@ -305,8 +331,8 @@ size_t Server::reserved_fds(const Config& config, int loops) {
   for (const auto& s : config.servers) links = std::max(links, config.neighbours(s.name).size());
   // A google places provider keeps up to max_inflight upstream connections (plus one dialling per loop).
   const size_t places = config.places.provider == "offline" ? 0 : static_cast<size_t>(config.places.max_inflight) + n;
-  return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ +
-         2 /* listeners */ + 2 * links + peer_connection_bound(config, loops) + n + places + kSpareFds;
+  const size_t listening = 3 /* client, peer, admin */ * (config.accept == AcceptMode::kReusePort ? n : 1);
+  return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ + listening + 2 * links + peer_connection_bound(config, loops) + n + places + kSpareFds;
 }
 
 size_t Server::output_allowance() const {
@@ -336,6 +362,7 @@ void Server::sweep(LoopContext& ctx) {
 }
 
 void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from) {
+  if (port == Port::kClient) contexts_[loop_index]->metrics.client_accepts.add();
   // Admission first, on the accepting loop, so the counts never overshoot.
   if (port == Port::kClient) {
     if (clients_.fetch_add(1, std::memory_order_relaxed) >= config_.limits.max_connections) {
@@ -365,10 +392,11 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
       return;
     }
   }
-  // Spread client connections evenly over the loops, whichever loop happened to accept. Peer
-  // connections stay on the accepting loop: there, a newcomer's slot is freed (the oldest hello-less
-  // connection closed) before the next accept, so the count never overshoots its bound.
-  int target = port == Port::kPeer
+  // exclusive: spread client connections evenly over the loops, whichever loop happened to wake
+  // (EPOLLEXCLUSIVE favours some). reuseport: the kernel's hash already picked this loop; keep it.
+  // Peer connections always stay on the accepting loop: there, a newcomer's slot is freed (the
+  // oldest hello-less connection closed) before the next accept, so the count never overshoots.
+  int target = port == Port::kPeer || config_.accept == AcceptMode::kReusePort
                    ? loop_index
                    : static_cast<int>(round_robin_.fetch_add(1, std::memory_order_relaxed) % contexts_.size());
   LoopContext* ctx = contexts_[target].get();

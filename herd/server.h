@@ -79,7 +79,8 @@ class Server {
   // being replaced per loop; never more than kMaxPeerConnections.
   static size_t peer_connection_bound(const Config& config, int loops);
   // Descriptors a server needs besides its client connections: stdio, the log, each loop's epoll,
-  // eventfd and timerfd, the two listeners, its links (each with a dial in flight), the inbound peer
+  // eventfd and timerfd, the listening sockets (three ports, one each or, with accept: reuseport,
+  // one per loop each), its links (each with a dial in flight), the inbound peer
   // connections above, one per loop to accept (and refuse) a client beyond the limit, a google places
   // provider's upstream connections (places.max_inflight), and kSpareFds for the rest (name lookups,
   // data files). herd-server lowers
@@ -177,6 +178,10 @@ class Server {
   reactor::EventLoop::Millis sweep_period() const;
   // Recovers the data directory (if any) and creates the backlog, the catch-up state and the router.
   bool restore(std::string* error);
+  // Binds the listening socket(s) of one port for `loops` loops as config_.accept says, appending
+  // them to *fds; false with *error naming the address.
+  bool open_listening(const reactor::SocketAddress& addr, int loops, std::vector<int>* fds, std::string* error);
+  void close_listening();  // closes every listening socket (controlling thread, no loop watching)
   // Runs `task` on the loop of `ctx` and waits for it (controlling thread, loops running).
   void run_on(LoopContext& ctx, const std::function<void()>& task);
 
@@ -193,9 +198,11 @@ class Server {
   std::unique_ptr<reactor::LoopGroup> loops_;
   std::vector<std::unique_ptr<LoopContext>> contexts_;
   std::vector<std::unique_ptr<PeerLink>> links_;
-  int client_fd_ = -1;
-  int peer_fd_ = -1;
-  int admin_fd_ = -1;
+  // The listening sockets of each port: one (accept: exclusive) or one per loop (reuseport); the
+  // admin port's only with an admin_port. Closed by stop() once no loop watches them.
+  std::vector<int> client_fds_;
+  std::vector<int> peer_fds_;
+  std::vector<int> admin_fds_;
   std::string admin_token_;
   std::string world_map_;
   std::shared_ptr<const UpstreamMetrics> upstream_metrics_;

@@ -12,8 +12,12 @@ namespace {
 constexpr EventLoop::Millis kAcceptPause{100};
 }  // namespace
 
-Listener::Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn on_error)
-    : loop_(loop), fd_(listen_fd), on_accept_(std::move(on_accept)), on_error_(std::move(on_error)) {}
+Listener::Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn on_error, Sharing sharing)
+    : loop_(loop),
+      fd_(listen_fd),
+      on_accept_(std::move(on_accept)),
+      on_error_(std::move(on_error)),
+      sharing_(sharing) {}
 
 Listener::~Listener() {
   if (registered_) loop_.remove(fd_);
@@ -22,7 +26,8 @@ Listener::~Listener() {
 
 void Listener::start() {
   loop_.assert_in_loop();
-  if (!loop_.add(fd_, EPOLLIN | EPOLLEXCLUSIVE, this)) {
+  const uint32_t events = sharing_ == Sharing::kShared ? EPOLLIN | EPOLLEXCLUSIVE : EPOLLIN;
+  if (!loop_.add(fd_, events, this)) {
     on_error_(errno);
     pause();  // try again shortly rather than never listen again
     return;

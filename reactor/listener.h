@@ -1,6 +1,8 @@
-// Listener: accepts connections on a listening socket for one EventLoop. Several loops may each
-// have a Listener on the same socket: it is registered with EPOLLEXCLUSIVE so that one connection
-// wakes one loop, not all of them.
+// Listener: accepts connections on a listening socket for one EventLoop. Either several loops each
+// have a Listener on the same socket (kShared: registered with EPOLLEXCLUSIVE, so that one connection
+// wakes one loop, not all of them), or each loop has a socket of its own (kOwn: e.g. one of a
+// listen_tcp_reuseport group, where the kernel picks the socket, hence the loop, per connection).
+// The Listener does not own the socket: whoever made it closes it, after the Listener is gone.
 //
 // Threads: construct anywhere; start() and everything after on the loop thread.
 #pragma once
@@ -24,7 +26,11 @@ class Listener final : public Pollable {
   // Connections accepted per wake-up, so one loop cannot take a whole burst from the others.
   static constexpr int kMaxAcceptsPerWake = 16;
 
-  Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn on_error);
+  // Whether other loops listen on the same socket (see the top of this file).
+  enum class Sharing { kShared, kOwn };
+
+  Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn on_error,
+           Sharing sharing = Sharing::kShared);
   ~Listener();  // loop thread (or after the loop stopped)
   void start();  // loop thread: listen (if the loop refuses the fd, the error is reported and retried)
   void on_events(uint32_t events) override;
@@ -34,6 +40,7 @@ class Listener final : public Pollable {
   int fd_;
   AcceptFn on_accept_;
   ErrorFn on_error_;
+  Sharing sharing_;
   void pause();  // stops listening for a moment (kAcceptPause), then starts again
 
   bool registered_ = false;

@@ -53,7 +53,9 @@ bool resolve(const std::string& host, uint16_t port, SocketAddress* out, std::st
   return true;
 }
 
-int listen_tcp(const SocketAddress& addr, int backlog, std::string* error) {
+namespace {
+// A socket with SO_REUSEADDR (and SO_REUSEPORT when `reuseport`) bound to `addr`, or -1 with *error.
+int bound_socket(const SocketAddress& addr, bool reuseport, std::string* error) {
   int fd = ::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *error = std::string("socket: ") + std::strerror(errno);
@@ -61,12 +63,77 @@ int listen_tcp(const SocketAddress& addr, int backlog, std::string* error) {
   }
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd, addr.get(), addr.length) < 0 || ::listen(fd, backlog) < 0) {
+  if (reuseport && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    *error = addr.to_string() + ": SO_REUSEPORT: " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  if (::bind(fd, addr.get(), addr.length) < 0) {
     *error = addr.to_string() + ": " + std::strerror(errno);
     ::close(fd);
     return -1;
   }
   return fd;
+}
+
+uint16_t port_of(const SocketAddress& addr) {
+  if (addr.storage.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&addr.storage)->sin_port);
+  return ntohs(reinterpret_cast<const sockaddr_in6*>(&addr.storage)->sin6_port);
+}
+
+void set_port(SocketAddress* addr, uint16_t port) {
+  if (addr->storage.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&addr->storage)->sin_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&addr->storage)->sin6_port = htons(port);
+  }
+}
+}  // namespace
+
+int listen_tcp(const SocketAddress& addr, int backlog, std::string* error) {
+  int fd = bound_socket(addr, false, error);
+  if (fd >= 0 && ::listen(fd, backlog) < 0) {
+    *error = addr.to_string() + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool listen_tcp_reuseport(const SocketAddress& addr, int count, int backlog, std::vector<int>* fds,
+                          std::string* error) {
+  SocketAddress at = addr;
+  if (port_of(at) != 0) {
+    int probe = bound_socket(at, false, error);
+    if (probe < 0) return false;
+    ::close(probe);
+  }
+  std::vector<int> made;
+  for (int i = 0; i < count; ++i) {
+    int fd = bound_socket(at, true, error);
+    if (fd >= 0 && ::listen(fd, backlog) < 0) {
+      *error = at.to_string() + ": " + std::strerror(errno);
+      ::close(fd);
+      fd = -1;
+    }
+    if (fd < 0) {
+      for (int m : made) ::close(m);
+      return false;
+    }
+    made.push_back(fd);
+    if (port_of(at) == 0) {  // the others join the port the kernel gave the first
+      SocketAddress got;
+      got.length = sizeof got.storage;
+      if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got.storage), &got.length) < 0) {
+        *error = at.to_string() + ": getsockname: " + std::strerror(errno);
+        for (int m : made) ::close(m);
+        return false;
+      }
+      set_port(&at, port_of(got));
+    }
+  }
+  fds->insert(fds->end(), made.begin(), made.end());
+  return true;
 }
 
 int connect_tcp(const SocketAddress& addr, std::string* error) {

@@ -24,6 +24,15 @@ bool resolve(const std::string& host, uint16_t port, SocketAddress* out, std::st
 // (e.g. "127.0.0.1:12000: Address already in use").
 int listen_tcp(const SocketAddress& addr, int backlog, std::string* error);
 
+// `count` listening sockets (non-blocking, close-on-exec) bound to the same `addr` with SO_REUSEPORT,
+// so that the kernel spreads incoming connections over them by a hash of the connection's addresses.
+// Before binding them, a probe socket without SO_REUSEPORT is bound to `addr` and closed: an address
+// that something already listens on fails here (EADDRINUSE) instead of the group silently joining a
+// second process's SO_REUSEPORT sockets. With port 0 the group shares the port the first one got.
+// True with the sockets appended to *fds; false with *error set and nothing left open.
+bool listen_tcp_reuseport(const SocketAddress& addr, int count, int backlog, std::vector<int>* fds,
+                          std::string* error);
+
 // Starts a non-blocking connect to `addr`. Returns the socket (connect in progress or done) or -1
 // with *error set.
 int connect_tcp(const SocketAddress& addr, std::string* error);

@@ -171,6 +171,7 @@ def test_bad_threads(tmp_path, ports):
     ('places:\n  provider: carrier-pigeon\n', ['places.provider', 'carrier-pigeon']),
     ('limits:\n  max_line: 1\n', ['limits.max_line', '1']),
     ('limits:\n  max_connections: lots\n', ['max_connections', 'lots']),
+    ('accept: round-robin\n', ['accept', "'round-robin'", 'exclusive, reuseport']),
 ])
 def test_bad_values(tmp_path, ports, extra, needles):
     expect_config_error(tmp_path, herd_yaml(ports, extra=extra), *needles)

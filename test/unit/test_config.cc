@@ -265,6 +265,27 @@ TEST_CASE("config: table_records is packed unless plain is asked for") {
   CHECK(contains(why, "expected packed or plain"));
 }
 
+TEST_CASE("config: accept is exclusive or reuseport, anything else refused by name") {
+  Parsed p = parse(kHerd);
+  REQUIRE(p.config);
+  CHECK(p.config->accept == herd::AcceptMode::kExclusive);
+  p = parse(std::string(kHerd) + "accept: reuseport\n");
+  REQUIRE(p.config);
+  CHECK(p.config->accept == herd::AcceptMode::kReusePort);
+  CHECK(p.warnings.empty());
+  p = parse(std::string(kHerd) + "accept: exclusive\n");
+  REQUIRE(p.config);
+  CHECK(p.config->accept == herd::AcceptMode::kExclusive);
+  CHECK(std::string(herd::accept_mode_name(herd::AcceptMode::kReusePort)) == "reuseport");
+  CHECK(std::string(herd::accept_mode_name(herd::AcceptMode::kExclusive)) == "exclusive");
+
+  const std::string bad = refused(std::string(kHerd) + "accept: SO_REUSEPORT\n");
+  CHECK(contains(bad, "accept: expected one of exclusive, reuseport, got 'SO_REUSEPORT'"));
+  CHECK(contains(refused(std::string(kHerd) + "accept: Reuseport\n"), "'Reuseport'"));  // case matters
+  CHECK(contains(refused(std::string(kHerd) + "accept: \"\"\n"), "accept: expected a non-empty string"));
+  CHECK(contains(refused(std::string(kHerd) + "accept: [reuseport]\n"), "accept: expected a non-empty string, got a list"));
+}
+
 TEST_CASE("config: data_dir, fsync, compact_bytes and the backlog's size") {
   Parsed p = parse(kHerd);
   REQUIRE(p.config);

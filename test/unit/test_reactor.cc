@@ -1,6 +1,6 @@
 // The reactor: timers, the cross-thread task queue (suite "concurrency", run under
 // ThreadSanitizer), connections over socketpairs (partial writes, backpressure, half-close), and
-// the connector's backoff.
+// the connector's backoff, SO_REUSEPORT listening groups.
 #include <doctest/doctest.h>
 
 #include <sys/socket.h>
@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "reactor/tcp_connection.h"
 #include "reactor/connector.h"
 #include "reactor/event_loop.h"
+#include "reactor/listener.h"
 #include "reactor/loop_group.h"
 #include "reactor/socket.h"
 
@@ -226,6 +228,67 @@ TEST_SUITE("reactor") {
     CHECK(failures >= 3);
     ::close(connected_fd);
     ::close(listener);
+  }
+
+  TEST_CASE("a SO_REUSEPORT group shares one port, spreads connections, and keeps others out") {
+    reactor::SocketAddress any;
+    std::string error;
+    REQUIRE(reactor::resolve("127.0.0.1", 0, &any, &error));
+    std::vector<int> fds;
+    REQUIRE_MESSAGE(reactor::listen_tcp_reuseport(any, 2, 64, &fds, &error), error);
+    REQUIRE(fds.size() == 2);
+    reactor::SocketAddress at[2];
+    for (int i = 0; i < 2; ++i) {
+      at[i].length = sizeof at[i].storage;
+      REQUIRE(::getsockname(fds[i], reinterpret_cast<sockaddr*>(&at[i].storage), &at[i].length) == 0);
+    }
+    CHECK(at[0].to_string() == at[1].to_string());  // port 0: the second joined the first's port
+
+    // Anything else asking for the port fails loudly, with or without SO_REUSEPORT.
+    CHECK(reactor::listen_tcp(at[0], 8, &error) < 0);
+    CHECK(error.find("in use") != std::string::npos);
+    error.clear();
+    CHECK_FALSE(reactor::listen_tcp_reuseport(at[0], 2, 8, &fds, &error));
+    CHECK(error.find("in use") != std::string::npos);
+    CHECK(fds.size() == 2);
+
+    // 32 connections from distinct source ports: the kernel's hash gives each socket some (all on
+    // one would have probability 2^-31).
+    EventLoop loop;
+    int accepted[2] = {0, 0};
+    std::vector<std::unique_ptr<reactor::Listener>> listeners;
+    for (int i = 0; i < 2; ++i) {
+      listeners.push_back(std::make_unique<reactor::Listener>(
+          loop, fds[i],
+          [&accepted, i](int cfd, const reactor::SocketAddress&) {
+            ++accepted[i];
+            ::close(cfd);
+          },
+          [](int) {}, reactor::Listener::Sharing::kOwn));
+    }
+    loop.queue([&] {
+      for (auto& l : listeners) l->start();
+    });
+    std::vector<int> clients;
+    for (int k = 0; k < 32; ++k) {
+      int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      REQUIRE(c >= 0);
+      CHECK(::connect(c, at[0].get(), at[0].length) == 0);  // completes in the backlog
+      clients.push_back(c);
+    }
+    CHECK(spin(loop, [&] { return accepted[0] + accepted[1] == 32; }));
+    CHECK(accepted[0] > 0);
+    CHECK(accepted[1] > 0);
+    loop.queue([&] { listeners.clear(); });
+    spin(loop, [&] { return listeners.empty(); });
+    for (int c : clients) ::close(c);
+    for (int fd : fds) ::close(fd);
+
+    // Closed, the port is free again: the probe left nothing behind.
+    fds.clear();
+    REQUIRE_MESSAGE(reactor::listen_tcp_reuseport(at[0], 3, 8, &fds, &error), error);
+    CHECK(fds.size() == 3);
+    for (int fd : fds) ::close(fd);
   }
 }
 

@@ -1,13 +1,15 @@
 // Two real Servers in one process (two loops each, linked), hammered by client threads: every
 // IAMAT must be answered and every update must reach the other server, over a plaintext and over a
-// TLS peer link. Suite "concurrency": under ThreadSanitizer this covers the sessions, the cross-loop
-// flood queues, the table, the log lanes and the peer TLS paths.
+// TLS peer link. Then one server with two loops under each accept mode, taking short connections
+// from two threads. Suite "concurrency": under ThreadSanitizer this covers the sessions, the
+// cross-loop flood queues and hand-offs, the table, the log lanes and the peer TLS paths.
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -183,6 +185,92 @@ TEST_SUITE("concurrency") {
 
     a.stop();
     b.stop();
+    std::string cleanup = "rm -rf '" + dir + "'";
+    CHECK(std::system(cleanup.c_str()) == 0);
+  }
+
+  TEST_CASE("accept modes: two loops take short connections, answer each, and both run clients") {
+    char dir_template[] = "/tmp/herd-unit-XXXXXX";
+    REQUIRE(::mkdtemp(dir_template) != nullptr);
+    std::string dir = dir_template;
+    herd::Config config;
+    config.threads = 2;
+    config.servers.push_back({"A", "127.0.0.1", free_port(), free_port()});
+    bool reuseport = false;
+    SUBCASE("exclusive") {}
+    SUBCASE("reuseport") { reuseport = true; }
+    config.accept = reuseport ? herd::AcceptMode::kReusePort : herd::AcceptMode::kExclusive;
+    std::string error;
+    auto log = herd::LogSink::open(dir + "/A.log", 3, 1 << 20, &error);
+    REQUIRE(log);
+    herd::Server a(config, "A", std::make_shared<FixedPlaces>(), std::move(log));
+    REQUIRE_MESSAGE(a.start(&error), error);
+
+    // Bound before start() returned: with reuseport, one socket per loop on the same port, which
+    // keeps another server out as firmly as the single socket does.
+    herd::Config twin = config;
+    auto log2 = herd::LogSink::open(dir + "/A2.log", 3, 1 << 20, &error);
+    REQUIRE(log2);
+    herd::Server second(twin, "A", std::make_shared<FixedPlaces>(), std::move(log2));
+    CHECK_FALSE(second.start(&error));
+    CHECK(error.find("cannot listen for clients on 127.0.0.1:" + std::to_string(config.servers[0].port)) == 0);
+    CHECK(error.find("in use") != std::string::npos);
+
+    // 2 threads × 40 connections, each: connect, one IAMAT, its reply, close. The source ports
+    // differ, so the kernel's hash sends some to each loop (all 80 to one: probability 2^-79).
+    const int threads = 2, per_thread = 40;
+    std::atomic<int> answered{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        for (int k = 0; k < per_thread; ++k) {
+          int fd = dial(config.servers[0].port);
+          if (fd < 0) continue;
+          const std::string id = "s" + std::to_string(t) + "-" + std::to_string(k);
+          std::string got = exchange(fd, "IAMAT " + id + " +10.5-20.25 1000.5\n", 1);
+          if (got.rfind("AT A ", 0) == 0 && got.find(" " + id + " +10.5-20.25 1000.5\n") != std::string::npos) {
+            answered.fetch_add(1);
+          }
+          ::close(fd);
+        }
+      });
+    }
+    for (auto& t : pool) t.join();
+    CHECK(answered.load() == threads * per_thread);
+
+    // Per loop: who took each connection from the kernel, and who ran it.
+    const std::string m = herd::render_metrics(a);
+    auto counter = [&m](const std::string& name, int loop) -> long {
+      const std::string key = name + "{loop=\"" + std::to_string(loop) + "\"} ";
+      size_t at = m.find(key);
+      return at == std::string::npos ? -1 : std::stol(m.substr(at + key.size()));
+    };
+    const long accepts0 = counter("herd_loop_client_accepts_total", 0);
+    const long accepts1 = counter("herd_loop_client_accepts_total", 1);
+    const long sessions0 = counter("herd_loop_client_sessions_total", 0);
+    const long sessions1 = counter("herd_loop_client_sessions_total", 1);
+    CHECK(accepts0 + accepts1 == threads * per_thread);
+    CHECK(sessions0 + sessions1 == threads * per_thread);
+    if (reuseport) {
+      // No hand-off: each loop runs what its own socket accepted, and the hash gave both some.
+      CHECK(sessions0 == accepts0);
+      CHECK(sessions1 == accepts1);
+      CHECK(accepts0 > 0);
+      CHECK(accepts1 > 0);
+    } else {
+      // Whichever loop woke, the round-robin hand-off splits the sessions exactly.
+      CHECK(sessions0 == threads * per_thread / 2);
+      CHECK(sessions1 == threads * per_thread / 2);
+    }
+    a.stop();
+    // stop() closed every listening socket: the port can be bound again at once.
+    herd::Config again = config;
+    again.accept = herd::AcceptMode::kExclusive;
+    auto log3 = herd::LogSink::open(dir + "/A3.log", 3, 1 << 20, &error);
+    REQUIRE(log3);
+    herd::Server third(again, "A", std::make_shared<FixedPlaces>(), std::move(log3));
+    CHECK_MESSAGE(third.start(&error), error);
+    third.stop();
     std::string cleanup = "rm -rf '" + dir + "'";
     CHECK(std::system(cleanup.c_str()) == 0);
   }
