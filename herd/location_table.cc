@@ -251,6 +251,16 @@ struct LocationTable::Shard {
   mutable std::mutex mu;
   std::vector<Slot> slots;  // size is zero or a power of two
   Arena arena;
+
+  Shard() = default;
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+  // The arena frees its blocks; records in blocks of their own are freed here.
+  ~Shard() {
+    for (Slot s : slots) {
+      if (holds_record(s) && record_of(s)->alone()) std::free(record_of(s));
+    }
+  }
   size_t used = 0;
   size_t tombstones = 0;
   uint64_t generation = 0;  // bumped whenever a rehash moves the records to new slots
