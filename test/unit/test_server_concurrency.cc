@@ -109,6 +109,20 @@ TEST_SUITE("concurrency") {
     REQUIRE_MESSAGE(b.start(&error), error);
     CHECK((a.peer_tls() != nullptr) == tls);
 
+    // Scrapes (the admin endpoint's /metrics and dashboard JSON) read the per-loop counters while
+    // the loops write them. The scraper starts first and the clients wait for its first scrape, so
+    // on a loaded machine the clients cannot all finish before it has run (the check below).
+    std::atomic<bool> scraping{true};
+    std::atomic<int> scrapes{0};
+    std::thread scraper([&] {
+      do {
+        std::string m = herd::render_metrics(a) + herd::render_dashboard_json(a);
+        if (m.find("herd_commands_total") != std::string::npos) scrapes.fetch_add(1);
+      } while (scraping.load());
+    });
+    for (int waited = 0; scrapes.load() == 0 && waited < 10000; ++waited) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     const int clients = 4, per_client = 300;
     std::atomic<int> good_replies{0};
     std::vector<std::thread> pool;
@@ -143,16 +157,6 @@ TEST_SUITE("concurrency") {
         ::close(fd);
       });
     }
-    // Scrapes (the admin endpoint's /metrics and dashboard JSON) read the per-loop counters while
-    // the loops write them.
-    std::atomic<bool> scraping{true};
-    std::atomic<int> scrapes{0};
-    std::thread scraper([&] {
-      while (scraping.load()) {
-        std::string m = herd::render_metrics(a) + herd::render_dashboard_json(a);
-        if (m.find("herd_commands_total") != std::string::npos) scrapes.fetch_add(1);
-      }
-    });
     for (auto& t : pool) t.join();
     scraping.store(false);
     scraper.join();
