@@ -6,7 +6,6 @@
 // in use, missing data), 2 for a usage or configuration error (including a peer_tls file that cannot
 // be used). Messages name the problem: file, key and value. Threads: main (start-up, then waits for a
 // stop), a signal thread (sigwait), the loops.
-#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -182,17 +181,7 @@ herd::LogLevel log_level(const std::string& name) {
 
 }  // namespace
 
-// Allocations of this many bytes or more are mapped on their own and unmapped when freed. glibc's
-// default starts at 128 KiB but rises (up to 32 MiB) each time such a block is freed, so after one
-// burst (a lagging neighbour's flood output, a catch-up chunk) later bursts come from the heap and
-// stay resident once freed. Fixing the threshold turns that off: seeding 1,000,000 clients left the
-// entry server of the five-server herd at 165 MiB instead of 191-234 MiB.
-constexpr int kMmapThresholdBytes = 1 << 20;
-
 int main(int argc, char** argv) {
-#if defined(__GLIBC__)
-  ::mallopt(M_MMAP_THRESHOLD, kMmapThresholdBytes);
-#endif
   // The stop and reopen signals are taken by sigwait on the signal thread only. Block them before
   // any thread exists (the log writer, the loops), so every thread inherits the mask and no signal
   // can land on a thread that would die of it.
