@@ -280,7 +280,7 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
     return;
   }
   set_stamp_locked(lane, ts.tv_sec);
-  append_drop_notice_locked(lane);
+  append_drop_notice_locked(lane, lane.buf);
   // The head is sized once and copied in pieces (every record a server takes or sends is logged,
   // so this is on the hot path); append_escaped copies text with nothing to escape whole.
   const size_t at = lane.buf.size();
@@ -309,10 +309,10 @@ void LogSink::set_stamp_locked(Lane& lane, time_t sec) {
   lane.stamp_sec = sec;
 }
 
-void LogSink::append_drop_notice_locked(Lane& lane) {
+void LogSink::append_drop_notice_locked(Lane& lane, std::string& out) {
   if (!lane.dropped) return;
-  lane.buf.append(lane.stamp).append(".000000Z - ! log backlog full: ");
-  lane.buf.append(std::to_string(lane.dropped)).append(" entries dropped\n");
+  out.append(lane.stamp).append(".000000Z - ! log backlog full: ");
+  out.append(std::to_string(lane.dropped)).append(" entries dropped\n");
   lane.dropped = 0;
 }
 
@@ -340,6 +340,14 @@ void LogSink::run_writer() {
       {
         std::lock_guard lock(lane->mu);
         batch.swap(lane->buf);
+        // Entries dropped since the last one that got in are reported now that the lane is empty,
+        // not when (or if) another entry comes: a server that goes idle, or stops, owes the count.
+        if (lane->dropped) {
+          timespec ts;
+          ::clock_gettime(CLOCK_REALTIME, &ts);
+          set_stamp_locked(*lane, ts.tv_sec);
+          append_drop_notice_locked(*lane, batch);
+        }
       }
       write_batch(batch);
       // Keep a modest buffer for reuse; give a burst's worth back.

@@ -239,6 +239,16 @@ TEST_SUITE("log_sink") {
     CHECK(lines[lines.size() - 2].find("! log backlog full: ") != std::string::npos);
   }
 
+  TEST_CASE("drops are reported even when no entry follows them") {
+    // The server goes idle (or stops) right after its lane overflowed: the count must still come.
+    StalledLog stalled;
+    REQUIRE(stalled.fill_with_io_lines());
+    const uint64_t dropped = stalled.log->dropped();
+    auto lines = stalled.finish();
+    REQUIRE(!lines.empty());
+    CHECK(lines.back().substr(28) == "- ! log backlog full: " + std::to_string(dropped) + " entries dropped");
+  }
+
   TEST_CASE("an unwritable path is refused with the path named") {
     std::string error;
     CHECK_FALSE(herd::LogSink::open("/nonexistent-dir/x.log", 1, 1 << 20, &error));
