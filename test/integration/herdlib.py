@@ -819,7 +819,8 @@ def describe_server(pid, admin_port=None, log_path=None):
     buffered bytes, connections, commands answered and log counters of its /metrics (when it has an
     admin port), and the last entries of its log."""
     mem = process_memory(pid)
-    parts = ['server pid %d: %s' % (pid, ', '.join('%s %d kB' % kv for kv in mem.items()) if mem else 'not running')]
+    memory = ', '.join('%s %d kB' % kv for kv in mem.items()) if mem else 'not running'
+    parts = ['server pid %d: %s' % (pid, memory)]
     if admin_port and mem:
         try:
             status, _, body = http_get(admin_port, '/metrics')
