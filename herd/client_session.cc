@@ -72,9 +72,11 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
       },
       &consumed, &oversize);
   held_ = stop == LineStop::kStopped;
-  // An unterminated line waits for its end; how long is bounded by limits.line_timeout_ms.
+  // An unterminated line waits for its end; how long is bounded by limits.line_timeout_ms. The clock
+  // is that line's: when lines were completed here, the one left over is a new one (a client
+  // streaming commands has a line in pieces after almost every read, but never the same one).
   if (stop == LineStop::kNeedMore && consumed < data.size() && !at_eof) {
-    if (partial_since_ == Clock::time_point{}) partial_since_ = Clock::now();
+    if (partial_since_ == Clock::time_point{} || consumed > 0) partial_since_ = Clock::now();
   } else {
     partial_since_ = {};
   }

@@ -23,6 +23,11 @@ namespace {
 // How often the writer moves the lanes to disk when nobody asks for a flush.
 constexpr auto kWriterPeriod = std::chrono::milliseconds(20);
 
+// The last 1/kEventReserveDivisor of each lane's backlog takes no `<`/`>` lines: when a flood of
+// traffic outruns the disk, the events that explain what happened (a client dropped for running out
+// of memory, a warning, the drop notices themselves) still reach the file.
+constexpr size_t kEventReserveDivisor = 16;
+
 // Whether `c` is written escaped: every ASCII control byte (NUL to 0x1f, and DEL) and the backslash,
 // so that an entry is one line of printable text that grep treats as text and a terminal cannot
 // take for commands (ESC sequences). Bytes from 0x80 up pass as they are (UTF-8 stays readable).
@@ -133,7 +138,12 @@ std::unique_ptr<LogSink> LogSink::open(const std::string& path, int lanes, size_
 }
 
 LogSink::LogSink(int fd, std::string path, int lanes, size_t backlog_bytes, LogOptions options)
-    : fd_(fd), path_(std::move(path)), level_(options.level), options_(options), backlog_bytes_(backlog_bytes) {
+    : fd_(fd),
+      path_(std::move(path)),
+      level_(options.level),
+      options_(options),
+      backlog_bytes_(backlog_bytes),
+      io_backlog_bytes_(backlog_bytes - backlog_bytes / kEventReserveDivisor) {
   for (int i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
   if (!path_.empty()) {
     ::close(fd_);
@@ -263,22 +273,14 @@ void LogSink::append_entry(Lane& lane, std::string_view who, char dir, std::stri
 
 void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir,
                             std::string_view t1, std::string_view t2) {
-  if (lane.buf.size() >= backlog_bytes_) {
+  const bool io = dir == '<' || dir == '>';
+  if (lane.buf.size() >= (io ? io_backlog_bytes_ : backlog_bytes_)) {
     ++lane.dropped;
     dropped_total_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (lane.stamp_sec != ts.tv_sec) {
-    tm parts;
-    ::gmtime_r(&ts.tv_sec, &parts);
-    lane.stamp_len = ::strftime(lane.stamp, sizeof lane.stamp, "%Y-%m-%dT%H:%M:%S", &parts);
-    lane.stamp_sec = ts.tv_sec;
-  }
-  if (lane.dropped) {
-    lane.buf.append(lane.stamp).append(".000000Z - ! log backlog full: ");
-    lane.buf.append(std::to_string(lane.dropped)).append(" entries dropped\n");
-    lane.dropped = 0;
-  }
+  set_stamp_locked(lane, ts.tv_sec);
+  append_drop_notice_locked(lane, lane.buf);
   // The head is sized once and copied in pieces (every record a server takes or sends is logged,
   // so this is on the hot path); append_escaped copies text with nothing to escape whole.
   const size_t at = lane.buf.size();
@@ -297,6 +299,21 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   append_escaped(lane.buf, t1);
   if (!t2.empty()) append_escaped(lane.buf, t2);
   lane.buf.push_back('\n');
+}
+
+void LogSink::set_stamp_locked(Lane& lane, time_t sec) {
+  if (lane.stamp_sec == sec) return;
+  tm parts;
+  ::gmtime_r(&sec, &parts);
+  lane.stamp_len = ::strftime(lane.stamp, sizeof lane.stamp, "%Y-%m-%dT%H:%M:%S", &parts);
+  lane.stamp_sec = sec;
+}
+
+void LogSink::append_drop_notice_locked(Lane& lane, std::string& out) {
+  if (!lane.dropped) return;
+  out.append(lane.stamp).append(".000000Z - ! log backlog full: ");
+  out.append(std::to_string(lane.dropped)).append(" entries dropped\n");
+  lane.dropped = 0;
 }
 
 void LogSink::flush() {
@@ -323,6 +340,14 @@ void LogSink::run_writer() {
       {
         std::lock_guard lock(lane->mu);
         batch.swap(lane->buf);
+        // Entries dropped since the last one that got in are reported now that the lane is empty,
+        // not when (or if) another entry comes: a server that goes idle, or stops, owes the count.
+        if (lane->dropped) {
+          timespec ts;
+          ::clock_gettime(CLOCK_REALTIME, &ts);
+          set_stamp_locked(*lane, ts.tv_sec);
+          append_drop_notice_locked(*lane, batch);
+        }
       }
       write_batch(batch);
       // Keep a modest buffer for reuse; give a burst's worth back.

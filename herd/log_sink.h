@@ -1,7 +1,10 @@
 // LogSink: the server's asynchronous log file. Event loops append entries to their own in-memory
 // lane (a short mutex shared only with the writer thread); a writer thread moves the lanes to disk
 // every few milliseconds. The loops never wait on the disk; when the disk falls behind by more than
-// the backlog limit, new entries are dropped and the number dropped is written once there is room.
+// the backlog limit, new entries are dropped and the number dropped is written once there is room
+// (with the next entry that gets in, or by the writer once it has emptied the lane);
+// `<`/`>` lines are dropped a sixteenth of the backlog earlier, so that the events explaining a flood
+// (a client dropped, a warning) are still written while its traffic is not.
 //
 // Entry format, one line each: `2026-11-26T01:10:43.123456Z <who> <dir> <text>` where <who> names
 // the connection (c12 a client, p3 an inbound peer, Hands an outbound link, - the server itself),
@@ -92,6 +95,10 @@ class LogSink {
   // Formats one entry into lane.buf; lane.mu must be held.
   void append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir, std::string_view t1,
                      std::string_view t2);
+  // lane.mu must be held: caches the text of second `sec` in lane.stamp; appends to `out` the notice
+  // of the lane's entries dropped since the last one that got in (if any) and resets the count.
+  static void set_stamp_locked(Lane& lane, time_t sec);
+  static void append_drop_notice_locked(Lane& lane, std::string& out);
 
   int fd_;
   const std::string path_;  // empty for stderr
@@ -102,6 +109,7 @@ class LogSink {
   std::string failure_;          // writer thread: why the last write failed
   std::atomic<bool> reopen_{false};
   size_t backlog_bytes_;
+  size_t io_backlog_bytes_;  // `<`/`>` lines stop here; the rest of the backlog is for the other entries
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;

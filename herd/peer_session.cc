@@ -83,8 +83,10 @@ size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
     server_.log().write(ctx_.index(), tag_, '!', "line over the limit from a peer; dropping the link");
     conn_->close("peer line over the limit");
   }
+  // The line timeout is on the line left over, which is a new one when lines were completed here
+  // (a link streaming records has a record in pieces after almost every read, never the same one).
   if (stop == LineStop::kNeedMore && consumed < data.size() && !at_eof) {
-    if (partial_since_ == Clock::time_point{}) partial_since_ = Clock::now();
+    if (partial_since_ == Clock::time_point{} || consumed > 0) partial_since_ = Clock::now();
   } else {
     partial_since_ = {};
   }

@@ -726,15 +726,111 @@ def invalid(line):
     return b'? ' + line + b'\n'
 
 
-def wait_for(pred, timeout, what, interval=0.05):
+def wait_for(pred, timeout, what, interval=0.05, diagnose=None):
+    """Polls pred() until it is true (returns its value) or `timeout` seconds pass (AssertionError).
+    diagnose(), if given, is called on a timeout and its text added to the message, so that a
+    failure says what the waiting side saw (a server's memory and metrics, a client's progress)."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() > deadline:
-            raise AssertionError('timed out after %.1f s waiting for %s' % (timeout, what))
+            message = 'timed out after %.1f s waiting for %s' % (timeout, what)
+            if diagnose:
+                message += '\n' + diagnose()
+            raise AssertionError(message)
         time.sleep(interval)
+
+
+TCP_ESTABLISHED = 1
+TCP_STATES = {1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2',
+              6: 'TIME_WAIT', 7: 'CLOSE', 8: 'CLOSE_WAIT', 9: 'LAST_ACK', 10: 'LISTEN', 11: 'CLOSING'}
+
+
+def tcp_state(sock):
+    """The kernel's TCP state of `sock` (TCP_STATES names it); reading nothing from the socket."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    return info[0]
+
+
+def socket_queues(sock):
+    """(bytes sent but not yet acknowledged by the peer, bytes received and not yet read) of `sock`."""
+    import fcntl
+    import struct
+    import termios
+    out = struct.unpack('i', fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b'\0' * 4))[0]
+    unread = struct.unpack('i', fcntl.ioctl(sock.fileno(), termios.FIONREAD, b'\0' * 4))[0]
+    return out, unread
+
+
+def _proc_net_tcp_address(addr):
+    host, port = addr[:2]
+    return '%08X:%04X' % (int.from_bytes(socket.inet_aton(host), 'little'), port)
+
+
+def peer_queues(ours, theirs):
+    """(bytes the peer has written and not yet sent to us, bytes it has received from us and not yet
+    read) on the other end of a loopback IPv4 connection (our address, theirs), from /proc/net/tcp;
+    None once it is gone. For a server that seems stuck: did it stop reading, or has it nothing to read?"""
+    local = _proc_net_tcp_address(theirs)
+    remote = _proc_net_tcp_address(ours)
+    try:
+        with open('/proc/net/tcp') as f:
+            for line in f:
+                fields = line.split()
+                if fields[1] == local and fields[2] == remote:
+                    tx, rx = fields[4].split(':')
+                    return int(tx, 16), int(rx, 16)
+    except OSError:
+        pass
+    return None
+
+
+def process_memory(pid):
+    """{'VmPeak': kB, 'VmSize': kB, 'VmRSS': kB} of a running process, or {} once it is gone."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            return {k: int(v.split()[0]) for k, v in (l.split(':', 1) for l in f)
+                    if k in ('VmPeak', 'VmSize', 'VmRSS')}
+    except (OSError, ValueError):
+        return {}
+
+
+# The /metrics samples describe_server() reports: memory, buffers, connections, progress, the log.
+DESCRIBED_METRICS = ('herd_buffered_bytes', 'herd_connections{', 'herd_commands_total',
+                     'herd_log_', 'process_virtual_memory_bytes', 'process_resident_memory_bytes')
+
+
+def log_tail(path, entries=6, width=200):
+    """The last `entries` entries of a log file, each cut to `width` characters (replies are long)."""
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 256 * 1024))
+            lines = f.read().splitlines()[-entries:]
+    except OSError as e:
+        return ['(%s)' % e]
+    return [l[:width].decode(errors='replace') + (' [...]' if len(l) > width else '') for l in lines]
+
+
+def describe_server(pid, admin_port=None, log_path=None):
+    """What a test can see of a server when a wait on it times out: its memory (from /proc), the
+    buffered bytes, connections, commands answered and log counters of its /metrics (when it has an
+    admin port), and the last entries of its log."""
+    mem = process_memory(pid)
+    memory = ', '.join('%s %d kB' % kv for kv in mem.items()) if mem else 'not running'
+    parts = ['server pid %d: %s' % (pid, memory)]
+    if admin_port and mem:
+        try:
+            status, _, body = http_get(admin_port, '/metrics')
+            parts.append('metrics (HTTP %d): ' % status + '; '.join(
+                l for l in body.decode(errors='replace').splitlines() if l.startswith(DESCRIBED_METRICS)))
+        except Exception as e:  # a diagnosis must not hide the failure it explains
+            parts.append('metrics: unavailable (%r)' % e)
+    if log_path:
+        parts.append('log %s ends:\n  ' % log_path + '\n  '.join(log_tail(str(log_path))))
+    return '\n'.join(parts)
 
 
 _counter = [0]

@@ -96,6 +96,28 @@ def test_a_neighbours_new_link_replaces_its_old_ones(make_herd):
             f.close()
 
 
+def test_a_peer_streaming_records_is_not_taken_for_one_holding_a_line(make_herd):
+    """limits.line_timeout_ms bounds one incomplete line, not a stream of records whose every read
+    ends inside some record (as a busy link's reads do): B's link streaming for over three bounds
+    keeps its connection and every record arrives."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']], limits={'line_timeout_ms': 600})
+    herd.kill('B')  # its connection stands in for B's link from here on
+    ids = [unique_id('pstream') for _ in range(40)]
+    record = b'AT B +0.000000001 %s ' + UCLA + b' '
+    start = time.monotonic()
+    with Client(herd.peer_ports['A'], timeout=10) as b:
+        b.send(b'HERD B\n' + record % ids[0])
+        for started in ids[1:]:
+            time.sleep(0.05)
+            b.send(T + b'\n' + record % started)
+        b.send(T + b'\n')
+        for cid in ids:
+            wait_for(lambda: not whatsat(herd.port('A'), cid, 10, 1).startswith(b'? '), 10, 'record %s at A' % cid)
+        assert time.monotonic() - start > 3 * 0.6
+        b.expect_silence(0.2)  # still open: a closed connection would end the read at once
+    assert b'line timeout' not in herd.log_bytes('A')
+
+
 def keepalive_sockets(local_port=None, remote_port=None):
     """(local port, remote port, keepalive timer on) for established TCP sockets in /proc/net/tcp."""
     out = []

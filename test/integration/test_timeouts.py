@@ -54,6 +54,27 @@ def test_an_incomplete_line_held_too_long_closes_the_connection(make_herd):
              5, 'the line timeout in the log')
 
 
+def test_a_client_streaming_lines_is_not_taken_for_one_holding_a_line(make_herd):
+    """The bound is on one incomplete line, not on a stream whose every read ends inside some line:
+    a client pipelining commands for over three bounds, each write ending one line and starting the
+    next, is answered throughout. (The clock used to start at the first incomplete line and restart
+    only when a read ended exactly at a line's end, so such a client was dropped after one bound.)"""
+    herd = make_herd(names=['Solo'], links=[], limits={'line_timeout_ms': 600})
+    port = herd.port('Solo')
+    ids = [unique_id('stream') for _ in range(40)]
+    start = time.monotonic()
+    with Client(port, timeout=10) as c:
+        c.send(b'IAMAT %s ' % ids[0])
+        for done, started in zip(ids, ids[1:]):
+            time.sleep(0.05)
+            c.send(b'%s %s\nIAMAT %s ' % (UCLA, T, started))
+            check_at_line(c.read_line()[:-1], 'Solo', done, UCLA, T)
+        c.send(b'%s %s\n' % (UCLA, T))
+        check_at_line(c.read_line()[:-1], 'Solo', ids[-1], UCLA, T)
+    assert time.monotonic() - start > 3 * 0.6
+    assert b'line timeout' not in herd.log_bytes('Solo')
+
+
 def test_idle_clients_are_closed_only_when_asked(make_herd):
     herd = make_herd(names=['Idle'], links=[], limits={'idle_timeout_ms': 500})
     with Client(herd.port('Idle'), timeout=10) as c:

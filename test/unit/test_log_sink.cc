@@ -1,14 +1,19 @@
 // LogSink: the entry format, escaping, one entry per line for batches, and dropping (with a count)
-// once the backlog bound is reached.
+// once the backlog bound is reached, I/O lines before the events that explain them.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "herd/log_sink.h"
@@ -39,6 +44,66 @@ std::string temp_path() {
   ::close(fd);
   return tmpl;
 }
+
+// A LogSink whose writer stalls for good, as it would behind a disk that does not keep up: its file
+// is a FIFO (holding one page) that nobody reads until finish().
+struct StalledLog {
+  static constexpr size_t kBacklog = 4096;
+  char dir[32] = "/tmp/herd-log-fifo-XXXXXX";
+  std::string path;
+  int rd = -1;
+  std::unique_ptr<herd::LogSink> log;
+
+  StalledLog() {
+    REQUIRE(::mkdtemp(dir));
+    path = std::string(dir) + "/x.log";
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    rd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(rd >= 0);
+    ::fcntl(rd, F_SETPIPE_SZ, 4096);
+    std::string error;
+    log = herd::LogSink::open(path, 1, kBacklog, &error);
+    REQUIRE(log);
+  }
+  ~StalledLog() {
+    if (log) finish();
+  }
+
+  // Writes `<` lines until the lane is full for good: 50 in a row dropped, over more than two of the
+  // writer's 20 ms periods (it would have emptied the lane meanwhile, were it not stalled).
+  bool fill_with_io_lines() {
+    const std::string text(100, 'x');
+    int dropped_in_a_row = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (dropped_in_a_row < 50 && std::chrono::steady_clock::now() < deadline) {
+      const uint64_t before = log->dropped();
+      log->write(0, "c1", '<', text);
+      dropped_in_a_row = log->dropped() > before ? dropped_in_a_row + 1 : 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return dropped_in_a_row == 50;
+  }
+
+  // Frees the sink while reading the FIFO to its end (the end comes when the sink's descriptor
+  // closes); returns the lines written.
+  std::vector<std::string> finish() {
+    ::fcntl(rd, F_SETFL, 0);  // blocking reads from here on
+    std::string all;
+    std::thread reader([&] {
+      char buf[4096];
+      for (ssize_t n; (n = ::read(rd, buf, sizeof buf)) > 0;) all.append(buf, static_cast<size_t>(n));
+    });
+    log.reset();
+    reader.join();
+    ::close(rd);
+    ::unlink(path.c_str());
+    ::rmdir(dir);
+    std::istringstream in(all);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  }
+};
 
 }  // namespace
 
@@ -160,6 +225,28 @@ TEST_SUITE("log_sink") {
     CHECK(lines.back().substr(28) == "c1 < after");
     CHECK(lines.size() < 1000);
     ::unlink(path.c_str());
+  }
+
+  TEST_CASE("a flood of I/O lines does not crowd out the event that explains it") {
+    StalledLog stalled;
+    REQUIRE(stalled.fill_with_io_lines());
+    const uint64_t before = stalled.log->dropped();
+    stalled.log->write(0, "c1", '-', "out of memory");
+    CHECK(stalled.log->dropped() == before);
+    auto lines = stalled.finish();
+    REQUIRE(lines.size() >= 2);
+    CHECK(lines.back().substr(28) == "c1 - out of memory");
+    CHECK(lines[lines.size() - 2].find("! log backlog full: ") != std::string::npos);
+  }
+
+  TEST_CASE("drops are reported even when no entry follows them") {
+    // The server goes idle (or stops) right after its lane overflowed: the count must still come.
+    StalledLog stalled;
+    REQUIRE(stalled.fill_with_io_lines());
+    const uint64_t dropped = stalled.log->dropped();
+    auto lines = stalled.finish();
+    REQUIRE(!lines.empty());
+    CHECK(lines.back().substr(28) == "- ! log backlog full: " + std::to_string(dropped) + " entries dropped");
   }
 
   TEST_CASE("an unwritable path is refused with the path named") {
