@@ -37,6 +37,8 @@ import tempfile
 import time
 import urllib.request
 
+import procs  # tools/bench: free ports, /proc readers
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, 'build')
 MODES = ('exclusive', 'reuseport')
@@ -46,24 +48,12 @@ START_TIMEOUT = 30
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 
 
-def free_ports(n):
-    import socket
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(('127.0.0.1', 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 class Server:
     """One herd-server, alone, in its own temporary directory."""
 
     def __init__(self, mode, threads, log_level):
         self.tmp = tempfile.mkdtemp(prefix='herd-accept-')
-        self.port, peer, self.admin = free_ports(3)
+        self.port, peer, self.admin = procs.free_ports(3)
         cfg = os.path.join(self.tmp, 'config.yaml')
         with open(cfg, 'w') as f:
             f.write('threads: %d\naccept: %s\nlog_dir: logs\nlog_level: %s\nplaces: { provider: offline }\n'

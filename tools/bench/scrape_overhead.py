@@ -16,7 +16,6 @@ import json
 import os
 import select
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,22 +23,13 @@ import tempfile
 import threading
 import time
 
+import procs  # tools/bench: free ports, /proc readers
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(('127.0.0.1', 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def start_server(tmp, threads):
-    port, peer, admin = free_ports(3)
+    port, peer, admin = procs.free_ports(3)
     cfg = os.path.join(tmp, 'config.yaml')
     with open(cfg, 'w') as f:
         f.write('threads: %d\nlog_dir: logs\nplaces: { provider: offline }\n'
