@@ -285,6 +285,15 @@ std::string render_metrics(Server& server) {
            "Bytes buffered (input and output capacity) over every connection; budget: limits.max_buffered_bytes.");
   t.sample("herd_buffered_bytes", static_cast<uint64_t>(std::max<int64_t>(0, server.buffered_bytes())));
 
+  if (const MemoryTrimmer* trimmer = server.trimmer()) {
+    t.family("herd_memory_trims_total", "counter",
+             "Times freed heap memory was given back to the kernel after a burst (malloc_trim, off the loops).");
+    t.sample("herd_memory_trims_total", trimmer->trims());
+    t.family("herd_memory_released_bytes_total", "counter",
+             "How far the resident set fell across those trims, summed.");
+    t.sample("herd_memory_released_bytes_total", trimmer->released_bytes());
+  }
+
   t.family("herd_connections", "gauge", "Open connections, by port.");
   t.sample("herd_connections", {{"port", "client"}}, static_cast<uint64_t>(server.client_connections()));
   t.sample("herd_connections", {{"port", "peer"}}, static_cast<uint64_t>(server.peer_connections()));

@@ -200,6 +200,10 @@ bool Server::start(std::string* error) {
                   (admin_fds_.empty() ? std::string() : ", admin on " + admin_addr.to_string()) + ", " +
                   std::to_string(threads) + " loops, accept " + accept_mode_name(config_.accept));
   if (!peer_tls_) log_->write(log_->lanes() - 1, "-", '!', "warning: ", plaintext_peer_warning(config_));
+  trimmer_ = std::make_unique<MemoryTrimmer>([this] { return work_done(); }, MemoryTrimmer::kPeriod,
+                                             MemoryTrimmer::kBurst, MemoryTrimmer::kCalmSamples,
+                                             [this] { return trim_after_burst(); });
+  trimmer_->start();
   loops_->start();
   started_ = true;
   state_.store(State::kServing, std::memory_order_relaxed);
@@ -273,6 +277,7 @@ void Server::stop() {
     return;
   }
   state_.store(State::kStopping, std::memory_order_relaxed);
+  if (trimmer_) trimmer_->stop();
   // Close every connection on its own loop, then stop the loops.
   for (int i = 0; started_ && i < loops_->size(); ++i) {
     LoopContext* c = contexts_[i].get();
@@ -317,6 +322,27 @@ void Server::report_evictions() {
                   std::to_string(config_.limits.max_clients) + ", limits.max_table_bytes " +
                   std::to_string(config_.limits.max_table_bytes) + ")");
   evictions_reported_ = total;
+}
+
+uint64_t Server::work_done() const {
+  uint64_t total = 0;
+  const size_t servers = config_.servers.size();
+  for (const auto& c : contexts_) {
+    for (const auto& by_result : c->metrics.commands) {
+      for (const auto& n : by_result) total += n.get();
+    }
+    for (size_t i = 0; i < servers; ++i) total += c->metrics.peer_received[i].get();
+  }
+  for (const auto& link : links_) total += link->records_sent();
+  return total;
+}
+
+uint64_t Server::trim_after_burst() {
+  const uint64_t released = MemoryTrimmer::trim_heap();
+  log_->write(log_->lanes() - 1, "-", '*',
+              "memory: a burst has passed; " + std::to_string(released >> 20) +
+                  " MiB of freed heap given back to the system");
+  return released;
 }
 
 size_t Server::peer_connection_bound(const Config& config, int loops) {

@@ -25,6 +25,7 @@
 #include "herd/flood_router.h"
 #include "herd/location_table.h"
 #include "herd/log_sink.h"
+#include "herd/memory_trim.h"
 #include "herd/metrics.h"
 #include "herd/persistence.h"
 #include "herd/sync_state.h"
@@ -150,6 +151,8 @@ class Server {
   double start_time() const { return start_time_; }
   // Any thread: bytes buffered (input and output capacity) over every connection of this server.
   int64_t buffered_bytes() const { return buffered_.load(std::memory_order_relaxed); }
+  // Any thread, while started: the memory given back to the kernel after bursts (see MemoryTrimmer).
+  const MemoryTrimmer* trimmer() const { return trimmer_.get(); }
   // Any thread: the most unsent output a client may hold and still have its commands read, given
   // buffered_bytes() against limits.max_buffered_bytes. No bound while within the budget; past it
   // the heaviest clients stop first: a quarter of max_output_bytes up to 125% of the budget, a
@@ -172,6 +175,10 @@ class Server {
   void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
   void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
   void report_evictions();  // loop 0: logs the table's evictions since the last report
+  // Any thread: commands answered, records received from peers and sent to them, so far.
+  uint64_t work_done() const;
+  // The trimmer's thread: malloc_trim, logged; returns the fall of the resident set.
+  uint64_t trim_after_burst();
   // Loop thread of `ctx`: closes the sessions whose deadlines (limits.*_timeout_ms) have passed.
   void sweep(LoopContext& ctx);
   // How often each loop sweeps: a quarter of the shortest timeout, within [50 ms, 1 s].
@@ -220,6 +227,8 @@ class Server {
   std::atomic<unsigned> round_robin_{0};
   bool started_ = false;
   uint64_t evictions_reported_ = 0;  // loop 0 only
+  // Last, so that it stops before anything it reads (buffered_, log_) goes away.
+  std::unique_ptr<MemoryTrimmer> trimmer_;
 };
 
 }  // namespace herd

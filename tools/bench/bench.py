@@ -49,6 +49,8 @@ GAZETTEER = os.path.join(ROOT, 'build', 'data', 'cities.pbf')
 REFERENCE = os.path.join(ROOT, 'tools', 'reference', 'herd_ref.py')
 HOLDER = os.path.join(HERE, 'holder.py')
 TOPOLOGY = os.path.join(ROOT, 'config.yaml')
+# The memory phase reads each server's RSS this long after the system went quiet.
+MEM_AFTER_QUIET_S = 3.0
 CERTS = os.path.join(ROOT, 'tools', 'certs.py')
 PLACES_KEY_ENV = 'HERD_BENCH_PLACES_KEY'   # the (fake) API key's variable; the simulator takes any
 
@@ -869,6 +871,10 @@ class Bench:
         ingest_s = time.monotonic() - t0
         # After a capped run, let the other servers work through the floods already queued.
         settled = self.settle(system, limit=s['mem_settle'])[0]
+        at_quiet = {k: procs.rss_kb(p) for k, p in system.pids().items()}
+        # The figure: a few seconds after the system went quiet, when a server has had the chance
+        # to give a burst's freed heap back (the C++ herd trims one second after a burst).
+        time.sleep(MEM_AFTER_QUIET_S)
         after = {k: procs.rss_kb(p) for k, p in system.pids().items()}
         if rec['rc'] is not None and rec.get('json'):
             reached = rec['json'].get('seeded', 0)
@@ -890,7 +896,8 @@ class Bench:
                          'reached_by': how, 'capped': rec['rc'] is None, 'cap_s': cap,
                          'ingest_s': round(ingest_s, 1), 'ingest_rate': ingest_rate,
                          'ingest_rate_over_s': None if rate_s is None else round(rate_s, 2),
-                         'settled': settled, 'rss_before_kb': before, 'rss_after_kb': after,
+                         'settled': settled, 'rss_before_kb': before, 'rss_at_quiet_kb': at_quiet,
+                         'rss_after_kb': after, 'rss_after_quiet_s': MEM_AFTER_QUIET_S,
                          'entry': system.entry_label}
         rec['ingest_rate'] = ingest_rate
         print('  %-34s reached %s (%s) at %s records/s, entry RSS %.0f MiB, max %.0f MiB%s' % (

@@ -88,6 +88,16 @@ def mem(R, key):
     return sysres(R, key).get('memory') or {}
 
 
+def mem_after_quiet_s(R):
+    """How long after the system went quiet the memory phase read RSS (3 s; runs made before the
+    reading moved: 0)."""
+    for key in R['systems']:
+        m = mem(R, key)
+        if m:
+            return m.get('rss_after_quiet_s', 0)
+    return 0
+
+
 def mem_entry_mb(R, key):
     m = mem(R, key)
     v = (m.get('rss_after_kb') or {}).get(m.get('entry'))
@@ -986,8 +996,9 @@ def write(R, out):
         'its own loop, and it adds a little load of its own. The same rounds timed from the servers\' '
         'log timestamps need no polling (microsecond stamps taken by each event loop as it reads the '
         'line; one machine, one clock); the herd\'s propagation target is judged on those.',
-        'Memory: VmRSS of each server process after the ingest, measured once; allocator caches count. '
-        'Clients carry short IDs (c<k>.load) and one location each.',
+        'Memory: VmRSS of each server process %g s after the system went quiet following the ingest '
+        '(the JSON also keeps the reading taken the moment it went quiet); allocator caches count. '
+        'Clients carry short IDs (c<k>.load) and one location each.' % mem_after_quiet_s(R),
         'The open-loop rate is half of the best pipeline-1 closed-loop throughput of the same system '
         '(so each system runs at a different absolute rate).',
         'Log files are emptied between runs (logging itself stays on).',
