@@ -183,6 +183,7 @@ void LogSink::open_file() {
   fd_ = fd;
   struct stat st {};
   file_bytes_ = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  writeback_from_ = cached_from_ = static_cast<off_t>(file_bytes_);
   // A previous run that died mid-entry left a partial line: end it, so no two entries share a line.
   char last = '\n';
   if (file_bytes_ > 0 && ::pread(fd_, &last, 1, static_cast<off_t>(file_bytes_ - 1)) == 1 && last != '\n') {
@@ -231,6 +232,25 @@ void LogSink::write_batch(const std::string& batch) {
   }
   file_bytes_ += n;
   written_total_.fetch_add(n, std::memory_order_relaxed);
+  if (!path_.empty()) release_written_pages();
+}
+
+void LogSink::release_written_pages() {
+  const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+  if (end < 0) return;  // not a file (a pipe): nothing cached
+  if (end < writeback_from_) writeback_from_ = cached_from_ = 0;  // truncated meanwhile (copytruncate)
+  if (end - writeback_from_ >= kStartWritebackBytes) {
+    ::sync_file_range(fd_, writeback_from_, end - writeback_from_, SYNC_FILE_RANGE_WRITE);
+    writeback_from_ = end;
+  }
+  if (writeback_from_ - cached_from_ >= 2 * kKeepCachedBytes) {
+    // Started at least kKeepCachedBytes ago: by now mostly on disk, so the wait is short.
+    const off_t upto = writeback_from_ - kKeepCachedBytes;
+    ::sync_file_range(fd_, cached_from_, upto - cached_from_,
+                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    ::posix_fadvise(fd_, cached_from_, upto - cached_from_, POSIX_FADV_DONTNEED);
+    cached_from_ = upto;
+  }
 }
 
 void LogSink::write(int lane, std::string_view who, char dir, std::string_view text) {
