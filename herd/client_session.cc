@@ -59,6 +59,7 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   if (finishing_) return data.size();
   in_batch_ = true;
   batch_start_ = std::chrono::steady_clock::now();
+  ::clock_gettime(CLOCK_REALTIME, &batch_wall_);
   batch_replies_ = 0;
   size_t consumed = 0;
   std::string_view oversize;
@@ -93,17 +94,25 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   return consumed;
 }
 
+void ClientSession::log_entry(char dir, std::string_view text1, std::string_view text2) {
+  if (in_batch_) {
+    server_.log().write_at(ctx_.index(), batch_wall_, tag_, dir, text1, text2);
+  } else {
+    server_.log().write(ctx_.index(), tag_, dir, text1, text2);
+  }
+}
+
 void ClientSession::handle_line(std::string_view line) {
   protocol::Command cmd = protocol::parse_command(line);
   if (cmd.kind == protocol::CommandKind::kEmpty) return;
-  LogSink& log = server_.log();
-  log.write(ctx_.index(), tag_, '<', line);
+  log_entry('<', line);
   switch (cmd.kind) {
     case protocol::CommandKind::kIamat: {
       const protocol::Iamat& iamat = cmd.iamat;
-      const protocol::Timestamp now = protocol::realtime_now();
+      // The server's time of the record is when its burst was read.
+      const protocol::Timestamp now{static_cast<int64_t>(batch_wall_.tv_sec), static_cast<int32_t>(batch_wall_.tv_nsec)};
       if (const char* why = refusal(server_.limits(), iamat.client_id, iamat.time, now)) {
-        log.write(ctx_.index(), tag_, '!', why);
+        log_entry('!', why);
         break;  // answered with `? `
       }
       scratch_.clear();
@@ -115,7 +124,8 @@ void ClientSession::handle_line(std::string_view line) {
       if (r.stored) {
         answered = reply_when_durable(scratch_, r.seq);
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
-        ctx_.metrics.recent.add(iamat.client_id, server_.self().name, iamat.location.lat, iamat.location.lng);
+        ctx_.metrics.recent.add(iamat.client_id, server_.self().name, iamat.location.lat, iamat.location.lng,
+                                int64_t{batch_wall_.tv_sec} * 1000 + batch_wall_.tv_nsec / 1000000);
       } else {
         // The record that won may itself be waiting for the disk.
         answered = reply_when_durable(stored, server_.backlog().next_seq() - 1);
@@ -141,7 +151,7 @@ void ClientSession::handle_line(std::string_view line) {
           out_.push_back('\n');
           if (server_.places().answer_now(query(), out_)) {
             ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kOk);
-            server_.log().write(ctx_.index(), tag_, '>', std::string_view(out_).substr(start));
+            log_entry('>', std::string_view(out_).substr(start));
             out_.append("\n\n");
             ++batch_replies_;
             return;
@@ -184,7 +194,7 @@ void ClientSession::handle_line(std::string_view line) {
 
 void ClientSession::reply(std::string_view part1, std::string_view part2) {
   if (pending_.empty()) {
-    server_.log().write(ctx_.index(), tag_, '>', part1, part2);
+    log_entry('>', part1, part2);
     out_.append(part1).append(part2).push_back('\n');
     return;
   }
@@ -237,7 +247,7 @@ void ClientSession::release_ready() {
     std::string_view bytes = pending_.front().bytes;
     std::string_view logged = bytes;
     while (!logged.empty() && logged.back() == '\n') logged.remove_suffix(1);
-    server_.log().write(ctx_.index(), tag_, '>', logged);
+    log_entry('>', logged);
     out_.append(bytes);
     pending_.pop_front();
   }

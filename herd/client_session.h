@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -54,6 +55,8 @@ class ClientSession final : public reactor::ConnectionHandler {
   };
 
   size_t take_lines(std::string_view data, bool at_eof);
+  // Logs an entry stamped with the burst's time while in one, else with the time now.
+  void log_entry(char dir, std::string_view text1, std::string_view text2 = {});
   void handle_line(std::string_view line);
   // Queues the one-line reply part1 + part2 + "\n" behind any reply still waiting.
   void reply(std::string_view part1, std::string_view part2);
@@ -84,6 +87,7 @@ class ClientSession final : public reactor::ConnectionHandler {
   bool resume_queued_ = false; // a resume_after_eof is on its way
   std::string eof_rest_;       // lines that came before EOF and wait for room
   std::chrono::steady_clock::time_point batch_start_{};  // when the current burst was read
+  timespec batch_wall_{};  // the same, on the wall clock: the burst's log entries and AT times
   uint64_t batch_replies_ = 0;  // replies of this burst answered at once (observed at its end)
   // Deadlines (check_deadlines); a default time_point means "not running".
   Clock::time_point last_input_;     // when bytes last came (or the connection opened)

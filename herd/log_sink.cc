@@ -268,6 +268,14 @@ void LogSink::write(int lane, std::string_view who, char dir, std::string_view t
   append_entry(lane_for(lane), who, dir, text1, text2);
 }
 
+void LogSink::write_at(int lane, const timespec& ts, std::string_view who, char dir, std::string_view text1,
+                       std::string_view text2) {
+  if (!enabled(dir)) return;
+  Lane& l = lane_for(lane);
+  std::lock_guard lock(l.mu);
+  append_locked(l, ts, who, dir, text1, text2);
+}
+
 void LogSink::write_each_line(int lane, std::string_view who, char dir, std::string_view lines) {
   if (!enabled(dir)) return;
   Lane& l = lane_for(lane);

@@ -65,6 +65,11 @@ class LogSink {
   // Same, with the text in two parts (saves building a temporary for "prefix + line").
   void write(int lane, std::string_view who, char dir, std::string_view text1, std::string_view text2);
 
+  // Same, stamped `ts` rather than now: for the entries made while handling one read, which share
+  // the time it was read (one clock reading for a batch of pipelined commands or flooded records).
+  void write_at(int lane, const timespec& ts, std::string_view who, char dir, std::string_view text1,
+                std::string_view text2 = {});
+
   // Same, one entry per line of `lines` (split on "\n", a final "\r" dropped, empty lines skipped),
   // under one lock and one clock reading: for batches such as a burst of flooded records.
   void write_each_line(int lane, std::string_view who, char dir, std::string_view lines);

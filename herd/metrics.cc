@@ -90,16 +90,15 @@ void LatencyHistogram::observe(std::chrono::nanoseconds d, uint64_t times) {
   sum_ns.add(static_cast<uint64_t>(d.count() < 0 ? 0 : d.count()) * times);
 }
 
-void RecentLocations::add(std::string_view client, std::string_view origin, double lat, double lng) {
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
+void RecentLocations::add(std::string_view client, std::string_view origin, double lat, double lng,
+                          int64_t unix_ms) {
   std::lock_guard lock(mu_);
   Entry& e = ring_[next_];
   e.client.assign(client.substr(0, kMaxIdBytes));
   e.origin.assign(origin);
   e.lat = lat;
   e.lng = lng;
-  e.unix_ms = now;
+  e.unix_ms = unix_ms;
   next_ = (next_ + 1) % kSize;
   count_ = std::min(count_ + 1, kSize);
 }

@@ -59,7 +59,8 @@ class RecentLocations {
     double lat = 0, lng = 0;
     int64_t unix_ms = 0;
   };
-  void add(std::string_view client, std::string_view origin, double lat, double lng);
+  // `unix_ms`: when the location was stored (the read's time).
+  void add(std::string_view client, std::string_view origin, double lat, double lng, int64_t unix_ms);
   void copy_to(std::vector<Entry>* out) const;
 
  private:

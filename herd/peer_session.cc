@@ -74,6 +74,7 @@ void PeerSession::on_eof(reactor::Connection&, std::string_view rest) {
 }
 
 size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
+  ::clock_gettime(CLOCK_REALTIME, &batch_wall_);
   size_t consumed = 0;
   std::string_view oversize;
   LineStop stop = split_lines(
@@ -139,13 +140,15 @@ bool PeerSession::handle_line(std::string_view line) {
   if (!bulk && catch_up_.handle(*conn_, peer_name_, tag_, line)) return true;
   protocol::Command cmd = protocol::parse_command(line);
   if (cmd.kind == protocol::CommandKind::kEmpty) return true;
-  if (!bulk) log.write(ctx_.index(), tag_, '<', line);
+  const int lane = ctx_.index();
+  if (!bulk) log.write_at(lane, batch_wall_, tag_, '<', line);
   bool stored = false;
+  const protocol::Timestamp now{static_cast<int64_t>(batch_wall_.tv_sec), static_cast<int32_t>(batch_wall_.tv_nsec)};
   if (cmd.kind != protocol::CommandKind::kAt) {
-    if (bulk) log.write(ctx_.index(), tag_, '<', line);
-    log.write(ctx_.index(), tag_, '!', "not an AT record; ignored");
-  } else if (const char* why = refusal(server_.limits(), cmd.at.client_id, cmd.at.time, protocol::realtime_now())) {
-    log.write(ctx_.index(), tag_, '!', why, "; not stored");
+    if (bulk) log.write_at(lane, batch_wall_, tag_, '<', line);
+    log.write_at(lane, batch_wall_, tag_, '!', "not an AT record; ignored");
+  } else if (const char* why = refusal(server_.limits(), cmd.at.client_id, cmd.at.time, now)) {
+    log.write_at(lane, batch_wall_, tag_, '!', why, "; not stored");
   } else {
     const protocol::At& at = cmd.at;
     if (peer_index_ >= 0) ctx_.metrics.peer_received[peer_index_].add();
@@ -155,7 +158,10 @@ bool PeerSession::handle_line(std::string_view line) {
                  .offer(at.client_id, at.time, record_, LocationTable::Source::kPeer, peer_name_, at.extra,
                         nullptr)
                  .stored;
-    if (stored) ctx_.metrics.recent.add(at.client_id, at.server, at.location.lat, at.location.lng);
+    if (stored) {
+      ctx_.metrics.recent.add(at.client_id, at.server, at.location.lat, at.location.lng,
+                              int64_t{batch_wall_.tv_sec} * 1000 + batch_wall_.tv_nsec / 1000000);
+    }
   }
   if (bulk) catch_up_.took_bulk_line(stored);
   return true;

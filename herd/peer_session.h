@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -61,6 +62,7 @@ class PeerSession final : public reactor::ConnectionHandler {
   std::string record_;       // scratch for the normalised AT record
   const Clock::time_point accepted_at_;
   Clock::time_point partial_since_;  // an incomplete line has been waiting since then (default: none)
+  timespec batch_wall_{};  // when the lines being handled were read: their log entries' time
   CatchUpReceiver catch_up_;
   std::unique_ptr<reactor::Connection> conn_;  // TcpConnection, or TlsConnection with peer_tls
 };
