@@ -33,25 +33,80 @@ constexpr size_t kEventReserveDivisor = 16;
 // take for commands (ESC sequences). Bytes from 0x80 up pass as they are (UTF-8 stays readable).
 constexpr bool needs_escape(unsigned char c) { return c < 0x20 || c == 0x7f || c == '\\'; }
 
+// The characters an escaped byte adds: 1 for the two-character forms (\n \r \t \\), 3 for \xHH.
+constexpr size_t escape_extra(unsigned char c) {
+  return !needs_escape(c) ? 0 : (c == '\n' || c == '\r' || c == '\t' || c == '\\') ? 1 : 3;
+}
+
+// Writes the escape of `c` (needs_escape(c)) at p; returns its length.
+size_t put_escape(char* p, unsigned char c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  p[0] = '\\';
+  switch (c) {
+    case '\n': p[1] = 'n'; return 2;
+    case '\r': p[1] = 'r'; return 2;
+    case '\t': p[1] = 't'; return 2;
+    case '\\': p[1] = '\\'; return 2;
+    default:
+      p[1] = 'x';
+      p[2] = kHex[c >> 4];
+      p[3] = kHex[c & 15];
+      return 4;
+  }
+}
+
+// Copies n < 16 bytes with a few fixed-size moves (runs between escapes are short; a call to
+// memcpy for each would cost more than the copy).
+inline void copy_short(char* to, const char* from, size_t n) {
+  if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, from, 8);
+    std::memcpy(&b, from + n - 8, 8);
+    std::memcpy(to, &a, 8);
+    std::memcpy(to + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, from, 4);
+    std::memcpy(&b, from + n - 4, 4);
+    std::memcpy(to, &a, 4);
+    std::memcpy(to + n - 4, &b, 4);
+  } else {
+    for (size_t k = 0; k < n; ++k) to[k] = from[k];
+  }
+}
+
+#if defined(__SSE2__)
+// Of the 16 bytes at p, as byte masks: which need an escape, and which of those take \xHH. Read
+// as signed bytes, the control bytes 0x00..0x1f are those in [0, 0x20); bytes from 0x80 up are
+// negative and pass; DEL and the backslash are compared for.
+inline void escape_vectors(const char* p, __m128i* escaped, __m128i* hex) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i ctl = _mm_and_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpgt_epi8(v, _mm_set1_epi8(-1)));
+  const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+  const __m128i short_form = _mm_or_si128(
+      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
+      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')), backslash));
+  *escaped = _mm_or_si128(ctl, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)), backslash));
+  *hex = _mm_andnot_si128(short_form, *escaped);
+}
+
+// The same as bits (bit k for byte k): the bytes that need an escape.
+inline unsigned escape_mask(const char* p) {
+  __m128i escaped, hex;
+  escape_vectors(p, &escaped, &hex);
+  return static_cast<unsigned>(_mm_movemask_epi8(escaped));
+}
+#endif
+
 // The index of the first byte of `text` that needs_escape() names, or text.size(). Every entry goes
 // through here (the receivers' CPU per record is what bounds a herd on shared cores), so sixteen
-// bytes are checked at a time where SSE2 is there (every x86-64). Read as signed bytes, the control
-// bytes 0x00..0x1f are those in [0, 0x20); bytes from 0x80 up are negative and pass; DEL and the
-// backslash are compared for.
+// bytes are checked at a time where SSE2 is there (every x86-64).
 size_t first_to_escape(std::string_view text) {
   size_t i = 0;
 #if defined(__SSE2__)
-  const __m128i space = _mm_set1_epi8(0x20);
-  const __m128i minus1 = _mm_set1_epi8(-1);
-  const __m128i del = _mm_set1_epi8(0x7f);
-  const __m128i backslash = _mm_set1_epi8('\\');
   for (; i + 16 <= text.size(); i += 16) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
-    // Signed compares: 0x00..0x1f are > -1 and < 0x20; bytes from 0x80 up are negative.
-    __m128i ctl = _mm_and_si128(_mm_cmplt_epi8(v, space), _mm_cmpgt_epi8(v, minus1));
-    __m128i hit = _mm_or_si128(ctl, _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmpeq_epi8(v, backslash)));
-    int mask = _mm_movemask_epi8(hit);
-    if (mask) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    const unsigned escaped = escape_mask(text.data() + i);
+    if (escaped) return i + static_cast<size_t>(__builtin_ctz(escaped));
   }
 #endif
   for (; i < text.size(); ++i) {
@@ -61,32 +116,68 @@ size_t first_to_escape(std::string_view text) {
 }
 
 // Appends `text` with every byte needs_escape() names written as `\n`, `\r`, `\t`, `\\` or `\xHH`.
-// Most text has none: one vector scan decides, and the text is copied whole.
+// Most text has none: one vector scan decides, and the text is copied whole. Text with some (a
+// WHATSAT reply's JSON has a newline every few dozen bytes, 600 in a 20-result reply) is sized
+// exactly in one vector pass and written in a second, whole 16-byte blocks at a time where a block
+// has nothing to escape, and runs between escapes copied whole where it has.
 void append_escaped(std::string& out, std::string_view text) {
-  size_t first = first_to_escape(text);
+  const size_t first = first_to_escape(text);
   if (first == text.size()) {
     out.append(text);
     return;
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  size_t start = 0;
-  for (size_t i = first; i < text.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (!needs_escape(c)) continue;
-    out.append(text.data() + start, i - start);
-    start = i + 1;
-    switch (c) {
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\\': out.append("\\\\"); break;
-      default: {
-        const char hex[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
-        out.append(hex, sizeof hex);
-      }
+  const char* s = text.data();
+  const size_t n = text.size();
+  size_t extra = 0;
+  size_t i = first;
+#if defined(__SSE2__)
+  // Per byte 1 (a two-character escape) or 3 (\xHH), summed across the block by SAD.
+  __m128i sums = _mm_setzero_si128();
+  for (; i + 16 <= n; i += 16) {
+    __m128i escaped, hex;
+    escape_vectors(s + i, &escaped, &hex);
+    const __m128i adds = _mm_or_si128(_mm_and_si128(escaped, _mm_set1_epi8(1)), _mm_and_si128(hex, _mm_set1_epi8(2)));
+    sums = _mm_add_epi64(sums, _mm_sad_epu8(adds, _mm_setzero_si128()));
+  }
+  extra += static_cast<size_t>(_mm_cvtsi128_si64(sums)) +
+           static_cast<size_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums)));
+#endif
+  for (; i < n; ++i) extra += escape_extra(static_cast<unsigned char>(s[i]));
+
+  const size_t at = out.size();
+  out.resize(at + n + extra);
+  char* p = out.data() + at;
+  std::memcpy(p, s, first);
+  p += first;
+  i = first;
+#if defined(__SSE2__)
+  for (; i + 16 <= n; i += 16) {
+    unsigned escaped = escape_mask(s + i);
+    if (!escaped) {
+      std::memcpy(p, s + i, 16);
+      p += 16;
+      continue;
+    }
+    size_t from = 0;
+    for (; escaped; escaped &= escaped - 1) {
+      const auto k = static_cast<size_t>(__builtin_ctz(escaped));
+      copy_short(p, s + i + from, k - from);
+      p += k - from;
+      p += put_escape(p, static_cast<unsigned char>(s[i + k]));
+      from = k + 1;
+    }
+    copy_short(p, s + i + from, 16 - from);
+    p += 16 - from;
+  }
+#endif
+  for (; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (needs_escape(c)) {
+      p += put_escape(p, c);
+    } else {
+      *p++ = static_cast<char>(c);
     }
   }
-  out.append(text.data() + start, text.size() - start);
 }
 
 // Writes ".123456Z " (the microseconds of `nsec`) at p; returns p + 9.
