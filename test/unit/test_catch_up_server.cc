@@ -20,6 +20,7 @@
 
 #include "herd/log_sink.h"
 #include "herd/server.h"
+#include "test/unit/temp_dir.h"
 
 using namespace std::chrono_literals;
 
@@ -94,9 +95,8 @@ std::string slurp(const std::string& path) {
 
 TEST_SUITE("catch_up server concurrency") {
   TEST_CASE("two servers with data dirs: durable replies, a restart from disk, a replay") {
-    char dir_template[] = "/tmp/herd-cu-XXXXXX";
-    REQUIRE(::mkdtemp(dir_template) != nullptr);
-    const std::string dir = dir_template;
+    testing_fs::TempDir tmp("herd-cu");
+    const std::string dir = tmp.path;
     herd::Config config;
     config.threads = 2;
     config.peer_backoff_initial_ms = 20;
@@ -148,6 +148,5 @@ TEST_SUITE("catch_up server concurrency") {
     b->stop();
     std::string log_a = slurp(dir + "/A.log");
     CHECK(log_a.find("B * catch-up: replaying backlog seqs") != std::string::npos);
-    CHECK(std::system(("rm -rf '" + dir + "'").c_str()) == 0);
   }
 }

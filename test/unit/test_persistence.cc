@@ -25,6 +25,7 @@
 #include "herd/record_file.h"
 #include "herd/recovery.h"
 #include "reactor/loop_group.h"
+#include "test/unit/temp_dir.h"
 
 using herd::FloodLog;
 using herd::LocationTable;
@@ -33,15 +34,7 @@ using herd::RecordReader;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/herd-persist-XXXXXX";
-    REQUIRE(::mkdtemp(t) != nullptr);
-    path = t;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
+using testing_fs::TempDir;
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;

@@ -21,6 +21,7 @@
 #include "herd/log_sink.h"
 #include "herd/metrics.h"
 #include "herd/server.h"
+#include "test/unit/temp_dir.h"
 #include "test/unit/test_certs.h"
 
 using namespace std::chrono_literals;
@@ -78,9 +79,8 @@ std::string exchange(int fd, const std::string& request, int lines) {
 
 TEST_SUITE("concurrency") {
   TEST_CASE("two linked servers under concurrent clients: all answered, all flooded") {
-    char dir_template[] = "/tmp/herd-unit-XXXXXX";
-    REQUIRE(::mkdtemp(dir_template) != nullptr);
-    std::string dir = dir_template;
+    testing_fs::TempDir tmp;
+    const std::string dir = tmp.path;
 
     herd::Config config;
     config.threads = 2;
@@ -189,14 +189,11 @@ TEST_SUITE("concurrency") {
 
     a.stop();
     b.stop();
-    std::string cleanup = "rm -rf '" + dir + "'";
-    CHECK(std::system(cleanup.c_str()) == 0);
   }
 
   TEST_CASE("accept modes: two loops take short connections, answer each, and both run clients") {
-    char dir_template[] = "/tmp/herd-unit-XXXXXX";
-    REQUIRE(::mkdtemp(dir_template) != nullptr);
-    std::string dir = dir_template;
+    testing_fs::TempDir tmp;
+    const std::string dir = tmp.path;
     herd::Config config;
     config.threads = 2;
     config.servers.push_back({"A", "127.0.0.1", free_port(), free_port()});
@@ -275,7 +272,5 @@ TEST_SUITE("concurrency") {
     herd::Server third(again, "A", std::make_shared<FixedPlaces>(), std::move(log3));
     CHECK_MESSAGE(third.start(&error), error);
     third.stop();
-    std::string cleanup = "rm -rf '" + dir + "'";
-    CHECK(std::system(cleanup.c_str()) == 0);
   }
 }
