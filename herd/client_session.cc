@@ -110,7 +110,7 @@ void ClientSession::handle_line(std::string_view line) {
     case protocol::CommandKind::kIamat: {
       const protocol::Iamat& iamat = cmd.iamat;
       // The server's time of the record is when its burst was read.
-      const protocol::Timestamp now{static_cast<int64_t>(batch_wall_.tv_sec), static_cast<int32_t>(batch_wall_.tv_nsec)};
+      const protocol::Timestamp now = protocol::timestamp_of(batch_wall_);
       if (const char* why = refusal(server_.limits(), iamat.client_id, iamat.time, now)) {
         log_entry('!', why);
         break;  // answered with `? `
@@ -125,7 +125,7 @@ void ClientSession::handle_line(std::string_view line) {
         answered = reply_when_durable(scratch_, r.seq);
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
         ctx_.metrics.recent.add(iamat.client_id, server_.self().name, iamat.location.lat, iamat.location.lng,
-                                int64_t{batch_wall_.tv_sec} * 1000 + batch_wall_.tv_nsec / 1000000);
+                                protocol::unix_ms_of(batch_wall_));
       } else {
         // The record that won may itself be waiting for the disk.
         answered = reply_when_durable(stored, server_.backlog().next_seq() - 1);

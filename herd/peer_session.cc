@@ -143,7 +143,7 @@ bool PeerSession::handle_line(std::string_view line) {
   const int lane = ctx_.index();
   if (!bulk) log.write_at(lane, batch_wall_, tag_, '<', line);
   bool stored = false;
-  const protocol::Timestamp now{static_cast<int64_t>(batch_wall_.tv_sec), static_cast<int32_t>(batch_wall_.tv_nsec)};
+  const protocol::Timestamp now = protocol::timestamp_of(batch_wall_);
   if (cmd.kind != protocol::CommandKind::kAt) {
     if (bulk) log.write_at(lane, batch_wall_, tag_, '<', line);
     log.write_at(lane, batch_wall_, tag_, '!', "not an AT record; ignored");
@@ -160,7 +160,7 @@ bool PeerSession::handle_line(std::string_view line) {
                  .stored;
     if (stored) {
       ctx_.metrics.recent.add(at.client_id, at.server, at.location.lat, at.location.lng,
-                              int64_t{batch_wall_.tv_sec} * 1000 + batch_wall_.tv_nsec / 1000000);
+                              protocol::unix_ms_of(batch_wall_));
     }
   }
   if (bulk) catch_up_.took_bulk_line(stored);

@@ -43,7 +43,7 @@ std::optional<Timestamp> parse_timestamp(std::string_view text) {
 Timestamp realtime_now() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
-  return Timestamp{static_cast<int64_t>(ts.tv_sec), static_cast<int32_t>(ts.tv_nsec)};
+  return timestamp_of(ts);
 }
 
 bool too_far_ahead(Timestamp reported, Timestamp now, int64_t max_ahead_sec) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <compare>
+#include <ctime>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,6 +30,14 @@ std::optional<Timestamp> parse_timestamp(std::string_view text);
 
 // The current CLOCK_REALTIME time.
 Timestamp realtime_now();
+
+// A clock reading (clock_gettime) as a Timestamp, and as milliseconds since the epoch.
+inline Timestamp timestamp_of(const timespec& ts) {
+  return Timestamp{static_cast<int64_t>(ts.tv_sec), static_cast<int32_t>(ts.tv_nsec)};
+}
+inline int64_t unix_ms_of(const timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 
 // True when `reported` lies more than `max_ahead_sec` seconds after `now` (exactly, in integers);
 // max_ahead_sec == 0 means no bound (always false). Preconditions: both timestamps valid,

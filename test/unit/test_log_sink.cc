@@ -41,6 +41,22 @@ bool has_stamp(const std::string& line) {
   return true;
 }
 
+// What the log makes of `text`, by the rule, byte by byte: \n \r \t \\ for those four, \xHH for
+// the other control bytes and DEL, every other byte as it is.
+std::string escaped_by_rule(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    char buf[8];
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\\') out += "\\\\";
+    else if (c < 0x20 || c == 0x7f) { std::snprintf(buf, sizeof buf, "\\x%02x", c); out += buf; }
+    else out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
+
 std::string temp_path() {
   char tmpl[] = "/tmp/herd-log-XXXXXX";
   int fd = ::mkstemp(tmpl);
@@ -170,19 +186,6 @@ TEST_SUITE("log_sink") {
   TEST_CASE("the vector scan finds an escaped byte at every position and of every value") {
     // A byte of each value at each position of a 41-byte text (two 16-byte blocks and a tail), so
     // the SSE2 scan and the byte loop after it are both checked against the rule, byte by byte.
-    auto expected = [](const std::string& text) {
-      std::string out;
-      for (unsigned char c : text) {
-        char buf[8];
-        if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c == '\\') out += "\\\\";
-        else if (c < 0x20 || c == 0x7f) { std::snprintf(buf, sizeof buf, "\\x%02x", c); out += buf; }
-        else out.push_back(static_cast<char>(c));
-      }
-      return out;
-    };
     std::string path = temp_path();
     std::vector<std::string> texts;
     for (int c = 0; c < 256; ++c) {
@@ -202,7 +205,7 @@ TEST_SUITE("log_sink") {
     auto lines = read_lines(path);
     REQUIRE(lines.size() == texts.size());
     for (size_t i = 0; i < texts.size(); ++i) {
-      CHECK_MESSAGE(lines[i].substr(28 + 4) == expected(texts[i]), i);
+      CHECK_MESSAGE(lines[i].substr(28 + 4) == escaped_by_rule(texts[i]), i);
     }
     ::unlink(path.c_str());
   }
@@ -211,19 +214,6 @@ TEST_SUITE("log_sink") {
     // Random texts of 0 to 300 bytes, a third of their bytes needing an escape (of both lengths),
     // and a WHATSAT-like text of 12 KB with a newline every 20 bytes: each entry equals the rule
     // applied byte by byte (the sized, two-pass writer; under ASan a miscounted size would show).
-    auto expected = [](std::string_view text) {
-      std::string out;
-      for (unsigned char c : text) {
-        char buf[8];
-        if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c == '\\') out += "\\\\";
-        else if (c < 0x20 || c == 0x7f) { std::snprintf(buf, sizeof buf, "\\x%02x", c); out += buf; }
-        else out.push_back(static_cast<char>(c));
-      }
-      return out;
-    };
     const char pool[] = {'\n', '\r', '\t', '\\', '\0', '\x1b', '\x7f', '\x80', '\xff', ' ', 'a', '"', '{', '9'};
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     auto next = [&rng] {
@@ -255,7 +245,7 @@ TEST_SUITE("log_sink") {
     auto lines = read_lines(path);
     REQUIRE(lines.size() == texts.size());
     for (size_t i = 0; i < texts.size(); ++i) {
-      const std::string want = expected(texts[i]) + (texts[i].size() % 2 ? "\\n[tail]" : "");
+      const std::string want = escaped_by_rule(texts[i]) + (texts[i].size() % 2 ? "\\n[tail]" : "");
       CHECK_MESSAGE(lines[i].substr(28 + 4) == want, i);
     }
     ::unlink(path.c_str());
