@@ -152,10 +152,9 @@ bool PeerSession::handle_line(std::string_view line) {
   } else {
     const protocol::At& at = cmd.at;
     if (peer_index_ >= 0) ctx_.metrics.peer_received[peer_index_].add();
-    record_.clear();
-    protocol::append_at_record(record_, at);
+    const std::string_view record = protocol::at_record(line, at, &record_);
     stored = server_.router()
-                 .offer(at.client_id, at.time, record_, LocationTable::Source::kPeer, peer_name_, at.extra,
+                 .offer(at.client_id, at.time, record, LocationTable::Source::kPeer, peer_name_, at.extra,
                         nullptr)
                  .stored;
     if (stored) {

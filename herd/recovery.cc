@@ -36,9 +36,8 @@ std::string join(const std::vector<std::string>& names) {
 bool load_record(std::string_view line, LocationTable* table, std::string* scratch) {
   protocol::Command cmd = protocol::parse_command(line);
   if (cmd.kind != protocol::CommandKind::kAt) return false;
-  scratch->clear();
-  protocol::append_at_record(*scratch, cmd.at);
-  table->offer(cmd.at.client_id, cmd.at.time, *scratch, LocationTable::Source::kPeer, nullptr);
+  table->offer(cmd.at.client_id, cmd.at.time, protocol::at_record(line, cmd.at, scratch),
+               LocationTable::Source::kPeer, nullptr);
   return true;
 }
 

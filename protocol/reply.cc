@@ -44,6 +44,20 @@ void append_at_record(std::string& out, const At& at) {
   append_tail(out, at.client_id, at.location_text, at.time_text);
 }
 
+std::string_view at_record(std::string_view line, const At& at, std::string* scratch) {
+  // Each field must begin one byte past the end of the one before it, the first at "AT ".
+  const char* expect = line.data() + 3;
+  bool laid_out = line.size() > 3 && line[2] == ' ' && line[0] == 'A' && line[1] == 'T';
+  for (std::string_view f : {at.server, at.diff, at.client_id, at.location_text, at.time_text}) {
+    laid_out = laid_out && f.data() == expect && (expect[-1] == ' ');
+    expect = f.data() + f.size() + 1;
+  }
+  if (laid_out) return line.substr(0, static_cast<size_t>(at.time_text.data() + at.time_text.size() - line.data()));
+  scratch->clear();
+  append_at_record(*scratch, at);
+  return *scratch;
+}
+
 std::string_view at_record_id(std::string_view record) {
   const char* p = record.data();
   const size_t n = record.size();

@@ -26,6 +26,11 @@ void append_at_line(std::string& out, std::string_view server, Timestamp receive
 // joined by single spaces; `extra` is dropped and no newline is written.
 void append_at_record(std::string& out, const At& at);
 
+// The AT record of `line`, parsed into `at`, as append_at_record writes it: a view of the line
+// itself when its six fields already stand one space apart from its start (a herd server's flood
+// lines always do, so receivers copy nothing), else built in *scratch and viewed there.
+std::string_view at_record(std::string_view line, const At& at, std::string* scratch);
+
 // The client ID of a record laid out by the two functions above (single spaces): its fourth field,
 // from the third space to the fourth or the end. An empty view when `record` has fewer than three
 // spaces. Fast (SSE2 where there is SSE2) on the location table's every store and lookup.

@@ -731,6 +731,33 @@ TEST_CASE("append_at_record re-emits the six fields without extras") {
   CHECK(again.at.time == cmd.at.time);
 }
 
+TEST_CASE("at_record views a line whose fields stand one space apart, and rebuilds any other") {
+  std::string scratch = "left over";
+  auto record_of = [&](std::string_view line) {
+    const Command cmd = protocol::parse_command(line);
+    REQUIRE(cmd.kind == CommandKind::kAt);
+    std::string rebuilt;
+    protocol::append_at_record(rebuilt, cmd.at);
+    const std::string_view got = protocol::at_record(line, cmd.at, &scratch);
+    CHECK(got == rebuilt);  // the same bytes either way
+    return got;
+  };
+  // Laid out already (a herd server's flood line): a view into the line, extras and all cut off.
+  const std::string flood = "AT Hands -0.500000000 kiwi +34.0-118.0 1.5 seen=Hands,Welsh";
+  std::string_view got = record_of(flood);
+  CHECK(got.data() == flood.data());
+  CHECK(got == "AT Hands -0.500000000 kiwi +34.0-118.0 1.5");
+  const std::string bare = "AT Hands -0.500000000 kiwi +34.0-118.0 1.5";
+  CHECK(record_of(bare).data() == bare.data());
+  // Any other layout is rebuilt in the scratch string: two spaces, a tab, leading blanks.
+  for (std::string line : {"AT Hands  -0.500000000 kiwi +34.0-118.0 1.5", "AT\tHands -0.500000000 kiwi +34.0-118.0 1.5",
+                           " AT Hands -0.500000000 kiwi +34.0-118.0 1.5", "AT Hands -0.500000000 kiwi +34.0-118.0\t1.5 x=1"}) {
+    got = record_of(line);
+    CHECK(got.data() == scratch.data());
+    CHECK(got == std::string_view(scratch));
+  }
+}
+
 TEST_CASE("append_invalid echoes the line exactly") {
   std::string out;
   protocol::append_invalid(out, "IAMAT  kiwi +34-118 \t1.5");
