@@ -117,9 +117,10 @@ size_t first_to_escape(std::string_view text) {
 
 // Appends `text` with every byte needs_escape() names written as `\n`, `\r`, `\t`, `\\` or `\xHH`.
 // Most text has none: one vector scan decides, and the text is copied whole. Text with some (a
-// WHATSAT reply's JSON has a newline every few dozen bytes, 600 in a 20-result reply) is sized
-// exactly in one vector pass and written in a second, whole 16-byte blocks at a time where a block
-// has nothing to escape, and runs between escapes copied whole where it has.
+// WHATSAT reply's JSON has a newline every few dozen bytes, 600 in a 20-result reply) goes by
+// segments of up to 4 KiB: one vector pass keeps each block's mask and sums the exact extra length,
+// the output grows once, and a second pass writes blocks with nothing to escape 16 bytes at a time
+// and, in blocks with escapes, the runs between them with fixed-size moves.
 void append_escaped(std::string& out, std::string_view text) {
   const size_t first = first_to_escape(text);
   if (first == text.size()) {
@@ -128,48 +129,53 @@ void append_escaped(std::string& out, std::string_view text) {
   }
   const char* s = text.data();
   const size_t n = text.size();
-  size_t extra = 0;
+  out.append(s, first);
   size_t i = first;
 #if defined(__SSE2__)
-  // Per byte 1 (a two-character escape) or 3 (\xHH), summed across the block by SAD.
-  __m128i sums = _mm_setzero_si128();
-  for (; i + 16 <= n; i += 16) {
-    __m128i escaped, hex;
-    escape_vectors(s + i, &escaped, &hex);
-    const __m128i adds = _mm_or_si128(_mm_and_si128(escaped, _mm_set1_epi8(1)), _mm_and_si128(hex, _mm_set1_epi8(2)));
-    sums = _mm_add_epi64(sums, _mm_sad_epu8(adds, _mm_setzero_si128()));
+  constexpr size_t kSegmentBlocks = 256;
+  uint16_t masks[kSegmentBlocks];
+  while (i + 16 <= n) {
+    const size_t blocks = std::min(kSegmentBlocks, (n - i) / 16);
+    // Per byte 1 (a two-character escape) or 3 (\xHH), summed across each block by SAD.
+    __m128i sums = _mm_setzero_si128();
+    for (size_t k = 0; k < blocks; ++k) {
+      __m128i escaped, hex;
+      escape_vectors(s + i + 16 * k, &escaped, &hex);
+      masks[k] = static_cast<uint16_t>(_mm_movemask_epi8(escaped));
+      const __m128i adds = _mm_or_si128(_mm_and_si128(escaped, _mm_set1_epi8(1)), _mm_and_si128(hex, _mm_set1_epi8(2)));
+      sums = _mm_add_epi64(sums, _mm_sad_epu8(adds, _mm_setzero_si128()));
+    }
+    const size_t extra = static_cast<size_t>(_mm_cvtsi128_si64(sums)) +
+                         static_cast<size_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums)));
+    const size_t at = out.size();
+    out.resize(at + 16 * blocks + extra);
+    char* p = out.data() + at;
+    for (size_t k = 0; k < blocks; ++k, i += 16) {
+      unsigned escaped = masks[k];
+      if (!escaped) {
+        std::memcpy(p, s + i, 16);
+        p += 16;
+        continue;
+      }
+      size_t from = 0;
+      for (; escaped; escaped &= escaped - 1) {
+        const auto bit = static_cast<size_t>(__builtin_ctz(escaped));
+        copy_short(p, s + i + from, bit - from);
+        p += bit - from;
+        p += put_escape(p, static_cast<unsigned char>(s[i + bit]));
+        from = bit + 1;
+      }
+      copy_short(p, s + i + from, 16 - from);
+      p += 16 - from;
+    }
   }
-  extra += static_cast<size_t>(_mm_cvtsi128_si64(sums)) +
-           static_cast<size_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums)));
 #endif
-  for (; i < n; ++i) extra += escape_extra(static_cast<unsigned char>(s[i]));
-
+  // The last bytes (fewer than 16 where SSE2 is there): sized, then written, the same way.
+  size_t extra = 0;
+  for (size_t k = i; k < n; ++k) extra += escape_extra(static_cast<unsigned char>(s[k]));
   const size_t at = out.size();
-  out.resize(at + n + extra);
+  out.resize(at + (n - i) + extra);
   char* p = out.data() + at;
-  std::memcpy(p, s, first);
-  p += first;
-  i = first;
-#if defined(__SSE2__)
-  for (; i + 16 <= n; i += 16) {
-    unsigned escaped = escape_mask(s + i);
-    if (!escaped) {
-      std::memcpy(p, s + i, 16);
-      p += 16;
-      continue;
-    }
-    size_t from = 0;
-    for (; escaped; escaped &= escaped - 1) {
-      const auto k = static_cast<size_t>(__builtin_ctz(escaped));
-      copy_short(p, s + i + from, k - from);
-      p += k - from;
-      p += put_escape(p, static_cast<unsigned char>(s[i + k]));
-      from = k + 1;
-    }
-    copy_short(p, s + i + from, 16 - from);
-    p += 16 - from;
-  }
-#endif
   for (; i < n; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (needs_escape(c)) {
