@@ -30,6 +30,7 @@
 
 #include "herd/config.h"
 #include "herd/log_sink.h"
+#include "herd/memory_trim.h"
 #include "herd/places_setup.h"
 #include "herd/peer_tls.h"
 #include "herd/server.h"
@@ -234,6 +235,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "herd-server: %s\n", error.c_str());
     return 2;
   }
+  herd::configure_allocator(config->loop_count());  // before any thread (see memory_trim.h)
   const herd::ServerConfig* self = config->find(name);
   if (!self) {
     std::string known;

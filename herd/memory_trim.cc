@@ -50,6 +50,11 @@ uint64_t resident_bytes() {
 
 }  // namespace
 
+bool configure_allocator(int loops) {
+  if (loops != 1) return false;
+  return ::mallopt(M_ARENA_MAX, 1) == 1;
+}
+
 uint64_t MemoryTrimmer::trim_heap() {
   const uint64_t before = resident_bytes();
   ::malloc_trim(0);

@@ -26,6 +26,13 @@
 
 namespace herd {
 
+// Called once at start-up, before any thread: with a single event loop the process keeps to one
+// malloc arena (glibc's main one). malloc_trim returns the free pages inside every arena but the
+// free top of the main arena's heap only, and a loop thread's own arena keeps tens of MiB there
+// after a burst. With more loops each keeps its own arena, so that they never wait on each other's
+// allocations. Returns whether the arenas were limited.
+bool configure_allocator(int loops);
+
 // When to trim, given the server's running total of work, one sample at a time. Not thread-safe
 // (one sampler).
 class TrimPolicy {
