@@ -21,7 +21,7 @@ bool TrimPolicy::observe(uint64_t total) {
   last_ = total;
   since_ += rate;
   if (rate > peak_rate_) peak_rate_ = rate;
-  if (since_ < burst_ || rate > peak_rate_ / 8) {
+  if (since_ < burst_ || rate > peak_rate_ / kCalmDivisor) {
     calm_ = 0;
     return false;
   }

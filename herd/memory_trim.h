@@ -38,7 +38,10 @@ bool configure_allocator(int loops);
 class TrimPolicy {
  public:
   // Trim once at least `burst` units of work were done since the last trim (or the start), and the
-  // work per sample has then stayed at or below an eighth of its peak for `calm_samples` samples.
+  // work per sample has then stayed at or below 1/kCalmDivisor of its peak for `calm_samples`
+  // samples: the server is nearly idle. (An eighth was tried first: a herd under half of its
+  // load then counted as calm, and the trim, which holds the arena's lock, stalled its loop.)
+  static constexpr uint64_t kCalmDivisor = 64;
   TrimPolicy(uint64_t burst, int calm_samples) : burst_(burst), calm_samples_(calm_samples) {}
   // One sample of the running total; true: trim now (the count starts again from here).
   bool observe(uint64_t total);

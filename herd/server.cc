@@ -338,10 +338,13 @@ uint64_t Server::work_done() const {
 }
 
 uint64_t Server::trim_after_burst() {
+  const auto started = std::chrono::steady_clock::now();
   const uint64_t released = MemoryTrimmer::trim_heap();
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
   log_->write(log_->lanes() - 1, "-", '*',
               "memory: a burst has passed; " + std::to_string(released >> 20) +
-                  " MiB of freed heap given back to the system");
+                  " MiB of freed heap given back to the system in " + std::to_string(us.count() / 1000) + "." +
+                  std::to_string(us.count() % 1000 / 100) + " ms");
   return released;
 }
 

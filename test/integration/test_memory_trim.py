@@ -67,7 +67,7 @@ def test_a_burst_is_trimmed_once_and_idle_never(make_herd):
                  '%s trims after the burst' % name, diagnose=lambda: samples(herd.admin_ports[name]))
         assert samples(herd.admin_ports[name])['herd_memory_released_bytes_total'] >= 0
         wait_for(lambda: len(trim_lines(herd, name)) == 1, 10, '%s logs the trim' % name)
-        assert re.search(rb' - \* memory: a burst has passed; \d+ MiB of freed heap given back to the system$',
+        assert re.search(rb' - \* memory: a burst has passed; \d+ MiB of freed heap given back to the system in \d+\.\d ms$',
                          trim_lines(herd, name)[0])
 
     # Calm after the trim: no second one. A trickle of work is not a burst either.

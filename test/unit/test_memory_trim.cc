@@ -54,8 +54,8 @@ TEST_CASE("TrimPolicy: trims once after a burst, when the work has stayed calm")
   CHECK(at[0] == 5);
   // The count started again from the trim: staying calm never trims again.
   CHECK(trims_at(policy, std::vector<uint64_t>(50, 6200)).empty());
-  // A second burst trims again; a trickle of an eighth of the peak or less counts as calm.
-  at = trims_at(policy, running(6200, {2000, 250, 100, 250, 0}));
+  // A second burst trims again; a trickle of a 64th of the peak or less counts as calm.
+  at = trims_at(policy, running(6200, {6400, 100, 30, 100, 0}));
   REQUIRE(at.size() == 1);
   CHECK(at[0] == 3);
 }
@@ -64,6 +64,10 @@ TEST_CASE("TrimPolicy: no trim for small bursts, steady load, or a lull too shor
   SUBCASE("less work than a burst") {
     herd::TrimPolicy policy(1000, 2);
     CHECK(trims_at(policy, running(0, {0, 300, 300, 300, 0, 0, 0, 0, 0})).empty());
+  }
+  SUBCASE("moderate load after a burst: an eighth of the peak is not calm") {
+    herd::TrimPolicy policy(1000, 2);
+    CHECK(trims_at(policy, running(0, {0, 8000, 1000, 1000, 1000, 1000, 1000, 1000})).empty());
   }
   SUBCASE("steady load: the rate stays near its peak") {
     herd::TrimPolicy policy(1000, 2);
