@@ -362,7 +362,9 @@ LogSink::Lane& LogSink::lane_for(int lane) {
 void LogSink::write(int lane, std::string_view who, char dir, std::string_view text1,
                     std::string_view text2) {
   if (!enabled(dir)) return;
-  append_entry(lane_for(lane), who, dir, text1, text2);
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  write_at(lane, ts, who, dir, text1, text2);
 }
 
 void LogSink::write_at(int lane, const timespec& ts, std::string_view who, char dir, std::string_view text1,
@@ -386,14 +388,6 @@ void LogSink::write_each_line(int lane, std::string_view who, char dir, std::str
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (!line.empty()) append_locked(l, ts, who, dir, line, {});
   }
-}
-
-void LogSink::append_entry(Lane& lane, std::string_view who, char dir, std::string_view t1,
-                           std::string_view t2) {
-  timespec ts;
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  std::lock_guard lock(lane.mu);
-  append_locked(lane, ts, who, dir, t1, t2);
 }
 
 void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir,

@@ -109,7 +109,6 @@ class LogSink {
   void rotate();
   Lane& lane_for(int lane);
   void run_writer();
-  void append_entry(Lane& lane, std::string_view who, char dir, std::string_view t1, std::string_view t2);
   // Formats one entry into lane.buf; lane.mu must be held.
   void append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir, std::string_view t1,
                      std::string_view t2);

@@ -227,7 +227,7 @@ class Server {
   std::atomic<unsigned> round_robin_{0};
   bool started_ = false;
   uint64_t evictions_reported_ = 0;  // loop 0 only
-  // Last, so that it stops before anything it reads (buffered_, log_) goes away.
+  // Last, so that it stops before anything it reads (the loops' counters, links_, log_) goes away.
   std::unique_ptr<MemoryTrimmer> trimmer_;
 };
 
