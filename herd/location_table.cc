@@ -46,15 +46,12 @@ class LocationTable::Names {
 
   uint8_t code(std::string_view name) {
     if (name.empty() || name.size() > kMaxNameBytes) return protocol::kLiteralRecord;
+    // Published names first, without the lock; then again under it, before adding one.
     size_t n = count_.load(std::memory_order_acquire);
-    for (size_t i = 0; i < n; ++i) {
-      if (names_[i] == name) return static_cast<uint8_t>(i);
-    }
+    if (size_t i = find(name, n); i < n) return static_cast<uint8_t>(i);
     std::lock_guard lock(mu_);
     n = count_.load(std::memory_order_relaxed);
-    for (size_t i = 0; i < n; ++i) {
-      if (names_[i] == name) return static_cast<uint8_t>(i);
-    }
+    if (size_t i = find(name, n); i < n) return static_cast<uint8_t>(i);
     if (n == protocol::kLiteralRecord) return protocol::kLiteralRecord;
     names_[n].assign(name);  // may throw std::bad_alloc: nothing published
     count_.store(n + 1, std::memory_order_release);
@@ -66,6 +63,13 @@ class LocationTable::Names {
   }
 
  private:
+  // The index of `name` among the first n names, or n.
+  size_t find(std::string_view name, size_t n) const {
+    size_t i = 0;
+    while (i < n && names_[i] != name) ++i;
+    return i;
+  }
+
   std::mutex mu_;
   std::atomic<size_t> count_{0};
   std::string names_[protocol::kLiteralRecord];
