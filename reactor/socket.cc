@@ -88,16 +88,20 @@ void set_port(SocketAddress* addr, uint16_t port) {
     reinterpret_cast<sockaddr_in6*>(&addr->storage)->sin6_port = htons(port);
   }
 }
-}  // namespace
-
-int listen_tcp(const SocketAddress& addr, int backlog, std::string* error) {
-  int fd = bound_socket(addr, false, error);
+// bound_socket, listening; -1 with *error.
+int listening_socket(const SocketAddress& addr, bool reuseport, int backlog, std::string* error) {
+  int fd = bound_socket(addr, reuseport, error);
   if (fd >= 0 && ::listen(fd, backlog) < 0) {
     *error = addr.to_string() + ": " + std::strerror(errno);
     ::close(fd);
     return -1;
   }
   return fd;
+}
+}  // namespace
+
+int listen_tcp(const SocketAddress& addr, int backlog, std::string* error) {
+  return listening_socket(addr, false, backlog, error);
 }
 
 bool listen_tcp_reuseport(const SocketAddress& addr, int count, int backlog, std::vector<int>* fds,
@@ -110,12 +114,7 @@ bool listen_tcp_reuseport(const SocketAddress& addr, int count, int backlog, std
   }
   std::vector<int> made;
   for (int i = 0; i < count; ++i) {
-    int fd = bound_socket(at, true, error);
-    if (fd >= 0 && ::listen(fd, backlog) < 0) {
-      *error = at.to_string() + ": " + std::strerror(errno);
-      ::close(fd);
-      fd = -1;
-    }
+    const int fd = listening_socket(at, true, backlog, error);
     if (fd < 0) {
       for (int m : made) ::close(m);
       return false;
