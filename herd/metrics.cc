@@ -244,8 +244,7 @@ std::string render_metrics(Server& server) {
       // Only the combinations that can happen.
       const bool possible = (k == 0 && r <= 1) || (k == 1 && (r == 0 || r == 2)) || (k == 2 && r == 3);
       if (possible) {
-        t.sample("herd_commands_total",
-                 {{"command", command_label(static_cast<CommandKind>(k))},
+        t.sample({{"command", command_label(static_cast<CommandKind>(k))},
                   {"result", result_label(static_cast<CommandResult>(r))}},
                  sum);
       }
@@ -267,36 +266,34 @@ std::string render_metrics(Server& server) {
     count += running;
     sum_ns += c->metrics.latency.sum_ns.get();
   }
-  t.histogram("herd_reply_latency_seconds", {}, LatencyHistogram::kBounds, cumulative,
-              LatencyHistogram::kBuckets, static_cast<double>(sum_ns) / 1e9, count);
+  t.histogram({}, LatencyHistogram::kBounds, cumulative, LatencyHistogram::kBuckets, static_cast<double>(sum_ns) / 1e9,
+              count);
 
-  t.family("herd_clients_stored", "gauge", "Clients whose location this server holds.");
-  t.sample("herd_clients_stored", static_cast<uint64_t>(server.table().size()));
+  t.gauge("herd_clients_stored", "Clients whose location this server holds.",
+          static_cast<uint64_t>(server.table().size()));
 
-  t.family("herd_clients_evicted_total", "counter",
-           "Clients evicted from the location table to keep within limits.max_clients and max_table_bytes.");
-  t.sample("herd_clients_evicted_total", server.table().evictions());
-  t.family("herd_table_bytes", "gauge",
-           "Bytes the location table takes from the allocator: slot arrays and record arenas.");
-  t.sample("herd_table_bytes", static_cast<uint64_t>(server.table().memory_bytes()));
+  t.counter("herd_clients_evicted_total",
+            "Clients evicted from the location table to keep within limits.max_clients and max_table_bytes.",
+            server.table().evictions());
+  t.gauge("herd_table_bytes", "Bytes the location table takes from the allocator: slot arrays and record arenas.",
+          static_cast<uint64_t>(server.table().memory_bytes()));
 
-  t.family("herd_buffered_bytes", "gauge",
-           "Bytes buffered (input and output capacity) over every connection; budget: limits.max_buffered_bytes.");
-  t.sample("herd_buffered_bytes", static_cast<uint64_t>(std::max<int64_t>(0, server.buffered_bytes())));
+  t.gauge("herd_buffered_bytes",
+          "Bytes buffered (input and output capacity) over every connection; budget: limits.max_buffered_bytes.",
+          static_cast<uint64_t>(std::max<int64_t>(0, server.buffered_bytes())));
 
   if (const MemoryTrimmer* trimmer = server.trimmer()) {
-    t.family("herd_memory_trims_total", "counter",
-             "Times freed heap memory was given back to the kernel after a burst (malloc_trim, off the loops).");
-    t.sample("herd_memory_trims_total", trimmer->trims());
-    t.family("herd_memory_released_bytes_total", "counter",
-             "How far the resident set fell across those trims, summed.");
-    t.sample("herd_memory_released_bytes_total", trimmer->released_bytes());
+    t.counter("herd_memory_trims_total",
+              "Times freed heap memory was given back to the kernel after a burst (malloc_trim, off the loops).",
+              trimmer->trims());
+    t.counter("herd_memory_released_bytes_total", "How far the resident set fell across those trims, summed.",
+              trimmer->released_bytes());
   }
 
   t.family("herd_connections", "gauge", "Open connections, by port.");
-  t.sample("herd_connections", {{"port", "client"}}, static_cast<uint64_t>(server.client_connections()));
-  t.sample("herd_connections", {{"port", "peer"}}, static_cast<uint64_t>(server.peer_connections()));
-  t.sample("herd_connections", {{"port", "admin"}}, static_cast<uint64_t>(server.admin_connections()));
+  t.sample({{"port", "client"}}, static_cast<uint64_t>(server.client_connections()));
+  t.sample({{"port", "peer"}}, static_cast<uint64_t>(server.peer_connections()));
+  t.sample({{"port", "admin"}}, static_cast<uint64_t>(server.admin_connections()));
 
   t.family("herd_connections_accepted_total", "counter", "Connections accepted, by port.");
   uint64_t client_acc = 0, peer_acc = 0, admin_req = 0;
@@ -305,8 +302,8 @@ std::string render_metrics(Server& server) {
     peer_acc += c->metrics.peer_accepted.get();
     admin_req += c->metrics.admin_requests.get();
   }
-  t.sample("herd_connections_accepted_total", {{"port", "client"}}, client_acc);
-  t.sample("herd_connections_accepted_total", {{"port", "peer"}}, peer_acc);
+  t.sample({{"port", "client"}}, client_acc);
+  t.sample({{"port", "peer"}}, peer_acc);
 
   // Per loop, to see how the accept mode spreads clients: which loop took each connection from the
   // kernel, and which runs it.
@@ -315,73 +312,63 @@ std::string render_metrics(Server& server) {
            "reuseport, the loop whose socket the kernel's hash chose).");
   for (size_t i = 0; i < contexts.size(); ++i) {
     const std::string loop = std::to_string(i);
-    t.sample("herd_loop_client_accepts_total", {{"loop", loop}}, contexts[i]->metrics.client_accepts.get());
+    t.sample({{"loop", loop}}, contexts[i]->metrics.client_accepts.get());
   }
   t.family("herd_loop_client_sessions_total", "counter",
            "Client sessions begun on each loop (with accept: exclusive, after the round-robin hand-off).");
   for (size_t i = 0; i < contexts.size(); ++i) {
     const std::string loop = std::to_string(i);
-    t.sample("herd_loop_client_sessions_total", {{"loop", loop}}, contexts[i]->metrics.client_accepted.get());
+    t.sample({{"loop", loop}}, contexts[i]->metrics.client_accepted.get());
   }
 
-  t.family("herd_admin_requests_total", "counter", "Requests answered on the admin port.");
-  t.sample("herd_admin_requests_total", admin_req);
+  t.counter("herd_admin_requests_total", "Requests answered on the admin port.", admin_req);
 
   const auto& links = server.links();
   t.family("herd_peer_link_up", "gauge", "Whether the outbound link to a neighbour is connected (1) or not (0).");
-  for (const auto& l : links) t.sample("herd_peer_link_up", {{"peer", l->peer_name()}}, uint64_t{l->up() ? 1u : 0u});
+  for (const auto& l : links) t.sample({{"peer", l->peer_name()}}, uint64_t{l->up() ? 1u : 0u});
   t.family("herd_peer_records_flooded_total", "counter",
            "AT records written to a neighbour (live, replayed by catch-up, and in full transfers).");
-  for (const auto& l : links) t.sample("herd_peer_records_flooded_total", {{"peer", l->peer_name()}}, l->records_sent());
+  for (const auto& l : links) t.sample({{"peer", l->peer_name()}}, l->records_sent());
   t.family("herd_peer_full_transfers_total", "counter",
            "Full transfers of the table begun to a neighbour (the backlog no longer held its position, "
            "or it held none of our history).");
-  for (const auto& l : links) t.sample("herd_peer_full_transfers_total", {{"peer", l->peer_name()}}, l->full_transfers());
+  for (const auto& l : links) t.sample({{"peer", l->peer_name()}}, l->full_transfers());
   t.family("herd_peer_backlog_pending", "gauge",
            "Backlog entries a neighbour's link has not gone through yet (next backlog seq minus its cursor).");
-  for (const auto& l : links) t.sample("herd_peer_backlog_pending", {{"peer", l->peer_name()}}, l->backlog_pending());
+  for (const auto& l : links) t.sample({{"peer", l->peer_name()}}, l->backlog_pending());
   t.family("herd_peer_records_received_total", "counter", "AT records received on the peer port, by sender.");
   for (size_t i = 0; i < servers.size(); ++i) {
     if (servers[i].name == server.self().name) continue;
     uint64_t n = 0;
     for (const auto& c : contexts) n += c->metrics.peer_received[i].get();
-    t.sample("herd_peer_records_received_total", {{"peer", servers[i].name}}, n);
+    t.sample({{"peer", servers[i].name}}, n);
   }
 
-  t.family("herd_log_bytes_written_total", "counter", "Bytes written to the log file.");
-  t.sample("herd_log_bytes_written_total", server.log().bytes_written());
-  t.family("herd_log_entries_dropped_total", "counter",
-           "Log entries dropped: backlog full (the disk fell behind) or a failed write.");
-  t.sample("herd_log_entries_dropped_total", server.log().dropped());
+  t.counter("herd_log_bytes_written_total", "Bytes written to the log file.", server.log().bytes_written());
+  t.counter("herd_log_entries_dropped_total",
+            "Log entries dropped: backlog full (the disk fell behind) or a failed write.", server.log().dropped());
 
   if (const UpstreamMetrics* up = server.upstream_metrics()) {
     t.family("herd_places_upstream_requests_total", "counter",
              "Attempts at the places upstream (google providers), by HTTP status class or failed (no answer).");
     for (size_t i = 0; i < UpstreamMetrics::kOutcomes; ++i) {
-      t.sample("herd_places_upstream_requests_total", {{"status", UpstreamMetrics::kOutcomeLabels[i]}}, up->count(i));
+      t.sample({{"status", UpstreamMetrics::kOutcomeLabels[i]}}, up->count(i));
     }
     t.family("herd_places_upstream_latency_seconds", "histogram", "Time from sending an attempt to its end.");
     uint64_t cum[LatencyHistogram::kBuckets] = {}, total = 0, sum_ms = 0;
     up->latency(cum, &total, &sum_ms);
-    t.histogram("herd_places_upstream_latency_seconds", {}, LatencyHistogram::kBounds, cum,
-                LatencyHistogram::kBuckets, static_cast<double>(sum_ms) / 1000.0, total);
+    t.histogram({}, LatencyHistogram::kBounds, cum, LatencyHistogram::kBuckets, static_cast<double>(sum_ms) / 1000.0,
+                total);
   }
 
   ProcessStats p = read_process_stats();
-  t.family("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.");
-  t.sample("process_cpu_seconds_total", p.cpu_seconds);
-  t.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-  t.sample("process_resident_memory_bytes", p.rss_bytes);
-  t.family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-  t.sample("process_virtual_memory_bytes", p.virtual_bytes);
-  t.family("process_open_fds", "gauge", "Open file descriptors.");
-  t.sample("process_open_fds", p.open_fds);
-  t.family("process_max_fds", "gauge", "The open file descriptor limit.");
-  t.sample("process_max_fds", p.max_fds);
-  t.family("process_threads", "gauge", "Threads of the process.");
-  t.sample("process_threads", p.threads);
-  t.family("process_start_time_seconds", "gauge", "Start time of the process since the epoch, in seconds.");
-  t.sample("process_start_time_seconds", server.start_time());
+  t.counter("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", p.cpu_seconds);
+  t.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", p.rss_bytes);
+  t.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", p.virtual_bytes);
+  t.gauge("process_open_fds", "Open file descriptors.", p.open_fds);
+  t.gauge("process_max_fds", "The open file descriptor limit.", p.max_fds);
+  t.gauge("process_threads", "Threads of the process.", p.threads);
+  t.gauge("process_start_time_seconds", "Start time of the process since the epoch, in seconds.", server.start_time());
   return t.take();
 }
 

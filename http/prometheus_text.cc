@@ -33,6 +33,7 @@ void PrometheusText::append_number(std::string& out, double value) {
 }
 
 void PrometheusText::family(std::string_view name, std::string_view type, std::string_view help) {
+  name_.assign(name);
   out_.append("# HELP ").append(name).push_back(' ');
   for (char c : help) {
     if (c == '\\') out_.append("\\\\");
@@ -43,9 +44,9 @@ void PrometheusText::family(std::string_view name, std::string_view type, std::s
   out_.append(type).push_back('\n');
 }
 
-void PrometheusText::head(std::string_view name, Labels labels, std::string_view extra_name,
+void PrometheusText::head(std::string_view suffix, Labels labels, std::string_view extra_name,
                           std::string_view extra_value) {
-  out_.append(name);
+  out_.append(name_).append(suffix);
   if (labels.size() == 0 && extra_name.empty()) {
     out_.push_back(' ');
     return;
@@ -64,33 +65,32 @@ void PrometheusText::head(std::string_view name, Labels labels, std::string_view
   out_.append("} ");
 }
 
-void PrometheusText::sample(std::string_view name, Labels labels, double value) {
-  head(name, labels);
+void PrometheusText::sample(Labels labels, double value) {
+  head({}, labels);
   append_number(out_, value);
   out_.push_back('\n');
 }
 
-void PrometheusText::sample(std::string_view name, Labels labels, uint64_t value) {
-  head(name, labels);
+void PrometheusText::sample(Labels labels, uint64_t value) {
+  head({}, labels);
   out_.append(std::to_string(value)).push_back('\n');
 }
 
-void PrometheusText::histogram(std::string_view name, Labels labels, const double* bounds,
-                               const uint64_t* cumulative, size_t n, double sum, uint64_t count) {
-  std::string bucket = std::string(name) + "_bucket";
+void PrometheusText::histogram(Labels labels, const double* bounds, const uint64_t* cumulative, size_t n,
+                               double sum, uint64_t count) {
   std::string le;
   for (size_t i = 0; i < n; ++i) {
     le.clear();
     append_number(le, bounds[i]);
-    head(bucket, labels, "le", le);
+    head("_bucket", labels, "le", le);
     out_.append(std::to_string(cumulative[i])).push_back('\n');
   }
-  head(bucket, labels, "le", "+Inf");
+  head("_bucket", labels, "le", "+Inf");
   out_.append(std::to_string(count)).push_back('\n');
-  head(std::string(name) + "_sum", labels);
+  head("_sum", labels);
   append_number(out_, sum);
   out_.push_back('\n');
-  head(std::string(name) + "_count", labels);
+  head("_count", labels);
   out_.append(std::to_string(count)).push_back('\n');
 }
 

@@ -18,16 +18,22 @@ class PrometheusText {
  public:
   using Labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
 
-  // Starts a family: type is "counter", "gauge", "histogram" or "untyped".
+  // Starts a family: type is "counter", "gauge", "histogram" or "untyped". The samples that follow
+  // belong to it, so its name is written once.
   void family(std::string_view name, std::string_view type, std::string_view help);
-  void sample(std::string_view name, Labels labels, double value);
-  void sample(std::string_view name, Labels labels, uint64_t value);
-  void sample(std::string_view name, double value) { sample(name, {}, value); }
-  void sample(std::string_view name, uint64_t value) { sample(name, {}, value); }
-  // One histogram's samples: `buckets` cumulative counts for the upper bounds `bounds` (the +Inf
+  void sample(Labels labels, double value);
+  void sample(Labels labels, uint64_t value);
+  void sample(double value) { sample({}, value); }
+  void sample(uint64_t value) { sample({}, value); }
+  // The current family's histogram: `n` cumulative counts for the upper bounds `bounds` (the +Inf
   // bucket is `count`), then _sum and _count.
-  void histogram(std::string_view name, Labels labels, const double* bounds, const uint64_t* cumulative,
-                 size_t n, double sum, uint64_t count);
+  void histogram(Labels labels, const double* bounds, const uint64_t* cumulative, size_t n, double sum,
+                 uint64_t count);
+  // A family of one unlabelled sample.
+  void counter(std::string_view name, std::string_view help, uint64_t value) { single(name, "counter", help, value); }
+  void counter(std::string_view name, std::string_view help, double value) { single(name, "counter", help, value); }
+  void gauge(std::string_view name, std::string_view help, uint64_t value) { single(name, "gauge", help, value); }
+  void gauge(std::string_view name, std::string_view help, double value) { single(name, "gauge", help, value); }
 
   const std::string& text() const { return out_; }
   std::string take() { return std::move(out_); }
@@ -37,9 +43,16 @@ class PrometheusText {
   static void append_number(std::string& out, double value);
 
  private:
-  void head(std::string_view name, Labels labels, std::string_view extra_name = {},
+  template <typename T>
+  void single(std::string_view name, std::string_view type, std::string_view help, T value) {
+    family(name, type, help);
+    sample(value);
+  }
+  // A sample line's name and labels (with `extra_name` = `extra_value` last, when given) and the space.
+  void head(std::string_view suffix, Labels labels, std::string_view extra_name = {},
             std::string_view extra_value = {});
   std::string out_;
+  std::string name_;  // the current family's
 };
 
 }  // namespace http

@@ -104,23 +104,36 @@ TEST_SUITE("prometheus text") {
   TEST_CASE("families, samples and label escaping") {
     http::PrometheusText t;
     t.family("herd_x_total", "counter", "Things.\nWith a \\ newline.");
-    t.sample("herd_x_total", {{"peer", "a\"b\\c\nd"}}, uint64_t{7});
-    t.sample("herd_y", 0.5);
-    t.sample("herd_z", {{"a", "1"}, {"b", "2"}}, 3.0);
+    t.sample({{"peer", "a\"b\\c\nd"}}, uint64_t{7});
+    t.sample({{"a", "1"}, {"b", "2"}}, 3.0);
+    t.family("herd_y", "gauge", "Y.");
+    t.sample(0.5);
     CHECK(t.text() ==
           "# HELP herd_x_total Things.\\nWith a \\\\ newline.\n"
           "# TYPE herd_x_total counter\n"
           "herd_x_total{peer=\"a\\\"b\\\\c\\nd\"} 7\n"
-          "herd_y 0.5\n"
-          "herd_z{a=\"1\",b=\"2\"} 3\n");
+          "herd_x_total{a=\"1\",b=\"2\"} 3\n"
+          "# HELP herd_y Y.\n# TYPE herd_y gauge\n"
+          "herd_y 0.5\n");
+  }
+
+  TEST_CASE("a family of one sample names itself once") {
+    http::PrometheusText t;
+    t.counter("herd_a_total", "A.", uint64_t{3});
+    t.gauge("herd_b", "B.", 2.5);
+    CHECK(t.text() ==
+          "# HELP herd_a_total A.\n# TYPE herd_a_total counter\nherd_a_total 3\n"
+          "# HELP herd_b B.\n# TYPE herd_b gauge\nherd_b 2.5\n");
   }
 
   TEST_CASE("histograms are cumulative with +Inf, _sum and _count") {
     http::PrometheusText t;
     const double bounds[] = {0.001, 0.5};
     const uint64_t cum[] = {2, 5};
-    t.histogram("h", {}, bounds, cum, 2, 1.25, 6);
+    t.family("h", "histogram", "H.");
+    t.histogram({}, bounds, cum, 2, 1.25, 6);
     CHECK(t.text() ==
+          "# HELP h H.\n# TYPE h histogram\n"
           "h_bucket{le=\"0.001\"} 2\nh_bucket{le=\"0.5\"} 5\nh_bucket{le=\"+Inf\"} 6\n"
           "h_sum 1.25\nh_count 6\n");
   }
