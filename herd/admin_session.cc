@@ -120,9 +120,9 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-AdminSession::AdminSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from)
-    : ctx_(ctx), server_(ctx.server), id_(id), conn_(ctx.loop, fd, *this) {
-  server_.log().write(ctx_.index(), "a" + std::to_string(id_), '+', "admin connection from ", from.to_string());
+AdminSession::AdminSession(LoopContext& ctx, Server& server, uint64_t id, int fd, const reactor::SocketAddress& from)
+    : ctx_(ctx), server_(server), id_(id), conn_(ctx.loop, fd, *this) {
+  ctx_.log.write("a" + std::to_string(id_), '+', "admin connection from ", from.to_string());
 }
 
 void AdminSession::start() {
@@ -277,8 +277,8 @@ AdminSession::Response AdminSession::route(Server& server, const http::IncomingR
 void AdminSession::on_closed(reactor::Connection&, std::string_view reason) {
   if (timer_ != 0) ctx_.loop.cancel(timer_);
   timer_ = 0;
-  server_.log().write(ctx_.index(), "a" + std::to_string(id_), '-', reason);
-  server_.release_admin();
+  ctx_.log.write("a" + std::to_string(id_), '-', reason);
+  ctx_.server.admission.release(Admission::Port::kAdmin);
   LoopContext* ctx = &ctx_;
   uint64_t id = id_;
   ctx_.loop.defer([ctx, id] { ctx->admins.erase(id); });

@@ -34,7 +34,8 @@ class AdminSession final : public reactor::ConnectionHandler {
   static constexpr auto kRequestTimeout = std::chrono::milliseconds(5000);
   static constexpr size_t kMaxUnsentBytes = 1024 * 1024;
 
-  AdminSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from);
+  // On the loop of `ctx`, answering about `server` (the admin port is the one view of the whole server).
+  AdminSession(LoopContext& ctx, Server& server, uint64_t id, int fd, const reactor::SocketAddress& from);
   void start();
 
   size_t on_data(reactor::Connection& c, std::string_view data) override;

@@ -2,7 +2,7 @@
 #include "herd/catch_up_receiver.h"
 
 #include "herd/flood_router.h"
-#include "herd/server.h"
+#include "herd/loop_context.h"
 #include "herd/sync_state.h"
 #include "protocol/sync_line.h"
 
@@ -12,18 +12,18 @@ bool CatchUpReceiver::handle(reactor::Connection& c, std::string_view peer, std:
                              std::string_view line) {
   protocol::SyncLine s = protocol::parse_sync_line(line);
   if (s.kind == protocol::SyncKind::kNone) return false;
-  LogSink& log = server_.log();
-  log.write(lane_, tag, '<', line);
+  const LoopLog& log = ctx_.log;
+  log.write(tag, '<', line);
   switch (s.kind) {
     case protocol::SyncKind::kSync: {
       run_.assign(s.run);
       std::string answer;
-      if (auto held = server_.sync_state().held(peer)) {
-        protocol::append_sync_from(answer, held->run, held->seq, server_.sync_state().wants_everything_from(peer));
+      if (auto held = ctx_.server.sync.held(peer)) {
+        protocol::append_sync_from(answer, held->run, held->seq, ctx_.server.sync.wants_everything_from(peer));
       } else {
         protocol::append_sync_from(answer, "-", 0);
       }
-      log.write(lane_, tag, '>', std::string_view(answer).substr(0, answer.size() - 1));
+      log.write(tag, '>', std::string_view(answer).substr(0, answer.size() - 1));
       c.send(answer);
       catching_up_ = true;
       started_ = std::chrono::steady_clock::now();
@@ -40,22 +40,22 @@ bool CatchUpReceiver::handle(reactor::Connection& c, std::string_view peer, std:
       return true;
     case protocol::SyncKind::kMark:
       if (run_.empty()) {
-        log.write(lane_, tag, '!', "MARK before SYNC; ignored");
+        log.write(tag, '!', "MARK before SYNC; ignored");
         return true;
       }
-      server_.sync_state().set_held(peer, run_, s.number);
-      server_.router().append_progress(peer, run_, s.number);
+      ctx_.server.sync.set_held(peer, run_, s.number);
+      ctx_.server.router.append_progress(peer, run_, s.number);
       if (catching_up_) {
         catching_up_ = false;
-        server_.sync_state().catch_up_completed(peer);
+        ctx_.server.sync.catch_up_completed(peer);
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
-        log.write(lane_, tag, '*',
+        log.write(tag, '*',
                   "caught up: " + std::to_string(received_) + " catch-up records received, " +
                       std::to_string(stored_) + " stored, in " + std::to_string(ms.count()) + " ms");
       }
       return true;
     default:
-      log.write(lane_, tag, '!', "malformed catch-up line; ignored");
+      log.write(tag, '!', "malformed catch-up line; ignored");
       return true;
   }
 }

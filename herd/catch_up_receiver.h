@@ -19,11 +19,12 @@
 
 namespace herd {
 
-class Server;
+struct LoopContext;
 
 class CatchUpReceiver {
  public:
-  CatchUpReceiver(Server& server, int lane) : server_(server), lane_(lane) {}
+  // For a session on the loop of `ctx`.
+  explicit CatchUpReceiver(LoopContext& ctx) : ctx_(ctx) {}
 
   // Handles `line` when it is a catch-up line (SYNC, BULK, MARK; logged here); false when it is not
   // one. `peer` is the neighbour's name from the hello, `tag` the session's log tag.
@@ -35,8 +36,7 @@ class CatchUpReceiver {
   void took_bulk_line(bool stored);
 
  private:
-  Server& server_;
-  const int lane_;
+  LoopContext& ctx_;
   std::string run_;            // the neighbour's run from its SYNC (empty: no SYNC yet)
   uint64_t bulk_left_ = 0;
   bool catching_up_ = false;   // between SYNC (or a first BULK) and the next MARK

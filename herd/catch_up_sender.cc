@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "herd/line_splitter.h"
-#include "herd/server.h"
+#include "herd/loop_context.h"
 #include "herd/sync_state.h"
 #include "protocol/fields.h"
 #include "protocol/sync_line.h"
@@ -18,14 +18,13 @@ int64_t ms_since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-CatchUpSender::CatchUpSender(Server& server, reactor::EventLoop& loop, const std::string& peer,
-                             uint64_t bit, std::function<void()> wake)
-    : server_(server),
-      loop_(loop),
+CatchUpSender::CatchUpSender(LoopContext& ctx, const std::string& peer, uint64_t bit, std::function<void()> wake)
+    : ctx_(ctx),
+      loop_(ctx.loop),
       peer_(peer),
       bit_(bit),
       wake_(std::move(wake)),
-      backlog_(server.backlog()) {
+      backlog_(ctx.server.backlog) {
   // Records stored from now on are owed; what the backlog held before (reloaded from disk) is sent
   // only to a neighbour that asks for it through catch-up.
   cursor_ = backlog_.cursor_at(backlog_.next_seq());
@@ -42,15 +41,15 @@ void CatchUpSender::start(reactor::Connection& c) {
   scanning_ = false;
   catching_up_ = false;
   marked_ = false;
-  std::string hello = "HERD " + server_.self().name + "\n";
-  server_.sync_state().append_sync_line(hello);
-  server_.log().write_each_line(lane(), peer_, '>', hello);
+  std::string hello = "HERD " + ctx_.server.self.name + "\n";
+  ctx_.server.sync.append_sync_line(hello);
+  ctx_.log.write_each_line(peer_, '>', hello);
   c.send(hello);
   awaiting_answer_ = true;
   answer_timer_ = loop_.run_after(kAnswerWait, [this] {
     answer_timer_ = 0;
     awaiting_answer_ = false;
-    server_.log().write(lane(), peer_, '*', "no catch-up answer: plain flooding from where the link stopped");
+    ctx_.log.write(peer_, '*', "no catch-up answer: plain flooding from where the link stopped");
     wake_();
   });
 }
@@ -73,7 +72,7 @@ size_t CatchUpSender::on_data(reactor::Connection& c, std::string_view data) {
       },
       &consumed, &oversize);
   if (stop == LineStop::kOversize) {
-    server_.log().write(lane(), peer_, '!', "the neighbour wrote a line over ", std::to_string(kMaxAnswerLine) + " bytes");
+    ctx_.log.write(peer_, '!', "the neighbour wrote a line over ", std::to_string(kMaxAnswerLine) + " bytes");
     c.close("neighbour wrote garbage on the link");
     return data.size();
   }
@@ -81,12 +80,12 @@ size_t CatchUpSender::on_data(reactor::Connection& c, std::string_view data) {
 }
 
 void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
-  LogSink& log = server_.log();
+  const LoopLog& log = ctx_.log;
   protocol::SyncLine s = protocol::parse_sync_line(line);
   if (s.kind == protocol::SyncKind::kNone && line.find_first_not_of(" \t\r") == std::string_view::npos) return;
-  log.write(lane(), peer_, '<', line);
+  log.write(peer_, '<', line);
   if (s.kind != protocol::SyncKind::kSyncFrom) {
-    log.write(lane(), peer_, '!', "not a SYNC-FROM line; ignored");
+    log.write(peer_, '!', "not a SYNC-FROM line; ignored");
     return;
   }
   sync_peer_ = true;
@@ -100,7 +99,7 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
   const uint64_t oldest = backlog_.oldest_seq();
   const uint64_t next = backlog_.next_seq();
   std::optional<uint64_t> resume;
-  if (s.run != "-") resume = server_.sync_state().resume_point(s.run, s.number);
+  if (s.run != "-") resume = ctx_.server.sync.resume_point(s.run, s.number);
   if (!resume) {
     begin_full(s.run == "-" ? "it holds none of our history" : "it holds a run of ours we no longer know");
   } else if (*resume + 1 < oldest) {
@@ -112,7 +111,7 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
     cursor_ = backlog_.cursor_at(from);
     replay_end_ = next;
     replay_everything_ = s.everything;
-    log.write(lane(), peer_, '*', "catch-up: replaying backlog seqs " + std::to_string(from) + ".." +
+    log.write(peer_, '*', "catch-up: replaying backlog seqs " + std::to_string(from) + ".." +
                                       std::to_string(next) + " (it holds ours up to " +
                                       std::to_string(*resume) + ")" +
                                       (s.everything ? ", every current record: it restarted" : ""));
@@ -136,7 +135,7 @@ void CatchUpSender::begin_full(std::string_view why) {
     catch_up_started_ = std::chrono::steady_clock::now();
     catch_up_records_ = catch_up_bytes_ = catch_up_skipped_ = 0;
   }
-  server_.log().write(lane(), peer_, '*', "catch-up: full transfer of the table (", std::string(why) + ")");
+  ctx_.log.write(peer_, '*', "catch-up: full transfer of the table (", std::string(why) + ")");
 }
 
 void CatchUpSender::pump(reactor::Connection& c) {
@@ -207,7 +206,7 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
   uint64_t bulk_count = 0;
   std::string_view raw = raw_;
   FloodLog::Entry e;
-  LocationTable& table = server_.table();
+  LocationTable& table = ctx_.server.table;
   uint64_t live_count = 0;
   while (FloodLog::next_entry(&raw, &e)) {
     if (e.kind != FloodLog::Kind::kRecord) continue;
@@ -238,7 +237,7 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
     if (sync_peer_) {
       std::string header;
       protocol::append_bulk(header, bulk_count);
-      server_.log().write(lane(), peer_, '>', std::string_view(header).substr(0, header.size() - 1),
+      ctx_.log.write(peer_, '>', std::string_view(header).substr(0, header.size() - 1),
                           " (catch-up records from the backlog)");
       c.send(header);
     }
@@ -250,7 +249,7 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
 
 void CatchUpSender::send_live(reactor::Connection& c) {
   if (!live_.empty()) {
-    server_.log().write_each_line(lane(), peer_, '>', live_);
+    ctx_.log.write_each_line(peer_, '>', live_);
     c.send(live_);
   }
   live_.clear();
@@ -259,14 +258,14 @@ void CatchUpSender::send_live(reactor::Connection& c) {
 
 size_t CatchUpSender::send_scan_chunk(reactor::Connection& c) {
   chunk_.clear();
-  size_t n = server_.table().scan(&scan_pos_, &chunk_, kScanChunkBytes, scan_from_);
+  size_t n = ctx_.server.table.scan(&scan_pos_, &chunk_, kScanChunkBytes, scan_from_);
   if (n) {
     catch_up_records_ += n;
     catch_up_bytes_ += chunk_.size();
     if (sync_peer_) {
       std::string header;
       protocol::append_bulk(header, n);
-      server_.log().write(lane(), peer_, '>', std::string_view(header).substr(0, header.size() - 1),
+      ctx_.log.write(peer_, '>', std::string_view(header).substr(0, header.size() - 1),
                           " (catch-up records from the table)");
       c.send(header);
     }
@@ -278,7 +277,7 @@ size_t CatchUpSender::send_scan_chunk(reactor::Connection& c) {
   if (scan_pos_.done) {
     scanning_ = false;
     if (!sync_peer_) {
-      server_.log().write(lane(), peer_, '*', "full transfer sent: ", std::to_string(catch_up_records_) + " records");
+      ctx_.log.write(peer_, '*', "full transfer sent: ", std::to_string(catch_up_records_) + " records");
     }
   }
   return sent;
@@ -286,7 +285,7 @@ size_t CatchUpSender::send_scan_chunk(reactor::Connection& c) {
 
 void CatchUpSender::finish_catch_up() {
   catching_up_ = false;
-  server_.log().write(lane(), peer_, '*',
+  ctx_.log.write(peer_, '*',
                       "catch-up sent: " + std::to_string(catch_up_records_) + " records, " +
                           std::to_string(catch_up_bytes_) + " bytes in " +
                           std::to_string(ms_since(catch_up_started_)) + " ms (" +
@@ -312,7 +311,7 @@ void CatchUpSender::maybe_mark(reactor::Connection& c) {
   }
   std::string mark;
   protocol::append_mark(mark, through);
-  server_.log().write(lane(), peer_, '>', std::string_view(mark).substr(0, mark.size() - 1));
+  ctx_.log.write(peer_, '>', std::string_view(mark).substr(0, mark.size() - 1));
   c.send(mark);
   marked_ = true;
   last_mark_ = through;

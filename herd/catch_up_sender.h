@@ -40,7 +40,7 @@
 
 namespace herd {
 
-class Server;
+struct LoopContext;
 
 class CatchUpSender {
  public:
@@ -61,8 +61,8 @@ class CatchUpSender {
 
   // `bit`: the link's bit in the backlog's mask. `wake`: asks the link to call pump() again soon (from
   // a timer of this sender; the link calls pump() only while connected).
-  CatchUpSender(Server& server, reactor::EventLoop& loop, const std::string& peer, uint64_t bit,
-                std::function<void()> wake);
+  // The sender of a link on the loop of `ctx`.
+  CatchUpSender(LoopContext& ctx, const std::string& peer, uint64_t bit, std::function<void()> wake);
   ~CatchUpSender();
   CatchUpSender(const CatchUpSender&) = delete;
   CatchUpSender& operator=(const CatchUpSender&) = delete;
@@ -98,10 +98,9 @@ class CatchUpSender {
   void finish_catch_up();
   // Calls wake_ after `delay`, through *timer (one pending at a time per timer).
   void schedule_pump(reactor::EventLoop::TimerId* timer, std::chrono::milliseconds delay);
-  int lane() const { return loop_.index(); }
   void publish_cursor() { published_cursor_.store(cursor_.seq, std::memory_order_relaxed); }
 
-  Server& server_;
+  LoopContext& ctx_;
   reactor::EventLoop& loop_;
   const std::string& peer_;
   const uint64_t bit_;

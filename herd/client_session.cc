@@ -6,7 +6,7 @@
 #include "herd/admission.h"
 #include "herd/flood_router.h"
 #include "herd/line_splitter.h"
-#include "herd/server.h"
+#include "herd/loop_context.h"
 #include "protocol/command.h"
 #include "protocol/reply.h"
 
@@ -18,12 +18,11 @@ constexpr size_t kKeepOutCapacity = 16 * 1024;
 
 ClientSession::ClientSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from)
     : ctx_(ctx),
-      server_(ctx.server),
       id_(id),
       tag_("c" + std::to_string(id)),
       conn_(ctx.loop, fd, *this),
       last_input_(Clock::now()) {
-  server_.log().write(ctx_.index(), tag_, '+', "client connected from ", from.to_string());
+  ctx_.log.write(tag_, '+', "client connected from ", from.to_string());
 }
 
 void ClientSession::start() { conn_.start(); }
@@ -64,7 +63,7 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   size_t consumed = 0;
   std::string_view oversize;
   LineStop stop = split_lines(
-      data, server_.limits().max_line, at_eof,
+      data, ctx_.server.limits().max_line, at_eof,
       [&](std::string_view line) {
         handle_line(line);
         // Stop taking commands once their replies would exceed the bounds; the rest of the input
@@ -82,7 +81,7 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
     partial_since_ = {};
   }
   if (stop == LineStop::kOversize) {
-    server_.log().write(ctx_.index(), tag_, '<', oversize, " [line over the limit, truncated]");
+    ctx_.log.write(tag_, '<', oversize, " [line over the limit, truncated]");
     reply("? ", oversize);
     finishing_ = true;
   }
@@ -96,9 +95,9 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
 
 void ClientSession::log_entry(char dir, std::string_view text1, std::string_view text2) {
   if (in_batch_) {
-    server_.log().write_at(ctx_.index(), batch_wall_, tag_, dir, text1, text2);
+    ctx_.log.write_at(batch_wall_, tag_, dir, text1, text2);
   } else {
-    server_.log().write(ctx_.index(), tag_, dir, text1, text2);
+    ctx_.log.write(tag_, dir, text1, text2);
   }
 }
 
@@ -111,24 +110,24 @@ void ClientSession::handle_line(std::string_view line) {
       const protocol::Iamat& iamat = cmd.iamat;
       // The server's time of the record is when its burst was read.
       const protocol::Timestamp now = protocol::timestamp_of(batch_wall_);
-      if (const char* why = refusal(server_.limits(), iamat.client_id, iamat.time, now)) {
+      if (const char* why = refusal(ctx_.server.limits(), iamat.client_id, iamat.time, now)) {
         log_entry('!', why);
         break;  // answered with `? `
       }
       scratch_.clear();
-      protocol::append_at_line(scratch_, server_.self().name, now, iamat);
+      protocol::append_at_line(scratch_, ctx_.server.self.name, now, iamat);
       std::string stored;
       FloodRouter::Result r =
-          server_.router().offer(iamat.client_id, iamat.time, scratch_, LocationTable::Source::kClient, {}, {}, &stored);
+          ctx_.server.router.offer(iamat.client_id, iamat.time, scratch_, LocationTable::Source::kClient, {}, {}, &stored);
       bool answered;
       if (r.stored) {
         answered = reply_when_durable(scratch_, r.seq);
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
-        ctx_.metrics.recent.add(iamat.client_id, server_.self().name, iamat.location.lat, iamat.location.lng,
+        ctx_.metrics.recent.add(iamat.client_id, ctx_.server.self.name, iamat.location.lat, iamat.location.lng,
                                 protocol::unix_ms_of(batch_wall_));
       } else {
         // The record that won may itself be waiting for the disk.
-        answered = reply_when_durable(stored, server_.backlog().next_seq() - 1);
+        answered = reply_when_durable(stored, ctx_.server.backlog.next_seq() - 1);
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kStale);
       }
       if (answered) ++batch_replies_;
@@ -145,11 +144,11 @@ void ClientSession::handle_line(std::string_view line) {
         // No reply waits ahead of this one: a provider that can answer at once (offline) writes
         // its JSON straight into the output after the record, with no copy of either.
         size_t start = out_.size();
-        known = server_.table().lookup(cmd.whatsat.client_id, &out_, &where);
+        known = ctx_.server.table.lookup(cmd.whatsat.client_id, &out_, &where);
         if (known) {
           size_t record_end = out_.size();
           out_.push_back('\n');
-          if (server_.places().answer_now(query(), out_)) {
+          if (ctx_.server.places.answer_now(query(), out_)) {
             ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kOk);
             log_entry('>', std::string_view(out_).substr(start));
             out_.append("\n\n");
@@ -160,7 +159,7 @@ void ClientSession::handle_line(std::string_view line) {
           out_.resize(start);
         }
       } else {
-        known = server_.table().lookup(cmd.whatsat.client_id, &record, &where);
+        known = ctx_.server.table.lookup(cmd.whatsat.client_id, &record, &where);
       }
       if (!known) {
         ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kUnknownClient);
@@ -174,7 +173,7 @@ void ClientSession::handle_line(std::string_view line) {
       places::PlacesQuery q = query();
       LoopContext* ctx = &ctx_;
       uint64_t id = id_;
-      server_.places().nearby(ctx_.loop, q, [ctx, id, seq, record = std::move(record)](std::string json) {
+      ctx_.server.places.nearby(ctx_.loop, q, [ctx, id, seq, record = std::move(record)](std::string json) {
         auto it = ctx->clients.find(id);
         if (it == ctx->clients.end()) return;  // the client left before its answer came
         std::string bytes;
@@ -204,7 +203,7 @@ void ClientSession::reply(std::string_view part1, std::string_view part2) {
 }
 
 bool ClientSession::reply_when_durable(std::string_view line, uint64_t seq) {
-  Persistence* disk = server_.persistence();
+  Persistence* disk = ctx_.server.persistence;
   if (!disk || !disk->replies_wait() || seq <= disk->durable()) {
     reply(line, {});
     return true;
@@ -264,8 +263,8 @@ void ClientSession::flush() {
 
 bool ClientSession::has_room() const {
   // Past the server's budget for buffered bytes, the clients holding the most output stop first.
-  const size_t bound = std::min(server_.limits().max_output_bytes, server_.output_allowance());
-  return pending_.size() < server_.limits().max_pending_replies && out_.size() + conn_.pending_output() <= bound;
+  const size_t bound = std::min(ctx_.server.limits().max_output_bytes, ctx_.server.admission.output_allowance());
+  return pending_.size() < ctx_.server.limits().max_pending_replies && out_.size() + conn_.pending_output() <= bound;
 }
 
 void ClientSession::update_reading() {
@@ -299,7 +298,7 @@ void ClientSession::on_drained(reactor::Connection&) { update_reading(); }
 
 void ClientSession::check_deadlines(Clock::time_point now) {
   if (!conn_.is_open()) return;
-  const Limits& limits = server_.limits();
+  const Limits& limits = ctx_.server.limits();
   auto past = [now](Clock::time_point since, int64_t ms) {
     return ms > 0 && since != Clock::time_point{} && now - since > std::chrono::milliseconds(ms);
   };
@@ -338,8 +337,8 @@ void ClientSession::check_deadlines(Clock::time_point now) {
 }
 
 void ClientSession::on_closed(reactor::Connection&, std::string_view reason) {
-  server_.log().write(ctx_.index(), tag_, '-', reason);
-  server_.release_client();
+  ctx_.log.write(tag_, '-', reason);
+  ctx_.server.admission.release(Admission::Port::kClient);
   LoopContext* ctx = &ctx_;
   uint64_t id = id_;
   ctx_.loop.defer([ctx, id] { ctx->clients.erase(id); });

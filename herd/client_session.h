@@ -24,7 +24,6 @@
 namespace herd {
 
 struct LoopContext;
-class Server;
 
 class ClientSession final : public reactor::ConnectionHandler {
  public:
@@ -71,8 +70,7 @@ class ClientSession final : public reactor::ConnectionHandler {
   void resume_after_eof();
   void maybe_finish();
 
-  LoopContext& ctx_;
-  Server& server_;
+  LoopContext& ctx_;  // its loop, and the table, router, places and limits it answers with
   const uint64_t id_;
   const std::string tag_;  // "c<id>" in the log
   reactor::TcpConnection conn_;

@@ -325,6 +325,11 @@ const ServerConfig* Config::find(std::string_view name) const {
   return nullptr;
 }
 
+int Config::index_of(std::string_view name) const {
+  const ServerConfig* s = find(name);
+  return s ? static_cast<int>(s - servers.data()) : -1;
+}
+
 std::vector<const ServerConfig*> Config::neighbours(std::string_view name) const {
   std::vector<const ServerConfig*> out;
   for (const auto& [a, b] : links) {

@@ -108,6 +108,8 @@ struct Config {
   size_t peer_max_line() const;
 
   const ServerConfig* find(std::string_view name) const;
+  // The position of server `name` in `servers`, or -1.
+  int index_of(std::string_view name) const;
   // The neighbours of `name`, in the order the links list them.
   std::vector<const ServerConfig*> neighbours(std::string_view name) const;
   // `path` made absolute against base_dir when relative.

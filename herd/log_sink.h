@@ -52,6 +52,8 @@ struct LogOptions {
   int keep = 5;            // rotated files kept (NAME.log.1 … NAME.log.<keep>)
 };
 
+class LoopLog;
+
 class LogSink {
  public:
   // Opens (appending to, creating) `path` with `lanes` lanes (one per event loop, plus one for
@@ -83,6 +85,9 @@ class LogSink {
   void reopen();
 
   int lanes() const { return static_cast<int>(lanes_.size()); }
+  // The lane of every thread that is not an event loop (the controlling thread, the memory trimmer,
+  // the data directory's writer): the last one.
+  LoopLog off_loop();
   uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
   // Any thread: bytes the writer has written to the file.
   uint64_t bytes_written() const { return written_total_.load(std::memory_order_relaxed); }
@@ -142,5 +147,33 @@ class LogSink {
   std::atomic<uint64_t> written_total_{0};  // writer thread only writes it
   std::thread writer_;
 };
+
+// LoopLog: one thread's handle on the log, with its lane bound: an event loop's (its index) or the
+// one for every other thread (LogSink::off_loop()). Sessions and links write through their loop's
+// instead of passing a lane number along. Cheap to copy; the sink outlives it.
+class LoopLog {
+ public:
+  LoopLog(LogSink& sink, int lane) : sink_(&sink), lane_(lane) {}
+
+  void write(std::string_view who, char dir, std::string_view text) const { sink_->write(lane_, who, dir, text); }
+  void write(std::string_view who, char dir, std::string_view text1, std::string_view text2) const {
+    sink_->write(lane_, who, dir, text1, text2);
+  }
+  void write_at(const timespec& ts, std::string_view who, char dir, std::string_view text1,
+                std::string_view text2 = {}) const {
+    sink_->write_at(lane_, ts, who, dir, text1, text2);
+  }
+  void write_each_line(std::string_view who, char dir, std::string_view lines) const {
+    sink_->write_each_line(lane_, who, dir, lines);
+  }
+  bool enabled(char dir) const { return sink_->enabled(dir); }
+  LogSink& sink() const { return *sink_; }
+
+ private:
+  LogSink* sink_;
+  int lane_;
+};
+
+inline LoopLog LogSink::off_loop() { return LoopLog(*this, lanes() - 1); }
 
 }  // namespace herd

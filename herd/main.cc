@@ -336,9 +336,9 @@ int main(int argc, char** argv) {
       sink->write(lane, "places", kind, text);
     };
     provider = std::make_shared<places::GooglePlaces>(std::move(*google));
-    log->write(log->lanes() - 1, "-", '*', "places: " + config->places.provider + " at " +
-                                               (config->places.endpoint.empty() ? config->places.default_endpoint()
-                                                                                : config->places.endpoint));
+    log->off_loop().write("-", '*', "places: " + config->places.provider + " at " +
+                                        (config->places.endpoint.empty() ? config->places.default_endpoint()
+                                                                         : config->places.endpoint));
   }
 
   // Clients must not take the descriptors that peer links and files need (when they did, a server
@@ -358,7 +358,7 @@ int main(int argc, char** argv) {
                           std::to_string(nofile) + ", of which " + std::to_string(reserve) +
                           " are kept for the loops, peer links and files)";
     std::fprintf(stderr, "herd-server: warning: %s\n", warning.c_str());
-    log->write(log->lanes() - 1, "-", '!', "warning: ", warning);
+    log->off_loop().write("-", '!', "warning: ", warning);
     config->limits.max_connections = nofile - reserve;
   }
 
@@ -400,7 +400,7 @@ int main(int argc, char** argv) {
     sig = g_control.stop_signal;
     g_control.log = nullptr;  // the signal thread is done; nothing else reads it
   }
-  server.log().write(server.log().lanes() - 1, "-", '*', std::string("stopping on ") + strsignal(sig));
+  server.log().off_loop().write("-", '*', std::string("stopping on ") + strsignal(sig));
   server.drain(config->shutdown_timeout_ms);
   server.stop();
   return 0;

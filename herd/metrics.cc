@@ -280,7 +280,7 @@ std::string render_metrics(Server& server) {
 
   t.gauge("herd_buffered_bytes",
           "Bytes buffered (input and output capacity) over every connection; budget: limits.max_buffered_bytes.",
-          static_cast<uint64_t>(std::max<int64_t>(0, server.buffered_bytes())));
+          static_cast<uint64_t>(std::max<int64_t>(0, server.admission().buffered_bytes())));
 
   if (const MemoryTrimmer* trimmer = server.trimmer()) {
     t.counter("herd_memory_trims_total",
@@ -291,9 +291,10 @@ std::string render_metrics(Server& server) {
   }
 
   t.family("herd_connections", "gauge", "Open connections, by port.");
-  t.sample({{"port", "client"}}, static_cast<uint64_t>(server.client_connections()));
-  t.sample({{"port", "peer"}}, static_cast<uint64_t>(server.peer_connections()));
-  t.sample({{"port", "admin"}}, static_cast<uint64_t>(server.admin_connections()));
+  for (auto [port, label] : {std::pair{Admission::Port::kClient, "client"}, std::pair{Admission::Port::kPeer, "peer"},
+                             std::pair{Admission::Port::kAdmin, "admin"}}) {
+    t.sample({{"port", label}}, static_cast<uint64_t>(server.admission().open(port)));
+  }
 
   t.family("herd_connections_accepted_total", "counter", "Connections accepted, by port.");
   uint64_t client_acc = 0, peer_acc = 0, admin_req = 0;

@@ -2,7 +2,7 @@
 #include "herd/peer_link.h"
 
 #include "herd/peer_tls.h"
-#include "herd/server.h"
+#include "herd/loop_context.h"
 #include "reactor/tcp_connection.h"
 #include "reactor/tls_connection.h"
 
@@ -12,25 +12,23 @@ namespace {
 constexpr auto kHealthyAfter = std::chrono::seconds(5);
 }  // namespace
 
-PeerLink::PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer, uint64_t bit)
-    : server_(server),
-      loop_(loop),
+PeerLink::PeerLink(LoopContext& ctx, const ServerConfig& peer, uint64_t bit)
+    : ctx_(ctx),
+      loop_(ctx.loop),
       peer_(peer.name),
       // By host name: looked up again before every redial, so a neighbour that moved is found.
       connector_(
-          loop, peer.host, peer.peer_port,
-          reactor::Backoff(reactor::Backoff::Millis(server.config().peer_backoff_initial_ms),
-                           reactor::Backoff::Millis(server.config().peer_backoff_max_ms)),
+          ctx.loop, peer.host, peer.peer_port,
+          reactor::Backoff(reactor::Backoff::Millis(ctx.server.config.peer_backoff_initial_ms),
+                           reactor::Backoff::Millis(ctx.server.config.peer_backoff_max_ms)),
           [this](int fd) { connected(fd); },
           [this](std::string_view error, reactor::Backoff::Millis retry_in) {
-            server_.log().write(lane(), peer_, '!', std::string(error) + "; retrying in " +
+            ctx_.log.write(peer_, '!', std::string(error) + "; retrying in " +
                                                          std::to_string(retry_in.count()) + " ms");
           }),
-      sender_(server, loop, peer_, bit, [this] { pump(); }) {}
+      sender_(ctx, peer_, bit, [this] { pump(); }) {}
 
 PeerLink::~PeerLink() = default;
-
-int PeerLink::lane() const { return loop_.index(); }
 
 void PeerLink::start() {
   loop_.assert_in_loop();
@@ -46,20 +44,14 @@ void PeerLink::stop() {
 }
 
 void PeerLink::connected(int fd) {
-  reactor::set_keepalive(fd, Server::kPeerKeepaliveIdleS, Server::kPeerKeepaliveIntervalS, Server::kPeerKeepaliveCount);
-  if (const reactor::TlsContext* tls = server_.peer_tls()) {
-    // The neighbour's certificate must come from the herd CA and carry its name.
-    conn_ = std::make_unique<reactor::TlsConnection>(loop_, fd, *this, *tls, reactor::TlsConnection::Role::kClient,
-                                                     peer_, Server::kPeerHandshakeTimeout);
-  } else {
-    conn_ = std::make_unique<reactor::TcpConnection>(loop_, fd, *this);
-  }
+  // The neighbour's certificate must come from the herd CA and carry its name.
+  conn_ = open_peer_connection(loop_, fd, *this, ctx_.server.peer_tls, reactor::TlsConnection::Role::kClient, peer_);
   conn_->start();  // on_established follows (at once for plain TCP, after the handshake for TLS)
 }
 
 void PeerLink::on_established(reactor::Connection& c) {
   std::string how = "link up";
-  if (server_.peer_tls()) {
+  if (ctx_.server.peer_tls) {
     auto& tls = static_cast<reactor::TlsConnection&>(c);
     // Host name verification has passed; ask for the exact name too (no wildcard, no case folding).
     if (!tls.peer_has_name(peer_)) {
@@ -70,7 +62,7 @@ void PeerLink::on_established(reactor::Connection& c) {
   }
   connected_at_ = std::chrono::steady_clock::now();
   up_.store(true, std::memory_order_relaxed);
-  server_.log().write(lane(), peer_, '+', how);
+  ctx_.log.write(peer_, '+', how);
   sender_.start(c);
 }
 
@@ -88,7 +80,7 @@ bool PeerLink::quiet() const {
 }
 
 uint64_t PeerLink::backlog_pending() const {
-  const uint64_t next = server_.backlog().next_seq();
+  const uint64_t next = ctx_.server.backlog.next_seq();
   const uint64_t at = sender_.published_cursor_seq();
   return next > at ? next - at : 0;
 }
@@ -112,10 +104,10 @@ void PeerLink::on_closed(reactor::Connection&, std::string_view reason) {
   bool was_up = up_.exchange(false, std::memory_order_relaxed);
   sender_.stop();
   if (was_up) {
-    server_.log().write(lane(), peer_, '-', "link down: ", reason);
+    ctx_.log.write(peer_, '-', "link down: ", reason);
     if (std::chrono::steady_clock::now() - connected_at_ >= kHealthyAfter) connector_.reset_backoff();
   } else {
-    server_.log().write(lane(), peer_, '!', "link not established: ", reason);
+    ctx_.log.write(peer_, '!', "link not established: ", reason);
   }
   // Free the connection after this iteration (its events may still be in the batch).
   auto* dead = conn_.release();

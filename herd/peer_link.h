@@ -30,13 +30,13 @@
 
 namespace herd {
 
-class Server;
+struct LoopContext;
 
 class PeerLink final : public reactor::ConnectionHandler {
  public:
-  // Dials `peer`'s host (resolved again before every attempt) and peer port from `loop`. `bit`: the
-  // link's bit in the backlog's mask (FloodRouter::bit_for of its index).
-  PeerLink(Server& server, reactor::EventLoop& loop, const ServerConfig& peer, uint64_t bit);
+  // Dials `peer`'s host (resolved again before every attempt) and peer port from the loop of `ctx`.
+  // `bit`: the link's bit in the backlog's mask (FloodRouter::bit_for of its index).
+  PeerLink(LoopContext& ctx, const ServerConfig& peer, uint64_t bit);
   ~PeerLink();
 
   const std::string& peer_name() const { return peer_; }
@@ -69,9 +69,8 @@ class PeerLink final : public reactor::ConnectionHandler {
  private:
   void connected(int fd);
   void pump();
-  int lane() const;
 
-  Server& server_;
+  LoopContext& ctx_;
   reactor::EventLoop& loop_;
   const std::string peer_;
   reactor::Connector connector_;

@@ -7,7 +7,7 @@
 #include "herd/flood_router.h"
 #include "herd/line_splitter.h"
 #include "herd/peer_tls.h"
-#include "herd/server.h"
+#include "herd/loop_context.h"
 #include "protocol/command.h"
 #include "protocol/fields.h"
 #include "protocol/reply.h"
@@ -18,47 +18,40 @@ namespace herd {
 
 PeerSession::PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::SocketAddress& from)
     : ctx_(ctx),
-      server_(ctx.server),
       id_(id),
-      max_line_(ctx.server.config().peer_max_line()),
+      max_line_(ctx.server.config.peer_max_line()),
       tag_("p" + std::to_string(id)),
       accepted_at_(Clock::now()),
-      catch_up_(ctx.server, ctx.index()) {
-  // A neighbour that vanishes (power cut, cable) sends no FIN: keepalive notices, and the slot frees.
-  reactor::set_keepalive(fd, Server::kPeerKeepaliveIdleS, Server::kPeerKeepaliveIntervalS, Server::kPeerKeepaliveCount);
-  if (const reactor::TlsContext* tls = server_.peer_tls()) {
-    conn_ = std::make_unique<reactor::TlsConnection>(ctx.loop, fd, *this, *tls, reactor::TlsConnection::Role::kServer,
-                                                     "", Server::kPeerHandshakeTimeout);
-  } else {
-    conn_ = std::make_unique<reactor::TcpConnection>(ctx.loop, fd, *this);
-  }
-  server_.log().write(ctx_.index(), tag_, '+', "peer connected from ", from.to_string());
+      catch_up_(ctx),
+      // A neighbour that vanishes (power cut, cable) sends no FIN: keepalive notices, and the slot frees.
+      conn_(open_peer_connection(ctx.loop, fd, *this, ctx.server.peer_tls, reactor::TlsConnection::Role::kServer, "")) {
+  ctx_.log.write(tag_, '+', "peer connected from ", from.to_string());
 }
 
 void PeerSession::start() { conn_->start(); }
 
 void PeerSession::on_established(reactor::Connection& c) {
-  if (!server_.peer_tls()) return;
+  if (!ctx_.server.peer_tls) return;
   auto& tls = static_cast<reactor::TlsConnection&>(c);
   std::string what = std::string(tls.protocol()) + " with a certificate from the herd CA for ";
-  server_.log().write(ctx_.index(), tag_, '*', what, join_names(tls.peer_names()));
+  ctx_.log.write(tag_, '*', what, join_names(tls.peer_names()));
 }
 
 bool PeerSession::hello_allowed(std::string_view name, std::string* why) const {
-  const Config& config = server_.config();
+  const Config& config = ctx_.server.config;
   if (!config.find(name)) {
     *why = "no server of the herd is called that";
     return false;
   }
-  if (!server_.peer_tls()) return true;  // plaintext links take the hello's word for it
+  if (!ctx_.server.peer_tls) return true;  // plaintext links take the hello's word for it
   const auto& tls = static_cast<const reactor::TlsConnection&>(*conn_);
   if (!tls.peer_has_name(name)) {
     *why = "the certificate names " + join_names(tls.peer_names()) + ", not " + std::string(name);
     return false;
   }
-  auto neighbours = config.neighbours(server_.self().name);
+  auto neighbours = config.neighbours(ctx_.server.self.name);
   if (std::none_of(neighbours.begin(), neighbours.end(), [&](const ServerConfig* s) { return s->name == name; })) {
-    *why = std::string(name) + " is not a neighbour of " + server_.self().name;
+    *why = std::string(name) + " is not a neighbour of " + ctx_.server.self.name;
     return false;
   }
   return true;
@@ -81,7 +74,7 @@ size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
       data, max_line_, at_eof, [this](std::string_view line) { return handle_line(line); },
       &consumed, &oversize);
   if (stop == LineStop::kOversize) {
-    server_.log().write(ctx_.index(), tag_, '!', "line over the limit from a peer; dropping the link");
+    ctx_.log.write(tag_, '!', "line over the limit from a peer; dropping the link");
     conn_->close("peer line over the limit");
   }
   // The line timeout is on the line left over, which is a new one when lines were completed here
@@ -98,7 +91,7 @@ void PeerSession::close(std::string_view reason) { conn_->close(reason); }
 
 void PeerSession::check_deadlines(Clock::time_point now) {
   if (!conn_->is_open()) return;
-  const Limits& limits = server_.limits();
+  const Limits& limits = ctx_.server.limits();
   if (peer_name_.empty() && now - accepted_at_ > std::chrono::milliseconds(limits.peer_hello_timeout_ms)) {
     conn_->close("no hello within " + std::to_string(limits.peer_hello_timeout_ms) + " ms");
     return;
@@ -110,29 +103,29 @@ void PeerSession::check_deadlines(Clock::time_point now) {
 }
 
 bool PeerSession::handle_line(std::string_view line) {
-  LogSink& log = server_.log();
+  const LoopLog& log = ctx_.log;
   if (peer_name_.empty()) {
     std::string_view fields[2];
     size_t n = protocol::split_fields(line, fields, 2);
     if (n == 0) return true;
-    log.write(ctx_.index(), tag_, '<', line);
+    log.write(tag_, '<', line);
     if (n != 2 || fields[0] != "HERD") {
-      log.write(ctx_.index(), tag_, '!', "expected the hello `HERD <server name>` first, got: ", line);
+      log.write(tag_, '!', "expected the hello `HERD <server name>` first, got: ", line);
       conn_->close("no valid hello from peer");
       return false;
     }
     std::string why;
     if (!hello_allowed(fields[1], &why)) {
-      log.write(ctx_.index(), tag_, '!', "hello refused: ", why);
+      log.write(tag_, '!', "hello refused: ", why);
       conn_->close("hello refused: " + why);
       return false;
     }
     peer_name_ = fields[1];
-    peer_index_ = server_.server_index(peer_name_);
+    peer_index_ = ctx_.server.config.index_of(peer_name_);
     tag_ += "/" + peer_name_;
     // Its slot is now a named neighbour's: no longer a pending one, and the oldest connection that
     // named itself the same goes if there are too many (a restarted neighbour's new link wins).
-    server_.peer_named(ctx_, id_, peer_name_);
+    ctx_.peer_named(id_, peer_name_);
     return true;
   }
   // Records of a BULK frame (catch-up) are not logged one by one: the frame and its end are.
@@ -140,22 +133,20 @@ bool PeerSession::handle_line(std::string_view line) {
   if (!bulk && catch_up_.handle(*conn_, peer_name_, tag_, line)) return true;
   protocol::Command cmd = protocol::parse_command(line);
   if (cmd.kind == protocol::CommandKind::kEmpty) return true;
-  const int lane = ctx_.index();
-  if (!bulk) log.write_at(lane, batch_wall_, tag_, '<', line);
+  if (!bulk) log.write_at(batch_wall_, tag_, '<', line);
   bool stored = false;
   const protocol::Timestamp now = protocol::timestamp_of(batch_wall_);
   if (cmd.kind != protocol::CommandKind::kAt) {
-    if (bulk) log.write_at(lane, batch_wall_, tag_, '<', line);
-    log.write_at(lane, batch_wall_, tag_, '!', "not an AT record; ignored");
-  } else if (const char* why = refusal(server_.limits(), cmd.at.client_id, cmd.at.time, now)) {
-    log.write_at(lane, batch_wall_, tag_, '!', why, "; not stored");
+    if (bulk) log.write_at(batch_wall_, tag_, '<', line);
+    log.write_at(batch_wall_, tag_, '!', "not an AT record; ignored");
+  } else if (const char* why = refusal(ctx_.server.limits(), cmd.at.client_id, cmd.at.time, now)) {
+    log.write_at(batch_wall_, tag_, '!', why, "; not stored");
   } else {
     const protocol::At& at = cmd.at;
     if (peer_index_ >= 0) ctx_.metrics.peer_received[peer_index_].add();
     const std::string_view record = protocol::at_record(line, at, &record_);
-    stored = server_.router()
-                 .offer(at.client_id, at.time, record, LocationTable::Source::kPeer, peer_name_, at.extra,
-                        nullptr)
+    stored = ctx_.server.router
+                 .offer(at.client_id, at.time, record, LocationTable::Source::kPeer, peer_name_, at.extra, nullptr)
                  .stored;
     if (stored) {
       ctx_.metrics.recent.add(at.client_id, at.server, at.location.lat, at.location.lng,
@@ -167,8 +158,8 @@ bool PeerSession::handle_line(std::string_view line) {
 }
 
 void PeerSession::on_closed(reactor::Connection&, std::string_view reason) {
-  server_.log().write(ctx_.index(), tag_, '-', reason);
-  server_.release_peer(ctx_, id_, peer_name_);
+  ctx_.log.write(tag_, '-', reason);
+  ctx_.release_peer(id_, peer_name_);
   LoopContext* ctx = &ctx_;
   uint64_t id = id_;
   ctx_.loop.defer([ctx, id] { ctx->peers.erase(id); });

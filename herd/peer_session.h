@@ -25,7 +25,6 @@
 namespace herd {
 
 struct LoopContext;
-class Server;
 
 class PeerSession final : public reactor::ConnectionHandler {
  public:
@@ -53,7 +52,6 @@ class PeerSession final : public reactor::ConnectionHandler {
   bool hello_allowed(std::string_view name, std::string* why) const;
 
   LoopContext& ctx_;
-  Server& server_;
   const uint64_t id_;
   const size_t max_line_;    // Config::peer_max_line()
   std::string tag_;          // "p<id>", then "p<id>/<name>" after the hello

@@ -1,11 +1,24 @@
-// Loading and checking the peer links' TLS identity.
+// Loading and checking the peer links' TLS identity; opening their connections.
 #include "herd/peer_tls.h"
 
 #include <openssl/x509v3.h>
 
 #include <algorithm>
 
+#include "reactor/socket.h"
+#include "reactor/tcp_connection.h"
+
 namespace herd {
+
+std::unique_ptr<reactor::Connection> open_peer_connection(reactor::EventLoop& loop, int fd,
+                                                          reactor::ConnectionHandler& handler,
+                                                          const reactor::TlsContext* tls,
+                                                          reactor::TlsConnection::Role role,
+                                                          const std::string& peer) {
+  reactor::set_keepalive(fd, kPeerKeepaliveIdleS, kPeerKeepaliveIntervalS, kPeerKeepaliveCount);
+  if (tls) return std::make_unique<reactor::TlsConnection>(loop, fd, handler, *tls, role, peer, kPeerHandshakeTimeout);
+  return std::make_unique<reactor::TcpConnection>(loop, fd, handler);
+}
 
 std::string join_names(const std::vector<std::string>& names) {
   std::vector<std::string> said;  // a name in both the subjectAltName and the CN is said once

@@ -1,7 +1,8 @@
-// The peer links' TLS identity: loads peer_tls (the herd CA, this server's certificate and key) into
-// one TlsContext that both accepts on the peer port (demanding a client certificate from the CA) and
-// dials the neighbours (presenting the same certificate), and checks that the certificate names this
-// server. Any thread; no state.
+// The peer links' transport. Their TLS identity: loads peer_tls (the herd CA, this server's certificate
+// and key) into one TlsContext that both accepts on the peer port (demanding a client certificate from
+// the CA) and dials the neighbours (presenting the same certificate), and checks that the certificate
+// names this server. And the connection both ends of a link make of their socket (open_peer_connection).
+// Any thread; no state.
 #pragma once
 
 #include <memory>
@@ -9,6 +10,9 @@
 #include <vector>
 
 #include "herd/config.h"
+#include "reactor/connection.h"
+#include "reactor/event_loop.h"
+#include "reactor/tls_connection.h"
 #include "reactor/tls_context.h"
 
 namespace herd {
@@ -18,6 +22,22 @@ namespace herd {
 // does not name the server). config.peer_tls must be set.
 std::unique_ptr<reactor::TlsContext> load_peer_tls(const Config& config, const std::string& name,
                                                    std::string* error);
+
+// TCP keepalive on peer connections, both ways: a vanished neighbour is noticed in about a minute.
+constexpr int kPeerKeepaliveIdleS = 30;
+constexpr int kPeerKeepaliveIntervalS = 10;
+constexpr int kPeerKeepaliveCount = 3;
+// Peer TLS handshakes that take longer than this are abandoned (the link redials with backoff).
+constexpr reactor::EventLoop::Millis kPeerHandshakeTimeout{10000};
+
+// The connection over a peer socket `fd`, on either end (kClient: a link that dialled the neighbour
+// `peer`, whose certificate must name it; kServer: the peer port, which demands a certificate from the
+// herd CA), with keepalive on: TLS with `tls`, or plain TCP when `tls` is null. Not started.
+std::unique_ptr<reactor::Connection> open_peer_connection(reactor::EventLoop& loop, int fd,
+                                                          reactor::ConnectionHandler& handler,
+                                                          const reactor::TlsContext* tls,
+                                                          reactor::TlsConnection::Role role,
+                                                          const std::string& peer);
 
 // The start-up warning for a herd without peer_tls (empty when peer_tls is set).
 std::string plaintext_peer_warning(const Config& config);

@@ -98,8 +98,8 @@ Persistence::~Persistence() {
   ::close(lock_fd_);  // releases the lock
 }
 
-void Persistence::note(const std::string& text) { log_.write(log_.lanes() - 1, "-", '*', text); }
-void Persistence::problem(const std::string& text) { log_.write(log_.lanes() - 1, "-", '!', text); }
+void Persistence::note(const std::string& text) { log_.off_loop().write("-", '*', text); }
+void Persistence::problem(const std::string& text) { log_.off_loop().write("-", '!', text); }
 
 bool Persistence::start(FloodLog& backlog, const SyncState& sync, std::string* error) {
   backlog_ = &backlog;

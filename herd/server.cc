@@ -24,26 +24,16 @@ constexpr int kListenBacklog = 4096;
 constexpr reactor::EventLoop::Millis kEvictionReportPeriod{1000};
 }  // namespace
 
-LoopContext::LoopContext(reactor::EventLoop& l, Server& s)
-    : loop(l), server(s), metrics(s.config().servers.size()) {}
-LoopContext::~LoopContext() = default;
-
 Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
                std::unique_ptr<LogSink> log)
     : config_(std::move(config)),
       places_(std::move(places)),
       log_(std::move(log)),
       table_(config_.limits.max_clients, config_.limits.max_table_bytes, SipKey::random(),
-             config_.packed_records) {
+             config_.packed_records),
+      admission_(config_.limits, Admission::peer_connection_bound(config_, config_.loop_count())) {
   self_ = config_.find(name);
   start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-int Server::server_index(std::string_view name) const {
-  for (size_t i = 0; i < config_.servers.size(); ++i) {
-    if (config_.servers[i].name == name) return static_cast<int>(i);
-  }
-  return -1;
 }
 
 Server::~Server() { stop(); }
@@ -137,10 +127,13 @@ bool Server::start(std::string* error) {
     return false;
   }
 
+  parts_.reset(new ServerParts{config_, *self_, table_, *router_, *backlog_, *sync_, persistence_.get(), *places_,
+                                peer_tls_.get(), admission_, *log_, {}});
   loops_ = std::make_unique<reactor::LoopGroup>(threads);
-  for (int i = 0; i < threads; ++i) loops_->loop(i).set_buffer_account(&buffered_);
+  for (int i = 0; i < threads; ++i) loops_->loop(i).set_buffer_account(admission_.buffer_account());
   for (int i = 0; i < threads; ++i) {
-    auto ctx = std::make_unique<LoopContext>(loops_->loop(i), *this);
+    auto ctx = std::make_unique<LoopContext>(loops_->loop(i), *parts_);
+    parts_->loops.push_back(ctx.get());
     // exclusive: every loop watches the one socket of each port; reuseport: loop i its own, the i-th.
     const auto sharing = config_.accept == AcceptMode::kReusePort ? reactor::Listener::Sharing::kOwn
                                                                    : reactor::Listener::Sharing::kShared;
@@ -171,8 +164,8 @@ bool Server::start(std::string* error) {
       return false;
     }
     for (const auto& a : all) neighbour_ips_.push_back(reactor::ip_of(a));
-    links_.push_back(std::make_unique<PeerLink>(*this, loops_->loop(static_cast<int>(k) % threads),
-                                                *neighbours[k], FloodRouter::bit_for(k)));
+    links_.push_back(std::make_unique<PeerLink>(*contexts_[k % contexts_.size()], *neighbours[k],
+                                                FloodRouter::bit_for(k)));
   }
   std::vector<PeerLink*> link_ptrs;
   for (auto& link : links_) link_ptrs.push_back(link.get());
@@ -182,7 +175,7 @@ bool Server::start(std::string* error) {
     LoopContext* c = ctx.get();
     c->loop.queue([this, c] {
       for (auto& l : c->listeners) l->start();
-      c->sweep_timer = c->loop.run_every(sweep_period(), [this, c] { sweep(*c); });
+      c->sweep_timer = c->loop.run_every(sweep_period(), [c] { c->sweep(); });
     });
   }
   for (auto& link : links_) {
@@ -194,12 +187,12 @@ bool Server::start(std::string* error) {
   loops_->loop(0).queue([this] {
     loops_->loop(0).run_every(kEvictionReportPeriod, [this] { report_evictions(); });
   });
-  log_->write(log_->lanes() - 1, "-", '*',
-              "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
-                  peer_addr.to_string() + (peer_tls_ ? " (TLS)" : " (plaintext)") +
-                  (admin_fds_.empty() ? std::string() : ", admin on " + admin_addr.to_string()) + ", " +
-                  std::to_string(threads) + " loops, accept " + accept_mode_name(config_.accept));
-  if (!peer_tls_) log_->write(log_->lanes() - 1, "-", '!', "warning: ", plaintext_peer_warning(config_));
+  log_->off_loop().write("-", '*',
+                         "server " + self_->name + " up: clients on " + client_addr.to_string() + ", peers on " +
+                             peer_addr.to_string() + (peer_tls_ ? " (TLS)" : " (plaintext)") +
+                             (admin_fds_.empty() ? std::string() : ", admin on " + admin_addr.to_string()) + ", " +
+                             std::to_string(threads) + " loops, accept " + accept_mode_name(config_.accept));
+  if (!peer_tls_) log_->off_loop().write("-", '!', "warning: ", plaintext_peer_warning(config_));
   trimmer_ = std::make_unique<MemoryTrimmer>([this] { return work_done(); }, MemoryTrimmer::kPeriod,
                                              MemoryTrimmer::kBurst, MemoryTrimmer::kCalmSamples,
                                              [this] { return trim_after_burst(); });
@@ -231,7 +224,7 @@ bool Server::drain(int timeout_ms) {
     LoopContext* c = ctx.get();
     run_on(*c, [c] { c->listeners.clear(); });
   }
-  log_->write(log_->lanes() - 1, "-", '*', "stopping: no longer accepting; draining replies and what the peer links owe");
+  log_->off_loop().write("-", '*', "stopping: no longer accepting; draining replies and what the peer links owe");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     bool busy = false;
@@ -246,7 +239,7 @@ bool Server::drain(int timeout_ms) {
     }
     if (!busy) return true;
     if (std::chrono::steady_clock::now() >= deadline) {
-      log_->write(log_->lanes() - 1, "-", '!', "stopping: shutdown_timeout_ms passed with output still unsent");
+      log_->off_loop().write("-", '!', "stopping: shutdown_timeout_ms passed with output still unsent");
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -307,7 +300,7 @@ void Server::stop() {
   loops_.reset();
   close_listening();
   if (log_) {
-    log_->write(log_->lanes() - 1, "-", '*', "server " + self_->name + " stopped");
+    log_->off_loop().write("-", '*', "server " + self_->name + " stopped");
     log_->flush();
   }
 }
@@ -341,17 +334,11 @@ uint64_t Server::trim_after_burst() {
   const auto started = std::chrono::steady_clock::now();
   const uint64_t released = MemoryTrimmer::trim_heap();
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-  log_->write(log_->lanes() - 1, "-", '*',
-              "memory: a burst has passed; " + std::to_string(released >> 20) +
-                  " MiB of freed heap given back to the system in " + std::to_string(us.count() / 1000) + "." +
-                  std::to_string(us.count() % 1000 / 100) + " ms");
+  log_->off_loop().write("-", '*',
+                         "memory: a burst has passed; " + std::to_string(released >> 20) +
+                             " MiB of freed heap given back to the system in " + std::to_string(us.count() / 1000) +
+                             "." + std::to_string(us.count() % 1000 / 100) + " ms");
   return released;
-}
-
-size_t Server::peer_connection_bound(const Config& config, int loops) {
-  const auto n = static_cast<size_t>(loops < 1 ? 1 : loops);
-  const size_t pending = std::max<size_t>(4, kMaxPendingPeers / n) * n;
-  return std::min(kMaxPeerConnections, pending + kMaxSessionsPerPeer * config.servers.size() + n);
 }
 
 size_t Server::reserved_fds(const Config& config, int loops) {
@@ -361,17 +348,7 @@ size_t Server::reserved_fds(const Config& config, int loops) {
   // A google places provider keeps up to max_inflight upstream connections (plus one dialling per loop).
   const size_t places = config.places.provider == "offline" ? 0 : static_cast<size_t>(config.places.max_inflight) + n;
   const size_t listening = 3 /* client, peer, admin */ * (config.accept == AcceptMode::kReusePort ? n : 1);
-  return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ + listening + 2 * links + peer_connection_bound(config, loops) + n + places + kSpareFds;
-}
-
-size_t Server::output_allowance() const {
-  const int64_t used = buffered_bytes();
-  const auto budget = static_cast<int64_t>(config_.limits.max_buffered_bytes);
-  const size_t per_client = config_.limits.max_output_bytes;
-  if (used <= budget) return SIZE_MAX;
-  if (used <= budget + budget / 4) return std::max(per_client / 4, kBudgetFloor);
-  if (used <= budget + budget / 2) return std::max(per_client / 16, kBudgetFloor);
-  return kBudgetFloor;
+  return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ + listening + 2 * links + Admission::peer_connection_bound(config, loops) + n + places + kSpareFds;
 }
 
 reactor::EventLoop::Millis Server::sweep_period() const {
@@ -383,43 +360,22 @@ reactor::EventLoop::Millis Server::sweep_period() const {
   return reactor::EventLoop::Millis(std::clamp<int64_t>(shortest, 50, 1000));
 }
 
-void Server::sweep(LoopContext& ctx) {
-  // Sessions that close here are erased at the end of the iteration, not under this loop.
-  const auto now = std::chrono::steady_clock::now();
-  for (auto& [id, session] : ctx.clients) session->check_deadlines(now);
-  for (auto& [id, session] : ctx.peers) session->check_deadlines(now);
-}
-
 void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from) {
   if (port == Port::kClient) contexts_[loop_index]->metrics.client_accepts.add();
   // Admission first, on the accepting loop, so the counts never overshoot.
-  if (port == Port::kClient) {
-    if (clients_.fetch_add(1, std::memory_order_relaxed) >= config_.limits.max_connections) {
-      clients_.fetch_sub(1, std::memory_order_relaxed);
-      log_->write(loop_index, "-", '!', "client connection limit reached; refusing ", from.to_string());
-      ::close(fd);
-      return;
-    }
-  } else if (port == Port::kAdmin) {
-    if (admins_.fetch_add(1, std::memory_order_relaxed) >= kMaxAdminConnections) {
-      admins_.fetch_sub(1, std::memory_order_relaxed);
-      log_->write(loop_index, "-", '!', "admin connection limit reached; refusing ", from.to_string());
-      ::close(fd);
-      return;
-    }
-  } else {
+  if (port == Port::kPeer) {
     const std::string ip = reactor::ip_of(from);
     if (std::find(neighbour_ips_.begin(), neighbour_ips_.end(), ip) == neighbour_ips_.end()) {
       log_->write(loop_index, "-", '!', "peer connection refused: not from a neighbour's address: ", from.to_string());
       ::close(fd);
       return;
     }
-    if (peer_conns_.fetch_add(1, std::memory_order_relaxed) >= peer_connection_bound(config_, loop_count())) {
-      peer_conns_.fetch_sub(1, std::memory_order_relaxed);
-      log_->write(loop_index, "-", '!', "peer connection limit reached; refusing ", from.to_string());
-      ::close(fd);
-      return;
-    }
+  }
+  if (!admission_.admit(port)) {
+    const char* what = port == Port::kClient ? "client" : port == Port::kPeer ? "peer" : "admin";
+    log_->write(loop_index, "-", '!', std::string(what) + " connection limit reached; refusing ", from.to_string());
+    ::close(fd);
+    return;
   }
   // exclusive: spread client connections evenly over the loops, whichever loop happened to wake
   // (EPOLLEXCLUSIVE favours some). reuseport: the kernel's hash already picked this loop; keep it.
@@ -437,7 +393,7 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
 }
 
 void Server::adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from) {
-  uint64_t id = next_id();
+  const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
   if (port == Port::kClient) {
     ctx.metrics.client_accepted.add();
     auto session = std::make_unique<ClientSession>(ctx, id, fd, from);
@@ -445,59 +401,18 @@ void Server::adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAdd
     ctx.clients.emplace(id, std::move(session));
     s->start();
   } else if (port == Port::kAdmin) {
-    auto session = std::make_unique<AdminSession>(ctx, id, fd, from);
+    auto session = std::make_unique<AdminSession>(ctx, *this, id, fd, from);
     AdminSession* s = session.get();
     ctx.admins.emplace(id, std::move(session));
     s->start();
   } else {
     ctx.metrics.peer_accepted.add();
-    // Slots without a hello are few; the oldest makes room (see kMaxPendingPeers).
-    const size_t pending_cap = std::max<size_t>(4, kMaxPendingPeers / contexts_.size());
-    while (ctx.pending_peers.size() >= pending_cap) {
-      uint64_t oldest = ctx.pending_peers.front();
-      ctx.pending_peers.pop_front();
-      auto it = ctx.peers.find(oldest);
-      if (it != ctx.peers.end()) it->second->close("its slot went to a newer peer connection (no hello yet)");
-    }
+    ctx.add_pending_peer(id);  // slots without a hello are few; the oldest may make room
     auto session = std::make_unique<PeerSession>(ctx, id, fd, from);
     PeerSession* s = session.get();
     ctx.peers.emplace(id, std::move(session));
-    ctx.pending_peers.push_back(id);
     s->start();
   }
-}
-
-void Server::peer_named(LoopContext& ctx, uint64_t id, const std::string& name) {
-  auto& pending = ctx.pending_peers;
-  pending.erase(std::remove(pending.begin(), pending.end(), id), pending.end());
-  std::pair<int, uint64_t> evict{-1, 0};
-  {
-    std::lock_guard lock(named_mu_);
-    auto& sessions = named_peers_[name];
-    sessions.emplace_back(ctx.index(), id);
-    if (sessions.size() > kMaxSessionsPerPeer) {
-      evict = sessions.front();
-      sessions.pop_front();
-    }
-  }
-  if (evict.first < 0) return;
-  LoopContext* owner = contexts_[static_cast<size_t>(evict.first)].get();
-  owner->loop.queue([owner, old = evict.second] {
-    auto it = owner->peers.find(old);
-    if (it != owner->peers.end()) it->second->close("replaced by a newer connection from the same neighbour");
-  });
-}
-
-void Server::release_peer(LoopContext& ctx, uint64_t id, const std::string& name) {
-  peer_conns_.fetch_sub(1, std::memory_order_relaxed);
-  auto& pending = ctx.pending_peers;
-  pending.erase(std::remove(pending.begin(), pending.end(), id), pending.end());
-  if (name.empty()) return;
-  std::lock_guard lock(named_mu_);
-  auto it = named_peers_.find(name);
-  if (it == named_peers_.end()) return;
-  auto& sessions = it->second;
-  sessions.erase(std::remove(sessions.begin(), sessions.end(), std::make_pair(ctx.index(), id)), sessions.end());
 }
 
 }  // namespace herd
