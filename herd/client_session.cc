@@ -82,7 +82,7 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   }
   if (stop == LineStop::kOversize) {
     ctx_.log.write(tag_, '<', oversize, " [line over the limit, truncated]");
-    reply("? ", oversize);
+    reply_invalid(oversize);
     finishing_ = true;
   }
   in_batch_ = false;
@@ -163,7 +163,7 @@ void ClientSession::handle_line(std::string_view line) {
       }
       if (!known) {
         ctx_.metrics.command(CommandKind::kWhatsat, CommandResult::kUnknownClient);
-        reply("? ", line);
+        reply_invalid(line);
         ++batch_replies_;
         return;
       }
@@ -187,25 +187,33 @@ void ClientSession::handle_line(std::string_view line) {
   }
   // Unknown verbs, bad fields, and AT lines (peers only) on a client port.
   ctx_.metrics.command(CommandKind::kInvalid, CommandResult::kError);
-  reply("? ", line);
+  reply_invalid(line);
   ++batch_replies_;
 }
 
-void ClientSession::reply(std::string_view part1, std::string_view part2) {
-  if (pending_.empty()) {
-    log_entry('>', part1, part2);
-    out_.append(part1).append(part2).push_back('\n');
-    return;
-  }
-  std::string bytes;
-  bytes.append(part1).append(part2).push_back('\n');
-  pending_.push_back(Pending{next_seq_++, true, std::move(bytes)});
+std::string& ClientSession::reply_slot() {
+  if (pending_.empty()) return out_;
+  pending_.push_back(Pending{next_seq_++, true, {}});
+  return pending_.back().bytes;
+}
+
+void ClientSession::reply(std::string_view line) {
+  if (pending_.empty()) log_entry('>', line);
+  reply_slot().append(line).push_back('\n');
+}
+
+void ClientSession::reply_invalid(std::string_view line) {
+  const bool now = pending_.empty();
+  std::string& to = reply_slot();
+  const size_t start = to.size();
+  protocol::append_invalid(to, line);
+  if (now) log_entry('>', std::string_view(to).substr(start, to.size() - start - 1));
 }
 
 bool ClientSession::reply_when_durable(std::string_view line, uint64_t seq) {
   Persistence* disk = ctx_.server.persistence;
   if (!disk || !disk->replies_wait() || seq <= disk->durable()) {
-    reply(line, {});
+    reply(line);
     return true;
   }
   // fsync: always: the answer waits for the record's group commit, in the reply queue like a

@@ -57,8 +57,12 @@ class ClientSession final : public reactor::ConnectionHandler {
   // Logs an entry stamped with the burst's time while in one, else with the time now.
   void log_entry(char dir, std::string_view text1, std::string_view text2 = {});
   void handle_line(std::string_view line);
-  // Queues the one-line reply part1 + part2 + "\n" behind any reply still waiting.
-  void reply(std::string_view part1, std::string_view part2);
+  // Queues the reply `line` + "\n" behind any reply still waiting (logged when it is released).
+  void reply(std::string_view line);
+  // Queues the same way the `? ` reply to the command `line` (protocol::append_invalid).
+  void reply_invalid(std::string_view line);
+  // Where the next reply goes: the output, or a new ready entry of the queue when a reply waits.
+  std::string& reply_slot();
   // Queues `line` + "\n" as reply(), but with fsync: always only once backlog seq `seq` is durable.
   // Replies now (true) or once `seq` is on disk (false; the latency is then observed on completion).
   bool reply_when_durable(std::string_view line, uint64_t seq);
