@@ -22,6 +22,8 @@ namespace {
 
 // How often the writer moves the lanes to disk when nobody asks for a flush.
 constexpr auto kWriterPeriod = std::chrono::milliseconds(20);
+// A lane's buffers up to this size are kept whatever the load (see run_writer).
+constexpr size_t kKeepBatchBytes = 64 * 1024;
 
 // The last 1/kEventReserveDivisor of each lane's backlog takes no `<`/`>` lines: when a flood of
 // traffic outruns the disk, the events that explain what happened (a client dropped for running out
@@ -443,7 +445,10 @@ void LogSink::flush() {
 }
 
 void LogSink::run_writer() {
-  std::string batch;
+  // One buffer per lane, swapped with the lane's each round: a lane gets back the buffer it filled
+  // two rounds ago, with its capacity, so a busy loop appends into room it already has instead of
+  // growing a small buffer again (and copying what it holds) every round.
+  std::vector<std::string> batches(lanes_.size());
   for (;;) {
     uint64_t serving;
     bool last;
@@ -455,22 +460,25 @@ void LogSink::run_writer() {
     }
     // Between two whole batches: an entry is never split across the old and the new file.
     if (!path_.empty() && reopen_.exchange(false, std::memory_order_relaxed)) open_file();
-    for (auto& lane : lanes_) {
+    for (size_t i = 0; i < lanes_.size(); ++i) {
+      Lane& lane = *lanes_[i];
+      std::string& batch = batches[i];
       {
-        std::lock_guard lock(lane->mu);
-        batch.swap(lane->buf);
+        std::lock_guard lock(lane.mu);
+        batch.swap(lane.buf);
         // Entries dropped since the last one that got in are reported now that the lane is empty,
         // not when (or if) another entry comes: a server that goes idle, or stops, owes the count.
-        if (lane->dropped) {
+        if (lane.dropped) {
           timespec ts;
           ::clock_gettime(CLOCK_REALTIME, &ts);
-          set_stamp_locked(*lane, ts.tv_sec);
-          append_drop_notice_locked(*lane, batch);
+          set_stamp_locked(lane, ts.tv_sec);
+          append_drop_notice_locked(lane, batch);
         }
       }
       write_batch(batch);
-      // Keep a modest buffer for reuse; give a burst's worth back.
-      if (batch.capacity() > (1u << 20)) {
+      // Keep the room while the lane uses it; once its load falls (a batch under a quarter of the
+      // buffer), give the buffer back, so a burst's buffers do not stay resident after it.
+      if (batch.capacity() > kKeepBatchBytes && batch.size() < batch.capacity() / 4) {
         std::string().swap(batch);
       } else {
         batch.clear();
