@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -24,6 +25,14 @@ namespace {
 constexpr auto kWriterPeriod = std::chrono::milliseconds(20);
 // A lane's buffers up to this size are kept whatever the load (see run_writer).
 constexpr size_t kKeepBatchBytes = 64 * 1024;
+// Direct writes: offsets, lengths and buffer addresses in multiples of this (a page: enough for
+// devices with 512-byte and with 4 KiB logical blocks). Rounds smaller than kDirectMinBytes go
+// through the page cache (an idle or lightly loaded server writes its few entries at once).
+constexpr size_t kDirectAlign = 4096;
+constexpr size_t kDirectMinBytes = 64 * 1024;
+
+size_t align_down(size_t n) { return n & ~(kDirectAlign - 1); }
+size_t align_up(size_t n) { return align_down(n + kDirectAlign - 1); }
 
 // The last 1/kEventReserveDivisor of each lane's backlog takes no `<`/`>` lines: when a flood of
 // traffic outruns the disk, the events that explain what happened (a client dropped for running out
@@ -263,6 +272,8 @@ LogSink::~LogSink() {
   wake_cv_.notify_all();
   writer_.join();
   if (!path_.empty() && fd_ >= 0) ::close(fd_);
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  std::free(staging_);
 }
 
 void LogSink::reopen() {
@@ -281,7 +292,16 @@ void LogSink::open_file() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
   struct stat st {};
-  file_bytes_ = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  const bool regular = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
+  file_bytes_ = regular ? static_cast<uint64_t>(st.st_size) : 0;
+  // The same file again, for direct writes (through /proc, so a rename in between cannot make it
+  // another file). A file system without O_DIRECT (tmpfs) refuses it: the page cache path only.
+  if (direct_fd_ >= 0) ::close(direct_fd_);
+  direct_fd_ = -1;
+  if (regular) {
+    const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+    direct_fd_ = ::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  }
   writeback_from_ = cached_from_ = static_cast<off_t>(file_bytes_);
   // A previous run that died mid-entry left a partial line: end it, so no two entries share a line.
   char last = '\n';
@@ -302,36 +322,102 @@ void LogSink::rotate() {
   open_file();
 }
 
-void LogSink::write_batch(const std::string& batch) {
-  if (batch.empty()) return;
-  if (!path_.empty() && options_.max_bytes > 0 && file_bytes_ > 0 && file_bytes_ + batch.size() > options_.max_bytes) {
+void LogSink::write_round(const std::vector<std::string>& batches) {
+  size_t total = 0;
+  const std::string* first = nullptr;
+  for (const auto& b : batches) {
+    total += b.size();
+    if (!first && !b.empty()) first = &b;
+  }
+  if (staging_cap_ > 4 * kDirectMinBytes && total < staging_cap_ / 4) {
+    // The load fell (or stopped): give the staging buffer back; the next busy round allocates again.
+    std::free(staging_);
+    staging_ = nullptr;
+    staging_cap_ = 0;
+  }
+  if (total == 0) return;
+  if (!path_.empty() && options_.max_bytes > 0 && file_bytes_ > 0 && file_bytes_ + total > options_.max_bytes) {
     // Our count may be stale: someone may have truncated the file meanwhile (logrotate's
     // copytruncate, a benchmark emptying logs between runs). Rotate on what the file holds.
     struct stat st;
     if (::fstat(fd_, &st) == 0) file_bytes_ = static_cast<uint64_t>(st.st_size);
-    if (file_bytes_ > 0 && file_bytes_ + batch.size() > options_.max_bytes) rotate();
+    if (file_bytes_ > 0 && file_bytes_ + total > options_.max_bytes) rotate();
   }
   if (failed_entries_) {
     // Report what failed writes lost, once the file takes bytes again.
-    std::string note = batch.substr(0, 19) + ".000000Z - ! log write failed (" + failure_ + "): " +
+    std::string note = first->substr(0, 19) + ".000000Z - ! log write failed (" + failure_ + "): " +
                        std::to_string(failed_entries_) + " entries dropped\n";
     size_t n = write_all(fd_, note);
     file_bytes_ += n;
     written_total_.fetch_add(n, std::memory_order_relaxed);
     if (n == note.size()) failed_entries_ = 0;
   }
-  size_t n = write_all(fd_, batch);
-  if (n < batch.size()) {
+  if (direct_fd_ >= 0 && total >= kDirectMinBytes && write_direct(batches, total)) return;
+  for (const auto& b : batches) write_buffered(b);
+  if (!path_.empty()) release_written_pages();
+}
+
+void LogSink::write_buffered(std::string_view bytes) {
+  if (bytes.empty()) return;
+  size_t n = write_all(fd_, bytes);
+  if (n < bytes.size()) {
     failure_ = std::strerror(errno);
     // Entries not (completely) written are dropped; a partial one is ended so the next starts a line.
-    uint64_t lost = static_cast<uint64_t>(std::count(batch.begin() + static_cast<std::ptrdiff_t>(n), batch.end(), '\n'));
-    if (n > 0 && batch[n - 1] != '\n') n += write_all(fd_, "\n");
+    uint64_t lost = static_cast<uint64_t>(std::count(bytes.begin() + static_cast<std::ptrdiff_t>(n), bytes.end(), '\n'));
+    if (n > 0 && bytes[n - 1] != '\n') n += write_all(fd_, "\n");
     failed_entries_ += lost;
     dropped_total_.fetch_add(lost, std::memory_order_relaxed);
   }
   file_bytes_ += n;
   written_total_.fetch_add(n, std::memory_order_relaxed);
-  if (!path_.empty()) release_written_pages();
+}
+
+bool LogSink::write_direct(const std::vector<std::string>& batches, size_t total) {
+  // The file ends in a partial block (the tail of the last round, written through the page cache):
+  // the direct write starts at that block, with the tail read back in front of the new bytes.
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return false;
+  const auto size = static_cast<size_t>(st.st_size);
+  const size_t base = align_down(size);
+  const size_t head = size - base;
+  const size_t need = align_up(head + total);
+  if (need > staging_cap_) {
+    // With room for rounds a quarter larger, so that a load that varies does not reallocate often.
+    const size_t cap = align_up(need + need / 4);
+    std::free(staging_);
+    staging_cap_ = 0;
+    staging_ = static_cast<char*>(std::aligned_alloc(kDirectAlign, cap));
+    if (!staging_) return false;
+    staging_cap_ = cap;
+  }
+  if (head > 0 && ::pread(fd_, staging_, head, static_cast<off_t>(base)) != static_cast<ssize_t>(head)) return false;
+  char* p = staging_ + head;
+  for (const auto& b : batches) {
+    std::memcpy(p, b.data(), b.size());
+    p += b.size();
+  }
+  // Whole blocks go straight to the disk; what is left of the last one goes through the page cache.
+  const size_t whole = align_down(head + total);
+  size_t done = 0;
+  while (done < whole) {
+    ssize_t n = ::pwrite(direct_fd_, staging_ + done, whole - done, static_cast<off_t>(base + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  if (done < whole && errno == EINVAL) {
+    // The file or its device does not take these direct writes: the page cache from now on.
+    ::close(direct_fd_);
+    direct_fd_ = -1;
+  }
+  // Nothing new on disk: the caller writes the round through the page cache (errors counted there).
+  if (done <= head) return false;
+  file_bytes_ += done - head;
+  written_total_.fetch_add(done - head, std::memory_order_relaxed);
+  write_buffered(std::string_view(staging_ + done, head + total - done));
+  // Only the tail is in the page cache; nothing before it is waiting to be written back.
+  writeback_from_ = cached_from_ = static_cast<off_t>(base + done);
+  return true;
 }
 
 void LogSink::release_written_pages() {
@@ -463,19 +549,19 @@ void LogSink::run_writer() {
     for (size_t i = 0; i < lanes_.size(); ++i) {
       Lane& lane = *lanes_[i];
       std::string& batch = batches[i];
-      {
-        std::lock_guard lock(lane.mu);
-        batch.swap(lane.buf);
-        // Entries dropped since the last one that got in are reported now that the lane is empty,
-        // not when (or if) another entry comes: a server that goes idle, or stops, owes the count.
-        if (lane.dropped) {
-          timespec ts;
-          ::clock_gettime(CLOCK_REALTIME, &ts);
-          set_stamp_locked(lane, ts.tv_sec);
-          append_drop_notice_locked(lane, batch);
-        }
+      std::lock_guard lock(lane.mu);
+      batch.swap(lane.buf);
+      // Entries dropped since the last one that got in are reported now that the lane is empty,
+      // not when (or if) another entry comes: a server that goes idle, or stops, owes the count.
+      if (lane.dropped) {
+        timespec ts;
+        ::clock_gettime(CLOCK_REALTIME, &ts);
+        set_stamp_locked(lane, ts.tv_sec);
+        append_drop_notice_locked(lane, batch);
       }
-      write_batch(batch);
+    }
+    write_round(batches);
+    for (std::string& batch : batches) {
       // Keep the room while the lane uses it; once its load falls (a batch under a quarter of the
       // buffer), give the buffer back, so a burst's buffers do not stay resident after it.
       if (batch.capacity() > kKeepBatchBytes && batch.size() < batch.capacity() / 4) {

@@ -1,5 +1,6 @@
 // LogSink: the entry format, escaping, one entry per line for batches, and dropping (with a count)
-// once the backlog bound is reached, I/O lines before the events that explain them.
+// once the backlog bound is reached, I/O lines before the events that explain them; what stays in
+// the page cache, and direct writes that keep every byte in its place.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -62,6 +63,38 @@ std::string temp_path() {
   int fd = ::mkstemp(tmpl);
   ::close(fd);
   return tmpl;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Whether the file system of `path` takes O_DIRECT writes (tmpfs does not).
+bool takes_direct_writes(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+// Bytes of `path` in the page cache.
+size_t cached_bytes(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  struct stat st {};
+  REQUIRE(::fstat(fd, &st) == 0);
+  const size_t size = static_cast<size_t>(st.st_size);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  REQUIRE(map != MAP_FAILED);
+  std::vector<unsigned char> resident((size + page - 1) / page);
+  REQUIRE(::mincore(map, size, resident.data()) == 0);
+  size_t cached = 0;
+  for (unsigned char r : resident) cached += r & 1;
+  ::munmap(map, size);
+  ::close(fd);
+  return cached * page;
 }
 
 // A LogSink whose writer stalls for good, as it would behind a disk that does not keep up: its file
@@ -377,12 +410,39 @@ TEST_SUITE("log_sink") {
   }
 
   TEST_CASE("the page cache keeps only the log's last few MiB") {
-    // 48 MiB of entries: without the writer's writeback and DONTNEED all of them would stay cached
-    // (this machine has memory to spare); with them, about kKeepCachedBytes to twice that.
+    // 48 MiB of entries in rounds too small to be written directly: without the writer's writeback
+    // and DONTNEED all of them would stay cached (this machine has memory to spare); with them,
+    // about kKeepCachedBytes to twice that.
     std::string path = temp_path();
     struct statfs fs {};
     REQUIRE(::statfs(path.c_str(), &fs) == 0);
     const bool tmpfs = fs.f_type == TMPFS_MAGIC;  // shared memory: nothing to drop (the check is moot)
+    std::string error;
+    const std::string text(1000, 'x');
+    {
+      auto log = herd::LogSink::open(path, 1, 64 << 20, &error);
+      REQUIRE(log);
+      for (int round = 0; round < 48 * 32; ++round) {
+        for (int i = 0; i < 32; ++i) log->write(0, "c1", '<', text);  // 33 KiB a round
+        log->flush();
+      }
+    }
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK(st.st_size > 48 << 20);
+    const size_t cached = cached_bytes(path);
+    INFO("cached MiB: " << cached / (1 << 20));
+    if (!tmpfs) CHECK(cached <= size_t{12} << 20);
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("large rounds are written directly: the page cache holds none of them") {
+    std::string path = temp_path();
+    if (!takes_direct_writes(path)) {
+      MESSAGE("the file system of /tmp takes no O_DIRECT writes: nothing to check");
+      ::unlink(path.c_str());
+      return;
+    }
     std::string error;
     const std::string text(1000, 'x');
     {
@@ -393,22 +453,75 @@ TEST_SUITE("log_sink") {
         log->flush();
       }
     }
-    int fd = ::open(path.c_str(), O_RDONLY);
-    REQUIRE(fd >= 0);
     struct stat st {};
-    REQUIRE(::fstat(fd, &st) == 0);
+    REQUIRE(::stat(path.c_str(), &st) == 0);
     CHECK(st.st_size > 48 << 20);
-    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-    REQUIRE(map != MAP_FAILED);
-    std::vector<unsigned char> resident((static_cast<size_t>(st.st_size) + page - 1) / page);
-    REQUIRE(::mincore(map, static_cast<size_t>(st.st_size), resident.data()) == 0);
-    size_t cached = 0;
-    for (unsigned char r : resident) cached += r & 1;
-    ::munmap(map, static_cast<size_t>(st.st_size));
-    ::close(fd);
-    INFO("cached MiB: " << cached * page / (1 << 20));
-    if (!tmpfs) CHECK(cached * page <= size_t{12} << 20);
+    const size_t cached = cached_bytes(path);
+    INFO("cached KiB: " << cached / 1024);
+    CHECK(cached <= size_t{256} << 10);  // the partial last block of each round, at most
+    const auto lines = read_lines(path);
+    CHECK(lines.size() == 48 * 1024);
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("direct and cached rounds keep every byte in order, after what the file held") {
+    // Entries of varying length, so that each round ends at another place in its last block; rounds
+    // large enough for direct writes alternate with small ones, and the file starts with a line of
+    // an earlier run (its length not a multiple of any block).
+    std::string path = temp_path();
+    {
+      std::ofstream earlier(path, std::ios::binary);
+      earlier << std::string(1234, 'e') << "\n";
+    }
+    std::string error;
+    std::vector<std::string> texts;
+    {
+      auto log = herd::LogSink::open(path, 1, 64 << 20, &error);
+      REQUIRE(log);
+      int n = 0;
+      for (int round = 0; round < 40; ++round) {
+        const int entries = round % 3 == 0 ? 3 : 400 + 37 * round;  // 3 entries: a cached round
+        for (int i = 0; i < entries; ++i, ++n) {
+          texts.push_back("n=" + std::to_string(n) + " " + std::string(static_cast<size_t>(n % 251), 'a' + n % 26));
+          log->write(0, "c1", '<', texts.back());
+        }
+        log->flush();
+      }
+    }
+    const std::string all = read_file(path);
+    CHECK(all.find('\0') == std::string::npos);
+    const auto lines = read_lines(path);
+    REQUIRE(lines.size() == texts.size() + 1);
+    CHECK(lines[0] == std::string(1234, 'e'));
+    size_t wrong = 0;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const std::string& l = lines[i + 1];
+      if (!has_stamp(l) || l.substr(28) != "c1 < " + texts[i]) ++wrong;
+    }
+    CHECK(wrong == 0);
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("a file emptied between direct rounds starts again at its beginning") {
+    // copytruncate (and the benchmark between runs) empties the file in place: the next direct
+    // round must land at offset 0, not where the writer left off (which would leave a hole of NULs).
+    std::string path = temp_path();
+    std::string error;
+    const std::string text(500, 'y');
+    {
+      auto log = herd::LogSink::open(path, 1, 64 << 20, &error);
+      REQUIRE(log);
+      for (int i = 0; i < 300; ++i) log->write(0, "c1", '<', text);
+      log->flush();
+      REQUIRE(::truncate(path.c_str(), 0) == 0);
+      for (int i = 0; i < 300; ++i) log->write(0, "c1", '>', text);
+      log->flush();
+    }
+    const std::string all = read_file(path);
+    CHECK(all.find('\0') == std::string::npos);
+    const auto lines = read_lines(path);
+    CHECK(lines.size() == 300);
+    for (const auto& l : lines) CHECK(l.substr(28, 5) == "c1 > ");
     ::unlink(path.c_str());
   }
 }
