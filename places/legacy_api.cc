@@ -26,11 +26,9 @@ http::Request LegacyApi::request(const PlacesQuery& q) const {
 PlacesAnswer LegacyApi::interpret(const http::Response& response) const {
   const int code = response.status;
   auto doc = std::make_shared<rapidjson::Document>();
-  std::string scratch;
-  std::string_view text = defuse_zero_exponents(response.body, &scratch);
-  doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  if (doc->HasParseError() || !doc->IsObject() || !doc->HasMember("status") || !(*doc)["status"].IsString()) {
-    std::string what = doc->HasParseError() || !doc->IsObject() ? "a body that is not JSON" : "JSON without a status";
+  const char* bad = parse_upstream_json(response.body, doc.get());
+  if (bad || !doc->IsObject() || !doc->HasMember("status") || !(*doc)["status"].IsString()) {
+    std::string what = bad ? bad : !doc->IsObject() ? "a body that is not JSON" : "JSON without a status";
     if (code == 429) return error_answer("OVER_QUERY_LIMIT", "the places upstream answered HTTP 429 with " + what, true);
     return error_answer(code >= 200 && code < 300 ? "UNKNOWN_ERROR" : legacy_status_for_http(code),
                         "the places upstream answered HTTP " + std::to_string(code) + " with " + what,

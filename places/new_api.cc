@@ -147,10 +147,9 @@ rapidjson::Value translate_place(const rapidjson::Value& place, Alloc& alloc) {
 PlacesAnswer NewApi::interpret(const http::Response& response) const {
   const int code = response.status;
   rapidjson::Document body;
-  std::string scratch;
-  std::string_view raw = defuse_zero_exponents(response.body, &scratch);
-  body.Parse<rapidjson::kParseFullPrecisionFlag>(raw.data(), raw.size());
-  bool json = !body.HasParseError() && body.IsObject();
+  const char* bad = parse_upstream_json(response.body, &body);
+  if (!bad && !body.IsObject()) bad = "a body that is not JSON";
+  const bool json = !bad;
   if (json) {
     if (const Value* error = member(body, "error"); error && error->IsObject()) {
       const Value* status = string_member(*error, "status");
@@ -166,7 +165,7 @@ PlacesAnswer NewApi::interpret(const http::Response& response) const {
     }
   }
   if (code < 200 || code >= 300 || !json) {
-    std::string what = json ? "" : " with a body that is not JSON";
+    std::string what = json ? "" : std::string(" with ") + bad;
     const char* status = code >= 200 && code < 300 ? "UNKNOWN_ERROR" : legacy_status_for_http(code);
     return error_answer(status, "the places upstream answered HTTP " + std::to_string(code) + what,
                         retryable_new(code));

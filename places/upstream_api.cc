@@ -2,6 +2,8 @@
 #include "places/upstream_api.h"
 
 #include <charconv>
+#include <utility>
+#include <vector>
 
 namespace places {
 
@@ -21,6 +23,26 @@ const char* legacy_status_for_http(int http_status) {
 }
 
 bool retryable_http(int http_status) { return http_status == 500 || http_status == 503 || http_status == 504; }
+
+const char* parse_upstream_json(std::string_view body, rapidjson::Document* doc) {
+  std::string scratch;
+  const std::string_view text = defuse_zero_exponents(body, &scratch);
+  doc->Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  if (doc->HasParseError()) return "a body that is not JSON";
+  // Depth first with a stack of its own: (value, depth).
+  std::vector<std::pair<const rapidjson::Value*, int>> todo{{doc, 1}};
+  while (!todo.empty()) {
+    auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (depth > kMaxJsonDepth) return "JSON nested deeper than 32 levels";
+    if (v->IsObject()) {
+      for (const auto& m : v->GetObject()) todo.emplace_back(&m.value, depth + 1);
+    } else if (v->IsArray()) {
+      for (const auto& e : v->GetArray()) todo.emplace_back(&e, depth + 1);
+    }
+  }
+  return nullptr;
+}
 
 std::string_view defuse_zero_exponents(std::string_view body, std::string* scratch) {
   auto digit = [](char c) { return c >= '0' && c <= '9'; };

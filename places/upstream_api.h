@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include <rapidjson/document.h>
+
 #include "http/message.h"
 #include "places/places_answer.h"
 #include "places/places_provider.h"
@@ -41,5 +43,15 @@ std::string number_text(double v);
 // (__builtin_clzll(0): undefined behaviour), and the body comes from outside. Returns `body` itself
 // when there is nothing to change (the common case, one pass), else a view of *scratch. Pure.
 std::string_view defuse_zero_exponents(std::string_view body, std::string* scratch);
+
+// Google's answers nest about 6 deep; a body nested deeper than this is not an answer.
+constexpr int kMaxJsonDepth = 32;
+
+// Parses an upstream's `body` into *doc (full precision, zero exponents defused): without recursion,
+// so that no nesting can exhaust a loop's stack, and refusing a document nested deeper than
+// kMaxJsonDepth (whose rendering would recurse, and grow with the square of the depth). Returns
+// null when *doc holds the body, else what is wrong with it, for the error message ("a body that is
+// not JSON", "JSON nested deeper than 32 levels").
+const char* parse_upstream_json(std::string_view body, rapidjson::Document* doc);
 
 }  // namespace places

@@ -5,6 +5,8 @@
 // the key. Suite "places google concurrency": one provider driven from two loops (ThreadSanitizer).
 #include <doctest/doctest.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -339,6 +341,55 @@ TEST_CASE("New error envelopes become a legacy status and error_message") {
   CHECK(places::error_reply("UNKNOWN_ERROR", "x") ==
         "{\n   \"error_message\" : \"x\",\n   \"html_attributions\" : [],\n   \"results\" : [],\n"
         "   \"status\" : \"UNKNOWN_ERROR\"\n}");
+}
+
+TEST_CASE("a body nested too deep is refused, not recursed into (either API, on a loop-sized stack)") {
+  // Nesting costs no more bytes than brackets: 150,000 levels fit in 300 KB, far inside
+  // max_body_bytes, and a recursive parse or render of them overflows a thread's stack.
+  auto nested = [](const std::string& head, size_t depth, const std::string& tail) {
+    return head + std::string(depth, '[') + std::string(depth, ']') + tail;
+  };
+  const std::string deep_legacy = nested(R"({"status":"OK","html_attributions":[],"results":[)", 150000, "]}");
+  const std::string deep_new = nested(R"({"places":[)", 150000, "]}");
+  std::string legacy_reply, new_reply;
+  bool legacy_retry = true, new_retry = true;
+  // On a thread of its own with a 1 MiB stack: smaller than a loop's, so recursion would show.
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 1 << 20);
+  struct Job {
+    const std::string* legacy_body;
+    const std::string* new_body;
+    std::string* legacy_reply;
+    std::string* new_reply;
+    bool* legacy_retry;
+    bool* new_retry;
+  } job{&deep_legacy, &deep_new, &legacy_reply, &new_reply, &legacy_retry, &new_retry};
+  pthread_t t;
+  REQUIRE(pthread_create(&t, &attr, [](void* arg) -> void* {
+            auto* j = static_cast<Job*>(arg);
+            places::PlacesAnswer a = places::LegacyApi(kKey).interpret(response(200, *j->legacy_body));
+            *j->legacy_reply = places::render_answer(a, 20);
+            *j->legacy_retry = a.retryable;
+            places::PlacesAnswer b = places::NewApi(kKey).interpret(response(200, *j->new_body));
+            *j->new_reply = places::render_answer(b, 20);
+            *j->new_retry = b.retryable;
+            return nullptr;
+          }, &job) == 0);
+  pthread_join(t, nullptr);
+  pthread_attr_destroy(&attr);
+  const std::string want =
+      places::error_reply("UNKNOWN_ERROR", "the places upstream answered HTTP 200 with JSON nested deeper than 32 levels");
+  CHECK(legacy_reply == want);
+  CHECK(new_reply == want);
+  CHECK_FALSE(legacy_retry);
+  CHECK_FALSE(new_retry);
+
+  // Google's own answers nest a few levels (results, geometry, location): well inside the bound,
+  // and a result carrying arrays 25 deep still passes through.
+  places::PlacesAnswer ok =
+      places::LegacyApi(kKey).interpret(response(200, nested(R"({"status":"OK","results":[{"x":)", 25, "}]}")));
+  CHECK(ok.status == "OK");
 }
 
 }  // TEST_SUITE
