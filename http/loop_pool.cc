@@ -194,14 +194,11 @@ void LoopPool::forget_idle(uint64_t cid) {
 void LoopPool::retire(uint64_t cid) {
   auto it = conns_.find(cid);
   if (it == conns_.end()) return;
-  bool first = graveyard_.empty();
-  graveyard_.push_back(std::move(it->second));
+  graveyard_.emplace(cid, std::move(it->second));
   conns_.erase(it);
-  if (first) {
-    loop_.defer([weak = weak_from_this()] {
-      if (auto self = weak.lock()) self->graveyard_.clear();
-    });
-  }
+  loop_.defer([weak = weak_from_this(), cid] {
+    if (auto self = weak.lock()) self->graveyard_.erase(cid);
+  });
 }
 
 void LoopPool::on_timeout(uint64_t ex_id) {

@@ -79,7 +79,9 @@ class LoopPool final : public UpstreamConnection::Owner, public std::enable_shar
   std::unordered_map<uint64_t, uint64_t> carrying_;  // connection id -> exchange id
   std::vector<uint64_t> idle_;                       // connection ids, most recently used last
   std::unordered_map<uint64_t, reactor::EventLoop::TimerId> idle_timers_;
-  std::vector<std::unique_ptr<UpstreamConnection>> graveyard_;
+  // Retired connections, by id, each freed by a deferred task of its own queued when it retired: after
+  // every task the connection itself queued before (a freed connection's task would run on freed memory).
+  std::unordered_map<uint64_t, std::unique_ptr<UpstreamConnection>> graveyard_;
   // The upstream's addresses, looked up once per dns_ttl.
   Resolver::Addresses addresses_;
   std::chrono::steady_clock::time_point addresses_until_{};

@@ -4,6 +4,11 @@
 // stop_loop, and (suite "concurrency", run under ThreadSanitizer) two loops sharing one client.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -237,6 +242,51 @@ TEST_CASE("stop_loop fails the requests in progress once, and later sends fail t
   REQUIRE(run_until(loop, [&] { return errors.size() == 4; }));
   CHECK(errors[3] == "the HTTP client is stopping");
   CHECK(server.requests() == 3);
+}
+
+TEST_CASE("a connection retired in the same turn as another is freed only after its own tasks") {
+  // One loop turn: a kept-alive connection the server closed is retired (queueing the free of the
+  // retired), two new connections start (queueing their first callbacks), and stop_loop retires
+  // them. Each retired connection must outlive the tasks it queued before it retired (under ASan, a
+  // use-after-free otherwise). The server side is a bare socket, so the test decides when it closes.
+  int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(ls >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(ls, 16) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  EventLoop loop;
+  http::HttpClient client(options_for(ntohs(a.sin_port)));
+  std::atomic<int> first{0}, later{0};
+  std::atomic<bool> turn_started{false};
+  std::thread runner([&] { loop.run(); });
+  loop.queue([&] { client.send(loop, get("/a"), 5000ms, [&](http::Result) { first = 1; }); });
+  int kept = ::accept(ls, nullptr, nullptr);
+  REQUIRE(kept >= 0);
+  char buf[4096];
+  CHECK(::read(kept, buf, sizeof buf) > 0);
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  CHECK(::write(kept, ok.data(), ok.size()) == static_cast<ssize_t>(ok.size()));
+  while (!first) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);
+  loop.queue([&] {
+    for (int i = 0; i < 2; ++i) client.send(loop, get("/b"), 5000ms, [&](http::Result) { ++later; });
+    loop.defer([&] { loop.run_after(0ms, [&] { client.stop_loop(loop); }); });
+    turn_started = true;
+    std::this_thread::sleep_for(150ms);  // the close below becomes ready within this turn
+  });
+  while (!turn_started) std::this_thread::sleep_for(1ms);
+  ::close(kept);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (later < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(50ms);
+  loop.stop();
+  runner.join();
+  CHECK(later == 2);  // both answered (by the stop), each once
+  ::close(ls);  // with the connections the stop left unaccepted
 }
 
 TEST_CASE("requests with line breaks in their headers are refused, never inside send()") {
