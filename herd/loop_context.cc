@@ -42,6 +42,14 @@ void LoopContext::release_peer(uint64_t id, const std::string& name) {
   server.admission.release_peer({index(), id}, name);
 }
 
+void LoopContext::close_listeners() {
+  if (listeners.empty()) return;
+  for (auto& l : listeners) l->stop();
+  auto gone = std::make_shared<std::vector<std::unique_ptr<reactor::Listener>>>(std::move(listeners));
+  listeners.clear();
+  loop.defer([gone] {});
+}
+
 void LoopContext::sweep() {
   const auto now = std::chrono::steady_clock::now();
   for (auto& [id, session] : clients) session->check_deadlines(now);

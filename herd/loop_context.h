@@ -90,6 +90,9 @@ struct LoopContext {
   void peer_named(uint64_t id, const std::string& name);
   // Loop thread: the peer session `id` (named `name`, or not yet: empty) closed.
   void release_peer(uint64_t id, const std::string& name);
+  // Loop thread: stops accepting on this loop at once; the listeners are freed at the end of the
+  // turn (an event of theirs may still be waiting in it).
+  void close_listeners();
   // Loop thread: closes the sessions whose deadlines (limits.*_timeout_ms) have passed. Those that
   // close are erased at the end of the iteration.
   void sweep();

@@ -222,7 +222,7 @@ bool Server::drain(int timeout_ms) {
   state_.store(State::kStopping, std::memory_order_relaxed);
   for (auto& ctx : contexts_) {
     LoopContext* c = ctx.get();
-    run_on(*c, [c] { c->listeners.clear(); });
+    run_on(*c, [c] { c->close_listeners(); });
   }
   log_->off_loop().write("-", '*', "stopping: no longer accepting; draining replies and what the peer links owe");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -283,7 +283,7 @@ void Server::stop() {
     bool done = false;
     c->loop.queue([&, c] {
       for (auto* l : mine) l->stop();
-      c->listeners.clear();
+      c->close_listeners();
       c->loop.cancel(c->sweep_timer);
       places_->stop_loop(c->loop);  // pending WHATSATs are answered; upstream connections close
       std::lock_guard lock(mu);

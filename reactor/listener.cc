@@ -26,6 +26,7 @@ Listener::~Listener() {
 
 void Listener::start() {
   loop_.assert_in_loop();
+  if (stopped_) return;
   const uint32_t events = sharing_ == Sharing::kShared ? EPOLLIN | EPOLLEXCLUSIVE : EPOLLIN;
   if (!loop_.add(fd_, events, this)) {
     on_error_(errno);
@@ -33,6 +34,15 @@ void Listener::start() {
     return;
   }
   registered_ = true;
+}
+
+void Listener::stop() {
+  loop_.assert_in_loop();
+  stopped_ = true;
+  if (registered_) loop_.remove(fd_);
+  registered_ = false;
+  if (pause_timer_ != 0) loop_.cancel(pause_timer_);
+  pause_timer_ = 0;
 }
 
 void Listener::pause() {
@@ -48,6 +58,7 @@ void Listener::pause() {
 }
 
 void Listener::on_events(uint32_t) {
+  if (stopped_) return;
   for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
     SocketAddress peer;
     peer.length = sizeof peer.storage;

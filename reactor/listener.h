@@ -33,6 +33,10 @@ class Listener final : public Pollable {
            Sharing sharing = Sharing::kShared);
   ~Listener();  // loop thread (or after the loop stopped)
   void start();  // loop thread: listen (if the loop refuses the fd, the error is reported and retried)
+  // Loop thread: stops listening for good, at once. Events of this turn already fetched for the
+  // socket are ignored, so the listener can be freed at the end of the turn (EventLoop::defer), as
+  // every Pollable must outlive the turn in which it was removed.
+  void stop();
   void on_events(uint32_t events) override;
 
  private:
@@ -44,6 +48,7 @@ class Listener final : public Pollable {
   void pause();  // stops listening for a moment (kAcceptPause), then starts again
 
   bool registered_ = false;
+  bool stopped_ = false;
   EventLoop::TimerId pause_timer_ = 0;  // the restart after a pause, cancelled with the listener
 };
 

@@ -171,6 +171,53 @@ TEST_SUITE("reactor errors") {
     ::close(fd);
   }
 
+  TEST_CASE("a listener stopped mid-turn ignores the turn's events and is freed after it") {
+    // Server::drain and stop, from the controlling thread: a queued task stops a loop's listeners
+    // while the same epoll batch may still hold an event for one (a client connecting just then).
+    // The wake-up comes first in the batch, the connection after it; the stopped listener must not
+    // accept it, and must still be alive when its event is dispatched (freed by a deferred task).
+    EventLoop loop;
+    reactor::SocketAddress addr;
+    std::string error;
+    REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
+    int lfd = reactor::listen_tcp(addr, 16, &error);
+    REQUIRE(lfd >= 0);
+    socklen_t len = sizeof addr.storage;
+    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr.storage), &len);
+    addr.length = len;
+    int accepted = 0;
+    auto listeners = std::make_shared<std::vector<std::unique_ptr<reactor::Listener>>>();
+    listeners->push_back(std::make_unique<reactor::Listener>(
+        loop, lfd, [&](int cfd, const reactor::SocketAddress&) {
+          ++accepted;
+          ::close(cfd);
+        },
+        [](int) {}));
+    bool started = false;
+    loop.queue([&] {
+      listeners->front()->start();
+      started = true;
+    });
+    REQUIRE(spin_until(loop, [&] { return started; }));
+    bool stopped = false;
+    std::thread([&] {
+      loop.queue([&] {
+        for (auto& l : *listeners) l->stop();
+        loop.defer([gone = std::move(listeners)] {});
+        stopped = true;
+      });
+    }).join();
+    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(c >= 0);
+    CHECK(::connect(c, reinterpret_cast<const sockaddr*>(&addr.storage), addr.length) == 0);
+    auto until = std::chrono::steady_clock::now() + 200ms;
+    spin_until(loop, [&] { return std::chrono::steady_clock::now() > until; });
+    CHECK(stopped);
+    CHECK(accepted == 0);
+    ::close(c);
+    ::close(lfd);
+  }
+
   TEST_CASE("an attempt to connect that gets no answer times out and is retried") {
     // A listener that never accepts, with its accept queue full: further SYNs go unanswered.
     reactor::SocketAddress addr;
