@@ -138,33 +138,41 @@ bool Persistence::open_log(uint64_t first_seq, std::string* error) {
   }
   std::string header;
   append_frame(&header, kFileHeaderKind, 0, 0, log_header_line(options_.server, run_, first_seq, options_.neighbours));
-  if (!write_all(header)) {
+  std::string_view rest = header;
+  if (!write_all(&rest)) {
     *error = log_path_ + ": cannot write: " + std::strerror(errno);
     return false;
   }
-  if (options_.fsync != Fsync::kNo) {
-    ::fdatasync(log_fd_);
-    sync_dir(options_.dir);
+  if (options_.fsync != Fsync::kNo && ::fdatasync(log_fd_) != 0) {
+    *error = log_path_ + ": fdatasync failed: " + std::strerror(errno);
+    return false;
   }
+  if (options_.fsync != Fsync::kNo) sync_dir(options_.dir);
   log_bytes_ += header.size();
   return true;
 }
 
-bool Persistence::write_all(std::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(log_fd_, bytes.data(), bytes.size());
+bool Persistence::write_all(std::string_view* bytes) {
+  while (!bytes->empty()) {
+    ssize_t n = ::write(log_fd_, bytes->data(), bytes->size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
     }
-    bytes.remove_prefix(static_cast<size_t>(n));
+    bytes->remove_prefix(static_cast<size_t>(n));
   }
   return true;
 }
 
 void Persistence::sync_log() {
   if (options_.fsync != Fsync::kNo && ::fdatasync(log_fd_) != 0) {
-    problem(log_path_ + ": fdatasync failed: " + std::strerror(errno));
+    problem(log_path_ + ": fdatasync failed: " + std::strerror(errno) +
+            "; nothing newer counts as durable until a new log and a rewrite of the table are in place");
+    if (!floor_active_) {
+      durable_floor_ = durable();
+      floor_active_ = true;
+    }
+    sync_failed_ = true;
     return;
   }
   synced_ = true;
@@ -174,9 +182,11 @@ void Persistence::sync_log() {
 void Persistence::set_durable(uint64_t seq) {
   if (floor_active_) seq = std::min(seq, durable_floor_);
   if (seq <= durable_.load(std::memory_order_relaxed)) return;
-  durable_.store(seq, std::memory_order_release);
+  // Sequentially consistent, with when_durable's: this store is ordered before the loads of `lowest`
+  // below, as a waiter's store of `lowest` is before its load of durable_; one side sees the other.
+  durable_.store(seq, std::memory_order_seq_cst);
   for (auto& lane : lanes_) {
-    if (lane->lowest.load(std::memory_order_acquire) > seq) continue;
+    if (lane->lowest.load(std::memory_order_seq_cst) > seq) continue;
     std::vector<Waiter> ready;
     reactor::EventLoop* loop;
     {
@@ -209,11 +219,11 @@ void Persistence::when_durable(reactor::EventLoop& loop, uint64_t seq, std::func
     auto at = lane.waiters.end();
     while (at != lane.waiters.begin() && (at - 1)->seq > seq) --at;
     lane.waiters.insert(at, Waiter{seq, std::move(done)});
-    lane.lowest.store(lane.waiters.front().seq, std::memory_order_release);
+    lane.lowest.store(lane.waiters.front().seq, std::memory_order_seq_cst);
   }
   // The writer may have moved durable() past seq after the check above and before this waiter was
   // listed: take what is ready now, so that no waiter waits for a sync that never comes.
-  uint64_t now = durable();
+  uint64_t now = durable_.load(std::memory_order_seq_cst);
   if (lane.lowest.load(std::memory_order_acquire) <= now) {
     std::vector<Waiter> ready;
     {
@@ -263,9 +273,18 @@ void Persistence::run_writer() {
         }
         last = e.seq;
       }
-      while (!write_all(out)) {
+      std::string_view rest = out;
+      while (!write_all(&rest)) {
+        // What was written stays written: the retry goes on from the first byte that was not.
+        if (stopping_.load(std::memory_order_acquire)) {
+          problem(log_path_ + ": write failed: " + std::strerror(errno) + "; stopping with " +
+                  std::to_string(rest.size()) + " bytes unwritten (recovery drops the cut frame)");
+          last = last_written_;  // not durable, never acknowledged
+          break;
+        }
         problem(log_path_ + ": write failed: " + std::strerror(errno) + "; retrying in 1 s");
-        std::this_thread::sleep_for(std::chrono::seconds(1));
+        std::unique_lock lock(stop_mu_);
+        stop_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_.load(std::memory_order_acquire); });
       }
       last_written_ = last;
       log_bytes_ += out.size();
@@ -286,6 +305,12 @@ void Persistence::run_writer() {
       cursor = backlog_->cursor_at(start);
       rewrite_wanted = start;
       continue;
+    }
+    if (sync_failed_) {
+      // The pages of the failed sync may never reach the disk: the table is rewritten into a
+      // snapshot, with a new log from here on (below), and durable() moves again once it is in place.
+      sync_failed_ = false;
+      if (!rewrite_wanted) rewrite_wanted = last_written_ + 1;
     }
     const auto now = std::chrono::steady_clock::now();
     if (!synced_) {

@@ -95,7 +95,12 @@ class Persistence {
   Persistence(Options options, LocationTable& table, LogSink& log, int lock_fd);
   void run_writer();
   bool open_log(uint64_t first_seq, std::string* error);  // writer thread (or start())
-  bool write_all(std::string_view bytes);
+  // Writes *bytes to the record log, removing from its front what was written; false on an error
+  // (*bytes then holds what is left, so a retry never writes a byte twice).
+  bool write_all(std::string_view* bytes);
+  // Syncs the record log and moves durable() up to what it holds. A failed sync is never retried on
+  // the same file (the kernel reports a lost write once, then calls the pages clean): durable() is
+  // held where it is, and a new log and a rewrite of the table follow (sync_failed_).
   void sync_log();
   void set_durable(uint64_t seq);
   void start_rewrite(uint64_t log_start);  // writer thread
@@ -122,6 +127,7 @@ class Persistence {
   std::map<std::string, SyncState::Held> held_;  // progress as of last_written_
   bool floor_active_ = false;      // after a gap: nothing above durable_floor_ is durable until the
   uint64_t durable_floor_ = 0;     // rewrite that covers the gap is in place
+  bool sync_failed_ = false;       // a sync failed: a new log and a rewrite are owed
 
   std::atomic<uint64_t> durable_{0};
   std::atomic<bool> stopping_{false};

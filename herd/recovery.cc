@@ -190,9 +190,12 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
     if (!r) return false;
     FloodLog::Entry e;
     RecordReader::Status s = r->next(&e);
-    if (s == RecordReader::Status::kDamaged && last_file && !r->valid_frame_follows()) {
-      // A file whose header never made it to the disk: the crash came right after it was created.
-      out->notes.push_back(logs[i].path + ": only a torn header (" + std::to_string(r->size()) + " bytes); removed");
+    if (last_file && (s == RecordReader::Status::kEnd ||
+                      (s == RecordReader::Status::kDamaged && !r->valid_frame_follows()))) {
+      // A file whose header never made it to the disk (empty, or cut inside it): the crash came right
+      // after it was created, before anything was written to it.
+      out->notes.push_back(logs[i].path + ": " + (s == RecordReader::Status::kEnd ? "empty" : "only a torn header") +
+                           " (" + std::to_string(r->size()) + " bytes); removed");
       ::unlink(logs[i].path.c_str());
       break;
     }

@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -213,6 +217,74 @@ TEST_SUITE("persistence") {
     REQUIRE(fresh.lookup("c199", &got, nullptr));
     CHECK(got == rec("c199", 100 * 9 + 199 + 1));
     CHECK(recd.next_seq == 2001);
+  }
+
+  TEST_CASE("a newest record log that is empty or holds a torn header is removed, not fatal") {
+    // A crash between creating a log (compaction, a gap) and writing its header leaves it empty; a
+    // crash inside the header write leaves part of it.
+    for (const char* leftover : {"", "\x05\x00"}) {
+      CAPTURE(std::string(leftover).size());
+      Rig rig;
+      REQUIRE(rig.open(Persistence::Fsync::kAlways));
+      for (int i = 0; i < 10; ++i) rig.store("c" + std::to_string(i), i + 1);
+      rig.close();
+      const std::string newest = rig.dir.path + "/S/" + herd::record_log_name(11);
+      write_file(newest, leftover);
+      LocationTable t;
+      herd::Recovered recd;
+      std::string error;
+      REQUIRE_MESSAGE(herd::recover(rig.dir.path + "/S", "S", {"A", "B"}, 1 << 20, &t, &recd, &error), error);
+      CHECK(t.size() == 10);
+      CHECK(recd.next_seq == 11);
+      REQUIRE(recd.notes.size() == 1);
+      CHECK(recd.notes[0].find(std::string(leftover).empty() ? "empty" : "torn header") != std::string::npos);
+      CHECK(::access(newest.c_str(), F_OK) != 0);
+    }
+  }
+
+  TEST_CASE("a write cut short (file size limit) is retried from where it stopped, never twice") {
+    // In a child process (the file size limit is per process): records are stored with fsync: always
+    // while the log may not grow past its header and a bit; the writer's write is cut short, then
+    // fails. A second later the limit goes; the retry must go on from the first byte not written, so
+    // that the log holds each frame once and recovery takes it.
+    TempDir dir;
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::alarm(20);
+      ::signal(SIGXFSZ, SIG_IGN);
+      Rig rig;
+      if (!rig.open(Persistence::Fsync::kAlways)) ::_exit(2);
+      rlimit lim{};
+      ::getrlimit(RLIMIT_FSIZE, &lim);
+      rlimit small = lim;
+      small.rlim_cur = 150;  // the header and part of the first batch
+      ::setrlimit(RLIMIT_FSIZE, &small);
+      for (int i = 0; i < 50; ++i) rig.store("c" + std::to_string(i), i + 1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      const bool held_back = rig.disk->durable() < 50;
+      ::setrlimit(RLIMIT_FSIZE, &lim);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (rig.disk->durable() < 50 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      const bool all_durable = rig.disk->durable() >= 50;
+      rig.close();
+      // Hand the directory to the parent.
+      const std::string to = dir.path + "/out";
+      if (std::rename(rig.dir.path.c_str(), to.c_str()) != 0) ::_exit(3);
+      ::_exit(!held_back ? 4 : !all_durable ? 5 : 0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // 4: never held back by the limit; 5: never durable after it
+    LocationTable t;
+    herd::Recovered recd;
+    std::string error;
+    CHECK_MESSAGE(herd::recover(dir.path + "/out/S", "S", {"A", "B"}, 1 << 20, &t, &recd, &error), error);
+    CHECK(t.size() == 50);
+    CHECK(recd.next_seq == 51);
   }
 
   TEST_CASE("recovery stops on a file of another server and on a gap inside a log") {
