@@ -158,7 +158,10 @@ void CatchUpSender::pump(reactor::Connection& c) {
       st = backlog_.read_owed(&cursor_, bit_, &live_, kReadBytes, &looked_at, &owed);
       sent_.add(owed);  // herd_peer_records_flooded_total
     } else {
-      st = backlog_.read(&cursor_, &raw_, kReadBytes, bit_);
+      // A replay of everything (the neighbour lost what it held) needs entries not owed to this link
+      // too: read as a reader of everything, so that losing any of them to eviction is noticed
+      // (kBehind: a full transfer) instead of skipped.
+      st = backlog_.read(&cursor_, &raw_, kReadBytes, replay_everything_ ? FloodLog::kEverything : bit_);
       looked_at = raw_.size();
     }
     if (st == FloodLog::ReadStatus::kBehind) {

@@ -9,13 +9,19 @@ namespace {
 
 // Appends the flood line to the backlog when the table stores the record (under its shard lock), if
 // anyone is owed it or the backlog keeps everything, and stamps the record with where the backlog
-// then stands.
+// then stands (just past the record's own entry when it has one).
 class BacklogAppend final : public LocationTable::Observer {
  public:
   BacklogAppend(FloodLog& backlog, uint64_t mask, std::string_view line, bool append)
       : backlog_(backlog), mask_(mask), line_(line), append_(append) {}
   uint64_t on_stored(std::string_view) override {
-    if (append_) seq = backlog_.append(FloodLog::Kind::kRecord, mask_, line_);
+    // Appended: just past its own seq. Read from the shared counter instead, another loop's appends
+    // in between could stamp it past a full transfer's start, and the transfer's scan would skip a
+    // record that the live cursor (starting after it) never sends either.
+    if (append_) {
+      seq = backlog_.append(FloodLog::Kind::kRecord, mask_, line_);
+      return seq + 1;
+    }
     return backlog_.next_seq_relaxed();
   }
   uint64_t seq = 0;
