@@ -23,6 +23,11 @@ bool CatchUpReceiver::handle(reactor::Connection& c, std::string_view peer, std:
       } else {
         protocol::append_sync_from(answer, "-", 0);
       }
+      if (c.pending_output() > kMaxUnsentAnswers) {
+        log.write(tag, '!', "SYNC after SYNC with the answers unread; dropping the connection");
+        c.close("a peer that does not read its SYNC-FROM answers");
+        return true;
+      }
       log.write(tag, '>', std::string_view(answer).substr(0, answer.size() - 1));
       c.send(answer);
       catching_up_ = true;

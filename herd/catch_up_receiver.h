@@ -26,6 +26,10 @@ class CatchUpReceiver {
   // For a session on the loop of `ctx`.
   explicit CatchUpReceiver(LoopContext& ctx) : ctx_(ctx) {}
 
+  // Answers unsent to the neighbour, at most: a link reads its answer before anything else, so more
+  // means a sender that repeats SYNC without reading (the connection is closed).
+  static constexpr size_t kMaxUnsentAnswers = 64 * 1024;
+
   // Handles `line` when it is a catch-up line (SYNC, BULK, MARK; logged here); false when it is not
   // one. `peer` is the neighbour's name from the hello, `tag` the session's log tag.
   bool handle(reactor::Connection& c, std::string_view peer, std::string_view tag, std::string_view line);

@@ -103,6 +103,7 @@ void PeerSession::check_deadlines(Clock::time_point now) {
 }
 
 bool PeerSession::handle_line(std::string_view line) {
+  if (!conn_->is_open()) return false;  // closed by an earlier line of this read: take no more
   const LoopLog& log = ctx_.log;
   if (peer_name_.empty()) {
     std::string_view fields[2];

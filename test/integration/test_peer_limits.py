@@ -96,6 +96,31 @@ def test_a_neighbours_new_link_replaces_its_old_ones(make_herd):
             f.close()
 
 
+def test_a_peer_that_repeats_sync_without_reading_is_dropped(make_herd):
+    """Each SYNC is answered with a SYNC-FROM line; a sender that never reads them would grow the
+    server's output without bound. Past 64 KiB unsent the connection goes, and the server's
+    buffered bytes stay small."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']])
+    s = socket.create_connection(('127.0.0.1', herd.peer_ports['A']))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        s.sendall(b'HERD B\n')
+        sync = b'SYNC 0123456789abcdef\n' * 1000
+        sent = 0
+        s.settimeout(5)
+        try:
+            for _ in range(2000):  # up to 44 MB, far past what the kernel buffers
+                s.sendall(sync)
+                sent += len(sync)
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            pass
+        wait_for(lambda: b'a peer that does not read its SYNC-FROM answers' in herd.log_bytes('A'), 10,
+                 'the connection dropped')
+        assert sent < 40_000_000, 'the server kept reading SYNC lines it could not answer'
+    finally:
+        s.close()
+
+
 def test_a_peer_streaming_records_is_not_taken_for_one_holding_a_line(make_herd):
     """limits.line_timeout_ms bounds one incomplete line, not a stream of records whose every read
     ends inside some record (as a busy link's reads do): B's link streaming for over three bounds
