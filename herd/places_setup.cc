@@ -50,6 +50,7 @@ std::optional<places::GoogleOptions> google_options(const Config& config, std::s
   }
   o.timeout = std::chrono::milliseconds(pc.timeout_ms);
   o.max_inflight = static_cast<size_t>(pc.max_inflight);
+  o.loops = static_cast<size_t>(config.loop_count());
   return o;
 }
 

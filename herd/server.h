@@ -49,7 +49,8 @@ class Server {
   // eventfd and timerfd, the listening sockets (three ports, one each or, with accept: reuseport,
   // one per loop each), its links (each with a dial in flight), the inbound peer connections
   // (Admission::peer_connection_bound), one per loop to accept (and refuse) a client beyond the limit,
-  // a google places provider's upstream connections (places.max_inflight), and kSpareFds for the rest
+  // a google places provider's upstream connections (up to places.max_inflight carrying calls and as
+  // many again idle, shared out among the loops), and kSpareFds for the rest
   // (name lookups, data files). herd-server lowers limits.max_connections so that these stay free
   // under RLIMIT_NOFILE: clients can never take the descriptors that peer links redial with.
   static size_t reserved_fds(const Config& config, int loops);

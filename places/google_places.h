@@ -46,6 +46,7 @@ struct GoogleOptions {
   std::chrono::milliseconds timeout{10000};        // per WHATSAT, retries included
   size_t max_inflight = 256;           // upstream calls at once, per server
   size_t max_queued = 0;               // calls waiting for a slot, per server; 0: 4 × max_inflight
+  size_t loops = 1;                    // event loops that call it (they share the idle connections out)
   RetryPolicy retry;
   PlacesLog log;                       // optional
 };
