@@ -59,6 +59,9 @@ class PeerLink final : public reactor::ConnectionHandler {
   // Loop thread: nothing left to write (not connected, or the cursor has caught up with the backlog and
   // the connection has written everything it buffered). For graceful stop.
   bool quiet() const;
+  // Loop thread: writes what the backlog owes the neighbour now (notify() queues this; a graceful
+  // stop calls it too, since a link owed nothing is never woken and its cursor would not move).
+  void pump();
 
   void on_established(reactor::Connection& c) override;
   size_t on_data(reactor::Connection& c, std::string_view data) override;
@@ -68,7 +71,6 @@ class PeerLink final : public reactor::ConnectionHandler {
 
  private:
   void connected(int fd);
-  void pump();
 
   LoopContext& ctx_;
   reactor::EventLoop& loop_;
