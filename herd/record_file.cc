@@ -100,7 +100,10 @@ RecordReader::Status RecordReader::next(FloodLog::Entry* entry) {
 bool RecordReader::valid_frame_follows() const {
   size_t end;
   for (size_t at = offset_ + 1; at + kFrameHeader + FloodLog::kEntryHeader <= size_; ++at) {
-    if (frame_at(at, &end)) return true;
+    if (!frame_at(at, &end)) continue;
+    size_t next = end;
+    while (next < size_ && frame_at(next, &end)) next = end;
+    if (next == size_) return true;
   }
   return false;
 }

@@ -50,9 +50,10 @@ class RecordReader {
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
-  // After kDamaged: whether a whole, valid frame starts anywhere after the damage. If none does, the
-  // damage is a torn tail (a write cut short) that may be cut off; if one does, the file was damaged
-  // in the middle, which no crash can do.
+  // After kDamaged: whether valid frames follow the damage, one after another up to the file's end.
+  // If none do, the damage is a torn tail (a write cut short) that may be cut off; if they do, the
+  // file was damaged in the middle, which no crash can do. A frame alone inside the torn bytes (a
+  // client ID may spell one) is not enough: what follows it must chain to the end as well.
   bool valid_frame_follows() const;
 
  private:

@@ -151,6 +151,20 @@ TEST_SUITE("persistence") {
     CHECK(s == RecordReader::Status::kDamaged);
     CHECK_FALSE(r->valid_frame_follows());
 
+    // Cut inside a record whose client ID spells a whole valid frame: the frame alone, with torn
+    // bytes after it, is still a torn tail.
+    std::string fake;
+    herd::append_frame(&fake, 1, 999, 3, rec("fake", 1));
+    std::string spelled;
+    herd::append_frame(&spelled, 1, 21, 3, rec("id" + fake + "tail", 21));
+    write_file(path, bytes + spelled.substr(0, spelled.size() - 7));
+    r = RecordReader::open(path, &error);
+    n = 0;
+    while ((s = r->next(&e)) == RecordReader::Status::kEntry) ++n;
+    CHECK(n == 20);
+    CHECK(s == RecordReader::Status::kDamaged);
+    CHECK_FALSE(r->valid_frame_follows());
+
     // A flipped byte in the middle: valid frames follow.
     std::string flipped = bytes;
     flipped[bytes.size() / 2] ^= 0x40;
