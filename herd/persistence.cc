@@ -129,32 +129,35 @@ void Persistence::stop() {
 }
 
 bool Persistence::open_log(uint64_t first_seq, std::string* error) {
-  if (log_fd_ >= 0) ::close(log_fd_);
-  log_path_ = options_.dir + "/" + record_log_name(first_seq);
-  log_fd_ = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd_ < 0) {
-    *error = log_path_ + ": cannot create: " + std::strerror(errno);
+  const std::string path = options_.dir + "/" + record_log_name(first_seq);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *error = path + ": cannot create: " + std::strerror(errno);
     return false;
   }
   std::string header;
   append_frame(&header, kFileHeaderKind, 0, 0, log_header_line(options_.server, run_, first_seq, options_.neighbours));
   std::string_view rest = header;
-  if (!write_all(&rest)) {
-    *error = log_path_ + ": cannot write: " + std::strerror(errno);
-    return false;
-  }
-  if (options_.fsync != Fsync::kNo && ::fdatasync(log_fd_) != 0) {
-    *error = log_path_ + ": fdatasync failed: " + std::strerror(errno);
+  const char* failed = !write_all(fd, &rest) ? "cannot write"
+                       : options_.fsync != Fsync::kNo && ::fdatasync(fd) != 0 ? "fdatasync failed"
+                                                                               : nullptr;
+  if (failed) {
+    *error = path + ": " + failed + ": " + std::strerror(errno);
+    ::close(fd);
+    ::unlink(path.c_str());
     return false;
   }
   if (options_.fsync != Fsync::kNo) sync_dir(options_.dir);
+  if (log_fd_ >= 0) ::close(log_fd_);
+  log_fd_ = fd;
+  log_path_ = path;
   log_bytes_ += header.size();
   return true;
 }
 
-bool Persistence::write_all(std::string_view* bytes) {
+bool Persistence::write_all(int fd, std::string_view* bytes) {
   while (!bytes->empty()) {
-    ssize_t n = ::write(log_fd_, bytes->data(), bytes->size());
+    ssize_t n = ::write(fd, bytes->data(), bytes->size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -243,6 +246,7 @@ void Persistence::run_writer() {
   auto last_sync = std::chrono::steady_clock::now();
   std::string raw, out;
   uint64_t rewrite_wanted = 0;  // a log start whose rewrite must follow (after a gap)
+  std::chrono::steady_clock::time_point retry_open_at{};  // after a failed open_log
   for (;;) {
     raw.clear();
     bool behind = false;
@@ -274,7 +278,7 @@ void Persistence::run_writer() {
         last = e.seq;
       }
       std::string_view rest = out;
-      while (!write_all(&rest)) {
+      while (!write_all(log_fd_, &rest)) {
         // What was written stays written: the retry goes on from the first byte that was not.
         if (stopping_.load(std::memory_order_acquire)) {
           problem(log_path_ + ": write failed: " + std::strerror(errno) + "; stopping with " +
@@ -300,7 +304,18 @@ void Persistence::run_writer() {
       durable_floor_ = durable();  // nothing newer is durable before the rewrite is in place
       floor_active_ = true;
       std::string error;
-      if (!open_log(start, &error)) problem(error);
+      if (!open_log(start, &error)) {
+        // The gap cannot go into the current log (recovery would refuse it): write nothing until
+        // a new log opens, trying again each second (the backlog moves on meanwhile).
+        if (stopping_.load(std::memory_order_acquire)) {
+          problem(error + "; stopping without the records after the gap");
+          break;
+        }
+        problem(error + "; trying again in 1 s");
+        std::unique_lock lock(stop_mu_);
+        stop_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_.load(std::memory_order_acquire); });
+        continue;
+      }
       last_written_ = start - 1;
       cursor = backlog_->cursor_at(start);
       rewrite_wanted = start;
@@ -335,15 +350,19 @@ void Persistence::run_writer() {
         set_durable(synced_ ? last_written_ : durable());
       }
     }
-    if (!rewriter_.joinable() && !stopping_.load(std::memory_order_acquire) &&
+    if (!rewriter_.joinable() && !stopping_.load(std::memory_order_acquire) && now >= retry_open_at &&
         (rewrite_wanted || (log_bytes_ > options_.compact_bytes && log_bytes_ > snapshot_bytes_))) {
       // The new record log starts where the snapshot will end.
       sync_log();
       const uint64_t start = last_written_ + 1;
-      log_bytes_ = 0;
+      const uint64_t bytes_before = log_bytes_;
+      log_bytes_ = 0;  // the new log's header counts from here
       std::string error;
       if (!open_log(start, &error)) {
-        problem(error);
+        // Records go on into the current log (they follow on from it); the rewrite waits.
+        problem(error + "; trying again in 1 s");
+        log_bytes_ = bytes_before;
+        retry_open_at = now + std::chrono::seconds(1);
       } else {
         if (rewrite_wanted) rewrite_wanted = start;
         start_rewrite(start);

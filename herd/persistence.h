@@ -94,10 +94,12 @@ class Persistence {
 
   Persistence(Options options, LocationTable& table, LogSink& log, int lock_fd);
   void run_writer();
-  bool open_log(uint64_t first_seq, std::string* error);  // writer thread (or start())
-  // Writes *bytes to the record log, removing from its front what was written; false on an error
-  // (*bytes then holds what is left, so a retry never writes a byte twice).
-  bool write_all(std::string_view* bytes);
+  // Writer thread (or start()): a new record log from `first_seq` on, its header on disk. On failure
+  // (*error says why) the current log stays open, and nothing of the new one is left behind.
+  bool open_log(uint64_t first_seq, std::string* error);
+  // Writes *bytes to `fd`, removing from its front what was written; false on an error (*bytes then
+  // holds what is left, so a retry never writes a byte twice).
+  static bool write_all(int fd, std::string_view* bytes);
   // Syncs the record log and moves durable() up to what it holds. A failed sync is never retried on
   // the same file (the kernel reports a lost write once, then calls the pages clean): durable() is
   // held where it is, and a new log and a rewrite of the table follow (sync_failed_).

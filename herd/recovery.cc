@@ -184,6 +184,7 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
 
   size_t backlog_held = 0;
   uint64_t next_expected = 0;  // the seq the backlog's next entry must have (0: none yet)
+  bool gap = false;            // a log started past where the one before ended
   for (size_t i = 0; i < logs.size(); ++i) {
     const bool last_file = i + 1 == logs.size();
     auto r = RecordReader::open(logs[i].path, error);
@@ -218,6 +219,7 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
                            std::to_string(next_expected - 1) + " (records in between were never written)");
       out->backlog.clear();
       backlog_held = 0;
+      gap = true;
     }
     // The run numbered on from first - 1: a neighbour holding it up to there holds the same records.
     if (first > 1) last_of_run[run] = std::max(last_of_run[run], first - 1);
@@ -284,6 +286,15 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
     next_expected = expect;
   }
   out->next_seq = highest + 1;
+  if (gap && !out->held.empty()) {
+    // The gap's records were never written, and the rewrite that would have saved them did not
+    // finish (it would have removed the older logs): records a neighbour sent in the gap are gone,
+    // though progress entries after it say they were held. Holding nothing of anyone's history,
+    // this server gets every neighbour's whole table again at the first catch-up.
+    out->notes.push_back("records were lost in a gap between the record logs: how far this server held its "
+                         "neighbours' histories is forgotten, so each sends its whole table again");
+    out->held.clear();
+  }
   for (const auto& [run, last] : last_of_run) out->history.push_back({run, last});
   std::sort(out->history.begin(), out->history.end(),
             [](const SyncState::EarlierRun& a, const SyncState::EarlierRun& b) { return a.last_seq > b.last_seq; });

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -299,6 +300,63 @@ TEST_SUITE("persistence") {
     CHECK_MESSAGE(herd::recover(dir.path + "/out/S", "S", {"A", "B"}, 1 << 20, &t, &recd, &error), error);
     CHECK(t.size() == 50);
     CHECK(recd.next_seq == 51);
+  }
+
+  TEST_CASE("a new log that cannot be opened leaves the writer on the current one") {
+    // Compaction wants a new log, but every name it could take is a directory (EISDIR, root or not).
+    // The records must go on into the current log and become durable, and once the way is clear the
+    // directory must recover with all of them.
+    Rig rig;
+    REQUIRE(rig.open(Persistence::Fsync::kAlways, 4096));
+    std::vector<std::string> blocked;
+    for (uint64_t seq = 2; seq <= 260; ++seq) {
+      blocked.push_back(rig.dir.path + "/S/" + herd::record_log_name(seq));
+      REQUIRE(::mkdir(blocked.back().c_str(), 0755) == 0);
+    }
+    // Enough for a compaction, which then fails to open its log; then more records after it.
+    for (int round = 0; round < 2; ++round) {
+      for (int i = 0; i < 100; ++i) rig.store("c" + std::to_string(100 * round + i), 100 * round + i + 1);
+      const uint64_t want = 100 * static_cast<uint64_t>(round + 1);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (rig.disk->durable() < want && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      CHECK(rig.disk->durable() >= want);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the writer tries its new log
+    }
+    rig.close();
+    for (const auto& d : blocked) ::rmdir(d.c_str());
+    LocationTable t;
+    herd::Recovered recd;
+    std::string error;
+    CHECK_MESSAGE(herd::recover(rig.dir.path + "/S", "S", {"A", "B"}, 1 << 20, &t, &recd, &error), error);
+    CHECK(t.size() == 200);
+  }
+
+  TEST_CASE("after a gap between logs, how far neighbours' histories were held is forgotten") {
+    // The writer fell behind (entries 11..19 evicted before they were written), opened a log at 20
+    // and wrote progress there, and the process ended before the rewrite that covers the gap.
+    Rig rig;
+    REQUIRE(rig.open(Persistence::Fsync::kAlways));
+    const std::string run = rig.sync->run();
+    for (int i = 0; i < 10; ++i) rig.store("c" + std::to_string(i), i + 1);
+    rig.backlog->append(FloodLog::Kind::kProgress, 0, "A abcdef 77");
+    rig.close();
+    std::string later;
+    herd::append_frame(&later, herd::kFileHeaderKind, 0, 0, herd::log_header_line("S", run, 20, {"A", "B"}));
+    herd::append_frame(&later, static_cast<uint8_t>(FloodLog::Kind::kRecord), 20, 1, rec("late", 50) + " seen=S");
+    herd::append_frame(&later, static_cast<uint8_t>(FloodLog::Kind::kProgress), 21, 0, "A abcdef 90");
+    write_file(rig.dir.path + "/S/" + herd::record_log_name(20), later);
+    LocationTable t;
+    herd::Recovered recd;
+    std::string error;
+    REQUIRE_MESSAGE(herd::recover(rig.dir.path + "/S", "S", {"A", "B"}, 1 << 20, &t, &recd, &error), error);
+    CHECK(t.size() == 11);
+    CHECK(recd.next_seq == 22);
+    CHECK(recd.held.empty());
+    bool told = false;
+    for (const auto& n : recd.notes) told = told || n.find("forgotten") != std::string::npos;
+    CHECK(told);
   }
 
   TEST_CASE("recovery stops on a file of another server and on a gap inside a log") {
