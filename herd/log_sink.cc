@@ -412,7 +412,7 @@ bool LogSink::write_direct(const std::vector<std::string>& batches, size_t total
   }
   // Nothing new on disk: the caller writes the round through the page cache (errors counted there).
   if (done <= head) return false;
-  file_bytes_ += done - head;
+  file_bytes_ = base + done;  // what the file holds now (our count may have been stale)
   written_total_.fetch_add(done - head, std::memory_order_relaxed);
   write_buffered(std::string_view(staging_ + done, head + total - done));
   // Only the tail is in the page cache; nothing before it is waiting to be written back.
