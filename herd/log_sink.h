@@ -178,8 +178,6 @@ class LoopLog {
   void write_each_line(std::string_view who, char dir, std::string_view lines) const {
     sink_->write_each_line(lane_, who, dir, lines);
   }
-  bool enabled(char dir) const { return sink_->enabled(dir); }
-  LogSink& sink() const { return *sink_; }
 
  private:
   LogSink* sink_;
