@@ -287,8 +287,7 @@ void Persistence::run_writer() {
           break;
         }
         problem(log_path_ + ": write failed: " + std::strerror(errno) + "; retrying in 1 s");
-        std::unique_lock lock(stop_mu_);
-        stop_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_.load(std::memory_order_acquire); });
+        wait_unless_stopping(std::chrono::seconds(1));
       }
       last_written_ = last;
       log_bytes_ += out.size();
@@ -312,8 +311,7 @@ void Persistence::run_writer() {
           break;
         }
         problem(error + "; trying again in 1 s");
-        std::unique_lock lock(stop_mu_);
-        stop_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_.load(std::memory_order_acquire); });
+        wait_unless_stopping(std::chrono::seconds(1));
         continue;
       }
       last_written_ = start - 1;
@@ -379,11 +377,15 @@ void Persistence::run_writer() {
       } else {
         // Nobody waits: gather kGatherWait's worth of appends per write, and never make an append
         // wake a thread (the backlog holds far more than that).
-        std::unique_lock lock(stop_mu_);
-        stop_cv_.wait_for(lock, kGatherWait, [&] { return stopping_.load(std::memory_order_acquire); });
+        wait_unless_stopping(kGatherWait);
       }
     }
   }
+}
+
+void Persistence::wait_unless_stopping(std::chrono::milliseconds how_long) {
+  std::unique_lock lock(stop_mu_);
+  stop_cv_.wait_for(lock, how_long, [&] { return stopping_.load(std::memory_order_acquire); });
 }
 
 void Persistence::start_rewrite(uint64_t log_start) {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -105,6 +106,8 @@ class Persistence {
   // held where it is, and a new log and a rewrite of the table follow (sync_failed_).
   void sync_log();
   void set_durable(uint64_t seq);
+  // Writer thread: sleeps `how_long`, or less when stop() begins.
+  void wait_unless_stopping(std::chrono::milliseconds how_long);
   void start_rewrite(uint64_t log_start);  // writer thread
   void run_rewrite(uint64_t log_start, std::map<std::string, SyncState::Held> held,
                    std::vector<SyncState::EarlierRun> history);
