@@ -16,6 +16,7 @@
 #include "herd/peer_link.h"
 #include "herd/peer_session.h"
 #include "herd/peer_tls.h"
+#include "places/google_places.h"
 
 namespace herd {
 namespace {
@@ -348,9 +349,10 @@ size_t Server::reserved_fds(const Config& config, int loops) {
   size_t links = 0;
   for (const auto& s : config.servers) links = std::max(links, config.neighbours(s.name).size());
   // A google places provider has up to max_inflight upstream connections carrying calls, and each
-  // loop keeps up to its share of max_inflight idle (rounded up), plus one dialling per loop.
+  // loop keeps up to its share of max_inflight idle, plus one dialling per loop.
   const auto inflight = static_cast<size_t>(config.places.max_inflight);
-  const size_t places = config.places.provider == "offline" ? 0 : inflight + n * ((inflight + n - 1) / n) + n;
+  const size_t places =
+      config.places.provider == "offline" ? 0 : inflight + n * places::GooglePlaces::idle_per_loop(inflight, n) + n;
   const size_t listening = 3 /* client, peer, admin */ * (config.accept == AcceptMode::kReusePort ? n : 1);
   return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ + listening + 2 * links + Admission::peer_connection_bound(config, loops) + n + places + kSpareFds;
 }

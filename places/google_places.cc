@@ -58,8 +58,7 @@ GooglePlaces::GooglePlaces(GoogleOptions options)
   // all loops: each keeps its share idle (so steady traffic opens no new ones; the idle timeout
   // closes what a burst left over), and the server never holds more than about twice max_inflight
   // upstream connections (Server::reserved_fds), however the bursts fall on the loops.
-  const size_t loops = std::max<size_t>(options_.loops, 1);
-  ho.max_idle_per_loop = std::max<size_t>(1, (options_.max_inflight + loops - 1) / loops);
+  ho.max_idle_per_loop = idle_per_loop(options_.max_inflight, options_.loops);
   if (options_.log) {
     PlacesLog sink = options_.log;
     ho.log = [sink](reactor::EventLoop& loop, std::string_view event) { sink(loop.index(), '*', event); };

@@ -17,6 +17,7 @@
 // go.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -57,6 +58,11 @@ class GooglePlaces final : public PlacesProvider {
   static constexpr size_t kQueuedPerSlot = 4;
   // A call that would start with less of its budget left than this is answered at once instead.
   static constexpr std::chrono::milliseconds kMinAttempt{50};
+  // Idle upstream connections each of `loops` loops keeps: its share of max_inflight, rounded up.
+  static size_t idle_per_loop(size_t max_inflight, size_t loops) {
+    loops = std::max<size_t>(loops, 1);
+    return std::max<size_t>(1, (max_inflight + loops - 1) / loops);
+  }
 
   explicit GooglePlaces(GoogleOptions options);
   ~GooglePlaces() override;
