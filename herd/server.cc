@@ -354,7 +354,8 @@ size_t Server::reserved_fds(const Config& config, int loops) {
   const size_t places =
       config.places.provider == "offline" ? 0 : inflight + n * places::GooglePlaces::idle_per_loop(inflight, n) + n;
   const size_t listening = 3 /* client, peer, admin */ * (config.accept == AcceptMode::kReusePort ? n : 1);
-  return 3 /* stdio */ + 2 /* log, and its reopening */ + 3 * n /* epoll, eventfd, timerfd */ + listening + 2 * links + Admission::peer_connection_bound(config, loops) + n + places + kSpareFds;
+  return 3 /* stdio */ + 3 /* log, its O_DIRECT twin, a reopening */ + 3 * n /* epoll, eventfd, timerfd */ +
+         listening + 2 * links + Admission::peer_connection_bound(config, loops) + n + places + kSpareFds;
 }
 
 reactor::EventLoop::Millis Server::sweep_period() const {

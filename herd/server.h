@@ -45,13 +45,13 @@ class Server {
  public:
   // What /healthz reports: serving only between a complete start() and the beginning of stop().
   enum class State { kStarting, kServing, kStopping };
-  // Descriptors a server needs besides its client connections: stdio, the log, each loop's epoll,
-  // eventfd and timerfd, the listening sockets (three ports, one each or, with accept: reuseport,
-  // one per loop each), its links (each with a dial in flight), the inbound peer connections
-  // (Admission::peer_connection_bound), one per loop to accept (and refuse) a client beyond the limit,
-  // a google places provider's upstream connections (up to places.max_inflight carrying calls and as
-  // many again idle, shared out among the loops), and kSpareFds for the rest
-  // (name lookups, data files). herd-server lowers limits.max_connections so that these stay free
+  // Descriptors a server needs besides its client connections: stdio, the log (with its O_DIRECT
+  // twin, and one more while it reopens), each loop's epoll, eventfd and timerfd, the listening
+  // sockets (three ports, one each or, with accept: reuseport, one per loop each), its links (each
+  // with a dial in flight), the inbound peer connections (Admission::peer_connection_bound), one per
+  // loop to accept (and refuse) a client beyond the limit, a google places provider's upstream
+  // connections (up to places.max_inflight carrying calls and as many again idle, shared out among
+  // the loops), and kSpareFds for the rest (name lookups, data files). herd-server lowers limits.max_connections so that these stay free
   // under RLIMIT_NOFILE: clients can never take the descriptors that peer links redial with.
   static size_t reserved_fds(const Config& config, int loops);
   static constexpr size_t kSpareFds = 64;
