@@ -19,9 +19,13 @@ Listener::Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn o
       on_error_(std::move(on_error)),
       sharing_(sharing) {}
 
-Listener::~Listener() {
+Listener::~Listener() { unwatch(); }
+
+void Listener::unwatch() {
   if (registered_) loop_.remove(fd_);
-  if (pause_timer_ != 0) loop_.cancel(pause_timer_);  // it would call start() on a dead listener
+  registered_ = false;
+  if (pause_timer_ != 0) loop_.cancel(pause_timer_);  // it would call start() on a stopped or dead listener
+  pause_timer_ = 0;
 }
 
 void Listener::start() {
@@ -39,10 +43,7 @@ void Listener::start() {
 void Listener::stop() {
   loop_.assert_in_loop();
   stopped_ = true;
-  if (registered_) loop_.remove(fd_);
-  registered_ = false;
-  if (pause_timer_ != 0) loop_.cancel(pause_timer_);
-  pause_timer_ = 0;
+  unwatch();
 }
 
 void Listener::pause() {

@@ -46,6 +46,7 @@ class Listener final : public Pollable {
   ErrorFn on_error_;
   Sharing sharing_;
   void pause();  // stops listening for a moment (kAcceptPause), then starts again
+  void unwatch();  // leaves epoll and cancels a pending restart
 
   bool registered_ = false;
   bool stopped_ = false;
