@@ -32,6 +32,10 @@ constexpr size_t kDirectAlign = 4096;
 constexpr size_t kDirectMinBytes = 64 * 1024;
 
 size_t align_down(size_t n) { return n & ~(kDirectAlign - 1); }
+// Whether a writer buffer of `capacity` that took `used` bytes this round should be freed: it is over
+// `keep` and the load fell (a round used under a quarter of it), so a burst's room does not stay
+// resident after the burst.
+bool load_fell(size_t capacity, size_t used, size_t keep) { return capacity > keep && used < capacity / 4; }
 size_t align_up(size_t n) { return align_down(n + kDirectAlign - 1); }
 
 // The last 1/kEventReserveDivisor of each lane's backlog takes no `<`/`>` lines: when a flood of
@@ -329,7 +333,7 @@ void LogSink::write_round(const std::vector<std::string>& batches) {
     total += b.size();
     if (!first && !b.empty()) first = &b;
   }
-  if (staging_cap_ > 4 * kDirectMinBytes && total < staging_cap_ / 4) {
+  if (load_fell(staging_cap_, total, 4 * kDirectMinBytes)) {
     // The load fell (or stopped): give the staging buffer back; the next busy round allocates again.
     std::free(staging_);
     staging_ = nullptr;
@@ -562,9 +566,8 @@ void LogSink::run_writer() {
     }
     write_round(batches);
     for (std::string& batch : batches) {
-      // Keep the room while the lane uses it; once its load falls (a batch under a quarter of the
-      // buffer), give the buffer back, so a burst's buffers do not stay resident after it.
-      if (batch.capacity() > kKeepBatchBytes && batch.size() < batch.capacity() / 4) {
+      // Keep the room while the lane uses it; give it back once the lane's load falls.
+      if (load_fell(batch.capacity(), batch.size(), kKeepBatchBytes)) {
         std::string().swap(batch);
       } else {
         batch.clear();
