@@ -55,17 +55,22 @@ bool spin_until(EventLoop& loop, const std::function<bool()>& done, std::chrono:
   return testing_loop::run_until(loop, done, limit);
 }
 
+// A socket listening on a free loopback port with `backlog`; *addr is set to where it listens.
+int listen_on_loopback(int backlog, reactor::SocketAddress* addr) {
+  std::string error;
+  REQUIRE(reactor::resolve("127.0.0.1", 0, addr, &error));
+  int fd = reactor::listen_tcp(*addr, backlog, &error);
+  REQUIRE(fd >= 0);
+  socklen_t len = sizeof addr->storage;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr->storage), &len);
+  addr->length = len;
+  return fd;
+}
+
 // A loopback address with a port nothing listens on a moment from now.
 reactor::SocketAddress closed_port() {
   reactor::SocketAddress addr;
-  std::string error;
-  REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
-  int probe = reactor::listen_tcp(addr, 8, &error);
-  REQUIRE(probe >= 0);
-  socklen_t len = sizeof addr.storage;
-  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr.storage), &len);
-  addr.length = len;
-  ::close(probe);
+  ::close(listen_on_loopback(8, &addr));
   return addr;
 }
 
@@ -146,10 +151,7 @@ TEST_SUITE("reactor errors") {
   TEST_CASE("a listener's pause timer dies with the listener") {
     EventLoop loop;
     reactor::SocketAddress addr;
-    std::string error;
-    REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
-    int fd = reactor::listen_tcp(addr, 8, &error);
-    REQUIRE(fd >= 0);
+    int fd = listen_on_loopback(8, &addr);
     Quiet squatter;
     REQUIRE(loop.add(fd, EPOLLIN, &squatter));  // the listener's own add fails: it pauses
     int errors = 0, last_error = 0;
@@ -178,13 +180,7 @@ TEST_SUITE("reactor errors") {
     // accept it, and must still be alive when its event is dispatched (freed by a deferred task).
     EventLoop loop;
     reactor::SocketAddress addr;
-    std::string error;
-    REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
-    int lfd = reactor::listen_tcp(addr, 16, &error);
-    REQUIRE(lfd >= 0);
-    socklen_t len = sizeof addr.storage;
-    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr.storage), &len);
-    addr.length = len;
+    int lfd = listen_on_loopback(16, &addr);
     int accepted = 0;
     auto listeners = std::make_shared<std::vector<std::unique_ptr<reactor::Listener>>>();
     listeners->push_back(std::make_unique<reactor::Listener>(
@@ -221,13 +217,8 @@ TEST_SUITE("reactor errors") {
   TEST_CASE("an attempt to connect that gets no answer times out and is retried") {
     // A listener that never accepts, with its accept queue full: further SYNs go unanswered.
     reactor::SocketAddress addr;
+    int lfd = listen_on_loopback(0, &addr);
     std::string error;
-    REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
-    int lfd = reactor::listen_tcp(addr, 0, &error);
-    REQUIRE(lfd >= 0);
-    socklen_t len = sizeof addr.storage;
-    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr.storage), &len);
-    addr.length = len;
     std::vector<int> fillers;
     for (int i = 0; i < 4; ++i) {
       int f = reactor::connect_tcp(addr, &error);
