@@ -34,7 +34,10 @@ const char* parse_upstream_json(std::string_view body, rapidjson::Document* doc)
   while (!todo.empty()) {
     auto [v, depth] = todo.back();
     todo.pop_back();
-    if (depth > kMaxJsonDepth) return "JSON nested deeper than 32 levels";
+    if (depth > kMaxJsonDepth) {
+      static const std::string too_deep = "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+      return too_deep.c_str();
+    }
     if (v->IsObject()) {
       for (const auto& m : v->GetObject()) todo.emplace_back(&m.value, depth + 1);
     } else if (v->IsArray()) {
