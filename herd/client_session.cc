@@ -62,15 +62,20 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   batch_replies_ = 0;
   size_t consumed = 0;
   std::string_view oversize;
-  LineStop stop = split_lines(
-      data, ctx_.server.limits().max_line, at_eof,
-      [&](std::string_view line) {
-        handle_line(line);
-        // Stop taking commands once their replies would exceed the bounds; the rest of the input
-        // stays in the kernel and the connection buffer until there is room (update_reading).
-        return has_room();
-      },
-      &consumed, &oversize);
+  LineStop stop;
+  {
+    // Every command line is logged (and most replies): the loop's lane is locked once for the read.
+    const LogSink::Hold hold = ctx_.log.hold();
+    stop = split_lines(
+        data, ctx_.server.limits().max_line, at_eof,
+        [&](std::string_view line) {
+          handle_line(line);
+          // Stop taking commands once their replies would exceed the bounds; the rest of the input
+          // stays in the kernel and the connection buffer until there is room (update_reading).
+          return has_room();
+        },
+        &consumed, &oversize);
+  }
   held_ = stop == LineStop::kStopped;
   // An unterminated line waits for its end; how long is bounded by limits.line_timeout_ms. The clock
   // is that line's: when lines were completed here, the one left over is a new one (a client

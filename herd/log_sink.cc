@@ -23,6 +23,9 @@ namespace {
 
 // How often the writer moves the lanes to disk when nobody asks for a flush.
 constexpr auto kWriterPeriod = std::chrono::milliseconds(20);
+
+// The lane this thread holds (LogSink::Hold), if any.
+thread_local const void* t_held_lane = nullptr;
 // A lane's buffers up to this size are kept whatever the load (see run_writer).
 constexpr size_t kKeepBatchBytes = 64 * 1024;
 // Direct writes: offsets, lengths and buffer addresses in multiples of this (a page: enough for
@@ -451,6 +454,29 @@ LogSink::Lane& LogSink::lane_for(int lane) {
   return *lanes_[lane < 0 || lane >= lanes() ? lanes() - 1 : lane];
 }
 
+LogSink::Hold::Hold(LogSink& sink, int lane) {
+  if (t_held_lane) return;
+  lane_ = &sink.lane_for(lane);
+  lane_->mu.lock();
+  t_held_lane = lane_;
+}
+
+LogSink::Hold::~Hold() {
+  if (!lane_) return;
+  t_held_lane = nullptr;
+  lane_->mu.unlock();
+}
+
+template <class Append>
+void LogSink::with_lane(Lane& lane, Append&& append) {
+  if (t_held_lane == &lane) {
+    append();
+  } else {
+    std::lock_guard lock(lane.mu);
+    append();
+  }
+}
+
 void LogSink::write(int lane, std::string_view who, char dir, std::string_view text1,
                     std::string_view text2) {
   if (!enabled(dir)) return;
@@ -463,8 +489,7 @@ void LogSink::write_at(int lane, const timespec& ts, std::string_view who, char 
                        std::string_view text2) {
   if (!enabled(dir)) return;
   Lane& l = lane_for(lane);
-  std::lock_guard lock(l.mu);
-  append_locked(l, ts, who, dir, text1, text2);
+  with_lane(l, [&] { append_locked(l, ts, who, dir, text1, text2); });
 }
 
 void LogSink::write_each_line(int lane, std::string_view who, char dir, std::string_view lines) {
@@ -472,14 +497,15 @@ void LogSink::write_each_line(int lane, std::string_view who, char dir, std::str
   Lane& l = lane_for(lane);
   timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
-  std::lock_guard lock(l.mu);
-  while (!lines.empty()) {
-    size_t nl = lines.find('\n');
-    std::string_view line = lines.substr(0, nl);
-    lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!line.empty()) append_locked(l, ts, who, dir, line, {});
-  }
+  with_lane(l, [&] {
+    while (!lines.empty()) {
+      size_t nl = lines.find('\n');
+      std::string_view line = lines.substr(0, nl);
+      lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!line.empty()) append_locked(l, ts, who, dir, line, {});
+    }
+  });
 }
 
 void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir,

@@ -86,6 +86,26 @@ class LogSink {
   // Any thread: asks the writer to reopen the file (after logrotate moved it). Never blocks.
   void reopen();
 
+ private:
+  struct Lane;
+
+ public:
+  // A thread's hold on a lane for a burst of entries (the lines of one read, each logged): the lane's
+  // lock is taken once, and that thread's entries for the lane go in under it without a lock each.
+  // The writer waits for the hold to end before it takes the lane's entries, so a hold is for work
+  // that never waits (an event loop's handling of one read). A thread holds at most one lane at a
+  // time; a second hold, of any lane, while one is held does nothing.
+  class Hold {
+   public:
+    Hold(LogSink& sink, int lane);
+    ~Hold();
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+
+   private:
+    Lane* lane_ = nullptr;  // the lane held, or nullptr when this hold does nothing
+  };
+
   int lanes() const { return static_cast<int>(lanes_.size()); }
   // The lane of every thread that is not an event loop (the controlling thread, the memory trimmer,
   // the data directory's writer): the last one.
@@ -98,7 +118,7 @@ class LogSink {
 
  private:
   struct Lane {
-    std::mutex mu;
+    std::mutex mu;  // held by the writer while it swaps, by a thread for each entry or for a Hold
     std::string buf;       // guarded by mu
     uint64_t dropped = 0;  // guarded by mu
     int64_t stamp_sec = -1;  // guarded by mu: the second whose text is cached in stamp
@@ -122,6 +142,10 @@ class LogSink {
   void open_file();  // (re)opens path_; keeps the old descriptor when that fails
   void rotate();
   Lane& lane_for(int lane);
+  // Runs `append` (which calls append_locked) with `lane`'s lock held: taken now, or already held by
+  // this thread's Hold.
+  template <class Append>
+  void with_lane(Lane& lane, Append&& append);
   void run_writer();
   // Formats one entry into lane.buf; lane.mu must be held.
   void append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir, std::string_view t1,
@@ -178,6 +202,8 @@ class LoopLog {
   void write_each_line(std::string_view who, char dir, std::string_view lines) const {
     sink_->write_each_line(lane_, who, dir, lines);
   }
+  // The calling thread's hold on this lane until the result goes (see LogSink::Hold).
+  [[nodiscard]] LogSink::Hold hold() const { return LogSink::Hold(*sink_, lane_); }
 
  private:
   LogSink* sink_;

@@ -70,9 +70,14 @@ size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
   ::clock_gettime(CLOCK_REALTIME, &batch_wall_);
   size_t consumed = 0;
   std::string_view oversize;
-  LineStop stop = split_lines(
-      data, max_line_, at_eof, [this](std::string_view line) { return handle_line(line); },
-      &consumed, &oversize);
+  LineStop stop;
+  {
+    // Every record received is logged: the loop's lane is locked once for the read.
+    const LogSink::Hold hold = ctx_.log.hold();
+    stop = split_lines(
+        data, max_line_, at_eof, [this](std::string_view line) { return handle_line(line); }, &consumed,
+        &oversize);
+  }
   if (stop == LineStop::kOversize) {
     ctx_.log.write(tag_, '!', "line over the limit from a peer; dropping the link");
     conn_->close("peer line over the limit");

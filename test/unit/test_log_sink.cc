@@ -525,3 +525,42 @@ TEST_SUITE("log_sink") {
     ::unlink(path.c_str());
   }
 }
+
+// Run under ThreadSanitizer by `make test` (the *concurrency* suites).
+TEST_SUITE("log_sink concurrency") {
+  TEST_CASE("a hold keeps its lane to one thread: another thread's entry waits for its end") {
+    std::string path = temp_path();
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 2, 1 << 20, &error);
+      REQUIRE(log);
+      herd::LoopLog lane0(*log, 0);
+      std::thread other;
+      {
+        const herd::LogSink::Hold hold = lane0.hold();
+        lane0.write("c1", '<', "first");
+        other = std::thread([&] { log->write(0, "c2", '<', "other thread"); });
+        // A second hold by the same thread (of either lane) does nothing; it must not deadlock.
+        {
+          const herd::LogSink::Hold again = lane0.hold();
+          const herd::LogSink::Hold other_lane(*log, 1);
+          lane0.write("c1", '<', "second");
+          log->write(1, "c3", '*', "lane one");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        lane0.write_each_line("c1", '>', "third\nfourth");
+      }
+      other.join();
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    REQUIRE(lines.size() == 6);
+    CHECK(lines[0].substr(28) == "c1 < first");
+    CHECK(lines[1].substr(28) == "c1 < second");
+    CHECK(lines[2].substr(28) == "c1 > third");
+    CHECK(lines[3].substr(28) == "c1 > fourth");
+    CHECK(lines[4].substr(28) == "c2 < other thread");
+    CHECK(lines[5].substr(28) == "c3 * lane one");
+    ::unlink(path.c_str());
+  }
+}
