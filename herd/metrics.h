@@ -48,7 +48,9 @@ struct LatencyHistogram {
 };
 
 // The last few client locations one loop stored (for the dashboard's map). The loop adds; a request
-// copies. The mutex is the loop's own: only a dashboard request ever contends for it.
+// copies. The mutex is the loop's own: only a dashboard request ever contends for it. A busy loop
+// stores hundreds of locations a millisecond, more than a map can show: it keeps the first kSize of
+// each millisecond (its `unix_ms`) and passes over the rest without the lock and the copies.
 class RecentLocations {
  public:
   static constexpr size_t kSize = 16;
@@ -59,11 +61,13 @@ class RecentLocations {
     double lat = 0, lng = 0;
     int64_t unix_ms = 0;
   };
-  // `unix_ms`: when the location was stored (the read's time).
+  // The loop's thread. `unix_ms`: when the location was stored (the read's time).
   void add(std::string_view client, std::string_view origin, double lat, double lng, int64_t unix_ms);
   void copy_to(std::vector<Entry>* out) const;
 
  private:
+  int64_t sampled_ms_ = -1;  // the loop's thread: the millisecond of the latest add
+  size_t taken_in_ms_ = 0;   // the loop's thread: locations kept in that millisecond
   mutable std::mutex mu_;
   Entry ring_[kSize];  // guarded by mu_
   size_t next_ = 0;    // guarded by mu_

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "herd/admin_session.h"
 #include "herd/metrics.h"
@@ -181,5 +182,34 @@ TEST_SUITE("upstream metrics") {
     CHECK(total == 4);
     CHECK(sum_ms == 12 + 40 + 5 + 10000);
     CHECK(cum[herd::LatencyHistogram::kBuckets - 1] == 3);  // 10 s is above the last bound (1 s)
+  }
+}
+
+TEST_SUITE("recent locations") {
+  TEST_CASE("the ring keeps the newest, and at most its size from each millisecond") {
+    using herd::RecentLocations;
+    RecentLocations recent;
+    // A burst in one millisecond: the first kSize are kept, the rest passed over.
+    for (int i = 0; i < 40; ++i) recent.add("burst" + std::to_string(i), "A", 1, 2, 1000);
+    std::vector<RecentLocations::Entry> got;
+    recent.copy_to(&got);
+    REQUIRE(got.size() == RecentLocations::kSize);
+    CHECK(got.front().client == "burst" + std::to_string(RecentLocations::kSize - 1));  // newest first
+    CHECK(got.back().client == "burst0");
+    // A new millisecond takes locations again; the ring drops its oldest.
+    recent.add("later", "B", 3, 4, 1001);
+    got.clear();
+    recent.copy_to(&got);
+    REQUIRE(got.size() == RecentLocations::kSize);
+    CHECK(got.front().client == "later");
+    CHECK(got.front().origin == "B");
+    CHECK(got.front().lat == 3);
+    CHECK(got.front().unix_ms == 1001);
+    CHECK(got.back().client == "burst1");
+    // Long IDs are cut.
+    recent.add(std::string(200, 'x'), "B", 0, 0, 1002);
+    got.clear();
+    recent.copy_to(&got);
+    CHECK(got.front().client.size() == RecentLocations::kMaxIdBytes);
   }
 }
