@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace protocol {
@@ -15,6 +17,26 @@ constexpr bool is_space(unsigned char c) {
 
 // True for exactly the ASCII bytes '0'..'9'.
 constexpr bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+// Eight digits at once (timestamps and coordinates carry runs of them): whether the 8 bytes at p
+// are all '0'..'9', and, if so, their value as a decimal number (p[0] the most significant).
+inline uint64_t load8(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+inline bool eight_digits(uint64_t x) {
+  // Each byte is 0x30..0x39: its high nibble is 3, and adding 6 does not carry out of the low one.
+  return (x & 0xF0F0F0F0F0F0F0F0ull) == 0x3030303030303030ull &&
+         ((x + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) == 0x3030303030303030ull;
+}
+inline uint32_t eight_digits_value(uint64_t x) {
+  // Little-endian: the first digit is the lowest byte. Pairs, then quads, then the eight.
+  x -= 0x3030303030303030ull;
+  x = (x * 10 + (x >> 8)) & 0x00FF00FF00FF00FFull;
+  x = (x * 100 + (x >> 16)) & 0x0000FFFF0000FFFFull;
+  return static_cast<uint32_t>(x * 10000 + (x >> 32));
+}
 
 // Returns `s` without its leading and trailing whitespace (a view into `s`; empty if all space).
 std::string_view trim(std::string_view s);

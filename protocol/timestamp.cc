@@ -15,6 +15,12 @@ std::optional<Timestamp> parse_timestamp(std::string_view text) {
   while (i < n && text[i] == '0') ++i;  // leading zeros carry no value
   const size_t first_significant = i;
   int64_t sec = 0;
+  // Eight digits at a time while they stay within the 18 significant digits allowed (the check
+  // below finds the 19th), then one at a time.
+  while (i + 8 <= n && i + 8 - first_significant <= 18 && eight_digits(load8(text.data() + i))) {
+    sec = sec * 100'000'000 + eight_digits_value(load8(text.data() + i));
+    i += 8;
+  }
   while (i < n && is_digit(static_cast<unsigned char>(text[i]))) {
     if (i - first_significant >= 18) return std::nullopt;  // 19+ significant digits: >= 10^18
     sec = sec * 10 + (text[i] - '0');
@@ -28,6 +34,10 @@ std::optional<Timestamp> parse_timestamp(std::string_view text) {
   ++i;
   const size_t fraction_start = i;
   int32_t nsec = 0;
+  if (i + 8 <= n && eight_digits(load8(text.data() + i))) {
+    nsec = static_cast<int32_t>(eight_digits_value(load8(text.data() + i)));
+    i += 8;
+  }
   for (; i < n; ++i) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (!is_digit(c)) return std::nullopt;
