@@ -126,11 +126,47 @@ size_t first_to_escape(std::string_view text) {
     const unsigned escaped = escape_mask(text.data() + i);
     if (escaped) return i + static_cast<size_t>(__builtin_ctz(escaped));
   }
+  if (i < text.size() && text.size() >= 16) {
+    // The last bytes: the last sixteen, less those already checked.
+    const size_t from = text.size() - 16;
+    const unsigned escaped = escape_mask(text.data() + from) >> (i - from);
+    return escaped ? i + static_cast<size_t>(__builtin_ctz(escaped)) : text.size();
+  }
 #endif
   for (; i < text.size(); ++i) {
     if (needs_escape(static_cast<unsigned char>(text[i]))) return i;
   }
   return i;
+}
+
+// Copies `text` to `to` as it is, checking it on the way: true when nothing in it needs an escape
+// (what is at `to` then is the text); false as soon as something does (`to` then holds part of it).
+// The common case of every entry in one pass.
+bool copy_if_clean(char* to, std::string_view text) {
+  const char* s = text.data();
+  const size_t n = text.size();
+  size_t i = 0;
+#if defined(__SSE2__)
+  if (n >= 16) {
+    for (; i + 16 <= n; i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+      if (escape_mask(s + i)) return false;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(to + i), v);
+    }
+    if (i < n) {  // the last sixteen bytes again, overlapping what was copied
+      const size_t from = n - 16;
+      if (escape_mask(s + from)) return false;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(to + from),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + from)));
+    }
+    return true;
+  }
+#endif
+  for (; i < n; ++i) {
+    if (needs_escape(static_cast<unsigned char>(s[i]))) return false;
+    to[i] = s[i];
+  }
+  return true;
 }
 
 // Appends `text` with every byte needs_escape() names written as `\n`, `\r`, `\t`, `\\` or `\xHH`.
@@ -518,13 +554,13 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   }
   set_stamp_locked(lane, ts.tv_sec);
   append_drop_notice_locked(lane, lane.buf);
-  // The head is sized once and copied in pieces (every record a server takes or sends is logged,
-  // so this is on the hot path); append_escaped copies text with nothing to escape whole.
+  // Every record a server takes or sends is logged, so this is on the hot path: the entry is sized
+  // once as if nothing needs an escape (nearly always so) and written in place, its text checked as
+  // it is copied; text that does need escapes is written again by append_escaped.
   const size_t at = lane.buf.size();
   const size_t head = lane.stamp_len + 9 + who.size() + 3;
   // Room for the whole entry first: if memory runs out, nothing of the entry is in the lane.
-  lane.buf.reserve(at + head + t1.size() + t2.size() + 1);
-  lane.buf.resize(at + head);
+  lane.buf.resize(at + head + t1.size() + t2.size() + 1);
   char* p = lane.buf.data() + at;
   std::memcpy(p, lane.stamp, lane.stamp_len);
   p = put_micros(p + lane.stamp_len, ts.tv_nsec);
@@ -533,8 +569,14 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   p[0] = ' ';
   p[1] = dir;
   p[2] = ' ';
+  p += 3;
+  if (copy_if_clean(p, t1) && copy_if_clean(p + t1.size(), t2)) {
+    p[t1.size() + t2.size()] = '\n';
+    return;
+  }
+  lane.buf.resize(at + head);
   append_escaped(lane.buf, t1);
-  if (!t2.empty()) append_escaped(lane.buf, t2);
+  append_escaped(lane.buf, t2);
   lane.buf.push_back('\n');
 }
 
