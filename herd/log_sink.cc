@@ -563,7 +563,14 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   lane.buf.resize(at + head + t1.size() + t2.size() + 1);
   char* p = lane.buf.data() + at;
   std::memcpy(p, lane.stamp, lane.stamp_len);
-  p = put_micros(p + lane.stamp_len, ts.tv_nsec);
+  p += lane.stamp_len;
+  // The entries made for one read share its time: its microseconds are written once.
+  if (ts.tv_nsec / 1000 != lane.micros_us) {
+    lane.micros_us = ts.tv_nsec / 1000;
+    put_micros(lane.micros, ts.tv_nsec);
+  }
+  std::memcpy(p, lane.micros, sizeof lane.micros);
+  p += sizeof lane.micros;
   std::memcpy(p, who.data(), who.size());
   p += who.size();
   p[0] = ' ';

@@ -124,6 +124,8 @@ class LogSink {
     int64_t stamp_sec = -1;  // guarded by mu: the second whose text is cached in stamp
     char stamp[32] = {};
     size_t stamp_len = 0;
+    long micros_us = -1;     // guarded by mu: the microsecond whose text (".123456Z ") is in micros
+    char micros[9] = {};
   };
 
   LogSink(int fd, std::string path, int lanes, size_t backlog_bytes, LogOptions options);

@@ -183,6 +183,28 @@ TEST_SUITE("log_sink") {
     ::unlink(path.c_str());
   }
 
+  TEST_CASE("entries stamped with a given time carry its second and microsecond") {
+    std::string path = temp_path();
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 1, 1 << 20, &error);
+      REQUIRE(log);
+      const timespec a{1795755860, 593815316}, b{1795755860, 5999}, c{1795755861, 5000};
+      log->write_at(0, a, "c1", '<', "one");
+      log->write_at(0, a, "c1", '>', "two");  // a read's entries share its time
+      log->write_at(0, b, "c1", '<', "three");
+      log->write_at(0, c, "c1", '<', "four");
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[0] == "2026-11-27T05:04:20.593815Z c1 < one");
+    CHECK(lines[1] == "2026-11-27T05:04:20.593815Z c1 > two");
+    CHECK(lines[2] == "2026-11-27T05:04:20.000005Z c1 < three");
+    CHECK(lines[3] == "2026-11-27T05:04:21.000005Z c1 < four");
+    ::unlink(path.c_str());
+  }
+
   TEST_CASE("every control byte is escaped, so an entry is one line of text") {
     std::string path = temp_path();
     {
