@@ -54,7 +54,8 @@ FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Tim
   }
   // Only neighbours we can reach now count as served; the others stay open to other paths.
   for (size_t k = 0; k < links_.size(); ++k) {
-    if ((mask & bit_for(k)) && links_[k]->up()) seen.add(links_[k]->peer_name());
+    // Not in the set (that is why it is owed the record); links are to distinct neighbours.
+    if ((mask & bit_for(k)) && links_[k]->up()) seen.add_absent(links_[k]->peer_name());
   }
   Result result;
   const bool append_it = mask != 0 || keep_all_;

@@ -1,6 +1,8 @@
 // SeenSet implementation.
 #include "herd/seen_set.h"
 
+#include <cstring>
+
 #include "protocol/fields.h"
 
 namespace herd {
@@ -22,15 +24,32 @@ SeenSet SeenSet::parse(std::string_view extra) {
   return set;
 }
 
-bool SeenSet::contains(std::string_view name) const {
+uint64_t SeenSet::tag_of(std::string_view name) {
+  uint64_t tag = static_cast<uint64_t>(name.size() & 0xff) << 56;
+  const size_t n = name.size() < 7 ? name.size() : 7;
+  for (size_t i = 0; i < n; ++i) tag |= static_cast<uint64_t>(static_cast<unsigned char>(name[i])) << (8 * i);
+  return tag;
+}
+
+bool SeenSet::find(uint64_t tag, std::string_view name) const {
   for (size_t i = 0; i < size_; ++i) {
-    if (names_[i] == name) return true;
+    const Name& n = names_[i];
+    // Equal tags and sizes: equal names when they are at most seven bytes long.
+    if (n.tag == tag && n.size == name.size() &&
+        (name.size() <= 7 || std::memcmp(n.data + 7, name.data() + 7, name.size() - 7) == 0)) {
+      return true;
+    }
   }
   return false;
 }
 
 void SeenSet::add(std::string_view name) {
-  if (size_ < kMaxNames && !contains(name)) names_[size_++] = name;
+  const uint64_t tag = tag_of(name);
+  if (size_ < kMaxNames && !find(tag, name)) names_[size_++] = {tag, name.data(), name.size()};
+}
+
+void SeenSet::add_absent(std::string_view name) {
+  if (size_ < kMaxNames) names_[size_++] = {tag_of(name), name.data(), name.size()};
 }
 
 void SeenSet::append_field(std::string& out) const {
@@ -39,7 +58,7 @@ void SeenSet::append_field(std::string& out) const {
   out.append(kPrefix);
   for (size_t i = 0; i < size_; ++i) {
     if (i) out.push_back(',');
-    out.append(names_[i]);
+    out.append(names_[i].data, names_[i].size);
   }
 }
 

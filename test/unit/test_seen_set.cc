@@ -40,6 +40,32 @@ TEST_SUITE("seen_set") {
     CHECK(SeenSet::parse(out).size() == 2);
   }
 
+  TEST_CASE("names alike in length and first bytes are told apart") {
+    // A name is compared by its length and first seven bytes first, then by the rest.
+    const std::string long_a = "Holiday-east", long_b = "Holiday-west";
+    const std::string wide_a = std::string(257, 'a'), wide_b = "a";  // lengths equal modulo 256
+    const std::string extra = "seen=Goloman,Hands," + long_a + "," + wide_a;  // the set keeps views
+    SeenSet s = SeenSet::parse(extra);
+    CHECK(s.contains("Goloman"));
+    CHECK_FALSE(s.contains("Holiday"));  // same length as Goloman
+    CHECK_FALSE(s.contains("Welsh"));    // same length as Hands
+    CHECK(s.contains(long_a));
+    CHECK_FALSE(s.contains(long_b));
+    CHECK_FALSE(s.contains("Holiday-eas"));
+    CHECK_FALSE(s.contains("Holiday-eastt"));
+    CHECK(s.contains(wide_a));
+    CHECK_FALSE(s.contains(wide_b));
+    s.add(long_b);
+    s.add(long_b);
+    s.add_absent("Welsh");
+    CHECK(s.size() == 6);
+    CHECK(s.contains(long_b));
+    CHECK(s.contains("Welsh"));
+    std::string out;
+    s.append_field(out);
+    CHECK(out == " seen=Goloman,Hands," + long_a + "," + wide_a + "," + long_b + ",Welsh");
+  }
+
   TEST_CASE("past the capacity names are dropped, never misreported") {
     SeenSet s;
     std::string names[SeenSet::kMaxNames + 5];
