@@ -128,7 +128,7 @@ void ClientSession::handle_line(std::string_view line) {
       if (r.stored) {
         answered = reply_when_durable(scratch_, r.seq);
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
-        ctx_.metrics.recent.add(iamat.client_id, ctx_.server.self.name, iamat.location.lat, iamat.location.lng,
+        ctx_.metrics.recent.add(iamat.client_id, ctx_.server.self.name, iamat.location_text,
                                 protocol::unix_ms_of(batch_wall_));
       } else {
         // The record that won may itself be waiting for the disk.

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "herd/admin_session.h"
+#include "protocol/location.h"
 #include "herd/peer_link.h"
 #include "herd/server.h"
 #include "http/prometheus_text.h"
@@ -90,7 +91,7 @@ void LatencyHistogram::observe(std::chrono::nanoseconds d, uint64_t times) {
   sum_ns.add(static_cast<uint64_t>(d.count() < 0 ? 0 : d.count()) * times);
 }
 
-void RecentLocations::add(std::string_view client, std::string_view origin, double lat, double lng,
+void RecentLocations::add(std::string_view client, std::string_view origin, std::string_view location,
                           int64_t unix_ms) {
   if (unix_ms != sampled_ms_) {
     sampled_ms_ = unix_ms;
@@ -102,8 +103,9 @@ void RecentLocations::add(std::string_view client, std::string_view origin, doub
   Entry& e = ring_[next_];
   e.client.assign(client.substr(0, kMaxIdBytes));
   e.origin.assign(origin);
-  e.lat = lat;
-  e.lng = lng;
+  const protocol::Location where = protocol::parse_location(location).value_or(protocol::Location{});
+  e.lat = where.lat;
+  e.lng = where.lng;
   e.unix_ms = unix_ms;
   next_ = (next_ + 1) % kSize;
   count_ = std::min(count_ + 1, kSize);

@@ -62,7 +62,8 @@ class RecentLocations {
     int64_t unix_ms = 0;
   };
   // The loop's thread. `unix_ms`: when the location was stored (the read's time).
-  void add(std::string_view client, std::string_view origin, double lat, double lng, int64_t unix_ms);
+  // `location`: as the client sent it (valid per protocol::parse_location).
+  void add(std::string_view client, std::string_view origin, std::string_view location, int64_t unix_ms);
   void copy_to(std::vector<Entry>* out) const;
 
  private:

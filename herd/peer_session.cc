@@ -155,7 +155,7 @@ bool PeerSession::handle_line(std::string_view line) {
                  .offer(at.client_id, at.time, record, LocationTable::Source::kPeer, peer_name_, at.extra, nullptr)
                  .stored;
     if (stored) {
-      ctx_.metrics.recent.add(at.client_id, at.server, at.location.lat, at.location.lng,
+      ctx_.metrics.recent.add(at.client_id, at.server, at.location_text,
                               protocol::unix_ms_of(batch_wall_));
     }
   }

@@ -72,10 +72,9 @@ Command parse_command(std::string_view line) {
   const std::string_view verb = f[0];
   if (verb == "IAMAT") {
     if (count != 4) return cmd;
-    const auto location = parse_location(f[2]);
     const auto time = parse_timestamp(f[3]);
-    if (!location || !time) return cmd;
-    cmd.iamat = Iamat{f[1], f[2], f[3], *location, *time};
+    if (!valid_location(f[2]) || !time) return cmd;
+    cmd.iamat = Iamat{f[1], f[2], f[3], *time};
     cmd.kind = CommandKind::kIamat;
   } else if (verb == "WHATSAT") {
     if (count != 4) return cmd;
@@ -86,11 +85,10 @@ Command parse_command(std::string_view line) {
     cmd.kind = CommandKind::kWhatsat;
   } else if (verb == "AT") {
     if (count < 6 || !is_time_diff(f[2])) return cmd;
-    const auto location = parse_location(f[4]);
     const auto time = parse_timestamp(f[5]);
-    if (!location || !time) return cmd;
+    if (!valid_location(f[4]) || !time) return cmd;
     const size_t sixth_end = static_cast<size_t>(f[5].data() - line.data()) + f[5].size();
-    cmd.at = At{f[1], f[2], f[3], f[4], f[5], *location, *time, trim(line.substr(sixth_end))};
+    cmd.at = At{f[1], f[2], f[3], f[4], f[5], *time, trim(line.substr(sixth_end))};
     cmd.kind = CommandKind::kAt;
   }
   return cmd;

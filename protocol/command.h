@@ -12,10 +12,10 @@ namespace protocol {
 
 enum class CommandKind { kEmpty, kIamat, kWhatsat, kAt, kInvalid };
 
-// IAMAT <client_id> <location> <time>: the operands as sent, plus their parsed values.
+// IAMAT <client_id> <location> <time>: the operands as sent, plus the parsed time. The location is
+// checked (parse_location accepts it) but kept as text: parse_location(location_text) has the numbers.
 struct Iamat {
   std::string_view client_id, location_text, time_text;
-  Location location;
   Timestamp time;
 };
 
@@ -28,9 +28,9 @@ struct Whatsat {
 
 // AT <server> <diff> <client_id> <location> <time> [extra...]: a peer's flooded record.
 // `extra` is everything after the sixth field with surrounding whitespace trimmed (empty if none).
+// The location as in Iamat: checked, kept as text.
 struct At {
   std::string_view server, diff, client_id, location_text, time_text;
-  Location location;
   Timestamp time;
   std::string_view extra;
 };

@@ -62,17 +62,31 @@ double to_double(const SignedDecimal& d) {
   return d.negative ? -value : value;
 }
 
+// The two numbers of a valid location (see parse_location), or false.
+bool scan_location(std::string_view text, SignedDecimal* lat, SignedDecimal* lng) {
+  size_t pos = 0;
+  const auto a = scan_signed_decimal(text, pos);
+  if (!a) return false;
+  const auto b = scan_signed_decimal(text, pos);
+  if (!b || pos != text.size()) return false;
+  if (!decimal_at_most(a->int_digits, a->frac_digits, 90)) return false;
+  if (!decimal_at_most(b->int_digits, b->frac_digits, 180)) return false;
+  *lat = *a;
+  *lng = *b;
+  return true;
+}
+
 }  // namespace
 
 std::optional<Location> parse_location(std::string_view text) {
-  size_t pos = 0;
-  const auto lat = scan_signed_decimal(text, pos);
-  if (!lat) return std::nullopt;
-  const auto lng = scan_signed_decimal(text, pos);
-  if (!lng || pos != text.size()) return std::nullopt;
-  if (!decimal_at_most(lat->int_digits, lat->frac_digits, 90)) return std::nullopt;
-  if (!decimal_at_most(lng->int_digits, lng->frac_digits, 180)) return std::nullopt;
-  return Location{to_double(*lat), to_double(*lng)};
+  SignedDecimal lat, lng;
+  if (!scan_location(text, &lat, &lng)) return std::nullopt;
+  return Location{to_double(lat), to_double(lng)};
+}
+
+bool valid_location(std::string_view text) {
+  SignedDecimal lat, lng;
+  return scan_location(text, &lat, &lng);
 }
 
 }  // namespace protocol

@@ -19,4 +19,8 @@ struct Location {
 // themselves are converted with std::from_chars (nearest double). Returns nullopt otherwise.
 std::optional<Location> parse_location(std::string_view text);
 
+// Whether parse_location accepts `text`, without converting it (the record paths keep the text;
+// only the dashboard's map wants the numbers, and it samples).
+bool valid_location(std::string_view text);
+
 }  // namespace protocol

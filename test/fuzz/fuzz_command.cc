@@ -39,8 +39,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const protocol::Iamat& i = cmd.iamat;
       FUZZ_CHECK(inside(i.client_id, line) && inside(i.location_text, line) && inside(i.time_text, line));
       FUZZ_CHECK(valid_time(i.time));
-      FUZZ_CHECK(i.location.lat >= -90 && i.location.lat <= 90);
-      FUZZ_CHECK(i.location.lng >= -180 && i.location.lng <= 180);
+      const auto where = protocol::parse_location(i.location_text);
+      FUZZ_CHECK(where && where->lat >= -90 && where->lat <= 90);
+      FUZZ_CHECK(where->lng >= -180 && where->lng <= 180);
       std::string at;
       protocol::append_at_line(at, "Fuzz", protocol::Timestamp{1700000000, 5}, i);
       FUZZ_CHECK(at.size() <= line.size() + 4 + protocol::kAtLineGrowth);

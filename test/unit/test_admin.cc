@@ -190,24 +190,27 @@ TEST_SUITE("recent locations") {
     using herd::RecentLocations;
     RecentLocations recent;
     // A burst in one millisecond: the first kSize are kept, the rest passed over.
-    for (int i = 0; i < 40; ++i) recent.add("burst" + std::to_string(i), "A", 1, 2, 1000);
+    for (int i = 0; i < 40; ++i) recent.add("burst" + std::to_string(i), "A", "+1.5-2.25", 1000);
     std::vector<RecentLocations::Entry> got;
     recent.copy_to(&got);
     REQUIRE(got.size() == RecentLocations::kSize);
     CHECK(got.front().client == "burst" + std::to_string(RecentLocations::kSize - 1));  // newest first
     CHECK(got.back().client == "burst0");
+    CHECK(got.back().lat == 1.5);
+    CHECK(got.back().lng == -2.25);
     // A new millisecond takes locations again; the ring drops its oldest.
-    recent.add("later", "B", 3, 4, 1001);
+    recent.add("later", "B", "+3.0+4.0", 1001);
     got.clear();
     recent.copy_to(&got);
     REQUIRE(got.size() == RecentLocations::kSize);
     CHECK(got.front().client == "later");
     CHECK(got.front().origin == "B");
     CHECK(got.front().lat == 3);
+    CHECK(got.front().lng == 4);
     CHECK(got.front().unix_ms == 1001);
     CHECK(got.back().client == "burst1");
     // Long IDs are cut.
-    recent.add(std::string(200, 'x'), "B", 0, 0, 1002);
+    recent.add(std::string(200, 'x'), "B", "+0.0+0.0", 1002);
     got.clear();
     recent.copy_to(&got);
     CHECK(got.front().client.size() == RecentLocations::kMaxIdBytes);
