@@ -1,7 +1,10 @@
 // SeenSet: parsing the seen= extra field, membership, and writing it back.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "herd/seen_set.h"
 
@@ -64,6 +67,39 @@ TEST_SUITE("seen_set") {
     std::string out;
     s.append_field(out);
     CHECK(out == " seen=Goloman,Hands," + long_a + "," + wide_a + "," + long_b + ",Welsh");
+  }
+
+  TEST_CASE("random extra fields parse as the field-then-comma rule says") {
+    // The reference: split on whitespace, keep the fields that start with seen=, split those on
+    // commas, drop empty names and repeats.
+    auto reference = [](const std::string& extra) {
+      std::vector<std::string> names;
+      std::istringstream in(extra);
+      for (std::string field; in >> field;) {
+        if (field.rfind("seen=", 0) != 0) continue;
+        std::string rest = field.substr(5), name;
+        std::istringstream parts(rest);
+        while (std::getline(parts, name, ',')) {
+          if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+        }
+      }
+      std::string out;
+      for (size_t i = 0; i < names.size() && i < SeenSet::kMaxNames; ++i) out += (i ? "," : " seen=") + names[i];
+      return out;
+    };
+    const char* pieces[] = {" ", "\t", "\r\n", ",", ",,", "seen=", "seen=", "Hands", "Holiday", "H", "x=1", "seen"};
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 20000; ++round) {
+      std::string extra;
+      for (int k = static_cast<int>(x % 9); k >= 0; --k) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        extra += pieces[x % (sizeof pieces / sizeof *pieces)];
+      }
+      CAPTURE(extra);
+      std::string got;
+      SeenSet::parse(extra).append_field(got);
+      REQUIRE(got == reference(extra));
+    }
   }
 
   TEST_CASE("past the capacity names are dropped, never misreported") {
