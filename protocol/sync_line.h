@@ -57,6 +57,10 @@ bool is_run_id(std::string_view run);
 // Parses one line (without its ending). Views point into `line`; never allocates.
 SyncLine parse_sync_line(std::string_view line);
 
+// False for a line parse_sync_line() certainly reads as kNone, by its first bytes: most lines on a
+// peer link are AT records, told apart without building a SyncLine.
+bool may_be_sync_line(std::string_view line);
+
 // Formatting; each appends one line with its "\n". `history` runs beyond kMaxHistory are dropped.
 void append_sync(std::string& out, std::string_view run, const RunHead* history, size_t history_size);
 // run "-" for none; `everything` adds ALL.

@@ -209,6 +209,11 @@ TEST_SUITE("catch_up") {
     for (const char* l : {"", "AT Hands +0.5 x +1+2 3", "HERD Hands", "sync abc", "MARKS 5"}) {
       CHECK(protocol::parse_sync_line(l).kind == SyncKind::kNone);
     }
+    // The quick test the receiver makes first: false only for lines that parse as kNone.
+    for (const char* l : {"", "AT Hands +0.5 x +1+2 3", "HERD Hands", "sync abc"}) CHECK_FALSE(protocol::may_be_sync_line(l));
+    for (const char* l : {"SYNC abc", " BULK 3", "MARK 5", "SYNC-FROM abc 1", "MARKS 5", "BULK"}) {
+      CHECK(protocol::may_be_sync_line(l));
+    }
     // Catch-up verbs with bad fields.
     for (const char* l : {"SYNC", "SYNC a-b", "SYNC abc def", "SYNC abc def:", "SYNC abc :5", "SYNC abc d:-1",
                           "SYNC-FROM abc", "SYNC-FROM abc 1 2", "SYNC-FROM abc x", "SYNC-FROM abc 1 all", "SYNC-FROM abc 1 ALL x", "BULK", "BULK -1",
