@@ -207,13 +207,13 @@ TEST_CASE("parse_timestamp agrees with the digit-by-digit rule on random digit s
     if (dot == std::string_view::npos) return t;
     std::string_view frac = text.substr(dot + 1);
     if (frac.empty()) return std::nullopt;
+    for (char c : frac) {
+      if (!protocol::is_digit(static_cast<unsigned char>(c))) return std::nullopt;
+    }
     int32_t nsec = 0;
     for (size_t k = 0; k < 9; ++k) {
       char c = k < frac.size() ? frac[k] : '0';
       nsec = nsec * 10 + (c - '0');
-    }
-    for (char c : frac) {
-      if (!protocol::is_digit(static_cast<unsigned char>(c))) return std::nullopt;
     }
     t.nsec = nsec;
     return t;
