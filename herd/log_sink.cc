@@ -498,7 +498,7 @@ LogSink::Hold::Hold(LogSink& sink, int lane) {
 }
 
 LogSink::Hold::~Hold() {
-  if (!lane_) return;
+  if (!lane_ || t_held_lane != lane_) return;  // nothing held, or given up to the writer already
   t_held_lane = nullptr;
   lane_->mu.unlock();
 }
@@ -506,11 +506,17 @@ LogSink::Hold::~Hold() {
 template <class Append>
 void LogSink::with_lane(Lane& lane, Append&& append) {
   if (t_held_lane == &lane) {
-    append();
-  } else {
-    std::lock_guard lock(lane.mu);
-    append();
+    if (!lane.writer_waiting.load(std::memory_order_relaxed)) {
+      append();
+      return;
+    }
+    // The writer waits for this lane: the hold ends here (the rest of the burst locks per entry),
+    // so a loop streaming reads cannot keep the lane from the writer for longer than one entry.
+    t_held_lane = nullptr;
+    lane.mu.unlock();
   }
+  std::lock_guard lock(lane.mu);
+  append();
 }
 
 void LogSink::write(int lane, std::string_view who, char dir, std::string_view text1,
@@ -628,7 +634,9 @@ void LogSink::run_writer() {
     for (size_t i = 0; i < lanes_.size(); ++i) {
       Lane& lane = *lanes_[i];
       std::string& batch = batches[i];
+      lane.writer_waiting.store(true, std::memory_order_relaxed);
       std::lock_guard lock(lane.mu);
+      lane.writer_waiting.store(false, std::memory_order_relaxed);
       batch.swap(lane.buf);
       // Entries dropped since the last one that got in are reported now that the lane is empty,
       // not when (or if) another entry comes: a server that goes idle, or stops, owes the count.

@@ -92,9 +92,11 @@ class LogSink {
  public:
   // A thread's hold on a lane for a burst of entries (the lines of one read, each logged): the lane's
   // lock is taken once, and that thread's entries for the lane go in under it without a lock each.
-  // The writer waits for the hold to end before it takes the lane's entries, so a hold is for work
-  // that never waits (an event loop's handling of one read). A thread holds at most one lane at a
-  // time; a second hold, of any lane, while one is held does nothing.
+  // The writer waits for the hold to end, or for the holder's next entry, which then gives the hold
+  // up (its later entries lock one by one): so a hold is for work that never waits (an event loop's
+  // handling of one read), and a loop busy with one read after another cannot keep the writer out.
+  // A thread holds at most one lane at a time; a second hold, of any lane, while one is held does
+  // nothing.
   class Hold {
    public:
     Hold(LogSink& sink, int lane);
@@ -119,6 +121,7 @@ class LogSink {
  private:
   struct Lane {
     std::mutex mu;  // held by the writer while it swaps, by a thread for each entry or for a Hold
+    std::atomic<bool> writer_waiting{false};  // the writer wants mu: a Hold gives it up at its next entry
     std::string buf;       // guarded by mu
     uint64_t dropped = 0;  // guarded by mu
     int64_t stamp_sec = -1;  // guarded by mu: the second whose text is cached in stamp

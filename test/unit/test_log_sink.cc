@@ -10,6 +10,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -564,6 +565,40 @@ TEST_SUITE("log_sink") {
 
 // Run under ThreadSanitizer by `make test` (the *concurrency* suites).
 TEST_SUITE("log_sink concurrency") {
+  TEST_CASE("a hold gives its lane up to a waiting writer at its next entry") {
+    std::string path = temp_path();
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 2, 1 << 20, &error);
+      REQUIRE(log);
+      herd::LoopLog lane0(*log, 0);
+      std::atomic<bool> flushed{false};
+      {
+        const herd::LogSink::Hold hold = lane0.hold();
+        lane0.write("c1", '<', "before the flush");
+        // flush() returns once the writer has taken every lane: this one is held.
+        std::thread flusher([&] {
+          log->flush();
+          flushed = true;
+        });
+        // A loop streaming entries (for up to 5 s): the writer must get the lane meanwhile.
+        for (int i = 0; i < 5000 && !flushed; ++i) {
+          lane0.write("c1", '<', "during");
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        CHECK(flushed);  // while the hold's scope is still open
+        flusher.join();
+        lane0.write("c1", '<', "after the flush");
+      }
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    REQUIRE(lines.size() >= 3);
+    CHECK(lines.front().substr(28) == "c1 < before the flush");
+    CHECK(lines.back().substr(28) == "c1 < after the flush");
+    ::unlink(path.c_str());
+  }
+
   TEST_CASE("a hold keeps its lane to one thread: another thread's entry waits for its end") {
     std::string path = temp_path();
     {
