@@ -114,8 +114,11 @@ def test_a_peer_that_repeats_sync_without_reading_is_dropped(make_herd):
                 sent += len(sync)
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             pass
-        wait_for(lambda: b'a peer that does not read its SYNC-FROM answers' in herd.log_bytes('A'), 10,
-                 'the connection dropped')
+        # The server answers (and logs) each SYNC until its kernel send buffer and then 64 KiB of
+        # its own are full: up to a few hundred thousand lines, slow under ASan on a busy machine.
+        wait_for(lambda: b'a peer that does not read its SYNC-FROM answers' in herd.log_bytes('A'), 30,
+                 'the connection dropped',
+                 diagnose=lambda: 'sent %d bytes; the log ends: %r' % (sent, herd.log_bytes('A')[-600:]))
         assert sent < 40_000_000, 'the server kept reading SYNC lines it could not answer'
     finally:
         s.close()
@@ -165,13 +168,17 @@ def test_peer_links_have_tcp_keepalive_both_ways(make_herd):
     at = iamat(herd.port('A'), cid, UCLA, T)
     wait_for(lambda: whatsat(herd.port('B'), cid, 10, 1).startswith(at + b'\n'), 10, 'the link up')
     # A's outbound link to B's peer port, and B's side of it; the same for B's link to A.
+    # /proc/net/tcp shows one timer per socket: while a socket has data in flight it is the
+    # retransmit timer, so each is looked at until it has been idle (a socket without keepalive
+    # then shows no timer at all, and this times out).
     for server in ('A', 'B'):
         port = herd.peer_ports[server]
-        wait_for(lambda: keepalive_sockets(remote_port=port) and keepalive_sockets(local_port=port), 10,
-                 'the link to %s established' % server)
-        dialled = keepalive_sockets(remote_port=port)
-        accepted = keepalive_sockets(local_port=port)
-        assert all(on for _, _, on in dialled + accepted), (dialled, accepted)
+
+        def both_ends_keepalive():
+            ends = keepalive_sockets(remote_port=port) + keepalive_sockets(local_port=port)
+            return len(ends) >= 2 and all(on for _, _, on in ends)
+        wait_for(both_ends_keepalive, 10, 'keepalive on both ends of the link to %s' % server,
+                 diagnose=lambda: repr((keepalive_sockets(remote_port=port), keepalive_sockets(local_port=port))))
     # Client connections are left alone.
     with Client(herd.port('A')) as c:
         c.send(b'IAMAT %s %s %s\n' % (cid, UCLA, b'1520023936'))
