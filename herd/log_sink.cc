@@ -23,9 +23,6 @@ namespace {
 
 // How often the writer moves the lanes to disk when nobody asks for a flush.
 constexpr auto kWriterPeriod = std::chrono::milliseconds(20);
-
-// The lane this thread holds (LogSink::Hold), if any.
-thread_local const void* t_held_lane = nullptr;
 // A lane's buffers up to this size are kept whatever the load (see run_writer).
 constexpr size_t kKeepBatchBytes = 64 * 1024;
 // Direct writes: offsets, lengths and buffer addresses in multiples of this (a page: enough for
@@ -489,6 +486,11 @@ LogSink::Lane& LogSink::lane_for(int lane) {
   // Callers off the loops (and any out-of-range index) share the last lane.
   return *lanes_[lane < 0 || lane >= lanes() ? lanes() - 1 : lane];
 }
+
+namespace {
+// The lane this thread holds (LogSink::Hold), if any.
+thread_local const void* t_held_lane = nullptr;
+}  // namespace
 
 LogSink::Hold::Hold(LogSink& sink, int lane) {
   if (t_held_lane) return;

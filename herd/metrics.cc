@@ -12,10 +12,10 @@
 #include <sstream>
 
 #include "herd/admin_session.h"
-#include "protocol/location.h"
 #include "herd/peer_link.h"
 #include "herd/server.h"
 #include "http/prometheus_text.h"
+#include "protocol/location.h"
 
 namespace herd {
 namespace {
