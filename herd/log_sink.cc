@@ -13,9 +13,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace herd {
@@ -32,11 +32,11 @@ constexpr size_t kDirectAlign = 4096;
 constexpr size_t kDirectMinBytes = 64 * 1024;
 
 size_t align_down(size_t n) { return n & ~(kDirectAlign - 1); }
+size_t align_up(size_t n) { return align_down(n + kDirectAlign - 1); }
 // Whether a writer buffer of `capacity` that took `used` bytes this round should be freed: it is over
 // `keep` and the load fell (a round used under a quarter of it), so a burst's room does not stay
 // resident after the burst.
 bool load_fell(size_t capacity, size_t used, size_t keep) { return capacity > keep && used < capacity / 4; }
-size_t align_up(size_t n) { return align_down(n + kDirectAlign - 1); }
 
 // The last 1/kEventReserveDivisor of each lane's backlog takes no `<`/`>` lines: when a flood of
 // traffic outruns the disk, the events that explain what happened (a client dropped for running out
