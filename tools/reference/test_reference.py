@@ -281,22 +281,37 @@ def herd(tmp_path_factory, gazetteer):
     h = None
     try:
         h = Herd(str(tmp_path_factory.mktemp('herd')), NAMES, LINKS, gazetteer=gazetteer)
-        # Links come up with backoff: flood probes until every server holds the newest one.
-        t = 1000
-        ok = False
-        deadline = time.monotonic() + 20
-        while not ok and time.monotonic() < deadline:
-            t += 1
-            line = at_line_of(exchange(h.port('Goloman'),
-                                       b'IAMAT warmup +0.0+0.0 %d\n' % t))
-            time.sleep(0.2)
-            ok = all(at_line_of(whatsat_line(h.port(n), b'warmup')) == line for n in NAMES)
-        assert ok, 'herd links did not come up'
+        assert herd_ready(h), 'herd links did not come up'
         yield h
     finally:
         if h is not None:
             h.stop()
             h.kill()
+
+
+def herd_ready(h):
+    """Every server's log shows each of its outbound links up, and a probe flooded from Goloman
+    reaches every server. A record reaching everyone is not enough on its own: it can travel on the
+    links that are up, and the reference drops what it owes a link that is still down (its dials
+    back off), so a test's first record could be lost on a link that came up after the probe."""
+    def links_up():
+        for name in NAMES:
+            log = read_log(h, name)
+            mine = [b if a == name else a for a, b in LINKS if name in (a, b)]
+            if not all(b'link %s: up' % n.encode() in log for n in mine):
+                return False
+        return True
+    if not wait_for(links_up, timeout=20):
+        return False
+    t = 1000
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        t += 1
+        line = at_line_of(exchange(h.port('Goloman'), b'IAMAT warmup +0.0+0.0 %d\n' % t))
+        time.sleep(0.2)
+        if all(at_line_of(whatsat_line(h.port(n), b'warmup')) == line for n in NAMES):
+            return True
+    return False
 
 
 def propagated(h, cid, line, names):
@@ -692,15 +707,7 @@ def tls_herd(tmp_path_factory, gazetteer):
         h = Herd(tmp, NAMES, LINKS, gazetteer=gazetteer, peer_tls='certs')
         h.certs = os.path.join(tmp, 'certs')
         h.evil = os.path.join(tmp, 'evil')
-        t = 1000
-        ok = False
-        deadline = time.monotonic() + 20
-        while not ok and time.monotonic() < deadline:
-            t += 1
-            line = at_line_of(exchange(h.port('Goloman'), b'IAMAT warmup +0.0+0.0 %d\n' % t))
-            time.sleep(0.2)
-            ok = all(at_line_of(whatsat_line(h.port(n), b'warmup')) == line for n in NAMES)
-        assert ok, 'TLS herd links did not come up'
+        assert herd_ready(h), 'TLS herd links did not come up'
         yield h
     finally:
         if h is not None:
