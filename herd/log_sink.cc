@@ -48,11 +48,6 @@ constexpr size_t kEventReserveDivisor = 16;
 // take for commands (ESC sequences). Bytes from 0x80 up pass as they are (UTF-8 stays readable).
 constexpr bool needs_escape(unsigned char c) { return c < 0x20 || c == 0x7f || c == '\\'; }
 
-// The characters an escaped byte adds: 1 for the two-character forms (\n \r \t \\), 3 for \xHH.
-constexpr size_t escape_extra(unsigned char c) {
-  return !needs_escape(c) ? 0 : (c == '\n' || c == '\r' || c == '\t' || c == '\\') ? 1 : 3;
-}
-
 // Writes the escape of `c` (needs_escape(c)) at p; returns its length.
 size_t put_escape(char* p, unsigned char c) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -91,50 +86,18 @@ inline void copy_short(char* to, const char* from, size_t n) {
 }
 
 #if defined(__SSE2__)
-// Of the 16 bytes at p, as byte masks: which need an escape, and which of those take \xHH. Read
-// as signed bytes, the control bytes 0x00..0x1f are those in [0, 0x20); bytes from 0x80 up are
-// negative and pass; DEL and the backslash are compared for.
-inline void escape_vectors(const char* p, __m128i* escaped, __m128i* hex) {
+// Of the 16 bytes at p, as bits (bit k for byte k): those needs_escape() names. Read as signed
+// bytes, the control bytes 0x00..0x1f are those in [0, 0x20); bytes from 0x80 up are negative and
+// pass; DEL and the backslash are compared for. Every entry goes through here (the receivers' CPU
+// per record is what bounds a herd on shared cores), so sixteen bytes are checked at a time where
+// SSE2 is there (every x86-64).
+inline unsigned escape_mask(const char* p) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   const __m128i ctl = _mm_and_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpgt_epi8(v, _mm_set1_epi8(-1)));
-  const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
-  const __m128i short_form = _mm_or_si128(
-      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
-      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')), backslash));
-  *escaped = _mm_or_si128(ctl, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)), backslash));
-  *hex = _mm_andnot_si128(short_form, *escaped);
-}
-
-// The same as bits (bit k for byte k): the bytes that need an escape.
-inline unsigned escape_mask(const char* p) {
-  __m128i escaped, hex;
-  escape_vectors(p, &escaped, &hex);
-  return static_cast<unsigned>(_mm_movemask_epi8(escaped));
+  const __m128i other = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(ctl, other)));
 }
 #endif
-
-// The index of the first byte of `text` that needs_escape() names, or text.size(). Every entry goes
-// through here (the receivers' CPU per record is what bounds a herd on shared cores), so sixteen
-// bytes are checked at a time where SSE2 is there (every x86-64).
-size_t first_to_escape(std::string_view text) {
-  size_t i = 0;
-#if defined(__SSE2__)
-  for (; i + 16 <= text.size(); i += 16) {
-    const unsigned escaped = escape_mask(text.data() + i);
-    if (escaped) return i + static_cast<size_t>(__builtin_ctz(escaped));
-  }
-  if (i < text.size() && text.size() >= 16) {
-    // The last bytes: the last sixteen, less those already checked.
-    const size_t from = text.size() - 16;
-    const unsigned escaped = escape_mask(text.data() + from) >> (i - from);
-    return escaped ? i + static_cast<size_t>(__builtin_ctz(escaped)) : text.size();
-  }
-#endif
-  for (; i < text.size(); ++i) {
-    if (needs_escape(static_cast<unsigned char>(text[i]))) return i;
-  }
-  return i;
-}
 
 // Copies `text` to `to` as it is, checking it on the way: true when nothing in it needs an escape
 // (what is at `to` then is the text); false as soon as something does (`to` then holds part of it).
@@ -167,73 +130,66 @@ bool copy_if_clean(char* to, std::string_view text) {
 }
 
 // Appends `text` with every byte needs_escape() names written as `\n`, `\r`, `\t`, `\\` or `\xHH`.
-// Most text has none: one vector scan decides, and the text is copied whole. Text with some (a
-// WHATSAT reply's JSON has a newline every few dozen bytes, 600 in a 20-result reply) goes by
-// segments of up to 4 KiB: one vector pass keeps each block's mask and sums the exact extra length,
-// the output grows once, and a second pass writes blocks with nothing to escape 16 bytes at a time
-// and, in blocks with escapes, the runs between them with fixed-size moves.
-void append_escaped(std::string& out, std::string_view text) {
-  const size_t first = first_to_escape(text);
-  if (first == text.size()) {
-    out.append(text);
-    return;
-  }
+// Called for text that has some (a WHATSAT reply's JSON has a newline every few dozen bytes, 600
+// in a 20-result reply). One pass, by segments of up to 4 KiB: room for the worst case (every
+// byte \xHH) is reserved, not filled, and the written length committed; blocks with nothing to
+// escape go 16 bytes at a time, and in the others each run before an escape is one 16-byte store
+// that the next write partly overwrites (fixed-size moves near the text's end, where 16 bytes
+// cannot be read past the run).
+void append_escaped(reactor::Buffer& out, std::string_view text) {
   const char* s = text.data();
   const size_t n = text.size();
-  out.append(s, first);
-  size_t i = first;
+  size_t i = 0;
+  constexpr size_t kSegment = 4096;
+  while (i < n) {
+    const size_t stop = i + std::min(kSegment, n - i);
+    char* const start = out.prepare(4 * (stop - i) + 16);
+    char* p = start;
 #if defined(__SSE2__)
-  constexpr size_t kSegmentBlocks = 256;
-  uint16_t masks[kSegmentBlocks];
-  while (i + 16 <= n) {
-    const size_t blocks = std::min(kSegmentBlocks, (n - i) / 16);
-    // Per byte 1 (a two-character escape) or 3 (\xHH), summed across each block by SAD.
-    __m128i sums = _mm_setzero_si128();
-    for (size_t k = 0; k < blocks; ++k) {
-      __m128i escaped, hex;
-      escape_vectors(s + i + 16 * k, &escaped, &hex);
-      masks[k] = static_cast<uint16_t>(_mm_movemask_epi8(escaped));
-      const __m128i adds = _mm_or_si128(_mm_and_si128(escaped, _mm_set1_epi8(1)), _mm_and_si128(hex, _mm_set1_epi8(2)));
-      sums = _mm_add_epi64(sums, _mm_sad_epu8(adds, _mm_setzero_si128()));
-    }
-    const size_t extra = static_cast<size_t>(_mm_cvtsi128_si64(sums)) +
-                         static_cast<size_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums)));
-    const size_t at = out.size();
-    out.resize(at + 16 * blocks + extra);
-    char* p = out.data() + at;
-    for (size_t k = 0; k < blocks; ++k, i += 16) {
-      unsigned escaped = masks[k];
+    for (; i + 16 <= stop; i += 16) {
+      unsigned escaped = escape_mask(s + i);
       if (!escaped) {
         std::memcpy(p, s + i, 16);
         p += 16;
         continue;
       }
       size_t from = 0;
+      const bool overread = i + 32 <= n;  // s[i + from .. i + from + 16) is inside the text
       for (; escaped; escaped &= escaped - 1) {
         const auto bit = static_cast<size_t>(__builtin_ctz(escaped));
-        copy_short(p, s + i + from, bit - from);
+        if (overread) {
+          std::memcpy(p, s + i + from, 16);
+        } else {
+          copy_short(p, s + i + from, bit - from);
+        }
         p += bit - from;
-        p += put_escape(p, static_cast<unsigned char>(s[i + bit]));
+        const auto c = static_cast<unsigned char>(s[i + bit]);
+        if (c == '\n') {
+          p[0] = '\\';
+          p[1] = 'n';
+          p += 2;
+        } else {
+          p += put_escape(p, c);
+        }
         from = bit + 1;
       }
-      copy_short(p, s + i + from, 16 - from);
+      if (overread) {
+        std::memcpy(p, s + i + from, 16);
+      } else {
+        copy_short(p, s + i + from, 16 - from);
+      }
       p += 16 - from;
     }
-  }
 #endif
-  // The last bytes (fewer than 16 where SSE2 is there): sized, then written, the same way.
-  size_t extra = 0;
-  for (size_t k = i; k < n; ++k) extra += escape_extra(static_cast<unsigned char>(s[k]));
-  const size_t at = out.size();
-  out.resize(at + (n - i) + extra);
-  char* p = out.data() + at;
-  for (; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (needs_escape(c)) {
-      p += put_escape(p, c);
-    } else {
-      *p++ = static_cast<char>(c);
+    for (; i < stop; ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (needs_escape(c)) {
+        p += put_escape(p, c);
+      } else {
+        *p++ = static_cast<char>(c);
+      }
     }
+    out.commit(static_cast<size_t>(p - start));
   }
 }
 
@@ -362,9 +318,9 @@ void LogSink::rotate() {
   open_file();
 }
 
-void LogSink::write_round(const std::vector<std::string>& batches) {
+void LogSink::write_round(const std::vector<reactor::Buffer>& batches) {
   size_t total = 0;
-  const std::string* first = nullptr;
+  const reactor::Buffer* first = nullptr;
   for (const auto& b : batches) {
     total += b.size();
     if (!first && !b.empty()) first = &b;
@@ -385,7 +341,7 @@ void LogSink::write_round(const std::vector<std::string>& batches) {
   }
   if (failed_entries_) {
     // Report what failed writes lost, once the file takes bytes again.
-    std::string note = first->substr(0, 19) + ".000000Z - ! log write failed (" + failure_ + "): " +
+    std::string note = std::string(first->view().substr(0, 19)) + ".000000Z - ! log write failed (" + failure_ + "): " +
                        std::to_string(failed_entries_) + " entries dropped\n";
     size_t n = write_all(fd_, note);
     file_bytes_ += n;
@@ -393,7 +349,7 @@ void LogSink::write_round(const std::vector<std::string>& batches) {
     if (n == note.size()) failed_entries_ = 0;
   }
   if (direct_fd_ >= 0 && total >= kDirectMinBytes && write_direct(batches, total)) return;
-  for (const auto& b : batches) write_buffered(b);
+  for (const auto& b : batches) write_buffered(b.view());
   if (!path_.empty()) release_written_pages();
 }
 
@@ -412,7 +368,7 @@ void LogSink::write_buffered(std::string_view bytes) {
   written_total_.fetch_add(n, std::memory_order_relaxed);
 }
 
-bool LogSink::write_direct(const std::vector<std::string>& batches, size_t total) {
+bool LogSink::write_direct(const std::vector<reactor::Buffer>& batches, size_t total) {
   // The file ends in a partial block (the tail of the last round, written through the page cache):
   // the direct write starts at that block, with the tail read back in front of the new bytes.
   struct stat st;
@@ -565,11 +521,9 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   // Every record a server takes or sends is logged, so this is on the hot path: the entry is sized
   // once as if nothing needs an escape (nearly always so) and written in place, its text checked as
   // it is copied; text that does need escapes is written again by append_escaped.
-  const size_t at = lane.buf.size();
   const size_t head = lane.stamp_len + 9 + who.size() + 3;
   // Room for the whole entry first: if memory runs out, nothing of the entry is in the lane.
-  lane.buf.resize(at + head + t1.size() + t2.size() + 1);
-  char* p = lane.buf.data() + at;
+  char* p = lane.buf.prepare(head + t1.size() + t2.size() + 1);
   std::memcpy(p, lane.stamp, lane.stamp_len);
   p += lane.stamp_len;
   // The entries made for one read share its time: its microseconds are written once.
@@ -587,12 +541,13 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   p += 3;
   if (copy_if_clean(p, t1) && copy_if_clean(p + t1.size(), t2)) {
     p[t1.size() + t2.size()] = '\n';
+    lane.buf.commit(head + t1.size() + t2.size() + 1);
     return;
   }
-  lane.buf.resize(at + head);
+  lane.buf.commit(head);
   append_escaped(lane.buf, t1);
   append_escaped(lane.buf, t2);
-  lane.buf.push_back('\n');
+  lane.buf.append("\n");
 }
 
 void LogSink::set_stamp_locked(Lane& lane, time_t sec) {
@@ -603,10 +558,12 @@ void LogSink::set_stamp_locked(Lane& lane, time_t sec) {
   lane.stamp_sec = sec;
 }
 
-void LogSink::append_drop_notice_locked(Lane& lane, std::string& out) {
+void LogSink::append_drop_notice_locked(Lane& lane, reactor::Buffer& out) {
   if (!lane.dropped) return;
-  out.append(lane.stamp).append(".000000Z - ! log backlog full: ");
-  out.append(std::to_string(lane.dropped)).append(" entries dropped\n");
+  out.append(std::string_view(lane.stamp, lane.stamp_len));
+  out.append(".000000Z - ! log backlog full: ");
+  out.append(std::to_string(lane.dropped));
+  out.append(" entries dropped\n");
   lane.dropped = 0;
 }
 
@@ -621,7 +578,7 @@ void LogSink::run_writer() {
   // One buffer per lane, swapped with the lane's each round: a lane gets back the buffer it filled
   // two rounds ago, with its capacity, so a busy loop appends into room it already has instead of
   // growing a small buffer again (and copying what it holds) every round.
-  std::vector<std::string> batches(lanes_.size());
+  std::vector<reactor::Buffer> batches(lanes_.size());
   for (;;) {
     uint64_t serving;
     bool last;
@@ -635,7 +592,7 @@ void LogSink::run_writer() {
     if (!path_.empty() && reopen_.exchange(false, std::memory_order_relaxed)) open_file();
     for (size_t i = 0; i < lanes_.size(); ++i) {
       Lane& lane = *lanes_[i];
-      std::string& batch = batches[i];
+      reactor::Buffer& batch = batches[i];
       lane.writer_waiting.store(true, std::memory_order_relaxed);
       std::lock_guard lock(lane.mu);
       lane.writer_waiting.store(false, std::memory_order_relaxed);
@@ -650,10 +607,10 @@ void LogSink::run_writer() {
       }
     }
     write_round(batches);
-    for (std::string& batch : batches) {
+    for (reactor::Buffer& batch : batches) {
       // Keep the room while the lane uses it; give it back once the lane's load falls.
       if (load_fell(batch.capacity(), batch.size(), kKeepBatchBytes)) {
-        std::string().swap(batch);
+        batch.release();
       } else {
         batch.clear();
       }

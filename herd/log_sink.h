@@ -32,17 +32,21 @@
 // DONTNEED). Only the writer thread ever waits for the disk.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
-#include <ctime>
-#include <sys/types.h>
 #include <vector>
+
+#include "reactor/buffer.h"
 
 namespace herd {
 
@@ -122,7 +126,7 @@ class LogSink {
   struct Lane {
     std::mutex mu;  // held by the writer while it swaps, by a thread for each entry or for a Hold
     std::atomic<bool> writer_waiting{false};  // the writer wants mu: a Hold gives it up at its next entry
-    std::string buf;       // guarded by mu
+    reactor::Buffer buf;   // guarded by mu
     uint64_t dropped = 0;  // guarded by mu
     int64_t stamp_sec = -1;  // guarded by mu: the second whose text is cached in stamp
     char stamp[32] = {};
@@ -135,12 +139,12 @@ class LogSink {
   // Writer thread: the file operations. A round is every lane's batch, in lane order: rotated
   // before it would pass max_bytes, then written directly when it is large enough and the file
   // takes O_DIRECT (write_direct), else through the page cache.
-  void write_round(const std::vector<std::string>& batches);
+  void write_round(const std::vector<reactor::Buffer>& batches);
   // Writes `bytes` at the end of the file (fd_); what does not get written is counted as dropped.
   void write_buffered(std::string_view bytes);
   // Writes the round's whole blocks with O_DIRECT, the partial last block through the page cache.
   // False when nothing new reached the file (the caller then writes the round through the cache).
-  bool write_direct(const std::vector<std::string>& batches, size_t total);
+  bool write_direct(const std::vector<reactor::Buffer>& batches, size_t total);
   // Writer thread, after a batch: starts the disk write of every new MiB at once, and drops from
   // the page cache what the disk holds beyond the last kKeepCachedBytes (see the file comment).
   void release_written_pages();
@@ -158,7 +162,7 @@ class LogSink {
   // lane.mu must be held: caches the text of second `sec` in lane.stamp; appends to `out` the notice
   // of the lane's entries dropped since the last one that got in (if any) and resets the count.
   static void set_stamp_locked(Lane& lane, time_t sec);
-  static void append_drop_notice_locked(Lane& lane, std::string& out);
+  static void append_drop_notice_locked(Lane& lane, reactor::Buffer& out);
 
   int fd_;
   int direct_fd_ = -1;      // writer thread: the file again with O_DIRECT, or -1 (stderr, tmpfs, refused)

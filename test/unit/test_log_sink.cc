@@ -281,9 +281,11 @@ TEST_SUITE("log_sink") {
   }
 
   TEST_CASE("text dense with escapes (a WHATSAT reply's JSON) comes out byte for byte") {
-    // Random texts of 0 to 300 bytes, a third of their bytes needing an escape (of both lengths),
-    // and a WHATSAT-like text of 12 KB with a newline every 20 bytes: each entry equals the rule
-    // applied byte by byte (the sized, two-pass writer; under ASan a miscounted size would show).
+    // Random texts of 0 to 300 bytes, a third of their bytes needing an escape (of both lengths);
+    // texts just shorter and longer than the writer's 4 KiB segments and two of them; one of
+    // nothing but \xHH bytes (the worst case the writer reserves room for); and a WHATSAT-like
+    // text of 12 KB with a newline every 20 bytes: each entry equals the rule applied byte by byte
+    // (under ASan a store past the reserved room would show).
     const char pool[] = {'\n', '\r', '\t', '\\', '\0', '\x1b', '\x7f', '\x80', '\xff', ' ', 'a', '"', '{', '9'};
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     auto next = [&rng] {
@@ -293,14 +295,19 @@ TEST_SUITE("log_sink") {
       return rng;
     };
     std::vector<std::string> texts;
-    for (int k = 0; k < 2000; ++k) {
-      std::string t(next() % 301, 'x');
+    std::vector<size_t> sizes;
+    for (int k = 0; k < 2000; ++k) sizes.push_back(next() % 301);
+    for (size_t n = 4064; n <= 4128; ++n) sizes.push_back(n);
+    for (size_t n = 8176; n <= 8208; ++n) sizes.push_back(n);
+    for (size_t n : sizes) {
+      std::string t(n, 'x');
       for (char& c : t) {
         const uint64_t r = next();
         c = r % 3 == 0 ? pool[(r >> 8) % sizeof pool] : static_cast<char>('A' + (r >> 8) % 26);
       }
       texts.push_back(t);
     }
+    texts.push_back(std::string(5000, '\x01'));
     std::string json;
     while (json.size() < 12000) json += "\n      \"lat\": 34.07,";
     texts.push_back(json);
