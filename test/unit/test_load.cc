@@ -63,6 +63,47 @@ TEST_CASE("load reply framing: lines and WHATSAT replies") {
   CHECK(len == 24);
 }
 
+TEST_CASE("load reply framing: the blank-line search agrees with a byte loop at every offset") {
+  // Texts of newlines and letters: every "\n\n" position, including across the 16-byte blocks
+  // the vector search compares and in the last bytes it leaves to the byte loop.
+  uint64_t rng = 0x2545f4914f6cdd1dull;
+  for (int k = 0; k < 3000; ++k) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    std::string s(rng % 80, 'a');
+    for (size_t i = 0; i < s.size(); ++i) {
+      if ((rng >> (i % 60)) % 5 == 0) s[i] = '\n';
+    }
+    const size_t from = s.empty() ? 0 : (rng >> 20) % s.size();
+    CHECK_MESSAGE(find_blank_line(s, from) == s.find("\n\n", from), s.size(), " from ", from);
+  }
+  CHECK(find_blank_line("", 0) == std::string_view::npos);
+  CHECK(find_blank_line("\n", 0) == std::string_view::npos);
+  CHECK(find_blank_line(std::string(40, 'x') + "\n\n", 0) == 40);
+}
+
+TEST_CASE("load reply framing: a WHATSAT reply that comes in pieces is framed the same") {
+  // The search resumes where the last incomplete one stopped; a piece may end between the two
+  // newlines of the terminator.
+  std::string reply = "AT A +0.1 c +1.0+2.0 3\n{\n";
+  while (reply.size() < 3000) reply += "   \"lat\" : 34.07,\n";
+  reply += "\"status\" : \"OK\"\n}\n\n";
+  const std::string next = "AT B +0.2 d +1.0+2.0 4\n{}\n\n";
+  for (size_t piece : {1, 7, 16, 17, 100, 1500}) {
+    const std::string stream = reply + next;
+    size_t scanned = 0, len = 0, have = 0;
+    Frame f = Frame::kIncomplete;
+    while (f == Frame::kIncomplete) {
+      have = std::min(stream.size(), have + piece);
+      f = frame_whatsat(std::string_view(stream).substr(0, have), &len, &scanned);
+    }
+    REQUIRE(f == Frame::kComplete);
+    CHECK_MESSAGE(len == reply.size(), piece);
+    CHECK(have >= reply.size());
+  }
+}
+
 TEST_CASE("load reply check: IAMAT") {
   bool stale = false;
   const char* id = "kiwi.cs.ucla.edu";
@@ -143,6 +184,50 @@ TEST_CASE("load reply check: WHATSAT") {
   info = {};
   CHECK(check_whatsat_reply("AT bad\n{\"results\":[],\"status\":\"OK\"}\n\n", "kiwi", 5, &info) ==
         ErrorKind::kMalformed);
+}
+
+TEST_CASE("load reply check: WHATSAT JSON shape (results counted at their own depth only)") {
+  const std::string at = "AT Goloman +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997\n";
+  auto check = [&](const std::string& json, size_t bound, WhatsatInfo* info) {
+    return check_whatsat_reply(at + json + "\n\n", "kiwi", bound, info);
+  };
+  WhatsatInfo info;
+  // Nested objects and arrays inside a result, and elements of any type, count once each.
+  CHECK(check("{\"results\": [{\"a\": [1, {\"b\": [2, 3]}], \"c\": {}}, 7, \"s\", null, [[]]],"
+              " \"status\": \"OK\"}", 5, &info) == ErrorKind::kNone);
+  CHECK(info.results == 5);
+  CHECK(info.status == "OK");
+  // Members named results or status below the top level are not the reply's.
+  info = {};
+  CHECK(check("{\"x\": {\"results\": [1, 2, 3], \"status\": 4}, \"results\": [{}], \"status\": \"ZERO_RESULTS\"}",
+              1, &info) == ErrorKind::kNone);
+  CHECK(info.results == 1);
+  CHECK(info.status_ok);
+  // The first of a repeated member is the one read (as a DOM's FindMember would).
+  info = {};
+  CHECK(check("{\"results\": [], \"results\": [1, 2], \"status\": \"OK\", \"status\": 3}", 1, &info) ==
+        ErrorKind::kNone);
+  CHECK(info.results == 0);
+  info = {};
+  CHECK(check("{\"status\": \"OK\", \"results\": \"none\"}", 5, &info) == ErrorKind::kBadResults);
+  info = {};
+  CHECK(check("{\"results\": [], \"status\": [\"OK\"]}", 5, &info) == ErrorKind::kBadResults);
+  info = {};
+  CHECK(check("[{\"results\": [], \"status\": \"OK\"}]", 5, &info) == ErrorKind::kMalformed);  // not "}\n\n"
+  info = {};
+  CHECK(check("{\"results\": [1.5e3, -0.25], \"status\": \"OK\"}", 5, &info) == ErrorKind::kNone);
+  CHECK(info.results == 2);
+  // Numbers are kept as text, but their syntax is still checked; so are escapes and trailing bytes.
+  info = {};
+  CHECK(check("{\"results\": [01], \"status\": \"OK\"}", 5, &info) == ErrorKind::kBadJson);
+  info = {};
+  CHECK(check("{\"results\": [\"\\q\"], \"status\": \"OK\"}", 5, &info) == ErrorKind::kBadJson);
+  info = {};
+  CHECK(check("{\"results\": [], \"status\": \"OK\"} {}", 5, &info) == ErrorKind::kBadJson);
+  // An escaped status is unescaped.
+  info = {};
+  CHECK(check("{\"results\": [], \"status\": \"O\\u004b\"}", 5, &info) == ErrorKind::kNone);
+  CHECK(info.status == "OK");
 }
 
 TEST_CASE("load RESP: parsing and GEOADD/GEOSEARCH checks") {

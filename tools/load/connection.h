@@ -34,6 +34,7 @@ struct Connection {
   int64_t retry_at_ = 0;      // when fd_ < 0: next connect attempt
   std::vector<char> in_;
   size_t in_begin_ = 0, in_end_ = 0;
+  size_t reply_scanned_ = 0;  // frame_whatsat's progress through the reply at in_begin_
   std::string out_;
   size_t out_off_ = 0;
   std::deque<Pending> pending_;

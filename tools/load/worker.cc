@@ -150,6 +150,7 @@ void Worker::drop(Connection* c, ErrorKind why, const std::string& detail, int64
   c->connecting_ = false;
   c->want_out_ = false;
   c->in_begin_ = c->in_end_ = 0;
+  c->reply_scanned_ = 0;
   c->out_.clear();
   c->out_off_ = 0;
   c->retry_at_ = now + kReconnectDelay;
@@ -317,7 +318,7 @@ bool Worker::process_replies(Connection* c, int64_t now) {
                                           : check_geosearch_reply(v, workload_.bound(), &results);
     } else {
       Frame f = options_.protocol == Protocol::kHerd && p.kind == RequestKind::kWhatsat
-                    ? frame_whatsat(buf, &len)
+                    ? frame_whatsat(buf, &len, &c->reply_scanned_)
                     : frame_line(buf, &len);
       if (f == Frame::kIncomplete) break;
       if (f == Frame::kOversize) {
@@ -352,6 +353,7 @@ bool Worker::process_replies(Connection* c, int64_t now) {
     }
     account(p, err, now, stale, results, status_ok);
     c->in_begin_ += len;
+    c->reply_scanned_ = 0;
   }
   if (c->in_begin_ == c->in_end_) c->in_begin_ = c->in_end_ = 0;
   return true;
