@@ -389,6 +389,7 @@ bool LogSink::write_direct(const std::vector<reactor::Buffer>& batches, size_t t
   if (head > 0 && ::pread(fd_, staging_, head, static_cast<off_t>(base)) != static_cast<ssize_t>(head)) return false;
   char* p = staging_ + head;
   for (const auto& b : batches) {
+    if (b.empty()) continue;  // (a lane that never logged has no memory at all)
     std::memcpy(p, b.data(), b.size());
     p += b.size();
   }
