@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -50,7 +51,7 @@ std::string fixture() {
 // upstream layouts would send it.
 std::string relayout(const std::string& json, bool pretty) {
   rapidjson::Document d;
-  d.Parse<rapidjson::kParseFullPrecisionFlag>(json.c_str());
+  d.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
   REQUIRE_FALSE(d.HasParseError());
   rapidjson::StringBuffer buf;
   if (pretty) {
@@ -93,7 +94,7 @@ TEST_CASE("New request: POST, key and field mask headers, bound and circle in th
   CHECK(r.body == "{\"maxResultCount\":5,\"locationRestriction\":{\"circle\":{\"center\":{\"latitude\":34.06893,"
                   "\"longitude\":-118.445127},\"radius\":10000}}}");
   rapidjson::Document d;
-  d.Parse(r.body.c_str());
+  d.Parse(r.body.data(), r.body.size());
   CHECK_FALSE(d.HasParseError());
   auto header = [&](const char* name) {
     for (auto& h : r.headers) {
@@ -119,7 +120,7 @@ TEST_CASE("legacy replies are re-emitted in Google's byte layout whatever layout
     // Cut to one result: the first result and every other member unchanged.
     std::string one = places::render_answer(a, 1);
     rapidjson::Document d;
-    d.Parse(one.c_str());
+    d.Parse(one.data(), one.size());
     REQUIRE(d["results"].Size() == 1);
     CHECK(std::string(d["results"][0]["name"].GetString()) == "Cruise Bar");
     CHECK(one.find("\n\n") == std::string::npos);
@@ -166,14 +167,14 @@ TEST_CASE("legacy statuses are passed on with their message; retryable only wher
     CHECK(a.retryable == c.retry);
     std::string json = places::render_answer(a, 5);
     rapidjson::Document d;
-    d.Parse(json.c_str());
+    d.Parse(json.data(), json.size());
     REQUIRE_FALSE(d.HasParseError());
     CHECK(d["html_attributions"].IsArray());
     CHECK(d["results"].IsArray());
     CHECK(std::string(d["status"].GetString()) == c.status);
     if (a.status != "OK" && a.status != "ZERO_RESULTS" && std::string(c.body).find("error_message") != std::string::npos) {
       rapidjson::Document up;
-      up.Parse(c.body);
+      up.Parse(c.body, std::strlen(c.body));
       CHECK(std::string(d["error_message"].GetString()) == up["error_message"].GetString());
     }
   }
@@ -290,7 +291,8 @@ TEST_CASE("New places are translated into the legacy result shape") {
         "}");
   // Cut to the bound like any answer.
   rapidjson::Document d;
-  d.Parse(places::render_answer(a, 1).c_str());
+  const std::string first = places::render_answer(a, 1);
+  d.Parse(first.data(), first.size());
   CHECK(d["results"].Size() == 1);
   // Nothing found: {} or an empty list.
   for (const char* empty : {"{}", "{\"places\": []}", "{}\n"}) {
@@ -445,7 +447,7 @@ std::string legacy_json(const std::string& status, const std::string& message = 
 
 int result_count(const std::string& json) {
   rapidjson::Document d;
-  d.Parse(json.c_str());
+  d.Parse(json.data(), json.size());
   REQUIRE_FALSE(d.HasParseError());
   return static_cast<int>(d["results"].Size());
 }
