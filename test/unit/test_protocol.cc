@@ -409,6 +409,75 @@ TEST_CASE("parse_location rejects malformed text") {
   }
 }
 
+// The rule of SPEC.md written out byte by byte: [+-]D+.D+[+-]D+.D+, |lat| <= 90, |lng| <= 180
+// (compared as decimal strings, so that no rounding can decide).
+bool location_by_rule(std::string_view t, std::string* lat_digits, std::string* lng_digits) {
+  size_t i = 0;
+  auto number = [&](std::string_view limit, std::string* kept) {
+    if (i >= t.size() || (t[i] != '+' && t[i] != '-')) return false;
+    ++i;
+    std::string whole, frac;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') whole += t[i++];
+    if (whole.empty() || i >= t.size() || t[i] != '.') return false;
+    ++i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') frac += t[i++];
+    if (frac.empty()) return false;
+    *kept = whole + "." + frac;
+    whole.erase(0, std::min(whole.find_first_not_of('0'), whole.size()));
+    if (whole.size() != limit.size()) return whole.size() < limit.size();
+    if (whole != limit) return whole < limit;
+    return frac.find_first_not_of('0') == std::string::npos;
+  };
+  return number("90", lat_digits) && number("180", lng_digits) && i == t.size();
+}
+
+TEST_CASE("valid_location and parse_location agree with the rule on random and mutated text") {
+  // Lengths around 16 and 32 (where the bit-set check takes over from the scan and hands back),
+  // valid locations with one byte changed, and random strings over the location alphabet.
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  auto next = [&rng] {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+  };
+  const std::string alphabet = "+-.0123456789 x";
+  size_t accepted = 0;
+  for (int k = 0; k < 200000; ++k) {
+    std::string t;
+    if (k % 2 == 0) {
+      // A well-formed location with 0..3 leading zeros, 1..3 integer and 1..14 fraction digits.
+      auto part = [&](unsigned max_int) {
+        std::string p(1, next() % 2 ? '+' : '-');
+        p.append(next() % 4, '0');
+        p += std::to_string(next() % (max_int + 1));
+        p += '.';
+        const size_t decimals = 1 + next() % 14;
+        for (size_t d = 0; d < decimals; ++d) p += static_cast<char>('0' + next() % (next() % 8 == 0 ? 1 : 10));
+        return p;
+      };
+      t = part(next() % 4 == 0 ? 99 : 90) + part(next() % 4 == 0 ? 199 : 180);
+      if (k % 4 == 0) t[next() % t.size()] = alphabet[next() % alphabet.size()];
+    } else {
+      t.resize(10 + next() % 28);
+      for (char& c : t) c = alphabet[next() % (next() % 3 == 0 ? alphabet.size() : 13)];
+      t[0] = next() % 2 ? '+' : '-';
+    }
+    std::string lat, lng;
+    const bool want = location_by_rule(t, &lat, &lng);
+    CAPTURE(t);
+    REQUIRE(protocol::valid_location(t) == want);
+    const auto loc = protocol::parse_location(t);
+    REQUIRE(loc.has_value() == want);
+    if (want) {
+      ++accepted;
+      CHECK(loc->lat == (t[0] == '-' ? -1 : 1) * std::strtod(lat.c_str(), nullptr));
+      CHECK(loc->lng == (t[t.find_first_of("+-", 1)] == '-' ? -1 : 1) * std::strtod(lng.c_str(), nullptr));
+    }
+  }
+  CHECK(accepted > 20000);  // the mutations and random text did not crowd out the valid ones
+}
+
 // ---------------------------------------------------------------------------------------------
 // IAMAT
 
