@@ -2,12 +2,16 @@
 // herd reply framing and checking, RESP parsing and checking, and option parsing (durations with
 // units, HOST:PORT targets with IPv6 literals).
 #include <doctest/doctest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
 
+#include <random>
 #include <string>
 
 #include "tools/load/arg_parse.h"
 #include "tools/load/herd_reply.h"
 #include "tools/load/histogram.h"
+#include "tools/load/json_check.h"
 #include "tools/load/percentile_export.h"
 #include "tools/load/resp_reply.h"
 
@@ -228,6 +232,117 @@ TEST_CASE("load reply check: WHATSAT JSON shape (results counted at their own de
   info = {};
   CHECK(check("{\"results\": [], \"status\": \"O\\u004b\"}", 5, &info) == ErrorKind::kNone);
   CHECK(info.status == "OK");
+}
+
+namespace {
+
+// A random JSON value, `depth` deep at most, in a random layout: the inputs of the comparison below.
+std::string random_json(std::mt19937& rng, int depth) {
+  auto ws = [&] {
+    static const char* kWs[] = {"", "", " ", "\n   ", "\t", "\r\n"};
+    return std::string(kWs[rng() % 6]);
+  };
+  auto str = [&] {
+    static const char* kPieces[] = {"a", "results", "status", "OK", " ", "\\n", "\\\"", "\\\\", "\\/", "\\u0041",
+                                    "\\ud83d\\ude00", "\\udc00", "\xc3\xa9", "\x80", "\\b\\f\\r\\t", "lat"};
+    std::string t = "\"";
+    for (unsigned k = rng() % 4; k > 0; --k) t += kPieces[rng() % 16];
+    return t + "\"";
+  };
+  switch (depth <= 0 ? rng() % 4 : rng() % 7) {
+    case 0: return str();
+    case 1: {
+      std::string n = rng() % 2 ? "-" : "";
+      n += rng() % 4 == 0 ? "0" : std::to_string(rng() % 100000000);
+      if (rng() % 2) n += "." + std::to_string(rng() % 1000000);
+      if (rng() % 3 == 0) n += std::string(rng() % 2 ? "e" : "E") + (rng() % 2 ? "-" : "+") + std::to_string(rng() % 99);
+      return n;
+    }
+    case 2: return rng() % 2 ? "true" : "false";
+    case 3: return "null";
+    case 4: case 5: {
+      std::string o = "{" + ws();
+      for (unsigned k = rng() % 4; k > 0; --k) {
+        o += (rng() % 3 ? str() : std::string(rng() % 2 ? "\"results\"" : "\"status\"")) + ws() + ":" + ws() + random_json(rng, depth - 1) + ws();
+        if (k > 1) o += "," + ws();
+      }
+      return o + "}";
+    }
+    default: {
+      std::string a = "[" + ws();
+      for (unsigned k = rng() % 4; k > 0; --k) {
+        a += random_json(rng, depth - 1) + ws();
+        if (k > 1) a += "," + ws();
+      }
+      return a + "]";
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("load JSON check: the same verdict and shape as RapidJSON on random and mutated JSON") {
+  std::mt19937 rng(77);
+  const std::string alphabet = "{}[],:\"\\ \n0123456789eE.+-tfnul\x01\x1f\x7f\x80xu";
+  size_t valid = 0, invalid = 0;
+  for (int trial = 0; trial < 60000; ++trial) {
+    std::string text = random_json(rng, 4);
+    if (trial % 3 == 0) {
+      text = "{\"results\": " + random_json(rng, 3) + ", \"status\": " + random_json(rng, 1) + "}";
+    }
+    // Two thirds mutated: a byte replaced, inserted or removed, or the text cut short.
+    for (unsigned k = trial % 3 ? 1 + rng() % 2 : 0; k > 0 && !text.empty(); --k) {
+      const size_t at = rng() % text.size();
+      switch (rng() % 4) {
+        case 0: text[at] = alphabet[rng() % alphabet.size()]; break;
+        case 1: text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), alphabet[rng() % alphabet.size()]); break;
+        case 2: text.erase(at, 1); break;
+        default: text.resize(at); break;
+      }
+    }
+    rapidjson::Document doc;
+    doc.Parse(text.data(), text.size());
+    // RapidJSON refuses numbers past a double's range; the grammar does not.
+    if (doc.HasParseError() && doc.GetParseError() == rapidjson::kParseErrorNumberTooBig) continue;
+    JsonShape shape;
+    const bool ok = check_json_shape(text, &shape);
+    CAPTURE(text);
+    REQUIRE(ok == !doc.HasParseError());
+    if (!ok) {
+      ++invalid;
+      continue;
+    }
+    ++valid;
+    REQUIRE(shape.top_is_object == doc.IsObject());
+    if (!doc.IsObject()) continue;
+    const auto results = doc.FindMember("results");
+    const auto status = doc.FindMember("status");
+    CHECK((shape.results == JsonShape::Seen::kPresent) == (results != doc.MemberEnd() && results->value.IsArray()));
+    CHECK((shape.results == JsonShape::Seen::kAbsent) == (results == doc.MemberEnd()));
+    if (shape.results == JsonShape::Seen::kPresent) CHECK(shape.result_count == results->value.Size());
+    CHECK((shape.status == JsonShape::Seen::kPresent) == (status != doc.MemberEnd() && status->value.IsString()));
+    CHECK((shape.status == JsonShape::Seen::kAbsent) == (status == doc.MemberEnd()));
+    if (shape.status == JsonShape::Seen::kPresent) {
+      CHECK(shape.status_text == std::string(status->value.GetString(), status->value.GetStringLength()));
+    }
+  }
+  CHECK(valid > 10000);
+  CHECK(invalid > 10000);
+}
+
+TEST_CASE("load JSON check: what it refuses beyond RapidJSON's reading") {
+  JsonShape shape;
+  // Bytes after a NUL past the value (RapidJSON stops at a NUL as at the end of a C string).
+  CHECK_FALSE(check_json_shape(std::string_view("{}\0}", 4), &shape));
+  // Nesting deeper than kMaxJsonDepth.
+  std::string deep(kMaxJsonDepth + 1, '[');
+  deep += std::string(kMaxJsonDepth + 1, ']');
+  CHECK_FALSE(check_json_shape(deep, &shape));
+  deep = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  CHECK(check_json_shape(deep, &shape));
+  // Huge numbers are grammar, not errors.
+  CHECK(check_json_shape("{\"results\": [1e999, 123456789012345678901234567890], \"status\": \"OK\"}", &shape));
+  CHECK(shape.result_count == 2);
 }
 
 TEST_CASE("load RESP: parsing and GEOADD/GEOSEARCH checks") {

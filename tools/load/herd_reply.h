@@ -4,7 +4,6 @@
 // request it answers, per SPEC.md.
 #pragma once
 
-#include <rapidjson/reader.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -15,6 +14,7 @@
 #include <string_view>
 
 #include "tools/load/error_kind.h"
+#include "tools/load/json_check.h"
 
 namespace herd_load {
 
@@ -196,85 +196,8 @@ struct WhatsatInfo {
   std::string problem;     // why the reply is wrong, when it is
 };
 
-// The SAX handler behind check_whatsat_reply: reads the top object's first "results" (counting its
-// elements) and first "status", and nothing else; every other value is only validated by the parser.
-class WhatsatJsonShape : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, WhatsatJsonShape> {
- public:
-  enum class Seen { kAbsent, kWrongType, kPresent };
-  Seen results = Seen::kAbsent, status = Seen::kAbsent;
-  size_t result_count = 0;
-  std::string status_text;
-  bool top_is_object = false;
-
-  bool Default() { return value(); }
-  bool String(const char* s, rapidjson::SizeType n, bool) {
-    if (depth_ == 1 && key_ == Member::kStatus && status == Seen::kAbsent) {
-      status = Seen::kPresent;
-      status_text.assign(s, n);
-      key_ = Member::kOther;
-      return true;
-    }
-    return value();
-  }
-  bool RawNumber(const char*, rapidjson::SizeType, bool) { return value(); }
-  bool Key(const char* s, rapidjson::SizeType n, bool) {
-    if (depth_ == 1) {
-      const std::string_view k(s, n);
-      key_ = k == "results" ? Member::kResults : k == "status" ? Member::kStatus : Member::kOther;
-    }
-    return true;
-  }
-  bool StartObject() {
-    if (depth_ == 0) top_is_object = true;
-    return open(false);
-  }
-  bool EndObject(rapidjson::SizeType) { return close(); }
-  bool StartArray() { return open(true); }
-  bool EndArray(rapidjson::SizeType) { return close(); }
-
- private:
-  enum class Member { kOther, kResults, kStatus };
-
-  // A scalar value begins: an element of the results array, or a top-level member's value.
-  bool value() {
-    element();
-    if (depth_ == 1) settle(Seen::kWrongType);
-    return true;
-  }
-  // An object or array begins.
-  bool open(bool array) {
-    element();
-    if (depth_ == 1) {
-      const bool results_array = array && key_ == Member::kResults && results == Seen::kAbsent;
-      settle(results_array ? Seen::kPresent : Seen::kWrongType);
-      if (results_array) results_depth_ = 2;
-    }
-    ++depth_;
-    return true;
-  }
-  bool close() {
-    if (--depth_ < results_depth_) results_depth_ = 0;  // the results array itself ended
-    return true;
-  }
-  void element() {
-    if (results_depth_ != 0 && depth_ == results_depth_) ++result_count;
-  }
-  // The value of top-level member key_ begins: records the first "results" and "status" (a string
-  // status is recorded by String).
-  void settle(Seen how) {
-    if (key_ == Member::kResults && results == Seen::kAbsent) results = how;
-    if (key_ == Member::kStatus && status == Seen::kAbsent) status = Seen::kWrongType;
-    key_ = Member::kOther;
-  }
-
-  int depth_ = 0;
-  int results_depth_ = 0;  // while the results array is open, the depth of its elements (2), else 0
-  Member key_ = Member::kOther;
-};
-
 // Judges a framed WHATSAT reply (as cut by frame_whatsat) for a request about `id` with `bound`.
-// The JSON is parsed in place (SAX, numbers kept as text) in a per-thread copy, so a 10 KiB reply
-// costs a copy and one pass, with no document built and nothing allocated once the copy has room.
+// The JSON is checked in one pass that builds and copies nothing (json_check.h).
 inline ErrorKind check_whatsat_reply(std::string_view frame, std::string_view id, size_t bound,
                                      WhatsatInfo* info) {
   if (frame.substr(0, 2) == "? ") return ErrorKind::kInvalid;
@@ -297,25 +220,17 @@ inline ErrorKind check_whatsat_reply(std::string_view frame, std::string_view id
     info->problem = "blank line inside the reply";
     return ErrorKind::kMalformed;
   }
-  // Zeros past the end: rapidjson's SIMD scans (RAPIDJSON_SSE2, set by the Makefile) read the
-  // aligned 16 bytes that hold the terminating NUL.
-  thread_local std::string copy;
-  copy.assign(body);
-  copy.append(16, '\0');
-  WhatsatJsonShape shape;
-  rapidjson::Reader reader;
-  rapidjson::InsituStringStream in(copy.data());
-  const rapidjson::ParseResult ok =
-      reader.Parse<rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag>(in, shape);
-  if (!ok || !shape.top_is_object) {
-    info->problem = !ok ? "JSON parse error at offset " + std::to_string(ok.Offset()) : "JSON is not an object";
+  JsonShape shape;
+  if (!check_json_shape(body, &shape) || !shape.top_is_object) {
+    info->problem = !shape.valid ? "JSON parse error at offset " + std::to_string(shape.error_offset)
+                                 : "JSON is not an object";
     return ErrorKind::kBadJson;
   }
-  if (shape.results != WhatsatJsonShape::Seen::kPresent) {
+  if (shape.results != JsonShape::Seen::kPresent) {
     info->problem = "no \"results\" array";
     return ErrorKind::kBadResults;
   }
-  if (shape.status != WhatsatJsonShape::Seen::kPresent) {
+  if (shape.status != JsonShape::Seen::kPresent) {
     info->problem = "no \"status\" string";
     return ErrorKind::kBadResults;
   }
