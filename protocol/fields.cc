@@ -32,7 +32,8 @@ inline uint32_t space_bits16(const char* p) {
 }
 
 // Bit i set when line[base + i] is whitespace or past the line's end, for the 64 bytes from `base`
-// (never reading past the line: a last partial 16 bytes is copied into a buffer of spaces first).
+// (never reading past the line: a last partial 16 bytes is read as the line's last 16, shifted,
+// or, in a line shorter than 16, copied into a buffer of spaces first).
 inline uint64_t space_bits64(std::string_view line, size_t base) {
   uint64_t bits = 0;
   for (unsigned k = 0; k < 64; k += 16) {
@@ -41,14 +42,20 @@ inline uint64_t space_bits64(std::string_view line, size_t base) {
     if (at + 16 <= line.size()) {
       m = space_bits16(line.data() + at);
     } else if (at < line.size()) {
-      char tail[16];
-      std::memset(tail, ' ', sizeof tail);
-      std::memcpy(tail, line.data() + at, line.size() - at);
-      m = space_bits16(tail);
+      const auto have = static_cast<unsigned>(line.size() - at);
+      if (line.size() >= 16) {
+        m = space_bits16(line.data() + line.size() - 16) >> (16 - have);
+      } else {
+        char tail[16];
+        std::memset(tail, ' ', sizeof tail);
+        std::memcpy(tail, line.data() + at, have);
+        m = space_bits16(tail);
+      }
+      m |= 0xffffu << have;
     } else {
       m = 0xffff;
     }
-    bits |= static_cast<uint64_t>(m) << k;
+    bits |= static_cast<uint64_t>(m & 0xffff) << k;
   }
   return bits;
 }
