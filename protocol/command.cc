@@ -2,6 +2,8 @@
 #include "protocol/command.h"
 
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <system_error>
 
 #include "protocol/fields.h"
@@ -47,14 +49,13 @@ std::optional<int> parse_bound(std::string_view text) {
 }
 
 bool is_time_diff(std::string_view text) {
+  // [+-]D+.D{9}: the dot is tenth from the end; the last eight digits are checked as one word.
   const size_t n = text.size();
-  if (n < 1 || (text[0] != '+' && text[0] != '-')) return false;
-  size_t i = 1;
-  while (i < n && is_digit(static_cast<unsigned char>(text[i]))) ++i;
-  if (i == 1 || i >= n || text[i] != '.') return false;
-  ++i;
-  if (n - i != 9) return false;
-  for (; i < n; ++i) {
+  if (n < 12 || (text[0] != '+' && text[0] != '-') || text[n - 10] != '.') return false;
+  uint64_t last8;
+  std::memcpy(&last8, text.data() + n - 8, 8);
+  if (!is_digit(static_cast<unsigned char>(text[n - 9])) || !eight_digits(last8)) return false;
+  for (size_t i = 1; i < n - 10; ++i) {
     if (!is_digit(static_cast<unsigned char>(text[i]))) return false;
   }
   return true;

@@ -753,6 +753,30 @@ TEST_CASE("is_time_diff") {
   CHECK_FALSE(protocol::is_time_diff("+0."));
   CHECK_FALSE(protocol::is_time_diff("0.000000000"));
   CHECK_FALSE(protocol::is_time_diff("+0.000000000 "));
+  // Against the rule byte by byte: every byte of valid diffs replaced, and lengths 0 to 24.
+  auto rule = [](std::string_view t) {
+    size_t i = 1;
+    if (t.empty() || (t[0] != '+' && t[0] != '-')) return false;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    if (i == 1 || i >= t.size() || t[i] != '.') return false;
+    const size_t frac = t.size() - i - 1;
+    for (size_t k = i + 1; k < t.size(); ++k) {
+      if (t[k] < '0' || t[k] > '9') return false;
+    }
+    return frac == 9;
+  };
+  const std::string bytes = std::string("+-.09/:a \0", 11);
+  for (std::string base : {"+0.123456789", "-12.000000000", "+123456.987654321"}) {
+    for (size_t at = 0; at <= base.size(); ++at) {
+      for (char c : bytes) {
+        std::string t = base;
+        if (at < t.size()) t[at] = c;
+        else t += c;
+        CHECK_MESSAGE(protocol::is_time_diff(t) == rule(t), t);
+        CHECK_MESSAGE(protocol::is_time_diff(t.substr(0, at)) == rule(t.substr(0, at)), t.substr(0, at));
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
