@@ -138,7 +138,8 @@ $(SERVER): $(BUILD)/obj/herd/main.o $(LIB)
 	@$(if $(Q),echo "  link     $@")
 	$(Q)$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(UNIT): $(UNIT_OBJS) $(LIB)
+# The generator's workload (the requests it sends) is unit-tested too.
+$(UNIT): $(UNIT_OBJS) $(BUILD)/obj/tools/load/workload.o $(LIB)
 	@$(if $(Q),echo "  link     $@")
 	$(Q)$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 

@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "tools/load/json_check.h"
 #include "tools/load/percentile_export.h"
 #include "tools/load/resp_reply.h"
+#include "tools/load/workload.h"
 
 using namespace herd_load;
 
@@ -343,6 +345,38 @@ TEST_CASE("load JSON check: what it refuses beyond RapidJSON's reading") {
   // Huge numbers are grammar, not errors.
   CHECK(check_json_shape("{\"results\": [1e999, 123456789012345678901234567890], \"status\": \"OK\"}", &shape));
   CHECK(shape.result_count == 2);
+}
+
+TEST_CASE("load workload: every GEOADD of a client moves it, so every one is a write Redis replicates") {
+  // A GEOADD that leaves a member's score as it was changes nothing and is not propagated to
+  // replicas; the herd stores and floods every IAMAT (each has a newer timestamp).
+  Options o;
+  o.protocol = Protocol::kRedis;
+  o.clients = 3;
+  Workload w(o);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 4; ++i) {
+    std::string out;
+    w.append_iamat(&out, 1, w.next_timestamp(1));
+    sent.push_back(out);
+  }
+  CHECK(sent[0].rfind("GEOADD herd ", 0) == 0);
+  CHECK(sent[0].find(" c1.load\r\n") != std::string::npos);
+  CHECK(sent[0] != sent[1]);
+  CHECK(sent[0] == sent[2]);
+  CHECK(sent[1] == sent[3]);
+  // The two longitudes are 0.0001 degree apart (about 10 m: more than a geohash score's step).
+  auto lng = [](const std::string& cmd) { return std::stod(cmd.substr(std::string("GEOADD herd ").size())); };
+  CHECK(std::abs(std::abs(lng(sent[0]) - lng(sent[1])) - 0.0001) < 1e-9);
+  // The herd's IAMATs keep the location: the new timestamp is what makes each one a new record.
+  Options h;
+  h.clients = 3;
+  Workload hw(h);
+  std::string a, b;
+  hw.append_iamat(&a, 1, hw.next_timestamp(1));
+  hw.append_iamat(&b, 1, hw.next_timestamp(1));
+  CHECK(a.substr(0, a.rfind(' ')) == b.substr(0, b.rfind(' ')));
+  CHECK(a != b);
 }
 
 TEST_CASE("load RESP: parsing and GEOADD/GEOSEARCH checks") {

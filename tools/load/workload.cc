@@ -62,7 +62,8 @@ Workload::Workload(const Options& options)
       bound_(static_cast<size_t>(options.bound)),
       redis_key_(options.redis_key),
       last_ts_(new std::atomic<uint64_t>[options.clients]),
-      reported_(new std::atomic<bool>[options.clients]) {
+      reported_(new std::atomic<bool>[options.clients]),
+      geoadds_(new std::atomic<uint32_t>[options.clients]) {
   for (uint32_t k = 0; k < options.clients; ++k) {
     ids_.push_back("c" + std::to_string(k) + ".load");
     uint64_t h = splitmix64(k);
@@ -77,7 +78,10 @@ Workload::Workload(const Options& options)
     latitudes_.push_back(buf);
     std::snprintf(buf, sizeof buf, "%.6f", lng);
     longitudes_.push_back(buf);
+    std::snprintf(buf, sizeof buf, "%.6f", lng > 0 ? lng - 0.0001 : lng + 0.0001);
+    other_longitudes_.push_back(buf);
     last_ts_[k].store(0);
+    geoadds_[k].store(0);
     reported_[k].store(false);
   }
 }
@@ -97,7 +101,8 @@ void Workload::append_iamat(std::string* out, uint32_t k, uint64_t ts) const {
     *out += "GEOADD ";
     *out += redis_key_;
     *out += ' ';
-    *out += longitudes_[k];
+    const bool other = geoadds_[k].fetch_add(1, std::memory_order_relaxed) % 2;
+    *out += other ? other_longitudes_[k] : longitudes_[k];
     *out += ' ';
     *out += latitudes_[k];
     *out += ' ';

@@ -47,6 +47,12 @@ class Workload {
   std::vector<std::string> latitudes_, longitudes_;  // "34.068930", "-118.445127" for redis
   std::unique_ptr<std::atomic<uint64_t>[]> last_ts_;
   std::unique_ptr<std::atomic<bool>[]> reported_;
+  // Redis: a second longitude 0.0001 degree (about 10 m) nearer 0, and each client's GEOADD count.
+  // Its GEOADDs alternate between the two, so that every one changes the member's score: a GEOADD
+  // that changes nothing is not propagated to replicas, where every herd IAMAT is a new record
+  // (a newer timestamp) that is stored and flooded.
+  std::vector<std::string> other_longitudes_;
+  std::unique_ptr<std::atomic<uint32_t>[]> geoadds_;
 };
 
 }  // namespace herd_load
