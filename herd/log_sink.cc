@@ -522,19 +522,23 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   // Every record a server takes or sends is logged, so this is on the hot path: the entry is sized
   // once as if nothing needs an escape (nearly always so) and written in place, its text checked as
   // it is copied; text that does need escapes is written again by append_escaped.
-  const size_t head = lane.stamp_len + 9 + who.size() + 3;
-  // Room for the whole entry first: if memory runs out, nothing of the entry is in the lane.
-  char* p = lane.buf.prepare(head + t1.size() + t2.size() + 1);
-  std::memcpy(p, lane.stamp, lane.stamp_len);
-  p += lane.stamp_len;
   // The entries made for one read share its time: its microseconds are written once.
   if (ts.tv_nsec / 1000 != lane.micros_us) {
     lane.micros_us = ts.tv_nsec / 1000;
-    put_micros(lane.micros, ts.tv_nsec);
+    put_micros(lane.stamp + lane.stamp_len, ts.tv_nsec);
   }
-  std::memcpy(p, lane.micros, sizeof lane.micros);
-  p += sizeof lane.micros;
-  std::memcpy(p, who.data(), who.size());
+  const size_t time_len = lane.stamp_len + 9;
+  const size_t head = time_len + who.size() + 3;
+  // Room for the whole entry first: if memory runs out, nothing of the entry is in the lane. (And
+  // for the time's whole array, copied in one move and then partly overwritten.)
+  char* p = lane.buf.prepare(head + t1.size() + t2.size() + 1 + sizeof lane.stamp);
+  std::memcpy(p, lane.stamp, sizeof lane.stamp);
+  p += time_len;
+  if (who.size() < 16) {
+    copy_short(p, who.data(), who.size());  // (a name like c12 or p3/Goloman: no call to memcpy)
+  } else {
+    std::memcpy(p, who.data(), who.size());
+  }
   p += who.size();
   p[0] = ' ';
   p[1] = dir;
@@ -555,8 +559,9 @@ void LogSink::set_stamp_locked(Lane& lane, time_t sec) {
   if (lane.stamp_sec == sec) return;
   tm parts;
   ::gmtime_r(&sec, &parts);
-  lane.stamp_len = ::strftime(lane.stamp, sizeof lane.stamp, "%Y-%m-%dT%H:%M:%S", &parts);
+  lane.stamp_len = ::strftime(lane.stamp, sizeof lane.stamp - 9, "%Y-%m-%dT%H:%M:%S", &parts);
   lane.stamp_sec = sec;
+  lane.micros_us = -1;
 }
 
 void LogSink::append_drop_notice_locked(Lane& lane, reactor::Buffer& out) {

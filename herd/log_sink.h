@@ -128,11 +128,13 @@ class LogSink {
     std::atomic<bool> writer_waiting{false};  // the writer wants mu: a Hold gives it up at its next entry
     reactor::Buffer buf;   // guarded by mu
     uint64_t dropped = 0;  // guarded by mu
-    int64_t stamp_sec = -1;  // guarded by mu: the second whose text is cached in stamp
-    char stamp[32] = {};
+    // Guarded by mu: the text of the last entry's time, "2026-11-27T09:20:18" (stamp_len bytes,
+    // for second stamp_sec) then ".123456Z " (for microsecond micros_us). An entry copies the
+    // whole array as one fixed-size move.
+    int64_t stamp_sec = -1;
+    long micros_us = -1;
     size_t stamp_len = 0;
-    long micros_us = -1;     // guarded by mu: the microsecond whose text (".123456Z ") is in micros
-    char micros[9] = {};
+    char stamp[48] = {};
   };
 
   LogSink(int fd, std::string path, int lanes, size_t backlog_bytes, LogOptions options);
@@ -159,7 +161,8 @@ class LogSink {
   // Formats one entry into lane.buf; lane.mu must be held.
   void append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir, std::string_view t1,
                      std::string_view t2);
-  // lane.mu must be held: caches the text of second `sec` in lane.stamp; appends to `out` the notice
+  // lane.mu must be held: caches the text of second `sec` in lane.stamp (the microseconds after it
+  // then to be written again); appends to `out` the notice
   // of the lane's entries dropped since the last one that got in (if any) and resets the count.
   static void set_stamp_locked(Lane& lane, time_t sec);
   static void append_drop_notice_locked(Lane& lane, reactor::Buffer& out);

@@ -206,6 +206,25 @@ TEST_SUITE("log_sink") {
     ::unlink(path.c_str());
   }
 
+  TEST_CASE("the who of an entry comes out whole at every length") {
+    // Names shorter than 16 bytes are copied with fixed-size moves, longer ones by memcpy.
+    std::string path = temp_path();
+    const timespec t{1795755860, 593815316};
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 1, 1 << 20, &error);
+      REQUIRE(log);
+      for (size_t n = 1; n <= 40; ++n) log->write_at(0, t, std::string(n, static_cast<char>('a' + n % 26)), '<', "x");
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    REQUIRE(lines.size() == 40);
+    for (size_t n = 1; n <= 40; ++n) {
+      CHECK(lines[n - 1] == "2026-11-27T05:04:20.593815Z " + std::string(n, static_cast<char>('a' + n % 26)) + " < x");
+    }
+    ::unlink(path.c_str());
+  }
+
   TEST_CASE("every control byte is escaped, so an entry is one line of text") {
     std::string path = temp_path();
     {
