@@ -434,13 +434,7 @@ bool location_by_rule(std::string_view t, std::string* lat_digits, std::string* 
 TEST_CASE("valid_location and parse_location agree with the rule on random and mutated text") {
   // Lengths around 16 and 32 (where the bit-set check takes over from the scan and hands back),
   // valid locations with one byte changed, and random strings over the location alphabet.
-  uint64_t rng = 0x9e3779b97f4a7c15ull;
-  auto next = [&rng] {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-  };
+  XorShift next{0x9e3779b97f4a7c15ull};
   const std::string alphabet = "+-.0123456789 x";
   size_t accepted = 0;
   for (int k = 0; k < 200000; ++k) {

@@ -207,21 +207,22 @@ class Scanner {
     }
   }
 
-  // An array, p_ at '['; counts its elements into *count when given.
-  bool array(int depth, size_t* count) {
+  // The items of an array or object, p_ at its opening bracket: item() reads each (whitespace before
+  // it skipped), separated by commas, up to `close`.
+  template <class Item>
+  bool items(int depth, char close, Item&& item) {
     if (depth > kMaxJsonDepth) return false;
     ++p_;
     skip_ws();
-    if (p_ < end_ && *p_ == ']') {
+    if (p_ < end_ && *p_ == close) {
       ++p_;
       return true;
     }
     for (;;) {
-      if (!value(depth)) return false;
-      if (count) ++*count;
+      if (!item()) return false;
       skip_ws();
       if (p_ == end_) return false;
-      if (*p_ == ']') {
+      if (*p_ == close) {
         ++p_;
         return true;
       }
@@ -231,17 +232,19 @@ class Scanner {
     }
   }
 
+  // An array, p_ at '['; counts its elements into *count when given.
+  bool array(int depth, size_t* count) {
+    return items(depth, ']', [&] {
+      if (!value(depth)) return false;
+      if (count) ++*count;
+      return true;
+    });
+  }
+
   // The members of an object, p_ at '{': calls member(key body, key escaped) with p_ at each value.
   template <class Member>
   bool members(int depth, Member&& member) {
-    if (depth > kMaxJsonDepth) return false;
-    ++p_;
-    skip_ws();
-    if (p_ < end_ && *p_ == '}') {
-      ++p_;
-      return true;
-    }
-    for (;;) {
+    return items(depth, '}', [&] {
       std::string_view key;
       bool escaped;
       if (p_ == end_ || *p_ != '"' || !string(&key, &escaped)) return false;
@@ -249,17 +252,8 @@ class Scanner {
       if (p_ == end_ || *p_ != ':') return false;
       ++p_;
       skip_ws();
-      if (!member(key, escaped)) return false;
-      skip_ws();
-      if (p_ == end_) return false;
-      if (*p_ == '}') {
-        ++p_;
-        return true;
-      }
-      if (*p_ != ',') return false;
-      ++p_;
-      skip_ws();
-    }
+      return member(key, escaped);
+    });
   }
 
   bool object(int depth) {
