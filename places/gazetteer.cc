@@ -367,7 +367,7 @@ void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe,
     double a = haversine_term(probe.lat, probe.cos_lat, probe.lng, lat, std::cos(lat * kDegToRad), lng);
     if (a > probe.max_term) continue;  // clearly outside: skip the asin
     double d = distance_from_term(a);
-    if (d <= probe.radius_m) out.emplace_back(d, it->city);
+    if (d <= probe.radius_m) out.push_back(Hit{d, it->city, cities_[it->city].population});
   }
 }
 
@@ -377,7 +377,7 @@ std::vector<const City*> Gazetteer::nearby(double lat, double lng, double radius
   size_t n = nearby_hits(lat, lng, radius_m, limit, hits);
   std::vector<const City*> result;
   result.reserve(n);
-  for (size_t i = 0; i < n; ++i) result.push_back(&cities_[hits[i].second]);
+  for (size_t i = 0; i < n; ++i) result.push_back(&cities_[hits[i].city]);
   return result;
 }
 
@@ -432,11 +432,9 @@ size_t Gazetteer::nearby_hits(double lat, double lng, double radius_m, size_t li
   }
 
   auto better = [this](const Hit& a, const Hit& b) {
-    const City& ca = cities_[a.second];
-    const City& cb = cities_[b.second];
-    if (ca.population != cb.population) return ca.population > cb.population;
-    if (a.first != b.first) return a.first < b.first;
-    return ca.geoname_id < cb.geoname_id;
+    if (a.population != b.population) return a.population > b.population;
+    if (a.distance != b.distance) return a.distance < b.distance;
+    return cities_[a.city].geoname_id < cities_[b.city].geoname_id;
   };
   size_t n = std::min(limit, hits.size());
   std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(n), hits.end(), better);

@@ -7,7 +7,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace places {
@@ -71,8 +70,13 @@ class Gazetteer {
   // gazetteer. Thread-safe: const, no shared mutable state.
   std::vector<const City*> nearby(double lat, double lng, double radius_m, size_t limit) const;
 
-  // (distance in metres, index of the city) of one match.
-  using Hit = std::pair<double, uint32_t>;
+  // One match: its distance in metres, the city's index, and the city's population (kept beside
+  // the index so that ranking compares hits without reaching for each City; 16 bytes either way).
+  struct Hit {
+    double distance;
+    uint32_t city;
+    uint32_t population;
+  };
 
   // nearby() without allocation once `hits` has grown to the largest answer: `hits` is the
   // caller's scratch (its contents on entry are ignored); on return hits[0..n) hold the n =

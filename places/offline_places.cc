@@ -322,10 +322,10 @@ void OfflinePlaces::append_answer(std::string& out, const PlacesQuery& q) const 
   // into room made for its worst case, then the string is cut to what was written. (Room for one
   // result at a time: zeroing it stays cheap, where one large resize would cost a rep stosb.)
   bool plain = true;
-  for (size_t i = 0; i < n; ++i) plain = plain && packed_[packed_at_[hits[i].second]] == 0;
+  for (size_t i = 0; i < n; ++i) plain = plain && packed_[packed_at_[hits[i].city]] == 0;
   if (plain) {
     for (size_t i = 0; i < n; ++i) {
-      uint32_t city = hits[i].second;
+      uint32_t city = hits[i].city;
       size_t at = out.size();
       out.resize(at + kMaxResultBytesBesidesName + 2 * gazetteer_->city(city).name.size());
       char* w = put(out.data() + at, i == 0 ? kFirstResult : kNextResult);
@@ -337,7 +337,7 @@ void OfflinePlaces::append_answer(std::string& out, const PlacesQuery& q) const 
   }
   for (size_t i = 0; i < n; ++i) {
     out += i == 0 ? kFirstResult : kNextResult;
-    append_result(out, hits[i].second);
+    append_result(out, hits[i].city);
   }
   out += kOkTail;
 }

@@ -112,10 +112,10 @@ class Scanner {
       case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
         return true;
       case 'u': {
-        unsigned cp;
+        unsigned cp = 0;
         if (!hex4(&cp)) return false;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-          unsigned low;
+          unsigned low = 0;
           if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
           p_ += 2;
           return hex4(&low) && low >= 0xDC00 && low <= 0xDFFF;
