@@ -107,6 +107,20 @@ def json_seeds():
     }
 
 
+def json_check_seeds():
+    """WHATSAT reply bodies as herd-load checks them, and the corners of the grammar."""
+    with open(os.path.join(REPO, 'test', 'fixtures', 'google-nearbysearch-example.json'), 'rb') as f:
+        legacy = f.read()
+    return {
+        'reply': legacy,
+        'escapes': b'{"res\\u0075lts": [{"a": "\\ud83d\\ude00\\n\\"\\/"}, -0.5e+3, true, null],'
+                   b' "status": "O\\u004b", "status": 1}',
+        'nested': b'{"results": [[[{"results": []}]], {}], "x": {"status": "no"}, "status": "ZERO_RESULTS"}',
+        'numbers': b'[0, -0, 1.5, 2e10, 3E-2, 123456789012345678901234567890]',
+        'not-object': b'  "text"  ',
+    }
+
+
 def write(harness, name, data):
     d = os.path.join(HERE, 'corpus', harness)
     os.makedirs(d, exist_ok=True)
@@ -139,6 +153,8 @@ def main():
         write('fuzz_http_response', name, data)
     for name, data in json_seeds().items():
         write('fuzz_upstream_json', name, data)
+    for name, data in json_check_seeds().items():
+        write('fuzz_json_check', name, data)
 
 
 if __name__ == '__main__':

@@ -336,6 +336,9 @@ TEST_CASE("load JSON check: what it refuses beyond RapidJSON's reading") {
   JsonShape shape;
   // Bytes after a NUL past the value (RapidJSON stops at a NUL as at the end of a C string).
   CHECK_FALSE(check_json_shape(std::string_view("{}\0}", 4), &shape));
+  // A byte order mark, or any of its bytes (RapidJSON, reading with a length, skips each).
+  CHECK_FALSE(check_json_shape("\xEF\xBB\xBF{}", &shape));
+  CHECK_FALSE(check_json_shape("\xBB" "2", &shape));
   // Nesting deeper than kMaxJsonDepth.
   std::string deep(kMaxJsonDepth + 1, '[');
   deep += std::string(kMaxJsonDepth + 1, ']');
