@@ -879,7 +879,10 @@ def write(R, out):
                  'one server" is one herd server alone (no peers, logging on, %d event loop%s); "Redis + 4 '
                  'replicas" is a Redis primary with four `--replicaof` processes on loopback, every '
                  'run started only when all four were online at the primary\'s offset (INFO '
-                 'replication), the load going to the primary. A generator CPU near %d%% (marked '
+                 'replication), the load going to the primary. Each client\'s GEOADDs alternate between '
+                 'two points 10 m apart, so that every one is a write Redis stores and replicates (a '
+                 'GEOADD that changes nothing is not propagated), as the herd stores and floods every '
+                 'IAMAT. A generator CPU near %d%% (marked '
                  'generator-bound) means the figure is the generator\'s limit, not the server\'s. '
                  '"Servers CPU" is the sum over every process of the system (the herd: five servers; '
                  'Redis + 4 replicas: five processes).' % (
