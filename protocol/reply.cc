@@ -2,6 +2,7 @@
 #include "protocol/reply.h"
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -11,37 +12,33 @@ namespace protocol {
 
 namespace {
 
-// The two halves of an AT record around its time difference, which is either computed (a fresh
-// IAMAT) or copied (a flooded record): "AT <server> " and " <client_id> <location> <time>".
-void append_head(std::string& out, std::string_view server) {
-  out.append("AT ");
-  out.append(server);
-  out.push_back(' ');
-}
-
-void append_tail(std::string& out, std::string_view client_id, std::string_view location,
-                 std::string_view time) {
-  out.push_back(' ');
-  out.append(client_id);
-  out.push_back(' ');
-  out.append(location);
-  out.push_back(' ');
-  out.append(time);
+// "AT <server> <diff> <client_id> <location> <time>": every IAMAT a server takes is answered with
+// one, so the line is sized once and its pieces copied in.
+void append_at_fields(std::string& out, std::string_view server, std::string_view diff,
+                      std::string_view client_id, std::string_view location, std::string_view time) {
+  const size_t start = out.size();
+  out.resize(start + 3 + server.size() + 1 + diff.size() + 1 + client_id.size() + 1 + location.size() +
+             1 + time.size());
+  char* p = out.data() + start;
+  for (std::string_view piece : {std::string_view("AT"), server, diff, client_id, location}) {
+    std::memcpy(p, piece.data(), piece.size());
+    p += piece.size();
+    *p++ = ' ';
+  }
+  std::memcpy(p, time.data(), time.size());
 }
 
 }  // namespace
 
 void append_at_line(std::string& out, std::string_view server, Timestamp received,
                     const Iamat& cmd) {
-  append_head(out, server);
-  append_time_diff(out, received, cmd.time);
-  append_tail(out, cmd.client_id, cmd.location_text, cmd.time_text);
+  char diff[kMaxTimeDiffSize];
+  append_at_fields(out, server, std::string_view(diff, format_time_diff(diff, received, cmd.time)),
+                   cmd.client_id, cmd.location_text, cmd.time_text);
 }
 
 void append_at_record(std::string& out, const At& at) {
-  append_head(out, at.server);
-  out.append(at.diff);
-  append_tail(out, at.client_id, at.location_text, at.time_text);
+  append_at_fields(out, at.server, at.diff, at.client_id, at.location_text, at.time_text);
 }
 
 std::string_view at_record(std::string_view line, const At& at, std::string* scratch) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <compare>
+#include <cstddef>
 #include <ctime>
 #include <cstdint>
 #include <optional>
@@ -44,6 +45,13 @@ inline int64_t unix_ms_of(const timespec& ts) {
 // max_ahead_sec >= 0. This is how a server refuses reports that would pin a client's location for
 // good: a time far in the future beats every real report that follows.
 bool too_far_ahead(Timestamp reported, Timestamp now, int64_t max_ahead_sec);
+
+// The longest text of a time difference: a sign, 18 digits of seconds, a point and 9 digits.
+inline constexpr size_t kMaxTimeDiffSize = 1 + 18 + 1 + 9;
+
+// Writes a - b as append_time_diff does into `out`, which has room for kMaxTimeDiffSize bytes, and
+// returns its length.
+size_t format_time_diff(char* out, Timestamp a, Timestamp b);
 
 // Appends a - b to `out` as a sign ('+' when a >= b, '-' when a < b), the whole seconds in
 // decimal, a dot and exactly 9 fractional digits, e.g. "+0.000000001", "-1.500000000".

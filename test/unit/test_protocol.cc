@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
-
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <string_view>
@@ -295,6 +295,31 @@ TEST_CASE("append_time_diff never mixes signs") {
           CHECK(d.substr(1) == expect_tail);
         }
       }
+    }
+  }
+}
+
+TEST_CASE("format_time_diff writes every fraction digit and every seconds width exactly") {
+  // The fraction is written as one digit and two 4-digit lanes; each lane takes all 10,000 values
+  // here (7919 is prime to 10,000, so the low lane is a permutation of the high one).
+  char text[protocol::kMaxTimeDiffSize];
+  for (int32_t i = 0; i < 10000; ++i) {
+    const int32_t nsec = (i % 10) * 100000000 + i * 10000 + (i * 7919) % 10000;
+    char expect[16];
+    std::snprintf(expect, sizeof expect, "+0.%09d", nsec);
+    const size_t n = protocol::format_time_diff(text, {5, nsec}, {5, 0});
+    REQUIRE(std::string_view(text, n) == expect);
+  }
+  // Seconds of every width from 1 to 18 digits, on both sides of the one-digit fast path.
+  int64_t sec = 1;
+  for (int digits = 1; digits <= 18; ++digits, sec *= 10) {
+    for (int64_t s : {sec - 1, sec, 9 * sec, sec * 10 - 1}) {
+      if (s < 0 || s >= protocol::kMaxTimestampSeconds) continue;
+      const std::string expect = "-" + std::to_string(s) + ".000000007";
+      const size_t n = protocol::format_time_diff(text, {0, 0}, {s, 7});
+      CAPTURE(s);
+      CHECK(std::string_view(text, n) == expect);
+      CHECK(n <= protocol::kMaxTimeDiffSize);
     }
   }
 }
