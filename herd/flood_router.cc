@@ -2,7 +2,6 @@
 #include "herd/flood_router.h"
 
 #include "herd/peer_link.h"
-#include "herd/seen_set.h"
 
 namespace herd {
 namespace {
@@ -36,7 +35,13 @@ class BacklogAppend final : public LocationTable::Observer {
 }  // namespace
 
 FloodRouter::FloodRouter(std::string self, LocationTable& table, FloodLog& backlog, bool keep_all)
-    : self_(std::move(self)), table_(table), backlog_(backlog), keep_all_(keep_all) {}
+    : self_(std::move(self)), table_(table), backlog_(backlog), keep_all_(keep_all), self_key_(SeenSet::key_of(self_)) {}
+
+void FloodRouter::set_links(std::vector<PeerLink*> links) {
+  links_ = std::move(links);
+  link_keys_.clear();
+  for (const PeerLink* link : links_) link_keys_.push_back(SeenSet::key_of(link->peer_name()));
+}
 
 FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Timestamp time,
                                        std::string_view record, LocationTable::Source source,
@@ -46,16 +51,15 @@ FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Tim
   // speaks seen= always lists itself), so a peer that is not who its hello says, or a server without
   // seen=, can never keep a record from anyone. It is only never sent the record back.
   SeenSet seen = SeenSet::parse(extra);
-  seen.add(self_);
+  seen.add(self_key_);
   uint64_t mask = 0;
   for (size_t k = 0; k < links_.size(); ++k) {
-    const std::string& name = links_[k]->peer_name();
-    if (name != from && !seen.contains(name)) mask |= bit_for(k);
+    if (link_keys_[k].name != from && !seen.contains(link_keys_[k])) mask |= bit_for(k);
   }
   // Only neighbours we can reach now count as served; the others stay open to other paths.
   for (size_t k = 0; k < links_.size(); ++k) {
     // Not in the set (that is why it is owed the record); links are to distinct neighbours.
-    if ((mask & bit_for(k)) && links_[k]->up()) seen.add_absent(links_[k]->peer_name());
+    if ((mask & bit_for(k)) && links_[k]->up()) seen.add_absent(link_keys_[k]);
   }
   Result result;
   const bool append_it = mask != 0 || keep_all_;

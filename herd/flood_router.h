@@ -15,6 +15,7 @@
 
 #include "herd/flood_log.h"
 #include "herd/location_table.h"
+#include "herd/seen_set.h"
 #include "protocol/timestamp.h"
 
 namespace herd {
@@ -31,9 +32,11 @@ class FloodRouter {
 
   // `keep_all`: every stored record goes into the backlog, owed to anyone or not (persistence reads it).
   FloodRouter(std::string self, LocationTable& table, FloodLog& backlog, bool keep_all);
+  FloodRouter(const FloodRouter&) = delete;  // self_key_ views self_
+  FloodRouter& operator=(const FloodRouter&) = delete;
 
   // Link k owns bit_for(k) of the backlog's mask.
-  void set_links(std::vector<PeerLink*> links) { links_ = std::move(links); }
+  void set_links(std::vector<PeerLink*> links);
   const std::vector<PeerLink*>& links() const { return links_; }
 
   struct Result {
@@ -57,6 +60,9 @@ class FloodRouter {
   FloodLog& backlog_;
   const bool keep_all_;
   std::vector<PeerLink*> links_;
+  // SeenSet keys of self_ and of each link's neighbour (views of their names), made once.
+  const SeenSet::Key self_key_;
+  std::vector<SeenSet::Key> link_keys_;
 };
 
 }  // namespace herd

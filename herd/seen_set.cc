@@ -23,7 +23,8 @@ constexpr auto kByteClass = [] {
 
 SeenSet SeenSet::parse(std::string_view extra) {
   // One pass over the extra fields (every flooded record has them), a byte at a time through a
-  // class table: the names of each seen= field, and any other field passed over.
+  // class table: the names of each seen= field, each with its tag made as its bytes go by, and any
+  // other field passed over.
   SeenSet set;
   const char* p = extra.data();
   const size_t n = extra.size();
@@ -39,11 +40,19 @@ SeenSet SeenSet::parse(std::string_view extra) {
     }
     i += kPrefix.size();
     size_t name = i;
+    uint64_t tag = 0;
     for (;; ++i) {
       const uint8_t c = i < n ? kByteClass[static_cast<unsigned char>(p[i])] : kSpace;
-      if (c == kText) continue;
-      if (i > name) set.add(std::string_view(p + name, i - name));
+      if (c == kText) {
+        if (i - name < 7) tag |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * (i - name));
+        continue;
+      }
+      if (i > name) {
+        const size_t size = i - name;
+        set.add(Key{tag | static_cast<uint64_t>(size & 0xff) << 56, std::string_view(p + name, size)});
+      }
       name = i + 1;
+      tag = 0;
       if (c == kSpace) break;
     }
   }
@@ -57,34 +66,38 @@ uint64_t SeenSet::tag_of(std::string_view name) {
   return tag;
 }
 
-bool SeenSet::find(uint64_t tag, std::string_view name) const {
+bool SeenSet::find(const Key& key) const {
+  const size_t size = key.name.size();
   for (size_t i = 0; i < size_; ++i) {
-    const Name& n = names_[i];
+    const Entry& e = names_[i];
     // Equal tags and sizes: equal names when they are at most seven bytes long.
-    if (n.tag == tag && n.size == name.size() &&
-        (name.size() <= 7 || std::memcmp(n.data + 7, name.data() + 7, name.size() - 7) == 0)) {
+    if (e.tag == key.tag && e.size == size &&
+        (size <= 7 || std::memcmp(e.data + 7, key.name.data() + 7, size - 7) == 0)) {
       return true;
     }
   }
   return false;
 }
 
-void SeenSet::add(std::string_view name) {
-  const uint64_t tag = tag_of(name);
-  if (size_ < kMaxNames && !find(tag, name)) names_[size_++] = {tag, name.data(), name.size()};
-}
-
-void SeenSet::add_absent(std::string_view name) {
-  if (size_ < kMaxNames) names_[size_++] = {tag_of(name), name.data(), name.size()};
+void SeenSet::add(const Key& key) {
+  if (size_ < kMaxNames && !find(key)) names_[size_++] = Entry{key.tag, key.name.data(), key.name.size()};
 }
 
 void SeenSet::append_field(std::string& out) const {
   if (size_ == 0) return;
-  out.push_back(' ');
-  out.append(kPrefix);
+  // One sized write: the field goes on every record a server floods.
+  size_t total = 1 + kPrefix.size() + (size_ - 1);
+  for (size_t i = 0; i < size_; ++i) total += names_[i].size;
+  const size_t start = out.size();
+  out.resize(start + total);
+  char* p = out.data() + start;
+  *p++ = ' ';
+  std::memcpy(p, kPrefix.data(), kPrefix.size());
+  p += kPrefix.size();
   for (size_t i = 0; i < size_; ++i) {
-    if (i) out.push_back(',');
-    out.append(names_[i].data, names_[i].size);
+    if (i) *p++ = ',';
+    std::memcpy(p, names_[i].data, names_[i].size);
+    p += names_[i].size;
   }
 }
 

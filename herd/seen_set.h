@@ -21,32 +21,46 @@ class SeenSet {
   static constexpr size_t kMaxNames = 32;
   static constexpr std::string_view kPrefix = "seen=";
 
+  // A name with its tag: its length and first seven bytes in one word, which for the names of a herd
+  // (short ones, several of the same length) settles a comparison without comparing bytes. Every
+  // record a server takes or floods looks up its own name and each neighbour's, so FloodRouter
+  // makes their keys once.
+  struct Key {
+    uint64_t tag;
+    std::string_view name;
+  };
+  static Key key_of(std::string_view name) { return {tag_of(name), name}; }
+
   // The set carried by `extra` (the fields after an AT record); other extra fields are ignored.
   static SeenSet parse(std::string_view extra);
 
-  bool contains(std::string_view name) const { return find(tag_of(name), name); }
-  // Views are kept: `name` must outlive the set.
-  void add(std::string_view name);
+  bool contains(const Key& key) const { return find(key); }
+  bool contains(std::string_view name) const { return find(key_of(name)); }
+  // Views are kept: the name must outlive the set.
+  void add(const Key& key);
+  void add(std::string_view name) { add(key_of(name)); }
   // The same, for a name the caller knows is not in the set (no look-up).
-  void add_absent(std::string_view name);
+  void add_absent(const Key& key) {
+    if (size_ < kMaxNames) names_[size_++] = Entry{key.tag, key.name.data(), key.name.size()};
+  }
+  void add_absent(std::string_view name) { add_absent(key_of(name)); }
   size_t size() const { return size_; }
 
   // Appends " seen=A,B,..." (nothing when empty).
   void append_field(std::string& out) const;
 
  private:
-  // Every record a server takes or floods looks up each neighbour's name here, so a name is
-  // compared by a tag first: its length and first seven bytes in one word, which for the names of
-  // a herd (short ones, several of the same length) settles it without comparing bytes.
-  struct Name {
+  // A Key without string_view's constructor, so that a set (made for every record) leaves its
+  // unused entries unwritten.
+  struct Entry {
     uint64_t tag;
     const char* data;
     size_t size;
   };
   static uint64_t tag_of(std::string_view name);
-  bool find(uint64_t tag, std::string_view name) const;
+  bool find(const Key& key) const;
 
-  Name names_[kMaxNames];  // the first size_ are set (the rest is never read)
+  Entry names_[kMaxNames];  // the first size_ are set (the rest is never read)
   size_t size_ = 0;
 };
 
