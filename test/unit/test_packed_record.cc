@@ -158,6 +158,23 @@ TEST_SUITE("packed text") {
       std::string rec = "AT " + server + " " + diff + " " + id + " " + tail;
       protocol::RecordForm form(rec);
       const bool packable = !form.server().empty();
+      // The reference split: the first four spaces bound three non-empty fields and a non-empty rest.
+      size_t sp[4], from = 0;
+      bool four = true;
+      for (auto& at : sp) {
+        at = rec.find(' ', from);
+        if (at == std::string::npos) {
+          four = false;
+          break;
+        }
+        from = at + 1;
+      }
+      const bool laid_out = four && sp[1] > sp[0] + 1 && sp[2] > sp[1] + 1 && sp[3] > sp[2] + 1 && sp[3] + 1 < rec.size();
+      REQUIRE(packable == laid_out);
+      if (laid_out) {
+        CHECK(form.server() == rec.substr(sp[0] + 1, sp[1] - sp[0] - 1));
+        CHECK(form.id() == rec.substr(sp[2] + 1, sp[3] - sp[2] - 1));
+      }
       const auto s = stored(rec, packable ? 1 : protocol::kLiteralRecord);
       std::string out;
       REQUIRE(protocol::load_record(s.data(), form.server(), &out));
