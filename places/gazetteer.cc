@@ -332,7 +332,7 @@ void Gazetteer::build_index() {
     // parse() made lat and lng as units / kCoordScale with |units| ≤ 18e6, so rounding back is exact.
     entries_.push_back(Entry{static_cast<int32_t>(std::lround(c.lat * kCoordScale)),
                              static_cast<int32_t>(std::lround(c.lng * kCoordScale)),
-                             static_cast<uint32_t>(i)});
+                             static_cast<uint32_t>(i), c.population});
   }
   std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
     size_t ba = band_of(degrees(a.lat_units)), bb = band_of(degrees(b.lat_units));
@@ -352,22 +352,35 @@ const City* Gazetteer::find(uint32_t geoname_id) const {
   return nullptr;
 }
 
-void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe,
-                          std::vector<Hit>& out) const {
+void Gazetteer::scan_band(size_t band, const Box& box, const Probe& probe, size_t limit,
+                          std::vector<Hit>& best) const {
   auto first = entries_.begin() + band_start_[band];
   auto last = entries_.begin() + band_start_[band + 1];
   auto it = std::lower_bound(first, last, box.lng_lo,
                              [](const Entry& e, double v) { return degrees(e.lng_units) < v; });
+  const auto before = [this](const Hit& a, const Hit& b) { return ranks_before(a, b); };
   for (; it != last; ++it) {
     double lng = degrees(it->lng_units);
     if (lng > box.lng_hi) break;
     double lat = degrees(it->lat_units);
     if (lat < box.lat_lo || lat > box.lat_hi) continue;
+    // With `limit` hits in hand, a city less populous than the last of them cannot rank, wherever
+    // it lies: no trigonometry for it.
+    if (best.size() == limit && it->population < best.front().population) continue;
     // The cosine as haversine_m() computes it, so both agree to the last bit.
     double a = haversine_term(probe.lat, probe.cos_lat, probe.lng, lat, std::cos(lat * kDegToRad), lng);
     if (a > probe.max_term) continue;  // clearly outside: skip the asin
     double d = distance_from_term(a);
-    if (d <= probe.radius_m) out.push_back(Hit{d, it->city, cities_[it->city].population});
+    if (d > probe.radius_m) continue;
+    const Hit hit{d, it->city, it->population};
+    if (best.size() < limit) {
+      best.push_back(hit);
+      std::push_heap(best.begin(), best.end(), before);
+    } else if (ranks_before(hit, best.front())) {
+      std::pop_heap(best.begin(), best.end(), before);
+      best.back() = hit;
+      std::push_heap(best.begin(), best.end(), before);
+    }
   }
 }
 
@@ -427,18 +440,12 @@ size_t Gazetteer::nearby_hits(double lat, double lng, double radius_m, size_t li
   size_t band_hi = band_of(std::min(lat_hi, 90.0));
   for (size_t b = band_lo; b <= band_hi; ++b) {
     for (size_t s = 0; s < span_count; ++s) {
-      scan_band(b, Box{lat_lo, lat_hi, spans[s].first, spans[s].second}, probe, hits);
+      scan_band(b, Box{lat_lo, lat_hi, spans[s].first, spans[s].second}, probe, limit, hits);
     }
   }
-
-  auto better = [this](const Hit& a, const Hit& b) {
-    if (a.population != b.population) return a.population > b.population;
-    if (a.distance != b.distance) return a.distance < b.distance;
-    return cities_[a.city].geoname_id < cities_[b.city].geoname_id;
-  };
-  size_t n = std::min(limit, hits.size());
-  std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(n), hits.end(), better);
-  return n;
+  // The heap of the best, in rank order.
+  std::sort_heap(hits.begin(), hits.end(), [this](const Hit& a, const Hit& b) { return ranks_before(a, b); });
+  return hits.size();
 }
 
 }  // namespace places

@@ -323,6 +323,27 @@ TEST_CASE("index agrees with brute force on random queries") {
   CHECK(nonempty > 40);
 }
 
+TEST_CASE("a full answer still takes a better city found later in the scan") {
+  // The scan goes west to east and keeps the `limit` best so far; a city less populous than the
+  // last of them is passed over unmeasured. Here the first cities scanned fill the answer and later
+  // ones must displace them: equally populous but nearer (the tie goes to the distance), or more
+  // populous; the less populous ones never rank.
+  std::vector<Rec> recs;
+  for (uint32_t i = 0; i < 10; ++i) {
+    // Ids 1..10 from 0.10 degrees west of the query to 0.01 west, all of population 100; ids
+    // 11..20 east of it, alternately of population 100 (nearer still) and 50.
+    recs.push_back({1 + i, "West", 0.0, -0.10 + 0.01 * i, 100});
+    recs.push_back({11 + i, "East", 0.0, 0.001 + 0.0001 * i, i % 2 ? 50u : 100u});
+  }
+  recs.push_back({21, "Big", 0.0, 0.2, 1000});
+  auto g = synthetic(recs);
+  CHECK(ids(g->nearby(0.0, 0.0, 50000, 3)) == std::vector<uint32_t>{21, 11, 13});
+  CHECK(ids(g->nearby(0.0, 0.0, 50000, 8)) == std::vector<uint32_t>{21, 11, 13, 15, 17, 19, 10, 9});
+  for (size_t limit = 1; limit <= 21; ++limit) {
+    CHECK(ids(g->nearby(0.0, 0.0, 50000, limit)) == ids(brute_nearby(*g, 0.0, 0.0, 50000, limit)));
+  }
+}
+
 TEST_CASE("synthetic cities at the antimeridian and the poles") {
   auto g = synthetic({
       {1, "East", -16.8, 179.99, 100},
