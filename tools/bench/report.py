@@ -72,6 +72,12 @@ def gen_threads_of(R, rec):
     return (rec or {}).get('gen_threads') or R['meta']['gen_threads']
 
 
+def generator_bound(R, rec):
+    """Whether the generator was the limit of a run: near 90% of each of its threads."""
+    g = jget(rec, 'cpu_percent')
+    return g is not None and g >= 90 * gen_threads_of(R, rec)
+
+
 def gen_cell(R, rec):
     """The generator's CPU in a run, its thread count when the run was one of several tries, and
     "generator-bound" near 90% per thread."""
@@ -80,7 +86,7 @@ def gen_cell(R, rec):
         return '—'
     n = gen_threads_of(R, rec)
     return '%.0f%%%s%s' % (g, ', %s' % f_threads(n) if (rec or {}).get('gen_tries') else '',
-                           ' (generator-bound)' if g >= 90 * n else '')
+                           ' (generator-bound)' if generator_bound(R, rec) else '')
 
 
 def entry_of(R, key):
@@ -286,12 +292,24 @@ def targets(R):
         return '%s%s' % (f_rate(tput_shown(R, key, c, p)),
                          '' if g is None else ' (generator %.0f%%%s)' % (g, '' if n is None else ', %s' % f_threads(n)))
 
+    def judged(r, need, a_key, a_rec, b_key, b_rec):
+        """The verdict of "a ≥ need × b", said to be unsure when a generator-bound run could turn it:
+        a MET whose other system was held back by the generator (its ceiling is higher, the ratio
+        lower), or a MISSED whose herd figure was (its ceiling is higher, the ratio too)."""
+        v = verdict(None if r is None else r >= need)
+        if v == 'MET' and generator_bound(R, b_rec):
+            return v + ' (unsure: the %s run was generator-bound)' % SHORT[b_key]
+        if v == 'MISSED' and generator_bound(R, a_rec):
+            return v + ' (unsure: the %s run was generator-bound)' % SHORT[a_key]
+        return v
+
     def vs(a_key, b_key, p, need, text):
         a, b = tput(R, a_key, 50, p), tput(R, b_key, 50, p)
         r = ratio(a, b, True)
+        run = lambda k: sysres(R, k).get('throughput', {}).get('50x%d' % p)  # noqa: E731
         out.append((text, '%s %s vs %s %s → %s' % (SHORT[a_key], rate_gen(a_key, 50, p), SHORT[b_key],
                                                  rate_gen(b_key, 50, p), f_ratio(r) or '—'),
-                    verdict(None if r is None else r >= need)))
+                    judged(r, need, a_key, run(a_key), b_key, run(b_key))))
 
     # Issue 11's targets, in its order.
     vs('herd', 'redis', 1, 1.0, 'IAMAT, 50 conns, depth 1: ≥ 1.0× Redis GEOADD')
@@ -315,7 +333,7 @@ def targets(R):
                     'over the same cities' % b,
                     'herd %s%s vs Redis %s%s → %s' % (f_rate(h), threads('herd'), f_rate(r_), threads('redis'),
                                                       f_ratio(r) or '—'),
-                    verdict(None if r is None else r >= 1.5)))
+                    judged(r, 1.5, 'herd', sysres(R, 'herd').get(key), 'redis', sysres(R, 'redis').get(key))))
     hops = meta.get('prop_hops', 3)
     rate = (sysres(R, 'herd').get('openloop') or {}).get('rate')
     p99, p999 = prop_hop(R, 'herd', hops, 'p99_ms'), prop_hop(R, 'herd', hops, 'p99.9_ms')
@@ -406,7 +424,6 @@ def at50_table(R):
         cells = [SHORT[key]]
         for p in (1, 16):
             rec = S['throughput'].get('50x%d' % p)
-            g = jget(rec, 'cpu_percent')
             per = ((rec or {}).get('cpu') or {}).get('proc_cpu_percent') or {}
             cells += [f_rate(rate_of(rec)), gen_cell(R, rec),
                       '%.0f%% in %d process%s' % (sum(per.values()), len(per), '' if len(per) == 1 else 'es')
