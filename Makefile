@@ -12,7 +12,7 @@
 #   make chaos      faults (kills, stops, cut links) under load for a few minutes: nothing acknowledged lost
 #   make bench      the side-by-side benchmark (C++ herd, one server, rings, asyncio reference, Redis,
 #                   Redis with four replicas, do-nothing server)
-#                   written to bench/results/; make bench-quick is its two-minute smoke version
+#                   written to bench/results/; make bench-quick is its three-minute smoke version
 #
 # Every Debian package the build needs is installed when missing (as root), or named for you.
 
