@@ -58,10 +58,6 @@ def tput_shown(R, key, c, p):
     return rate_of(sysres(R, key).get('throughput', {}).get('%dx%d' % (c, p)))
 
 
-def gen_cpu(R, key, c, p):
-    return jget(sysres(R, key).get('throughput', {}).get('%dx%d' % (c, p)), 'cpu_percent')
-
-
 def f_threads(n):
     return '%d thread%s' % (n, '' if n == 1 else 's')
 
@@ -286,10 +282,9 @@ def targets(R):
     def verdict(ok):
         return 'NOT MEASURED' if ok is None else ('MET' if ok else 'MISSED')
 
-    def rate_gen(key, c, p):
-        g = gen_cpu(R, key, c, p)
-        n = sysres(R, key).get('throughput', {}).get('%dx%d' % (c, p), {}).get('gen_threads')
-        return '%s%s' % (f_rate(tput_shown(R, key, c, p)),
+    def rate_gen(rec):
+        g, n = jget(rec, 'cpu_percent'), (rec or {}).get('gen_threads')
+        return '%s%s' % (f_rate(rate_of(rec)),
                          '' if g is None else ' (generator %.0f%%%s)' % (g, '' if n is None else ', %s' % f_threads(n)))
 
     def judged(r, need, a_key, a_rec, b_key, b_rec):
@@ -304,12 +299,11 @@ def targets(R):
         return v
 
     def vs(a_key, b_key, p, need, text):
-        a, b = tput(R, a_key, 50, p), tput(R, b_key, 50, p)
-        r = ratio(a, b, True)
-        run = lambda k: sysres(R, k).get('throughput', {}).get('50x%d' % p)  # noqa: E731
-        out.append((text, '%s %s vs %s %s → %s' % (SHORT[a_key], rate_gen(a_key, 50, p), SHORT[b_key],
-                                                 rate_gen(b_key, 50, p), f_ratio(r) or '—'),
-                    judged(r, need, a_key, run(a_key), b_key, run(b_key))))
+        a_rec, b_rec = (sysres(R, k).get('throughput', {}).get('50x%d' % p) for k in (a_key, b_key))
+        r = ratio(tput(R, a_key, 50, p), tput(R, b_key, 50, p), True)
+        out.append((text, '%s %s vs %s %s → %s' % (SHORT[a_key], rate_gen(a_rec), SHORT[b_key],
+                                                 rate_gen(b_rec), f_ratio(r) or '—'),
+                    judged(r, need, a_key, a_rec, b_key, b_rec)))
 
     # Issue 11's targets, in its order.
     vs('herd', 'redis', 1, 1.0, 'IAMAT, 50 conns, depth 1: ≥ 1.0× Redis GEOADD')
