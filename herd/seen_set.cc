@@ -23,8 +23,7 @@ constexpr auto kByteClass = [] {
 
 SeenSet SeenSet::parse(std::string_view extra) {
   // One pass over the extra fields (every flooded record has them), a byte at a time through a
-  // class table: the names of each seen= field, each with its tag made as its bytes go by, and any
-  // other field passed over.
+  // class table: the names of each seen= field, and any other field passed over.
   SeenSet set;
   const char* p = extra.data();
   const size_t n = extra.size();
@@ -40,19 +39,11 @@ SeenSet SeenSet::parse(std::string_view extra) {
     }
     i += kPrefix.size();
     size_t name = i;
-    uint64_t tag = 0;
     for (;; ++i) {
       const uint8_t c = i < n ? kByteClass[static_cast<unsigned char>(p[i])] : kSpace;
-      if (c == kText) {
-        if (i - name < 7) tag |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * (i - name));
-        continue;
-      }
-      if (i > name) {
-        const size_t size = i - name;
-        set.add(Key{tag | static_cast<uint64_t>(size & 0xff) << 56, std::string_view(p + name, size)});
-      }
+      if (c == kText) continue;
+      if (i > name) set.add(std::string_view(p + name, i - name));
       name = i + 1;
-      tag = 0;
       if (c == kSpace) break;
     }
   }
