@@ -32,32 +32,33 @@ inline uint32_t space_bits16(const char* p) {
 }
 
 // Bit i set when line[base + i] is whitespace or past the line's end, for the 64 bytes from `base`
-// (never reading past the line: a last partial 16 bytes is read as the line's last 16, shifted,
-// or, in a line shorter than 16, copied into a buffer of spaces first).
+// (base < line.size()). Only the 16-byte blocks that hold line bytes are classified, and nothing
+// past the line is read: a last partial block is read as the line's last 16 bytes, shifted, or, in
+// a line shorter than 16, copied into a buffer of spaces first.
 inline uint64_t space_bits64(std::string_view line, size_t base) {
-  uint64_t bits = 0;
-  for (unsigned k = 0; k < 64; k += 16) {
-    const size_t at = base + k;
-    uint32_t m;
-    if (at + 16 <= line.size()) {
-      m = space_bits16(line.data() + at);
-    } else if (at < line.size()) {
-      const auto have = static_cast<unsigned>(line.size() - at);
-      if (line.size() >= 16) {
-        m = space_bits16(line.data() + line.size() - 16) >> (16 - have);
-      } else {
-        char tail[16];
-        std::memset(tail, ' ', sizeof tail);
-        std::memcpy(tail, line.data() + at, have);
-        m = space_bits16(tail);
-      }
-      m |= 0xffffu << have;
-    } else {
-      m = 0xffff;
-    }
-    bits |= static_cast<uint64_t>(m & 0xffff) << k;
+  const char* p = line.data() + base;
+  const size_t have = line.size() - base;
+  if (have >= 64) {
+    return uint64_t{space_bits16(p)} | uint64_t{space_bits16(p + 16)} << 16 |
+           uint64_t{space_bits16(p + 32)} << 32 | uint64_t{space_bits16(p + 48)} << 48;
   }
-  return bits;
+  uint64_t bits = 0;
+  size_t k = 0;
+  for (; k + 16 <= have; k += 16) bits |= uint64_t{space_bits16(p + k)} << k;
+  if (k < have) {
+    const auto left = static_cast<unsigned>(have - k);
+    uint32_t m;
+    if (line.size() >= 16) {
+      m = space_bits16(line.data() + line.size() - 16) >> (16 - left);
+    } else {
+      char tail[16];
+      std::memset(tail, ' ', sizeof tail);
+      std::memcpy(tail, p + k, left);
+      m = space_bits16(tail) & ((1u << left) - 1);
+    }
+    bits |= uint64_t{m} << k;
+  }
+  return bits | ~uint64_t{0} << have;  // past the end: as whitespace
 }
 
 }  // namespace
@@ -68,33 +69,36 @@ size_t split_fields(std::string_view line, std::string_view* out, size_t max) {
   const size_t n = line.size();
 #if defined(__SSE2__)
   // Every record a server takes is split here, so the line is classified 64 bytes at a time into a
-  // mask, and the fields' starts (text after space) and ends (space after text) are read off it a
-  // bit at a time: the cost goes with the fields, not the bytes.
+  // mask, and the fields are read off its edges (bit i set when byte i differs in kind from byte
+  // i-1): a field is a start edge and the end edge after it, so the cost goes with the fields, not
+  // the bytes.
+  const char* p = line.data();
   bool in_field = false;  // whether the byte before the chunk is text
-  size_t start = 0;
+  size_t start = 0;       // while in_field: where that field starts
   for (size_t base = 0; base < n; base += 64) {
     const uint64_t space = space_bits64(line, base);
-    const uint64_t space_before = space << 1 | (in_field ? 0 : 1);  // bit i: byte i-1 is space
-    uint64_t starts = ~space & space_before;
-    uint64_t ends = space & ~space_before;
-    // Starts and ends alternate: each end closes the field the start before it opened.
-    for (;;) {
-      if (!in_field) {
-        if (!starts) break;
-        if (count == max) return max + 1;
-        start = base + static_cast<unsigned>(__builtin_ctzll(starts));
-        starts &= starts - 1;
+    uint64_t edges = space ^ (space << 1 | (in_field ? 0 : 1));
+    if (in_field && edges) {  // the field of an earlier chunk ends here
+      const size_t end = base + static_cast<unsigned>(__builtin_ctzll(edges));
+      edges &= edges - 1;
+      out[count++] = std::string_view(p + start, end - start);
+      in_field = false;
+    }
+    while (edges) {  // start, end, start, end, ... and perhaps a last start
+      const size_t begin = base + static_cast<unsigned>(__builtin_ctzll(edges));
+      edges &= edges - 1;
+      if (count == max) return max + 1;
+      if (!edges) {  // it goes on into the next chunk
+        start = begin;
         in_field = true;
-      } else {
-        if (!ends) break;
-        const size_t end = base + static_cast<unsigned>(__builtin_ctzll(ends));
-        ends &= ends - 1;
-        out[count++] = line.substr(start, end - start);
-        in_field = false;
+        break;
       }
+      const size_t end = base + static_cast<unsigned>(__builtin_ctzll(edges));
+      edges &= edges - 1;
+      out[count++] = std::string_view(p + begin, end - begin);
     }
   }
-  if (in_field) out[count++] = line.substr(start, n - start);
+  if (in_field) out[count++] = std::string_view(p + start, n - start);
   return count;
 #else
   size_t i = 0;
