@@ -120,10 +120,10 @@ void ClientSession::handle_line(std::string_view line) {
         break;  // answered with `? `
       }
       scratch_.clear();
-      protocol::append_at_line(scratch_, ctx_.server.self.name, now, iamat);
+      const protocol::RecordForm record = protocol::append_at_line(scratch_, ctx_.server.self.name, now, iamat);
       std::string stored;
       FloodRouter::Result r =
-          ctx_.server.router.offer(iamat.client_id, iamat.time, scratch_, LocationTable::Source::kClient, {}, {}, &stored);
+          ctx_.server.router.offer(iamat.client_id, iamat.time, record, LocationTable::Source::kClient, {}, {}, &stored);
       bool answered;
       if (r.stored) {
         answered = reply_when_durable(scratch_, r.seq);

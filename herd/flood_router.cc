@@ -44,7 +44,7 @@ void FloodRouter::set_links(std::vector<PeerLink*> links) {
 }
 
 FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Timestamp time,
-                                       std::string_view record, LocationTable::Source source,
+                                       const protocol::RecordForm& record, LocationTable::Source source,
                                        std::string_view from, std::string_view extra,
                                        std::string* stored) {
   // `from` is not added to the set: only what a sender says of itself is trusted (a sender that
@@ -66,7 +66,7 @@ FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Tim
   thread_local std::string line;
   line.clear();
   if (append_it) {
-    line.assign(record);
+    line.assign(record.record());
     seen.append_field(line);
   }
   BacklogAppend append(backlog_, mask, line, append_it);

@@ -16,6 +16,7 @@
 #include "herd/flood_log.h"
 #include "herd/location_table.h"
 #include "herd/seen_set.h"
+#include "protocol/packed_record.h"
 #include "protocol/timestamp.h"
 
 namespace herd {
@@ -43,10 +44,10 @@ class FloodRouter {
     bool stored = false;
     uint64_t seq = 0;  // its backlog seq when stored and kept (0 otherwise)
   };
-  // Offers `record` (a normalised AT record) for `client_id`, received from neighbour `from` (empty:
+  // Offers `record` (a normalised AT record, split) for `client_id`, received from neighbour `from` (empty:
   // from a client) with `extra` (the fields after the record on a peer line: seen=). On failure, the
   // record that beat it is appended to *stored (if non-null), as LocationTable::offer does.
-  Result offer(std::string_view client_id, protocol::Timestamp time, std::string_view record,
+  Result offer(std::string_view client_id, protocol::Timestamp time, const protocol::RecordForm& record,
                LocationTable::Source source, std::string_view from, std::string_view extra,
                std::string* stored);
 

@@ -413,10 +413,16 @@ LocationTable::Shard& LocationTable::shard_for(uint64_t h) const {
 
 bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
                           std::string_view record, Source source, std::string* stored, Observer* observer) {
+  return offer(client_id, time, protocol::RecordForm(record), source, stored, observer);
+}
+
+bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
+                          const protocol::RecordForm& form, Source source, std::string* stored,
+                          Observer* observer) {
+  const std::string_view record = form.record();
   // The stored form is written before the lock: under it there is only a copy.
   thread_local std::string scratch;
   if (packed_) {
-    const protocol::RecordForm form(record);
     const std::string_view id = form.server().empty() ? protocol::at_record_id(record) : form.id();
     if (client_id.empty() || id != client_id) return false;
     form.store(names_->code(form.server()), &scratch);

@@ -31,6 +31,7 @@
 
 #include "herd/siphash.h"
 #include "protocol/location.h"
+#include "protocol/packed_record.h"
 #include "protocol/timestamp.h"
 
 namespace herd {
@@ -89,6 +90,10 @@ class LocationTable {
   // whose fourth field is not `client_id` is never stored. `observer`, when given, is told of the
   // record if it is stored. Throws std::bad_alloc when memory for the record cannot be had.
   bool offer(std::string_view client_id, protocol::Timestamp time, std::string_view record,
+             Source source, std::string* stored, Observer* observer = nullptr);
+  // The same, for a record already split (protocol/reply.h returns the records it writes or checks
+  // so): the split is not done again.
+  bool offer(std::string_view client_id, protocol::Timestamp time, const protocol::RecordForm& record,
              Source source, std::string* stored, Observer* observer = nullptr);
 
   // Appends the record for `client_id` to *record and sets *where (if non-null) to the location the

@@ -150,7 +150,7 @@ bool PeerSession::handle_line(std::string_view line) {
   } else {
     const protocol::At& at = cmd.at;
     if (peer_index_ >= 0) ctx_.metrics.peer_received[peer_index_].add();
-    const std::string_view record = protocol::at_record(line, at, &record_);
+    const protocol::RecordForm record = protocol::at_record(line, at, &record_);
     stored = ctx_.server.router
                  .offer(at.client_id, at.time, record, LocationTable::Source::kPeer, peer_name_, at.extra, nullptr)
                  .stored;

@@ -25,6 +25,16 @@ inline constexpr uint8_t kLiteralRecord = 255;
 class RecordForm {
  public:
   explicit RecordForm(std::string_view record);
+  // The form of a record known to be laid out by append_at_record: "AT <server> <diff> <id> <tail>"
+  // with single spaces, the tail being "location time", each part a non-empty view into `record`
+  // and the first three without a space. The same form RecordForm(record) finds, without looking
+  // for the spaces again: the functions of protocol/reply.h that write or check the layout return it.
+  RecordForm(std::string_view record, std::string_view server, std::string_view diff, std::string_view id,
+             std::string_view tail)
+      : record_(record), server_(server), diff_(diff), id_(id), tail_(tail), packable_(true) {}
+
+  // The record's text.
+  std::string_view record() const { return record_; }
 
   // The server name if the record is laid out by append_at_record (and so can be stored packed),
   // else an empty view.

@@ -14,45 +14,61 @@ namespace {
 
 // "AT <server> <diff> <client_id> <location> <time>": every IAMAT a server takes is answered with
 // one, so the line is sized once and its pieces copied in.
-void append_at_fields(std::string& out, std::string_view server, std::string_view diff,
-                      std::string_view client_id, std::string_view location, std::string_view time) {
+RecordForm append_at_fields(std::string& out, std::string_view server, std::string_view diff,
+                            std::string_view client_id, std::string_view location, std::string_view time) {
   const size_t start = out.size();
   out.resize(start + 3 + server.size() + 1 + diff.size() + 1 + client_id.size() + 1 + location.size() +
              1 + time.size());
-  char* p = out.data() + start;
+  char* const begin = out.data() + start;
+  char* p = begin;
+  const char* at[5];
+  int k = 0;
   for (std::string_view piece : {std::string_view("AT"), server, diff, client_id, location}) {
+    at[k++] = p;
     std::memcpy(p, piece.data(), piece.size());
     p += piece.size();
     *p++ = ' ';
   }
   std::memcpy(p, time.data(), time.size());
+  const char* end = p + time.size();
+  return RecordForm(std::string_view(begin, static_cast<size_t>(end - begin)),
+                    std::string_view(at[1], server.size()), std::string_view(at[2], diff.size()),
+                    std::string_view(at[3], client_id.size()),
+                    std::string_view(at[4], static_cast<size_t>(end - at[4])));
+}
+
+// Whether `next` starts one space past the end of `field`.
+bool one_space_after(std::string_view field, std::string_view next) {
+  return next.data() == field.data() + field.size() + 1 && next.data()[-1] == ' ';
 }
 
 }  // namespace
 
-void append_at_line(std::string& out, std::string_view server, Timestamp received,
-                    const Iamat& cmd) {
+RecordForm append_at_line(std::string& out, std::string_view server, Timestamp received,
+                          const Iamat& cmd) {
   char diff[kMaxTimeDiffSize];
-  append_at_fields(out, server, std::string_view(diff, format_time_diff(diff, received, cmd.time)),
-                   cmd.client_id, cmd.location_text, cmd.time_text);
+  return append_at_fields(out, server, std::string_view(diff, format_time_diff(diff, received, cmd.time)),
+                          cmd.client_id, cmd.location_text, cmd.time_text);
 }
 
-void append_at_record(std::string& out, const At& at) {
-  append_at_fields(out, at.server, at.diff, at.client_id, at.location_text, at.time_text);
+RecordForm append_at_record(std::string& out, const At& at) {
+  return append_at_fields(out, at.server, at.diff, at.client_id, at.location_text, at.time_text);
 }
 
-std::string_view at_record(std::string_view line, const At& at, std::string* scratch) {
-  // Each field must begin one byte past the end of the one before it, the first at "AT ".
-  const char* expect = line.data() + 3;
-  bool laid_out = line.size() > 3 && line[2] == ' ' && line[0] == 'A' && line[1] == 'T';
-  for (std::string_view f : {at.server, at.diff, at.client_id, at.location_text, at.time_text}) {
-    laid_out = laid_out && f.data() == expect && (expect[-1] == ' ');
-    expect = f.data() + f.size() + 1;
+RecordForm at_record(std::string_view line, const At& at, std::string* scratch) {
+  // Each field must begin one byte past the end of the one before it, the first at "AT ". (The
+  // parser's fields are never empty and hold no whitespace, so these are the parts RecordForm
+  // would find.)
+  const char* p = line.data();
+  if (line.size() > 3 && p[0] == 'A' && p[1] == 'T' && p[2] == ' ' && at.server.data() == p + 3 &&
+      one_space_after(at.server, at.diff) && one_space_after(at.diff, at.client_id) &&
+      one_space_after(at.client_id, at.location_text) && one_space_after(at.location_text, at.time_text)) {
+    const char* end = at.time_text.data() + at.time_text.size();
+    return RecordForm(std::string_view(p, static_cast<size_t>(end - p)), at.server, at.diff, at.client_id,
+                      std::string_view(at.location_text.data(), static_cast<size_t>(end - at.location_text.data())));
   }
-  if (laid_out) return line.substr(0, static_cast<size_t>(at.time_text.data() + at.time_text.size() - line.data()));
   scratch->clear();
-  append_at_record(*scratch, at);
-  return *scratch;
+  return append_at_record(*scratch, at);
 }
 
 std::string_view at_record_id(std::string_view record) {

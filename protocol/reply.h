@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "protocol/command.h"
+#include "protocol/packed_record.h"
 #include "protocol/timestamp.h"
 
 namespace protocol {
@@ -18,18 +19,21 @@ namespace protocol {
 inline constexpr size_t kAtLineGrowth = 1 + 20 + 1 + 9 + 1 - 3;
 
 // Appends "AT <server> <received - cmd.time> <client_id> <location_text> <time_text>" with single
-// spaces, the difference as append_time_diff writes it, and no newline.
-void append_at_line(std::string& out, std::string_view server, Timestamp received,
-                    const Iamat& cmd);
+// spaces, the difference as format_time_diff writes it, and no newline. Returns the appended record
+// as a RecordForm (its parts already known), valid until `out` changes.
+RecordForm append_at_line(std::string& out, std::string_view server, Timestamp received,
+                          const Iamat& cmd);
 
 // Appends the six AT fields of `at` ("AT", server, diff, client_id, location_text, time_text)
-// joined by single spaces; `extra` is dropped and no newline is written.
-void append_at_record(std::string& out, const At& at);
+// joined by single spaces; `extra` is dropped and no newline is written. Returns the appended
+// record as append_at_line does.
+RecordForm append_at_record(std::string& out, const At& at);
 
-// The AT record of `line`, parsed into `at`, as append_at_record writes it: a view of the line
-// itself when its six fields already stand one space apart from its start (a herd server's flood
-// lines always do, so receivers copy nothing), else built in *scratch and viewed there.
-std::string_view at_record(std::string_view line, const At& at, std::string* scratch);
+// The AT record of `line`, parsed into `at`, as append_at_record writes it, with its parts: a view
+// of the line itself when its six fields already stand one space apart from its start (a herd
+// server's flood lines always do, so receivers copy nothing), else built in *scratch and viewed
+// there.
+RecordForm at_record(std::string_view line, const At& at, std::string* scratch);
 
 // The client ID of a record laid out by the two functions above (single spaces): its fourth field,
 // from the third space to the fourth or the end. An empty view when `record` has fewer than three

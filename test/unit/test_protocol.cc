@@ -877,6 +877,50 @@ TEST_CASE("at_record_time: the record's last field") {
   CHECK_FALSE(protocol::at_record_time("nospace").has_value());
 }
 
+TEST_CASE("the split records reply.h returns are the ones RecordForm finds in their text") {
+  // at_record, append_at_record and append_at_line hand the table a record with its parts already
+  // known; the table packs it from those parts, so they must be what a split of the text finds.
+  auto same_form = [](const protocol::RecordForm& got) {
+    const protocol::RecordForm want(got.record());
+    REQUIRE(got.server() == want.server());
+    REQUIRE(got.id() == want.id());
+    for (uint8_t code : {uint8_t{3}, protocol::kLiteralRecord}) {
+      if (code != protocol::kLiteralRecord && want.server().empty()) continue;
+      std::string a = "x", b = "y";
+      got.store(code, &a);
+      want.store(code, &b);
+      REQUIRE(a == b);
+    }
+  };
+  XorShift next{0x9e3779b97f4a7c15ull};
+  const std::string_view seps[] = {" ", " ", " ", "  ", "\t", " \r"};
+  auto pick = [&](std::initializer_list<std::string_view> from) { return *(from.begin() + next() % from.size()); };
+  std::string scratch;
+  for (int round = 0; round < 20000; ++round) {
+    auto sep = [&] { return std::string(seps[next() % std::size(seps)]); };
+    const std::string server(pick({"Hands", "G", "Goloman", "a.b-c"}));
+    const std::string diff(pick({"+0.000123456", "-12.500000000", "+1234567890.000000001"}));
+    std::string id = "c" + std::to_string(next() % 100000) + std::string(next() % 3, '.');
+    const std::string loc(pick({"+34.068930-118.445127", "+1.5+2.25", "-89.9999+179.5"}));
+    const std::string time(pick({"1764251234.123456789", "1.5", "7.0"}));
+    std::string line = (next() % 4 ? "" : " ") + std::string("AT") + sep() + server + sep() + diff + sep() + id +
+                       sep() + loc + sep() + time;
+    if (next() % 2) line += sep() + std::string(pick({"seen=Hands,Welsh", "x=1 y=2"}));
+    const Command cmd = protocol::parse_command(line);
+    REQUIRE_MESSAGE(cmd.kind == CommandKind::kAt, line);
+    same_form(protocol::at_record(line, cmd.at, &scratch));
+    std::string out(next() % 5, 'p');  // appended after what the string held
+    same_form(protocol::append_at_record(out, cmd.at));
+    const Command iamat = protocol::parse_command("IAMAT" + sep() + id + sep() + loc + sep() + time);
+    REQUIRE(iamat.kind == CommandKind::kIamat);
+    out.assign(next() % 5, 'q');
+    const protocol::RecordForm form =
+        protocol::append_at_line(out, server, protocol::Timestamp{static_cast<int64_t>(next() % 2000000000), 7}, iamat.iamat);
+    CHECK(form.record().data() + form.record().size() == out.data() + out.size());
+    same_form(form);
+  }
+}
+
 TEST_CASE("append_at_record re-emits the six fields without extras") {
   const Command cmd = protocol::parse_command(
       "AT\tHands  -0.500000000 kiwi +34.0-118.0   1.5 hop=3 origin=Welsh\r");
@@ -898,7 +942,7 @@ TEST_CASE("at_record views a line whose fields stand one space apart, and rebuil
     REQUIRE(cmd.kind == CommandKind::kAt);
     std::string rebuilt;
     protocol::append_at_record(rebuilt, cmd.at);
-    const std::string_view got = protocol::at_record(line, cmd.at, &scratch);
+    const std::string_view got = protocol::at_record(line, cmd.at, &scratch).record();
     CHECK(got == rebuilt);  // the same bytes either way
     return got;
   };
