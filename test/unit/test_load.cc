@@ -153,6 +153,70 @@ TEST_CASE("load reply check: client time comparison is exact") {
   CHECK(compare_client_times("10", "9.999999999") > 0);
 }
 
+TEST_CASE("load reply check: a WHATSAT body already judged good is remembered, nothing else") {
+  const std::string at = "AT Goloman +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997\n";
+  // (Large enough to be remembered: the indentation of a long reply.)
+  const std::string body = "{\n" + std::string(WhatsatMemo::kMinBytes, ' ') +
+                           "\"results\": [{\"name\": \"a\"}, {\"name\": \"b\"}],\n  \"status\": \"OK\"\n}\n\n";
+  WhatsatMemo memo;
+  WhatsatMemo::Slot* slot = memo.slot(7);
+  CHECK(memo.slot(7 + WhatsatMemo::kSlots) == slot);
+  WhatsatInfo info;
+  REQUIRE(check_whatsat_reply(at + body, "kiwi", 2, &info, slot) == ErrorKind::kNone);
+  CHECK_FALSE(info.remembered);
+  CHECK(slot->body == body);
+  // The same body again (another AT line: the record moved on, the places did not): remembered,
+  // with what the parse found.
+  info = {};
+  const std::string at2 = "AT Hands +0.000000001 kiwi +34.068930-118.445127 1520023935.5\n";
+  REQUIRE(check_whatsat_reply(at2 + body, "kiwi", 2, &info, slot) == ErrorKind::kNone);
+  CHECK(info.remembered);
+  CHECK(info.results == 2);
+  CHECK(info.status_ok);
+  CHECK(info.status == "OK");
+  // The AT line is still checked on every reply.
+  info = {};
+  CHECK(check_whatsat_reply(at + body, "other", 2, &info, slot) == ErrorKind::kMismatch);
+  info = {};
+  CHECK(check_whatsat_reply("AT Goloman kiwi\n" + body, "kiwi", 2, &info, slot) == ErrorKind::kMalformed);
+  // A smaller bound: judged again, and two results are too many.
+  info = {};
+  CHECK(check_whatsat_reply(at + body, "kiwi", 1, &info, slot) == ErrorKind::kBadResults);
+  CHECK_FALSE(info.remembered);
+  // Any byte changed is judged again, as without a memo: broken JSON and a bad frame are caught
+  // right after the good body was remembered.
+  size_t caught = 0;
+  for (size_t i = 0; i < body.size(); ++i) {
+    info = {};
+    REQUIRE(check_whatsat_reply(at + body, "kiwi", 2, &info, slot) == ErrorKind::kNone);
+    std::string changed = body;
+    changed[i] = changed[i] == '[' ? '{' : '[';
+    info = {};
+    const ErrorKind got = check_whatsat_reply(at + changed, "kiwi", 2, &info, slot);
+    CHECK_FALSE(info.remembered);
+    WhatsatInfo fresh;
+    CHECK_MESSAGE(got == check_whatsat_reply(at + changed, "kiwi", 2, &fresh), i);
+    CHECK(info.results == fresh.results);
+    if (got != ErrorKind::kNone) ++caught;
+  }
+  CHECK(caught > body.size() / 2);  // (a change inside a name is still good JSON)
+  // A slot holds the last good body: after a different good one, the first is judged again.
+  const std::string other = "{\"results\":[]," + std::string(WhatsatMemo::kMinBytes, ' ') + "\"status\":\"ZERO_RESULTS\"}\n\n";
+  info = {};
+  REQUIRE(check_whatsat_reply(at + other, "kiwi", 2, &info, slot) == ErrorKind::kNone);
+  CHECK_FALSE(info.remembered);
+  info = {};
+  REQUIRE(check_whatsat_reply(at + body, "kiwi", 2, &info, slot) == ErrorKind::kNone);
+  CHECK_FALSE(info.remembered);
+  // A small body is not remembered (it is parsed every time).
+  const std::string small = "{\"results\":[],\"status\":\"OK\"}\n\n";
+  for (int i = 0; i < 2; ++i) {
+    info = {};
+    REQUIRE(check_whatsat_reply(at + small, "kiwi", 2, &info, slot) == ErrorKind::kNone);
+    CHECK_FALSE(info.remembered);
+  }
+}
+
 TEST_CASE("load reply check: WHATSAT") {
   const std::string at = "AT Goloman +0.263873386 kiwi +34.068930-118.445127 1520023934.918963997\n";
   WhatsatInfo info;

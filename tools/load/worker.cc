@@ -334,7 +334,8 @@ bool Worker::process_replies(Connection* c, int64_t now) {
                                   c->target_->name, &stale);
         } else {
           WhatsatInfo info;
-          err = check_whatsat_reply(reply, workload_.id(p.client), workload_.bound(), &info);
+          err = check_whatsat_reply(reply, workload_.id(p.client), workload_.bound(), &info,
+                                    whatsat_memo_.slot(p.client));
           problem = std::move(info.problem);
           results = info.results;
           status_ok = info.status_ok;

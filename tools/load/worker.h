@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tools/load/connection.h"
+#include "tools/load/herd_reply.h"
 #include "tools/load/options.h"
 #include "tools/load/stats.h"
 #include "tools/load/workload.h"
@@ -83,6 +84,7 @@ class Worker {
   int64_t interval_ns_ = 0;  // open loop: per-connection interval
   int64_t timeout_ns_;
   std::string acks_;  // acknowledged IAMATs not yet written to the ack file
+  WhatsatMemo whatsat_memo_;  // herd WHATSAT bodies already judged good, by client
   int64_t last_reply_ = 0;
   int64_t in_flight_ = 0;
 };
