@@ -11,6 +11,8 @@
 #include <cstring>
 #include <new>
 
+#include "reactor/input.h"
+
 namespace reactor {
 namespace {
 
@@ -90,14 +92,8 @@ void TcpConnection::handle_events(uint32_t events) {
 void TcpConnection::handle_read() {
   ssize_t n = ::read(fd_, t_scratch, kReadChunk);
   if (n > 0) {
-    std::string_view fresh(t_scratch, static_cast<size_t>(n));
-    if (in_.empty()) {
-      size_t used = handler_.on_data(*this, fresh);
-      if (fd_ >= 0 && used < fresh.size()) in_.append(fresh.substr(used));
-    } else {
-      in_.append(fresh);
-      dispatch_input();
-    }
+    offer_read(handler_, *this, in_, std::string_view(t_scratch, static_cast<size_t>(n)),
+               [this] { return fd_ >= 0; }, kKeepCapacity);
     return;
   }
   if (n == 0) {

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <new>
 
+#include "reactor/input.h"
 #include "reactor/socket.h"
 
 namespace reactor {
@@ -322,14 +323,8 @@ void TlsConnection::handle_read() {
   }
   update_interest();
   if (filled > 0) {
-    std::string_view fresh(t_scratch, filled);
-    if (in_.empty()) {
-      size_t used = handler_.on_data(*this, fresh);
-      if (fd_ >= 0 && used < fresh.size()) in_.append(fresh.substr(used));
-    } else {
-      in_.append(fresh);
-      dispatch_input();
-    }
+    offer_read(handler_, *this, in_, std::string_view(t_scratch, filled), [this] { return fd_ >= 0; },
+               kKeepCapacity);
     if (fd_ < 0) return;
   }
   if (!error.empty()) {
