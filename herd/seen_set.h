@@ -58,6 +58,9 @@ class SeenSet {
     size_t size;
   };
   static uint64_t tag_of(std::string_view name);
+  // Extra fields at most this long are parsed by masks (parse_short); longer ones a byte at a time.
+  static constexpr size_t kShortExtra = 63;
+  static SeenSet parse_short(std::string_view extra);
   bool find(const Key& key) const;
 
   Entry names_[kMaxNames];  // the first size_ are set (the rest is never read)

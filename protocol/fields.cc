@@ -22,13 +22,8 @@ std::string_view trim(std::string_view s) {
 namespace {
 
 // Bit i set when p[i] is whitespace, for the 16 bytes from p.
-inline uint32_t space_bits16(const char* p) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i space = _mm_cmpeq_epi8(v, _mm_set1_epi8(' '));
-  // '\t' '\n' '\v' '\f' '\r' are 9..13: v - 9, as an unsigned byte, at most 4.
-  const __m128i t = _mm_sub_epi8(v, _mm_set1_epi8('\t'));
-  const __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(4)), t);
-  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_or_si128(space, ctl)));
+inline uint32_t space_bits16_at(const char* p) {
+  return space_bits16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
 // Bit i set when line[base + i] is whitespace or past the line's end, for the 64 bytes from `base`
@@ -39,22 +34,22 @@ inline uint64_t space_bits64(std::string_view line, size_t base) {
   const char* p = line.data() + base;
   const size_t have = line.size() - base;
   if (have >= 64) {
-    return uint64_t{space_bits16(p)} | uint64_t{space_bits16(p + 16)} << 16 |
-           uint64_t{space_bits16(p + 32)} << 32 | uint64_t{space_bits16(p + 48)} << 48;
+    return uint64_t{space_bits16_at(p)} | uint64_t{space_bits16_at(p + 16)} << 16 |
+           uint64_t{space_bits16_at(p + 32)} << 32 | uint64_t{space_bits16_at(p + 48)} << 48;
   }
   uint64_t bits = 0;
   size_t k = 0;
-  for (; k + 16 <= have; k += 16) bits |= uint64_t{space_bits16(p + k)} << k;
+  for (; k + 16 <= have; k += 16) bits |= uint64_t{space_bits16_at(p + k)} << k;
   if (k < have) {
     const auto left = static_cast<unsigned>(have - k);
     uint32_t m;
     if (line.size() >= 16) {
-      m = space_bits16(line.data() + line.size() - 16) >> (16 - left);
+      m = space_bits16_at(line.data() + line.size() - 16) >> (16 - left);
     } else {
       char tail[16];
       std::memset(tail, ' ', sizeof tail);
       std::memcpy(tail, p + k, left);
-      m = space_bits16(tail) & ((1u << left) - 1);
+      m = space_bits16_at(tail) & ((1u << left) - 1);
     }
     bits |= uint64_t{m} << k;
   }

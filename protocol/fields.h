@@ -8,12 +8,27 @@
 #include <cstring>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace protocol {
 
 // True for exactly the six bytes ' ', '\t', '\r', '\n', '\f', '\v'; false for every other byte.
 constexpr bool is_space(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
 }
+
+#if defined(__SSE2__)
+// Bit i set when byte i of the 16 in `v` is one of is_space()'s six: the field splitters' first step.
+inline uint32_t space_bits16(__m128i v) {
+  const __m128i space = _mm_cmpeq_epi8(v, _mm_set1_epi8(' '));
+  // '\t' '\n' '\v' '\f' '\r' are 9..13: v - 9, as an unsigned byte, at most 4.
+  const __m128i t = _mm_sub_epi8(v, _mm_set1_epi8('\t'));
+  const __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(4)), t);
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_or_si128(space, ctl)));
+}
+#endif
 
 // True for exactly the ASCII bytes '0'..'9'.
 constexpr bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }

@@ -87,19 +87,25 @@ TEST_SUITE("seen_set") {
       for (size_t i = 0; i < names.size() && i < SeenSet::kMaxNames; ++i) out += (i ? "," : " seen=") + names[i];
       return out;
     };
-    const char* pieces[] = {" ", "\t", "\r\n", ",", ",,", "seen=", "seen=", "Hands", "Holiday", "H", "x=1", "seen"};
+    const char* pieces[] = {" ",       "\t",          "\r\n", ",", ",,",   "seen=", "seen=",
+                            "Hands",   "Holiday",     "H",    "x=1", "seen", "Holiday-east-annex",
+                            "Goloman", "\v\f", "seen=Wilkes,Welsh"};
     uint64_t x = 0x9e3779b97f4a7c15ull;
-    for (int round = 0; round < 20000; ++round) {
+    size_t short_ones = 0, long_ones = 0;  // (up to 63 bytes the parse works on masks)
+    for (int round = 0; round < 40000; ++round) {
       std::string extra;
-      for (int k = static_cast<int>(x % 9); k >= 0; --k) {
+      for (int k = static_cast<int>(x % (round % 2 ? 9 : 24)); k >= 0; --k) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         extra += pieces[x % (sizeof pieces / sizeof *pieces)];
       }
+      (extra.size() <= 63 ? short_ones : long_ones)++;
       CAPTURE(extra);
       std::string got;
       SeenSet::parse(extra).append_field(got);
       REQUIRE(got == reference(extra));
     }
+    CHECK(short_ones > 10000);
+    CHECK(long_ones > 5000);
   }
 
   TEST_CASE("past the capacity names are dropped, never misreported") {
