@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "herd/unaligned.h"
+
 namespace herd {
 namespace {
 
@@ -62,26 +64,6 @@ size_t put_escape(char* p, unsigned char c) {
       p[2] = kHex[c >> 4];
       p[3] = kHex[c & 15];
       return 4;
-  }
-}
-
-// Copies n < 16 bytes with a few fixed-size moves (runs between escapes are short; a call to
-// memcpy for each would cost more than the copy).
-inline void copy_short(char* to, const char* from, size_t n) {
-  if (n >= 8) {
-    uint64_t a, b;
-    std::memcpy(&a, from, 8);
-    std::memcpy(&b, from + n - 8, 8);
-    std::memcpy(to, &a, 8);
-    std::memcpy(to + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, from, 4);
-    std::memcpy(&b, from + n - 4, 4);
-    std::memcpy(to, &a, 4);
-    std::memcpy(to + n - 4, &b, 4);
-  } else {
-    for (size_t k = 0; k < n; ++k) to[k] = from[k];
   }
 }
 

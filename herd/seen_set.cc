@@ -8,6 +8,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "herd/unaligned.h"
 #include "protocol/fields.h"
 
 namespace herd {
@@ -142,7 +143,11 @@ void SeenSet::append_field(std::string& out) const {
   p += kPrefix.size();
   for (size_t i = 0; i < size_; ++i) {
     if (i) *p++ = ',';
-    std::memcpy(p, names_[i].data, names_[i].size);
+    if (names_[i].size < 16) {
+      copy_short(p, names_[i].data, names_[i].size);  // (a server's name nearly always)
+    } else {
+      std::memcpy(p, names_[i].data, names_[i].size);
+    }
     p += names_[i].size;
   }
 }
