@@ -113,19 +113,6 @@ uint64_t SeenSet::tag_of(std::string_view name) {
   return tag;
 }
 
-bool SeenSet::find(const Key& key) const {
-  const size_t size = key.name.size();
-  for (size_t i = 0; i < size_; ++i) {
-    const Entry& e = names_[i];
-    // Equal tags and sizes: equal names when they are at most seven bytes long.
-    if (e.tag == key.tag && e.size == size &&
-        (size <= 7 || std::memcmp(e.data + 7, key.name.data() + 7, size - 7) == 0)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 void SeenSet::add(const Key& key) {
   if (size_ < kMaxNames && !find(key)) names_[size_++] = Entry{key.tag, key.name.data(), key.name.size()};
 }

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -61,7 +62,20 @@ class SeenSet {
   // Extra fields at most this long are parsed by masks (parse_short); longer ones a byte at a time.
   static constexpr size_t kShortExtra = 63;
   static SeenSet parse_short(std::string_view extra);
-  bool find(const Key& key) const;
+  // Inline: a flooded record's set is searched a dozen times (its own names as they are parsed, this
+  // server's name, each neighbour's), each a few compares.
+  bool find(const Key& key) const {
+    const size_t size = key.name.size();
+    for (size_t i = 0; i < size_; ++i) {
+      const Entry& e = names_[i];
+      // Equal tags and sizes: equal names when they are at most seven bytes long.
+      if (e.tag == key.tag && e.size == size &&
+          (size <= 7 || std::memcmp(e.data + 7, key.name.data() + 7, size - 7) == 0)) {
+        return true;
+      }
+    }
+    return false;
+  }
 
   Entry names_[kMaxNames];  // the first size_ are set (the rest is never read)
   size_t size_ = 0;
