@@ -911,7 +911,8 @@ TEST_CASE("the split records reply.h returns are the ones RecordForm finds in th
     same_form(protocol::at_record(line, cmd.at, &scratch));
     std::string out(next() % 5, 'p');  // appended after what the string held
     same_form(protocol::append_at_record(out, cmd.at));
-    const Command iamat = protocol::parse_command("IAMAT" + sep() + id + sep() + loc + sep() + time);
+    const std::string iamat_line = "IAMAT" + sep() + id + sep() + loc + sep() + time;  // (the views need it)
+    const Command iamat = protocol::parse_command(iamat_line);
     REQUIRE(iamat.kind == CommandKind::kIamat);
     out.assign(next() % 5, 'q');
     const protocol::RecordForm form =
