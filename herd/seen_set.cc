@@ -59,11 +59,7 @@ SeenSet SeenSet::parse_short(std::string_view extra) {
       const unsigned to = commas ? static_cast<unsigned>(__builtin_ctzll(commas)) : end;
       if (to > from) {
         const size_t size = to - from;
-        uint64_t word;
-        std::memcpy(&word, buf + from, 8);
-        const uint64_t tag = (size >= 7 ? word & 0x00ffffffffffffffull : word & ((uint64_t{1} << (8 * size)) - 1)) |
-                             static_cast<uint64_t>(size & 0xff) << 56;
-        set.add(Key{tag, std::string_view(extra.data() + from, size)});
+        set.add(Key{tag_from(load64(buf + from), size), std::string_view(extra.data() + from, size)});
       }
       if (!commas) break;
       commas &= commas - 1;
@@ -107,10 +103,10 @@ SeenSet SeenSet::parse(std::string_view extra) {
 }
 
 uint64_t SeenSet::tag_of(std::string_view name) {
-  uint64_t tag = static_cast<uint64_t>(name.size() & 0xff) << 56;
   const size_t n = name.size() < 7 ? name.size() : 7;
-  for (size_t i = 0; i < n; ++i) tag |= static_cast<uint64_t>(static_cast<unsigned char>(name[i])) << (8 * i);
-  return tag;
+  uint64_t first = 0;
+  for (size_t i = 0; i < n; ++i) first |= static_cast<uint64_t>(static_cast<unsigned char>(name[i])) << (8 * i);
+  return tag_from(first, name.size());
 }
 
 void SeenSet::add(const Key& key) {

@@ -59,6 +59,12 @@ class SeenSet {
     size_t size;
   };
   static uint64_t tag_of(std::string_view name);
+  // The tag of a name of `size` bytes whose first bytes are the low bytes of `first8` (those past
+  // the name may be anything): the one definition of the tag's layout.
+  static uint64_t tag_from(uint64_t first8, size_t size) {
+    const uint64_t kept = size >= 7 ? 0x00ffffffffffffffull : (uint64_t{1} << (8 * size)) - 1;
+    return (first8 & kept) | static_cast<uint64_t>(size & 0xff) << 56;
+  }
   // Extra fields at most this long are parsed by masks (parse_short); longer ones a byte at a time.
   static constexpr size_t kShortExtra = 63;
   static SeenSet parse_short(std::string_view extra);
