@@ -48,10 +48,15 @@ def rate_of(rec):
     return jget(rec, 'throughput')
 
 
+def rate_num(rec):
+    """A run's throughput as a number, None when missing or failed."""
+    v = rate_of(rec)
+    return v if isinstance(v, (int, float)) else None
+
+
 def tput(R, key, c, p):
     """Closed-loop IAMAT throughput at c connections, pipeline p (None when not measured or failed)."""
-    v = rate_of(sysres(R, key).get('throughput', {}).get('%dx%d' % (c, p)))
-    return v if isinstance(v, (int, float)) else None
+    return rate_num(sysres(R, key).get('throughput', {}).get('%dx%d' % (c, p)))
 
 
 def tput_shown(R, key, c, p):
@@ -300,7 +305,7 @@ def targets(R):
 
     def vs(a_key, b_key, p, need, text):
         a_rec, b_rec = (sysres(R, k).get('throughput', {}).get('50x%d' % p) for k in (a_key, b_key))
-        r = ratio(tput(R, a_key, 50, p), tput(R, b_key, 50, p), True)
+        r = ratio(rate_num(a_rec), rate_num(b_rec), True)
         out.append((text, '%s %s vs %s %s → %s' % (SHORT[a_key], rate_gen(a_rec), SHORT[b_key],
                                                  rate_gen(b_rec), f_ratio(r) or '—'),
                     judged(r, need, a_key, a_rec, b_key, b_rec)))
@@ -318,16 +323,17 @@ def targets(R):
         vs('herd-one', 'null', p, 0.9, 'One server without peers, 50 conns, depth %d: ≥ 0.9× herd-null' % p)
     for b in (5, 20):
         key = 'whatsat' if b == 5 else 'whatsat_b%d' % b
-        h, r_ = rate_of(sysres(R, 'herd').get(key)), rate_of(sysres(R, 'redis').get(key))
+        h_rec, r_rec = sysres(R, 'herd').get(key), sysres(R, 'redis').get(key)
+        h, r_ = rate_of(h_rec), rate_of(r_rec)
         r = ratio(h, r_, True)
-        def threads(k):
-            n = (sysres(R, k).get(key) or {}).get('gen_threads')
+        def threads(rec):
+            n = (rec or {}).get('gen_threads')
             return '' if n is None else ' (%s)' % f_threads(n)
         out.append(('WHATSAT (offline places), 50 conns, radius 10 km, bound %d: ≥ 1.5× Redis GEOSEARCH '
                     'over the same cities' % b,
-                    'herd %s%s vs Redis %s%s → %s' % (f_rate(h), threads('herd'), f_rate(r_), threads('redis'),
+                    'herd %s%s vs Redis %s%s → %s' % (f_rate(h), threads(h_rec), f_rate(r_), threads(r_rec),
                                                       f_ratio(r) or '—'),
-                    judged(r, 1.5, 'herd', sysres(R, 'herd').get(key), 'redis', sysres(R, 'redis').get(key))))
+                    judged(r, 1.5, 'herd', h_rec, 'redis', r_rec)))
     hops = meta.get('prop_hops', 3)
     rate = (sysres(R, 'herd').get('openloop') or {}).get('rate')
     p99, p999 = prop_hop(R, 'herd', hops, 'p99_ms'), prop_hop(R, 'herd', hops, 'p99.9_ms')
