@@ -110,7 +110,7 @@ uint64_t SeenSet::tag_of(std::string_view name) {
 }
 
 void SeenSet::add(const Key& key) {
-  if (size_ < kMaxNames && !find(key)) names_[size_++] = Entry{key.tag, key.name.data(), key.name.size()};
+  if (!find(key)) add_absent(key);
 }
 
 void SeenSet::append_field(std::string& out) const {
