@@ -51,21 +51,23 @@ FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Tim
   // speaks seen= always lists itself), so a peer that is not who its hello says, or a server without
   // seen=, can never keep a record from anyone. It is only never sent the record back.
   SeenSet seen = SeenSet::parse(extra);
-  seen.add(self_key_);
   uint64_t mask = 0;
   for (size_t k = 0; k < links_.size(); ++k) {
     if (link_keys_[k].name != from && !seen.contains(link_keys_[k])) mask |= bit_for(k);
-  }
-  // Only neighbours we can reach now count as served; the others stay open to other paths.
-  for (size_t k = 0; k < links_.size(); ++k) {
-    // Not in the set (that is why it is owed the record); links are to distinct neighbours.
-    if ((mask & bit_for(k)) && links_[k]->up()) seen.add_absent(link_keys_[k]);
   }
   Result result;
   const bool append_it = mask != 0 || keep_all_;
   thread_local std::string line;
   line.clear();
   if (append_it) {
+    // The set the line carries on: this server, then the neighbours it is sent to. (Most receivers
+    // in a herd owe no one the record and keep no backlog: they never build it.)
+    seen.add(self_key_);
+    // Only neighbours we can reach now count as served; the others stay open to other paths.
+    for (size_t k = 0; k < links_.size(); ++k) {
+      // Not in the set (that is why it is owed the record); links are to distinct neighbours.
+      if ((mask & bit_for(k)) && links_[k]->up()) seen.add_absent(link_keys_[k]);
+    }
     line.assign(record.record());
     seen.append_field(line);
   }

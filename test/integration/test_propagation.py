@@ -158,9 +158,28 @@ def test_each_server_receives_an_update_exactly_once(herd5):
     flush_links(herd5)
     record = at_line.rstrip(b'\n')
     received = {}
+    seen = {}
     for name in NAMES:
         log = herd5.log_bytes(name)
         # Inbound peer entries look like "<time> p7/Goloman < AT Goloman ... seen=...".
-        received[name] = sum(1 for line in log.split(b'\n')
-                             if b' < ' + record in line and b' p' in line.split(b' < ')[0])
+        lines = [line for line in log.split(b'\n') if b' < ' + record in line and b' p' in line.split(b' < ')[0]]
+        received[name] = len(lines)
+        seen[name] = [line.split(b' seen=')[1] for line in lines]
     assert received == {'Goloman': 0, 'Hands': 1, 'Holiday': 1, 'Welsh': 1, 'Wilkes': 1}, received
+    # Each sender names itself first, then the neighbours it sends to; Holiday passes it on to Welsh.
+    assert seen == {'Goloman': [], 'Hands': [b'Goloman,Hands,Holiday,Wilkes'],
+                    'Holiday': [b'Goloman,Hands,Holiday,Wilkes'], 'Welsh': [b'Goloman,Hands,Holiday,Wilkes,Welsh'],
+                    'Wilkes': [b'Goloman,Hands,Holiday,Wilkes']}, seen
+
+
+def test_a_server_forwarding_a_record_without_seen_names_itself(make_herd):
+    """A record from a sender that speaks no seen= (the asyncio reference, here a fake peer) is sent
+    on with a set that names the forwarding server and the neighbour it goes to, and not the sender
+    (only what a sender says of itself is trusted)."""
+    herd = make_herd(names=['A', 'B', 'C'], links=[['A', 'B'], ['B', 'C']])
+    cid = unique_id('no-seen')
+    record = b'AT A +0.500000000 %s +01.000000+002.000000 1234.5' % cid
+    with Client(herd.peer_ports['B']) as fake:
+        fake.send(b'HERD A\n' + record + b'\n')
+        poll_whatsat(herd.port('C'), cid, record, radius=1, bound=1)
+    wait_for(lambda: b' < ' + record + b' seen=B,C\n' in herd.log_bytes('C'), 5, 'the record with seen=B,C, in C.log')
