@@ -103,10 +103,7 @@ SeenSet SeenSet::parse(std::string_view extra) {
 }
 
 uint64_t SeenSet::tag_of(std::string_view name) {
-  const size_t n = name.size() < 7 ? name.size() : 7;
-  uint64_t first = 0;
-  for (size_t i = 0; i < n; ++i) first |= static_cast<uint64_t>(static_cast<unsigned char>(name[i])) << (8 * i);
-  return tag_from(first, name.size());
+  return tag_from(load_short(name.data(), name.size() < 8 ? name.size() : 8), name.size());
 }
 
 void SeenSet::add(const Key& key) {

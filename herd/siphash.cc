@@ -3,11 +3,12 @@
 
 #include <sys/random.h>
 
-#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "herd/unaligned.h"
 
 namespace herd {
 namespace {
@@ -33,14 +34,6 @@ struct State {
     v2 = rotl(v2, 32);
   }
 };
-
-// Little-endian load of 8 bytes (x86 and arm64 are little-endian; memcpy keeps it alignment-safe).
-inline uint64_t load64(const unsigned char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof v);
-  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
-  return v;
-}
 
 }  // namespace
 
@@ -73,8 +66,7 @@ uint64_t siphash(const SipKey& key, std::string_view data) {
     s.v0 ^= m;
   }
   // The last word: the remaining bytes, and the length's low byte in the top byte.
-  uint64_t last = static_cast<uint64_t>(n & 0xff) << 56;
-  for (size_t i = whole; i < n; ++i) last |= static_cast<uint64_t>(p[i]) << (8 * (i - whole));
+  const uint64_t last = load_short(p + whole, n - whole) | static_cast<uint64_t>(n & 0xff) << 56;
   s.v3 ^= last;
   for (int r = 0; r < c; ++r) s.round();
   s.v0 ^= last;

@@ -21,6 +21,16 @@ inline uint64_t load64(const void* p) {
   return v;
 }
 
+// The n <= 8 bytes at p as a little-endian integer (the bytes above them zero), reading nothing
+// outside them: two overlapping loads for 4 to 8 bytes, three byte loads below (for n == 1 or 2
+// some of them are the same byte). For the tail of SipHash's input and a name's seen-set tag.
+inline uint64_t load_short(const void* p, size_t n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  if (n >= 4) return load32(b) | uint64_t{load32(b + n - 4)} << (8 * (n - 4));
+  if (n == 0) return 0;
+  return b[0] | uint64_t{b[n / 2]} << (8 * (n / 2)) | uint64_t{b[n - 1]} << (8 * (n - 1));
+}
+
 // Copies n < 16 bytes with a few fixed-size moves, reading and writing nothing outside the n bytes
 // (overlapping moves for the odd sizes): for the short pieces of the hot paths (a server's name, a
 // log entry's tag, a run between escapes), where a call to memcpy costs more than the copy.

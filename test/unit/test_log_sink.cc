@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "herd/log_sink.h"
-#include "herd/unaligned.h"
 
 namespace {
 
@@ -163,25 +162,6 @@ struct StalledLog {
 }  // namespace
 
 TEST_SUITE("log_sink") {
-  TEST_CASE("copy_short copies exactly n bytes, reading and writing none around them") {
-    // The source sits at the very end of a page followed by an unmapped one, so a read past it faults.
-    const long page = ::sysconf(_SC_PAGESIZE);
-    char* map = static_cast<char*>(::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    REQUIRE(map != MAP_FAILED);
-    REQUIRE(::mprotect(map + page, page, PROT_NONE) == 0);
-    for (size_t n = 0; n < 16; ++n) {
-      char* from = map + page - n;
-      for (size_t k = 0; k < n; ++k) from[k] = static_cast<char>('a' + k);
-      char to[32];
-      std::memset(to, '#', sizeof to);
-      herd::copy_short(to + 8, from, n);
-      CHECK(std::string(to, 8) == std::string(8, '#'));
-      CHECK(std::string(to + 8, n) == std::string(from, n));
-      CHECK(std::string(to + 8 + n, 24 - n) == std::string(24 - n, '#'));
-    }
-    ::munmap(map, 2 * page);
-  }
-
   TEST_CASE("entries carry a UTC microsecond timestamp, who, direction and escaped text") {
     std::string path = temp_path();
     {
