@@ -59,7 +59,8 @@ SeenSet SeenSet::parse_short(std::string_view extra) {
       const unsigned to = commas ? static_cast<unsigned>(__builtin_ctzll(commas)) : end;
       if (to > from) {
         const size_t size = to - from;
-        set.add(Key{tag_from(load64(buf + from), size), std::string_view(extra.data() + from, size)});
+        const Key key{tag_from(load64(buf + from), size), std::string_view(extra.data() + from, size)};
+        if (!set.find(key)) set.add_absent(key);  // (add() inline: four or five names, each looked up)
       }
       if (!commas) break;
       commas &= commas - 1;
