@@ -68,43 +68,45 @@ size_t put_escape(char* p, unsigned char c) {
 }
 
 #if defined(__SSE2__)
-// Of the 16 bytes at p, as bits (bit k for byte k): those needs_escape() names. Read as signed
-// bytes, the control bytes 0x00..0x1f are those in [0, 0x20); bytes from 0x80 up are negative and
-// pass; DEL and the backslash are compared for. Every entry goes through here (the receivers' CPU
-// per record is what bounds a herd on shared cores), so sixteen bytes are checked at a time where
-// SSE2 is there (every x86-64).
-inline unsigned escape_mask(const char* p) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i ctl = _mm_and_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpgt_epi8(v, _mm_set1_epi8(-1)));
+// Of the 16 bytes in v, those needs_escape() names (0xff) and the others (0). The control bytes
+// 0x00..0x1f are those the unsigned minimum with 0x1f leaves as they are; DEL and the backslash are
+// compared for. Every entry goes through here (the receivers' CPU per record is what bounds a herd on
+// shared cores), so sixteen bytes are checked at a time where SSE2 is there (every x86-64).
+inline __m128i escape_bytes(__m128i v) {
+  const __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
   const __m128i other = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-  return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(ctl, other)));
+  return _mm_or_si128(ctl, other);
+}
+
+// The same as bits (bit k for byte k) of the 16 bytes at p.
+inline unsigned escape_mask(const char* p) {
+  return static_cast<unsigned>(_mm_movemask_epi8(escape_bytes(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
 }
 #endif
 
 // Copies `text` to `to` as it is, checking it on the way: true when nothing in it needs an escape
-// (what is at `to` then is the text); false as soon as something does (`to` then holds part of it).
-// The common case of every entry in one pass.
+// (what is at `to` then is the text); false when something does (`to` then holds bytes to be
+// written over). The common case of every entry in one pass: the check of each sixteen bytes is
+// gathered, not tested, so that the loop is a load, the check and a store.
 bool copy_if_clean(char* to, std::string_view text) {
   const char* s = text.data();
   const size_t n = text.size();
-  size_t i = 0;
 #if defined(__SSE2__)
   if (n >= 16) {
-    for (; i + 16 <= n; i += 16) {
+    __m128i bad = _mm_setzero_si128();
+    for (size_t i = 0; i + 16 < n; i += 16) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
-      if (escape_mask(s + i)) return false;
+      bad = _mm_or_si128(bad, escape_bytes(v));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(to + i), v);
     }
-    if (i < n) {  // the last sixteen bytes again, overlapping what was copied
-      const size_t from = n - 16;
-      if (escape_mask(s + from)) return false;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(to + from),
-                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + from)));
-    }
-    return true;
+    // The last sixteen bytes (again in part, when the length is not a multiple of 16).
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + n - 16));
+    bad = _mm_or_si128(bad, escape_bytes(v));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(to + n - 16), v);
+    return _mm_movemask_epi8(bad) == 0;
   }
 #endif
-  for (; i < n; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     if (needs_escape(static_cast<unsigned char>(s[i]))) return false;
     to[i] = s[i];
   }

@@ -261,16 +261,17 @@ TEST_SUITE("log_sink") {
 
   TEST_CASE("the vector scan finds an escaped byte at every position and of every value") {
     // A byte of each value at each position of texts shorter than, as long as, and longer than the
-    // 16-byte blocks (a 41-byte one: two blocks and a tail), so the SSE2 scan and copy, their
-    // overlapping last block and the byte loop for short text are all checked against the rule,
-    // byte by byte. Every other text goes in two parts (the entry's text1 and text2).
+    // 16-byte blocks (a 41-byte one: two blocks and a tail; 32 and 48: whole blocks only), so the
+    // SSE2 scan and copy, their overlapping last block and the byte loop for short text are all
+    // checked against the rule, byte by byte. Every other text goes in two parts (the entry's text1
+    // and text2).
     std::string path = temp_path();
     std::vector<std::string> texts;
-    const std::string base = "0123456789abcdefghijklmnopqrstuvwxyzABCDE";
+    const std::string base = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL";
     for (int c = 0; c < 256; ++c) {
-      for (size_t len : {1, 7, 15, 16, 17, 31, 41}) {
+      for (size_t len : {1, 7, 15, 16, 17, 31, 32, 41, 48}) {
         for (size_t pos : {size_t{0}, size_t{1}, len / 2, size_t{14}, size_t{15}, size_t{16}, size_t{17},
-                           size_t{31}, size_t{32}, len - 1}) {
+                           size_t{31}, size_t{32}, size_t{33}, size_t{47}, len - 1}) {
           if (pos >= len) continue;
           std::string t = base.substr(0, len);
           t[pos] = static_cast<char>(c);
