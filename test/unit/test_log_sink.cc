@@ -303,10 +303,11 @@ TEST_SUITE("log_sink") {
 
   TEST_CASE("text dense with escapes (a WHATSAT reply's JSON) comes out byte for byte") {
     // Random texts of 0 to 300 bytes, a third of their bytes needing an escape (of both lengths);
-    // texts just shorter and longer than the writer's 4 KiB segments and two of them; one of
-    // nothing but \xHH bytes (the worst case the writer reserves room for); and a WHATSAT-like
-    // text of 12 KB with a newline every 20 bytes: each entry equals the rule applied byte by byte
-    // (under ASan a store past the reserved room would show).
+    // texts just shorter and longer than the writer's 4 KiB segments and two of them; sparse ones
+    // (one byte in 60 escaped, so that clean and dirty 32-byte pairs alternate); one of nothing but
+    // \xHH bytes (the worst case the writer reserves room for); and a WHATSAT-like text of 12 KB
+    // with a newline every 20 bytes: each entry equals the rule applied byte by byte (under ASan a
+    // store past the reserved room would show).
     const char pool[] = {'\n', '\r', '\t', '\\', '\0', '\x1b', '\x7f', '\x80', '\xff', ' ', 'a', '"', '{', '9'};
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     auto next = [&rng] {
@@ -325,6 +326,14 @@ TEST_SUITE("log_sink") {
       for (char& c : t) {
         const uint64_t r = next();
         c = r % 3 == 0 ? pool[(r >> 8) % sizeof pool] : static_cast<char>('A' + (r >> 8) % 26);
+      }
+      texts.push_back(t);
+    }
+    for (int k = 0; k < 1000; ++k) {
+      std::string t(next() % 700, 'x');
+      for (char& c : t) {
+        const uint64_t r = next();
+        c = r % 60 == 0 ? pool[(r >> 8) % sizeof pool] : static_cast<char>('A' + (r >> 8) % 26);
       }
       texts.push_back(t);
     }
