@@ -121,6 +121,37 @@ bool copy_if_clean(char* to, std::string_view text) {
   return true;
 }
 
+// Copies the bytes of `text` up to the first that needs_escape() names (a line's end, when the line is
+// clean) to `to`, and returns that byte's index, or text.size() when there is none; `to` must have
+// room for the whole text (bytes past the returned index may be written too). The scan and the copy
+// of write_each_line's lines in one pass.
+size_t copy_to_escape(char* to, std::string_view text) {
+  const char* s = text.data();
+  const size_t n = text.size();
+  size_t i = 0;
+#if defined(__SSE2__)
+  if (n >= 16) {
+    for (; i + 16 <= n; i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(to + i), v);
+      const auto m = static_cast<unsigned>(_mm_movemask_epi8(escape_bytes(v)));
+      if (m) return i + static_cast<size_t>(__builtin_ctz(m));
+    }
+    if (i == n) return n;
+    // The last bytes: the sixteen that end the text, of which those before i were looked at already.
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + n - 16));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(to + n - 16), v);
+    const unsigned m = static_cast<unsigned>(_mm_movemask_epi8(escape_bytes(v))) >> (16 - (n - i));
+    return m ? i + static_cast<size_t>(__builtin_ctz(m)) : n;
+  }
+#endif
+  for (; i < n; ++i) {
+    if (needs_escape(static_cast<unsigned char>(s[i]))) return i;
+    to[i] = s[i];
+  }
+  return n;
+}
+
 // Appends `text` with every byte needs_escape() names written as `\n`, `\r`, `\t`, `\\` or `\xHH`.
 // Called for text that has some (a WHATSAT reply's JSON has a newline every few dozen bytes, 600
 // in a 20-result reply). One pass, by segments of up to 4 KiB: room for the worst case (every
@@ -490,15 +521,57 @@ void LogSink::write_each_line(int lane, std::string_view who, char dir, std::str
   Lane& l = lane_for(lane);
   timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
-  with_lane(l, [&] {
-    while (!lines.empty()) {
-      size_t nl = lines.find('\n');
-      std::string_view line = lines.substr(0, nl);
-      lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (!line.empty()) append_locked(l, ts, who, dir, line, {});
+  with_lane(l, [&] { append_lines_locked(l, ts, who, dir, lines); });
+}
+
+void LogSink::append_lines_locked(Lane& lane, const timespec& ts, std::string_view who, char dir,
+                                  std::string_view lines) {
+  // A batch of lines a peer link sends (a hundred flooded records at a time under load): the stamp is
+  // brought up to date once, and each line is found, checked and copied in one scan. A line with
+  // something to escape, or one that must report drops or be dropped, is written by append_locked.
+  stamp_locked(lane, ts);
+  const size_t bound = dir == '<' || dir == '>' ? io_backlog_bytes_ : backlog_bytes_;
+  const size_t time_len = lane.stamp_len + 9;
+  const size_t head = time_len + who.size() + 3;
+  while (!lines.empty()) {
+    if (lane.buf.size() < bound && lane.dropped == 0) {
+      char* p = lane.buf.prepare(head + lines.size() + 1 + sizeof lane.stamp);
+      std::memcpy(p, lane.stamp, sizeof lane.stamp);
+      char* q = p + time_len;
+      if (who.size() < 16) {
+        copy_short(q, who.data(), who.size());
+      } else {
+        std::memcpy(q, who.data(), who.size());
+      }
+      q += who.size();
+      q[0] = ' ';
+      q[1] = dir;
+      q[2] = ' ';
+      q += 3;
+      const size_t end = copy_to_escape(q, lines);
+      size_t next = 0;  // where the next line starts, when this one is clean
+      if (end == lines.size()) {
+        next = end;
+      } else if (lines[end] == '\n') {
+        next = end + 1;
+      } else if (lines[end] == '\r' && end + 1 < lines.size() && lines[end + 1] == '\n') {
+        next = end + 2;  // (a line's \r before its \n is dropped, as write_each_line promises)
+      }
+      if (next) {
+        if (end > 0) {  // (an empty line makes no entry)
+          q[end] = '\n';
+          lane.buf.commit(head + end + 1);
+        }
+        lines.remove_prefix(next);
+        continue;
+      }
     }
-  });
+    const size_t nl = lines.find('\n');
+    std::string_view line = lines.substr(0, nl);
+    lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) append_locked(lane, ts, who, dir, line, {});
+  }
 }
 
 void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir,
@@ -509,16 +582,11 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
     dropped_total_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  set_stamp_locked(lane, ts.tv_sec);
+  stamp_locked(lane, ts);
   append_drop_notice_locked(lane, lane.buf);
   // Every record a server takes or sends is logged, so this is on the hot path: the entry is sized
   // once as if nothing needs an escape (nearly always so) and written in place, its text checked as
   // it is copied; text that does need escapes is written again by append_escaped.
-  // The entries made for one read share its time: its microseconds are written once.
-  if (ts.tv_nsec / 1000 != lane.micros_us) {
-    lane.micros_us = ts.tv_nsec / 1000;
-    put_micros(lane.stamp + lane.stamp_len, ts.tv_nsec);
-  }
   const size_t time_len = lane.stamp_len + 9;
   const size_t head = time_len + who.size() + 3;
   // Room for the whole entry first: if memory runs out, nothing of the entry is in the lane. (And
@@ -545,6 +613,15 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   append_escaped(lane.buf, t1);
   append_escaped(lane.buf, t2);
   lane.buf.append("\n");
+}
+
+void LogSink::stamp_locked(Lane& lane, const timespec& ts) {
+  set_stamp_locked(lane, ts.tv_sec);
+  // The entries made for one read share its time: its microseconds are written once.
+  if (ts.tv_nsec / 1000 != lane.micros_us) {
+    lane.micros_us = ts.tv_nsec / 1000;
+    put_micros(lane.stamp + lane.stamp_len, ts.tv_nsec);
+  }
 }
 
 void LogSink::set_stamp_locked(Lane& lane, time_t sec) {

@@ -161,6 +161,11 @@ class LogSink {
   // Formats one entry into lane.buf; lane.mu must be held.
   void append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir, std::string_view t1,
                      std::string_view t2);
+  // The entries of write_each_line, one per line; lane.mu must be held.
+  void append_lines_locked(Lane& lane, const timespec& ts, std::string_view who, char dir, std::string_view lines);
+  // lane.mu must be held: brings lane.stamp up to `ts` (the second's text cached, its microseconds
+  // written when they changed).
+  static void stamp_locked(Lane& lane, const timespec& ts);
   // lane.mu must be held: caches the text of second `sec` in lane.stamp (the microseconds after it
   // then to be written again); appends to `out` the notice
   // of the lane's entries dropped since the last one that got in (if any) and resets the count.

@@ -358,6 +358,89 @@ TEST_SUITE("log_sink") {
     ::unlink(path.c_str());
   }
 
+  TEST_CASE("a batch of lines makes one entry per line, each by the rule") {
+    // Batches as a peer link sends them: random lines of 0 to 200 bytes (around the 16-byte blocks
+    // the scan takes), most clean, some with a byte to escape anywhere (a lone \r among them), some
+    // ending in \r\n, some empty, the batch ending with or without a newline. Each non-empty line
+    // (a \r before its \n dropped) must be one entry, the rule applied byte by byte.
+    const char pool[] = {'\r', '\t', '\\', '\0', '\x1b', '\x7f', '\x80', '\xff', ' ', '"'};
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    auto next = [&rng] {
+      rng ^= rng << 13;
+      rng ^= rng >> 7;
+      rng ^= rng << 17;
+      return rng;
+    };
+    std::vector<std::string> batches;
+    std::vector<std::string> want;
+    for (int b = 0; b < 400; ++b) {
+      std::string batch;
+      const int count = 1 + static_cast<int>(next() % 12);
+      for (int k = 0; k < count; ++k) {
+        std::string line(next() % 201, 'x');
+        const bool dirty = next() % 4 == 0;
+        for (char& c : line) {
+          const uint64_t r = next();
+          c = dirty && r % 40 == 0 ? pool[(r >> 8) % sizeof pool] : static_cast<char>('a' + (r >> 8) % 26);
+        }
+        batch += line;
+        const bool last = k == count - 1;
+        const uint64_t end = next() % 4;
+        if (end == 0) batch += "\r\n";
+        else if (!last || end == 1) batch += "\n";
+        // (else the batch's last line ends without a newline)
+        // One \r before a line's end is dropped: the one of \r\n, or else the line's own last byte.
+        if (end != 0 && !line.empty() && line.back() == '\r') line.pop_back();
+        if (!line.empty()) want.push_back("c > " + escaped_by_rule(line));
+      }
+      batches.push_back(batch);
+    }
+    std::string path = temp_path();
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 1, 64 << 20, &error);
+      REQUIRE(log);
+      for (const auto& batch : batches) log->write_each_line(0, "c", '>', batch);
+      log->flush();
+    }
+    auto lines = read_lines(path);
+    REQUIRE(lines.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      CHECK(has_stamp(lines[i]));
+      CHECK_MESSAGE(lines[i].substr(28) == want[i], i);
+    }
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE("a batch of lines past the backlog bound is dropped line by line and reported") {
+    std::string path = temp_path();
+    uint64_t dropped = 0;
+    {
+      std::string error;
+      auto log = herd::LogSink::open(path, 1, 4096, &error);
+      REQUIRE(log);
+      std::string batch;
+      for (int i = 0; i < 400; ++i) batch += "AT line " + std::to_string(i) + std::string(40, 'x') + "\n";
+      log->write_each_line(0, "p1/Hands", '>', batch);  // far more than the lane takes before a pass
+      dropped = log->dropped();
+      log->flush();
+      log->write(0, "c1", '<', "after");
+      log->flush();
+    }
+    CHECK(dropped > 0);
+    auto lines = read_lines(path);
+    size_t kept = 0;
+    bool reported = false;
+    for (const auto& l : lines) {
+      kept += l.find(" p1/Hands > AT line ") != std::string::npos;
+      if (l.find("log backlog full: " + std::to_string(dropped) + " entries dropped") != std::string::npos) reported = true;
+    }
+    CHECK(kept + dropped == 400);
+    CHECK(reported);
+    CHECK(lines.back().substr(28) == "c1 < after");
+    ::unlink(path.c_str());
+  }
+
   TEST_CASE("past the backlog bound entries are dropped and the drop is reported") {
     std::string path = temp_path();
     {
