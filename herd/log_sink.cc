@@ -530,24 +530,11 @@ void LogSink::append_lines_locked(Lane& lane, const timespec& ts, std::string_vi
   // brought up to date once, and each line is found, checked and copied in one scan. A line with
   // something to escape, or one that must report drops or be dropped, is written by append_locked.
   stamp_locked(lane, ts);
-  const size_t bound = dir == '<' || dir == '>' ? io_backlog_bytes_ : backlog_bytes_;
-  const size_t time_len = lane.stamp_len + 9;
-  const size_t head = time_len + who.size() + 3;
+  const size_t bound = backlog_bound(dir);
+  const size_t head = entry_head_size(lane, who);
   while (!lines.empty()) {
     if (lane.buf.size() < bound && lane.dropped == 0) {
-      char* p = lane.buf.prepare(head + lines.size() + 1 + sizeof lane.stamp);
-      std::memcpy(p, lane.stamp, sizeof lane.stamp);
-      char* q = p + time_len;
-      if (who.size() < 16) {
-        copy_short(q, who.data(), who.size());
-      } else {
-        std::memcpy(q, who.data(), who.size());
-      }
-      q += who.size();
-      q[0] = ' ';
-      q[1] = dir;
-      q[2] = ' ';
-      q += 3;
+      char* q = put_entry_head(lane, who, dir, lines.size());
       const size_t end = copy_to_escape(q, lines);
       size_t next = 0;  // where the next line starts, when this one is clean
       if (end == lines.size()) {
@@ -576,8 +563,7 @@ void LogSink::append_lines_locked(Lane& lane, const timespec& ts, std::string_vi
 
 void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who, char dir,
                             std::string_view t1, std::string_view t2) {
-  const bool io = dir == '<' || dir == '>';
-  if (lane.buf.size() >= (io ? io_backlog_bytes_ : backlog_bytes_)) {
+  if (lane.buf.size() >= backlog_bound(dir)) {
     ++lane.dropped;
     dropped_total_.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -587,23 +573,8 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   // Every record a server takes or sends is logged, so this is on the hot path: the entry is sized
   // once as if nothing needs an escape (nearly always so) and written in place, its text checked as
   // it is copied; text that does need escapes is written again by append_escaped.
-  const size_t time_len = lane.stamp_len + 9;
-  const size_t head = time_len + who.size() + 3;
-  // Room for the whole entry first: if memory runs out, nothing of the entry is in the lane. (And
-  // for the time's whole array, copied in one move and then partly overwritten.)
-  char* p = lane.buf.prepare(head + t1.size() + t2.size() + 1 + sizeof lane.stamp);
-  std::memcpy(p, lane.stamp, sizeof lane.stamp);
-  p += time_len;
-  if (who.size() < 16) {
-    copy_short(p, who.data(), who.size());  // (a name like c12 or p3/Goloman: no call to memcpy)
-  } else {
-    std::memcpy(p, who.data(), who.size());
-  }
-  p += who.size();
-  p[0] = ' ';
-  p[1] = dir;
-  p[2] = ' ';
-  p += 3;
+  const size_t head = entry_head_size(lane, who);
+  char* p = put_entry_head(lane, who, dir, t1.size() + t2.size());
   if (copy_if_clean(p, t1) && copy_if_clean(p + t1.size(), t2)) {
     p[t1.size() + t2.size()] = '\n';
     lane.buf.commit(head + t1.size() + t2.size() + 1);
@@ -613,6 +584,28 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   append_escaped(lane.buf, t1);
   append_escaped(lane.buf, t2);
   lane.buf.append("\n");
+}
+
+size_t LogSink::entry_head_size(const Lane& lane, std::string_view who) {
+  return lane.stamp_len + 9 + who.size() + 3;
+}
+
+char* LogSink::put_entry_head(Lane& lane, std::string_view who, char dir, size_t text_room) {
+  // Room for the whole entry first: if memory runs out, nothing of the entry is in the lane. (And
+  // for the time's whole array, copied in one move and then partly overwritten.)
+  char* p = lane.buf.prepare(entry_head_size(lane, who) + text_room + 1 + sizeof lane.stamp);
+  std::memcpy(p, lane.stamp, sizeof lane.stamp);
+  p += lane.stamp_len + 9;
+  if (who.size() < 16) {
+    copy_short(p, who.data(), who.size());  // (a name like c12 or p3/Goloman: no call to memcpy)
+  } else {
+    std::memcpy(p, who.data(), who.size());
+  }
+  p += who.size();
+  p[0] = ' ';
+  p[1] = dir;
+  p[2] = ' ';
+  return p + 3;
 }
 
 void LogSink::stamp_locked(Lane& lane, const timespec& ts) {

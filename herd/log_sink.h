@@ -163,6 +163,14 @@ class LogSink {
                      std::string_view t2);
   // The entries of write_each_line, one per line; lane.mu must be held.
   void append_lines_locked(Lane& lane, const timespec& ts, std::string_view who, char dir, std::string_view lines);
+  // The lane's bytes past which an entry of direction `dir` is dropped (`<`/`>` lines sooner).
+  size_t backlog_bound(char dir) const { return dir == '<' || dir == '>' ? io_backlog_bytes_ : backlog_bytes_; }
+  // lane.mu must be held: the bytes of an entry's head, "<time> <who> <dir> ".
+  static size_t entry_head_size(const Lane& lane, std::string_view who);
+  // lane.mu must be held: writes an entry's head at the end of lane.buf, uncommitted, with room after
+  // it for `text_room` bytes and a newline; returns where the text goes. Throws std::bad_alloc
+  // (nothing of the entry in the lane) when the room cannot be had.
+  static char* put_entry_head(Lane& lane, std::string_view who, char dir, size_t text_room);
   // lane.mu must be held: brings lane.stamp up to `ts` (the second's text cached, its microseconds
   // written when they changed).
   static void stamp_locked(Lane& lane, const timespec& ts);
