@@ -23,6 +23,21 @@ namespace {
 constexpr int kListenBacklog = 4096;
 // How often evictions from the location table are reported in the log (when there were any).
 constexpr reactor::EventLoop::Millis kEvictionReportPeriod{1000};
+
+// What to add to a listening error when the port was in use and lies in the kernel's range for
+// outgoing connections: then an outgoing connection (any program's, or a neighbour's dial while this
+// server was down) may be what holds it, and the port should be reserved or moved.
+std::string in_use_hint(uint16_t port, const std::string& error) {
+  uint16_t low = 0, high = 0;
+  if (error.find("in use") == std::string::npos || !reactor::ephemeral_port_range(&low, &high) ||
+      port < low || port > high) {
+    return "";
+  }
+  return " (port " + std::to_string(port) + " is in the kernel's range for outgoing connections, " +
+         std::to_string(low) + "-" + std::to_string(high) +
+         ", so an outgoing connection may hold it: choose a port below it, or reserve the port with "
+         "sysctl net.ipv4.ip_local_reserved_ports)";
+}
 }  // namespace
 
 Server::Server(Config config, std::string name, std::shared_ptr<places::PlacesProvider> places,
@@ -109,17 +124,17 @@ bool Server::start(std::string* error) {
   // all of them once start() returns, and a port that cannot be bound fails the start as a whole.
   const int threads = config_.loop_count();
   if (!open_listening(client_addr, threads, &client_fds_, error)) {
-    *error = "cannot listen for clients on " + *error;
+    *error = "cannot listen for clients on " + *error + in_use_hint(self_->port, *error);
     close_listening();
     return false;
   }
   if (!open_listening(peer_addr, threads, &peer_fds_, error)) {
-    *error = "cannot listen for peers on " + *error;
+    *error = "cannot listen for peers on " + *error + in_use_hint(self_->peer_port, *error);
     close_listening();
     return false;
   }
   if (self_->admin_port != 0 && !open_listening(admin_addr, threads, &admin_fds_, error)) {
-    *error = "cannot listen for admin requests on " + *error;
+    *error = "cannot listen for admin requests on " + *error + in_use_hint(self_->admin_port, *error);
     close_listening();
     return false;
   }

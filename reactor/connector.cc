@@ -115,6 +115,17 @@ void Connector::on_events(uint32_t) {
     fail(addr_.to_string() + ": " + std::strerror(err));
     return;
   }
+  if (connected_to_itself(fd_)) {
+    // Nothing listens there, and the kernel gave this socket that very port: it met itself. Closed
+    // with a reset, so that no TIME-WAIT holds the port when the listener comes.
+    loop_.remove(fd_);
+    close_with_reset(fd_);
+    fd_ = -1;
+    abandon_socket();  // (the deadline)
+    fail(addr_.to_string() + ": connected to itself (nothing listens there, and the port is in the "
+                             "kernel's ephemeral range, net.ipv4.ip_local_port_range)");
+    return;
+  }
   int fd = fd_;
   loop_.remove(fd_);
   fd_ = -1;

@@ -11,6 +11,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <cerrno>
 #include <cstring>
 
@@ -154,6 +156,32 @@ int socket_error(int fd) {
   socklen_t len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return errno;
   return err;
+}
+
+bool connected_to_itself(int fd) {
+  SocketAddress self, peer;
+  self.length = peer.length = sizeof(sockaddr_storage);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&self.storage), &self.length) != 0) return false;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length) != 0) return false;
+  return self.length == peer.length && std::memcmp(&self.storage, &peer.storage, self.length) == 0;
+}
+
+bool ephemeral_port_range(uint16_t* low, uint16_t* high) {
+  FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+  if (!f) return false;
+  unsigned a = 0, b = 0;
+  const bool ok = std::fscanf(f, "%u %u", &a, &b) == 2 && a <= b && b <= 65535;
+  std::fclose(f);
+  if (!ok) return false;
+  *low = static_cast<uint16_t>(a);
+  *high = static_cast<uint16_t>(b);
+  return true;
+}
+
+void close_with_reset(int fd) {
+  const linger reset{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  ::close(fd);
 }
 
 void set_nodelay(int fd) {

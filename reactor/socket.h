@@ -40,6 +40,19 @@ int connect_tcp(const SocketAddress& addr, std::string* error);
 // The pending error of a socket (SO_ERROR), 0 when none.
 int socket_error(int fd);
 
+// Whether the connected socket `fd` is connected to itself: a dial to a port in the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range) on this host, while nothing listens there, can be
+// given that very port as its own and meet itself (TCP's simultaneous open).
+bool connected_to_itself(int fd);
+
+// The kernel's range of ports for outgoing connections (net.ipv4.ip_local_port_range); false when
+// it cannot be read.
+bool ephemeral_port_range(uint16_t* low, uint16_t* high);
+
+// Closes `fd` with a reset instead of a FIN (SO_LINGER 0): it leaves no TIME-WAIT behind, which for
+// a socket connected to itself would hold the port against the listener that is meant to have it.
+void close_with_reset(int fd);
+
 void set_nodelay(int fd);
 
 // TCP keepalive on `fd`: after `idle_s` seconds without traffic, a probe every `interval_s` seconds;

@@ -230,6 +230,40 @@ def test_port_in_use_exits_1_naming_the_address(tmp_path, ports, which):
     assert code == 1, (code, out, err)
     assert '127.0.0.1:%d' % busy in err, err
     assert 'ready' not in out
+    # The kernel gave the blocker its port from the range for outgoing connections: the error says so
+    # (an outgoing connection may be what holds such a port), and what to do.
+    low, high = ephemeral_range()
+    assert low <= busy <= high
+    assert ("port %d is in the kernel's range for outgoing connections, %d-%d" % (busy, low, high)) in err, err
+    assert 'ip_local_reserved_ports' in err, err
+
+
+def ephemeral_range():
+    with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+        low, high = f.read().split()
+    return int(low), int(high)
+
+
+def test_port_in_use_below_the_outgoing_range_gets_no_such_hint(tmp_path, ports):
+    low, _ = ephemeral_range()
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        for busy in range(low - 2000, low - 1000):
+            try:
+                blocker.bind(('127.0.0.1', busy))
+                break
+            except OSError:
+                continue
+        blocker.listen(1)
+        servers = {'Goloman': {'host': '127.0.0.1', 'port': ports[0], 'peer_port': busy},
+                   'Hands': {'port': ports[2], 'peer_port': ports[3]}}
+        path = write(tmp_path, herd_yaml(ports, servers, links=[['Goloman', 'Hands']]))
+        code, out, err = run(tmp_path, ['Goloman', '--config', path])
+    finally:
+        blocker.close()
+    assert code == 1, (code, out, err)
+    assert 'cannot listen for peers on 127.0.0.1:%d' % busy in err and 'in use' in err, err
+    assert 'outgoing' not in err, err
 
 
 def test_missing_gazetteer_exits_1(tmp_path, ports):

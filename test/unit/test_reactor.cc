@@ -3,11 +3,15 @@
 // the connector's backoff, SO_REUSEPORT listening groups.
 #include <doctest/doctest.h>
 
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -314,6 +318,103 @@ TEST_SUITE("reactor") {
     CHECK(failures >= 3);
     ::close(connected_fd);
     ::close(listener);
+  }
+
+  TEST_CASE("a socket connected to itself is told apart, and its reset frees the port") {
+    // Bound to a free port and connected to that same address: TCP's simultaneous open joins the
+    // socket to itself (what a dial into the ephemeral range can meet by chance).
+    reactor::SocketAddress addr;
+    std::string error;
+    REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
+    int probe = reactor::listen_tcp(addr, 8, &error);
+    REQUIRE(probe >= 0);
+    addr.length = sizeof addr.storage;
+    REQUIRE(::getsockname(probe, reinterpret_cast<sockaddr*>(&addr.storage), &addr.length) == 0);
+    ::close(probe);
+    int self = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(self >= 0);
+    REQUIRE(::bind(self, addr.get(), addr.length) == 0);
+    REQUIRE(::connect(self, addr.get(), addr.length) == 0);
+    CHECK(reactor::connected_to_itself(self));
+    reactor::close_with_reset(self);
+    // No TIME-WAIT is left on the port: the listener it belongs to can have it.
+    int listener = reactor::listen_tcp(addr, 8, &error);
+    CHECK_MESSAGE(listener >= 0, error);
+    // Two ends of an ordinary connection are not.
+    int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(client, addr.get(), addr.length) == 0);
+    int server = ::accept(listener, nullptr, nullptr);
+    REQUIRE(server >= 0);
+    CHECK_FALSE(reactor::connected_to_itself(client));
+    CHECK_FALSE(reactor::connected_to_itself(server));
+    ::close(client);
+    ::close(server);
+    ::close(listener);
+  }
+
+  TEST_CASE("a dial that meets itself is refused, frees the port, and is tried again") {
+    // In a network namespace of its own (this test's thread only) whose ephemeral range is the one
+    // port dialled, every dial while nothing listens there meets itself. The connector must report
+    // that as a failure (not hand over a connection to itself), leave no TIME-WAIT on the port (the
+    // listener then binds it), and connect once the listener is there.
+    enum Outcome { kSkipped, kPassed, kHandedOver, kListenerRefused, kTimedOut };
+    std::string failure;
+    Outcome outcome = kTimedOut;
+    std::thread t([&] {
+      if (::unshare(CLONE_NEWNET) != 0) {
+        outcome = kSkipped;
+        return;
+      }
+      const int ctl = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      ifreq lo{};
+      std::strcpy(lo.ifr_name, "lo");
+      ::ioctl(ctl, SIOCGIFFLAGS, &lo);
+      lo.ifr_flags = static_cast<short>(lo.ifr_flags | IFF_UP);
+      const bool up = ::ioctl(ctl, SIOCSIFFLAGS, &lo) == 0;
+      ::close(ctl);
+      auto set_range = [](const char* range) {
+        FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "w");
+        if (!f) return false;
+        const bool ok = std::fputs(range, f) >= 0;
+        return std::fclose(f) == 0 && ok;
+      };
+      if (!up || !set_range("40000 40000")) {
+        outcome = kSkipped;
+        return;
+      }
+      reactor::SocketAddress addr;
+      std::string error;
+      if (!reactor::resolve("127.0.0.1", 40000, &addr, &error)) return;
+      EventLoop loop;
+      int connected_fd = -1;
+      int listener = -1;
+      reactor::Connector connector(
+          loop, addr, reactor::Backoff(10ms, 40ms, 0.0),
+          [&](int fd) {
+            connected_fd = fd;
+            if (listener < 0) outcome = kHandedOver;
+          },
+          [&](std::string_view why, reactor::Backoff::Millis) {
+            if (listener >= 0 || why.find("connected to itself") == std::string_view::npos) return;
+            failure = std::string(why);
+            set_range("41000 41999");
+            listener = reactor::listen_tcp(addr, 8, &error);
+            if (listener < 0) outcome = kListenerRefused;
+          });
+      loop.queue([&] { connector.start(); });
+      spin(loop, [&] { return connected_fd >= 0 || outcome == kListenerRefused || outcome == kHandedOver; });
+      connector.stop();
+      if (connected_fd >= 0 && outcome == kTimedOut) outcome = kPassed;
+      if (connected_fd >= 0) ::close(connected_fd);
+      if (listener >= 0) ::close(listener);
+    });
+    t.join();
+    if (outcome == kSkipped) {
+      MESSAGE("skipped: no network namespace of its own for this test (needs CAP_SYS_ADMIN)");
+      return;
+    }
+    CHECK(outcome == kPassed);
+    CHECK(failure.find("127.0.0.1:40000: connected to itself") != std::string::npos);
   }
 
   TEST_CASE("a SO_REUSEPORT group shares one port, spreads connections, and keeps others out") {
