@@ -8,6 +8,7 @@
 #include <string>
 
 #include "test/json_reference.h"
+#include "test/unit/xorshift.h"
 #include "tools/load/arg_parse.h"
 #include "tools/load/herd_reply.h"
 #include "tools/load/histogram.h"
@@ -71,11 +72,9 @@ TEST_CASE("load reply framing: lines and WHATSAT replies") {
 TEST_CASE("load reply framing: the blank-line search agrees with a byte loop at every offset") {
   // Texts of newlines and letters: every "\n\n" position, including across the 16-byte blocks
   // the vector search compares and in the last bytes it leaves to the byte loop.
-  uint64_t rng = 0x2545f4914f6cdd1dull;
+  XorShift next{0x2545f4914f6cdd1dull};
   for (int k = 0; k < 3000; ++k) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
+    const uint64_t rng = next();
     std::string s(rng % 80, 'a');
     for (size_t i = 0; i < s.size(); ++i) {
       if ((rng >> (i % 60)) % 5 == 0) s[i] = '\n';

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "herd/log_sink.h"
+#include "test/unit/xorshift.h"
 
 namespace {
 
@@ -304,18 +305,12 @@ TEST_SUITE("log_sink") {
   TEST_CASE("text dense with escapes (a WHATSAT reply's JSON) comes out byte for byte") {
     // Random texts of 0 to 300 bytes, a third of their bytes needing an escape (of both lengths);
     // texts just shorter and longer than the writer's 4 KiB segments and two of them; sparse ones
-    // (one byte in 60 escaped, so that clean and dirty 32-byte pairs alternate); one of nothing but
+    // (one byte in 60 escaped, so that clean and dirty 16-byte blocks alternate); one of nothing but
     // \xHH bytes (the worst case the writer reserves room for); and a WHATSAT-like text of 12 KB
     // with a newline every 20 bytes: each entry equals the rule applied byte by byte (under ASan a
     // store past the reserved room would show).
     const char pool[] = {'\n', '\r', '\t', '\\', '\0', '\x1b', '\x7f', '\x80', '\xff', ' ', 'a', '"', '{', '9'};
-    uint64_t rng = 0x9e3779b97f4a7c15ull;
-    auto next = [&rng] {
-      rng ^= rng << 13;
-      rng ^= rng >> 7;
-      rng ^= rng << 17;
-      return rng;
-    };
+    XorShift next{0x9e3779b97f4a7c15ull};
     std::vector<std::string> texts;
     std::vector<size_t> sizes;
     for (int k = 0; k < 2000; ++k) sizes.push_back(next() % 301);
@@ -364,13 +359,7 @@ TEST_SUITE("log_sink") {
     // ending in \r\n, some empty, the batch ending with or without a newline. Each non-empty line
     // (a \r before its \n dropped) must be one entry, the rule applied byte by byte.
     const char pool[] = {'\r', '\t', '\\', '\0', '\x1b', '\x7f', '\x80', '\xff', ' ', '"'};
-    uint64_t rng = 0x2545f4914f6cdd1dull;
-    auto next = [&rng] {
-      rng ^= rng << 13;
-      rng ^= rng >> 7;
-      rng ^= rng << 17;
-      return rng;
-    };
+    XorShift next{0x2545f4914f6cdd1dull};
     std::vector<std::string> batches;
     std::vector<std::string> want;
     for (int b = 0; b < 400; ++b) {

@@ -16,6 +16,7 @@
 #include "protocol/location.h"
 #include "protocol/reply.h"
 #include "protocol/timestamp.h"
+#include "test/unit/xorshift.h"
 
 using namespace std::string_literals;
 using namespace std::string_view_literals;
@@ -45,17 +46,6 @@ std::string iamat_with_time(std::string_view time) {
 std::string whatsat(std::string_view radius, std::string_view bound) {
   return "WHATSAT kiwi.cs.ucla.edu "s + std::string(radius) + " " + std::string(bound);
 }
-
-// A seeded xorshift64 sequence: the same random cases on every run.
-struct XorShift {
-  uint64_t x;
-  uint64_t operator()() {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  }
-};
 
 // True when `v` is empty or lies entirely inside `line`.
 bool inside(std::string_view v, std::string_view line) {

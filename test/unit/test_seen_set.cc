@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "herd/seen_set.h"
+#include "test/unit/xorshift.h"
 
 using herd::SeenSet;
 
@@ -90,12 +91,13 @@ TEST_SUITE("seen_set") {
     const char* pieces[] = {" ",       "\t",          "\r\n", ",", ",,",   "seen=", "seen=",
                             "Hands",   "Holiday",     "H",    "x=1", "seen", "Holiday-east-annex",
                             "Goloman", "\v\f", "seen=Wilkes,Welsh"};
-    uint64_t x = 0x9e3779b97f4a7c15ull;
+    XorShift next{0x9e3779b97f4a7c15ull};
+    uint64_t x = next.x;
     size_t short_ones = 0, long_ones = 0;  // (up to 63 bytes the parse works on masks)
     for (int round = 0; round < 40000; ++round) {
       std::string extra;
       for (int k = static_cast<int>(x % (round % 2 ? 9 : 24)); k >= 0; --k) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        x = next();
         extra += pieces[x % (sizeof pieces / sizeof *pieces)];
       }
       (extra.size() <= 63 ? short_ones : long_ones)++;
