@@ -23,6 +23,9 @@
 namespace herd {
 namespace {
 
+// The longest line write_each_line copies in one scan; longer ones are written entry by entry.
+constexpr size_t kLineScanBytes = 4096;
+
 // How often the writer moves the lanes to disk when nobody asks for a flush.
 constexpr auto kWriterPeriod = std::chrono::milliseconds(20);
 // A lane's buffers up to this size are kept whatever the load (see run_writer).
@@ -534,11 +537,14 @@ void LogSink::append_lines_locked(Lane& lane, const timespec& ts, std::string_vi
   const size_t head = entry_head_size(lane, who);
   while (!lines.empty()) {
     if (lane.buf.size() < bound && lane.dropped == 0) {
-      char* q = put_entry_head(lane, who, dir, lines.size());
-      const size_t end = copy_to_escape(q, lines);
+      // The scan looks at most kLineScanBytes ahead, so that the room asked for past the lane's
+      // bound stays small whatever the batch; a longer line goes through append_locked.
+      const std::string_view window = lines.substr(0, kLineScanBytes);
+      char* q = put_entry_head(lane, who, dir, window.size());
+      const size_t end = copy_to_escape(q, window);
       size_t next = 0;  // where the next line starts, when this one is clean
-      if (end == lines.size()) {
-        next = end;
+      if (end == window.size()) {
+        if (end == lines.size()) next = end;  // (else: longer than the window)
       } else if (lines[end] == '\n') {
         next = end + 1;
       } else if (lines[end] == '\r' && end + 1 < lines.size() && lines[end + 1] == '\n') {

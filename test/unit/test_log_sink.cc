@@ -384,6 +384,18 @@ TEST_SUITE("log_sink") {
       }
       batches.push_back(batch);
     }
+    // Lines around and past the 4 KiB the scan looks ahead (longer ones are written entry by entry),
+    // clean and not, the last one without a newline.
+    const size_t long_sizes[] = {4094, 4095, 4096, 4097, 9000, 4096};
+    std::string long_lines;
+    for (size_t k = 0; k < std::size(long_sizes); ++k) {
+      std::string line(long_sizes[k], 'L');
+      if (k == 3) line[4000] = '\t';
+      long_lines += line;
+      if (k + 1 < std::size(long_sizes)) long_lines += '\n';
+      want.push_back("c > " + escaped_by_rule(line));
+    }
+    batches.push_back(long_lines);
     std::string path = temp_path();
     {
       std::string error;
