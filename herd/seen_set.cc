@@ -59,8 +59,7 @@ SeenSet SeenSet::parse_short(std::string_view extra) {
       const unsigned to = commas ? static_cast<unsigned>(__builtin_ctzll(commas)) : end;
       if (to > from) {
         const size_t size = to - from;
-        const Key key{tag_from(load64(buf + from), size), std::string_view(extra.data() + from, size)};
-        if (!set.find(key)) set.add_absent(key);  // (add() inline: four or five names, each looked up)
+        set.add(Key{tag_from(load64(buf + from), size), std::string_view(extra.data() + from, size)});
       }
       if (!commas) break;
       commas &= commas - 1;
@@ -105,10 +104,6 @@ SeenSet SeenSet::parse(std::string_view extra) {
 
 uint64_t SeenSet::tag_of(std::string_view name) {
   return tag_from(load_short(name.data(), name.size() < 8 ? name.size() : 8), name.size());
-}
-
-void SeenSet::add(const Key& key) {
-  if (!find(key)) add_absent(key);
 }
 
 void SeenSet::append_field(std::string& out) const {

@@ -38,7 +38,9 @@ class SeenSet {
   bool contains(const Key& key) const { return find(key); }
   bool contains(std::string_view name) const { return find(key_of(name)); }
   // Views are kept: the name must outlive the set.
-  void add(const Key& key);
+  void add(const Key& key) {
+    if (!find(key)) add_absent(key);
+  }
   void add(std::string_view name) { add(key_of(name)); }
   // The same, for a name the caller knows is not in the set (no look-up).
   void add_absent(const Key& key) {
