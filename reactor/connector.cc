@@ -118,10 +118,7 @@ void Connector::on_events(uint32_t) {
   if (connected_to_itself(fd_)) {
     // Nothing listens there, and the kernel gave this socket that very port: it met itself. Closed
     // with a reset, so that no TIME-WAIT holds the port when the listener comes.
-    loop_.remove(fd_);
-    close_with_reset(fd_);
-    fd_ = -1;
-    abandon_socket();  // (the deadline)
+    abandon_socket(true);
     fail(addr_.to_string() + ": connected to itself (nothing listens there, and the port is in the "
                              "kernel's ephemeral range, net.ipv4.ip_local_port_range)");
     return;
@@ -144,14 +141,18 @@ void Connector::fail(std::string_view error) {
   schedule(delay);
 }
 
-void Connector::abandon_socket() {
+void Connector::abandon_socket(bool reset) {
   if (deadline_ != 0) {
     loop_.cancel(deadline_);
     deadline_ = 0;
   }
   if (fd_ < 0) return;
   loop_.remove(fd_);
-  ::close(fd_);
+  if (reset) {
+    close_with_reset(fd_);
+  } else {
+    ::close(fd_);
+  }
   fd_ = -1;
 }
 

@@ -51,7 +51,8 @@ class Connector final : public Pollable {
   void dial();   // connect to addr_
   void fail(std::string_view error);
   void schedule(Backoff::Millis delay);  // the next attempt, after `delay`
-  void abandon_socket();
+  // Drops the attempt's socket (closed with a reset when `reset`: see close_with_reset) and deadline.
+  void abandon_socket(bool reset = false);
 
   EventLoop& loop_;
   std::string host_;  // empty: addr_ is fixed

@@ -11,9 +11,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <cstdio>
-
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace reactor {
