@@ -1,7 +1,10 @@
 // FloodRouter implementation.
 #include "herd/flood_router.h"
 
+#include <atomic>
+
 #include "herd/peer_link.h"
+#include "herd/route_memo.h"
 
 namespace herd {
 namespace {
@@ -34,43 +37,83 @@ class BacklogAppend final : public LocationTable::Observer {
 
 }  // namespace
 
+namespace {
+
+// A number for each router, and a new one when its links change: the key of its RouteMemo entries.
+std::atomic<uint64_t> next_router_id{1};
+
+constinit thread_local RouteMemo routes;
+
+}  // namespace
+
 FloodRouter::FloodRouter(std::string self, LocationTable& table, FloodLog& backlog, bool keep_all)
-    : self_(std::move(self)), table_(table), backlog_(backlog), keep_all_(keep_all), self_key_(SeenSet::key_of(self_)) {}
+    : self_(std::move(self)),
+      table_(table),
+      backlog_(backlog),
+      keep_all_(keep_all),
+      self_key_(SeenSet::key_of(self_)),
+      id_(next_router_id.fetch_add(1, std::memory_order_relaxed)) {}
 
 void FloodRouter::set_links(std::vector<PeerLink*> links) {
   links_ = std::move(links);
   link_keys_.clear();
   for (const PeerLink* link : links_) link_keys_.push_back(SeenSet::key_of(link->peer_name()));
+  id_ = next_router_id.fetch_add(1, std::memory_order_relaxed);
 }
 
 FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Timestamp time,
                                        const protocol::RecordForm& record, LocationTable::Source source,
                                        std::string_view from, std::string_view extra,
                                        std::string* stored) {
-  // `from` is not added to the set: only what a sender says of itself is trusted (a sender that
-  // speaks seen= always lists itself), so a peer that is not who its hello says, or a server without
-  // seen=, can never keep a record from anyone. It is only never sent the record back.
-  SeenSet seen = SeenSet::parse(extra);
+  // Routes are remembered only while each link has a bit of its own (a shared bit could not tell
+  // which of its links were up).
+  const bool memo = links_.size() <= kMaskBits;
+  RouteMemo::Route* route = memo ? routes.find(id_, from, extra) : nullptr;
+  thread_local std::string line;
+  line.clear();
   uint64_t mask = 0;
-  for (size_t k = 0; k < links_.size(); ++k) {
-    if (link_keys_[k].name != from && !seen.contains(link_keys_[k])) mask |= bit_for(k);
+  bool routed = false;  // the mask known, and the line written if one is owed
+  if (route != nullptr) {
+    mask = route->owed;
+    if (mask == 0 && !keep_all_) {
+      routed = true;
+    } else if (route->has_field && route->field_up == up_links(mask)) {
+      line.assign(record.record()).append(route->field());
+      routed = true;
+    }
+  }
+  if (!routed) {
+    SeenSet seen = SeenSet::parse(extra);
+    if (route == nullptr) {
+      // `from` is not added to the set: only what a sender says of itself is trusted (a sender
+      // that speaks seen= always lists itself), so a peer that is not who its hello says, or a
+      // server without seen=, can never keep a record from anyone. It is only never sent the
+      // record back.
+      for (size_t k = 0; k < links_.size(); ++k) {
+        if (link_keys_[k].name != from && !seen.contains(link_keys_[k])) mask |= bit_for(k);
+      }
+      if (memo) route = routes.put(id_, from, extra, mask);
+    }
+    if (mask != 0 || keep_all_) {
+      // The set the line carries on: this server, then the neighbours it is sent to. (Most
+      // receivers in a herd owe no one the record and keep no backlog: they never build it.)
+      // Only neighbours we can reach now count as served; the others stay open to other paths.
+      seen.add(self_key_);
+      const uint64_t up = up_links(mask);
+      for (size_t k = 0; k < links_.size(); ++k) {
+        // Not in the set (that is why it is owed the record); links are to distinct neighbours.
+        // (With a bit per link, `up` says which, as read once: the field and its key agree.)
+        const bool sent = memo ? (up & bit_for(k)) != 0 : (mask & bit_for(k)) && links_[k]->up();
+        if (sent) seen.add_absent(link_keys_[k]);
+      }
+      line.assign(record.record());
+      const size_t at = line.size();
+      seen.append_field(line);
+      if (route != nullptr) RouteMemo::set_field(route, up, std::string_view(line).substr(at));
+    }
   }
   Result result;
   const bool append_it = mask != 0 || keep_all_;
-  thread_local std::string line;
-  line.clear();
-  if (append_it) {
-    // The set the line carries on: this server, then the neighbours it is sent to. (Most receivers
-    // in a herd owe no one the record and keep no backlog: they never build it.)
-    seen.add(self_key_);
-    // Only neighbours we can reach now count as served; the others stay open to other paths.
-    for (size_t k = 0; k < links_.size(); ++k) {
-      // Not in the set (that is why it is owed the record); links are to distinct neighbours.
-      if ((mask & bit_for(k)) && links_[k]->up()) seen.add_absent(link_keys_[k]);
-    }
-    line.assign(record.record());
-    seen.append_field(line);
-  }
   BacklogAppend append(backlog_, mask, line, append_it);
   result.stored = table_.offer(client_id, time, record, source, stored, &append);
   result.seq = append.seq;
@@ -80,6 +123,14 @@ FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Tim
     }
   }
   return result;
+}
+
+uint64_t FloodRouter::up_links(uint64_t mask) const {
+  uint64_t up = 0;
+  for (size_t k = 0; k < links_.size(); ++k) {
+    if ((mask & bit_for(k)) && links_[k]->up()) up |= bit_for(k);
+  }
+  return up;
 }
 
 uint64_t FloodRouter::append_progress(std::string_view peer, std::string_view run, uint64_t seq) {

@@ -3,7 +3,9 @@
 // the line they are sent (the record and the updated seen= set: this server, and the owed neighbours
 // whose links are up right now; a neighbour whose link is down is never named, so others still reach
 // it by another path), and offers the record to the table. If it is stored, the line goes into the
-// backlog (FloodLog) under the client's shard lock, and the links owed it are woken.
+// backlog (FloodLog) under the client's shard lock, and the links owed it are woken. The links owed
+// and the seen= field written are remembered per thread for the last few senders and sets
+// (RouteMemo), so the records of an update, which arrive alike, are routed without parsing the set.
 //
 // Threads: offer() and append_progress() from any thread; set_links() once, before the loops start.
 #pragma once
@@ -56,6 +58,9 @@ class FloodRouter {
   uint64_t append_progress(std::string_view peer, std::string_view run, uint64_t seq);
 
  private:
+  // The links of `mask` that are up now.
+  uint64_t up_links(uint64_t mask) const;
+
   const std::string self_;
   LocationTable& table_;
   FloodLog& backlog_;
@@ -64,6 +69,8 @@ class FloodRouter {
   // SeenSet keys of self_ and of each link's neighbour (views of their names), made once.
   const SeenSet::Key self_key_;
   std::vector<SeenSet::Key> link_keys_;
+  // The key of this router's routes in each thread's RouteMemo (new when the links change).
+  uint64_t id_;
 };
 
 }  // namespace herd

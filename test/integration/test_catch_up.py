@@ -152,6 +152,46 @@ def test_a_record_is_never_sent_back_to_the_neighbour_it_came_from(make_herd):
     assert at_lines(herd.port('B'), [cid])[cid] is None
 
 
+def test_the_seen_field_names_the_links_up_when_each_record_is_sent(make_herd):
+    """Goloman remembers the seen= field it wrote for a sender and set (here: a client, no set), and
+    that field must follow its links: all three neighbours named while all links are up, Hands left
+    out while its link is cut, named again once it is back. One client connection throughout, so
+    every update is routed by the same loop, and three updates a phase, so later ones reuse what the
+    first worked out."""
+    herd = make_herd(proxied=True)
+    neighbours = ['Hands', 'Holiday', 'Wilkes']
+
+    def link_is_up(name):
+        events = re.findall(rb' %s ([-+]) link (?:up|down)' % name.encode(), herd.log_bytes('Goloman'))
+        return events[-1:] == [b'+']
+
+    sent_with = {}
+
+    def phase(c, tag, to):
+        ids = [unique_id(tag) for _ in range(3)]
+        c.send(b''.join(b'IAMAT %s %s 1600000000.5\n' % (i, UCLA) for i in ids))
+        lines = [c.read_line()[:-1] for _ in ids]
+        entries = lambda: [l for l in herd.log_bytes('Goloman').split(b'\n')
+                           if any(b' %s > %s seen=' % (n.encode(), line) in l for n in to for line in lines)]
+        wait_for(lambda: len(entries()) == 3 * len(to), 10, '%s: the updates sent to %s' % (tag, to))
+        sent_with[tag] = sorted({l.split(b' seen=')[1] for l in entries()})
+
+    # (Through the proxy, links may come up and drop once while the servers start.)
+    wait_for(lambda: all(link_is_up(n) for n in neighbours), 30, "Goloman's three links up")
+    with herd.client('Goloman') as c:
+        phase(c, 'all-up', neighbours)
+        herd.proxy('mode Goloman>Hands drop')
+        herd.proxy('mode Hands>Goloman drop')
+        wait_for(lambda: not link_is_up('Hands'), 10, 'the link to Hands down, in Goloman.log')
+        phase(c, 'hands-cut', ['Holiday', 'Wilkes'])
+        herd.proxy('mode Goloman>Hands pass')
+        herd.proxy('mode Hands>Goloman pass')
+        wait_for(lambda: link_is_up('Hands'), 30, 'the link to Hands up again, in Goloman.log')
+        phase(c, 'back', neighbours)
+    assert sent_with == {'all-up': [b'Goloman,Hands,Holiday,Wilkes'], 'hands-cut': [b'Goloman,Holiday,Wilkes'],
+                         'back': [b'Goloman,Hands,Holiday,Wilkes']}, sent_with
+
+
 def test_a_neighbour_whose_link_is_down_is_never_named_in_seen(make_herd):
     """Goloman's link to Hands is cut when an update comes to Goloman, so Goloman must not name
     Hands in seen=: Wilkes, whose link to Hands is up, sends it on. Goloman is then killed (what it
