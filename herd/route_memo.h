@@ -48,8 +48,7 @@ class RouteMemo {
   Route* find(uint64_t owner, std::string_view from, std::string_view extra) {
     for (Route& r : ways_) {
       if (r.owner_ == owner && r.from_size_ == from.size() && r.extra_size_ == extra.size() &&
-          std::memcmp(r.key_, from.data(), from.size()) == 0 &&
-          std::memcmp(r.key_ + from.size(), extra.data(), extra.size()) == 0) {
+          starts_with(r.key_, from) && starts_with(r.key_ + from.size(), extra)) {
         return &r;
       }
     }
@@ -86,6 +85,12 @@ class RouteMemo {
   }
 
  private:
+  // Whether the bytes at p begin with s (an empty view may have no data pointer, which memcmp must
+  // not be given even for no bytes).
+  static bool starts_with(const char* p, std::string_view s) {
+    return s.empty() || std::memcmp(p, s.data(), s.size()) == 0;
+  }
+
   Route ways_[kWays];
   size_t next_ = 0;
 };
