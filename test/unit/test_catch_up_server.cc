@@ -20,9 +20,12 @@
 
 #include "herd/log_sink.h"
 #include "herd/server.h"
+#include "test/unit/free_port.h"
 #include "test/unit/temp_dir.h"
 
 using namespace std::chrono_literals;
+
+using testing_net::unused_loopback_port;
 
 namespace {
 
@@ -31,18 +34,6 @@ struct NoPlaces : places::PlacesProvider {
     done("{\"results\" : [], \"status\" : \"ZERO_RESULTS\"}");
   }
 };
-
-uint16_t any_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 // Sends `n` pipelined IAMATs for clients prefix0..prefix<n-1> and counts the AT replies.
 int iamats(uint16_t port, const std::string& prefix, int n, int t) {
@@ -103,8 +94,8 @@ TEST_SUITE("catch_up server concurrency") {
     config.peer_backoff_max_ms = 100;
     config.data_dir = dir + "/data";
     config.fsync = "always";
-    config.servers.push_back({"A", "127.0.0.1", any_port(), any_port()});
-    config.servers.push_back({"B", "127.0.0.1", any_port(), any_port()});
+    config.servers.push_back({"A", "127.0.0.1", unused_loopback_port(), unused_loopback_port()});
+    config.servers.push_back({"B", "127.0.0.1", unused_loopback_port(), unused_loopback_port()});
     config.links.push_back({"A", "B"});
     auto places = std::make_shared<NoPlaces>();
     std::string error;

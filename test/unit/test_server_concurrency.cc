@@ -21,10 +21,13 @@
 #include "herd/log_sink.h"
 #include "herd/metrics.h"
 #include "herd/server.h"
+#include "test/unit/free_port.h"
 #include "test/unit/temp_dir.h"
 #include "test/unit/test_certs.h"
 
 using namespace std::chrono_literals;
+
+using testing_net::unused_loopback_port;
 
 namespace {
 
@@ -34,18 +37,6 @@ struct FixedPlaces : places::PlacesProvider {
     done("{\n   \"html_attributions\" : [],\n   \"results\" : [],\n   \"status\" : \"ZERO_RESULTS\"\n}");
   }
 };
-
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 int dial(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -86,8 +77,8 @@ TEST_SUITE("concurrency") {
     config.threads = 2;
     config.peer_backoff_initial_ms = 20;
     config.peer_backoff_max_ms = 100;
-    config.servers.push_back({"A", "127.0.0.1", free_port(), free_port()});
-    config.servers.push_back({"B", "127.0.0.1", free_port(), free_port()});
+    config.servers.push_back({"A", "127.0.0.1", unused_loopback_port(), unused_loopback_port()});
+    config.servers.push_back({"B", "127.0.0.1", unused_loopback_port(), unused_loopback_port()});
     config.links.push_back({"A", "B"});
     bool tls = false;
     SUBCASE("plaintext peer link") {}
@@ -196,7 +187,7 @@ TEST_SUITE("concurrency") {
     const std::string dir = tmp.path;
     herd::Config config;
     config.threads = 2;
-    config.servers.push_back({"A", "127.0.0.1", free_port(), free_port()});
+    config.servers.push_back({"A", "127.0.0.1", unused_loopback_port(), unused_loopback_port()});
     bool reuseport = false;
     SUBCASE("exclusive") {}
     SUBCASE("reuseport") { reuseport = true; }
