@@ -27,6 +27,7 @@
 #include "reactor/listener.h"
 #include "reactor/loop_group.h"
 #include "reactor/socket.h"
+#include "test/unit/free_port.h"
 
 using namespace std::chrono_literals;
 using reactor::EventLoop;
@@ -291,17 +292,9 @@ TEST_SUITE("reactor") {
   }
 
   TEST_CASE("the connector retries a closed port, then connects once something listens") {
-    reactor::SocketAddress addr;
+    reactor::SocketAddress addr;  // nothing listens there
     std::string error;
-    REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
-    int probe = reactor::listen_tcp(addr, 8, &error);
-    REQUIRE(probe >= 0);
-    sockaddr_storage bound{};
-    socklen_t len = sizeof bound;
-    ::getsockname(probe, reinterpret_cast<sockaddr*>(&bound), &len);
-    std::memcpy(&addr.storage, &bound, len);
-    addr.length = len;
-    ::close(probe);  // now nothing listens there
+    REQUIRE(reactor::resolve("127.0.0.1", testing_net::unused_loopback_port(), &addr, &error));
 
     EventLoop loop;
     int failures = 0;
@@ -325,12 +318,7 @@ TEST_SUITE("reactor") {
     // socket to itself (what a dial into the ephemeral range can meet by chance).
     reactor::SocketAddress addr;
     std::string error;
-    REQUIRE(reactor::resolve("127.0.0.1", 0, &addr, &error));
-    int probe = reactor::listen_tcp(addr, 8, &error);
-    REQUIRE(probe >= 0);
-    addr.length = sizeof addr.storage;
-    REQUIRE(::getsockname(probe, reinterpret_cast<sockaddr*>(&addr.storage), &addr.length) == 0);
-    ::close(probe);
+    REQUIRE(reactor::resolve("127.0.0.1", testing_net::unused_loopback_port(), &addr, &error));
     int self = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(self >= 0);
     REQUIRE(::bind(self, addr.get(), addr.length) == 0);
