@@ -460,11 +460,18 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
         if (stored) cur->append_to(*names_, stored);
         return false;
       }
-      fresh = shard.make(time, record.size(), packed);  // may throw: nothing changed yet
+      // The same room (a client's next record nearly always needs it): written over in place, in
+      // lines the compare has just read, leaving nothing dead for a compaction to copy.
+      const bool in_place = !cur->alone() && cur->footprint() == Record::footprint(packed.size());
+      fresh = in_place ? cur : shard.make(time, record.size(), packed);  // may throw: nothing changed yet
       shard.record_bytes += charge(record.size());
       shard.record_bytes -= charge(cur->size());
-      shard.arena.release(cur);
-      shard.slots[i] = Shard::make_slot(fresh, Shard::tag_of(h));
+      if (in_place) {
+        cur->fill(time, record.size(), packed, false);
+      } else {
+        shard.arena.release(cur);
+        shard.slots[i] = Shard::make_slot(fresh, Shard::tag_of(h));
+      }
     } else {
       if (probe > kMaxProbe && shard.slots.size() < (shard.used + 1) * 64) {
         // A run this long is bad luck (the key is secret): spread it over twice the slots.

@@ -282,6 +282,39 @@ TEST_SUITE("location_table arena") {
     }
   }
 
+  TEST_CASE("a client's next record that needs the same room is written over in place") {
+    LocationTable t(SIZE_MAX, SIZE_MAX, kKey);
+    // Seconds and nanoseconds of fixed width, and locations of one length: every version packs to
+    // the same size.
+    auto version = [](int k, const char* where) {
+      return record("S", "inplace", 100000 + k, 100000000 + k, where);
+    };
+    REQUIRE(t.offer("inplace", {100000, 100000000}, version(0, "+1.0+2.0"), LocationTable::Source::kClient, nullptr));
+    const size_t base = t.memory_bytes();
+    for (int k = 1; k < 2000; ++k) {
+      const std::string rec = version(k, k % 2 ? "+3.0-4.0" : "-5.0+6.0");
+      REQUIRE(t.offer("inplace", {100000 + k, 100000000 + k}, rec, LocationTable::Source::kClient, nullptr));
+      // Nothing allocated and nothing left dead: were each version placed anew, the block would
+      // fill within a few dozen versions and the arena take another.
+      REQUIRE(t.memory_bytes() == base);
+      std::string got;
+      REQUIRE(t.lookup("inplace", &got, nullptr));
+      REQUIRE(got == rec);
+    }
+    // A version that needs more room is placed anew, and the next of its size is written over it.
+    const std::string longer = version(2000, "+1.00000000000000000000+2.0");
+    REQUIRE(t.offer("inplace", {102000, 100002000}, longer, LocationTable::Source::kClient, nullptr));
+    std::string got;
+    REQUIRE(t.lookup("inplace", &got, nullptr));
+    CHECK(got == longer);
+    const std::string again = version(2001, "+1.00000000000000000000+9.0");
+    REQUIRE(t.offer("inplace", {102001, 100002001}, again, LocationTable::Source::kClient, nullptr));
+    got.clear();
+    REQUIRE(t.lookup("inplace", &got, nullptr));
+    CHECK(got == again);
+    CHECK(t.size() == 1);
+  }
+
   TEST_CASE("records long enough for a block of their own come and go with their memory") {
     LocationTable t(SIZE_MAX, SIZE_MAX, kKey);
     const std::string small = record("S", "big", 1, 0);
@@ -351,8 +384,11 @@ TEST_SUITE("location_table arena") {
     int round = 1;
     while (!pos.done) {
       t.scan(&pos, &out, 1500);
+      // Each round's records need more room than the last (more digits, four bytes' worth packed):
+      // a version written over its predecessor in place would make no dead bytes to compact.
+      const std::string where = "+1." + std::string(8 * static_cast<size_t>(round), '5') + "-2.0";
       for (int c = 0; c < clients; c += 3) {
-        t.offer(id_of(c), {round, c}, record("S", id_of(c), round, c), LocationTable::Source::kClient, nullptr);
+        t.offer(id_of(c), {round, c}, record("S", id_of(c), round, c, where), LocationTable::Source::kClient, nullptr);
       }
       ++round;
     }
