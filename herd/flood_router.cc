@@ -35,13 +35,10 @@ class BacklogAppend final : public LocationTable::Observer {
   const bool append_;
 };
 
-}  // namespace
-
-namespace {
-
 // A number for each router, and a new one when its links change: the key of its RouteMemo entries.
 std::atomic<uint64_t> next_router_id{1};
 
+// This thread's routes (constant-initialised: no guard on each use).
 constinit thread_local RouteMemo routes;
 
 }  // namespace
