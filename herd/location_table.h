@@ -5,8 +5,10 @@
 // holding the records themselves. No global lock, and no malloc per record: a stored record is a
 // 24-byte head and the record's stored form (protocol/packed_record.h: packed, about half its
 // length, unless the table was made with packed = false), packed into the shard's arena blocks, so a
-// client costs that plus about 20 bytes of slot and padding instead of a heap block each. Replaced and evicted
-// records leave dead bytes; when those reach half of the live ones the shard copies its live records
+// client costs that plus about 20 bytes of slot and padding instead of a heap block each. A client's
+// next record that needs the same room (nearly always) is written over the last in place; records
+// replaced by one of another size, and evicted ones, leave dead bytes; when those reach half of the
+// live ones the shard copies its live records
 // into one exactly-sized block (compaction: at most about two bytes copied per byte that died). Under
 // the lock there is only the compare and the copy of a record, the copy of records out, and now and
 // then a block allocation, the regrowth of the slot array or a compaction. Never I/O.
