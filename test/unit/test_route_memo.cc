@@ -77,11 +77,11 @@ TEST_SUITE("route_memo") {
     };
     const std::vector<std::string> froms = {"", "A", "AB", "Hands", "Goloman"};
     const std::vector<std::string> extras = {"", "B", "seen=A", "seen=A,B", "seen=Goloman,Hands,Holiday,Wilkes",
-                                             " seen=A", std::string(150, 'z')};
+                                             " seen=A", std::string(150, 'z'), std::string(158, 'z')};
     auto memo = std::make_unique<RouteMemo>();
     std::vector<Kept> model;
     XorShift rng{0x5eed1234abcdULL};
-    size_t hits = 0, kept = 0;
+    size_t hits = 0, kept = 0, too_long = 0;
     for (int step = 0; step < 20000; ++step) {
       const uint64_t owner = 1 + rng() % 3;
       const std::string& from = froms[rng() % froms.size()];
@@ -106,6 +106,7 @@ TEST_SUITE("route_memo") {
       got = memo->put(owner, from, extra, owed);
       if (from.size() + extra.size() > RouteMemo::kMaxKey) {
         CHECK(got == nullptr);
+        ++too_long;
         continue;
       }
       REQUIRE(got != nullptr);
@@ -120,8 +121,10 @@ TEST_SUITE("route_memo") {
       if (model.size() == RouteMemo::kWays) model.erase(model.begin());
       model.push_back(k);
     }
-    // Both paths ran many times (4 ways among 105 keys: about 760 hits expected).
+    // Every path ran many times (4 ways among 120 keys, of which 6 too long to keep: about 630
+    // hits expected).
     CHECK(hits > 300);
     CHECK(kept > 1000);
+    CHECK(too_long > 100);
   }
 }
