@@ -1,6 +1,7 @@
 // Helpers shared by the two Nearby Search flavours.
 #include "places/upstream_api.h"
 
+#include <algorithm>
 #include <charconv>
 #include <utility>
 #include <vector>
@@ -49,9 +50,10 @@ const char* parse_upstream_json(std::string_view body, rapidjson::Document* doc)
 
 std::string_view defuse_zero_exponents(std::string_view body, std::string* scratch) {
   auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  const size_t n = body.size();
   bool copied = false;
   bool in_string = false;
-  for (size_t i = 0; i < body.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     char c = body[i];
     if (in_string) {
       if (c == '\\') {
@@ -66,24 +68,45 @@ std::string_view defuse_zero_exponents(std::string_view body, std::string* scrat
       continue;
     }
     if (c != '-' && !digit(c)) continue;
-    // A number: [-] digits [. digits] [e|E [+|-] digits].
-    size_t j = i + (c == '-');
-    bool nonzero = false;
-    for (; j < body.size() && (digit(body[j]) || body[j] == '.'); ++j) nonzero |= body[j] >= '1' && body[j] <= '9';
-    size_t exp_at = j;
-    if (j < body.size() && (body[j] == 'e' || body[j] == 'E')) {
-      ++j;
-      if (j < body.size() && (body[j] == '+' || body[j] == '-')) ++j;
-      while (j < body.size() && digit(body[j])) ++j;
-      if (!nonzero) {
+    // A number starts here. What rapidjson reads of it is the JSON grammar's longest prefix,
+    // [-] int [. digits] [e|E [+|-] digits], and it converts that prefix before it looks at what
+    // follows. A zero's int is "0"; after it, a fraction of zeros and an exponent are measured.
+    size_t k = i + (c == '-');
+    if (k < n && body[k] == '0') {
+      const size_t tail = ++k;
+      bool zero = true;
+      if (k + 1 < n && body[k] == '.' && digit(body[k + 1])) {
+        for (++k; k < n && digit(body[k]); ++k) zero &= body[k] == '0';
+      }
+      if (k + 1 < n && (body[k] == 'e' || body[k] == 'E')) {
+        size_t e = k + 1;
+        if (e < n && (body[e] == '+' || body[e] == '-')) ++e;
+        if (e < n && digit(body[e])) {
+          while (e < n && digit(body[e])) ++e;
+          k = e;
+        }
+      }
+      const std::string_view canonical = ".0";
+      if (zero && k > tail && body.substr(tail, k - tail) != canonical) {
         if (!copied) {
           scratch->assign(body);
           copied = true;
         }
-        for (size_t k = exp_at; k < j; ++k) (*scratch)[k] = ' ';
+        // Same length, so that a parse error's offset still points into the body as received.
+        scratch->replace(tail, k - tail, k - tail, ' ');
+        scratch->replace(tail, canonical.size(), canonical);
       }
     }
-    i = j - 1;
+    // Skip the rest of the run: nothing in it can start a number of its own ("10.0e-30" is not
+    // "0.0e-30" after a 1).
+    size_t j = i + 1;
+    while (j < n && (digit(body[j]) || body[j] == '.')) ++j;
+    if (j < n && (body[j] == 'e' || body[j] == 'E')) {
+      ++j;
+      if (j < n && (body[j] == '+' || body[j] == '-')) ++j;
+      while (j < n && digit(body[j])) ++j;
+    }
+    i = std::max(j, k) - 1;
   }
   return copied ? std::string_view(*scratch) : body;
 }
