@@ -37,23 +37,14 @@ bool retryable_http(int http_status);
 // Shortest round-trip decimal text of `v` ("34.06893", "-118.445127", "10000").
 std::string number_text(double v);
 
-// `body` ready for rapidjson's full-precision parse: a zero written with an exponent or with more
-// than one fractional digit ("0e77", "-0.00E+400", "0.0000000000000000000000000") is rewritten
-// as 0.0 (-0.0), padded with spaces to its length. rapidjson 1.1.0 takes a zero whose exponent,
-// fractional digits counted, is below -22 to its slow path and normalises a zero significand
-// there (__builtin_clzll(0): undefined behaviour); the body comes from outside. Only a number's
-// grammatical prefix is rewritten ("00.0e1" stays the error it is). Returns `body` itself when
-// there is nothing to change (the common case, one pass), else a view of *scratch. Pure.
-std::string_view defuse_zero_exponents(std::string_view body, std::string* scratch);
-
 // Google's answers nest about 6 deep; a body nested deeper than this is not an answer.
 constexpr int kMaxJsonDepth = 32;
 
-// Parses an upstream's `body` into *doc (full precision, zero exponents defused): without recursion,
-// so that no nesting can exhaust a loop's stack, and refusing a document nested deeper than
-// kMaxJsonDepth (whose rendering would recurse, and grow with the square of the depth). Returns
-// null when *doc holds the body, else what is wrong with it, for the error message ("a body that is
-// not JSON", "JSON nested deeper than 32 levels").
+// Parses an upstream's `body` into *doc with read_json (json_reader.h: without recursion, so that
+// no nesting can exhaust a loop's stack, numbers converted by the C library), refusing a document
+// nested deeper than kMaxJsonDepth (whose rendering would recurse, and grow with the square of the
+// depth). Returns null when *doc holds the body, else what is wrong with it, for the error message
+// ("a body that is not JSON", "JSON nested deeper than 32 levels").
 const char* parse_upstream_json(std::string_view body, rapidjson::Document* doc);
 
 }  // namespace places

@@ -8,11 +8,14 @@
 #include <string>
 #include <string_view>
 
+#include "places/json_reader.h"
 #include "tools/load/json_check.h"
 
 namespace json_reference {
 
-// Fills *want from rapidjson's reading of `text` (iterative, with the text's length): whether it is
+// Fills *want from rapidjson's reading of `text` (places::read_json: iterative, with the text's
+// length, numbers converted by the C library, for rapidjson's own conversion is not safe on every
+// number; fuzz_upstream_json found three): whether it is
 // valid, whether it is an object, and that object's first "results" and "status" members (absent,
 // of another type, or present with the array's size or the string's text). False when rapidjson
 // cannot serve as the reference: it refuses numbers past a double's range, which the grammar allows.
@@ -20,8 +23,8 @@ inline bool rapidjson_shape(std::string_view text, herd_load::JsonShape* want) {
   using Seen = herd_load::JsonShape::Seen;
   *want = herd_load::JsonShape{};
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
-  if (doc.HasParseError()) return doc.GetParseError() != rapidjson::kParseErrorNumberTooBig;
+  const rapidjson::ParseResult read = places::read_json(text, &doc);
+  if (read.IsError()) return read.Code() != rapidjson::kParseErrorNumberTooBig;
   want->valid = true;
   want->top_is_object = doc.IsObject();
   if (!doc.IsObject()) return true;

@@ -104,6 +104,12 @@ def json_seeds():
         # Found by this harness: rapidjson's full-precision parse computed clz(0) for a zero with a
         # large exponent (a regression seed).
         'zero-exponent': b'760e77',
+        # And for a zero with 25 fractional digits, then bytes that are not JSON (CI found it); for
+        # an exponent that ran on once a first fix had rewritten the zero before it; and for a digit
+        # after 330 fractional zeros, which read rapidjson's table of powers out of bounds.
+        'zero-fraction': b'4.0.' + b'0' * 25 + b'F..',
+        'zero-run-on': b'7\n\n0e0e0067',
+        'tiny-digit': b'\x00\x00[0.' + b'0' * 330 + b'5e-30]',
     }
 
 

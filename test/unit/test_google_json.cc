@@ -11,14 +11,14 @@
 #include <rapidjson/document.h>
 
 #include "places/google_json.h"
+#include "places/json_reader.h"
 
 namespace {
 
-// Parses `json` (which must be valid) with full-precision numbers and renders it again.
+// Parses `json` (which must be valid) as the server parses an upstream's answer, and renders it again.
 std::string rerender(const std::string& json) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.c_str(), json.size());
-  REQUIRE_FALSE(doc.HasParseError());
+  REQUIRE_FALSE(places::read_json(json, &doc).IsError());
   return places::google_json(doc);
 }
 

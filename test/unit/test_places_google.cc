@@ -23,6 +23,7 @@
 #include "http_test_server.h"
 #include "loop_runner.h"
 #include "places/google_json.h"
+#include "places/json_reader.h"
 #include "places/google_places.h"
 #include "places/legacy_api.h"
 #include "places/new_api.h"
@@ -51,8 +52,7 @@ std::string fixture() {
 // upstream layouts would send it.
 std::string relayout(const std::string& json, bool pretty) {
   rapidjson::Document d;
-  d.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-  REQUIRE_FALSE(d.HasParseError());
+  REQUIRE_FALSE(places::read_json(json, &d).IsError());
   rapidjson::StringBuffer buf;
   if (pretty) {
     rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
