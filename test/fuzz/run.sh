@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every fuzz harness in DIR for SECONDS each (libFuzzer, ASan + UBSan), one after another:
-#   test/fuzz/run.sh DIR SECONDS
+#   test/fuzz/run.sh DIR SECONDS [SEED]
+# With a SEED, libFuzzer's choices are that seed's: a run explores the same inputs in the same order
+# (as far as its time takes it), so a gate such as `make fuzz-smoke` fails the same way each time
+# and not on what a lucky draw finds. Without, each run draws a new one: the search (`make fuzz`).
 # The committed seeds (test/fuzz/corpus/<harness>) are read, never written; what libFuzzer learns
 # goes to DIR/corpus/<harness> and is kept between runs. A crash, leak, timeout or failed property
 # leaves its input in DIR/crashes/ and fails the run: turn that input into a unit test.
 set -u
 dir=$1
 seconds=$2
+seed=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 failed=()
 for bin in "$dir"/fuzz_*; do
@@ -15,6 +19,7 @@ for bin in "$dir"/fuzz_*; do
   mkdir -p "$dir/corpus/$name" "$dir/crashes" "$dir/logs"
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$dir/crashes/$name-")
+  [ -n "$seed" ] && args+=(-seed="$seed")
   # A harness uses test/fuzz/<name>.dict, or the dictionary a comment in its source names.
   dict="$here/$name.dict"
   [ -f "$dict" ] || dict=$(sed -n 's|^// Dictionary: \(.*\)$|\1|p' "$here/$name.cc" | head -1)
