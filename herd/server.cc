@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -24,15 +25,13 @@ constexpr int kListenBacklog = 4096;
 // How often evictions from the location table are reported in the log (when there were any).
 constexpr reactor::EventLoop::Millis kEvictionReportPeriod{1000};
 
-// What to add to a listening error when the port was in use and lies in the kernel's range for
-// outgoing connections: then an outgoing connection (any program's, or a neighbour's dial while this
-// server was down) may be what holds it, and the port should be reserved or moved.
-std::string in_use_hint(uint16_t port, const std::string& error) {
+// What to add to a listening error (`err`, the failing call's errno) when the port was in use and
+// lies in the kernel's range for outgoing connections: then an outgoing connection (any program's,
+// or a neighbour's dial while this server was down) may be what holds it, and the port should be
+// reserved or moved.
+std::string in_use_hint(uint16_t port, int err) {
   uint16_t low = 0, high = 0;
-  if (error.find("in use") == std::string::npos || !reactor::ephemeral_port_range(&low, &high) ||
-      port < low || port > high) {
-    return "";
-  }
+  if (err != EADDRINUSE || !reactor::ephemeral_port_range(&low, &high) || port < low || port > high) return "";
   return " (port " + std::to_string(port) + " is in the kernel's range for outgoing connections, " +
          std::to_string(low) + "-" + std::to_string(high) +
          ", so an outgoing connection may hold it: choose a port below it, or reserve the port with "
@@ -123,19 +122,17 @@ bool Server::start(std::string* error) {
   // Every listening socket is bound (and listening) before a loop runs: the server is reachable on
   // all of them once start() returns, and a port that cannot be bound fails the start as a whole.
   const int threads = config_.loop_count();
-  if (!open_listening(client_addr, threads, &client_fds_, error)) {
-    *error = "cannot listen for clients on " + *error + in_use_hint(self_->port, *error);
+  // Opens one kind of listening socket, or says which could not be opened and why.
+  auto listen_on = [&](const reactor::SocketAddress& addr, uint16_t port, std::vector<int>* fds, const char* what) {
+    if (open_listening(addr, threads, fds, error)) return true;
+    const int err = errno;
+    *error = std::string("cannot listen for ") + what + " on " + *error + in_use_hint(port, err);
     close_listening();
     return false;
-  }
-  if (!open_listening(peer_addr, threads, &peer_fds_, error)) {
-    *error = "cannot listen for peers on " + *error + in_use_hint(self_->peer_port, *error);
-    close_listening();
-    return false;
-  }
-  if (self_->admin_port != 0 && !open_listening(admin_addr, threads, &admin_fds_, error)) {
-    *error = "cannot listen for admin requests on " + *error + in_use_hint(self_->admin_port, *error);
-    close_listening();
+  };
+  if (!listen_on(client_addr, self_->port, &client_fds_, "clients") ||
+      !listen_on(peer_addr, self_->peer_port, &peer_fds_, "peers") ||
+      (self_->admin_port != 0 && !listen_on(admin_addr, self_->admin_port, &admin_fds_, "admin requests"))) {
     return false;
   }
   if (!restore(error)) {

@@ -55,6 +55,13 @@ bool resolve(const std::string& host, uint16_t port, SocketAddress* out, std::st
 }
 
 namespace {
+// Closes `fd` on a failure path, leaving errno as the failing call set it (see socket.h).
+void close_keeping_errno(int fd) {
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+}
+
 // A socket with SO_REUSEADDR (and SO_REUSEPORT when `reuseport`) bound to `addr`, or -1 with *error.
 int bound_socket(const SocketAddress& addr, bool reuseport, std::string* error) {
   int fd = ::socket(addr.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -66,12 +73,12 @@ int bound_socket(const SocketAddress& addr, bool reuseport, std::string* error) 
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reuseport && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
     *error = addr.to_string() + ": SO_REUSEPORT: " + std::strerror(errno);
-    ::close(fd);
+    close_keeping_errno(fd);
     return -1;
   }
   if (::bind(fd, addr.get(), addr.length) < 0) {
     *error = addr.to_string() + ": " + std::strerror(errno);
-    ::close(fd);
+    close_keeping_errno(fd);
     return -1;
   }
   return fd;
@@ -94,7 +101,7 @@ int listening_socket(const SocketAddress& addr, bool reuseport, int backlog, std
   int fd = bound_socket(addr, reuseport, error);
   if (fd >= 0 && ::listen(fd, backlog) < 0) {
     *error = addr.to_string() + ": " + std::strerror(errno);
-    ::close(fd);
+    close_keeping_errno(fd);
     return -1;
   }
   return fd;
@@ -117,7 +124,7 @@ bool listen_tcp_reuseport(const SocketAddress& addr, int count, int backlog, std
   for (int i = 0; i < count; ++i) {
     const int fd = listening_socket(at, true, backlog, error);
     if (fd < 0) {
-      for (int m : made) ::close(m);
+      for (int m : made) close_keeping_errno(m);
       return false;
     }
     made.push_back(fd);
@@ -126,7 +133,7 @@ bool listen_tcp_reuseport(const SocketAddress& addr, int count, int backlog, std
       got.length = sizeof got.storage;
       if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got.storage), &got.length) < 0) {
         *error = at.to_string() + ": getsockname: " + std::strerror(errno);
-        for (int m : made) ::close(m);
+        for (int m : made) close_keeping_errno(m);
         return false;
       }
       set_port(&at, port_of(got));

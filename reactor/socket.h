@@ -21,7 +21,7 @@ struct SocketAddress {
 bool resolve(const std::string& host, uint16_t port, SocketAddress* out, std::string* error);
 
 // A non-blocking, close-on-exec listening TCP socket bound to `addr`, or -1 with *error set
-// (e.g. "127.0.0.1:12000: Address already in use").
+// (e.g. "127.0.0.1:12000: Address already in use") and errno the failing call's (EADDRINUSE).
 int listen_tcp(const SocketAddress& addr, int backlog, std::string* error);
 
 // `count` listening sockets (non-blocking, close-on-exec) bound to the same `addr` with SO_REUSEPORT,
@@ -29,7 +29,8 @@ int listen_tcp(const SocketAddress& addr, int backlog, std::string* error);
 // Before binding them, a probe socket without SO_REUSEPORT is bound to `addr` and closed: an address
 // that something already listens on fails here (EADDRINUSE) instead of the group silently joining a
 // second process's SO_REUSEPORT sockets. With port 0 the group shares the port the first one got.
-// True with the sockets appended to *fds; false with *error set and nothing left open.
+// True with the sockets appended to *fds; false with *error set, errno the failing call's, and
+// nothing left open.
 bool listen_tcp_reuseport(const SocketAddress& addr, int count, int backlog, std::vector<int>* fds,
                           std::string* error);
 
