@@ -8,10 +8,10 @@
 // client costs that plus about 20 bytes of slot and padding instead of a heap block each. A client's
 // next record that needs the same room (nearly always) is written over the last in place; records
 // replaced by one of another size, and evicted ones, leave dead bytes; when those reach half of the
-// live ones the shard copies its live records
-// into one exactly-sized block (compaction: at most about two bytes copied per byte that died). Under
-// the lock there is only the compare and the copy of a record, the copy of records out, and now and
-// then a block allocation, the regrowth of the slot array or a compaction. Never I/O.
+// live ones the shard copies its live records into one exactly-sized block (compaction: at most
+// about two bytes copied per byte that died). Under the lock there is only the compare and the copy
+// of a record, the copy of records out, and now and then a block allocation, the regrowth of the
+// slot array or a compaction. Never I/O.
 //
 // Bounded: each shard holds at most ceil(max_clients / kShards) records and max_bytes / kShards bytes
 // of them; past either bound the least recently updated records of that shard are evicted (an

@@ -15,10 +15,10 @@ namespace json_reference {
 
 // Fills *want from rapidjson's reading of `text` (places::read_json: iterative, with the text's
 // length, numbers converted by the C library, for rapidjson's own conversion is not safe on every
-// number; fuzz_upstream_json found three): whether it is
-// valid, whether it is an object, and that object's first "results" and "status" members (absent,
-// of another type, or present with the array's size or the string's text). False when rapidjson
-// cannot serve as the reference: it refuses numbers past a double's range, which the grammar allows.
+// number; fuzz_upstream_json found three): whether it is valid, whether it is an object, and that
+// object's first "results" and "status" members (absent, of another type, or present with the
+// array's size or the string's text). False when rapidjson cannot serve as the reference: it
+// refuses numbers past a double's range, which the grammar allows.
 inline bool rapidjson_shape(std::string_view text, herd_load::JsonShape* want) {
   using Seen = herd_load::JsonShape::Seen;
   *want = herd_load::JsonShape{};
