@@ -58,15 +58,22 @@ bool PeerSession::hello_allowed(std::string_view name, std::string* why) const {
 }
 
 size_t PeerSession::on_data(reactor::Connection&, std::string_view data) {
-  return take_lines(data, false);
+  return take_lines(data);
 }
 
 void PeerSession::on_eof(reactor::Connection&, std::string_view rest) {
-  take_lines(rest, true);
+  // A server ends every line it sends, so a last line without its newline is a record cut off
+  // (the neighbour died mid-write, or the stream was cut): its time or location may be shortened
+  // into another valid one, so it is reported, never stored or passed on.
+  const size_t consumed = take_lines(rest);
+  if (conn_->is_open() && !protocol::trim(rest.substr(consumed)).empty()) {
+    ctx_.log.write(tag_, '!', "a line cut off by the end of the stream (no newline); ignored: ",
+                   rest.substr(consumed));
+  }
   conn_->close("peer closed its side");
 }
 
-size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
+size_t PeerSession::take_lines(std::string_view data) {
   ::clock_gettime(CLOCK_REALTIME, &batch_wall_);
   size_t consumed = 0;
   std::string_view oversize;
@@ -75,7 +82,7 @@ size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
     // Every record received is logged: the loop's lane is locked once for the read.
     const LogSink::Hold hold = ctx_.log.hold();
     stop = split_lines(
-        data, max_line_, at_eof, [this](std::string_view line) { return handle_line(line); }, &consumed,
+        data, max_line_, false, [this](std::string_view line) { return handle_line(line); }, &consumed,
         &oversize);
   }
   if (stop == LineStop::kOversize) {
@@ -84,7 +91,7 @@ size_t PeerSession::take_lines(std::string_view data, bool at_eof) {
   }
   // The line timeout is on the line left over, which is a new one when lines were completed here
   // (a link streaming records has a record in pieces after almost every read, never the same one).
-  if (stop == LineStop::kNeedMore && consumed < data.size() && !at_eof) {
+  if (stop == LineStop::kNeedMore && consumed < data.size()) {
     if (partial_since_ == Clock::time_point{} || consumed > 0) partial_since_ = Clock::now();
   } else {
     partial_since_ = {};

@@ -46,7 +46,9 @@ class PeerSession final : public reactor::ConnectionHandler {
   bool has_hello() const { return !peer_name_.empty(); }
 
  private:
-  size_t take_lines(std::string_view data, bool at_eof);
+  // Handles the complete lines at the front of `data` (each logged under one hold of the log lane);
+  // returns the bytes they took. An unterminated rest waits for more, or at the end is cut off.
+  size_t take_lines(std::string_view data);
   bool handle_line(std::string_view line);
   // Whether the hello's `name` may speak on this connection; *why says why not.
   bool hello_allowed(std::string_view name, std::string* why) const;

@@ -67,6 +67,21 @@ def test_invalid_at_lines_from_a_peer_are_not_stored(herd5):
         assert whatsat(herd5.port(name), cid, 10, 5) == invalid(b'WHATSAT %s 10 5' % cid)
 
 
+def test_record_cut_off_by_the_end_of_a_peer_stream_is_not_stored(herd5):
+    # A neighbour that dies mid-write leaves half a line, which can still read as a valid record
+    # (here its time cut short): a client's unterminated last line is answered, a peer's is not.
+    cid, whole = unique_id('peercut'), unique_id('peerwhole')
+    whole_record = b'AT Hands +0.500000000 %s +01.000000+002.000000 1234.5' % whole
+    cut = b'AT Hands +0.500000000 %s +01.000000+002.000000 1234' % cid
+    with fake_peer(herd5, 'Goloman') as p:
+        p.send(b'HERD Hands\n' + whole_record + b'\n' + cut)
+    poll_whatsat(herd5.port('Goloman'), whole, whole_record, radius=1, bound=1)
+    wait_for(lambda: b'no newline); ignored: ' + cut + b'\n' in herd5.log_bytes('Goloman'), IO_TIMEOUT,
+             'the cut-off line in the log')
+    for name in ('Goloman', 'Hands', 'Wilkes'):
+        assert whatsat(herd5.port(name), cid, 10, 5) == invalid(b'WHATSAT %s 10 5' % cid)
+
+
 def test_peer_extra_fields_are_accepted(herd5):
     cid = unique_id('peerextra')
     six = b'AT Hands +0.250000000 %s +03.0+004.0 777.125' % cid
