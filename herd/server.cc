@@ -18,6 +18,7 @@
 #include "herd/peer_session.h"
 #include "herd/peer_tls.h"
 #include "places/google_places.h"
+#include "reactor/lingering_close.h"
 
 namespace herd {
 namespace {
@@ -367,7 +368,8 @@ size_t Server::reserved_fds(const Config& config, int loops) {
       config.places.provider == "offline" ? 0 : inflight + n * places::GooglePlaces::idle_per_loop(inflight, n) + n;
   const size_t listening = 3 /* client, peer, admin */ * (config.accept == AcceptMode::kReusePort ? n : 1);
   return 3 /* stdio */ + 3 /* log, its O_DIRECT twin, a reopening */ + 3 * n /* epoll, eventfd, timerfd */ +
-         listening + 2 * links + Admission::peer_connection_bound(config, loops) + n + places + kSpareFds;
+         listening + 2 * links + Admission::peer_connection_bound(config, loops) + n + places +
+         n * reactor::LingeringClose::kMaxSockets + kSpareFds;
 }
 
 reactor::EventLoop::Millis Server::sweep_period() const {

@@ -51,8 +51,10 @@ class Server {
   // with a dial in flight), the inbound peer connections (Admission::peer_connection_bound), one per
   // loop to accept (and refuse) a client beyond the limit, a google places provider's upstream
   // connections (up to places.max_inflight carrying calls and as many again idle, shared out among
-  // the loops), and kSpareFds for the rest (name lookups, data files). herd-server lowers limits.max_connections so that these stay free
-  // under RLIMIT_NOFILE: clients can never take the descriptors that peer links redial with.
+  // the loops), the sockets each loop may hold in a lingering close after their connections ended
+  // (reactor/lingering_close.h), and kSpareFds for the rest (name lookups, data files).
+  // herd-server lowers limits.max_connections so that these stay free under RLIMIT_NOFILE: clients
+  // can never take the descriptors that peer links redial with.
   static size_t reserved_fds(const Config& config, int loops);
   static constexpr size_t kSpareFds = 64;
 

@@ -11,7 +11,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <system_error>
+
+#include "reactor/lingering_close.h"
 
 namespace reactor {
 namespace {
@@ -60,6 +63,7 @@ EventLoop::EventLoop(int index) : index_(index), owner_(std::thread::id()) {
 }
 
 EventLoop::~EventLoop() {
+  lingering_.reset();
   ::close(timer_fd_);
   ::close(wake_fd_);
   ::close(epoll_fd_);
@@ -165,6 +169,18 @@ bool EventLoop::modify(int fd, uint32_t events, Pollable* target) {
 void EventLoop::remove(int fd) {
   assert_in_loop();
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void EventLoop::close_lingering(int fd) {
+  assert_in_loop();
+  if (!lingering_) {
+    lingering_.reset(new (std::nothrow) LingeringClose(*this));
+    if (!lingering_) {
+      ::close(fd);  // as it would be without lingering
+      return;
+    }
+  }
+  lingering_->close(fd);
 }
 
 EventLoop::TimerId EventLoop::run_after(Millis delay, Task task) {

@@ -23,6 +23,8 @@
 
 namespace reactor {
 
+class LingeringClose;
+
 // Something registered with an EventLoop for one file descriptor. The loop calls on_events with the
 // epoll event bits. An object must stay alive until the end of the loop iteration in which it was
 // removed (free it through EventLoop::defer), since events for it may still be in the current batch.
@@ -67,6 +69,10 @@ class EventLoop {
   [[nodiscard]] bool add(int fd, uint32_t events, Pollable* target);
   [[nodiscard]] bool modify(int fd, uint32_t events, Pollable* target);
   void remove(int fd);
+
+  // Loop thread: closes a connected socket (deregistered) whose output is all written, without
+  // the reset that closing it with unread input would send: see reactor/lingering_close.h.
+  void close_lingering(int fd);
 
   // Loop thread: timers. `task` runs on the loop thread once after `delay` (run_after) or every
   // `period` (run_every) until cancelled. Cancelling an unknown or finished timer is a no-op.
@@ -123,6 +129,7 @@ class EventLoop {
 
   std::unique_ptr<CounterHandler> wake_handler_;
   std::unique_ptr<CounterHandler> timer_handler_;
+  std::unique_ptr<LingeringClose> lingering_;  // loop thread only; made on first use
 };
 
 }  // namespace reactor

@@ -155,7 +155,7 @@ void TcpConnection::handle_write() {
   if (out_.capacity() > kKeepCapacity) out_.release();
   update_interest();
   if (close_when_flushed_) {
-    close(close_reason_);
+    end(close_reason_, true);
     return;
   }
   handler_.on_drained(*this);
@@ -188,7 +188,7 @@ void TcpConnection::close_when_flushed(std::string_view reason) {
   if (fd_ < 0) return;
   want_read_ = false;
   if (out_.empty() || write_failed_) {
-    close(reason);
+    end(reason, !write_failed_);
     return;
   }
   close_when_flushed_ = true;
@@ -196,11 +196,18 @@ void TcpConnection::close_when_flushed(std::string_view reason) {
   update_interest();
 }
 
-void TcpConnection::close(std::string_view reason) {
+void TcpConnection::close(std::string_view reason) { end(reason, false); }
+
+void TcpConnection::end(std::string_view reason, bool flushed) {
   if (fd_ < 0) return;
   std::string why(reason);  // `reason` may point into this object
   if (registered_) loop_.remove(fd_);
-  ::close(fd_);
+  // After the peer's FIN nothing more can arrive, so nothing unread can turn the close into a reset.
+  if (flushed && !eof_) {
+    loop_.close_lingering(fd_);
+  } else {
+    ::close(fd_);
+  }
   fd_ = -1;
   registered_ = false;
   out_.release();

@@ -48,6 +48,9 @@ class TcpConnection final : public Connection {
   // Closes with `reason` at the end of the iteration (for failures inside calls from the handler);
   // until then nothing more is written or registered.
   void fail_later(std::string reason);
+  // Closes with `reason`; `flushed` when every byte sent reached the kernel (close_when_flushed):
+  // then the socket ends through the loop's lingering close, so unread input cannot reset it.
+  void end(std::string_view reason, bool flushed);
 
   EventLoop& loop_;
   int fd_;

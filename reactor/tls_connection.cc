@@ -29,9 +29,6 @@ thread_local char t_scratch[Connection::kReadChunk];
 // Buffers with more capacity than this are freed once empty, so one burst does not pin memory.
 constexpr size_t kKeepCapacity = 64 * 1024;
 
-// Reads of kReadChunk that drain a failed handshake's input before the close (see step_handshake).
-constexpr int kHandshakeDrainReads = 4;
-
 // The most plaintext handed to one SSL_write call (it writes one record per call anyway).
 constexpr size_t kMaxSslWrite = INT_MAX;
 
@@ -263,12 +260,9 @@ void TlsConnection::step_handshake() {
     return;
   }
   if (failed) {
-    // The alert saying why went out with the flush above, as far as the kernel took it. Closing with
-    // unread input would make the kernel answer with a reset that can overtake the alert: take what
-    // has arrived (bounded) first, so the peer can read the reason.
-    for (int i = 0; i < kHandshakeDrainReads && ::read(fd_, t_scratch, kReadChunk) > 0; ++i) {
-    }
-    close(why);
+    // The alert saying why went out with the flush above, as far as the kernel took it; a close
+    // with unread input would send a reset that can overtake it, so the socket lingers.
+    end(why, true);
     return;
   }
   if (code == SSL_ERROR_NONE) {
@@ -441,7 +435,7 @@ void TlsConnection::handle_write() {
   update_interest();
   if (!out_.empty() || !plain_.empty()) return;  // more when writable (or readable)
   if (close_notify_queued_) {
-    close(close_reason_);
+    end(close_reason_, true);
   } else if (close_when_flushed_) {
     begin_shutdown();
   } else {
@@ -455,8 +449,12 @@ void TlsConnection::begin_shutdown() {
   ERR_clear_error();
   close_notify_queued_ = true;
   std::string error;
-  if (!flush(kMaxWritePerEvent, &error) || out_.empty()) {
+  if (!flush(kMaxWritePerEvent, &error)) {
     close(close_reason_);
+    return;
+  }
+  if (out_.empty()) {
+    end(close_reason_, true);
     return;
   }
   update_interest();
@@ -521,7 +519,9 @@ void TlsConnection::close_when_flushed(std::string_view reason) {
   }
 }
 
-void TlsConnection::close(std::string_view reason) {
+void TlsConnection::close(std::string_view reason) { end(reason, false); }
+
+void TlsConnection::end(std::string_view reason, bool flushed) {
   if (fd_ < 0) return;
   std::string why(reason);  // `reason` may point into this object
   if (handshake_timer_) {
@@ -529,7 +529,11 @@ void TlsConnection::close(std::string_view reason) {
     handshake_timer_ = 0;
   }
   if (registered_) loop_.remove(fd_);
-  ::close(fd_);
+  if (flushed) {
+    loop_.close_lingering(fd_);
+  } else {
+    ::close(fd_);
+  }
   fd_ = -1;
   registered_ = false;
   out_.release();

@@ -102,6 +102,9 @@ class TlsConnection final : public Connection {
   // Hands out_ to the kernel (at most `budget` bytes). False with *error on a socket error.
   bool flush(size_t budget, std::string* error);
   void begin_shutdown();
+  // Closes with `reason`; `flushed` when everything to be sent (a close_notify, or a failed
+  // handshake's alert) reached the kernel: then the socket ends through the loop's lingering close.
+  void end(std::string_view reason, bool flushed);
   void dispatch_input();
   void deliver_eof();
   void schedule_pump();

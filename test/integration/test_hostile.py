@@ -68,6 +68,32 @@ def test_one_mebibyte_line_is_truncated_and_the_client_dropped(port):
     assert_serving(port)
 
 
+def test_reply_to_a_line_over_the_limit_survives_a_client_that_reads_slowly(port):
+    """The server closes with the rest of the line unread. A plain close would then answer with a
+    reset, which throws away the part of the `? ` reply the kernel still holds (most of it, for a
+    client with a small receive window): the server shuts its side and lingers instead."""
+    data = numbered_bytes(1 << 20)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(15)
+    s.connect(('127.0.0.1', port))
+    try:
+        t = sender(s, data)
+        time.sleep(0.3)  # the server has read past the limit, answered and closed
+        got = b''
+        while True:
+            chunk = s.recv(4096)  # a ConnectionResetError here is the failure
+            if not chunk:
+                break
+            got += chunk
+            time.sleep(0.002)
+        t.join(15)
+    finally:
+        s.close()
+    assert got == b'? ' + data[:MAX_LINE] + b'\n', (len(got), got[:20], got[-20:])
+    assert_serving(port)
+
+
 def test_line_over_the_limit_after_good_commands(port):
     cid = unique_id('before-long')
     data = b'IAMAT %s %s 1520023934\nBAD\n' % (cid, UCLA) + numbered_bytes(MAX_LINE + 1) + b'\n'
