@@ -19,8 +19,8 @@
 
 #include "http/client_options.h"
 #include "http/loop_pool.h"
-#include "http/resolver.h"
 #include "reactor/event_loop.h"
+#include "reactor/resolver.h"
 
 namespace http {
 
@@ -55,7 +55,7 @@ class HttpClient {
 
   const ClientOptions options_;
   ClientCounters counters_;
-  Resolver resolver_;  // destroyed after the pools (declared before them)
+  reactor::Resolver resolver_;  // destroyed after the pools (declared before them)
   std::mutex mu_;
   std::unordered_map<reactor::EventLoop*, std::shared_ptr<LoopPool>> pools_;  // guarded by mu_
 };

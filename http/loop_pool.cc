@@ -10,7 +10,7 @@ bool has_line_break(std::string_view s) { return s.find_first_of("\r\n") != std:
 
 }  // namespace
 
-LoopPool::LoopPool(reactor::EventLoop& loop, const ClientOptions& options, Resolver& resolver,
+LoopPool::LoopPool(reactor::EventLoop& loop, const ClientOptions& options, reactor::Resolver& resolver,
                    ClientCounters& counters)
     : loop_(loop), options_(options), resolver_(resolver), counters_(counters) {}
 
@@ -78,7 +78,7 @@ void LoopPool::open_connection(uint64_t ex_id) {
     return;
   }
   reactor::SocketAddress numeric;
-  if (numeric_address(options_.endpoint.host, options_.endpoint.port, &numeric)) {
+  if (reactor::numeric_address(options_.endpoint.host, options_.endpoint.port, &numeric)) {
     addresses_ = {numeric};
     addresses_until_ = std::chrono::steady_clock::time_point::max();
     dial(ex_id);
@@ -88,12 +88,12 @@ void LoopPool::open_connection(uint64_t ex_id) {
   if (resolving_) return;
   resolving_ = true;
   resolver_.resolve(loop_, options_.endpoint.host, options_.endpoint.port,
-                    [weak = weak_from_this()](Resolver::Addresses addresses, std::string error) {
+                    [weak = weak_from_this()](reactor::Resolver::Addresses addresses, std::string error) {
                       if (auto self = weak.lock()) self->on_resolved(std::move(addresses), std::move(error));
                     });
 }
 
-void LoopPool::on_resolved(Resolver::Addresses addresses, std::string error) {
+void LoopPool::on_resolved(reactor::Resolver::Addresses addresses, std::string error) {
   resolving_ = false;
   std::vector<uint64_t> waiting;
   waiting.swap(waiting_for_address_);

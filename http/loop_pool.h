@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "http/client_options.h"
-#include "http/resolver.h"
 #include "http/upstream_connection.h"
 #include "reactor/event_loop.h"
+#include "reactor/resolver.h"
 
 namespace http {
 
@@ -35,7 +35,7 @@ class LoopPool final : public UpstreamConnection::Owner, public std::enable_shar
  public:
   using Done = std::function<void(Result)>;
 
-  LoopPool(reactor::EventLoop& loop, const ClientOptions& options, Resolver& resolver, ClientCounters& counters);
+  LoopPool(reactor::EventLoop& loop, const ClientOptions& options, reactor::Resolver& resolver, ClientCounters& counters);
   ~LoopPool();
 
   // Loop thread: sends `request`; `done` runs exactly once on this loop, never inside send().
@@ -61,7 +61,7 @@ class LoopPool final : public UpstreamConnection::Owner, public std::enable_shar
   void start(uint64_t ex_id);
   void open_connection(uint64_t ex_id);
   void dial(uint64_t ex_id);
-  void on_resolved(Resolver::Addresses addresses, std::string error);
+  void on_resolved(reactor::Resolver::Addresses addresses, std::string error);
   void on_timeout(uint64_t ex_id);
   void finish(uint64_t ex_id, Result result);
   void make_idle(UpstreamConnection& c);
@@ -70,7 +70,7 @@ class LoopPool final : public UpstreamConnection::Owner, public std::enable_shar
 
   reactor::EventLoop& loop_;
   const ClientOptions& options_;
-  Resolver& resolver_;
+  reactor::Resolver& resolver_;
   ClientCounters& counters_;
   bool stopped_ = false;
   uint64_t next_id_ = 1;
@@ -83,7 +83,7 @@ class LoopPool final : public UpstreamConnection::Owner, public std::enable_shar
   // every task the connection itself queued before (a freed connection's task would run on freed memory).
   std::unordered_map<uint64_t, std::unique_ptr<UpstreamConnection>> graveyard_;
   // The upstream's addresses, looked up once per dns_ttl.
-  Resolver::Addresses addresses_;
+  reactor::Resolver::Addresses addresses_;
   std::chrono::steady_clock::time_point addresses_until_{};
   bool resolving_ = false;
   std::vector<uint64_t> waiting_for_address_;  // exchange ids

@@ -17,8 +17,7 @@ Connector::Connector(EventLoop& loop, SocketAddress addr, Backoff backoff, Conne
       backoff_(backoff),
       on_connected_(std::move(on_connected)),
       on_failed_(std::move(on_failed)),
-      connect_timeout_(connect_timeout),
-      resolver_(loop) {}
+      connect_timeout_(connect_timeout) {}
 
 Connector::Connector(EventLoop& loop, std::string host, uint16_t port, Backoff backoff,
                      ConnectedFn on_connected, FailedFn on_failed, EventLoop::Millis connect_timeout)
@@ -28,8 +27,7 @@ Connector::Connector(EventLoop& loop, std::string host, uint16_t port, Backoff b
       backoff_(backoff),
       on_connected_(std::move(on_connected)),
       on_failed_(std::move(on_failed)),
-      connect_timeout_(connect_timeout),
-      resolver_(loop) {}
+      connect_timeout_(connect_timeout) {}
 
 Connector::~Connector() { stop(); }
 
@@ -71,14 +69,15 @@ void Connector::attempt() {
   }
   resolving_ = true;
   uint64_t generation = generation_;
-  resolver_.resolve(host_, port_, [this, generation](bool ok, const SocketAddress& addr, const std::string& error) {
+  // The answer comes on this loop, never after this Connector (and its Resolver) is gone.
+  resolver_.resolve(loop_, host_, port_, [this, generation](Resolver::Addresses addresses, std::string error) {
     if (generation != generation_) return;  // stopped (and maybe started again) meanwhile
     resolving_ = false;
-    if (!ok) {
+    if (!error.empty()) {
       fail(error);
       return;
     }
-    addr_ = addr;
+    addr_ = addresses.front();
     dial();
   });
 }

@@ -1,62 +1,139 @@
-// Resolver implementation: numeric hosts at once, names on a detached thread, answers through the
-// loop's task queue behind a mailbox that the Resolver closes when it goes away.
+// Resolver implementation: numeric hosts at once; names on one worker thread fed by a bounded queue,
+// answers queued on the asking loop behind a flag the Resolver clears when it goes.
 #include "reactor/resolver.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace reactor {
 
-// Shared by the Resolver and its lookup threads. `loop` is null once the Resolver is gone; a lookup
-// thread queues its answer only while holding `mu` and seeing a loop, so it never touches a loop
-// (or a Resolver) that no longer exists.
-struct Resolver::Mailbox {
+// Shared by the Resolver and its worker, so that the worker can finish a lookup after the Resolver
+// is gone without touching anything that went with it.
+struct Resolver::State {
+  struct Job {
+    EventLoop* loop;
+    std::string host;
+    uint16_t port;
+    Done done;
+  };
+
+  // Queues `done`'s answer on `loop`; it is dropped there if the Resolver has gone by then.
+  static void answer(const std::shared_ptr<State>& state, EventLoop& loop, Done done, Addresses addresses,
+                     std::string error) {
+    loop.queue([state, done = std::move(done), addresses = std::move(addresses), error = std::move(error)]() mutable {
+      if (state->alive.load(std::memory_order_acquire)) done(std::move(addresses), std::move(error));
+    });
+  }
+
+  void run(const std::shared_ptr<State>& self);
+
+  std::atomic<bool> alive{true};  // false once the Resolver is destroyed
   std::mutex mu;
-  EventLoop* loop;  // guarded by mu
-  bool open = true; // loop thread only: the Resolver is alive
+  std::condition_variable cv;
+  std::deque<Job> jobs;              // guarded by mu
+  EventLoop* busy_loop = nullptr;    // guarded by mu: the loop of the lookup in progress
+  bool stopping = false;             // guarded by mu
+  bool worker_running = false;       // guarded by mu
 };
 
-bool is_numeric_host(const std::string& host) {
-  in6_addr a6;
-  in_addr a4;
-  return ::inet_pton(AF_INET, host.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, host.c_str(), &a6) == 1;
-}
-
-Resolver::Resolver(EventLoop& loop) : loop_(loop), mailbox_(std::make_shared<Mailbox>()) {
-  mailbox_->loop = &loop;
-}
+Resolver::Resolver() : state_(std::make_shared<State>()) {}
 
 Resolver::~Resolver() {
-  std::lock_guard lock(mailbox_->mu);
-  mailbox_->loop = nullptr;
-  mailbox_->open = false;
+  state_->alive.store(false, std::memory_order_release);
+  {
+    std::lock_guard lock(state_->mu);
+    state_->stopping = true;
+    state_->jobs.clear();
+  }
+  state_->cv.notify_all();
 }
 
-void Resolver::resolve(const std::string& host, uint16_t port, DoneFn done) {
-  loop_.assert_in_loop();
-  std::shared_ptr<Mailbox> box = mailbox_;
-  if (is_numeric_host(host)) {
-    SocketAddress addr;
-    std::string error;
-    bool ok = reactor::resolve(host, port, &addr, &error);  // numeric: no lookup, no wait
-    loop_.defer([box, done = std::move(done), ok, addr, error] {
-      if (box->open) done(ok, addr, error);
-    });
+void Resolver::resolve(EventLoop& loop, std::string host, uint16_t port, Done done) {
+  SocketAddress numeric;
+  if (numeric_address(host, port, &numeric)) {
+    State::answer(state_, loop, std::move(done), {numeric}, {});
     return;
   }
-  std::thread([box, host, port, done = std::move(done)]() mutable {
-    SocketAddress addr;
+  std::unique_lock lock(state_->mu);
+  if (state_->jobs.size() >= kMaxQueued) {
+    lock.unlock();
+    State::answer(state_, loop, std::move(done), {}, "cannot resolve host '" + host + "': too many lookups waiting");
+    return;
+  }
+  state_->jobs.push_back(State::Job{&loop, std::move(host), port, std::move(done)});
+  if (!state_->worker_running) {
+    // A process at its thread limit cannot start the worker: the lookup fails like any other (and a
+    // later one tries again), rather than the exception ending the process.
+    try {
+      std::thread([state = state_] { state->run(state); }).detach();
+      state_->worker_running = true;
+    } catch (const std::system_error& e) {
+      State::Job job = std::move(state_->jobs.back());
+      state_->jobs.pop_back();
+      lock.unlock();
+      State::answer(state_, loop, std::move(job.done), {},
+                    "cannot resolve host '" + job.host + "': no thread for the lookup (" + e.what() + ")");
+      return;
+    }
+  }
+  lock.unlock();
+  state_->cv.notify_one();
+}
+
+void Resolver::forget(EventLoop& loop) {
+  std::lock_guard lock(state_->mu);
+  for (auto it = state_->jobs.begin(); it != state_->jobs.end();) {
+    it = it->loop == &loop ? state_->jobs.erase(it) : it + 1;
+  }
+  if (state_->busy_loop == &loop) state_->busy_loop = nullptr;  // the worker drops its answer
+}
+
+void Resolver::State::run(const std::shared_ptr<State>& self) {
+  std::unique_lock lock(mu);
+  for (;;) {
+    cv.wait(lock, [this] { return stopping || !jobs.empty(); });
+    if (stopping) return;
+    Job job = std::move(jobs.front());
+    jobs.pop_front();
+    busy_loop = job.loop;
+    lock.unlock();
+
+    Addresses addresses;
     std::string error;
-    bool ok = reactor::resolve(host, port, &addr, &error);
-    std::lock_guard lock(box->mu);
-    if (!box->loop) return;
-    box->loop->queue([box, done = std::move(done), ok, addr, error] {
-      if (box->open) done(ok, addr, error);
-    });
-  }).detach();
+    resolve_all(job.host, job.port, &addresses, &error);
+
+    lock.lock();
+    // Queued under the lock, so forget() cannot return between the check and the queueing.
+    if (busy_loop == job.loop && !stopping) answer(self, *job.loop, std::move(job.done), std::move(addresses), std::move(error));
+    busy_loop = nullptr;
+  }
+}
+
+bool numeric_address(const std::string& host, uint16_t port, SocketAddress* out) {
+  *out = SocketAddress{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->storage);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    out->length = sizeof(sockaddr_in);
+    return true;
+  }
+  *out = SocketAddress{};
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->storage);
+  if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    out->length = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace reactor

@@ -1,16 +1,23 @@
 // Resolver: host name lookups that never block an event loop. A numeric address (IPv4 or IPv6) is
-// parsed at once; a name is looked up with getaddrinfo on a short-lived thread of its own and the
-// answer is handed back to the loop. Used to look a peer up again before every redial, so that a
-// neighbour that moved is found without a restart.
+// answered without a lookup; a name is looked up (getaddrinfo) on the resolver's one worker thread,
+// started at its first name, so a herd that names its hosts by address runs no extra thread. The
+// answer is queued on the loop that asked. Used by a peer link's Connector, which looks its
+// neighbour up again before every redial (a neighbour that moved is found without a restart), and by
+// the HTTP client, once per DNS TTL.
 //
-// Threads: construct, resolve() and destroy on the loop thread. Answers still on their way when the
-// Resolver is destroyed are dropped (the lookup thread finishes on its own and touches nothing).
+// Threads: resolve() and forget() from any thread; `done` runs on the loop given to resolve(), never
+// inside the call. Destroying the Resolver never waits for a lookup in progress (getaddrinfo cannot be
+// interrupted; the worker finishes it on its own and exits): lookups still queued are dropped, and
+// answers already queued on a loop are not delivered, provided the Resolver is destroyed on that loop's
+// thread or after the loop has stopped.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "reactor/event_loop.h"
 #include "reactor/socket.h"
@@ -19,25 +26,34 @@ namespace reactor {
 
 class Resolver {
  public:
-  // `error` is empty when ok; it names the host otherwise.
-  using DoneFn = std::function<void(bool ok, const SocketAddress& addr, const std::string& error)>;
+  using Addresses = std::vector<SocketAddress>;
+  // On success `error` is empty and `addresses` holds every address, in getaddrinfo's order; on
+  // failure `addresses` is empty and `error` names the host.
+  using Done = std::function<void(Addresses addresses, std::string error)>;
 
-  explicit Resolver(EventLoop& loop);
+  // Lookups waiting for the worker; beyond this resolve() answers at once with an error.
+  static constexpr size_t kMaxQueued = 256;
+
+  Resolver();
   ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
-  // Looks `host`:`port` up; `done` runs later on the loop thread (never inside this call), unless
-  // the Resolver is destroyed first.
-  void resolve(const std::string& host, uint16_t port, DoneFn done);
+  // Any thread: looks `host`:`port` up; `done` is queued on `loop` with the answer. The loop must stay
+  // alive until the answer is delivered, or until forget(loop) or the Resolver's end.
+  void resolve(EventLoop& loop, std::string host, uint16_t port, Done done);
+
+  // Any thread: no answer is queued on `loop` after this returns (its queued lookups are dropped and a
+  // lookup in progress for it is abandoned). Call it before the loop goes away.
+  void forget(EventLoop& loop);
 
  private:
-  struct Mailbox;
-  EventLoop& loop_;
-  std::shared_ptr<Mailbox> mailbox_;
+  struct State;
+  std::shared_ptr<State> state_;  // shared with the worker, which may outlive the Resolver
 };
 
-// True when `host` is a numeric IPv4 or IPv6 address (no lookup needed). Any thread.
-bool is_numeric_host(const std::string& host);
+// The address for a numeric IPv4 or IPv6 `host` and `port`, without any lookup; false when `host`
+// is not numeric. Pure; any thread.
+bool numeric_address(const std::string& host, uint16_t port, SocketAddress* out);
 
 }  // namespace reactor

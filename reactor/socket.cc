@@ -223,6 +223,7 @@ bool resolve_all(const std::string& host, uint16_t port, std::vector<SocketAddre
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
+  if (host.find(':') != std::string::npos) hints.ai_flags |= AI_NUMERICHOST;  // as in resolve()
   addrinfo* result = nullptr;
   std::string service = std::to_string(port);
   int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &result);
@@ -231,6 +232,7 @@ bool resolve_all(const std::string& host, uint16_t port, std::vector<SocketAddre
     return false;
   }
   for (addrinfo* a = result; a; a = a->ai_next) {
+    if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
     SocketAddress s;
     std::memcpy(&s.storage, a->ai_addr, a->ai_addrlen);
     s.length = a->ai_addrlen;

@@ -64,7 +64,8 @@ void set_keepalive(int fd, int idle_s, int interval_s, int count);
 // The IP address of `addr` as text, without the port; an IPv4-mapped IPv6 address is given as IPv4.
 std::string ip_of(const SocketAddress& addr);
 
-// Every address `host` resolves to (blocking: for start-up only); false with *error when none.
+// Every address `host` resolves to, in getaddrinfo's order; false with *error when none. Blocking:
+// for start-up, and for the Resolver's worker thread (reactor/resolver.h), never on a loop.
 bool resolve_all(const std::string& host, uint16_t port, std::vector<SocketAddress>* out, std::string* error);
 
 // Bytes written to `fd` that the peer has not acknowledged yet (SIOCOUTQ), or -1. A count that

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -291,22 +292,63 @@ TEST_SUITE("reactor errors") {
   TEST_CASE("a resolver destroyed with a lookup in flight drops the answer") {
     EventLoop loop;
     int called = 0;
-    auto done = [&](bool, const reactor::SocketAddress&, const std::string&) { ++called; };
+    std::string last_error;
+    reactor::SocketAddress last;
+    auto done = [&](reactor::Resolver::Addresses addresses, std::string error) {
+      ++called;
+      last_error = error;
+      if (!addresses.empty()) last = addresses.front();
+    };
     loop.queue([&] {
-      reactor::Resolver resolver(loop);
-      resolver.resolve("localhost", 80, done);  // a name: answered from another thread
-      resolver.resolve("127.0.0.1", 80, done);  // numeric: answered at the end of this iteration
+      reactor::Resolver resolver;
+      resolver.resolve(loop, "localhost", 80, done);  // a name: answered by the worker thread
+      resolver.resolve(loop, "127.0.0.1", 80, done);  // numeric: answered at the end of this iteration
     });
     auto until = std::chrono::steady_clock::now() + 300ms;
     spin_until(loop, [&] { return std::chrono::steady_clock::now() > until; });
     CHECK(called == 0);
     // The same lookups from a resolver that stays are answered.
-    reactor::Resolver kept(loop);
-    loop.queue([&] {
-      kept.resolve("localhost", 80, done);
-      kept.resolve("127.0.0.1", 80, done);
-    });
+    reactor::Resolver kept;
+    loop.queue([&] { kept.resolve(loop, "127.0.0.1", 80, done); });
+    CHECK(spin_until(loop, [&] { return called == 1; }));
+    CHECK(last_error.empty());
+    CHECK(last.to_string() == "127.0.0.1:80");
+    loop.queue([&] { kept.resolve(loop, "localhost", 80, done); });
     CHECK(spin_until(loop, [&] { return called == 2; }));
+    CHECK(last_error.empty());
+    loop.queue([&] { kept.resolve(loop, "no-such-host.invalid", 80, done); });
+    CHECK(spin_until(loop, [&] { return called == 3; }, 10000ms));
+    CHECK(last_error.find("no-such-host.invalid") != std::string::npos);
+  }
+
+  TEST_CASE("a process that cannot start the lookup thread gets a failed lookup, not an abort") {
+    // In a child process that gives up root and may start no more threads (RLIMIT_NPROC applies
+    // to other users only): std::thread throws, which nothing on a loop may let escape.
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::close(1);
+      ::close(2);  // a failure shows as the exit status, not as test output
+      const rlimit none{0, 0};
+      if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+      if (::setrlimit(RLIMIT_NPROC, &none) != 0) ::_exit(3);
+      EventLoop loop;
+      reactor::Resolver resolver;
+      std::string error;
+      bool answered = false;
+      loop.queue([&] {
+        resolver.resolve(loop, "localhost", 80, [&](reactor::Resolver::Addresses, std::string e) {
+          answered = true;
+          error = std::move(e);
+        });
+      });
+      if (!spin_until(loop, [&] { return answered; })) ::_exit(4);
+      ::_exit(error.find("no thread for the lookup") != std::string::npos ? 0 : 5);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
   }
 
   TEST_CASE("buffers count their capacity in a shared counter") {
