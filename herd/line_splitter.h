@@ -30,9 +30,10 @@ LineStop split_lines(std::string_view data, size_t max_line, bool at_eof, OnLine
     std::string_view line = data.substr(pos, length);
     if (!line.empty() && line.back() == '\r' && nl) line.remove_suffix(1);
     // An unterminated line ending in "\r" may be a line of exactly max_line whose "\n" is still
-    // on its way: its "\r" does not count against the limit yet.
+    // on its way: its "\r" does not count against the limit yet (at the end of the stream no "\n"
+    // can come, and the "\r" is part of the line).
     size_t measured = line.size();
-    if (!nl && measured > 0 && line.back() == '\r') --measured;
+    if (!nl && !at_eof && measured > 0 && line.back() == '\r') --measured;
     if (measured > max_line) {
       *oversize = data.substr(pos, max_line);
       stop = LineStop::kOversize;
