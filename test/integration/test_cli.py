@@ -60,3 +60,8 @@ def test_errors_are_named():
     assert p.returncode == 2 and b'-p: expected a port' in p.stderr, p.stderr
     p = cli('--bogus')
     assert p.returncode == 2 and b"unknown option '--bogus'" in p.stderr, p.stderr
+    # A blank command would get no answer (the server ignores blank lines): refused, not waited on,
+    # and "" is not taken for "read standard input".
+    for blank in (' ', '\t', ''):
+        p = cli('-p', '1', blank)
+        assert p.returncode == 2 and b'the command is blank' in p.stderr, (blank, p.stderr)

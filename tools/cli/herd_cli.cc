@@ -228,11 +228,15 @@ int parse_options(int argc, char** argv, Options* o) {
     if (a.size() > 1 && a[0] == '-') return usage_error("unknown option '" + std::string(a) + "'");
     break;
   }
+  const bool given = i < argc;
   for (; i < argc; ++i) {
     if (!o->command.empty()) o->command.push_back(' ');
     o->command += argv[i];
   }
   if (o->command.find('\n') != std::string::npos) return usage_error("a command is one line");
+  // The server ignores a blank line, so no answer would come: say so now rather than wait for one
+  // (and never take "" for "read standard input").
+  if (given && first_field(o->command).empty()) return usage_error("the command is blank");
   return -1;  // go on
 }
 
