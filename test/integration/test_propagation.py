@@ -2,6 +2,8 @@
 other; stale reports change nothing and are not flooded; newer ones replace the record everywhere.
 Also the places part of WHATSAT: real GeoNames cities, in the Nearby Search shape."""
 
+import pytest
+
 from herdlib import (NAMES, Client, check_at_line, check_whatsat_reply, flush_links, iamat, poll_whatsat,
                      unique_id, wait_for, whatsat)
 
@@ -170,6 +172,27 @@ def test_each_server_receives_an_update_exactly_once(herd5):
     assert seen == {'Goloman': [], 'Hands': [b'Goloman,Hands,Holiday,Wilkes'],
                     'Holiday': [b'Goloman,Hands,Holiday,Wilkes'], 'Welsh': [b'Goloman,Hands,Holiday,Wilkes,Welsh'],
                     'Wilkes': [b'Goloman,Hands,Holiday,Wilkes']}, seen
+
+
+@pytest.mark.parametrize('entry,expected', [('Wilkes', 4), ('Hands', 5), ('Holiday', 5), ('Welsh', 5)])
+def test_deliveries_of_an_update_by_entry_server(herd5, entry, expected):
+    """From the other entries: Wilkes, like Goloman, reaches every server once. From Hands, Holiday
+    or Welsh one server gets the update twice: two servers that receive it with the same set both
+    pass it to a shared neighbour the set does not name (from Hands: Goloman and Wilkes, each to
+    Holiday). Still fewer than the 8 of plain flooding, from any entry."""
+    cid = unique_id('deliveries')
+    at_line = iamat(herd5.port(entry), cid, UCLA, b'1520023999.5')
+    for name in NAMES:
+        poll_whatsat(herd5.port(name), cid, at_line)
+    flush_links(herd5)
+    record = at_line.rstrip(b'\n')
+    received = {}
+    for name in NAMES:
+        log = herd5.log_bytes(name)
+        received[name] = sum(1 for line in log.split(b'\n')
+                             if b' < ' + record in line and b' p' in line.split(b' < ')[0])
+    assert received[entry] == 0 and all(received[n] >= 1 for n in NAMES if n != entry), received
+    assert sum(received.values()) == expected, received
 
 
 def test_a_server_forwarding_a_record_without_seen_names_itself(make_herd):
