@@ -101,20 +101,58 @@ bool percent_decode(std::string_view in, std::string* out) {
   return true;
 }
 
+size_t utf8_sequence_length(std::string_view s) {
+  if (s.empty()) return 0;
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  if (b0 < 0x80) return 1;
+  // The second byte's range depends on the first (no overlong forms, no surrogates, nothing past
+  // U+10FFFF); the later ones are 80..BF.
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    n = 2;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    n = 3;
+    if (b0 == 0xe0) lo = 0xa0;
+    if (b0 == 0xed) hi = 0x9f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    n = 4;
+    if (b0 == 0xf0) lo = 0x90;
+    if (b0 == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (s.size() < n) return 0;
+  const auto b1 = static_cast<unsigned char>(s[1]);
+  if (b1 < lo || b1 > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    const auto b = static_cast<unsigned char>(s[k]);
+    if (b < 0x80 || b > 0xbf) return 0;
+  }
+  return n;
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   out.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
     if (c == '"' || c == '\\') {
       out.push_back('\\');
-      out.push_back(ch);
+      out.push_back(s[i++]);
     } else if (c < 0x20 || c == 0x7f) {
       out.append("\\u00");
       out.push_back(kHex[c >> 4]);
       out.push_back(kHex[c & 15]);
+      ++i;
+    } else if (c < 0x80) {
+      out.push_back(s[i++]);
+    } else if (const size_t n = utf8_sequence_length(s.substr(i)); n > 0) {
+      out.append(s.substr(i, n));
+      i += n;
     } else {
-      out.push_back(ch);
+      out.append("\\ufffd");
+      ++i;
     }
   }
   out.push_back('"');

@@ -68,7 +68,11 @@ class AdminSession final : public reactor::ConnectionHandler {
 
 // Percent-decodes a path segment; false when an escape is malformed.
 bool percent_decode(std::string_view in, std::string* out);
-// Appends `s` as a JSON string (quoted; quote, backslash and control bytes escaped).
+// Appends `s` as a JSON string (quoted; quote, backslash and control bytes escaped). JSON text is
+// Unicode, and client IDs may be any bytes: a byte that does not belong to a well-formed UTF-8
+// sequence is written as U+FFFD, so the document stays valid (the client port has the exact bytes).
 void append_json_string(std::string& out, std::string_view s);
+// The length of the well-formed UTF-8 sequence at the start of `s` (1 to 4), or 0 when there is none.
+size_t utf8_sequence_length(std::string_view s);
 
 }  // namespace herd

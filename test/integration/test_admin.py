@@ -104,6 +104,22 @@ def test_client_lookup(pair):
     assert http_get(pair.admin_ports['Goloman'], '/nothing')[0] == 404
 
 
+def test_client_ids_that_are_not_utf8_leave_the_json_valid(pair):
+    """IDs may be any bytes, JSON text is Unicode: a stray byte is written as U+FFFD, so neither the
+    client's record nor the dashboard (which lists recent clients) stops parsing."""
+    import json
+    import urllib.parse
+    cid = b'd2\xff\xfe' + unique_id('raw')
+    iamat(pair.port('Goloman'), cid, b'+34.068930-118.445127', herdlib.fmt_time(time.time_ns()))
+    status, _, body = http_get(pair.admin_ports['Goloman'], '/v1/clients/' + urllib.parse.quote(cid, safe=''))
+    assert status == 200
+    expected = cid.decode('utf-8', errors='replace')
+    assert json.loads(body.decode('utf-8'))['client'] == expected
+    status, _, body = http_get(pair.admin_ports['Goloman'], '/v1/dashboard')
+    assert status == 200
+    assert expected in [r['client'] for r in json.loads(body.decode('utf-8'))['recent']]
+
+
 def raw(port, data, timeout=8.0):
     """Sends raw bytes; returns everything until the server closes (bounded)."""
     s = socket.create_connection(('127.0.0.1', port), timeout=timeout)

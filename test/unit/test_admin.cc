@@ -2,7 +2,9 @@
 // format (escaping of client-chosen label values), percent-decoding and JSON strings.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "herd/admin_session.h"
@@ -160,6 +162,66 @@ TEST_SUITE("admin helpers") {
     std::string out;
     herd::append_json_string(out, "a\"b\\c\n\x01");
     CHECK(out == "\"a\\\"b\\\\c\\u000a\\u0001\"");
+  }
+
+  TEST_CASE("json strings: UTF-8 is copied, any other byte becomes U+FFFD") {
+    std::string out;
+    herd::append_json_string(out, "caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac");  // é, an emoji, €
+    CHECK(out == "\"caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac\"");
+    out.clear();
+    // A client ID of stray bytes (the review's d2\xff\xfe), a truncated sequence, an overlong "/",
+    // a surrogate, a code point past U+10FFFF.
+    herd::append_json_string(out, "d2\xff\xfe \xe2\x82 \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80");
+    CHECK(out ==
+          "\"d2\\ufffd\\ufffd \\ufffd\\ufffd \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd "
+          "\\ufffd\\ufffd\\ufffd\\ufffd\"");
+  }
+
+  TEST_CASE("utf8_sequence_length agrees with decoding by code point, for every 1- to 3-byte string") {
+    // The reference decodes the bits and then asks whether the value is a scalar value that needs
+    // exactly that many bytes.
+    auto reference = [](const unsigned char* b, size_t size) -> size_t {
+      if (size == 0) return 0;
+      size_t n;
+      uint32_t cp;
+      if (b[0] < 0x80) return 1;
+      if ((b[0] & 0xe0) == 0xc0) {
+        n = 2, cp = b[0] & 0x1fu;
+      } else if ((b[0] & 0xf0) == 0xe0) {
+        n = 3, cp = b[0] & 0x0fu;
+      } else if ((b[0] & 0xf8) == 0xf0) {
+        n = 4, cp = b[0] & 0x07u;
+      } else {
+        return 0;
+      }
+      if (size < n) return 0;
+      for (size_t k = 1; k < n; ++k) {
+        if ((b[k] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (b[k] & 0x3fu);
+      }
+      static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+      return n;
+    };
+    size_t checked = 0, mismatches = 0;
+    unsigned char b[4] = {};
+    for (unsigned b0 = 0; b0 < 256; ++b0) {
+      for (unsigned b1 = 0; b1 < 256; ++b1) {
+        for (unsigned b2 = 0; b2 < 256; ++b2) {
+          b[0] = static_cast<unsigned char>(b0), b[1] = static_cast<unsigned char>(b1),
+          b[2] = static_cast<unsigned char>(b2), b[3] = 0x80;
+          for (size_t size : {size_t{1}, size_t{2}, size_t{3}, size_t{4}}) {
+            if (size < 3 && b2 != 0) continue;
+            if (size < 2 && b1 != 0) continue;
+            const std::string_view s(reinterpret_cast<const char*>(b), size);
+            mismatches += herd::utf8_sequence_length(s) != reference(b, size);
+            ++checked;
+          }
+        }
+      }
+    }
+    CHECK(checked > 33'000'000);
+    CHECK(mismatches == 0);
   }
 }
 
