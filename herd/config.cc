@@ -21,6 +21,9 @@
 namespace herd {
 namespace {
 
+// The longest server name: NAME.log must fit the 255 bytes a file name may have.
+constexpr size_t kMaxServerName = 255 - 4;
+
 // Thrown inside the parser with the message that reaches the user; caught at the API boundary.
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -221,6 +224,15 @@ class Parser {
         if (protocol::is_space(static_cast<unsigned char>(ch)) || ch == ',') {
           fail(key, kv.first, "a server name must not contain whitespace or commas");
         }
+      }
+      // A name is also its log file's name, <log_dir>/<name>.log: one file name inside log_dir.
+      if (s.name.find('/') != std::string::npos || s.name.find('\0') != std::string::npos || s.name == "." ||
+          s.name == "..") {
+        fail(key, kv.first, "a server name is its log file's name: it must not contain '/' or NUL, or be '.' or '..'");
+      }
+      if (s.name.size() > kMaxServerName) {
+        fail(key, kv.first, "a server name is its log file's name: at most " + std::to_string(kMaxServerName) +
+                                " bytes (the file system's limit, with \".log\")");
       }
       if (c->find(s.name)) fail(key, kv.first, "duplicate server name");
       const YAML::Node& v = kv.second;

@@ -6,6 +6,7 @@
 // in use, missing data), 2 for a usage or configuration error (including a peer_tls file that cannot
 // be used). Messages name the problem: file, key and value. Threads: main (start-up, then waits for a
 // stop), a signal thread (sigwait), the loops.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -157,18 +158,47 @@ std::string gazetteer_path(const herd::Config& config) {
   return dir + "/data/cities.pbf";
 }
 
-// Whether the log directory exists and is writable, or could be created (for --check).
-bool check_log_dir(const std::string& dir, std::string* error) {
+// For --check, which must leave nothing behind: whether the log file `path` in `dir` can be opened
+// for appending, or created with the directories it needs. An existing file is opened (not written);
+// for a missing one, what the server would create first (the file, or the first missing directory)
+// is created in the deepest directory that exists and removed again. access(W_OK) alone would say yes
+// to root on any file system mounted read-write, /proc included.
+bool check_log_file(const std::string& dir, const std::string& path, std::string* error) {
   struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    const int fd = S_ISDIR(st.st_mode) ? -1 : ::open(path.c_str(), O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      *error = "log_dir: " + path + ": cannot open the log file: " + std::strerror(S_ISDIR(st.st_mode) ? EISDIR : errno);
+      return false;
+    }
+    ::close(fd);
+    return true;
+  }
   std::string probe = dir;
+  int err = 0;
   while (::stat(probe.c_str(), &st) != 0) {
-    if (errno != ENOENT) break;
+    if (errno != ENOENT) {
+      err = errno;
+      break;
+    }
     size_t slash = probe.find_last_of('/');
     probe = slash == std::string::npos ? "." : slash == 0 ? "/" : probe.substr(0, slash);
   }
-  if (!S_ISDIR(st.st_mode) || ::access(probe.c_str(), W_OK) != 0) {
-    *error = "log_dir: " + dir + ": cannot create or write the log directory (" + probe + ": " +
-             (S_ISDIR(st.st_mode) ? std::strerror(EACCES) : std::strerror(ENOTDIR)) + ")";
+  if (err == 0 && !S_ISDIR(st.st_mode)) err = ENOTDIR;
+  if (err == 0) {
+    const std::string trial = probe + "/.herd-check-" + std::to_string(::getpid());
+    if (probe == dir) {
+      const int fd = ::open(trial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0) err = errno;
+      else ::close(fd), ::unlink(trial.c_str());
+    } else {
+      if (::mkdir(trial.c_str(), 0755) != 0) err = errno;
+      else ::rmdir(trial.c_str());
+    }
+  }
+  if (err != 0) {
+    *error = "log_dir: " + dir + ": cannot create " + (probe == dir ? "the log file " + path : "the log directory") +
+             " (" + probe + ": " + std::strerror(err) + ")";
     return false;
   }
   return true;
@@ -295,7 +325,7 @@ int main(int argc, char** argv) {
              self->listen.empty() ? self->host : self->listen);
     if (self->admin_port) resolves("servers." + name + ".admin_listen", self->admin_listen);
     for (const auto* n : config->neighbours(name)) resolves("servers." + n->name + ".host", n->host);
-    if (!to_stderr && !check_log_dir(log_dir, &error)) problems.push_back(error);
+    if (!to_stderr && !check_log_file(log_dir, log_path, &error)) problems.push_back(error);
     if (self->admin_port && !config->admin_token_env.empty()) {
       const char* token = std::getenv(config->admin_token_env.c_str());
       if (!token || !*token) problems.push_back("admin_token_env: the environment variable " + config->admin_token_env + " is not set");

@@ -219,6 +219,37 @@ def test_check_finds_problems(tmp_path):
     assert r.returncode == 2 and b'log_dir' in r.stderr
 
 
+def test_check_tries_the_log_file_as_the_start_would(tmp_path):
+    """--check agrees with the start: a log path that is a directory, or a log_dir that cannot be
+    made (under /proc, where access() still says yes to root), fail both; a fresh one passes both,
+    and --check creates nothing."""
+    h = herdlib.Herd(tmp_path, names=['Solo'], links=[])
+    h.write_config()
+    text = open(h.config_path).read()
+    for log_dir, why in (('taken', b'Is a directory'), ('/proc/herd-check-logs', b'cannot create the log directory')):
+        if log_dir == 'taken':
+            os.makedirs(os.path.join(str(tmp_path), 'taken', 'Solo.log'))
+        open(h.config_path, 'w').write(text.replace('log_dir: logs\n', 'log_dir: %s\n' % log_dir))
+        r = run_server_once(['Solo', '--config', h.config_path, '--check'])
+        assert r.returncode == 2 and why in r.stderr, r.stderr
+        r = run_server_once(['Solo', '--config', h.config_path])
+        assert r.returncode == 2 and b'log_dir' in r.stderr, r.stderr
+    open(h.config_path, 'w').write(text.replace('log_dir: logs\n', 'log_dir: fresh/a/b\n'))
+    r = run_server_once(['Solo', '--config', h.config_path, '--check'])
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(str(tmp_path), 'fresh'))
+
+
+def test_server_names_that_cannot_name_a_log_file_are_refused(tmp_path):
+    for bad in ('x/y', '..', 'n' * 252):
+        h = herdlib.Herd(tmp_path, names=['Solo'], links=[])
+        h.write_config()
+        text = open(h.config_path).read().replace('  Solo:', '  "%s":' % bad)
+        open(h.config_path, 'w').write(text)
+        r = run_server_once([bad, '--config', h.config_path, '--check'])
+        assert r.returncode == 2 and b"is its log file's name" in r.stderr, (bad, r.stderr)
+
+
 def test_make_install(tmp_path):
     """`make install PREFIX=...` lays out a tree whose server finds its places data by itself."""
     if os.environ.get('HERD_SERVER'):
