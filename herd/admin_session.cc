@@ -1,6 +1,8 @@
 // AdminSession implementation and the admin routes.
 #include "herd/admin_session.h"
 
+#include <strings.h>
+
 #include "herd/dashboard_page.h"
 #include "herd/metrics.h"
 #include "herd/server.h"
@@ -274,9 +276,12 @@ AdminSession::Response AdminSession::route(Server& server, const http::IncomingR
   if (!token.empty()) {
     const std::string* auth = req.header("authorization");
     std::string_view given = auth ? std::string_view(*auth) : std::string_view();
-    constexpr std::string_view kBearer = "Bearer ";
-    bool ok = given.size() > kBearer.size() && given.substr(0, kBearer.size()) == kBearer &&
-              same_secret(given.substr(kBearer.size()), token);
+    // `Bearer <token>`: the scheme's case does not matter, and one or more spaces follow it (RFC 7235).
+    const size_t space = given.find(' ');
+    const std::string_view scheme = given.substr(0, space);
+    const size_t credentials = space == std::string_view::npos ? given.size() : given.find_first_not_of(' ', space);
+    bool ok = scheme.size() == 6 && ::strncasecmp(scheme.data(), "bearer", 6) == 0 &&
+              credentials < given.size() && same_secret(given.substr(credentials), token);
     // The dashboard polls every server from one page: a plain GET with the token in the query
     // (no custom header, so no CORS preflight).
     std::string_view target = req.target;

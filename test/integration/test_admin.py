@@ -190,6 +190,10 @@ def test_token(make_herd):
     assert status == 401 and headers['www-authenticate'] == 'Bearer'
     assert http_get(port, '/metrics', {'Authorization': 'Bearer wrong'})[0] == 401
     assert http_get(port, '/metrics', {'Authorization': 'Bearer s3cret'})[0] == 200
+    # The scheme is case-insensitive and may be followed by more than one space (RFC 7235).
+    assert http_get(port, '/metrics', {'Authorization': 'bearer  s3cret'})[0] == 200
+    for wrong in ('Bearers3cret', 'Bearer', 'Bearer ', 'Basic s3cret', 'BEARER s3cre'):
+        assert http_get(port, '/metrics', {'Authorization': wrong})[0] == 401, wrong
 
 
 def test_token_env_missing(tmp_path):
