@@ -161,7 +161,7 @@ size_t UpstreamConnection::on_data(reactor::Connection&, std::string_view data) 
   return data.size();
 }
 
-void UpstreamConnection::on_eof(reactor::Connection&, std::string_view) {
+void UpstreamConnection::on_eof(reactor::Connection& c, std::string_view) {
   if (closed_) return;
   if (!busy_) {
     abort("the server closed the idle connection");
@@ -171,7 +171,12 @@ void UpstreamConnection::on_eof(reactor::Connection&, std::string_view) {
   Outcome outcome;
   outcome.response_started = parser_->started();
   if (parser_->finish() == ResponseParser::State::kComplete) {
-    outcome.response = std::move(parser_->response());  // a body delimited by the close
+    if (c.eof_confirmed()) {
+      outcome.response = std::move(parser_->response());  // a body delimited by the close
+    } else {
+      // Over TLS only a close_notify says the body is whole: a bare FIN may cut it anywhere.
+      outcome.error = where() + ": the response's body ends at the close, and the TLS stream ended without a close_notify";
+    }
   } else {
     outcome.error = where() + ": " + parser_->error();
   }

@@ -74,6 +74,10 @@ class Connection : public Pollable {
 
   virtual bool is_open() const = 0;
   virtual bool eof() const = 0;
+  // After on_eof: whether the sender ended the stream on purpose. Always for plain TCP (its FIN is
+  // the end); for TLS only when a close_notify came first: a FIN alone may come from a crash or from
+  // anyone on the path, so a message delimited by the end of the stream may have been cut short.
+  virtual bool eof_confirmed() const = 0;
   virtual int fd() const = 0;
   virtual EventLoop& loop() = 0;
 

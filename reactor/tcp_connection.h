@@ -34,6 +34,7 @@ class TcpConnection final : public Connection {
   void close(std::string_view reason) override;
   bool is_open() const override { return fd_ >= 0; }
   bool eof() const override { return eof_; }
+  bool eof_confirmed() const override { return true; }
   int fd() const override { return fd_; }
   EventLoop& loop() override { return loop_; }
 

@@ -49,7 +49,10 @@ int TlsConnection::bio_read(BIO* bio, char* data, int len) {
   ssize_t n = ::read(self->fd_, data, static_cast<size_t>(len));
   if (n < 0 && retryable(errno)) BIO_set_retry_read(bio);
   // OpenSSL asks BIO_eof() to tell a clean end of stream (SSL_OP_IGNORE_UNEXPECTED_EOF) from an error.
-  if (n == 0 && len > 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);
+  if (n == 0 && len > 0) {
+    BIO_set_flags(bio, BIO_FLAGS_IN_EOF);
+    self->transport_eof_ = true;
+  }
   return static_cast<int>(n);
 }
 
@@ -306,6 +309,7 @@ void TlsConnection::handle_read() {
       read_wants_write_ = true;
     } else if (code == SSL_ERROR_ZERO_RETURN) {
       peer_closed_ = true;
+      close_notify_received_ = !transport_eof_;
     } else if (code != SSL_ERROR_WANT_READ) {
       error = "TLS read failed: " + describe(code, n);
     }

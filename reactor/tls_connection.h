@@ -66,6 +66,7 @@ class TlsConnection final : public Connection {
   void close(std::string_view reason) override;
   bool is_open() const override { return fd_ >= 0; }
   bool eof() const override { return eof_; }
+  bool eof_confirmed() const override { return close_notify_received_; }
   int fd() const override { return fd_; }
   EventLoop& loop() override { return loop_; }
 
@@ -133,6 +134,11 @@ class TlsConnection final : public Connection {
   bool want_read_ = true;
   bool eof_ = false;                 // on_eof delivered
   bool peer_closed_ = false;         // close_notify or end of stream read, maybe not yet delivered
+  bool transport_eof_ = false;       // the socket's read returned 0 (set by bio_read)
+  // The end came with a close_notify: OpenSSL (SSL_OP_IGNORE_UNEXPECTED_EOF) reports a bare FIN the
+  // same way, but reads no further than the record it needs, so a close_notify is processed before
+  // the FIN behind it is read: the end is confirmed when the socket had not ended yet.
+  bool close_notify_received_ = false;
   bool read_wants_write_ = false;    // SSL_read asked for a writable socket
   bool write_wants_read_ = false;    // SSL_write asked for a readable socket
   bool close_when_flushed_ = false;

@@ -80,7 +80,8 @@ std::unique_ptr<TlsContext> TlsContext::create(const Options& options, std::stri
 
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
   // No renegotiation; a TCP end without close_notify reads as an ordinary end of stream (the
-  // interface's on_eof), which the line-based protocols above frame for themselves.
+  // interface's on_eof): the line-based protocols above frame their messages themselves, and a
+  // message the end delimits (an HTTP body) asks Connection::eof_confirmed whether it is whole.
   SSL_CTX_set_options(raw, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   // SSL_write returns after each record (partial writes), may be retried from a buffer that moved
   // (our output buffer compacts), and idle connections give their record buffers back. The chain sent

@@ -30,6 +30,7 @@ namespace testing_http {
 struct Reply {
   std::string bytes;         // written as they are
   bool close_after = false;  // close the connection once written
+  bool close_notify = false; // with TLS and close_after: say close_notify first (else a bare FIN)
   bool stall = false;        // then ignore the connection (no reads, no writes) until the end
 };
 
@@ -170,6 +171,7 @@ class TestServer {
             off += static_cast<size_t>(w);
           }
           if (r.close_after) {
+            if (r.close_notify && c.ssl) SSL_shutdown(c.ssl);
             drop(c);
           } else if (r.stall) {
             c.stalled = true;

@@ -330,6 +330,34 @@ TEST_CASE("https: the certificate is verified, and one TLS connection carries ev
   stop_client(loop, client);
 }
 
+TEST_CASE("https: a body that ends at the close is whole only with a close_notify") {
+  // No Content-Length and not chunked: the close ends the body. Over TLS a bare FIN may come from a
+  // crash or from anyone on the path, so only the sender's close_notify vouches for the end.
+  const testcerts::Files& certs = testcerts::herd();
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+  TestServer server([&](int, int i, const std::string&) {
+    Reply r{head + "{\"n\":" + std::to_string(i) + "}", true};
+    r.close_notify = i == 0;
+    return r;
+  }, certs.cert("alpha"), certs.key("alpha"));
+  EventLoop loop;
+  http::HttpClient client(options_for(server.port(), "127.0.0.1", certs.ca()));
+  auto results = sequential(loop, client, 2);
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].error.empty());
+  CHECK(results[0].response.body == "{\"n\":0}");
+  CHECK(results[1].error.find("ended without a close_notify") != std::string::npos);
+  stop_client(loop, client);
+  // Over plain TCP the FIN is the end.
+  TestServer plain([&](int, int, const std::string&) { return Reply{head + "{}", true}; });
+  http::HttpClient tcp(options_for(plain.port()));
+  auto tcp_results = sequential(loop, tcp, 1);
+  REQUIRE(tcp_results.size() == 1);
+  CHECK(tcp_results[0].error.empty());
+  CHECK(tcp_results[0].response.body == "{}");
+  stop_client(loop, tcp);
+}
+
 TEST_CASE("https: a certificate from another CA, or for another name, is refused") {
   const testcerts::Files& certs = testcerts::herd();
   TestServer untrusted([](int, int, const std::string&) { return Reply{testing_http::response("200 OK", "{}")}; },
