@@ -168,7 +168,8 @@ bool check_log_file(const std::string& dir, const std::string& path, std::string
   if (::stat(path.c_str(), &st) == 0) {
     const int fd = S_ISDIR(st.st_mode) ? -1 : ::open(path.c_str(), O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-      *error = "log_dir: " + path + ": cannot open the log file: " + std::strerror(S_ISDIR(st.st_mode) ? EISDIR : errno);
+      const int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+      *error = "log_dir: " + path + ": cannot open the log file: " + std::strerror(err);
       return false;
     }
     ::close(fd);

@@ -35,7 +35,8 @@ class LoopPool final : public UpstreamConnection::Owner, public std::enable_shar
  public:
   using Done = std::function<void(Result)>;
 
-  LoopPool(reactor::EventLoop& loop, const ClientOptions& options, reactor::Resolver& resolver, ClientCounters& counters);
+  LoopPool(reactor::EventLoop& loop, const ClientOptions& options, reactor::Resolver& resolver,
+           ClientCounters& counters);
   ~LoopPool();
 
   // Loop thread: sends `request`; `done` runs exactly once on this loop, never inside send().

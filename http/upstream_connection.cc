@@ -175,7 +175,8 @@ void UpstreamConnection::on_eof(reactor::Connection& c, std::string_view) {
       outcome.response = std::move(parser_->response());  // a body delimited by the close
     } else {
       // Over TLS only a close_notify says the body is whole: a bare FIN may cut it anywhere.
-      outcome.error = where() + ": the response's body ends at the close, and the TLS stream ended without a close_notify";
+      outcome.error =
+          where() + ": the response's body ends at the close, and the TLS stream ended without a close_notify";
     }
   } else {
     outcome.error = where() + ": " + parser_->error();

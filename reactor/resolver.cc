@@ -111,7 +111,9 @@ void Resolver::State::run(const std::shared_ptr<State>& self) {
 
     lock.lock();
     // Queued under the lock, so forget() cannot return between the check and the queueing.
-    if (busy_loop == job.loop && !stopping) answer(self, *job.loop, std::move(job.done), std::move(addresses), std::move(error));
+    if (busy_loop == job.loop && !stopping) {
+      answer(self, *job.loop, std::move(job.done), std::move(addresses), std::move(error));
+    }
     busy_loop = nullptr;
   }
 }
