@@ -221,12 +221,20 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
       // later in the backlog, or was not owed to this neighbour (it came from it, or another server
       // took it there), and either way supersedes this one.
       std::string_view f[7];
-      if (protocol::split_fields(e.line, f, 7) >= 6 &&
-          !table.holds(f[3], e.line.substr(0, static_cast<size_t>(f[5].data() + f[5].size() - e.line.data())))) {
-        ++catch_up_skipped_;
-        continue;
+      std::string_view line = e.line;
+      if (protocol::split_fields(e.line, f, 7) >= 6) {
+        const std::string_view record =
+            e.line.substr(0, static_cast<size_t>(f[5].data() + f[5].size() - e.line.data()));
+        if (!table.holds(f[3], record)) {
+          ++catch_up_skipped_;
+          continue;
+        }
+        // A neighbour that lost its history may have lost this record too, and then it is the only
+        // server left to pass it on: the seen= set (which may name itself and neighbours the record
+        // never reached) is dropped, so that it floods the record as it would a full transfer's.
+        if (replay_everything_) line = record;
       }
-      bulk_.append(e.line).push_back('\n');
+      bulk_.append(line).push_back('\n');
       ++bulk_count;
     } else {
       live_.append(e.line).push_back('\n');

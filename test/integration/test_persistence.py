@@ -8,7 +8,7 @@ import os
 import re
 import signal
 
-from herdlib import NAMES, at_lines, run_server_once, unique_id, updates, wait_all_at, wait_for
+from herdlib import NAMES, at_lines, missing_at, run_server_once, unique_id, updates, wait_all_at, wait_for
 
 UCLA = b'+34.068930-118.445127'
 DURABLE = 'data_dir: data\nfsync: always\n'
@@ -83,6 +83,41 @@ def test_a_record_flooded_then_lost_at_its_origin_comes_back_from_the_neighbours
     # Goloman was asked for everything (its log reaches the file within the writer's period).
     wait_for(lambda: re.search(rb'Hands \* catch-up: replaying backlog seqs .*every current record: it restarted',
                                herd.log_bytes('Goloman')), 10, 'the replay of everything to Hands in Goloman.log')
+
+
+def test_a_record_lost_at_its_origin_reaches_the_neighbour_its_seen_set_named(make_herd):
+    """As above, in a triangle, with one neighbour that had not yet got the record when its origin
+    died: the record comes back to the origin from the other neighbour, in a replay of everything,
+    still carrying the seen= set the origin wrote. Taken at its word, that set names the neighbour
+    that never got the record, and nobody would send it there. Found in review."""
+    herd = make_herd(names=['Goloman', 'Hands', 'Holiday'],
+                     links=[['Goloman', 'Hands'], ['Hands', 'Holiday'], ['Goloman', 'Holiday']],
+                     extra_yaml='data_dir: data\nfsync: always\n', proxied=True)
+    cid = unique_id('named')
+    older = updates(herd, 'Hands', None, 0, t=b'1600000000.5', ids=[cid])
+    for name in ('Goloman', 'Holiday'):
+        wait_all_at(herd, name, older)
+    herd.kill('Hands', signal.SIGTERM)   # a clean stop: its log ends with the older record
+    herd.restart('Hands')
+    log = record_logs(herd, 'Hands')[-1]
+    size = os.path.getsize(log)
+    # Hands' link to Goloman stays up but delivers nothing: the newer record is sent with
+    # seen=Hands,Goloman,Holiday, and only Holiday gets it.
+    herd.proxy('mode Hands>Goloman blackhole')
+    newer = updates(herd, 'Hands', None, 0, t=b'1600000001.5', ids=[cid])
+    wait_all_at(herd, 'Holiday', newer)
+    assert missing_at(herd, 'Goloman', newer) == {cid}
+    herd.kill('Hands')
+    for path in record_logs(herd, 'Hands'):  # the newer record never reached Hands' disk
+        if path == log:
+            with open(path, 'r+b') as f:
+                f.truncate(size)
+        elif os.path.getmtime(path) >= os.path.getmtime(log):
+            os.remove(path)
+    herd.proxy('mode Hands>Goloman pass')
+    herd.restart('Hands')
+    wait_all_at(herd, 'Hands', newer)
+    wait_all_at(herd, 'Goloman', newer, timeout=15)
 
 
 def test_a_neighbour_down_is_not_named_even_across_a_restart_with_data(make_herd):
