@@ -108,6 +108,7 @@ bool Persistence::start(FloodLog& backlog, const SyncState& sync, std::string* e
   const uint64_t first = backlog.next_seq();
   last_written_ = first - 1;
   durable_.store(first - 1, std::memory_order_release);
+  synced_through_.store(first - 1, std::memory_order_release);
   if (!open_log(first, error)) return false;
   writer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "record-writer");
@@ -179,6 +180,7 @@ void Persistence::sync_log() {
     return;
   }
   synced_ = true;
+  synced_through_.store(last_written_, std::memory_order_release);
   set_durable(last_written_);
 }
 
@@ -331,6 +333,7 @@ void Persistence::run_writer() {
         sync_log();
       } else if (options_.fsync == Fsync::kNo) {
         synced_ = true;
+        synced_through_.store(last_written_, std::memory_order_release);
         set_durable(last_written_);
       } else if (now - last_sync >= std::chrono::seconds(1)) {
         sync_log();
@@ -439,10 +442,26 @@ void Persistence::run_rewrite(uint64_t log_start, std::map<std::string, SyncStat
     }
     if (buf.size() >= kBatchBytes && !flush()) return fail("write", fd);
   }
+  // The scan also took records stored after log_start, which only the new record log holds. The
+  // snapshot goes into place only once that log has them on disk: else a crash could leave a record
+  // in the recovered table but in no record log, hence in no backlog, owed to no neighbour.
+  const uint64_t covered = backlog_->next_seq() - 1;
   append_frame(&buf, kSnapshotEndKind, 0, 0, std::to_string(records));
   if (!flush()) return fail("write", fd);
   if (::fdatasync(fd) != 0) return fail("fdatasync", fd);
   ::close(fd);
+  const auto wait_until = std::chrono::steady_clock::now() + kRewriteLogWait;
+  while (synced_through_.load(std::memory_order_acquire) < covered) {
+    if (stopping_.load(std::memory_order_acquire) || std::chrono::steady_clock::now() > wait_until) {
+      // The older record logs stay, so nothing is lost; a later rewrite tries again.
+      problem(tmp + ": rewrite dropped: the record log was not synced through seq " + std::to_string(covered) +
+              ", the last the snapshot may hold, within " + std::to_string(kRewriteLogWait.count()) + " s");
+      ::unlink(tmp.c_str());
+      rewriting_.store(false, std::memory_order_release);
+      return;
+    }
+    wait_unless_stopping(std::chrono::milliseconds(10));
+  }
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) return fail("rename", -1);
   sync_dir(options_.dir);
   // The record logs before log_start are in the snapshot now.

@@ -9,7 +9,8 @@
 // When the record log has grown past compact_bytes and past the snapshot, it is rewritten in the
 // background: the writer starts a new record log at seq S and a rewrite thread writes the table (a
 // scan holding one shard lock at a time) and the neighbours' progress as a snapshot of everything
-// before S, syncs it, renames it into place and removes the older logs. The loops never wait on the
+// before S (and of what the scan met stored since), syncs it, waits until the new log is synced
+// through the last record the scan may have met, renames it into place and removes the older logs. The loops never wait on the
 // disk (with fsync always, only the replies to IAMATs wait, in command order).
 //
 // A writer that falls so far behind that the backlog evicts what it has not written yet (a stalled
@@ -60,6 +61,9 @@ class Persistence {
   // fsync everysec or no: the writer writes every kGatherWait what was appended meanwhile (no
   // append ever wakes it: a thread wake-up per record would cost more than the write).
   static constexpr std::chrono::milliseconds kGatherWait{10};
+  // How long a finished snapshot waits for the record log to be synced through the last record its
+  // scan may have taken (the writer syncs at least once a second); past it, the rewrite is dropped.
+  static constexpr std::chrono::seconds kRewriteLogWait{30};
 
   // Creates the directory if needed, locks it and recovers it into `table` and *recovered. nullptr
   // with *error (naming the file) when the directory cannot be used.
@@ -135,6 +139,10 @@ class Persistence {
   bool sync_failed_ = false;       // a sync failed: a new log and a rewrite are owed
 
   std::atomic<uint64_t> durable_{0};
+  // The record logs hold, synced (with fsync: no, written), every entry up to this seq: what a
+  // snapshot may hold past its log_start before it goes into place. Unlike durable_, never held back
+  // by a floor (a rewrite that lifts the floor waits for this).
+  std::atomic<uint64_t> synced_through_{0};
   std::atomic<bool> stopping_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
