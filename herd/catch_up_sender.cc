@@ -41,6 +41,7 @@ void CatchUpSender::start(reactor::Connection& c) {
   scanning_ = false;
   catching_up_ = false;
   marked_ = false;
+  records_since_mark_ = false;
   std::string hello = "HERD " + ctx_.server.self.name + "\n";
   ctx_.server.sync.append_sync_line(hello);
   ctx_.log.write_each_line(peer_, '>', hello);
@@ -154,15 +155,17 @@ void CatchUpSender::pump(reactor::Connection& c) {
     if (at >= replay_end_) {
       // Live: the owed lines only, straight into the batch.
       live_.clear();
-      uint64_t owed = 0;
-      st = backlog_.read_owed(&cursor_, bit_, &live_, kReadBytes, &looked_at, &owed);
+      uint64_t owed = 0, records = 0;
+      st = backlog_.read_owed(&cursor_, bit_, &live_, kReadBytes, &looked_at, &owed, &records);
       sent_.add(owed);  // herd_peer_records_flooded_total
+      if (records) records_since_mark_ = true;
     } else {
       // A replay of everything (the neighbour lost what it held) needs entries not owed to this link
       // too: read as a reader of everything, so that losing any of them to eviction is noticed
       // (kBehind: a full transfer) instead of skipped.
       st = backlog_.read(&cursor_, &raw_, kReadBytes, replay_everything_ ? FloodLog::kEverything : bit_);
       looked_at = raw_.size();
+      if (looked_at) records_since_mark_ = true;  // (a replay: a MARK is owed when it ends)
     }
     if (st == FloodLog::ReadStatus::kBehind) {
       begin_full("we fell behind: backlog seqs " + std::to_string(at) + ".." +
@@ -313,7 +316,9 @@ void CatchUpSender::maybe_mark(reactor::Connection& c) {
     finish_catch_up();
     now = true;
   }
-  if (!now && marked_ && through == last_mark_) return;
+  // Nothing but progress entries since the last MARK (each neighbour's MARK is one, here): none is
+  // due, or two idle neighbours with data directories would MARK each other's MARKs for ever.
+  if (!now && marked_ && (through == last_mark_ || !records_since_mark_)) return;
   auto t = std::chrono::steady_clock::now();
   if (!now && marked_ && t - last_mark_time_ < kMarkInterval) {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(kMarkInterval - (t - last_mark_time_));
@@ -325,6 +330,7 @@ void CatchUpSender::maybe_mark(reactor::Connection& c) {
   ctx_.log.write(peer_, '>', std::string_view(mark).substr(0, mark.size() - 1));
   c.send(mark);
   marked_ = true;
+  records_since_mark_ = false;
   last_mark_ = through;
   last_mark_time_ = t;
 }

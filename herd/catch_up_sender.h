@@ -124,6 +124,7 @@ class CatchUpSender {
   uint64_t catch_up_bytes_ = 0;
   uint64_t catch_up_skipped_ = 0;  // replayed versions a newer record had replaced
   bool marked_ = false;          // a MARK went out on this connection
+  bool records_since_mark_ = false;  // the cursor passed a record entry since that MARK
   uint64_t last_mark_ = 0;
   std::chrono::steady_clock::time_point last_mark_time_{};
   reactor::EventLoop::TimerId turn_timer_ = 0;  // a pump on the next turn (this turn's budget is spent)

@@ -189,9 +189,11 @@ FloodLog::ReadStatus FloodLog::read(Cursor* cursor, std::string* out, size_t max
 }
 
 FloodLog::ReadStatus FloodLog::read_owed(Cursor* cursor, uint64_t bit, std::string* lines, size_t max_bytes,
-                                         size_t* looked_at, uint64_t* appended) const {
+                                         size_t* looked_at, uint64_t* appended, uint64_t* records) const {
   *looked_at = 0;
   *appended = 0;
+  if (records) *records = 0;
+  uint64_t passed = 0;
   std::lock_guard lock(mu_);
   ReadStatus status;
   const Block* block = start_read_locked(cursor, bit, &status);
@@ -203,13 +205,17 @@ FloodLog::ReadStatus FloodLog::read_owed(Cursor* cursor, uint64_t bit, std::stri
   uint64_t count = 0;
   while (at < b.used && (count == 0 || lines->size() - start < max_bytes)) {
     const uint32_t size = load32(base + at);
-    if (static_cast<Kind>(base[at + 4]) == Kind::kRecord && (load64(base + at + 16) & bit)) {
-      lines->append(base + at + kEntryHeader, size - kEntryHeader).push_back('\n');
-      ++*appended;
+    if (static_cast<Kind>(base[at + 4]) == Kind::kRecord) {
+      ++passed;
+      if (load64(base + at + 16) & bit) {
+        lines->append(base + at + kEntryHeader, size - kEntryHeader).push_back('\n');
+        ++*appended;
+      }
     }
     at += size;
     ++count;
   }
+  if (records) *records = passed;
   *looked_at = at - cursor->offset;
   cursor->offset = at;
   cursor->seq += count;

@@ -93,9 +93,10 @@ class FloodLog {
 
   // Any thread: as read(), but appends only the lines of the record entries with `bit` in their mask,
   // each followed by "\n" (the live flood of one link: one copy, under the lock). *looked_at: the bytes
-  // of backlog passed over; *appended: the lines appended. kBehind as read().
+  // of backlog passed over; *appended: the lines appended; *records (if given): the record entries
+  // passed over, owed or not. kBehind as read().
   ReadStatus read_owed(Cursor* cursor, uint64_t bit, std::string* lines, size_t max_bytes,
-                       size_t* looked_at, uint64_t* appended) const;
+                       size_t* looked_at, uint64_t* appended, uint64_t* records = nullptr) const;
 
   // Decodes the entry at the front of *raw (bytes written by read()) and removes it from *raw. False
   // when *raw is empty or does not start with a whole entry.

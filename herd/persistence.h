@@ -62,7 +62,7 @@ class Persistence {
   // append ever wakes it: a thread wake-up per record would cost more than the write).
   static constexpr std::chrono::milliseconds kGatherWait{10};
   // How long a finished snapshot waits for the record log to be synced through the last record its
-  // scan may have taken (the writer syncs at least once a second); past it, the rewrite is dropped.
+  // scan may have taken (the writer is asked to sync at once); past it, the rewrite is dropped.
   static constexpr std::chrono::seconds kRewriteLogWait{30};
 
   // Creates the directory if needed, locks it and recovers it into `table` and *recovered. nullptr
@@ -143,6 +143,8 @@ class Persistence {
   // snapshot may hold past its log_start before it goes into place. Unlike durable_, never held back
   // by a floor (a rewrite that lifts the floor waits for this).
   std::atomic<uint64_t> synced_through_{0};
+  std::atomic<bool> sync_requested_{false};  // a rewrite waits for synced_through_: sync now
+  std::atomic<bool> writer_done_{false};     // the writer thread has ended
   std::atomic<bool> stopping_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -4,6 +4,7 @@ link was cut, records lost in a connection that failed, and the two flood-routin
 not hide. Links are cut, blackholed and healed with tools/chaos/faultproxy.py (Herd(proxied=True))."""
 
 import re
+import time
 
 from herdlib import (NAMES, Client, at_lines, flush_links, missing_at, poll_whatsat, unique_id, updates,
                      wait_all_at, wait_for)
@@ -209,3 +210,22 @@ def test_a_neighbour_whose_link_is_down_is_never_named_in_seen(make_herd):
         assert re.search(rb' seen=\S*Wilkes', l) and not re.search(rb' seen=\S*Hands', l), l
     herd.kill('Goloman')
     wait_all_at(herd, 'Hands', rec)
+
+
+def test_idle_servers_with_data_stop_marking(make_herd):
+    """With a data_dir, a MARK received is recorded in the backlog (a progress entry), which the
+    link back passes over. That alone calls for no MARK: else two idle neighbours MARKed each
+    other's MARKs once a second for ever, each one a record-log write. Found in review."""
+    herd = make_herd(names=['Goloman', 'Hands'], links=[['Goloman', 'Hands']],
+                     extra_yaml='data_dir: data\nfsync: everysec\n')
+    updates(herd, 'Goloman', 'idle', 3)
+    wait_marked(herd, 'Goloman', 'Hands')
+
+    def marks():
+        return sum(herd.log_bytes(n).count(b' > MARK ') for n in ('Goloman', 'Hands'))
+    # Past the MARKs that close the traffic above (MARKs go at most every 100 ms; idle links are
+    # looked at every second), the count stands still.
+    time.sleep(2.5)
+    settled = marks()
+    time.sleep(3.5)
+    assert marks() == settled
