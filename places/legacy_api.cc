@@ -49,8 +49,16 @@ PlacesAnswer LegacyApi::interpret(const http::Response& response) const {
   if (auto m = doc->FindMember("error_message"); m != doc->MemberEnd() && m->value.IsString()) {
     message = redact(std::string_view(m->value.GetString(), m->value.GetStringLength()), key_);
     m->value.SetString(message.data(), static_cast<rapidjson::SizeType>(message.size()), alloc);
+  } else if (a.status != "OK" && a.status != "ZERO_RESULTS") {
+    // A failure always says what went wrong (SPEC), and Google's UNKNOWN_ERROR often comes bare.
+    doc->RemoveMember("error_message");
+    const std::string said = "the places upstream answered " + a.status + " without an error_message";
+    doc->AddMember("error_message",
+                   rapidjson::Value(said.data(), static_cast<rapidjson::SizeType>(said.size()), alloc), alloc);
   }
-  a.retryable = retryable_http(code) || code == 429 || (a.status == "OVER_QUERY_LIMIT" && !daily_quota(message));
+  // Legacy retry rules: HTTP 500/503/504, and OVER_QUERY_LIMIT unless it is the daily quota (an HTTP
+  // 429 alone is not one of them: with the daily quota's message, a retry cannot help).
+  a.retryable = retryable_http(code) || (a.status == "OVER_QUERY_LIMIT" && !daily_quota(message));
   a.summary = "status " + a.status + ", " + std::to_string((*doc)["results"].Size()) + " results" +
               (message.empty() ? "" : ": " + message);
   a.doc = std::move(doc);

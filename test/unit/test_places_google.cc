@@ -159,6 +159,12 @@ TEST_CASE("legacy statuses are passed on with their message; retryable only wher
       {200, R"({"results":[]})", "UNKNOWN_ERROR", false},
       {403, "<html>Forbidden</html>", "REQUEST_DENIED", false},
       {429, "Too Many Requests", "OVER_QUERY_LIMIT", true},
+      // An HTTP 429 is retried for the rate limit its body names, not for the daily quota.
+      {429, R"({"error_message":"You have exceeded your rate-limit for this API.","html_attributions":[],"results":[],"status":"OVER_QUERY_LIMIT"})",
+       "OVER_QUERY_LIMIT", true},
+      {429, R"({"error_message":"You have exceeded your daily request quota for this API.","html_attributions":[],"results":[],"status":"OVER_QUERY_LIMIT"})",
+       "OVER_QUERY_LIMIT", false},
+      {200, R"({"html_attributions":[],"results":[],"status":"OVER_QUERY_LIMIT"})", "OVER_QUERY_LIMIT", true},
   };
   for (const Case& c : cases) {
     CAPTURE(c.body);
@@ -172,10 +178,18 @@ TEST_CASE("legacy statuses are passed on with their message; retryable only wher
     CHECK(d["html_attributions"].IsArray());
     CHECK(d["results"].IsArray());
     CHECK(std::string(d["status"].GetString()) == c.status);
-    if (a.status != "OK" && a.status != "ZERO_RESULTS" && std::string(c.body).find("error_message") != std::string::npos) {
-      rapidjson::Document up;
-      up.Parse(c.body, std::strlen(c.body));
-      CHECK(std::string(d["error_message"].GetString()) == up["error_message"].GetString());
+    if (a.status != "OK" && a.status != "ZERO_RESULTS") {
+      // A failure always says what went wrong: Google's message, or ours when it sent none.
+      REQUIRE(d.HasMember("error_message"));
+      REQUIRE(d["error_message"].IsString());
+      const std::string said = d["error_message"].GetString();
+      if (std::string(c.body).find("error_message") != std::string::npos) {
+        rapidjson::Document up;
+        up.Parse(c.body, std::strlen(c.body));
+        CHECK(said == up["error_message"].GetString());
+      } else {
+        CHECK(said.find("the places upstream answered") == 0);
+      }
     }
   }
   // The exact reply for a body that is not JSON.
