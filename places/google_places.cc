@@ -25,6 +25,9 @@ struct GooglePlaces::Call {
   Clock::time_point deadline;
   Clock::time_point attempt_started;
   int attempts = 0;
+  // The upstream's answer that a retry was scheduled after: passed on if the retries end in no
+  // answer at all (the WHATSAT's time runs out in the middle of one, or it cannot connect).
+  std::shared_ptr<const PlacesAnswer> last_answer;
   bool holds_slot = false;
   bool queued = false;
   reactor::EventLoop::TimerId timer = 0;  // the queue deadline, or the backoff before a retry
@@ -223,6 +226,7 @@ void GooglePlaces::on_result(LoopState& ls, uint64_t call_id, http::Result resul
   if (answer.retryable && call.attempts < options_.retry.max_attempts) {
     milliseconds delay = options_.retry.delay(call.attempts, ls.rng);
     if (now + delay < call.deadline) {
+      if (result.ok()) call.last_answer = std::make_shared<const PlacesAnswer>(answer);
       log(ls.loop, '*', "retrying in " + std::to_string(delay.count()) + " ms");
       call.timer = ls.loop.run_after(delay, [this, w = ls.weak_from_this(), id = call.id] {
         auto s = w.lock();
@@ -234,6 +238,12 @@ void GooglePlaces::on_result(LoopState& ls, uint64_t call_id, http::Result resul
       });
       return;
     }
+  }
+  if (!result.ok() && call.last_answer) {
+    log(ls.loop, '*', "passing on the last answer: " + call.last_answer->summary);
+    const std::shared_ptr<const PlacesAnswer> last = call.last_answer;  // the call goes in complete()
+    complete(ls, call_id, *last);
+    return;
   }
   complete(ls, call_id, answer);
 }

@@ -30,8 +30,8 @@ namespace testing_http {
 struct Reply {
   std::string bytes;         // written as they are
   bool close_after = false;  // close the connection once written
-  bool close_notify = false; // with TLS and close_after: say close_notify first (else a bare FIN)
   bool stall = false;        // then ignore the connection (no reads, no writes) until the end
+  bool close_notify = false; // with TLS and close_after: say close_notify first (else a bare FIN)
 };
 
 // Request `index` (0-based over the whole server) on connection `conn` (0-based), and its bytes.

@@ -645,6 +645,25 @@ TEST_CASE("OVER_QUERY_LIMIT is retried within the budget, then passed on, in tim
   CHECK(server.requests() <= 5);
 }
 
+TEST_CASE("a retry the timeout cuts short passes on the last answer, not \"no answer\"") {
+  // The upstream answers OVER_QUERY_LIMIT, then stalls on the retry until the WHATSAT's time is up:
+  // the reply is the answer it gave, not a claim that it never answered.
+  TestServer server([&](int, int i, const std::string&) {
+    if (i == 0) {
+      return Reply{testing_http::response("200 OK", legacy_json("OVER_QUERY_LIMIT", "You have exceeded your rate-limit for this API."))};
+    }
+    return Reply{"", false, true};
+  });
+  Harness h(server.port(), "google", 1000ms);
+  std::vector<std::string> answers;
+  auto start = std::chrono::steady_clock::now();
+  testing_loop::run_on(h.loop, [&] { h.ask(kUcla, answers); });
+  REQUIRE(run_until(h.loop, [&] { return answers.size() == 1; }));
+  CHECK(std::chrono::steady_clock::now() - start < 1300ms);
+  CHECK(server.requests() == 2);
+  CHECK(answers[0] == places::error_reply("OVER_QUERY_LIMIT", "You have exceeded your rate-limit for this API."));
+}
+
 TEST_CASE("a stalled upstream, a refused connection: UNKNOWN_ERROR saying why, within the timeout") {
   TestServer server([&](int, int, const std::string&) { return Reply{"", false, true}; });
   Harness h(server.port(), "google", 400ms);
