@@ -61,9 +61,22 @@ void PeerLink::on_established(reactor::Connection& c) {
     how += " (" + std::string(tls.protocol()) + ", certificate of " + peer_ + " verified)";
   }
   connected_at_ = std::chrono::steady_clock::now();
+  established_ = true;
+  established_how_ = std::move(how);
+  sender_.start(c);  // the hello and SYNC; records wait until the link is up
+  confirm_timer_ = loop_.run_after(kConfirmWait, [this] {
+    confirm_timer_ = 0;
+    confirm();
+  });
+}
+
+void PeerLink::confirm() {
+  if (up_.load(std::memory_order_relaxed) || !established_ || !conn_ || !conn_->is_open()) return;
+  if (confirm_timer_) loop_.cancel(confirm_timer_);
+  confirm_timer_ = 0;
   up_.store(true, std::memory_order_relaxed);
-  ctx_.log.write(peer_, '+', how);
-  sender_.start(c);
+  ctx_.log.write(peer_, '+', established_how_);
+  pump();
 }
 
 void PeerLink::notify() {
@@ -92,7 +105,8 @@ void PeerLink::pump() {
 }
 
 size_t PeerLink::on_data(reactor::Connection& c, std::string_view data) {
-  if (!up_.load(std::memory_order_relaxed)) return data.size();
+  if (!established_) return data.size();
+  confirm();  // the neighbour answered: it took our hello (and certificate)
   return sender_.on_data(c, data);  // the neighbour's catch-up answer
 }
 
@@ -102,6 +116,9 @@ void PeerLink::on_drained(reactor::Connection&) { pump(); }
 
 void PeerLink::on_closed(reactor::Connection&, std::string_view reason) {
   bool was_up = up_.exchange(false, std::memory_order_relaxed);
+  established_ = false;
+  if (confirm_timer_) loop_.cancel(confirm_timer_);
+  confirm_timer_ = 0;
   sender_.stop();
   if (was_up) {
     ctx_.log.write(peer_, '-', "link down: ", reason);

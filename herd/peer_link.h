@@ -42,8 +42,13 @@ class PeerLink final : public reactor::ConnectionHandler {
   const std::string& peer_name() const { return peer_; }
   // The loop that owns this link (fixed for its whole life).
   reactor::EventLoop& loop() const { return loop_; }
-  // Any thread: whether the link is connected (and, over TLS, authenticated) right now.
+  // Any thread: whether the link is connected (and, over TLS, authenticated both ways) right now.
+  // A connection counts from the neighbour's first answer (to the hello and SYNC), or from
+  // kConfirmWait without one (a neighbour that answers no SYNC, as the asyncio reference): over TLS
+  // 1.3 the dialler's handshake ends before the neighbour has checked its certificate, and a
+  // refusal comes after it.
   bool up() const { return up_.load(std::memory_order_relaxed); }
+  static constexpr std::chrono::milliseconds kConfirmWait{1000};
 
   void start();  // loop thread: dial
   void stop();   // loop thread: close and stop redialling
@@ -71,6 +76,8 @@ class PeerLink final : public reactor::ConnectionHandler {
 
  private:
   void connected(int fd);
+  // Loop thread: the connection is taken as accepted by the neighbour: the link is up.
+  void confirm();
 
   LoopContext& ctx_;
   reactor::EventLoop& loop_;
@@ -79,6 +86,9 @@ class PeerLink final : public reactor::ConnectionHandler {
   std::unique_ptr<reactor::Connection> conn_;  // null while not connected
   std::chrono::steady_clock::time_point connected_at_{};
   bool stopped_ = false;
+  bool established_ = false;  // the handshake is done and the neighbour's name checked; not yet up_
+  std::string established_how_;  // for the "link up" entry
+  reactor::EventLoop::TimerId confirm_timer_ = 0;
   std::atomic<bool> up_{false};
   std::atomic<bool> pump_queued_{false};  // a pump task is on its way to the loop
   CatchUpSender sender_;

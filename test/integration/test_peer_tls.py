@@ -241,3 +241,24 @@ def test_a_herd_without_peer_tls_warns_at_start(tmp_path):
     finally:
         code, err = s.stop()
     assert code == 0, err
+
+
+def test_a_link_the_neighbour_refuses_is_never_logged_up(make_herd, other_ca):
+    """Over TLS 1.3 the dialler's handshake ends before the neighbour has checked the dialler's
+    certificate; a refusal comes after. A link counts as up (and is logged so) only once the
+    neighbour has answered, so a refused one reads `link not established`, never `link up` and
+    `link down` in turn, each redial. Found by a black-box run with an expired certificate."""
+    herd = make_herd(names=['Goloman', 'Hands'], links=[['Goloman', 'Hands']], peer_tls=True)
+    wait_log(herd, 'Goloman', b'Hands + link up (TLSv1.3, certificate of Hands verified)')
+    herd.kill('Goloman')
+    # Goloman now shows a certificate for its name from a CA the herd does not trust.
+    for ext in ('pem', 'key'):
+        with open(os.path.join(other_ca, 'Goloman.' + ext), 'rb') as src:
+            data = src.read()
+        with open(os.path.join(herd.cert_dir, 'Goloman.' + ext), 'wb') as dst:
+            dst.write(data)
+    before = len(herd.log_bytes('Goloman'))
+    herd.restart('Goloman')
+    wait_for(lambda: herd.log_bytes('Goloman')[before:].count(b'Hands ! link not established: ') >= 2,
+             15, "two refused dials in Goloman's log")
+    assert b'Hands + link up' not in herd.log_bytes('Goloman')[before:]
