@@ -18,6 +18,17 @@ def record_logs(herd, name):
     return sorted(glob.glob(os.path.join(herd.data_path(name), 'records-*.log')))
 
 
+def cut_back(herd, name, log, size):
+    """As if what `name` wrote after `log` was `size` bytes long never reached its disk (a power cut):
+    that log is cut back to `size`, and the logs begun since are removed."""
+    for path in record_logs(herd, name):
+        if path == log:
+            with open(path, 'r+b') as f:
+                f.truncate(size)
+        elif os.path.getmtime(path) >= os.path.getmtime(log):
+            os.remove(path)
+
+
 def test_kill_9_of_the_whole_herd_loses_nothing_that_was_answered(make_herd):
     herd = make_herd(extra_yaml=DURABLE)
     acked = {}
@@ -72,12 +83,7 @@ def test_a_record_flooded_then_lost_at_its_origin_comes_back_from_the_neighbours
     wait_all_at(herd, 'Goloman', newer)
     wait_all_at(herd, 'Holiday', newer)
     herd.kill('Hands')
-    for path in record_logs(herd, 'Hands'):  # the newer record never reached Hands' disk
-        if path == log:
-            with open(path, 'r+b') as f:
-                f.truncate(size)
-        elif os.path.getmtime(path) >= os.path.getmtime(log):
-            os.remove(path)
+    cut_back(herd, 'Hands', log, size)  # the newer record never reached Hands' disk
     herd.restart('Hands')
     wait_all_at(herd, 'Hands', newer)
     # Goloman was asked for everything (its log reaches the file within the writer's period).
@@ -98,9 +104,13 @@ def test_a_record_lost_at_its_origin_reaches_the_neighbour_its_seen_set_named(ma
     for name in ('Goloman', 'Holiday'):
         wait_all_at(herd, name, older)
     herd.kill('Hands', signal.SIGTERM)   # a clean stop: its log ends with the older record
+    before = len(herd.log_bytes('Hands'))
     herd.restart('Hands')
     log = record_logs(herd, 'Hands')[-1]
     size = os.path.getsize(log)
+    for n in ('Goloman', 'Holiday'):  # both links up, so that the seen= set names both
+        wait_for(lambda: b'%s + link up' % n.encode() in herd.log_bytes('Hands')[before:], 10,
+                 "Hands' link to %s up" % n)
     # Hands' link to Goloman stays up but delivers nothing: the newer record is sent with
     # seen=Hands,Goloman,Holiday, and only Holiday gets it.
     herd.proxy('mode Hands>Goloman blackhole')
@@ -108,12 +118,7 @@ def test_a_record_lost_at_its_origin_reaches_the_neighbour_its_seen_set_named(ma
     wait_all_at(herd, 'Holiday', newer)
     assert missing_at(herd, 'Goloman', newer) == {cid}
     herd.kill('Hands')
-    for path in record_logs(herd, 'Hands'):  # the newer record never reached Hands' disk
-        if path == log:
-            with open(path, 'r+b') as f:
-                f.truncate(size)
-        elif os.path.getmtime(path) >= os.path.getmtime(log):
-            os.remove(path)
+    cut_back(herd, 'Hands', log, size)  # the newer record never reached Hands' disk
     herd.proxy('mode Hands>Goloman pass')
     herd.restart('Hands')
     wait_all_at(herd, 'Hands', newer)
