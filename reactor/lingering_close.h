@@ -36,8 +36,6 @@ class LingeringClose {
   // Takes `fd` (a connected socket, deregistered from the loop, its output all written): shuts its
   // sending side and closes it once the peer has finished, or a bound is reached.
   void close(int fd);
-  // Sockets lingering now.
-  size_t size() const { return sockets_.size(); }
 
  private:
   struct Socket;
