@@ -35,22 +35,9 @@ std::string SocketAddress::to_string() const {
 }
 
 bool resolve(const std::string& host, uint16_t port, SocketAddress* out, std::string* error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  // Only an IPv6 literal holds a colon: never ask a name service about one that does not parse.
-  if (host.find(':') != std::string::npos) hints.ai_flags |= AI_NUMERICHOST;
-  addrinfo* result = nullptr;
-  std::string service = std::to_string(port);
-  int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &result);
-  if (rc != 0 || !result) {
-    *error = "cannot resolve host '" + host + "': " + ::gai_strerror(rc);
-    return false;
-  }
-  std::memcpy(&out->storage, result->ai_addr, result->ai_addrlen);
-  out->length = result->ai_addrlen;
-  ::freeaddrinfo(result);
+  std::vector<SocketAddress> all;
+  if (!resolve_all(host, port, &all, error)) return false;
+  *out = all.front();
   return true;
 }
 
@@ -223,7 +210,8 @@ bool resolve_all(const std::string& host, uint16_t port, std::vector<SocketAddre
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
-  if (host.find(':') != std::string::npos) hints.ai_flags |= AI_NUMERICHOST;  // as in resolve()
+  // Only an IPv6 literal holds a colon: never ask a name service about one that does not parse.
+  if (host.find(':') != std::string::npos) hints.ai_flags |= AI_NUMERICHOST;
   addrinfo* result = nullptr;
   std::string service = std::to_string(port);
   int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &result);
@@ -231,6 +219,7 @@ bool resolve_all(const std::string& host, uint16_t port, std::vector<SocketAddre
     *error = "cannot resolve host '" + host + "': " + ::gai_strerror(rc);
     return false;
   }
+  const size_t before = out->size();
   for (addrinfo* a = result; a; a = a->ai_next) {
     if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
     SocketAddress s;
@@ -239,6 +228,10 @@ bool resolve_all(const std::string& host, uint16_t port, std::vector<SocketAddre
     out->push_back(s);
   }
   ::freeaddrinfo(result);
+  if (out->size() == before) {
+    *error = "cannot resolve host '" + host + "': no address";
+    return false;
+  }
   return true;
 }
 
