@@ -334,12 +334,8 @@ void Persistence::run_writer() {
     }
     const auto now = std::chrono::steady_clock::now();
     if (!synced_) {
-      if (options_.fsync == Fsync::kAlways) {
-        sync_log();
-      } else if (options_.fsync == Fsync::kNo) {
-        synced_ = true;
-        synced_through_.store(last_written_, std::memory_order_release);
-        set_durable(last_written_);
+      if (options_.fsync != Fsync::kEverySec) {
+        sync_log();  // with fsync: no, it only marks what was written as synced
       } else if (now - last_sync >= std::chrono::seconds(1) || sync_requested_.load(std::memory_order_acquire)) {
         sync_log();
         last_sync = now;

@@ -10,8 +10,9 @@
 // background: the writer starts a new record log at seq S and a rewrite thread writes the table (a
 // scan holding one shard lock at a time) and the neighbours' progress as a snapshot of everything
 // before S (and of what the scan met stored since), syncs it, waits until the new log is synced
-// through the last record the scan may have met, renames it into place and removes the older logs. The loops never wait on the
-// disk (with fsync always, only the replies to IAMATs wait, in command order).
+// through the last record the scan may have met, renames it into place and removes the older logs.
+// The loops never wait on the disk (with fsync always, only the replies to IAMATs wait, in command
+// order).
 //
 // A writer that falls so far behind that the backlog evicts what it has not written yet (a stalled
 // disk) starts a new log where the backlog now begins and forces a rewrite; until that snapshot is
