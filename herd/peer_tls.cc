@@ -73,6 +73,17 @@ std::unique_ptr<reactor::TlsContext> load_peer_tls(const Config& config, const s
              " (it needs a subjectAltName DNS:" + name + ")";
     return nullptr;
   }
+  // One certificate both accepts on the peer port and dials the neighbours, and the neighbours trust
+  // what ca_file holds: a certificate they would refuse (expired, from another CA, without serverAuth
+  // or clientAuth) is a configuration error now rather than a herd that never links.
+  for (bool as_server : {true, false}) {
+    std::string problem = ctx->own_certificate_problem(as_server);
+    if (!problem.empty()) {
+      *error = where(files[1]) + ": " + problem + "; neighbours that trust peer_tls.ca_file (" + files[0].path +
+               ") would refuse it";
+      return nullptr;
+    }
+  }
   return ctx;
 }
 

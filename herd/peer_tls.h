@@ -19,7 +19,8 @@ namespace herd {
 
 // The context for server `name`, or nullptr with *error naming the config file, the key, its value
 // and the reason (an unreadable file, a key that does not match the certificate, a certificate that
-// does not name the server). config.peer_tls must be set.
+// does not name the server, or one the neighbours would refuse: expired, not yet valid, not signed by
+// a CA in ca_file, or without serverAuth or clientAuth). config.peer_tls must be set.
 std::unique_ptr<reactor::TlsContext> load_peer_tls(const Config& config, const std::string& name,
                                                    std::string* error);
 

@@ -31,6 +31,20 @@ std::string asn1_text(const ASN1_STRING* s) {
                      static_cast<size_t>(ASN1_STRING_length(s)));
 }
 
+// "Nov 28 04:54:25 2026 GMT" for an ASN1 time.
+std::string time_text(const ASN1_TIME* t) {
+  std::string text;
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return text;
+  if (t && ASN1_TIME_print(bio, t) == 1) {
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    if (n > 0) text.assign(data, static_cast<size_t>(n));
+  }
+  BIO_free(bio);
+  return text;
+}
+
 }  // namespace
 
 std::string take_tls_errors(std::string_view fallback) {
@@ -147,6 +161,52 @@ std::unique_ptr<TlsContext> TlsContext::create(const Options& options, std::stri
   }
   ERR_clear_error();
   return ctx;
+}
+
+std::string TlsContext::own_certificate_problem(bool as_server) const {
+  X509* cert = SSL_CTX_get0_certificate(ctx_);
+  if (!cert) return {};
+  STACK_OF(X509)* chain = nullptr;
+  SSL_CTX_get0_chain_certs(ctx_, &chain);
+  X509_STORE_CTX* check = X509_STORE_CTX_new();
+  if (!check || X509_STORE_CTX_init(check, SSL_CTX_get_cert_store(ctx_), cert, chain) != 1) {
+    X509_STORE_CTX_free(check);
+    return "cannot check the certificate: " + take_tls_errors("out of memory");
+  }
+  X509_STORE_CTX_set_purpose(check, as_server ? X509_PURPOSE_SSL_SERVER : X509_PURPOSE_SSL_CLIENT);
+  int verified = X509_verify_cert(check);
+  int code = X509_STORE_CTX_get_error(check);
+  X509* culprit = X509_STORE_CTX_get_current_cert(check);
+  std::string problem;
+  if (verified != 1) {
+    std::string whose = culprit && culprit != cert ? "a certificate of its chain" : "the certificate";
+    switch (code) {
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+        problem = whose + " expired on " + time_text(X509_get0_notAfter(culprit ? culprit : cert));
+        break;
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        problem = whose + " is not valid before " + time_text(X509_get0_notBefore(culprit ? culprit : cert));
+        break;
+      case X509_V_ERR_INVALID_PURPOSE:
+        problem = std::string("the certificate cannot ") +
+                  (as_server ? "accept TLS connections (its extendedKeyUsage lacks serverAuth)"
+                             : "dial TLS connections (its extendedKeyUsage lacks clientAuth)");
+        break;
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+        problem = std::string("the certificate is not signed by a trusted CA (") +
+                  X509_verify_cert_error_string(code) + ")";
+        break;
+      default:
+        problem = std::string("the certificate does not verify: ") + X509_verify_cert_error_string(code);
+    }
+  }
+  X509_STORE_CTX_free(check);
+  ERR_clear_error();
+  return problem;
 }
 
 }  // namespace reactor

@@ -40,6 +40,11 @@ class TlsContext {
   // The names (subjectAltName DNS entries, then the subject CN) of the context's own certificate;
   // empty without one.
   std::vector<std::string> own_names() const { return own_names_; }
+  // Why a peer that trusts what this context trusts would refuse the context's own certificate
+  // (with the chain its file carries), verified now for a TLS server (`as_server`) or client: an
+  // expired or not yet valid certificate, one that does not chain to the trusted CAs, one whose
+  // extendedKeyUsage leaves that role out. Empty when it verifies, or when there is no certificate.
+  std::string own_certificate_problem(bool as_server) const;
 
  private:
   TlsContext(SSL_CTX* ctx, bool require_peer_certificate);

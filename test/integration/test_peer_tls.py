@@ -5,8 +5,10 @@ each refused, logged, and store nothing, while the real links keep flooding; unu
 are configuration errors (exit 2 naming the key); a herd without peer_tls warns at start-up."""
 
 import os
+import shutil
 import socket
 import ssl
+import subprocess
 
 import pytest
 
@@ -177,9 +179,39 @@ def one_server_yaml(peer_tls_lines):
             + peer_tls_lines)
 
 
+def openssl(*args):
+    subprocess.run(('openssl',) + args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=60)
+
+
+def signed_leaf(out, stem, ca_dir, days, usage):
+    """out/stem.pem and .key: a certificate for Hands (subjectAltName DNS:Hands) signed by the CA in
+    ca_dir, valid for `days` from now (-1: it expired a day ago), with extendedKeyUsage `usage`."""
+    key, csr, ext = (os.path.join(out, stem + x) for x in ('.key', '.csr', '.cnf'))
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key)
+    openssl('req', '-new', '-key', key, '-subj', '/CN=Hands', '-out', csr)
+    with open(ext, 'w') as f:
+        f.write('subjectAltName=DNS:Hands\nextendedKeyUsage=%s\n' % usage)
+    openssl('x509', '-req', '-in', csr, '-CA', os.path.join(ca_dir, 'ca.pem'), '-CAkey',
+            os.path.join(ca_dir, 'ca.key'), '-CAcreateserial', '-days', str(days), '-extfile', ext,
+            '-out', os.path.join(out, stem + '.pem'))
+
+
 @pytest.fixture(scope='module')
-def certs_dir(tmp_path_factory):
-    return make_certs(tmp_path_factory.mktemp('certs') / 'certs', ['Hands', 'Goloman'])
+def certs_dir(tmp_path_factory, other_ca):
+    """The herd CA's certificates for Hands and Goloman, and for Hands: one that expired
+    (expired.pem), one without clientAuth (serveronly.pem), one from another CA (other-Hands.pem),
+    and a CA bundle that holds both CAs (both-cas.pem)."""
+    out = make_certs(tmp_path_factory.mktemp('certs') / 'certs', ['Hands', 'Goloman'])
+    signed_leaf(out, 'expired', out, -1, 'serverAuth,clientAuth')
+    signed_leaf(out, 'serveronly', out, 30, 'serverAuth')
+    for ext in ('pem', 'key'):
+        shutil.copy(os.path.join(other_ca, 'Hands.' + ext), os.path.join(out, 'other-Hands.' + ext))
+    with open(os.path.join(out, 'both-cas.pem'), 'wb') as f:
+        for ca in (out, other_ca):
+            with open(os.path.join(ca, 'ca.pem'), 'rb') as src:
+                f.write(src.read())
+    return out
 
 
 @pytest.mark.parametrize('lines, needles', [
@@ -196,6 +228,14 @@ def certs_dir(tmp_path_factory):
     ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/{name}.pem\n',
      ['peer_tls.key_file: is required']),
     ('peer_tls: certs\n', ["peer_tls: expected a mapping with ca_file, cert_file and key_file, got 'certs'"]),
+    # Certificates the neighbours would refuse, found at start rather than by a herd that never links.
+    ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/expired.pem\n  key_file: certs/expired.key\n',
+     ["peer_tls.cert_file: 'certs/expired.pem'", 'the certificate expired on ',
+      "certs/ca.pem) would refuse it"]),
+    ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/serveronly.pem\n  key_file: certs/serveronly.key\n',
+     ["peer_tls.cert_file: 'certs/serveronly.pem'", 'its extendedKeyUsage lacks clientAuth']),
+    ('peer_tls:\n  ca_file: certs/ca.pem\n  cert_file: certs/other-{name}.pem\n  key_file: certs/other-{name}.key\n',
+     ["peer_tls.cert_file: 'certs/other-{name}.pem'", 'not signed by a trusted CA']),
 ])
 def test_unusable_peer_tls_is_a_configuration_error(tmp_path, certs_dir, lines, needles):
     os.symlink(certs_dir, tmp_path / 'certs')
@@ -208,6 +248,17 @@ def test_unusable_peer_tls_is_a_configuration_error(tmp_path, certs_dir, lines, 
     for n in needles:
         assert n in err, (n, err)
     assert b'ready' not in r.stdout
+
+
+def test_a_certificate_from_any_ca_of_the_bundle_is_accepted(tmp_path, certs_dir):
+    """The control for the refusals above: ca_file may hold several CAs (a CA rotation), and a
+    certificate from the second one starts."""
+    os.symlink(certs_dir, tmp_path / 'certs')
+    path = tmp_path / 'config.yaml'
+    path.write_text(one_server_yaml('peer_tls:\n  ca_file: certs/both-cas.pem\n'
+                                    '  cert_file: certs/other-{name}.pem\n  key_file: certs/other-{name}.key\n'))
+    r = run_server_once(['Hands', '--config', str(path), '--check'], cwd=str(tmp_path), timeout=30)
+    assert r.returncode == 0, r.stderr
 
 
 def test_relative_peer_tls_paths_are_relative_to_the_config_file(tmp_path, certs_dir):
@@ -247,18 +298,36 @@ def test_a_link_the_neighbour_refuses_is_never_logged_up(make_herd, other_ca):
     """Over TLS 1.3 the dialler's handshake ends before the neighbour has checked the dialler's
     certificate; a refusal comes after. A link counts as up (and is logged so) only once the
     neighbour has answered, so a refused one reads `link not established`, never `link up` and
-    `link down` in turn, each redial. Found by a black-box run with an expired certificate."""
+    `link down` in turn, each redial. Found by a black-box run with an expired certificate (now
+    refused at start): here the two ends trust different CAs. Goloman trusts both its own CA and
+    another; Hands only the other, which signed its certificate. So Goloman's handshake to Hands
+    succeeds and Hands refuses Goloman's certificate afterwards."""
     herd = make_herd(names=['Goloman', 'Hands'], links=[['Goloman', 'Hands']], peer_tls=True)
     wait_log(herd, 'Goloman', b'Hands + link up (TLSv1.3, certificate of Hands verified)')
+    ca = os.path.join(herd.cert_dir, 'ca.pem')
+    def read(path):
+        with open(path, 'rb') as f:
+            return f.read()
+    herd_ca, other = read(ca), read(os.path.join(other_ca, 'ca.pem'))
+    # Each server reads ca_file once, at start: Goloman is restarted with both CAs in it ...
+    with open(ca, 'wb') as f:
+        f.write(herd_ca + other)
     herd.kill('Goloman')
-    # Goloman now shows a certificate for its name from a CA the herd does not trust.
-    for ext in ('pem', 'key'):
-        with open(os.path.join(other_ca, 'Goloman.' + ext), 'rb') as src:
-            data = src.read()
-        with open(os.path.join(herd.cert_dir, 'Goloman.' + ext), 'wb') as dst:
-            dst.write(data)
     before = len(herd.log_bytes('Goloman'))
     herd.restart('Goloman')
+    wait_for(lambda: b'Hands + link up' in herd.log_bytes('Goloman')[before:], 15, 'the link up again')
+    # ... and Hands with only the other CA and its certificate.
+    herd.kill('Hands')
+    with open(ca, 'wb') as f:
+        f.write(other)
+    for ext in ('pem', 'key'):
+        with open(os.path.join(herd.cert_dir, 'Hands.' + ext), 'wb') as f:
+            f.write(read(os.path.join(other_ca, 'Hands.' + ext)))
+    before = len(herd.log_bytes('Goloman'))
+    herd.restart('Hands')
     wait_for(lambda: herd.log_bytes('Goloman')[before:].count(b'Hands ! link not established: ') >= 2,
              15, "two refused dials in Goloman's log")
     assert b'Hands + link up' not in herd.log_bytes('Goloman')[before:]
+    # What refused the link was Hands' check of Goloman's certificate.
+    assert b'TLS handshake failed: certificate verify failed (unable to get local issuer certificate)' \
+        in herd.log_bytes('Hands')
