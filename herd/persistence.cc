@@ -140,7 +140,7 @@ bool Persistence::open_log(uint64_t first_seq, std::string* error) {
   append_frame(&header, kFileHeaderKind, 0, 0, log_header_line(options_.server, run_, first_seq, options_.neighbours));
   std::string_view rest = header;
   const char* failed = !write_all(fd, &rest) ? "cannot write"
-                       : options_.fsync != Fsync::kNo && ::fdatasync(fd) != 0 ? "fdatasync failed"
+                       : options_.fsync != Fsync::kNo && datasync(fd) != 0 ? "fdatasync failed"
                                                                                : nullptr;
   if (failed) {
     *error = path + ": " + failed + ": " + std::strerror(errno);
@@ -153,6 +153,12 @@ bool Persistence::open_log(uint64_t first_seq, std::string* error) {
   log_fd_ = fd;
   log_path_ = path;
   log_bytes_ += header.size();
+  log_broken_ = false;
+  // What goes before first_seq is not this log's: a rewrite that starts here waits only for what
+  // follows (one begun before a gap or a failed sync, which may open a log, is dropped).
+  if (synced_through_.load(std::memory_order_relaxed) < first_seq - 1) {
+    synced_through_.store(first_seq - 1, std::memory_order_release);
+  }
   return true;
 }
 
@@ -168,8 +174,11 @@ bool Persistence::write_all(int fd, std::string_view* bytes) {
   return true;
 }
 
+int Persistence::datasync(int fd) const { return options_.datasync ? options_.datasync(fd) : ::fdatasync(fd); }
+
 void Persistence::sync_log() {
-  if (options_.fsync != Fsync::kNo && ::fdatasync(log_fd_) != 0) {
+  if (log_broken_) return;  // a new log follows (sync_failed_)
+  if (options_.fsync != Fsync::kNo && datasync(log_fd_) != 0) {
     problem(log_path_ + ": fdatasync failed: " + std::strerror(errno) +
             "; nothing newer counts as durable until a new log and a rewrite of the table are in place");
     if (!floor_active_) {
@@ -177,6 +186,8 @@ void Persistence::sync_log() {
       floor_active_ = true;
     }
     sync_failed_ = true;
+    log_broken_ = true;
+    log_troubles_.fetch_add(1, std::memory_order_release);
     return;
   }
   synced_ = true;
@@ -306,6 +317,7 @@ void Persistence::run_writer() {
       const uint64_t start = backlog_->oldest_seq();
       problem("record log writer fell behind: backlog seqs " + std::to_string(last_written_ + 1) + ".." +
               std::to_string(start - 1) + " were evicted before they were written; a rewrite follows");
+      log_troubles_.fetch_add(1, std::memory_order_release);
       sync_log();
       durable_floor_ = durable();  // nothing newer is durable before the rewrite is in place
       floor_active_ = true;
@@ -394,13 +406,14 @@ void Persistence::wait_unless_stopping(std::chrono::milliseconds how_long) {
 
 void Persistence::start_rewrite(uint64_t log_start) {
   rewriting_.store(true, std::memory_order_release);
-  rewriter_ = std::thread([this, log_start, held = held_, history = history_] {
+  rewriter_ = std::thread([this, log_start, troubles = log_troubles_.load(std::memory_order_acquire),
+                           held = held_, history = history_] {
     pthread_setname_np(pthread_self(), "rewrite");
-    run_rewrite(log_start, held, history);
+    run_rewrite(log_start, troubles, held, history);
   });
 }
 
-void Persistence::run_rewrite(uint64_t log_start, std::map<std::string, SyncState::Held> held,
+void Persistence::run_rewrite(uint64_t log_start, uint64_t troubles, std::map<std::string, SyncState::Held> held,
                               std::vector<SyncState::EarlierRun> history) {
   auto started = std::chrono::steady_clock::now();
   const std::string tmp = options_.dir + "/" + kSnapshotTmpFile;
@@ -453,13 +466,20 @@ void Persistence::run_rewrite(uint64_t log_start, std::map<std::string, SyncStat
   ::close(fd);
   // The writer is asked to sync at once (with fsync: everysec it would within a second), and once
   // more when it stops; if it ends without getting there (a failed write), the snapshot is dropped.
+  // A failed sync or a gap since the rewrite began drops it: the writer starts another once it has a
+  // new log. (Checked after synced_through_ is read: a gap counts before it opens the log that moves
+  // synced_through_ past it.)
   const auto wait_until = std::chrono::steady_clock::now() + kRewriteLogWait;
-  while (synced_through_.load(std::memory_order_acquire) < covered) {
-    if (writer_done_.load(std::memory_order_acquire) || std::chrono::steady_clock::now() > wait_until) {
-      if (synced_through_.load(std::memory_order_acquire) >= covered) break;
+  for (;;) {
+    const bool synced = synced_through_.load(std::memory_order_acquire) >= covered;
+    const bool troubled = log_troubles_.load(std::memory_order_acquire) != troubles;
+    if (synced && !troubled) break;
+    if (troubled || writer_done_.load(std::memory_order_acquire) || std::chrono::steady_clock::now() > wait_until) {
       // The older record logs stay, so nothing is lost; a later rewrite tries again.
-      problem(tmp + ": rewrite dropped: the record log was not synced through seq " + std::to_string(covered) +
-              ", the last the snapshot may hold");
+      problem(tmp + ": rewrite dropped: " +
+              (troubled ? std::string("the record log failed meanwhile (a failed sync or a backlog gap)")
+                        : "the record log was not synced through seq " + std::to_string(covered) +
+                              ", the last the snapshot may hold"));
       sync_requested_.store(false, std::memory_order_release);
       ::unlink(tmp.c_str());
       rewriting_.store(false, std::memory_order_release);

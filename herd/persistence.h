@@ -54,6 +54,8 @@ class Persistence {
     size_t compact_bytes = 64 * 1024 * 1024;
     size_t backlog_bytes = 16 * 1024 * 1024;
     int loops = 1;                       // event loops that may wait for durability
+    // Tests: stands in for ::fdatasync on the record logs (to inject a failed sync); empty: the real one.
+    std::function<int(int fd)> datasync;
   };
   // Record log bytes written per write() at most, and the most a batch of the writer holds.
   static constexpr size_t kBatchBytes = 4 * 1024 * 1024;
@@ -106,15 +108,17 @@ class Persistence {
   // Writes *bytes to `fd`, removing from its front what was written; false on an error (*bytes then
   // holds what is left, so a retry never writes a byte twice).
   static bool write_all(int fd, std::string_view* bytes);
+  int datasync(int fd) const;  // fdatasync, or options_.datasync
   // Syncs the record log and moves durable() up to what it holds. A failed sync is never retried on
   // the same file (the kernel reports a lost write once, then calls the pages clean): durable() is
-  // held where it is, and a new log and a rewrite of the table follow (sync_failed_).
+  // held where it is, the log stops counting as synced (log_broken_, synced_through_ stays), and a
+  // new log and a rewrite of the table follow (sync_failed_).
   void sync_log();
   void set_durable(uint64_t seq);
   // Writer thread: sleeps `how_long`, or less when stop() begins.
   void wait_unless_stopping(std::chrono::milliseconds how_long);
   void start_rewrite(uint64_t log_start);  // writer thread
-  void run_rewrite(uint64_t log_start, std::map<std::string, SyncState::Held> held,
+  void run_rewrite(uint64_t log_start, uint64_t troubles, std::map<std::string, SyncState::Held> held,
                    std::vector<SyncState::EarlierRun> history);
   void note(const std::string& text);
   void problem(const std::string& text);
@@ -138,6 +142,7 @@ class Persistence {
   bool floor_active_ = false;      // after a gap: nothing above durable_floor_ is durable until the
   uint64_t durable_floor_ = 0;     // rewrite that covers the gap is in place
   bool sync_failed_ = false;       // a sync failed: a new log and a rewrite are owed
+  bool log_broken_ = false;        // the current log's sync failed: it never counts as synced again
 
   std::atomic<uint64_t> durable_{0};
   // The record logs hold, synced (with fsync: no, written), every entry up to this seq: what a
@@ -146,6 +151,9 @@ class Persistence {
   std::atomic<uint64_t> synced_through_{0};
   std::atomic<bool> sync_requested_{false};  // a rewrite waits for synced_through_: sync now
   std::atomic<bool> writer_done_{false};     // the writer thread has ended
+  // Failed syncs and backlog gaps so far: a rewrite begun before one is dropped (its scan may hold
+  // records of the current log that never reached the disk, or that no log holds).
+  std::atomic<uint64_t> log_troubles_{0};
   std::atomic<bool> stopping_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -16,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <sstream>
 #include <chrono>
 #include <string>
@@ -74,8 +76,10 @@ struct Rig {
     o.fsync = f;
     o.compact_bytes = compact;
     o.loops = 2;
+    o.datasync = datasync;
     return o;
   }
+  std::function<int(int)> datasync;  // the options' fault injection, if set before open()
   bool open(Persistence::Fsync f, size_t compact = 1 << 30) {
     std::string error;
     if (!log) log = herd::LogSink::open(dir.path + "/S.log", 1, 1 << 20, &error);
@@ -331,6 +335,57 @@ TEST_SUITE("persistence") {
     std::string error;
     CHECK_MESSAGE(herd::recover(rig.dir.path + "/S", "S", {"A", "B"}, 1 << 20, &t, &recd, &error), error);
     CHECK(t.size() == 200);
+  }
+
+  TEST_CASE("a failed sync is never retried on its log; a new log and a rewrite make all durable") {
+    // Linux reports a lost write to fdatasync once, then calls the pages clean: a second fdatasync
+    // on the same file succeeds without them. The stand-in fails one sync of the first log and,
+    // like Linux, succeeds afterwards; the writer must not sync that file again, must not count
+    // what it holds as durable, and must get everything durable through a new log and a rewrite.
+    Rig rig;
+    std::mutex mu;
+    int calls = 0;
+    ino_t failed_inode = 0;
+    int syncs_after_failure = 0;  // on the failed file
+    rig.datasync = [&](int fd) {
+      struct stat st {};
+      REQUIRE(::fstat(fd, &st) == 0);
+      std::lock_guard lock(mu);
+      if (failed_inode && st.st_ino == failed_inode) ++syncs_after_failure;
+      if (++calls == 4) {
+        failed_inode = st.st_ino;
+        errno = EIO;
+        return -1;
+      }
+      return ::fdatasync(fd);
+    };
+    REQUIRE(rig.open(Persistence::Fsync::kAlways));
+    auto wait_durable = [&](uint64_t want) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (rig.disk->durable() < want && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      return rig.disk->durable() >= want;
+    };
+    uint64_t seq = 0;
+    for (int i = 0; i < 40; ++i) {
+      seq = rig.store("c" + std::to_string(i), i + 1);
+      // One record per sync until the failure, so that the failure comes after records.
+      if (i < 8) wait_durable(seq);
+    }
+    CHECK(wait_durable(seq));  // through the new log and the rewrite
+    {
+      std::lock_guard lock(mu);
+      REQUIRE(failed_inode != 0);
+      CHECK(syncs_after_failure == 0);
+    }
+    rig.close();
+    LocationTable t;
+    herd::Recovered recd;
+    std::string error;
+    CHECK_MESSAGE(herd::recover(rig.dir.path + "/S", "S", {"A", "B"}, 1 << 20, &t, &recd, &error), error);
+    CHECK(t.size() == 40);
+    CHECK(read_file(rig.dir.path + "/S.log").find("fdatasync failed: Input/output error") != std::string::npos);
   }
 
   TEST_CASE("after a gap between logs, how far neighbours' histories were held is forgotten") {
