@@ -10,7 +10,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -71,6 +70,29 @@ class Parser {
     }
   }
 
+  // yaml-cpp keeps every copy of a repeated key and lookups find the first, while PyYAML (the
+  // reference server, tools/run_herd.py, tools/certs.py) keeps the last: a repeated key would make
+  // them read one file two ways. So a key given twice in any mapping is an error.
+  void check_unique_keys(const YAML::Node& node, const std::string& where) {
+    if (node.IsSequence()) {
+      for (size_t i = 0; i < node.size(); ++i) check_unique_keys(node[i], where + "[" + std::to_string(i) + "]");
+      return;
+    }
+    if (!node.IsMap()) return;
+    std::map<std::string, YAML::Node> seen;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : describe(kv.first);
+      const std::string path = where.empty() ? key : where + "." + key;
+      auto [it, fresh] = seen.emplace(key, kv.first);
+      if (!fresh) {
+        throw ConfigError(source_ + ": " + path + ": given twice (lines " +
+                          std::to_string(it->second.Mark().line + 1) + " and " +
+                          std::to_string(kv.first.Mark().line + 1) + "); remove one");
+      }
+      check_unique_keys(kv.second, path);
+    }
+  }
+
   long long integer(const YAML::Node& node, const std::string& key, long long lo, long long hi) {
     if (!node.IsScalar()) fail(key, node, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
     const std::string& s = node.Scalar();
@@ -96,6 +118,7 @@ class Parser {
     Config c;
     c.source = source_;
     if (!root.IsMap()) fail("(top level)", root, "expected a mapping with servers and links");
+    check_unique_keys(root, "");
     if (auto st = root["strict"]) {
       if (!st.IsScalar() || (st.Scalar() != "true" && st.Scalar() != "false")) fail("strict", st, "expected true or false");
       strict_ = strict_ || st.Scalar() == "true";
@@ -143,7 +166,11 @@ class Parser {
       if (b["initial_ms"]) c.peer_backoff_initial_ms = static_cast<int>(integer(b["initial_ms"], "peer_backoff.initial_ms", 1, 600000));
       if (b["max_ms"]) c.peer_backoff_max_ms = static_cast<int>(integer(b["max_ms"], "peer_backoff.max_ms", 1, 3600000));
       if (c.peer_backoff_max_ms < c.peer_backoff_initial_ms) {
-        fail("peer_backoff.max_ms", b["max_ms"], "must be at least initial_ms (" + std::to_string(c.peer_backoff_initial_ms) + ")");
+        if (b["max_ms"]) {
+          fail("peer_backoff.max_ms", b["max_ms"], "must be at least initial_ms (" + std::to_string(c.peer_backoff_initial_ms) + ")");
+        }
+        fail("peer_backoff.initial_ms", b["initial_ms"],
+             "must be at most max_ms (" + std::to_string(c.peer_backoff_max_ms) + " unless given)");
       }
     }
     if (auto t = root["peer_tls"]) c.peer_tls = parse_peer_tls(t);
@@ -291,8 +318,15 @@ class Parser {
     get("max_output_bytes", &out->max_output_bytes, 4096, 1LL << 32);
     get("peer_backlog_bytes", &out->peer_backlog_bytes, 4096, 1LL << 34);
     if (l["peer_outbox_bytes"]) {  // its name before the per-link outboxes became one shared backlog
-      warn("limits.peer_outbox_bytes: renamed limits.peer_backlog_bytes; taken as that" + at_line(l["peer_outbox_bytes"]));
-      if (!l["peer_backlog_bytes"]) get("peer_outbox_bytes", &out->peer_backlog_bytes, 4096, 1LL << 34);
+      size_t old_name = 0;
+      get("peer_outbox_bytes", &old_name, 4096, 1LL << 34);
+      if (l["peer_backlog_bytes"]) {
+        warn("limits.peer_outbox_bytes: renamed limits.peer_backlog_bytes, which is also given; ignored" +
+             at_line(l["peer_outbox_bytes"]));
+      } else {
+        warn("limits.peer_outbox_bytes: renamed limits.peer_backlog_bytes; taken as that" + at_line(l["peer_outbox_bytes"]));
+        out->peer_backlog_bytes = old_name;
+      }
     }
     get("log_backlog_bytes", &out->log_backlog_bytes, 4096, 1LL << 34);
     get("max_clients", &out->max_clients, 1, 1LL << 32);
@@ -401,14 +435,26 @@ std::optional<Config> load_config(const std::string& path, std::string* error,
     *error = path + ": cannot read the config file: " + std::strerror(EISDIR);
     return std::nullopt;
   }
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) {
     *error = path + ": cannot read the config file: " + std::strerror(errno);
     return std::nullopt;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  auto c = parse_config(text.str(), path, error, warnings, strict);
+  // Read with a bound: --config /dev/zero, or a log file named by mistake, must be an error, not
+  // all of memory. (A pipe, such as /dev/stdin, is fine.)
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) {
+    *error = path + ": the config file is larger than " + std::to_string(kMaxConfigBytes >> 20) +
+             " MiB; is it the right file?";
+    return std::nullopt;
+  }
+  if (in.bad()) {
+    *error = path + ": cannot read the config file: " + std::strerror(errno);
+    return std::nullopt;
+  }
+  auto c = parse_config(text, path, error, warnings, strict);
   if (c) {
     auto slash = path.rfind('/');
     c->base_dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);

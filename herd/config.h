@@ -125,7 +125,10 @@ std::optional<Config> parse_config(const std::string& yaml, const std::string& s
                                    std::string* error, std::vector<std::string>* warnings,
                                    bool strict = false);
 
-// Reads `path` and parses it as above; base_dir is the file's directory.
+// The most load_config reads: a config is a few KiB; anything near this is the wrong file.
+constexpr size_t kMaxConfigBytes = 4 << 20;
+
+// Reads `path` (at most kMaxConfigBytes) and parses it as above; base_dir is the file's directory.
 std::optional<Config> load_config(const std::string& path, std::string* error,
                                   std::vector<std::string>* warnings, bool strict = false);
 

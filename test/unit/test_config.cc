@@ -133,6 +133,25 @@ TEST_SUITE("config") {
     CHECK(contains(refused("servers: {A: [\n"), "not valid YAML"));
     CHECK(contains(refused("peer_backoff: { initial_ms: 500, max_ms: 10 }\n" + with_servers("  A: { port: 1, peer_port: 2 }\n")),
                    "peer_backoff.max_ms"));
+    // Without max_ms, its default is what initial_ms is above: the message names what was given.
+    std::string backoff = refused("peer_backoff: { initial_ms: 10000 }\n" + with_servers("  A: { port: 1, peer_port: 2 }\n"));
+    CHECK(contains(backoff, "peer_backoff.initial_ms: must be at most max_ms (5000 unless given), got '10000'"));
+  }
+
+  TEST_CASE("a key given twice is refused, in any mapping, with both lines named") {
+    // yaml-cpp would read the first copy and PyYAML (the reference server, tools/) the last.
+    const std::string a = "  A: { port: 1, peer_port: 2 }\n";
+    CHECK(refused("threads: 1\n" + with_servers(a) + "threads: 300\n") ==
+          "test.yaml: threads: given twice (lines 1 and 4); remove one");
+    CHECK(contains(refused("log_level: io\nlog_level: bogus\n" + with_servers(a)), "log_level: given twice (lines 1 and 2)"));
+    CHECK(contains(refused(with_servers(a) + with_servers("  A: { port: 3, peer_port: 4 }\n")), "servers: given twice"));
+    CHECK(contains(refused(with_servers("  A: { port: 1, peer_port: 2, port: 5 }\n")), "servers.A.port: given twice"));
+    CHECK(contains(refused(with_servers(a + "  A: { port: 3, peer_port: 4 }\n")), "servers.A: given twice (lines 2 and 3)"));
+    CHECK(contains(refused("limits:\n  max_line: 100\n  max_line: 200\n" + with_servers(a)), "limits.max_line: given twice"));
+    CHECK(contains(refused("places:\n  provider: offline\n  provider: google\n" + with_servers(a)),
+                   "places.provider: given twice"));
+    // The same key in two different mappings is fine.
+    CHECK(parse(with_servers(a + "  B: { port: 3, peer_port: 4 }\n")).config.has_value());
   }
 
   TEST_CASE("the hardening limits: defaults, every key read, ranges enforced") {
@@ -198,6 +217,13 @@ TEST_SUITE("config") {
     std::vector<std::string> warnings;
     CHECK_FALSE(herd::load_config("/nonexistent/herd.yaml", &error, &warnings).has_value());
     CHECK(contains(error, "/nonexistent/herd.yaml"));
+  }
+
+  TEST_CASE("an endless file is refused after kMaxConfigBytes, not read into all of memory") {
+    std::string error;
+    std::vector<std::string> warnings;
+    CHECK_FALSE(herd::load_config("/dev/zero", &error, &warnings).has_value());
+    CHECK(error == "/dev/zero: the config file is larger than 4 MiB; is it the right file?");
   }
 
   TEST_CASE("places: the google settings, their defaults, and what is refused") {
@@ -320,4 +346,12 @@ TEST_CASE("config: data_dir, fsync, compact_bytes and the backlog's size") {
   CHECK(p.config->limits.peer_backlog_bytes == 65536u);
   REQUIRE(p.warnings.size() == 1);
   CHECK(contains(p.warnings[0], "renamed limits.peer_backlog_bytes"));
+  // Beside the new name it is ignored (and said so), and its value is still checked.
+  p = parse(std::string(kHerd) + "limits:\n  peer_outbox_bytes: 65536\n  peer_backlog_bytes: 131072\n");
+  REQUIRE(p.config);
+  CHECK(p.config->limits.peer_backlog_bytes == 131072u);
+  REQUIRE(p.warnings.size() == 1);
+  CHECK(contains(p.warnings[0], "which is also given; ignored"));
+  CHECK(contains(refused(std::string(kHerd) + "limits:\n  peer_outbox_bytes: abc\n  peer_backlog_bytes: 131072\n"),
+                 "limits.peer_outbox_bytes: expected an integer"));
 }
