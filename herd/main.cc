@@ -158,11 +158,40 @@ std::string gazetteer_path(const herd::Config& config) {
   return dir + "/data/cities.pbf";
 }
 
-// For --check, which must leave nothing behind: whether the log file `path` in `dir` can be opened
-// for appending, or created with the directories it needs. An existing file is opened (not written);
-// for a missing one, what the server would create first (the file, or the first missing directory)
-// is created in the deepest directory that exists and removed again. access(W_OK) alone would say yes
-// to root on any file system mounted read-write, /proc included.
+// For --check, which must leave nothing behind: whether what the server would write can be made.
+// An existing log file is opened for appending (not written); in an existing data directory a file is
+// created and removed. For what is missing, what the server would create first (the log file, or the
+// first missing directory) is created in the deepest directory that exists and removed again.
+// access(W_OK) alone would say yes to root on any file system mounted read-write, /proc included.
+bool can_create(const std::string& path, bool is_dir, const std::string& trial, std::string* why) {
+  const int fd = is_dir ? ::mkdir(path.c_str(), 0755) : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *why = trial + ": " + std::strerror(errno);
+    return false;
+  }
+  if (is_dir) ::rmdir(path.c_str());
+  else ::close(fd), ::unlink(path.c_str());
+  return true;
+}
+
+// The deepest directory at or above `path` that exists; *err is set when the walk meets something
+// other than a missing entry (ENOTDIR for a file in the way).
+std::string deepest_existing(const std::string& path, int* err) {
+  std::string probe = path;
+  struct stat st {};
+  *err = 0;
+  while (::stat(probe.c_str(), &st) != 0) {
+    if (errno != ENOENT && errno != ENOTDIR) {  // ENOTDIR: a file above, found by the walk
+      *err = errno;
+      return probe;
+    }
+    size_t slash = probe.find_last_of('/');
+    probe = slash == std::string::npos ? "." : slash == 0 ? "/" : probe.substr(0, slash);
+  }
+  if (!S_ISDIR(st.st_mode)) *err = ENOTDIR;
+  return probe;
+}
+
 bool check_log_file(const std::string& dir, const std::string& path, std::string* error) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
@@ -175,31 +204,28 @@ bool check_log_file(const std::string& dir, const std::string& path, std::string
     ::close(fd);
     return true;
   }
-  std::string probe = dir;
   int err = 0;
-  while (::stat(probe.c_str(), &st) != 0) {
-    if (errno != ENOENT) {
-      err = errno;
-      break;
-    }
-    size_t slash = probe.find_last_of('/');
-    probe = slash == std::string::npos ? "." : slash == 0 ? "/" : probe.substr(0, slash);
-  }
-  if (err == 0 && !S_ISDIR(st.st_mode)) err = ENOTDIR;
-  if (err == 0) {
-    const std::string trial = probe + "/.herd-check-" + std::to_string(::getpid());
-    if (probe == dir) {
-      const int fd = ::open(trial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-      if (fd < 0) err = errno;
-      else ::close(fd), ::unlink(trial.c_str());
-    } else {
-      if (::mkdir(trial.c_str(), 0755) != 0) err = errno;
-      else ::rmdir(trial.c_str());
-    }
-  }
-  if (err != 0) {
+  const std::string probe = deepest_existing(dir, &err);
+  std::string why = err ? probe + ": " + std::strerror(err) : "";
+  const std::string trial = probe + "/.herd-check-" + std::to_string(::getpid());
+  if (err || !can_create(trial, probe != dir, probe, &why)) {
     *error = "log_dir: " + dir + ": cannot create " + (probe == dir ? "the log file " + path : "the log directory") +
-             " (" + probe + ": " + std::strerror(err) + ")";
+             " (" + why + ")";
+    return false;
+  }
+  return true;
+}
+
+// The same for the server's data directory `path` (<data_dir>/<name>): it must be a directory the
+// server can write in, or one it can create.
+bool check_data_dir(const std::string& path, std::string* error) {
+  int err = 0;
+  const std::string probe = deepest_existing(path, &err);
+  std::string why = err ? probe + ": " + std::strerror(err) : "";
+  const std::string trial = probe + "/.herd-check-" + std::to_string(::getpid());
+  if (err || !can_create(trial, probe != path, probe, &why)) {
+    *error = "data_dir: " + path + ": " + (probe == path && !err ? "cannot write in the data directory" : "cannot create the data directory") +
+             " (" + why + ")";
     return false;
   }
   return true;
@@ -223,6 +249,9 @@ int main(int argc, char** argv) {
   for (int sig : kReopenSignals) sigaddset(&signals, sig);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  // A write past RLIMIT_FSIZE (systemd's LimitFSIZE=, say) then fails with EFBIG, which the log and
+  // the record writer handle as any failed write, instead of the signal ending the process.
+  ::signal(SIGXFSZ, SIG_IGN);
   std::thread(signal_thread, signals).detach();
 
   std::string name;
@@ -314,6 +343,16 @@ int main(int argc, char** argv) {
   std::string log_dir = to_stderr ? "-" : config->resolve_path(config->log_dir);
   std::string log_path = to_stderr ? "-" : log_dir + "/" + name + ".log";
 
+  // The admin token: a configuration error (exit 2) at start as under --check.
+  std::string token_problem;
+  if (self->admin_port && !config->admin_token_env.empty()) {
+    const char* token = std::getenv(config->admin_token_env.c_str());
+    if (!token || !*token) {
+      token_problem = "admin_token_env: the environment variable " + config->admin_token_env +
+                      (token ? " is empty" : " is not set");
+    }
+  }
+
   if (check) {
     // Everything start-up would need, short of binding: addresses resolve, files are readable,
     // the log directory can be written, the token variable is set.
@@ -327,10 +366,10 @@ int main(int argc, char** argv) {
     if (self->admin_port) resolves("servers." + name + ".admin_listen", self->admin_listen);
     for (const auto* n : config->neighbours(name)) resolves("servers." + n->name + ".host", n->host);
     if (!to_stderr && !check_log_file(log_dir, log_path, &error)) problems.push_back(error);
-    if (self->admin_port && !config->admin_token_env.empty()) {
-      const char* token = std::getenv(config->admin_token_env.c_str());
-      if (!token || !*token) problems.push_back("admin_token_env: the environment variable " + config->admin_token_env + " is not set");
+    if (!config->data_dir.empty() && !check_data_dir(config->resolve_path(config->data_dir) + "/" + name, &error)) {
+      problems.push_back(error);
     }
+    if (!token_problem.empty()) problems.push_back(token_problem);
     for (const auto& p : problems) std::fprintf(stderr, "herd-server: %s: %s\n", config_path.c_str(), p.c_str());
     if (!problems.empty()) return 2;
     std::printf("herd-server %s: configuration %s is valid (places %s, log %s)\n", name.c_str(),
@@ -339,6 +378,10 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (!token_problem.empty()) {
+    std::fprintf(stderr, "herd-server: %s: %s\n", config_path.c_str(), token_problem.c_str());
+    return 2;
+  }
   if (!to_stderr && !make_dirs(log_dir, &error)) {
     std::fprintf(stderr, "herd-server: %s: log_dir: %s\n", config_path.c_str(), error.c_str());
     return 2;

@@ -68,7 +68,10 @@ bool Server::restore(std::string* error) {
     o.backlog_bytes = config_.limits.peer_backlog_bytes;
     o.loops = config_.loop_count();
     persistence_ = Persistence::open(o, table_, *log_, &recovered, error);
-    if (!persistence_) return false;
+    if (!persistence_) {
+      *error = "data_dir: " + *error;
+      return false;
+    }
   }
   // The backlog goes on where the recovered history ended, holding its newest entries again (if they
   // reach up to there without a gap) so that neighbours that held them can resume.

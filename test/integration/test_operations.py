@@ -4,12 +4,13 @@ the CLI flags --version, --check and --strict."""
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import time
 
 import herdlib
-from herdlib import Client, fmt_time, iamat, run_server_once, unique_id, wait_for
+from herdlib import Client, fmt_time, free_ports, iamat, run_server_once, unique_id, wait_for
 
 ENTRY = re.compile(rb'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z \S+ [<>+\-!*] ')
 LOC = b'+34.068930-118.445127'
@@ -238,6 +239,60 @@ def test_check_tries_the_log_file_as_the_start_would(tmp_path):
     r = run_server_once(['Solo', '--config', h.config_path, '--check'])
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(os.path.join(str(tmp_path), 'fresh'))
+
+
+def test_check_tries_the_data_dir_and_the_token_as_the_start_would(tmp_path):
+    """A data_dir below a regular file, or under /proc, fails --check (exit 2) and the start (exit 1,
+    naming data_dir); a fresh one passes --check, which creates nothing. An admin token variable that
+    is unset or empty is a configuration error, exit 2, both ways."""
+    h = herdlib.Herd(tmp_path, names=['Solo'], links=[])
+    h.write_config()
+    text = open(h.config_path).read()
+    for data_dir, why in (('config.yaml/state', b'(%s: Not a directory)' % h.config_path.encode()),
+                          ('/proc/herd-check-state', b'cannot create the data directory')):
+        open(h.config_path, 'w').write(text + 'data_dir: %s\n' % data_dir)
+        r = run_server_once(['Solo', '--config', h.config_path, '--check'])
+        assert r.returncode == 2 and b'data_dir: ' in r.stderr and why in r.stderr, r.stderr
+        r = run_server_once(['Solo', '--config', h.config_path])
+        assert r.returncode == 1 and b'Solo: data_dir: ' in r.stderr, r.stderr
+    open(h.config_path, 'w').write(text + 'data_dir: fresh/state\n')
+    r = run_server_once(['Solo', '--config', h.config_path, '--check'])
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(str(tmp_path), 'fresh'))
+
+    port = free_ports(1)[0]
+    with_admin = text.replace('peer_port:', 'admin_port: %d, peer_port:' % port) + 'admin_token_env: HERD_TEST_TOKEN\n'
+    open(h.config_path, 'w').write(with_admin)
+    env = herdlib.server_env()
+    env.pop('HERD_TEST_TOKEN', None)
+    for value, said in ((None, b'is not set'), ('', b'is empty')):
+        if value is not None:
+            env['HERD_TEST_TOKEN'] = value
+        for extra in (['--check'], []):
+            r = run_server_once(['Solo', '--config', h.config_path] + extra, env=env)
+            assert r.returncode == 2, (extra, r.returncode, r.stderr)
+            assert b'admin_token_env: the environment variable HERD_TEST_TOKEN ' + said in r.stderr, r.stderr
+
+
+def test_a_log_past_the_file_size_limit_does_not_kill_the_server(tmp_path):
+    """With RLIMIT_FSIZE below the log's size (systemd's LimitFSIZE=), a write past it used to raise
+    SIGXFSZ and end the process. Now the write fails (EFBIG), its entries count as dropped, and the
+    server goes on answering."""
+    h = herdlib.Herd(tmp_path, names=['Solo'], links=[], extra_yaml='log_max_bytes: 0\n',
+                     preexec={'Solo': lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))})
+    h.start()
+    try:
+        port = h.port('Solo')
+        for i in range(400):  # some 90 KiB of log
+            cid = b'fsz%d' % i
+            at = iamat(port, cid, b'+34.068930-118.445127', b'1621464827.959498503')
+            assert at.startswith(b'AT Solo '), at
+        assert os.path.getsize(os.path.join(h.log_dir, 'Solo.log')) <= 64 * 1024
+        assert h.servers['Solo'].proc.poll() is None
+        assert iamat(port, b'after', b'+34.068930-118.445127', b'1621464827.959498503').startswith(b'AT Solo ')
+    finally:
+        h.stop()
+    assert not any('SIGXFSZ' in p or 'signal' in p for p in h.problems), h.problems
 
 
 def test_server_names_that_cannot_name_a_log_file_are_refused(tmp_path):
