@@ -1,9 +1,15 @@
 """herd-cli, the README's client: one command from its arguments, or lines from standard input; each
 reply printed whole (a WHATSAT's JSON included); exit 1 on a `? ` reply, 3 when the server cannot be
-reached."""
+reached or does not answer within -t."""
 
+import contextlib
 import os
+import socket
 import subprocess
+import threading
+import time
+
+import pytest
 
 from herdlib import REPO, check_at_line, check_whatsat_reply, unique_id
 
@@ -65,3 +71,96 @@ def test_errors_are_named():
     for blank in (' ', '\t', ''):
         p = cli('-p', '1', blank)
         assert p.returncode == 2 and b'the command is blank' in p.stderr, (blank, p.stderr)
+
+
+def timed_cli(*args, bound):
+    """cli(), failing (not hanging) when herd-cli is still running after `bound` seconds; returns the
+    CompletedProcess and how long it ran."""
+    start = time.monotonic()
+    try:
+        p = subprocess.run([CLI] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=bound)
+    except subprocess.TimeoutExpired:
+        pytest.fail('herd-cli %s still running after %s s' % (' '.join(args), bound))
+    return p, time.monotonic() - start
+
+
+@contextlib.contextmanager
+def full_listener():
+    """A loopback port whose accept queue is full: a connect to it gets no SYN-ACK, and a blocking
+    connect() waits out the kernel's SYN retries (about two minutes)."""
+    srv = socket.socket()
+    fillers = []
+    try:
+        srv.bind(('127.0.0.1', 0))
+        srv.listen(0)  # room for one connection that is never accepted
+        port = srv.getsockname()[1]
+        for _ in range(3):  # the first fills the queue; the rest keep the SYN queue busy too
+            c = socket.socket()
+            fillers.append(c)
+            c.setblocking(False)
+            c.connect_ex(('127.0.0.1', port))
+        time.sleep(0.2)  # the first handshake completes
+        yield port
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()
+
+
+@contextlib.contextmanager
+def silent_server(reply=b'', after=0.0):
+    """A loopback server that accepts one connection, reads its command and, `after` seconds later,
+    sends `reply` and then nothing, keeping the connection open."""
+    srv = socket.socket()
+    srv.bind(('127.0.0.1', 0))
+    srv.listen(1)
+    srv.settimeout(10)
+    done = threading.Event()
+
+    def serve():
+        with contextlib.suppress(OSError):
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(65536)
+                if not done.wait(after):
+                    conn.sendall(reply)
+                done.wait(10)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        done.set()
+        srv.close()
+        t.join(15)
+
+
+def test_connect_is_bounded_by_t():
+    # A listener that never accepts: without the -t bound on the connect this ran for minutes.
+    with full_listener() as port:
+        p, took = timed_cli('-t', '1', '-p', str(port), 'IAMAT', 'a', '+1.0+1.0', '1', bound=10)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert p.stderr == b'herd-cli: cannot connect to 127.0.0.1:%d within 1 s\n' % port, p.stderr
+    assert 0.9 <= took < 5, took
+
+
+def test_no_reply_within_t():
+    # The limit is printed as given: "1 s", not "1.00 s" (nor "100. s" for -t 100).
+    with silent_server() as port:
+        p, took = timed_cli('-t', '1', '-p', str(port), 'IAMAT', 'a', '+1.0+1.0', '1', bound=10)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert p.stderr == b'herd-cli: no complete reply within 1 s\n', p.stderr
+    assert 0.9 <= took < 5, took
+
+
+def test_whatsat_reply_shares_the_deadline():
+    # The AT line comes after 1 s of the 2 and the JSON never: the run still ends at 2 s, not at 3
+    # (the JSON given a fresh -t of its own).
+    at = b'AT Solo +0.000000001 a +1.0+1.0 1\n'
+    with silent_server(reply=at, after=1.0) as port:
+        p, took = timed_cli('-t', '2', '-p', str(port), 'WHATSAT', 'a', '10', '1', bound=10)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert p.stderr == b'herd-cli: no complete reply within 2 s\n' and p.stdout == b'', (p.stdout, p.stderr)
+    assert 1.9 <= took < 2.6, took

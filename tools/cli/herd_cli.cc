@@ -9,6 +9,11 @@
 // up to the blank line that ends it; the JSON arrives in Google's indented layout and is printed as it
 // came, with the blank line left out.
 //
+// -t bounds the waiting: with a COMMAND, the connect and the whole exchange together (so a run ends
+// within it, however the server or the network misbehaves); without one, the connect, then each
+// command's exchange from when its line is read (the time spent waiting for input does not count).
+// Only the name lookup is outside it (getaddrinfo cannot be bounded; an address literal takes none).
+//
 // Exit status: 0 when every command was answered and none with `? `; 1 when some reply was `? `;
 // 2 for a usage error; 3 when the server cannot be reached, closes the connection or does not answer
 // in time.
@@ -38,7 +43,8 @@ constexpr const char* kUsage =
     "options:\n"
     "  -h HOST     server address or name (default 127.0.0.1; IPv6 literals as ::1)\n"
     "  -p PORT     client port (default 12000, Goloman in config.yaml)\n"
-    "  -t SECONDS  how long to wait for one reply (default 10)\n"
+    "  -t SECONDS  time limit for connecting and answering: with a COMMAND for the whole run,\n"
+    "              without one for the connect and then for each reply (default 10)\n"
     "  --help      this text\n"
     "\n"
     "exit status: 0 all answered, 1 some reply was `? `, 2 usage error, 3 connection problem\n";
@@ -47,6 +53,8 @@ constexpr int kExitInvalid = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitConnection = 3;
 constexpr size_t kMaxReplyBytes = 64 * 1024 * 1024;  // far above any reply the spec allows
+
+using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string host = "127.0.0.1";
@@ -70,6 +78,23 @@ bool all_digits(std::string_view s) {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
 
+// A duration in milliseconds as a person writes seconds: 100, 0.5, 1.25 (no trailing zeros or point).
+std::string seconds_text(int ms) {
+  std::string text = std::to_string(ms / 1000);
+  if (int frac = ms % 1000; frac != 0) {
+    std::string digits = std::to_string(1000 + frac).substr(1);  // three, leading zeros kept
+    while (digits.back() == '0') digits.pop_back();
+    text += '.' + digits;
+  }
+  return text;
+}
+
+// Whole milliseconds left before `deadline` (0 once it has passed), what poll() takes.
+int ms_left(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left > 0 ? static_cast<int>(left) : 0;
+}
+
 std::string_view first_field(std::string_view line) {
   size_t b = 0;
   while (b < line.size() && is_space(line[b])) ++b;
@@ -78,45 +103,64 @@ std::string_view first_field(std::string_view line) {
   return line.substr(b, e - b);
 }
 
-// One connection to the server, with a receive buffer; every read has a deadline.
+// One connection to the server, with a receive buffer. The socket is non-blocking from the start so
+// that the connect, every send and every read wait in poll() against the caller's deadline: a blocking
+// connect() to a listener whose accept queue is full waits out the kernel's SYN retries (about two
+// minutes), and a blocking send() waits for as long as the server does not read.
 class Link {
  public:
+  explicit Link(const Options& o) : o_(o) {}
   ~Link() {
     if (fd_ >= 0) ::close(fd_);
   }
 
-  bool open(const Options& o, std::string* error) {
+  bool open(Clock::time_point deadline, std::string* error) {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* found = nullptr;
-    int rc = ::getaddrinfo(o.host.c_str(), o.port.c_str(), &hints, &found);
+    int rc = ::getaddrinfo(o_.host.c_str(), o_.port.c_str(), &hints, &found);
     if (rc != 0) {
-      *error = o.host + ": " + ::gai_strerror(rc);
+      *error = o_.host + ": " + ::gai_strerror(rc);
       return false;
     }
+    int count = 0;
+    for (addrinfo* a = found; a; a = a->ai_next) ++count;
     std::string last = "no address";
-    for (addrinfo* a = found; a; a = a->ai_next) {
-      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-      if (fd < 0) continue;
-      if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-        fd_ = fd;
-        break;
-      }
-      last = std::strerror(errno);
-      ::close(fd);
+    bool timed_out = false;
+    for (addrinfo* a = found; a && fd_ < 0 && ms_left(deadline) > 0; a = a->ai_next, --count) {
+      // Each address gets an equal share of what is left, so one that never answers (a dropped SYN)
+      // cannot use up the time of those after it; the last one gets all the rest, and one refused at
+      // once leaves its share to the others.
+      auto until = Clock::now() + (deadline - Clock::now()) / count;
+      int fd = connect_within(a, until, &last, &timed_out);
+      if (fd >= 0) fd_ = fd;
     }
     ::freeaddrinfo(found);
-    if (fd_ < 0) *error = "cannot connect to " + o.host + " port " + o.port + ": " + last;
-    return fd_ >= 0;
+    if (fd_ >= 0) return true;
+    *error = "cannot connect to " + where();
+    *error += timed_out || ms_left(deadline) == 0 ? " within " + seconds_text(o_.timeout_ms) + " s"
+                                                  : ": " + last;
+    return false;
   }
 
-  bool send_line(std::string_view line, std::string* error) {
+  bool send_line(std::string_view line, Clock::time_point deadline, std::string* error) {
     std::string out(line);
     out.push_back('\n');
     size_t done = 0;
     while (done < out.size()) {
       ssize_t n = ::send(fd_, out.data() + done, out.size() - done, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        // The server is not reading: wait for room, but no longer than the exchange may take.
+        int left = ms_left(deadline);
+        if (left == 0) {
+          *error = "could not send the command within " + seconds_text(o_.timeout_ms) + " s";
+          return false;
+        }
+        pollfd p{fd_, POLLOUT, 0};
+        ::poll(&p, 1, left);
+        continue;
+      }
       if (n < 0) {
         *error = std::string("send failed: ") + std::strerror(errno);
         return false;
@@ -126,9 +170,8 @@ class Link {
     return true;
   }
 
-  // Everything up to and including `marker`, read within `timeout_ms`.
-  bool read_until(std::string_view marker, int timeout_ms, std::string* out, std::string* error) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  // Everything up to and including `marker`, read by `deadline`.
+  bool read_until(std::string_view marker, Clock::time_point deadline, std::string* out, std::string* error) {
     size_t from = 0;
     for (;;) {
       size_t at = buf_.find(marker, from);
@@ -142,18 +185,18 @@ class Link {
         *error = "reply larger than " + std::to_string(kMaxReplyBytes) + " bytes";
         return false;
       }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        *error = "no complete reply within " + std::to_string(timeout_ms / 1000.0).substr(0, 4) + " s";
+      int left = ms_left(deadline);
+      if (left == 0) {
+        *error = "no complete reply within " + seconds_text(o_.timeout_ms) + " s";
         return false;
       }
       pollfd p{fd_, POLLIN, 0};
-      int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+      int ready = ::poll(&p, 1, left);
       if (ready < 0 && errno == EINTR) continue;
       if (ready <= 0) continue;
       char chunk[65536];
       ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
       if (n < 0) {
         *error = std::string("receive failed: ") + std::strerror(errno);
         return false;
@@ -167,22 +210,70 @@ class Link {
   }
 
  private:
+  // HOST:PORT, with an IPv6 literal in brackets so that its colons do not run into the port's.
+  std::string where() const {
+    bool v6 = o_.host.find(':') != std::string::npos;
+    return (v6 ? "[" + o_.host + "]" : o_.host) + ":" + o_.port;
+  }
+
+  // A connected non-blocking socket to `a`, or -1 with `*error` (and `*timed_out` when `until` passed
+  // first).
+  static int connect_within(const addrinfo* a, Clock::time_point until, std::string* error, bool* timed_out) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      *error = std::strerror(errno);
+      return -1;
+    }
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) return fd;
+    if (errno != EINPROGRESS) {
+      *error = std::strerror(errno);
+      ::close(fd);
+      return -1;
+    }
+    for (;;) {
+      int left = ms_left(until);
+      if (left == 0) {
+        *timed_out = true;
+        ::close(fd);
+        return -1;
+      }
+      pollfd p{fd, POLLOUT, 0};
+      int ready = ::poll(&p, 1, left);
+      if (ready < 0 && errno != EINTR) {
+        *error = std::strerror(errno);
+        ::close(fd);
+        return -1;
+      }
+      if (ready <= 0) continue;
+      // Writable means the handshake ended; SO_ERROR says how.
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err == 0) return fd;
+      *error = std::strerror(err);
+      ::close(fd);
+      return -1;
+    }
+  }
+
+  const Options& o_;
   int fd_ = -1;
   std::string buf_;
 };
 
 enum class Outcome { kAnswered, kInvalid, kFailed };
 
-// Sends one command line and prints its reply to stdout.
-Outcome run_command(Link& link, std::string_view line, const Options& o) {
+// Sends one command line and prints its reply to stdout; all of it, a WHATSAT's JSON included, by
+// `deadline`.
+Outcome run_command(Link& link, std::string_view line, Clock::time_point deadline) {
   std::string error, reply;
-  if (!link.send_line(line, &error) || !link.read_until("\n", o.timeout_ms, &reply, &error)) {
+  if (!link.send_line(line, deadline, &error) || !link.read_until("\n", deadline, &reply, &error)) {
     std::fprintf(stderr, "herd-cli: %s\n", error.c_str());
     return Outcome::kFailed;
   }
   if (first_field(line) == "WHATSAT" && reply.rfind("AT ", 0) == 0) {
     std::string json;
-    if (!link.read_until("\n\n", o.timeout_ms, &json, &error)) {
+    if (!link.read_until("\n\n", deadline, &json, &error)) {
       std::fprintf(stderr, "herd-cli: %s\n", error.c_str());
       return Outcome::kFailed;
     }
@@ -246,14 +337,17 @@ int main(int argc, char** argv) {
   Options o;
   if (int rc = parse_options(argc, argv, &o); rc >= 0) return rc;
 
-  Link link;
+  const auto limit = std::chrono::milliseconds(o.timeout_ms);
+  // One deadline for the connect and, with a COMMAND, for its exchange too: -t bounds the whole run.
+  const auto deadline = Clock::now() + limit;
+  Link link(o);
   std::string error;
-  if (!link.open(o, &error)) {
+  if (!link.open(deadline, &error)) {
     std::fprintf(stderr, "herd-cli: %s\n", error.c_str());
     return kExitConnection;
   }
   if (!o.command.empty()) {
-    switch (run_command(link, o.command, o)) {
+    switch (run_command(link, o.command, deadline)) {
       case Outcome::kAnswered: return 0;
       case Outcome::kInvalid: return kExitInvalid;
       case Outcome::kFailed: return kExitConnection;
@@ -271,7 +365,7 @@ int main(int argc, char** argv) {
     if (!std::getline(std::cin, line)) break;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (first_field(line).empty()) continue;  // the server ignores blank lines: nothing to wait for
-    Outcome out = run_command(link, line, o);
+    Outcome out = run_command(link, line, Clock::now() + limit);
     if (out == Outcome::kFailed) return kExitConnection;
     if (out == Outcome::kInvalid) status = kExitInvalid;
   }
