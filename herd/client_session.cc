@@ -222,19 +222,46 @@ bool ClientSession::reply_when_durable(std::string_view line, uint64_t seq) {
     return true;
   }
   // fsync: always: the answer waits for the record's group commit, in the reply queue like a
-  // WHATSAT waiting for its places, so replies stay in command order.
-  const uint64_t reply_seq = next_seq_++;
-  pending_.push_back(Pending{reply_seq, false, {}, batch_start_});
-  std::string bytes(line);
-  bytes.push_back('\n');
+  // WHATSAT waiting for its places, so replies stay in command order. The reply's bytes wait here,
+  // in the session, so that a client that leaves takes them along.
+  Pending& p = pending_.emplace_back(Pending{next_seq_++, false, std::string(line), batch_start_, seq});
+  p.bytes.push_back('\n');
+  watch_durable();
+  return false;
+}
+
+void ClientSession::watch_durable() {
+  if (durable_armed_) return;  // its wake-up looks at every waiting reply, this one included
+  uint64_t lowest = UINT64_MAX;
+  for (const Pending& p : pending_) {
+    if (p.durable_seq != 0 && !p.ready) lowest = std::min(lowest, p.durable_seq);
+  }
+  if (lowest == UINT64_MAX) return;
   LoopContext* ctx = &ctx_;
   uint64_t id = id_;
-  disk->when_durable(ctx_.loop, seq, [ctx, id, reply_seq, bytes = std::move(bytes)]() mutable {
+  durable_armed_ = true;
+  durable_watch_ = lowest;
+  durable_ticket_ = ctx_.server.persistence->when_durable(ctx_.loop, lowest, [ctx, id] {
     auto it = ctx->clients.find(id);
-    if (it == ctx->clients.end()) return;  // the client left before its record was on disk
-    it->second->complete(reply_seq, std::move(bytes));
+    if (it == ctx->clients.end()) return;  // the client left meanwhile
+    it->second->on_durable();
   });
-  return false;
+}
+
+void ClientSession::on_durable() {
+  durable_armed_ = false;
+  durable_ticket_ = 0;
+  const uint64_t durable = ctx_.server.persistence->durable();
+  const auto now = std::chrono::steady_clock::now();
+  for (Pending& p : pending_) {
+    if (p.durable_seq != 0 && !p.ready && p.durable_seq <= durable) {
+      ctx_.metrics.latency.observe(now - p.since);
+      p.ready = true;
+    }
+  }
+  watch_durable();
+  release_ready();
+  after_completion();
 }
 
 void ClientSession::complete(uint64_t seq, std::string bytes) {
@@ -247,11 +274,14 @@ void ClientSession::complete(uint64_t seq, std::string bytes) {
     }
   }
   release_ready();
-  if (!in_batch_) {
-    flush();
-    update_reading();
-    maybe_finish();
-  }
+  after_completion();
+}
+
+void ClientSession::after_completion() {
+  if (in_batch_) return;
+  flush();
+  update_reading();
+  maybe_finish();
 }
 
 void ClientSession::release_ready() {
@@ -351,6 +381,10 @@ void ClientSession::check_deadlines(Clock::time_point now) {
 
 void ClientSession::on_closed(reactor::Connection&, std::string_view reason) {
   ctx_.log.write(tag_, '-', reason);
+  if (durable_armed_) {
+    ctx_.server.persistence->cancel_durable(ctx_.loop, durable_watch_, durable_ticket_);
+    durable_armed_ = false;
+  }
   ctx_.server.admission.release(Admission::Port::kClient);
   LoopContext* ctx = &ctx_;
   uint64_t id = id_;

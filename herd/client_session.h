@@ -51,6 +51,7 @@ class ClientSession final : public reactor::ConnectionHandler {
     bool ready;
     std::string bytes;
     std::chrono::steady_clock::time_point since{};  // for the latency histogram (places answers, durable IAMATs)
+    uint64_t durable_seq = 0;  // fsync: always: the reply (in bytes) waits for this backlog seq on disk
   };
 
   size_t take_lines(std::string_view data, bool at_eof);
@@ -66,7 +67,12 @@ class ClientSession final : public reactor::ConnectionHandler {
   // Queues `line` + "\n" as reply(), but with fsync: always only once backlog seq `seq` is durable.
   // Replies now (true) or once `seq` is on disk (false; the latency is then observed on completion).
   bool reply_when_durable(std::string_view line, uint64_t seq);
+  // With replies waiting for the disk, one waiter for the lowest seq among them is registered with
+  // Persistence (at most one per session, cancelled when the connection closes).
+  void watch_durable();
+  void on_durable();  // the watched seq is on disk: releases every reply whose seq is
   void complete(uint64_t seq, std::string bytes);
+  void after_completion();  // outside a burst: writes what is ready and reconsiders reading
   void release_ready();
   void flush();
   bool has_room() const;  // replies queued and unsent are within the bounds
@@ -82,6 +88,9 @@ class ClientSession final : public reactor::ConnectionHandler {
   std::string scratch_;        // the AT line being built
   std::deque<Pending> pending_;
   uint64_t next_seq_ = 0;
+  bool durable_armed_ = false;    // a waiter of watch_durable is registered (or queued to run)
+  uint64_t durable_watch_ = 0;    // its seq
+  uint64_t durable_ticket_ = 0;   // its ticket (0: queued to run, nothing to cancel)
   bool in_batch_ = false;      // inside on_data/on_eof: flush happens at the end
   bool eof_ = false;           // the client half-closed
   bool finishing_ = false;     // no more commands will be taken (oversize line or EOF)

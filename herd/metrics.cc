@@ -290,6 +290,12 @@ std::string render_metrics(Server& server) {
           "Bytes buffered (input and output capacity) over every connection; budget: limits.max_buffered_bytes.",
           static_cast<uint64_t>(std::max<int64_t>(0, server.admission().buffered_bytes())));
 
+  if (const Persistence* disk = server.persistence()) {
+    t.gauge("herd_durable_waits",
+            "fsync: always: sessions whose IAMAT replies wait for their records to reach the disk.",
+            static_cast<uint64_t>(disk->waiting()));
+  }
+
   if (const MemoryTrimmer* trimmer = server.trimmer()) {
     t.counter("herd_memory_trims_total",
               "Times freed heap memory was given back to the kernel after a burst (malloc_trim, off the loops).",

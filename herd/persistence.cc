@@ -162,9 +162,10 @@ bool Persistence::open_log(uint64_t first_seq, std::string* error) {
   return true;
 }
 
-bool Persistence::write_all(int fd, std::string_view* bytes) {
+bool Persistence::write_all(int fd, std::string_view* bytes) const {
   while (!bytes->empty()) {
-    ssize_t n = ::write(fd, bytes->data(), bytes->size());
+    ssize_t n = options_.write ? options_.write(fd, bytes->data(), bytes->size())
+                               : ::write(fd, bytes->data(), bytes->size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -222,19 +223,21 @@ void Persistence::set_durable(uint64_t seq) {
   }
 }
 
-void Persistence::when_durable(reactor::EventLoop& loop, uint64_t seq, std::function<void()> done) {
+uint64_t Persistence::when_durable(reactor::EventLoop& loop, uint64_t seq, std::function<void()> done) {
   if (seq <= durable()) {
     loop.queue(std::move(done));
-    return;
+    return 0;
   }
   Lane& lane = *lanes_[static_cast<size_t>(loop.index()) % lanes_.size()];
+  uint64_t ticket;
   {
     std::lock_guard lock(lane.mu);
     lane.loop = &loop;
+    ticket = lane.next_ticket++;
     // Seqs come in order from one loop, nearly always: keep the list sorted anyway.
     auto at = lane.waiters.end();
     while (at != lane.waiters.begin() && (at - 1)->seq > seq) --at;
-    lane.waiters.insert(at, Waiter{seq, std::move(done)});
+    lane.waiters.insert(at, Waiter{seq, ticket, std::move(done)});
     lane.lowest.store(lane.waiters.front().seq, std::memory_order_seq_cst);
   }
   // The writer may have moved durable() past seq after the check above and before this waiter was
@@ -252,6 +255,28 @@ void Persistence::when_durable(reactor::EventLoop& loop, uint64_t seq, std::func
     }
     for (auto& w : ready) loop.queue(std::move(w.done));
   }
+  return ticket;
+}
+
+size_t Persistence::waiting() const {
+  size_t n = 0;
+  for (const auto& lane : lanes_) {
+    std::lock_guard lock(lane->mu);
+    n += lane->waiters.size();
+  }
+  return n;
+}
+
+void Persistence::cancel_durable(reactor::EventLoop& loop, uint64_t seq, uint64_t ticket) {
+  if (ticket == 0) return;
+  Lane& lane = *lanes_[static_cast<size_t>(loop.index()) % lanes_.size()];
+  std::lock_guard lock(lane.mu);
+  auto it = std::lower_bound(lane.waiters.begin(), lane.waiters.end(), seq,
+                             [](const Waiter& w, uint64_t s) { return w.seq < s; });
+  while (it != lane.waiters.end() && it->seq == seq && it->ticket != ticket) ++it;
+  if (it == lane.waiters.end() || it->seq != seq) return;  // already queued to run
+  lane.waiters.erase(it);
+  lane.lowest.store(lane.waiters.empty() ? UINT64_MAX : lane.waiters.front().seq, std::memory_order_release);
 }
 
 void Persistence::run_writer() {
@@ -296,12 +321,14 @@ void Persistence::run_writer() {
         last = e.seq;
       }
       std::string_view rest = out;
+      bool abandoned = false;
       while (!write_all(log_fd_, &rest)) {
         // What was written stays written: the retry goes on from the first byte that was not.
         if (stopping_.load(std::memory_order_acquire)) {
           problem(log_path_ + ": write failed: " + std::strerror(errno) + "; stopping with " +
                   std::to_string(rest.size()) + " bytes unwritten (recovery drops the cut frame)");
           last = last_written_;  // not durable, never acknowledged
+          abandoned = true;
           break;
         }
         problem(log_path_ + ": write failed: " + std::strerror(errno) + "; retrying in 1 s");
@@ -311,6 +338,13 @@ void Persistence::run_writer() {
       log_bytes_ += out.size();
       synced_ = false;
       if (out.capacity() > 2 * kBatchBytes) std::string().swap(out);
+      if (abandoned) {
+        // The log now ends in a cut frame, which recovery drops as a torn tail. Nothing more may
+        // follow it: a later batch written whole (had the disk found room meanwhile) would put
+        // good frames after the cut one, which recovery takes for damage and refuses.
+        sync_log();
+        break;
+      }
     }
     if (behind) {
       // Entries were evicted before they were written: only a rewrite of the table saves them.

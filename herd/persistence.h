@@ -18,9 +18,11 @@
 // disk) starts a new log where the backlog now begins and forces a rewrite; until that snapshot is
 // in place nothing newer counts as durable.
 //
-// Threads: open(), start() and stop() on the controlling thread; durable(), waits() and when_durable()
+// Threads: open(), start() and stop() on the controlling thread; durable(), waiting() and when_durable()
 // from any thread (when_durable from a loop thread).
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -54,8 +56,10 @@ class Persistence {
     size_t compact_bytes = 64 * 1024 * 1024;
     size_t backlog_bytes = 16 * 1024 * 1024;
     int loops = 1;                       // event loops that may wait for durability
-    // Tests: stands in for ::fdatasync on the record logs (to inject a failed sync); empty: the real one.
+    // Tests: stand in for ::fdatasync and ::write on the record logs (to inject failures); empty:
+    // the real ones.
     std::function<int(int fd)> datasync;
+    std::function<ssize_t(int fd, const void* data, size_t size)> write;
   };
   // Record log bytes written per write() at most, and the most a batch of the writer holds.
   static constexpr size_t kBatchBytes = 4 * 1024 * 1024;
@@ -85,18 +89,27 @@ class Persistence {
   bool replies_wait() const { return options_.fsync == Fsync::kAlways; }
   // The highest seq on disk as the fsync policy promises it (synced, or for `no` written).
   uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
-  // Loop thread: runs `done` on `loop` once durable() >= seq (at once, later in this iteration, if it is).
-  void when_durable(reactor::EventLoop& loop, uint64_t seq, std::function<void()> done);
+  // Loop thread: runs `done` on `loop` once durable() >= seq (at once, later in this iteration, if it
+  // is). Returns a ticket for cancel_durable, or 0 when `done` was queued at once.
+  uint64_t when_durable(reactor::EventLoop& loop, uint64_t seq, std::function<void()> done);
+  // Loop thread: forgets the waiter `ticket` (for `seq`) of `loop` if it has not been queued yet. A
+  // client that leaves must not leave its waiter behind: while the disk takes nothing (full, stalled)
+  // waiters would pile up with every connection that came and went.
+  void cancel_durable(reactor::EventLoop& loop, uint64_t seq, uint64_t ticket);
+  // Any thread: waiters registered and not yet queued to run, over every loop.
+  size_t waiting() const;
 
  private:
   struct Waiter {
     uint64_t seq;
+    uint64_t ticket;
     std::function<void()> done;
   };
   struct Lane {
-    std::mutex mu;
+    mutable std::mutex mu;
     reactor::EventLoop* loop = nullptr;  // guarded by mu
     std::vector<Waiter> waiters;         // guarded by mu: in seq order
+    uint64_t next_ticket = 1;            // guarded by mu
     std::atomic<uint64_t> lowest{UINT64_MAX};
   };
 
@@ -107,7 +120,7 @@ class Persistence {
   bool open_log(uint64_t first_seq, std::string* error);
   // Writes *bytes to `fd`, removing from its front what was written; false on an error (*bytes then
   // holds what is left, so a retry never writes a byte twice).
-  static bool write_all(int fd, std::string_view* bytes);
+  bool write_all(int fd, std::string_view* bytes) const;
   int datasync(int fd) const;  // fdatasync, or options_.datasync
   // Syncs the record log and moves durable() up to what it holds. A failed sync is never retried on
   // the same file (the kernel reports a lost write once, then calls the pages clean): durable() is

@@ -6,9 +6,13 @@ log is rewritten in the background under load, and a data directory serves one s
 import glob
 import os
 import re
+import resource
 import signal
+import socket
+import struct
+import time
 
-from herdlib import NAMES, at_lines, missing_at, run_server_once, unique_id, updates, wait_all_at, wait_for
+from herdlib import NAMES, Client, at_lines, http_get, missing_at, run_server_once, unique_id, updates, wait_all_at, wait_for
 
 UCLA = b'+34.068930-118.445127'
 DURABLE = 'data_dir: data\nfsync: always\n'
@@ -141,6 +145,58 @@ def test_a_neighbour_down_is_not_named_even_across_a_restart_with_data(make_herd
     wait_all_at(herd, 'Hands', rec)
     wait_for(lambda: re.search(rb'Hands \* catch-up: replaying backlog seqs', herd.log_bytes('Wilkes')),
              10, 'a replay to Hands in Wilkes.log')
+
+
+def durable_waits(herd):
+    status, _, body = http_get(herd.admin_ports['Solo'], '/metrics')
+    assert status == 200
+    m = re.search(rb'^herd_durable_waits (\d+)$', body, re.M)
+    assert m, body[:2000]
+    return int(m.group(1))
+
+
+def test_clients_that_leave_take_their_durable_waits_along(make_herd):
+    """fsync: always and a disk that takes nothing (here a file size limit, so every record log
+    write fails): IAMAT replies wait. A client that closes used to leave a waiter (and its reply)
+    per IAMAT behind until the disk came back: every connection that came and went added up to
+    max_pending_replies of them, without bound. Now a session waits once, for its lowest record,
+    and its wait goes when it does."""
+    limit = 48 * 1024
+    herd = make_herd(names=['Solo'], links=[], admin=True, extra_yaml=DURABLE + 'log_level: warnings\n',
+                     preexec={'Solo': lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))})
+    port = herd.port('Solo')
+    # Fill the record log up to the limit; from then on the writer's writes fail and it retries.
+    def reset(c):
+        # A client that leaves for good: its end resets (a plain close is a half-close to the
+        # server, which keeps the session to send what it owes, as SPEC's half-close asks).
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        c.close()
+
+    c = Client(port)
+    try:
+        for i in range(limit // 100 + 50):
+            c.send(b'IAMAT fill%d +34.068930-118.445127 1621464827.959498503\n' % i)
+            try:
+                assert c.read_line(timeout=2).startswith(b'AT ')
+            except AssertionError:  # no reply: the disk took nothing more
+                break
+        else:
+            raise AssertionError('the record log never filled up')
+    finally:
+        reset(c)
+    wait_for(lambda: b'write failed: File too large' in herd.log_bytes('Solo'), 10, 'a failed write in the log')
+    holder = Client(port)  # a client that stays, with replies waiting: the control
+    holder.send(b''.join(b'IAMAT stay%d +34.068930-118.445127 1621464827.959498503\n' % i for i in range(5)))
+    wait_for(lambda: durable_waits(herd) == 1, 10, 'the staying client waiting once for its 5 replies', diagnose=lambda: '%d waits; log: %r' % (durable_waits(herd), herd.log_bytes('Solo')[-1500:]))
+    for n in range(40):  # clients that each send IAMATs nobody can answer now, and leave
+        c = Client(port)
+        c.send(b''.join(b'IAMAT gone%d-%d +34.068930-118.445127 1621464827.959498503\n' % (n, i)
+                        for i in range(20)))
+        time.sleep(0.02)  # read by the server before the reset
+        reset(c)
+    wait_for(lambda: durable_waits(herd) == 1, 10, 'only the staying client waiting')
+    reset(holder)
+    wait_for(lambda: durable_waits(herd) == 0, 10, 'no wait left')
 
 
 def test_a_torn_tail_is_cut_off_and_the_start_goes_on(make_herd):
