@@ -3,14 +3,21 @@
 
 #include <strings.h>
 
+#include <algorithm>
+
 #include "herd/dashboard_page.h"
 #include "herd/metrics.h"
 #include "herd/server.h"
 #include "protocol/fields.h"
 #include "protocol/location.h"
+#include "reactor/socket.h"
 
 namespace herd {
 namespace {
+
+// How often a connection owed output is checked for progress: TcpConnection tells when all of it has
+// left, not when some has.
+constexpr auto kWriteCheck = std::chrono::milliseconds(1000);
 
 const char* status_text(int status) {
   switch (status) {
@@ -103,6 +110,23 @@ bool percent_decode(std::string_view in, std::string* out) {
   return true;
 }
 
+bool query_parameter(std::string_view target, std::string_view name, std::string* value) {
+  const size_t mark = target.find('?');
+  if (mark == std::string_view::npos) return false;
+  std::string_view rest = target.substr(mark + 1);
+  std::string key;
+  for (;;) {
+    const size_t amp = rest.find('&');
+    const std::string_view param = rest.substr(0, amp);
+    const size_t eq = param.find('=');
+    if (eq != std::string_view::npos && percent_decode(param.substr(0, eq), &key) && key == name) {
+      return percent_decode(param.substr(eq + 1), value);
+    }
+    if (amp == std::string_view::npos) return false;
+    rest = rest.substr(amp + 1);
+  }
+}
+
 size_t utf8_sequence_length(std::string_view s) {
   if (s.empty()) return 0;
   const auto b0 = static_cast<unsigned char>(s[0]);
@@ -166,34 +190,79 @@ AdminSession::AdminSession(LoopContext& ctx, Server& server, uint64_t id, int fd
 }
 
 void AdminSession::start() {
+  quiet_since_ = Clock::now();
   conn_.start();
-  arm_timer();
+  schedule();
 }
 
-void AdminSession::arm_timer() {
-  if (timer_ != 0) ctx_.loop.cancel(timer_);
+void AdminSession::schedule() {
+  if (!conn_.is_open()) return;
+  const Clock::time_point now = Clock::now();
+  Clock::time_point due = (parser_.started() && !closing_ ? request_began_ : quiet_since_) + kRequestTimeout;
+  if (conn_.pending_output() > 0) due = std::min(due, now + kWriteCheck);
+  if (timer_ != 0) {
+    if (wake_at_ <= due) return;
+    ctx_.loop.cancel(timer_);
+  }
+  wake_at_ = due;
+  const auto delay = std::chrono::ceil<std::chrono::milliseconds>(due - now);
   LoopContext* ctx = &ctx_;
   uint64_t id = id_;
-  timer_ = ctx_.loop.run_after(kRequestTimeout, [ctx, id] {
+  timer_ = ctx_.loop.run_after(std::max(delay, std::chrono::milliseconds(0)), [ctx, id] {
     auto it = ctx->admins.find(id);
     if (it == ctx->admins.end()) return;
     it->second->timer_ = 0;
-    // A request still arriving (slowloris) hears 408; an idle keep-alive connection is just closed.
-    if (it->second->parser_.started() && !it->second->closing_) {
-      it->second->respond(Response{408, "text/plain; charset=utf-8", "request too slow\n"}, false, false);
-    } else {
-      it->second->conn_.close("admin connection idle");
-    }
+    it->second->on_timer();
   });
+}
+
+void AdminSession::on_timer() {
+  if (!conn_.is_open()) return;
+  const Clock::time_point now = Clock::now();
+  // A request still arriving (slowloris) hears 408.
+  if (parser_.started() && !closing_ && now - request_began_ >= kRequestTimeout) {
+    respond(Response{408, "text/plain; charset=utf-8", "request too slow\n"}, false, false);
+    if (!conn_.is_open()) return;
+  }
+  const size_t unsent = conn_.pending_output();
+  if (unsent > 0) {
+    // A connection owed output is not idle (closing it would cut a response), but one whose reader
+    // takes nothing is closed. Progress is bytes the kernel took from us, or bytes the client
+    // acknowledged from the kernel's queue (a slow reader shrinks that before it has room for more).
+    const uint64_t taken = sent_total_ - unsent;
+    const int64_t unacked = reactor::unacked_bytes(conn_.fd());
+    if (stalled_since_ == Clock::time_point{} || taken != taken_seen_ || unacked != unacked_seen_) {
+      taken_seen_ = taken;  // progress (or output that just began to wait): the clock starts again
+      unacked_seen_ = unacked;
+      stalled_since_ = now;
+    } else if (now - stalled_since_ >= kWriteTimeout) {
+      conn_.close("stalled reader: took none of " + std::to_string(unsent) + " unsent bytes for over " +
+                  std::to_string(kWriteTimeout.count()) + " ms");
+      return;
+    }
+  } else {
+    stalled_since_ = {};
+    // An idle keep-alive connection is just closed.
+    if ((closing_ || !parser_.started()) && now - quiet_since_ >= kRequestTimeout) {
+      conn_.close("admin connection idle");
+      return;
+    }
+  }
+  schedule();
 }
 
 size_t AdminSession::on_data(reactor::Connection&, std::string_view data) {
   size_t used_total = 0;
   while (!closing_ && conn_.is_open()) {
+    // A request's time runs from its first byte, not from the response before it.
+    if (!parser_.started() && used_total < data.size()) request_began_ = Clock::now();
     size_t used = 0;
     auto state = parser_.feed(data.substr(used_total), &used);
     used_total += used;
-    if (state == http::RequestParser::State::kIncomplete) return used_total;
+    if (state == http::RequestParser::State::kIncomplete) {
+      schedule();
+      return used_total;
+    }
     if (state == http::RequestParser::State::kError) {
       Response r{parser_.error_status(), "text/plain; charset=utf-8", parser_.error() + "\n"};
       respond(r, false, false);
@@ -219,6 +288,7 @@ void AdminSession::on_eof(reactor::Connection&, std::string_view rest) {
 }
 
 void AdminSession::on_drained(reactor::Connection&) {
+  quiet_since_ = Clock::now();  // idle from when the last response has left, not from when it was queued
   if (!closing_ && !conn_.reading()) conn_.set_reading(true);
 }
 
@@ -234,14 +304,15 @@ void AdminSession::respond(const Response& r, bool head_only, bool keep_alive) {
   out += "\r\n";
   if (!head_only) out += r.body;
   conn_.send(out);
+  sent_total_ += out.size();
   if (!keep_alive) {
     closing_ = true;
-    if (timer_ != 0) ctx_.loop.cancel(timer_);
-    timer_ = 0;
+    // The timer stays: a reader that never takes the last response must not hold the connection.
     conn_.close_when_flushed("admin response sent");
   } else {
-    arm_timer();
+    quiet_since_ = Clock::now();
   }
+  schedule();
 }
 
 AdminSession::Response AdminSession::route(Server& server, const http::IncomingRequest& req) {
@@ -283,11 +354,10 @@ AdminSession::Response AdminSession::route(Server& server, const http::IncomingR
     bool ok = scheme.size() == 6 && ::strncasecmp(scheme.data(), "bearer", 6) == 0 &&
               credentials < given.size() && same_secret(given.substr(credentials), token);
     // The dashboard polls every server from one page: a plain GET with the token in the query
-    // (no custom header, so no CORS preflight).
-    std::string_view target = req.target;
-    size_t at = target.find("?token=");
+    // (no custom header, so no CORS preflight), among whatever other parameters the URL has. Only
+    // the first `token` counts, so one request cannot try many guesses.
     std::string query_token;
-    if (!ok && dashboard && at != std::string_view::npos && percent_decode(target.substr(at + 7), &query_token)) {
+    if (!ok && dashboard && query_parameter(req.target, "token", &query_token)) {
       ok = same_secret(query_token, token);
     }
     if (!ok) {

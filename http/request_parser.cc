@@ -23,6 +23,7 @@ RequestParser::RequestParser(RequestLimits limits) : limits_(limits) {
   settings_.on_url = on_url;
   settings_.on_header_field = on_header_field;
   settings_.on_header_value = on_header_value;
+  settings_.on_header_value_complete = on_header_value_complete;
   settings_.on_headers_complete = on_headers_complete;
   settings_.on_message_complete = on_message_complete;
   reset();
@@ -65,6 +66,11 @@ RequestParser::State RequestParser::feed(std::string_view data, size_t* consumed
   if (err == HPE_PAUSED && state_ == State::kComplete) {
     *consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data.data());
     head_bytes_ += *consumed;
+    // The byte parsed past the bound may be the one that ends the head: the head is still too long.
+    if (head_bytes_ > limits_.max_head_bytes) {
+      state_ = State::kError;
+      fail(431, "request head over " + std::to_string(limits_.max_head_bytes) + " bytes");
+    }
     return state_;
   }
   state_ = State::kError;
@@ -116,6 +122,16 @@ int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t n) {
   auto* self = static_cast<RequestParser*>(p->data);
   self->in_value_ = true;
   self->request_.headers.back().second.append(at, n);
+  return 0;
+}
+
+int RequestParser::on_header_value_complete(llhttp_t* p) {
+  auto* self = static_cast<RequestParser*>(p->data);
+  // llhttp skips the whitespace before a value but hands over the whitespace after it, which is
+  // optional whitespace too (RFC 9110 5.5): `Bearer t ` is the credential `Bearer t`.
+  std::string& value = self->request_.headers.back().second;
+  const size_t end = value.find_last_not_of(" \t");
+  value.resize(end == std::string::npos ? 0 : end + 1);
   return 0;
 }
 

@@ -16,11 +16,12 @@
 namespace http {
 
 struct RequestLimits {
-  size_t max_head_bytes = 8 * 1024;  // request line and header section together
+  size_t max_head_bytes = 8 * 1024;  // request line and header section together, the blank line included
   size_t max_headers = 64;           // header fields
 };
 
-// A parsed request head. Header names are lower-cased; values are as sent (trimmed by llhttp).
+// A parsed request head. Header names are lower-cased; values are as sent without the optional
+// whitespace around them.
 struct IncomingRequest {
   std::string method;  // "GET" or "HEAD"
   std::string target;  // the request target as sent, e.g. "/v1/clients/kiwi?x=1"
@@ -61,6 +62,7 @@ class RequestParser {
   static int on_url(llhttp_t* p, const char* at, size_t n);
   static int on_header_field(llhttp_t* p, const char* at, size_t n);
   static int on_header_value(llhttp_t* p, const char* at, size_t n);
+  static int on_header_value_complete(llhttp_t* p);
   static int on_headers_complete(llhttp_t* p);
   static int on_message_complete(llhttp_t* p);
   int fail(int status, std::string why);

@@ -1,6 +1,6 @@
 """The admin endpoint (servers.NAME.admin_port): /healthz, /metrics in the Prometheus text format,
-/v1/clients/ID, bearer token auth, bounds on slow and oversized requests, and that none of it is
-reachable on the client port."""
+/v1/clients/ID, bearer token auth, bounds on slow and oversized requests and on readers that take
+nothing, and that none of it is reachable on the client port."""
 
 import re
 import socket
@@ -148,6 +148,114 @@ def test_bad_requests(pair):
     assert out.count(b'HTTP/1.1 ') == 2 and out.index(b' 200 ') < out.index(b' 404 ')
 
 
+def test_head_bound_is_exact(pair):
+    """README: a head of at most 8 KiB. 8192 bytes, the blank line included, pass; 8193 do not."""
+    port = pair.admin_ports['Goloman']
+
+    def head(n):
+        h = b'GET /healthz HTTP/1.1\r\nConnection: close\r\nX: '
+        return h + b'a' * (n - len(h) - 4) + b'\r\n\r\n'
+    assert len(head(8192)) == 8192
+    assert raw(port, head(8192)).startswith(b'HTTP/1.1 200 ')
+    assert raw(port, head(8193)).startswith(b'HTTP/1.1 431 ')
+
+
+def split_responses(data):
+    """Pipelined responses with Content-Length: ([(status, body)], the incomplete rest)."""
+    out = []
+    while True:
+        end = data.find(b'\r\n\r\n')
+        if end < 0:
+            return out, data
+        lines = data[:end].decode('latin-1').split('\r\n')
+        length = next(int(v) for k, _, v in (line.partition(':') for line in lines[1:])
+                      if k.lower() == 'content-length')
+        if len(data) < end + 4 + length:
+            return out, data
+        out.append((int(lines[0].split()[1]), data[end + 4:end + 4 + length]))
+        data = data[end + 4 + length:]
+
+
+def test_a_connection_owed_responses_is_not_idle(pair):
+    """Many pipelined requests, then a pause in reading longer than the idle timeout: the server
+    holds responses it cannot send yet (reading paused), and every one of them arrives whole (the
+    idle timer used to close the connection and cut one mid-body)."""
+    port = pair.admin_ports['Goloman']
+    status, _, world = http_get(port, '/world.json')
+    assert status == 200 and len(world) > 10000
+    n = 300  # far more than the server's 1 MiB of unsent responses and the kernel's buffers
+    s = socket.create_connection(('127.0.0.1', port), timeout=15)
+    try:
+        s.sendall(b'GET /world.json HTTP/1.1\r\n\r\n' * (n - 1) +
+                  b'GET /world.json HTTP/1.1\r\nConnection: close\r\n\r\n')
+        time.sleep(7)
+        data = b''
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    responses, rest = split_responses(data)
+    assert rest == b'', 'response %d cut after %d bytes' % (len(responses) + 1, len(rest))
+    assert len(responses) == n
+    assert all(r == (200, world) for r in responses)
+
+
+def test_a_stalled_reader_is_closed(pair):
+    """A reader that takes none of its responses is closed after the write timeout (10 s), as a
+    stalled reader, not as an idle connection at 5 s."""
+    port = pair.admin_ports['Goloman']
+    s = socket.create_connection(('127.0.0.1', port), timeout=20)
+    try:
+        start = time.monotonic()
+        s.sendall(b'GET /world.json HTTP/1.1\r\n\r\n' * 300)
+        wait_for(lambda: b'stalled reader' in pair.log_bytes('Goloman'), 20, 'stalled reader closed')
+        elapsed = time.monotonic() - start
+        assert 9.5 < elapsed < 15, elapsed
+        # The connection is gone: what the kernel held, then the end (no more than a part of it all).
+        data = b''
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+        assert len(split_responses(data)[0]) < 300
+    finally:
+        s.close()
+
+
+def test_request_time_runs_from_its_first_byte(pair):
+    """The 5 s a request may take start at its first byte, not at the response before it on the same
+    keep-alive connection."""
+    port = pair.admin_ports['Goloman']
+    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+    try:
+        def response():
+            data = b''
+            while True:
+                responses, data = split_responses(data)
+                if responses:
+                    return responses[0][0]
+                chunk = s.recv(65536)
+                assert chunk, 'closed: %r' % data
+                data += chunk
+        s.sendall(b'GET /healthz HTTP/1.1\r\n\r\n')
+        assert response() == 200
+        time.sleep(4.0)
+        s.sendall(b'GET /healthz HTTP/1.1\r\n')
+        time.sleep(1.5)
+        s.sendall(b'Host: x\r\n\r\n')
+        assert response() == 200
+    finally:
+        s.close()
+
+
 def test_slowloris_is_closed(pair):
     port = pair.admin_ports['Goloman']
     s = socket.create_connection(('127.0.0.1', port), timeout=15)
@@ -194,6 +302,31 @@ def test_token(make_herd):
     assert http_get(port, '/metrics', {'Authorization': 'bearer  s3cret'})[0] == 200
     for wrong in ('Bearers3cret', 'Bearer', 'Bearer ', 'Basic s3cret', 'BEARER s3cre'):
         assert http_get(port, '/metrics', {'Authorization': wrong})[0] == 401, wrong
+
+
+def test_token_with_trailing_whitespace(make_herd):
+    """Whitespace after a header value is optional whitespace (RFC 9110), not part of the token."""
+    h = make_herd(names=['Solo'], links=[], admin=True, env={'HERD_ADMIN_TOKEN': 's3cret'},
+                  extra_yaml='admin_token_env: HERD_ADMIN_TOKEN\n')
+    port = h.admin_ports['Solo']
+    for good in ('Bearer s3cret ', 'Bearer s3cret\t', 'bearer  s3cret \t '):
+        assert http_get(port, '/metrics', {'Authorization': good})[0] == 200, repr(good)
+    for wrong in ('Bearer s3cre ', 'Bearer  ', 'Bearer s3cret x'):
+        assert http_get(port, '/metrics', {'Authorization': wrong})[0] == 401, repr(wrong)
+
+
+def test_token_in_the_query(make_herd):
+    """The dashboard's JSON takes the token as a `token` query parameter, wherever it stands."""
+    h = make_herd(names=['Solo'], links=[], admin=True, env={'HERD_ADMIN_TOKEN': 's3cret'},
+                  extra_yaml='admin_token_env: HERD_ADMIN_TOKEN\n')
+    port = h.admin_ports['Solo']
+    for good in ('?token=s3cret', '?x=1&token=s3cret', '?token=s3cret&y=2', '?a&x=1&token=s3%63ret&y=2'):
+        assert http_get(port, '/v1/dashboard' + good)[0] == 200, good
+    for wrong in ('', '?token=wrong', '?x=1&token=s3cre', '?xtoken=s3cret', '?token=wrong&token=s3cret',
+                  '?token=s3cret%zz'):
+        assert http_get(port, '/v1/dashboard' + wrong)[0] == 401, wrong
+    # Only the dashboard's JSON takes it there.
+    assert http_get(port, '/metrics?token=s3cret')[0] == 401
 
 
 def test_token_env_missing(tmp_path):

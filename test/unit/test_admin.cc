@@ -1,5 +1,5 @@
 // Unit tests for the admin endpoint's pieces: the request parser's bounds, the Prometheus text
-// format (escaping of client-chosen label values), percent-decoding and JSON strings.
+// format (escaping of client-chosen label values), percent-decoding, query parameters and JSON strings.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -101,6 +101,66 @@ TEST_SUITE("admin request parser") {
     CHECK(r.feed("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", &used) == State::kError);
     CHECK(r.error_status() == 431);
   }
+
+  TEST_CASE("the head bound is exact: max_head_bytes pass, one byte more does not") {
+    const size_t max = http::RequestLimits{}.max_head_bytes;
+    REQUIRE(max == 8192);  // README: "a head of at most 8 KiB"
+    // A complete head of `n` bytes, the blank line included.
+    auto head = [](size_t n) {
+      std::string h = "GET /healthz HTTP/1.1\r\nX: ";
+      h += std::string(n - h.size() - 4, 'a');
+      return h + "\r\n\r\n";
+    };
+    for (bool bytewise : {false, true}) {
+      CAPTURE(bytewise);
+      for (size_t n : {max - 1, max, max + 1, max + 2}) {
+        CAPTURE(n);
+        const std::string req = head(n) + "GET /next HTTP/1.1\r\n\r\n";  // a pipelined request follows
+        RequestParser p;
+        size_t used = 0;
+        State s = State::kIncomplete;
+        if (bytewise) {
+          for (size_t i = 0; i < req.size() && s == State::kIncomplete; ++i) {
+            s = p.feed(std::string_view(req).substr(i, 1), &used);
+          }
+        } else {
+          s = p.feed(req, &used);
+        }
+        if (n <= max) {
+          REQUIRE(s == State::kComplete);
+          if (!bytewise) CHECK(used == n);
+        } else {
+          REQUIRE(s == State::kError);
+          CHECK(p.error_status() == 431);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("optional whitespace around header values is not part of them") {
+    const std::string req =
+        "GET / HTTP/1.1\r\nAuthorization: Bearer t \t \r\nX-Pad:\t v\t\r\nX-Blank:   \r\nX-In: a  b\r\n\r\n";
+    for (bool bytewise : {false, true}) {
+      CAPTURE(bytewise);
+      RequestParser p;
+      size_t used = 0;
+      State s = State::kIncomplete;
+      if (bytewise) {
+        for (size_t i = 0; i < req.size(); ++i) s = p.feed(std::string_view(req).substr(i, 1), &used);
+      } else {
+        s = p.feed(req, &used);
+      }
+      REQUIRE(s == State::kComplete);
+      REQUIRE(p.request().header("authorization"));
+      CHECK(*p.request().header("authorization") == "Bearer t");
+      REQUIRE(p.request().header("x-pad"));
+      CHECK(*p.request().header("x-pad") == "v");
+      REQUIRE(p.request().header("x-blank"));
+      CHECK(p.request().header("x-blank")->empty());
+      REQUIRE(p.request().header("x-in"));
+      CHECK(*p.request().header("x-in") == "a  b");  // whitespace inside a value is kept
+    }
+  }
 }
 
 TEST_SUITE("prometheus text") {
@@ -157,6 +217,27 @@ TEST_SUITE("admin helpers") {
     CHECK(out == "a b/c");
     CHECK_FALSE(herd::percent_decode("a%2", &out));
     CHECK_FALSE(herd::percent_decode("a%zz", &out));
+  }
+  TEST_CASE("query parameters: any position, percent-decoded, the first of a name") {
+    std::string v;
+    CHECK(herd::query_parameter("/v1/dashboard?token=T", "token", &v));
+    CHECK(v == "T");
+    CHECK(herd::query_parameter("/v1/dashboard?x=1&token=T", "token", &v));
+    CHECK(v == "T");
+    CHECK(herd::query_parameter("/v1/dashboard?token=T&y=2", "token", &v));
+    CHECK(v == "T");
+    CHECK(herd::query_parameter("/v1/dashboard?a&x=1&token=a%2Bb%26c&y=2", "token", &v));
+    CHECK(v == "a+b&c");
+    CHECK(herd::query_parameter("/v1/dashboard?to%6Ben=T", "token", &v));
+    CHECK(v == "T");
+    CHECK(herd::query_parameter("/v1/dashboard?token=first&token=second", "token", &v));
+    CHECK(v == "first");
+    CHECK(herd::query_parameter("/v1/dashboard?token=", "token", &v));
+    CHECK(v.empty());
+    CHECK_FALSE(herd::query_parameter("/v1/dashboard", "token", &v));
+    CHECK_FALSE(herd::query_parameter("/v1/dashboard?", "token", &v));
+    CHECK_FALSE(herd::query_parameter("/v1/dashboard?xtoken=T&tokens=T&token", "token", &v));
+    CHECK_FALSE(herd::query_parameter("/v1/dashboard?token=%zz", "token", &v));
   }
   TEST_CASE("json strings") {
     std::string out;
