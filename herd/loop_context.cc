@@ -42,7 +42,8 @@ void LoopContext::release_peer(uint64_t id, const std::string& name) {
   server.admission.release_peer({index(), id}, name);
 }
 
-void LoopContext::close_listeners() {
+void LoopContext::close_listeners(bool keep_admin) {
+  if (!keep_admin && admin_listener) listeners.push_back(std::move(admin_listener));
   if (listeners.empty()) return;
   for (auto& l : listeners) l->stop();
   auto gone = std::make_shared<std::vector<std::unique_ptr<reactor::Listener>>>(std::move(listeners));

@@ -77,7 +77,8 @@ struct LoopContext {
   std::unordered_map<uint64_t, std::unique_ptr<PeerSession>> peers;
   std::unordered_map<uint64_t, std::unique_ptr<AdminSession>> admins;
   std::deque<uint64_t> pending_peers;  // peer sessions without a hello yet, oldest first
-  std::vector<std::unique_ptr<reactor::Listener>> listeners;
+  std::vector<std::unique_ptr<reactor::Listener>> listeners;  // the client and peer ports
+  std::unique_ptr<reactor::Listener> admin_listener;         // null without an admin port
   reactor::EventLoop::TimerId sweep_timer = 0;  // sweep(), every Server::sweep_period()
 
   int index() const { return loop.index(); }
@@ -90,9 +91,10 @@ struct LoopContext {
   void peer_named(uint64_t id, const std::string& name);
   // Loop thread: the peer session `id` (named `name`, or not yet: empty) closed.
   void release_peer(uint64_t id, const std::string& name);
-  // Loop thread: stops accepting on this loop at once; the listeners are freed at the end of the
-  // turn (an event of theirs may still be waiting in it).
-  void close_listeners();
+  // Loop thread: stops accepting on this loop at once, on the client and peer ports (and on the
+  // admin port too unless `keep_admin`: it answers /healthz with 503 while the server drains); the
+  // listeners are freed at the end of the turn (an event of theirs may still be waiting in it).
+  void close_listeners(bool keep_admin = false);
   // Loop thread: closes the sessions whose deadlines (limits.*_timeout_ms) have passed. Those that
   // close are erased at the end of the iteration.
   void sweep();

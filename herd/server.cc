@@ -158,13 +158,18 @@ bool Server::start(std::string* error) {
                              std::pair{&admin_fds_, Port::kAdmin}}) {
       if (fds->empty()) continue;
       const int fd = (*fds)[fds->size() == 1 ? 0 : static_cast<size_t>(i)];
-      ctx->listeners.push_back(std::make_unique<reactor::Listener>(
+      auto listener = std::make_unique<reactor::Listener>(
           ctx->loop, fd,
           [this, i, port = port](int cfd, const reactor::SocketAddress& from) { on_accept(i, port, cfd, from); },
           [this, i](int err) {
             log_->write(i, "-", '!', "accept failed: ", std::strerror(err));
           },
-          sharing));
+          sharing);
+      if (port == Port::kAdmin) {
+        ctx->admin_listener = std::move(listener);
+      } else {
+        ctx->listeners.push_back(std::move(listener));
+      }
     }
     contexts_.push_back(std::move(ctx));
   }
@@ -192,6 +197,7 @@ bool Server::start(std::string* error) {
     LoopContext* c = ctx.get();
     c->loop.queue([this, c] {
       for (auto& l : c->listeners) l->start();
+      if (c->admin_listener) c->admin_listener->start();
       c->sweep_timer = c->loop.run_every(sweep_period(), [c] { c->sweep(); });
     });
   }
@@ -239,7 +245,15 @@ bool Server::drain(int timeout_ms) {
   state_.store(State::kStopping, std::memory_order_relaxed);
   for (auto& ctx : contexts_) {
     LoopContext* c = ctx.get();
-    run_on(*c, [c] { c->close_listeners(); });
+    run_on(*c, [c] { c->close_listeners(true); });
+  }
+  // Closed, not only unwatched: a listening socket left open would go on completing handshakes into
+  // its backlog that nobody accepts, and clients and probes would wait on silent connections until
+  // the exit. Closed, the kernel refuses them (and resets those queued), so they can go elsewhere at
+  // once. The admin port stays, answering /healthz with 503 stopping.
+  for (auto* fds : {&client_fds_, &peer_fds_}) {
+    for (int fd : *fds) ::close(fd);
+    fds->clear();
   }
   log_->off_loop().write("-", '*', "stopping: no longer accepting; draining replies and what the peer links owe");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

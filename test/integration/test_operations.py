@@ -6,8 +6,11 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import time
+
+import pytest
 
 import herdlib
 from herdlib import Client, fmt_time, free_ports, iamat, run_server_once, unique_id, wait_for
@@ -180,6 +183,36 @@ def test_graceful_stop_flushes_the_outbox(make_herd):
     h.servers['A'].proc.send_signal(signal.SIGTERM)
     assert h.servers['A'].proc.wait(timeout=15) == 0
     wait_for(lambda: h.log_bytes('B').count(b' < AT A ') >= 2000, 10, 'B got every record')
+
+
+def test_a_draining_server_refuses_new_connections_and_says_stopping(make_herd):
+    """While a graceful stop drains (here a client that reads none of its replies holds it), the
+    client and peer ports refuse new connections at once: they used to be completed by the kernel
+    and never answered until the exit. The admin port stays, and /healthz says 503 stopping on a new
+    connection."""
+    h = make_herd(names=['Solo'], links=[], admin=True, extra_yaml='shutdown_timeout_ms: 8000\n')
+    port = h.port('Solo')
+    cid = unique_id('drainer')
+    iamat(port, cid, LOC, fmt_time(time.time_ns()))
+    holder = Client(port)
+    holder.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    holder.send(b'WHATSAT %s 50 20\n' % cid * 3000)  # megabytes of replies, never read
+    time.sleep(0.5)
+    s = h.servers['Solo']
+    s.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: b'stopping: no longer accepting' in h.log_bytes('Solo'), 5, 'the drain begun')
+    try:
+        for p in (port, h.peer_ports['Solo']):
+            t0 = time.monotonic()
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(('127.0.0.1', p), timeout=5).close()
+            assert time.monotonic() - t0 < 1
+        status, _, body = herdlib.http_get(h.admin_ports['Solo'], '/healthz')
+        assert (status, body) == (503, b'stopping\n')
+        assert s.proc.poll() is None  # still draining: the refusals above came during the drain
+    finally:
+        holder.close()
+    assert s.proc.wait(timeout=15) == 0
 
 
 def test_version():
