@@ -308,7 +308,25 @@ void LogSink::reopen() {
 void LogSink::open_file() {
   int fd = open_append(path_);
   if (fd < 0) {
-    if (fd_ >= 0) return;  // keep writing to the old file rather than nowhere
+    const std::string why = path_ + ": cannot reopen the log file (" + std::strerror(errno) + ")";
+    if (fd_ >= 0) {
+      // Keep writing to the old file rather than nowhere, and say so there and on stderr: after a
+      // rotation the old file may be renamed or deleted, and its entries would go unseen.
+      char stamp[40];
+      timespec now{};
+      ::clock_gettime(CLOCK_REALTIME, &now);
+      tm parts{};
+      ::gmtime_r(&now.tv_sec, &parts);
+      size_t n = ::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &parts);
+      std::snprintf(stamp + n, sizeof stamp - n, ".%06ldZ", now.tv_nsec / 1000);
+      const std::string note = std::string(stamp) + " - ! " + why + "; writing on to the file it replaced\n";
+      const size_t written = write_all(fd_, note);
+      file_bytes_ += written;
+      written_total_.fetch_add(written, std::memory_order_relaxed);
+      std::fprintf(stderr, "herd-server: %s; writing on to the file it replaced\n", why.c_str());
+      reopen_failures_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   }
   if (fd_ >= 0) ::close(fd_);

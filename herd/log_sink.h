@@ -119,6 +119,8 @@ class LogSink {
   uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
   // Any thread: bytes the writer has written to the file.
   uint64_t bytes_written() const { return written_total_.load(std::memory_order_relaxed); }
+  // Any thread: reopens (SIGHUP, rotation) that failed, the writer going on with the old file.
+  uint64_t reopen_failures() const { return reopen_failures_.load(std::memory_order_relaxed); }
   // Any thread: asks the writer to write what is queued now and waits until it has.
   void flush();
 
@@ -206,6 +208,7 @@ class LogSink {
   bool stopping_ = false;        // guarded by wake_mu_
   std::atomic<uint64_t> dropped_total_{0};
   std::atomic<uint64_t> written_total_{0};  // writer thread only writes it
+  std::atomic<uint64_t> reopen_failures_{0};  // writer thread only writes it
   std::thread writer_;
 };
 

@@ -362,6 +362,9 @@ std::string render_metrics(Server& server) {
   t.counter("herd_log_bytes_written_total", "Bytes written to the log file.", server.log().bytes_written());
   t.counter("herd_log_entries_dropped_total",
             "Log entries dropped: backlog full (the disk fell behind) or a failed write.", server.log().dropped());
+  t.counter("herd_log_reopen_failures_total",
+            "Reopens of the log file (SIGHUP, rotation) that failed; entries went on into the old file.",
+            server.log().reopen_failures());
 
   if (const UpstreamMetrics* up = server.upstream_metrics()) {
     t.family("herd_places_upstream_requests_total", "counter",

@@ -119,6 +119,25 @@ def test_sighup_under_load_loses_and_splits_nothing(make_herd):
     assert received == len(ids) == 3000 and sent == 3000
 
 
+def test_a_failed_reopen_is_said_in_the_old_file_on_stderr_and_in_metrics(make_herd):
+    """logrotate moved the log, but the path cannot be created again (here a directory stands
+    there): the server writes on to the moved file and says so there, on stderr and in a counter,
+    instead of logging, unseen, into a file that may be deleted next."""
+    h = make_herd(names=['Solo'], links=[], admin=True)
+    path = h.log_path('Solo')
+    os.rename(path, path + '.moved')
+    os.mkdir(path)
+    h.servers['Solo'].proc.send_signal(signal.SIGHUP)
+    needle = b'cannot reopen the log file (Is a directory); writing on to the file it replaced'
+    wait_for(lambda: needle in open(path + '.moved', 'rb').read(), 10, 'the failure in the moved file')
+    iamat(h.port('Solo'), b'after-hup', LOC, fmt_time(time.time_ns()))
+    wait_for(lambda: b'< IAMAT after-hup' in open(path + '.moved', 'rb').read(), 10, 'entries going on')
+    status, _, body = herdlib.http_get(h.admin_ports['Solo'], '/metrics')
+    assert status == 200 and b'\nherd_log_reopen_failures_total 1\n' in body
+    assert needle in h.servers['Solo'].stderr()
+    os.rmdir(path)
+
+
 def test_size_rotation(make_herd):
     h = solo(make_herd, 'log_max_bytes: 8192\nlog_keep: 2\n')
     for k in range(12):  # several writer batches, so the bound is crossed more than twice
