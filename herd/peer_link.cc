@@ -28,7 +28,11 @@ PeerLink::PeerLink(LoopContext& ctx, const ServerConfig& peer, uint64_t bit)
           }),
       sender_(ctx, peer_, bit, [this] { pump(); }) {}
 
-PeerLink::~PeerLink() = default;
+PeerLink::~PeerLink() {
+  // Its callback holds `this`. stop() (on the loop) has ended the connection, which cancelled it,
+  // so this is nothing in the server's order of things; it keeps a link destroyed otherwise safe.
+  if (confirm_timer_) loop_.cancel(confirm_timer_);
+}
 
 void PeerLink::start() {
   loop_.assert_in_loop();

@@ -68,7 +68,13 @@ void LingeringClose::close(int fd) {
     socket->discarded = discarded;
     registered = loop_.add(fd, EPOLLIN, socket.get());
     if (registered) {
-      socket->timer = loop_.run_after(kMaxLinger, [this, fd] { finish(fd); });
+      socket->timer = loop_.run_after(kMaxLinger, [this, fd] {
+        // A last read first: what came since the last wake-up would make the close a reset, which
+        // drops the reply's tail the kernel may still be sending; read, the close is a FIN.
+        auto it = sockets_.find(fd);
+        if (it != sockets_.end()) drain(fd, &it->second->discarded);
+        finish(fd);
+      });
       return;
     }
   } catch (const std::bad_alloc&) {

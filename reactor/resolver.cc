@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -47,10 +48,11 @@ Resolver::Resolver() : state_(std::make_shared<State>()) {}
 
 Resolver::~Resolver() {
   state_->alive.store(false, std::memory_order_release);
+  std::deque<State::Job> dropped;  // their callbacks die outside the lock (see forget)
   {
     std::lock_guard lock(state_->mu);
     state_->stopping = true;
-    state_->jobs.clear();
+    dropped.swap(state_->jobs);
   }
   state_->cv.notify_all();
 }
@@ -72,7 +74,10 @@ void Resolver::resolve(EventLoop& loop, std::string host, uint16_t port, Done do
     // A process at its thread limit cannot start the worker: the lookup fails like any other (and a
     // later one tries again), rather than the exception ending the process.
     try {
-      std::thread([state = state_] { state->run(state); }).detach();
+      std::thread([state = state_] {
+        pthread_setname_np(pthread_self(), "resolver");
+        state->run(state);
+      }).detach();
       state_->worker_running = true;
     } catch (const std::system_error& e) {
       State::Job job = std::move(state_->jobs.back());
@@ -88,9 +93,17 @@ void Resolver::resolve(EventLoop& loop, std::string host, uint16_t port, Done do
 }
 
 void Resolver::forget(EventLoop& loop) {
+  // The dropped callbacks are destroyed after the lock is let go: what they capture may, in its
+  // destructor, ask this Resolver for something.
+  std::vector<State::Job> dropped;
   std::lock_guard lock(state_->mu);
   for (auto it = state_->jobs.begin(); it != state_->jobs.end();) {
-    it = it->loop == &loop ? state_->jobs.erase(it) : it + 1;
+    if (it->loop == &loop) {
+      dropped.push_back(std::move(*it));
+      it = state_->jobs.erase(it);
+    } else {
+      ++it;
+    }
   }
   if (state_->busy_loop == &loop) state_->busy_loop = nullptr;  // the worker drops its answer
 }
@@ -115,6 +128,11 @@ void Resolver::State::run(const std::shared_ptr<State>& self) {
       answer(self, *job.loop, std::move(job.done), std::move(addresses), std::move(error));
     }
     busy_loop = nullptr;
+    if (job.done) {  // an answer nobody waits for any more: its callback dies outside the lock
+      lock.unlock();
+      job.done = nullptr;
+      lock.lock();
+    }
   }
 }
 

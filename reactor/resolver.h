@@ -1,12 +1,14 @@
 // Resolver: host name lookups that never block an event loop. A numeric address (IPv4 or IPv6) is
-// answered without a lookup; a name is looked up (getaddrinfo) on the resolver's one worker thread,
-// started at its first name, so a herd that names its hosts by address runs no extra thread. The
-// answer is queued on the loop that asked. Used by a peer link's Connector, which looks its
-// neighbour up again before every redial (a neighbour that moved is found without a restart), and by
-// the HTTP client, once per DNS TTL.
+// answered without a lookup; a name is looked up (getaddrinfo) on the resolver's one worker thread
+// (named `resolver`), started at its first name, so a herd that names its hosts by address runs no
+// extra thread. The answer is queued on the loop that asked. Each peer link's Connector has its own
+// (so a slow lookup of one neighbour holds up no other) and looks its neighbour up again before every
+// redial (a neighbour that moved is found without a restart); the HTTP client has one, used once per
+// DNS TTL.
 //
 // Threads: resolve() and forget() from any thread; `done` runs on the loop given to resolve(), never
-// inside the call. Destroying the Resolver never waits for a lookup in progress (getaddrinfo cannot be
+// inside the call. A `done` that is dropped (forgotten, or the Resolver gone) is destroyed outside the
+// Resolver's lock, possibly on the worker thread: what it captures must not mind that thread. Destroying the Resolver never waits for a lookup in progress (getaddrinfo cannot be
 // interrupted; the worker finishes it on its own and exits): lookups still queued are dropped, and
 // answers already queued on a loop are not delivered, provided the Resolver is destroyed on that loop's
 // thread or after the loop has stopped.
