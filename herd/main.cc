@@ -192,6 +192,20 @@ std::string deepest_existing(const std::string& path, int* err) {
   return probe;
 }
 
+// Whether the server could make what it would make first in the directory `dir`: a file in it when
+// it exists (*exists), else the first missing directory under the deepest one that does. *why names
+// the path that refused and the reason.
+bool try_creating_in(const std::string& dir, bool* exists, std::string* why) {
+  int err = 0;
+  const std::string probe = deepest_existing(dir, &err);
+  *exists = probe == dir && err == 0;
+  if (err != 0) {
+    *why = probe + ": " + std::strerror(err);
+    return false;
+  }
+  return can_create(probe + "/.herd-check-" + std::to_string(::getpid()), !*exists, probe, why);
+}
+
 bool check_log_file(const std::string& dir, const std::string& path, std::string* error) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
@@ -204,12 +218,10 @@ bool check_log_file(const std::string& dir, const std::string& path, std::string
     ::close(fd);
     return true;
   }
-  int err = 0;
-  const std::string probe = deepest_existing(dir, &err);
-  std::string why = err ? probe + ": " + std::strerror(err) : "";
-  const std::string trial = probe + "/.herd-check-" + std::to_string(::getpid());
-  if (err || !can_create(trial, probe != dir, probe, &why)) {
-    *error = "log_dir: " + dir + ": cannot create " + (probe == dir ? "the log file " + path : "the log directory") +
+  bool exists = false;
+  std::string why;
+  if (!try_creating_in(dir, &exists, &why)) {
+    *error = "log_dir: " + dir + ": cannot create " + (exists ? "the log file " + path : "the log directory") +
              " (" + why + ")";
     return false;
   }
@@ -219,13 +231,11 @@ bool check_log_file(const std::string& dir, const std::string& path, std::string
 // The same for the server's data directory `path` (<data_dir>/<name>): it must be a directory the
 // server can write in, or one it can create.
 bool check_data_dir(const std::string& path, std::string* error) {
-  int err = 0;
-  const std::string probe = deepest_existing(path, &err);
-  std::string why = err ? probe + ": " + std::strerror(err) : "";
-  const std::string trial = probe + "/.herd-check-" + std::to_string(::getpid());
-  if (err || !can_create(trial, probe != path, probe, &why)) {
-    *error = "data_dir: " + path + ": " + (probe == path && !err ? "cannot write in the data directory" : "cannot create the data directory") +
-             " (" + why + ")";
+  bool exists = false;
+  std::string why;
+  if (!try_creating_in(path, &exists, &why)) {
+    *error = "data_dir: " + path + ": " +
+             (exists ? "cannot write in the data directory" : "cannot create the data directory") + " (" + why + ")";
     return false;
   }
   return true;
