@@ -60,8 +60,8 @@ constexpr const char* kUsage =
     "  --help          this text\n"
     "\n"
     "signals: SIGTERM/SIGINT stop gracefully (stop accepting, drain replies and peer outboxes within\n"
-    "shutdown_timeout_ms, exit 0); SIGHUP/SIGUSR1 reopen the log file; SIGUSR2, SIGQUIT and SIGALRM\n"
-    "stop like SIGTERM.\n"
+    "shutdown_timeout_ms, exit 0; a second one stops without waiting); SIGHUP/SIGUSR1 reopen the log\n"
+    "file; SIGUSR2, SIGQUIT and SIGALRM stop like SIGTERM.\n"
     "\n"
     "environment:\n"
     "  HERD_GAZETTEER  the offline places data file (overrides places.gazetteer)\n"
@@ -82,6 +82,7 @@ struct Control {
   int stop_signal = 0;          // guarded by mu
   bool serving = false;         // guarded by mu: past start-up (a stop signal then stops gracefully)
   herd::LogSink* log = nullptr; // guarded by mu
+  herd::Server* server = nullptr;  // guarded by mu: while serving (a second stop signal cuts its drain)
 };
 Control g_control;
 
@@ -100,9 +101,13 @@ void signal_thread(sigset_t signals) {
       std::fflush(stderr);
       std::_Exit(0);
     }
+    if (g_control.stop_signal != 0) {
+      // A second stop signal: the operator will not wait for the drain.
+      if (g_control.server) g_control.server->cut_drain_short();
+      continue;
+    }
     g_control.stop_signal = sig;
     g_control.cv.notify_all();
-    return;
   }
 }
 
@@ -465,6 +470,7 @@ int main(int argc, char** argv) {
     // operators and tests wait for, so it must not come before this).
     std::lock_guard lock(g_control.mu);
     g_control.log = log_ptr;
+    g_control.server = &server;
     g_control.serving = true;
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
@@ -482,10 +488,14 @@ int main(int argc, char** argv) {
     std::unique_lock lock(g_control.mu);
     g_control.cv.wait(lock, [] { return g_control.stop_signal != 0; });
     sig = g_control.stop_signal;
-    g_control.log = nullptr;  // the signal thread is done; nothing else reads it
+    g_control.log = nullptr;  // no reopen while stopping (the sink goes with the server)
   }
   server.log().off_loop().write("-", '*', std::string("stopping on ") + strsignal(sig));
   server.drain(config->shutdown_timeout_ms);
+  {
+    std::lock_guard lock(g_control.mu);
+    g_control.server = nullptr;  // a stop signal from here on finds nothing to cut
+  }
   server.stop();
   return 0;
 }

@@ -271,6 +271,10 @@ bool Server::drain(int timeout_ms) {
       });
     }
     if (!busy) return true;
+    if (drain_cut_.load(std::memory_order_relaxed)) {
+      log_->off_loop().write("-", '!', "stopping: a second stop signal; output still unsent is dropped");
+      return false;
+    }
     if (std::chrono::steady_clock::now() >= deadline) {
       log_->off_loop().write("-", '!', "stopping: shutdown_timeout_ms passed with output still unsent");
       return false;

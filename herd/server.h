@@ -74,6 +74,9 @@ class Server {
   // `timeout_ms`) until every client has its replies written and every connected neighbour's outbox
   // is written; /healthz says "stopping" from here on. Returns true when everything drained.
   bool drain(int timeout_ms);
+  // Any thread: a drain in progress (or the next) returns at once, unsent output left behind (a
+  // second stop signal: the operator will not wait).
+  void cut_drain_short() { drain_cut_.store(true, std::memory_order_relaxed); }
   // Stops the loops, closes every connection and flushes the log. Idempotent.
   void stop();
 
@@ -136,6 +139,7 @@ class Server {
   std::unique_ptr<LogSink> log_;
   LocationTable table_;
   std::unique_ptr<Persistence> persistence_;
+  std::atomic<bool> drain_cut_{false};
   std::unique_ptr<FloodLog> backlog_;
   std::unique_ptr<SyncState> sync_;
   std::unique_ptr<FloodRouter> router_;

@@ -234,6 +234,32 @@ def test_a_draining_server_refuses_new_connections_and_says_stopping(make_herd):
     assert s.proc.wait(timeout=15) == 0
 
 
+def test_a_second_stop_signal_cuts_the_drain_short(make_herd):
+    """A client that reads nothing holds the drain for shutdown_timeout_ms (here 60 s); a second
+    SIGTERM ends it at once, with the dropped output said in the log."""
+    h = make_herd(names=['Solo'], links=[], extra_yaml='shutdown_timeout_ms: 60000\n')
+    port = h.port('Solo')
+    cid = unique_id('cut')
+    iamat(port, cid, LOC, fmt_time(time.time_ns()))
+    holder = Client(port)
+    holder.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    holder.send(b'WHATSAT %s 50 20\n' % cid * 3000)
+    time.sleep(0.5)
+    s = h.servers['Solo']
+    try:
+        s.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: b'stopping: no longer accepting' in h.log_bytes('Solo'), 5, 'the drain begun')
+        time.sleep(0.3)
+        assert s.proc.poll() is None  # held by the client
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 5
+        assert b'stopping: a second stop signal; output still unsent is dropped' in h.log_bytes('Solo')
+    finally:
+        holder.close()
+
+
 def test_version():
     r = run_server_once(['--version'])
     assert r.returncode == 0 and r.stdout.startswith(b'herd-server ') and b'llhttp' in r.stdout
