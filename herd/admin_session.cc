@@ -271,7 +271,7 @@ size_t AdminSession::on_data(reactor::Connection&, std::string_view data) {
     const http::IncomingRequest& req = parser_.request();
     ctx_.metrics.admin_requests.add();
     Response r = route(server_, req);
-    respond(r, req.method == "HEAD", req.keep_alive);
+    respond(r, req.method == "HEAD", req.keep_alive, req.http_1_0);
     parser_.reset();
     if (conn_.pending_output() > kMaxUnsentBytes) {
       conn_.set_reading(false);  // resumed by on_drained, which re-offers what is left
@@ -292,7 +292,7 @@ void AdminSession::on_drained(reactor::Connection&) {
   if (!closing_ && !conn_.reading()) conn_.set_reading(true);
 }
 
-void AdminSession::respond(const Response& r, bool head_only, bool keep_alive) {
+void AdminSession::respond(const Response& r, bool head_only, bool keep_alive, bool http_1_0) {
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + status_text(r.status) + "\r\n";
   out += "Content-Type: " + r.content_type + "\r\n";
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
@@ -301,6 +301,9 @@ void AdminSession::respond(const Response& r, bool head_only, bool keep_alive) {
   if (r.cors) out += "Access-Control-Allow-Origin: *\r\n";
   if (r.status == 405) out += "Allow: GET, HEAD\r\n";
   if (!keep_alive) out += "Connection: close\r\n";
+  // HTTP/1.0 closes after each response unless the response says otherwise: a 1.0 client that asked
+  // for keep-alive and is not told would wait for the end of the body until the idle timeout.
+  if (keep_alive && http_1_0) out += "Connection: keep-alive\r\n";
   out += "\r\n";
   if (!head_only) out += r.body;
   conn_.send(out);

@@ -61,7 +61,7 @@ class AdminSession final : public reactor::ConnectionHandler {
  private:
   using Clock = std::chrono::steady_clock;
 
-  void respond(const Response& r, bool head_only, bool keep_alive);
+  void respond(const Response& r, bool head_only, bool keep_alive, bool http_1_0 = false);
   // Arms the one timer for the earliest moment a bound may run out (keeps an earlier one: every
   // wake re-checks everything and arms the next).
   void schedule();

@@ -148,6 +148,7 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   }
   self->request_.method = llhttp_method_name(method);
   self->request_.keep_alive = llhttp_should_keep_alive(p) != 0;
+  self->request_.http_1_0 = p->http_minor == 0;
   return 0;
 }
 

@@ -27,6 +27,7 @@ struct IncomingRequest {
   std::string target;  // the request target as sent, e.g. "/v1/clients/kiwi?x=1"
   std::vector<std::pair<std::string, std::string>> headers;
   bool keep_alive = true;
+  bool http_1_0 = false;  // an HTTP/1.0 request: keep-alive must be said in the response to hold
 
   // The first value of header `lower_name`, or nullptr.
   const std::string* header(std::string_view lower_name) const;

@@ -137,6 +137,28 @@ def raw(port, data, timeout=8.0):
         s.close()
 
 
+def test_http_1_0_keep_alive_is_said_when_kept(pair):
+    """An HTTP/1.0 client closes after each response unless told otherwise: a connection kept open
+    must say `Connection: keep-alive`, or the client waits for the end of the body for the idle
+    timeout. Without the request for it, the server closes after the response."""
+    port = pair.admin_ports['Goloman']
+    s = socket.create_connection(('127.0.0.1', port), timeout=5)
+    try:
+        for _ in range(2):  # the same connection serves a second request
+            s.sendall(b'GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n')
+            got = b''
+            while not got.endswith(b'serving\n'):
+                chunk = s.recv(4096)
+                assert chunk, got
+                got += chunk
+            assert b'\r\nConnection: keep-alive\r\n' in got, got
+    finally:
+        s.close()
+    out = raw(port, b'GET /healthz HTTP/1.0\r\n\r\n', timeout=3)
+    assert out.startswith(b'HTTP/1.1 200 ') and out.endswith(b'serving\n')
+    assert b'keep-alive' not in out
+
+
 def test_bad_requests(pair):
     port = pair.admin_ports['Goloman']
     assert raw(port, b'POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n').startswith(b'HTTP/1.1 405 ')
