@@ -268,7 +268,6 @@ struct LocationTable::Shard {
   size_t used = 0;
   size_t tombstones = 0;
   uint64_t generation = 0;  // bumped whenever a rehash moves the records to new slots
-  size_t record_bytes = 0;  // charge() of every record held
   uint32_t clock = 0;       // counts stores; a record's `touched` is the count at its store
   uint64_t rng = 0;         // eviction sampling (xorshift), seeded per shard
 
@@ -396,8 +395,8 @@ size_t LocationTable::charge(size_t record_length) {
 LocationTable::LocationTable(size_t max_clients, size_t max_bytes, SipKey key, bool packed)
     : key_(key),
       packed_(packed),
-      shard_max_records_(max_clients / kShards + (max_clients % kShards != 0)),
-      shard_max_bytes_(max_bytes / kShards),
+      max_records_(max_clients),
+      max_bytes_(max_bytes),
       shards_(new Shard[kShards]),
       names_(new Names) {
   for (size_t i = 0; i < kShards; ++i) shards_[i].rng = (key.k0 ^ (0x9e3779b97f4a7c15ull * (i + 1))) | 1;
@@ -464,8 +463,14 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
       // lines the compare has just read, leaving nothing dead for a compaction to copy.
       const bool in_place = !cur->alone() && cur->footprint() == Record::footprint(packed.size());
       fresh = in_place ? cur : shard.make(time, record.size(), packed);  // may throw: nothing changed yet
-      shard.record_bytes += charge(record.size());
-      shard.record_bytes -= charge(cur->size());
+      const size_t now_charged = charge(record.size()), was_charged = charge(cur->size());
+      if (now_charged != was_charged) {  // rarely: a client's records are nearly always one size
+        if (now_charged > was_charged) {
+          total_bytes_.fetch_add(now_charged - was_charged, std::memory_order_relaxed);
+        } else {
+          total_bytes_.fetch_sub(was_charged - now_charged, std::memory_order_relaxed);
+        }
+      }
       if (in_place) {
         cur->fill(time, record.size(), packed, false);
       } else {
@@ -482,16 +487,21 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
       if (shard.slots[i] == Shard::kTombstone) --shard.tombstones;
       shard.slots[i] = Shard::make_slot(fresh, Shard::tag_of(h));
       ++shard.used;
-      shard.record_bytes += charge(record.size());
+      total_records_.fetch_add(1, std::memory_order_relaxed);
+      total_bytes_.fetch_add(charge(record.size()), std::memory_order_relaxed);
     }
     won = true;
     if (observer) fresh->set_stamp(observer->on_stored(record));
     fresh->touched = ++shard.clock;
-    while ((shard.used > shard_max_records_ || shard.record_bytes > shard_max_bytes_) && shard.used > 1) {
+    while ((total_records_.load(std::memory_order_relaxed) > max_records_ ||
+            total_bytes_.load(std::memory_order_relaxed) > max_bytes_) &&
+           shard.used > 1) {
       size_t v = shard.pick_victim(fresh);
       if (v == Shard::kNone) break;
       Record* gone = Shard::record_of(shard.slots[v]);
-      shard.record_bytes -= charge(gone->size());
+      const size_t gone_charged = charge(gone->size());
+      total_bytes_.fetch_sub(gone_charged, std::memory_order_relaxed);
+      total_records_.fetch_sub(1, std::memory_order_relaxed);
       --shard.used;
       shard.erase_at(v);
       shard.arena.release(gone);

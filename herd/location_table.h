@@ -13,9 +13,12 @@
 // of a record, the copy of records out, and now and then a block allocation, the regrowth of the
 // slot array or a compaction. Never I/O.
 //
-// Bounded: each shard holds at most ceil(max_clients / kShards) records and max_bytes / kShards bytes
-// of them; past either bound the least recently updated records of that shard are evicted (an
-// approximate LRU: the oldest of a random sample). An evicted record leaves a tombstone, so no other
+// Bounded: the table counts its records and their bytes (charge()) as a whole; a store that takes
+// either past its bound evicts, in its own shard, the least recently updated records until both are
+// within again (an approximate LRU: the oldest of a random sample; the hash spreads clients evenly,
+// so each shard's oldest are about as old as any). A shard keeps its newest record, so the bounds
+// hold to within a record per shard holding just one (none in practice once the table holds a few
+// per shard) and, across loops storing at once, a record or two. An evicted record leaves a tombstone, so no other
 // record moves (a scan in progress misses none); tombstones are cleared when the shard is rehashed.
 // Probing is bounded too: an insert that would probe further than kMaxProbe slots grows the shard.
 //
@@ -74,8 +77,8 @@ class LocationTable {
   // Slots looked at under one shard lock by scan().
   static constexpr size_t kScanSlotsPerLock = 512;
 
-  // At most `max_clients` records and `max_bytes` bytes of records (each bound split evenly over
-  // the shards, see above); the defaults mean no bound. `key` keys the hash; by default a random one.
+  // At most `max_clients` records and `max_bytes` bytes of records (see above); the defaults mean
+  // no bound. `key` keys the hash; by default a random one.
   // `packed`: records are stored packed (protocol/packed_record.h: about half the bytes, about 550
   // more instructions per store); otherwise as they are.
   explicit LocationTable(size_t max_clients = std::numeric_limits<size_t>::max(),
@@ -139,8 +142,12 @@ class LocationTable {
 
   const SipKey key_;
   const bool packed_;
-  const size_t shard_max_records_;
-  const size_t shard_max_bytes_;
+  const size_t max_records_;
+  const size_t max_bytes_;
+  // Records held and their charge(), over every shard: what the bounds are kept by. Relaxed: a store
+  // that races another one may evict a record more or less than an exact count would.
+  std::atomic<size_t> total_records_{0};
+  std::atomic<size_t> total_bytes_{0};
   std::unique_ptr<Shard[]> shards_;
   std::unique_ptr<Names> names_;  // server names of stored records, as one-byte codes
   std::atomic<uint64_t> evictions_{0};

@@ -45,8 +45,10 @@ def test_max_clients_evicts_the_least_recently_updated(make_herd):
                        rb'\((\d+) in all, (\d+) held', herd.log_bytes('Solo'))
         return m and int(m[-1][1]) + int(m[-1][2]) >= 20000 and m[-1]
     _, total, held = wait_for(report, 10, 'the eviction report in the log')
-    # Each of the 256 shards holds at most ceil(1000 / 256) = 4 clients.
-    assert int(held) <= 1024
+    # The bound is the table's (it was each shard's 256th, rounded up: 1,024 in all, and the fullest
+    # shards began to evict long before the table held 1,000).
+    assert int(held) <= 1000
+    assert int(held) >= 990
     assert int(total) + int(held) >= 20000
     # The same counts on /metrics: every eviction so far, and what the table holds.
     # herd_buffered_bytes counts a connection holding an incomplete line.
@@ -54,7 +56,7 @@ def test_max_clients_evicts_the_least_recently_updated(make_herd):
         text = http_get(herd.admin_ports['Solo'], '/metrics')[2].decode()
         return dict(line.rsplit(' ', 1) for line in text.splitlines() if line and not line.startswith('#'))
     assert int(samples()['herd_clients_evicted_total']) >= int(total)
-    assert int(samples()['herd_clients_stored']) <= 1024
+    assert int(samples()['herd_clients_stored']) <= 1000
     # The table's memory: 1,024 small records, their slots and arena blocks, not the 20,000 offered.
     assert 0 < int(samples()['herd_table_bytes']) < 4 << 20
     with Client(port) as partial:

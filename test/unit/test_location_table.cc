@@ -124,14 +124,17 @@ size_t shard_of(const std::string& id) {
 }  // namespace
 
 TEST_SUITE("location_table bounds") {
-  TEST_CASE("past max_clients the least recently updated clients of a shard are evicted") {
-    const size_t per_shard = 3;
-    LocationTable t(per_shard * LocationTable::kShards, SIZE_MAX, kKey);
-    // The model: per shard, IDs in the order they were last stored (small shards are exact LRU).
+  TEST_CASE("past max_clients the least recently updated clients of the storing shard are evicted") {
+    const size_t bound = 3 * LocationTable::kShards;
+    LocationTable t(bound, SIZE_MAX, kKey);
+    // The model: per shard, IDs in the order they were last stored (small shards are exact LRU); the
+    // bound is the table's, and a store past it evicts from its own shard, keeping the newest.
     std::vector<std::deque<std::string>> model(LocationTable::kShards);
+    size_t total = 0;
     std::mt19937_64 rng(7);
     const int n = 20000;
     uint64_t expect_evicted = 0;
+    size_t most = 0;
     for (int i = 0; i < n; ++i) {
       // Mostly new IDs, sometimes an update of a recent one (which makes it the newest again).
       std::string id = (i > 10 && rng() % 4 == 0) ? "id" + std::to_string(i - 1 - rng() % 10)
@@ -140,12 +143,18 @@ TEST_SUITE("location_table bounds") {
       bool won = t.offer(id, {i, 0}, record("S", id, i, 0), LocationTable::Source::kClient, nullptr);
       auto it = std::find(q.begin(), q.end(), id);
       CHECK(won);
-      if (it != q.end()) q.erase(it);
+      if (it != q.end()) {
+        q.erase(it);
+        --total;
+      }
       q.push_back(id);
-      if (q.size() > per_shard) {
+      ++total;
+      while (total > bound && q.size() > 1) {
         q.pop_front();
+        --total;
         ++expect_evicted;
       }
+      most = std::max(most, t.size());
     }
     size_t held = 0;
     for (const auto& q : model) {
@@ -156,14 +165,33 @@ TEST_SUITE("location_table bounds") {
       }
     }
     CHECK(t.size() == held);
-    CHECK(t.size() <= per_shard * LocationTable::kShards);
+    CHECK(t.size() <= bound);
+    CHECK(most <= bound + 2);  // a store into a shard holding nothing else cannot evict there
     CHECK(t.evictions() == expect_evicted);
     std::string none;
     CHECK_FALSE(t.lookup("id0", &none, nullptr));
   }
 
+  TEST_CASE("evictions begin at max_clients, not when the fullest shard holds its share") {
+    // Found by review: with the bound split over the shards, the fullest began to evict at 77% of
+    // this bound, and after exactly `bound` distinct clients some 1,000 were gone.
+    const size_t bound = 100 * LocationTable::kShards;
+    LocationTable t(bound, SIZE_MAX, kKey);
+    for (size_t i = 0; i < bound; ++i) {
+      const std::string id = "e" + std::to_string(i);
+      t.offer(id, {static_cast<int64_t>(i), 0}, record("S", id, static_cast<int64_t>(i), 0),
+              LocationTable::Source::kClient, nullptr);
+    }
+    CHECK(t.evictions() == 0);
+    CHECK(t.size() == bound);
+    const std::string id = "e-one-more";
+    t.offer(id, {1, 0}, record("S", id, 1, 0), LocationTable::Source::kClient, nullptr);
+    CHECK(t.evictions() == 1);
+    CHECK(t.size() == bound);
+  }
+
   TEST_CASE("the byte bound evicts too, and a large record pushes out several small ones") {
-    // 1,000 bytes per shard.
+    // 1,000 bytes per shard on average.
     LocationTable t(SIZE_MAX, 1000 * LocationTable::kShards, kKey);
     std::string pad(150, '0');
     for (int i = 0; i < 5000; ++i) {
@@ -172,9 +200,10 @@ TEST_SUITE("location_table bounds") {
     }
     CHECK(t.memory_bytes() > 0);
     size_t per_record = LocationTable::charge(record("S", "b4999", 4999, 0, "+1." + pad + "+2.0").size());
-    CHECK(t.size() <= (1000 / per_record) * LocationTable::kShards);
+    CHECK(t.size() * per_record <= 1000 * LocationTable::kShards);
+    CHECK(t.size() * per_record > 1000 * LocationTable::kShards - per_record);  // full, not short of it
     CHECK(t.evictions() == 5000 - t.size());
-    // A record bigger than the whole shard bound still goes in, alone.
+    // A record bigger than a shard's share still goes in.
     std::string big_id = "big";
     std::string big = record("S", big_id, 1, 0, "+1." + std::string(2000, '0') + "+2.0");
     REQUIRE(t.offer(big_id, {1, 0}, big, LocationTable::Source::kClient, nullptr));
@@ -193,7 +222,7 @@ TEST_SUITE("location_table bounds") {
       uint64_t h = herd::siphash13(kKey, id);
       if ((h >> 56) == 0 && (h >> 16 & 15) == 5) crafted.push_back(id);
     }
-    LocationTable t(100 * LocationTable::kShards, SIZE_MAX, kKey);
+    LocationTable t(100, SIZE_MAX, kKey);  // all in shard 0: it holds the table's 100
     for (size_t i = 0; i < crafted.size(); ++i) {
       REQUIRE(t.offer(crafted[i], {static_cast<int64_t>(i), 0}, record("S", crafted[i], i, 0),
                       LocationTable::Source::kClient, nullptr));
