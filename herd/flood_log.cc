@@ -47,6 +47,7 @@ uint64_t FloodLog::append(Kind kind, uint64_t mask, std::string_view line) {
     } else {
       b.data.reset(new char[b.cap]);
     }
+    bytes_ += b.cap;
     blocks_.push_back(std::move(b));
   }
   Block& b = blocks_.back();
@@ -57,10 +58,12 @@ uint64_t FloodLog::append(Kind kind, uint64_t mask, std::string_view line) {
   std::memcpy(p + kEntryHeader, line.data(), line.size());
   b.used += size;
   if (kind == Kind::kRecord) b.owed |= mask;
-  bytes_ += size;
+  // What counts is the blocks' room, not the bytes used in them: an entry that does not fit leaves
+  // the rest of its block unused, and entries just over half a block would otherwise hold twice the
+  // capacity.
   while (bytes_ > capacity_ && blocks_.size() > 1) {
     Block& old = blocks_.front();
-    bytes_ -= old.used;
+    bytes_ -= old.cap;
     evicted_.push_back({old.first_seq, blocks_[1].first_seq, old.owed});
     if (evicted_.size() > kEvictedHistory) evicted_.pop_front();
     if (old.cap == block_bytes_ && !spare_) spare_ = std::move(old.data);

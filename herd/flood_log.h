@@ -73,6 +73,7 @@ class FloodLog {
   uint64_t oldest_seq() const;
   // Any thread, no lock: next_seq() as last published by an append (for stamping table records).
   uint64_t next_seq_relaxed() const { return published_next_.load(std::memory_order_relaxed); }
+  // Any thread: the room the blocks held take (at most the capacity and one block, or one line).
   size_t bytes_held() const;
 
   // Any thread: waits until an entry with a seq >= `seq` exists, *stop is set, or `timeout` passes;
@@ -138,7 +139,7 @@ class FloodLog {
   uint64_t next_seq_;                    // guarded by mu_
   std::atomic<uint64_t> published_next_; // next_seq_, readable without mu_
   uint64_t next_block_id_ = 1;           // guarded by mu_
-  size_t bytes_ = 0;                     // guarded by mu_: bytes used in blocks_
+  size_t bytes_ = 0;                     // guarded by mu_: the room of blocks_ (their cap)
   mutable std::condition_variable grew_;
   mutable int waiters_ = 0;              // guarded by mu_: threads in wait_for_seq()
 };

@@ -100,6 +100,18 @@ TEST_SUITE("catch_up") {
     }
   }
 
+  TEST_CASE("backlog: entries just over half a block do not hold twice the capacity") {
+    // Each such entry leaves the rest of its block unused: what counts is the blocks' room.
+    const size_t cap = 8 * FloodLog::kMaxBlockBytes;  // blocks of kMaxBlockBytes
+    FloodLog log(cap, 1);
+    const std::string line(FloodLog::kMaxBlockBytes / 2 + 100, 'x');
+    for (int i = 0; i < 100; ++i) log.append(FloodLog::Kind::kRecord, 1, line);
+    const uint64_t held = log.next_seq() - log.oldest_seq();  // one block each
+    CHECK(held * FloodLog::kMaxBlockBytes <= cap + FloodLog::kMaxBlockBytes);
+    CHECK(held >= 8);
+    CHECK(log.bytes_held() == held * FloodLog::kMaxBlockBytes);
+  }
+
   TEST_CASE("backlog: bounded; a reader whose position was evicted is told it is behind") {
     const size_t cap = 64 * 1024;
     FloodLog log(cap, 1);
