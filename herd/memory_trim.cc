@@ -89,6 +89,9 @@ void MemoryTrimmer::stop() {
 }
 
 void MemoryTrimmer::run() {
+  // The first sample is the baseline: taken now, so that work done before the first period has
+  // passed (a burst right after start-up) counts.
+  policy_.observe(work_());
   std::unique_lock lock(mu_);
   while (!stopping_) {
     cv_.wait_for(lock, period_, [this] { return stopping_; });

@@ -362,6 +362,9 @@ uint64_t Server::work_done() const {
       for (const auto& n : by_result) total += n.get();
     }
     for (size_t i = 0; i < servers; ++i) total += c->metrics.peer_received[i].get();
+    // A connection is work too: a burst of them (thousands of clients each holding a partial line
+    // or unread replies) leaves as much freed heap behind as a burst of commands, with few commands.
+    total += kWorkPerConnection * (c->metrics.client_accepted.get() + c->metrics.peer_accepted.get());
   }
   for (const auto& link : links_) total += link->records_sent();
   return total;

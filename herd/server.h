@@ -117,8 +117,10 @@ class Server {
   void on_accept(int loop_index, Port port, int fd, const reactor::SocketAddress& from);
   void adopt(LoopContext& ctx, Port port, int fd, const reactor::SocketAddress& from);
   void report_evictions();  // loop 0: logs the table's evictions since the last report
-  // Any thread: commands answered, records received from peers and sent to them, so far.
+  // Any thread: commands answered, records received from peers and sent to them, and connections
+  // accepted (kWorkPerConnection each), so far: what the memory trimmer watches for bursts.
   uint64_t work_done() const;
+  static constexpr uint64_t kWorkPerConnection = 64;
   // The trimmer's thread: malloc_trim, logged; returns the fall of the resident set.
   uint64_t trim_after_burst();
   // How often each loop sweeps (LoopContext::sweep): a quarter of the shortest timeout, within [50 ms, 1 s].

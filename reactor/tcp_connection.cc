@@ -19,8 +19,10 @@ namespace {
 // One scratch read area per thread: connections keep only what their handler did not consume.
 thread_local char t_scratch[Connection::kReadChunk];
 
-// Buffers with more capacity than this are freed once empty, so one burst does not pin memory.
-constexpr size_t kKeepCapacity = 64 * 1024;
+// An emptied buffer gives its memory back: an idle connection holds no buffer memory, however much
+// it once buffered (a long partial line, replies its client was slow to read). A connection that
+// keeps ending its reads mid-line allocates again on the next one, one malloc per read at most.
+constexpr size_t kKeepCapacity = 0;
 
 }  // namespace
 

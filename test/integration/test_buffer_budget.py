@@ -4,6 +4,7 @@ holding the most unsent output stop being read first, and memory stays near the 
 such clients come, while a light client is still answered at once."""
 
 import os
+import re
 import resource
 import signal
 import socket
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from herdlib import (REPO, TCP_ESTABLISHED, TCP_STATES, check_at_line, describe_server, free_ports,
-                     iamat, peer_queues, server_env, socket_queues, tcp_state, unique_id, wait_for,
+                     http_get, iamat, peer_queues, server_env, socket_queues, tcp_state, unique_id, wait_for,
                      whatsat)
 
 UCLA = b'+34.068930-118.445127'
@@ -188,3 +189,56 @@ def test_an_allocation_failure_for_one_client_drops_that_client_only(tmp_path):
                 proc.wait(timeout=10)
             proc.stdout.close()
             proc.stderr.close()
+
+
+def test_an_idle_connection_holds_no_buffer_memory(make_herd):
+    """Clients that once sent a long line in two pieces (so that it waited in the connection's
+    buffer), were answered, and sit idle, hold nothing: their buffers used to keep up to 64 KiB
+    each for good (herd_buffered_bytes 64 KiB a client)."""
+    herd = make_herd(names=['Solo'], links=[], threads=1, admin=True, extra_yaml='log_level: events\n')
+    port = herd.port('Solo')
+
+    def buffered():
+        status, _, body = http_get(herd.admin_ports['Solo'], '/metrics')
+        assert status == 200
+        return int(re.search(rb'^herd_buffered_bytes (\d+)$', body, re.M).group(1))
+
+    idle = []
+    try:
+        for i in range(50):
+            s = socket.create_connection(('127.0.0.1', port), timeout=10)
+            idle.append(s)
+            s.sendall(b'IAMAT ' + b'x' * 30000)  # the line's first piece waits in the buffer
+        wait_for(lambda: buffered() >= 50 * 30000, 10, 'the partial lines buffered')
+        for s in idle:
+            s.sendall(b'y' * 30000 + b'\n')
+            got = b''
+            while not got.endswith(b'\n'):
+                chunk = s.recv(65536)
+                assert chunk, got[:100]
+                got += chunk
+            assert got.startswith(b'? IAMAT ')
+        wait_for(lambda: buffered() == 0, 10, 'every buffer given back', diagnose=lambda: '%d bytes' % buffered())
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_a_burst_of_connections_is_followed_by_a_trim(make_herd):
+    """The memory trimmer watched commands and peer records only: thousands of connections that
+    each held a buffer and sent few commands never made a burst, and their freed heap stayed
+    resident. A connection now counts as 64 units of work (a burst is 100,000)."""
+    herd = make_herd(names=['Solo'], links=[], threads=1, admin=True, extra_yaml='log_level: warnings\n')
+    port = herd.port('Solo')
+
+    def trims():
+        status, _, body = http_get(herd.admin_ports['Solo'], '/metrics')
+        assert status == 200
+        return int(re.search(rb'^herd_memory_trims_total (\d+)$', body, re.M).group(1))
+
+    assert trims() == 0
+    for _ in range(1700):  # 1,700 x 64 = 108,800 units, and not one command
+        s = socket.create_connection(('127.0.0.1', port), timeout=10)
+        s.sendall(b'IAMAT ' + b'x' * 2000)
+        s.close()
+    wait_for(lambda: trims() >= 1, 15, 'a trim after the burst', diagnose=lambda: describe_server(herd.servers['Solo'].pid, herd.admin_ports['Solo']))
