@@ -208,11 +208,7 @@ void Persistence::set_durable(uint64_t seq) {
     reactor::EventLoop* loop;
     {
       std::lock_guard lock(lane->mu);
-      auto it = lane->waiters.begin();
-      while (it != lane->waiters.end() && it->seq <= seq) ++it;
-      ready.assign(std::make_move_iterator(lane->waiters.begin()), std::make_move_iterator(it));
-      lane->waiters.erase(lane->waiters.begin(), it);
-      lane->lowest.store(lane->waiters.empty() ? UINT64_MAX : lane->waiters.front().seq, std::memory_order_release);
+      lane->take_ready(seq, &ready);
       loop = lane->loop;
     }
     if (!ready.empty()) {
@@ -247,11 +243,7 @@ uint64_t Persistence::when_durable(reactor::EventLoop& loop, uint64_t seq, std::
     std::vector<Waiter> ready;
     {
       std::lock_guard lock(lane.mu);
-      auto it = lane.waiters.begin();
-      while (it != lane.waiters.end() && it->seq <= now) ++it;
-      ready.assign(std::make_move_iterator(lane.waiters.begin()), std::make_move_iterator(it));
-      lane.waiters.erase(lane.waiters.begin(), it);
-      lane.lowest.store(lane.waiters.empty() ? UINT64_MAX : lane.waiters.front().seq, std::memory_order_release);
+      lane.take_ready(now, &ready);
     }
     for (auto& w : ready) loop.queue(std::move(w.done));
   }
@@ -276,7 +268,19 @@ void Persistence::cancel_durable(reactor::EventLoop& loop, uint64_t seq, uint64_
   while (it != lane.waiters.end() && it->seq == seq && it->ticket != ticket) ++it;
   if (it == lane.waiters.end() || it->seq != seq) return;  // already queued to run
   lane.waiters.erase(it);
-  lane.lowest.store(lane.waiters.empty() ? UINT64_MAX : lane.waiters.front().seq, std::memory_order_release);
+  lane.refresh_lowest();
+}
+
+void Persistence::Lane::take_ready(uint64_t durable, std::vector<Waiter>* ready) {
+  auto it = waiters.begin();
+  while (it != waiters.end() && it->seq <= durable) ++it;
+  ready->assign(std::make_move_iterator(waiters.begin()), std::make_move_iterator(it));
+  waiters.erase(waiters.begin(), it);
+  refresh_lowest();
+}
+
+void Persistence::Lane::refresh_lowest() {
+  lowest.store(waiters.empty() ? UINT64_MAX : waiters.front().seq, std::memory_order_release);
 }
 
 void Persistence::run_writer() {

@@ -110,6 +110,9 @@ class Persistence {
     reactor::EventLoop* loop = nullptr;  // guarded by mu
     std::vector<Waiter> waiters;         // guarded by mu: in seq order
     uint64_t next_ticket = 1;            // guarded by mu
+    // Under mu: moves the waiters for seqs up to `durable` into *ready; keeps `lowest` true.
+    void take_ready(uint64_t durable, std::vector<Waiter>* ready);
+    void refresh_lowest();  // under mu
     std::atomic<uint64_t> lowest{UINT64_MAX};
   };
 
