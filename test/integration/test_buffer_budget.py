@@ -191,6 +191,13 @@ def test_an_allocation_failure_for_one_client_drops_that_client_only(tmp_path):
             proc.stderr.close()
 
 
+def solo_metric(herd, name):
+    """The value of the unlabelled sample `name` on Solo's /metrics."""
+    status, _, body = http_get(herd.admin_ports['Solo'], '/metrics')
+    assert status == 200
+    return int(re.search(rb'^' + name + rb' (\d+)$', body, re.M).group(1))
+
+
 def test_an_idle_connection_holds_no_buffer_memory(make_herd):
     """Clients that once sent a long line in two pieces (so that it waited in the connection's
     buffer), were answered, and sit idle, hold nothing: their buffers used to keep up to 64 KiB
@@ -199,9 +206,7 @@ def test_an_idle_connection_holds_no_buffer_memory(make_herd):
     port = herd.port('Solo')
 
     def buffered():
-        status, _, body = http_get(herd.admin_ports['Solo'], '/metrics')
-        assert status == 200
-        return int(re.search(rb'^herd_buffered_bytes (\d+)$', body, re.M).group(1))
+        return solo_metric(herd, b'herd_buffered_bytes')
 
     idle = []
     try:
@@ -232,9 +237,7 @@ def test_a_burst_of_connections_is_followed_by_a_trim(make_herd):
     port = herd.port('Solo')
 
     def trims():
-        status, _, body = http_get(herd.admin_ports['Solo'], '/metrics')
-        assert status == 200
-        return int(re.search(rb'^herd_memory_trims_total (\d+)$', body, re.M).group(1))
+        return solo_metric(herd, b'herd_memory_trims_total')
 
     assert trims() == 0
     for _ in range(1700):  # 1,700 x 64 = 108,800 units, and not one command
