@@ -168,10 +168,13 @@ std::string gazetteer_path(const herd::Config& config) {
 // created and removed. For what is missing, what the server would create first (the log file, or the
 // first missing directory) is created in the deepest directory that exists and removed again.
 // access(W_OK) alone would say yes to root on any file system mounted read-write, /proc included.
-bool can_create(const std::string& path, bool is_dir, const std::string& trial, std::string* why) {
+
+// Creates the file or directory `path` (in the directory `where`) and removes it again; false with
+// *why ("where: reason") when it cannot be made.
+bool can_create(const std::string& path, bool is_dir, const std::string& where, std::string* why) {
   const int fd = is_dir ? ::mkdir(path.c_str(), 0755) : ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
-    *why = trial + ": " + std::strerror(errno);
+    *why = where + ": " + std::strerror(errno);
     return false;
   }
   if (is_dir) ::rmdir(path.c_str());

@@ -251,10 +251,7 @@ bool Server::drain(int timeout_ms) {
   // its backlog that nobody accepts, and clients and probes would wait on silent connections until
   // the exit. Closed, the kernel refuses them (and resets those queued), so they can go elsewhere at
   // once. The admin port stays, answering /healthz with 503 stopping.
-  for (auto* fds : {&client_fds_, &peer_fds_}) {
-    for (int fd : *fds) ::close(fd);
-    fds->clear();
-  }
+  close_listening(true);
   log_->off_loop().write("-", '*', "stopping: no longer accepting; draining replies and what the peer links owe");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
@@ -294,8 +291,9 @@ bool Server::open_listening(const reactor::SocketAddress& addr, int loops, std::
   return true;
 }
 
-void Server::close_listening() {
+void Server::close_listening(bool keep_admin) {
   for (auto* fds : {&client_fds_, &peer_fds_, &admin_fds_}) {
+    if (keep_admin && fds == &admin_fds_) continue;
     for (int fd : *fds) ::close(fd);
     fds->clear();
   }

@@ -130,7 +130,9 @@ class Server {
   // Binds the listening socket(s) of one port for `loops` loops as config_.accept says, appending
   // them to *fds; false with *error naming the address.
   bool open_listening(const reactor::SocketAddress& addr, int loops, std::vector<int>* fds, std::string* error);
-  void close_listening();  // closes every listening socket (controlling thread, no loop watching)
+  // Closes every listening socket, or all but the admin port's (controlling thread, no loop watching
+  // them).
+  void close_listening(bool keep_admin = false);
   // Runs `task` on the loop of `ctx` and waits for it (controlling thread, loops running).
   void run_on(LoopContext& ctx, const std::function<void()>& task);
 
