@@ -311,18 +311,10 @@ void LogSink::open_file() {
     const std::string why = path_ + ": cannot reopen the log file (" + std::strerror(errno) + ")";
     if (fd_ >= 0) {
       // Keep writing to the old file rather than nowhere, and say so there and on stderr: after a
-      // rotation the old file may be renamed or deleted, and its entries would go unseen.
-      char stamp[40];
-      timespec now{};
-      ::clock_gettime(CLOCK_REALTIME, &now);
-      tm parts{};
-      ::gmtime_r(&now.tv_sec, &parts);
-      size_t n = ::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &parts);
-      std::snprintf(stamp + n, sizeof stamp - n, ".%06ldZ", now.tv_nsec / 1000);
-      const std::string note = std::string(stamp) + " - ! " + why + "; writing on to the file it replaced\n";
-      const size_t written = write_all(fd_, note);
-      file_bytes_ += written;
-      written_total_.fetch_add(written, std::memory_order_relaxed);
+      // rotation the old file may be renamed or deleted, and its entries would go unseen. The entry
+      // goes through the off-loop lane like any other (stamped and escaped); no lane lock is held
+      // here, and this round of the writer collects it into the old file.
+      write(lanes() - 1, "-", '!', why, "; writing on to the file it replaced");
       std::fprintf(stderr, "herd-server: %s; writing on to the file it replaced\n", why.c_str());
       reopen_failures_.fetch_add(1, std::memory_order_relaxed);
       return;
