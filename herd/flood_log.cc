@@ -57,14 +57,18 @@ uint64_t FloodLog::append(Kind kind, uint64_t mask, std::string_view line) {
   write_header(p, static_cast<uint32_t>(size), kind, seq, mask);
   std::memcpy(p + kEntryHeader, line.data(), line.size());
   b.used += size;
-  if (kind == Kind::kRecord) b.owed |= mask;
+  if (kind == Kind::kRecord) {
+    b.owed |= mask;
+    const auto at = static_cast<uint16_t>(seq - b.first_seq);
+    for (uint64_t m = mask; m; m &= m - 1) b.last_owed[static_cast<size_t>(__builtin_ctzll(m))] = at;
+  }
   // What counts is the blocks' room, not the bytes used in them: an entry that does not fit leaves
   // the rest of its block unused, and entries just over half a block would otherwise hold twice the
   // capacity.
   while (bytes_ > capacity_ && blocks_.size() > 1) {
     Block& old = blocks_.front();
     bytes_ -= old.cap;
-    evicted_.push_back({old.first_seq, blocks_[1].first_seq, old.owed});
+    evicted_.push_back({old.first_seq, blocks_[1].first_seq, old.owed, old.last_owed});
     if (evicted_.size() > kEvictedHistory) evicted_.pop_front();
     if (old.cap == block_bytes_ && !spare_) spare_ = std::move(old.data);
     blocks_.pop_front();  // a large block is freed here; they exist only for lines over a block
@@ -155,7 +159,10 @@ bool FloodLog::skip_evicted_locked(Cursor* cursor, uint64_t bit) const {
   if (bit == kEverything) return false;  // a reader of every entry (persistence) lost some
   if (evicted_.empty() || evicted_.front().first_seq > cursor->seq) return false;  // not remembered
   for (auto it = evicted_.rbegin(); it != evicted_.rend() && it->end_seq > cursor->seq; ++it) {
-    if (it->owed & bit) return false;
+    for (uint64_t m = it->owed & bit; m; m &= m - 1) {
+      // In the block the cursor was in, only what was owed from the cursor on counts.
+      if (it->first_seq + it->last_owed[static_cast<size_t>(__builtin_ctzll(m))] >= cursor->seq) return false;
+    }
   }
   locate_locked(blocks_.empty() ? next_seq_ : blocks_.front().first_seq, cursor);
   return true;

@@ -8,9 +8,10 @@
 //
 // Bounded: entries live in blocks; once the blocks hold more than `capacity` bytes the oldest block is
 // evicted, and a reader whose position was evicted is told it is behind (it then needs a full
-// transfer) unless nothing evicted was owed to it: the backlog remembers, for the blocks it evicted
-// lately, the union of their masks, so a link that nothing was owed to for a while (it is woken only
-// for what it is owed) just moves on. Readers copy entries out under the lock, a block at most per
+// transfer) unless nothing evicted from its position on was owed to it: the backlog remembers, for
+// the blocks it evicted lately, the union of their masks and where in the block each bit was last
+// owed, so a link that nothing was owed to for a while (it is woken only for what it is owed, and so
+// sits where it last read, often mid-block) just moves on. Readers copy entries out under the lock, a block at most per
 // call.
 //
 // Threads: every method is thread-safe. Appends are expected under a table shard lock (see
@@ -18,6 +19,7 @@
 // only while the backlog grows to its capacity (later ones reuse the evicted block).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -54,7 +56,7 @@ class FloodLog {
   static constexpr size_t kEntryHeader = 24;  // u32 size, u8 kind, 3 spare, u64 seq, u64 mask
   static constexpr size_t kMaxBlockBytes = 64 * 1024;
   static constexpr size_t kMinBlockBytes = 4 * 1024;
-  // Evicted blocks whose masks are remembered (a few times the backlog's own size, at 24 bytes each).
+  // Evicted blocks whose masks are remembered (a few times the backlog's own size, at 152 bytes each).
   static constexpr size_t kEvictedHistory = 4096;
   // The bit of a reader that is owed everything (the persistence writer).
   static constexpr uint64_t kEverything = ~uint64_t{0};
@@ -106,10 +108,17 @@ class FloodLog {
   static void encode(std::string* out, Kind kind, uint64_t seq, uint64_t mask, std::string_view line);
 
  private:
+  // Per bit of a mask: the seq (less the block's first) of the block's last record owed to it, valid
+  // where the bit is in the block's union. A block holds at most kMaxBlockBytes / kEntryHeader
+  // entries, or one, so 16 bits hold it.
+  using LastOwed = std::array<uint16_t, 64>;
+  static_assert(kMaxBlockBytes / kEntryHeader < 0x10000);
+
   struct Block {
     uint64_t id = 0;
     uint64_t first_seq = 0;
     uint64_t owed = 0;  // the union of its record entries' masks
+    LastOwed last_owed{};
     size_t used = 0;
     size_t cap = 0;
     std::unique_ptr<char[]> data;
@@ -119,7 +128,8 @@ class FloodLog {
   // mu_ held, oldest <= cursor->seq < next_seq_: fixes up *cursor and returns its block.
   const Block* position_locked(Cursor* cursor) const;
   // mu_ held, cursor->seq below the oldest entry: true (and *cursor moved to the oldest entry) when
-  // every entry evicted from cursor->seq on is known and none was owed to `bit`.
+  // every entry evicted from cursor->seq on is known and none was owed to `bit` (entries before
+  // cursor->seq in the block it was in do not count: the reader has had them).
   bool skip_evicted_locked(Cursor* cursor, uint64_t bit) const;
   // mu_ held: the block a read from *cursor starts in, or nullptr with *status kBehind (entries it
   // may need were evicted) or kOk (nothing new). The common start of read() and read_owed().
@@ -128,6 +138,7 @@ class FloodLog {
     uint64_t first_seq;
     uint64_t end_seq;  // one past its last
     uint64_t owed;
+    LastOwed last_owed;
   };
 
   const size_t capacity_;

@@ -158,6 +158,32 @@ TEST_SUITE("catch_up") {
     CHECK(tiny.read_owed(&early, 0b10, &out, 100, &looked, &n) == FloodLog::ReadStatus::kBehind);
   }
 
+  TEST_CASE("backlog: what a reader had read of an evicted block does not make it behind") {
+    // A link is woken only for what it is owed, so it sits where it last read: often in the middle of
+    // a block whose earlier entries were owed to it. Their eviction must not cost a full transfer.
+    FloodLog log(16 * 1024, 1);
+    FloodLog::Cursor quiet = log.cursor_at(1), owed_more = log.cursor_at(1);
+    log.append(FloodLog::Kind::kRecord, 0b011, rec("a", 1));
+    std::string out;
+    size_t looked;
+    uint64_t n = 0;
+    CHECK(log.read_owed(&quiet, 0b01, &out, 1 << 16, &looked, &n) == FloodLog::ReadStatus::kOk);
+    CHECK(log.read_owed(&owed_more, 0b10, &out, 1 << 16, &looked, &n) == FloodLog::ReadStatus::kOk);
+    CHECK(out == rec("a", 1) + "\n" + rec("a", 1) + "\n");
+    REQUIRE(quiet.seq == 2);
+    // Still in the first block: one more record owed to link 1 only, then enough for others to evict it.
+    log.append(FloodLog::Kind::kRecord, 0b10, rec("b", 2));
+    for (int i = 0; i < 3000; ++i) log.append(FloodLog::Kind::kRecord, 0b100, rec("c" + std::to_string(i), i));
+    REQUIRE(log.oldest_seq() > 3);
+    out.clear();
+    // Link 0 had everything it was owed: it moves on to the oldest entry held.
+    CHECK(log.read_owed(&quiet, 0b01, &out, 1 << 16, &looked, &n) == FloodLog::ReadStatus::kOk);
+    CHECK(quiet.seq > log.oldest_seq());
+    CHECK(out.empty());
+    // Link 1 was owed seq 2 after its position, in the same block: behind.
+    CHECK(log.read_owed(&owed_more, 0b10, &out, 1 << 16, &looked, &n) == FloodLog::ReadStatus::kBehind);
+  }
+
   TEST_CASE("backlog: a link reads only the records owed to it, as lines") {
     FloodLog log(1 << 20, 1);
     log.append(FloodLog::Kind::kRecord, 0b01, "one");
