@@ -141,7 +141,12 @@ int ResponseParser::on_headers_complete(llhttp_t* p) {
   ResponseParser* r = self(p);
   for (auto& h : r->response_.headers) h.value = std::string(trim(h.value));
   r->response_.status = llhttp_get_status_code(p);
-  if (r->response_.status < 200) return 0;  // interim: no body, skipped at its end
+  // 1xx, 204 and 304 never have a body, whatever Content-Length or Transfer-Encoding say (RFC 9112
+  // 6.3; a 304 carries the Content-Length of the representation it stands for). llhttp leaves that
+  // to us: 1 tells it so. An interim response is then skipped at its end; 101 stays an upgrade,
+  // which llhttp reports as such.
+  const int status = r->response_.status;
+  if (status < 200 || status == 204 || status == 304) return 1;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->limits_.max_body_bytes) {
     return r->fail("body of " + std::to_string(p->content_length) + " bytes announced, over the limit of " +
                    std::to_string(r->limits_.max_body_bytes));

@@ -1,7 +1,8 @@
 // ResponseParser: one HTTP/1.1 response parsed incrementally with llhttp, within bounds: header
 // bytes, header count, body bytes (after decompression). Bodies framed by Content-Length, by
 // chunked transfer coding, or by the end of the connection; `Content-Encoding: gzip` is decoded.
-// Interim 1xx responses are skipped. Bytes after the end of the response are left unconsumed, so
+// Interim 1xx responses are skipped; 1xx, 204 and 304 end at their blank line whatever their framing
+// headers say (they never have a body). Bytes after the end of the response are left unconsumed, so
 // the owner can tell a clean keep-alive connection from one that sent more than it announced.
 //
 // Not thread-safe: one parser per response, on one thread.

@@ -141,6 +141,39 @@ TEST_CASE("an interim 100 Continue is skipped; 204 has no body") {
   CHECK(q.response().status == 204);
 }
 
+TEST_CASE("1xx, 204 and 304 end at the blank line, whatever Content-Length or Transfer-Encoding say") {
+  // RFC 9112 6.3: these never have a body. A 304 carries the Content-Length of the representation
+  // it stands for; waiting for those bytes would hold the request until its timeout.
+  for (const char* head : {"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n",
+                           "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+                           "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+                           "HTTP/1.1 304 Not Modified\r\nContent-Encoding: gzip\r\nContent-Length: 99\r\n\r\n",
+                           "HTTP/1.1 204 No Content\r\nContent-Length: 999999999999\r\n\r\n"}) {
+    CAPTURE(head);
+    ResponseParser p;
+    size_t used = 0;
+    REQUIRE(feed_all(p, head, &used) == State::kComplete);
+    CHECK(used == std::string_view(head).size());
+    CHECK(p.response().body.empty());
+    CHECK(p.keep_alive());
+    ResponseParser q;
+    CHECK(feed_bytes(q, head) == State::kComplete);
+  }
+  // An interim response's framing headers do not make the final response part of its body.
+  for (const char* interim : {"HTTP/1.1 100 Continue\r\nContent-Length: 3\r\n\r\n",
+                              "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n"}) {
+    CAPTURE(interim);
+    std::string wire = std::string(interim) + "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    ResponseParser p;
+    REQUIRE(feed_all(p, wire) == State::kComplete);
+    CHECK(p.response().status == 200);
+    CHECK(p.response().body == "abc");
+    ResponseParser q;
+    REQUIRE(feed_bytes(q, wire) == State::kComplete);
+    CHECK(q.response().body == "abc");
+  }
+}
+
 TEST_CASE("a body longer than announced: the response ends where announced, the rest is left") {
   std::string wire = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA BYTES";
   ResponseParser p;
