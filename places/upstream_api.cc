@@ -2,6 +2,7 @@
 #include "places/upstream_api.h"
 
 #include <charconv>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,34 @@ const char* legacy_status_for_http(int http_status) {
 
 bool retryable_http(int http_status) { return http_status == 500 || http_status == 503 || http_status == 504; }
 
+namespace {
+
+std::string_view name_of(const rapidjson::Value::ConstMemberIterator& m) {
+  return std::string_view(m->name.GetString(), m->name.GetStringLength());
+}
+
+// Whether two members of `object` have the same name: pairwise for the small objects Google sends,
+// through a hash set for big ones (a 4 MiB body can hold an object of 500,000 members).
+bool repeats_a_key(const rapidjson::Value& object) {
+  constexpr rapidjson::SizeType kPairwise = 16;
+  if (object.MemberCount() <= kPairwise) {
+    for (auto a = object.MemberBegin(); a != object.MemberEnd(); ++a) {
+      for (auto b = a + 1; b != object.MemberEnd(); ++b) {
+        if (name_of(a) == name_of(b)) return true;
+      }
+    }
+    return false;
+  }
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(object.MemberCount());
+  for (auto m = object.MemberBegin(); m != object.MemberEnd(); ++m) {
+    if (!seen.insert(name_of(m)).second) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 const char* parse_upstream_json(std::string_view body, rapidjson::Document* doc) {
   if (read_json(body, doc).IsError()) return "a body that is not JSON";
   // Depth first with a stack of its own: (value, depth).
@@ -38,6 +67,10 @@ const char* parse_upstream_json(std::string_view body, rapidjson::Document* doc)
       return too_deep.c_str();
     }
     if (v->IsObject()) {
+      // Readers disagree on which of two equal keys counts (rapidjson's FindMember: the first; a
+      // client's parser: usually the last), and the re-layout would write both: a second
+      // "results" passed whole, past the WHATSAT's bound.
+      if (repeats_a_key(*v)) return "JSON that repeats a key in one object";
       for (const auto& m : v->GetObject()) todo.emplace_back(&m.value, depth + 1);
     } else if (v->IsArray()) {
       for (const auto& e : v->GetArray()) todo.emplace_back(&e, depth + 1);

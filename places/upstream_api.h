@@ -43,8 +43,10 @@ constexpr int kMaxJsonDepth = 32;
 // Parses an upstream's `body` into *doc with read_json (json_reader.h: without recursion, so that
 // no nesting can exhaust a loop's stack, numbers converted by the C library), refusing a document
 // nested deeper than kMaxJsonDepth (whose rendering would recurse, and grow with the square of the
-// depth). Returns null when *doc holds the body, else what is wrong with it, for the error message
-// ("a body that is not JSON", "JSON nested deeper than 32 levels").
+// depth) or with an object that repeats a key (which of the two counts is anyone's guess, and the
+// re-layout would pass both on). Returns null when *doc holds the body, else what is wrong with it,
+// for the error message ("a body that is not JSON", "JSON nested deeper than 32 levels", "JSON that
+// repeats a key in one object").
 const char* parse_upstream_json(std::string_view body, rapidjson::Document* doc);
 
 }  // namespace places

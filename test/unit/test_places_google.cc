@@ -408,6 +408,38 @@ TEST_CASE("a body nested too deep is refused, not recursed into (either API, on 
   CHECK(ok.status == "OK");
 }
 
+TEST_CASE("a body that repeats a key in one object is refused: the bound and the status stay ours") {
+  // The first "results" is what the cut to the bound looks at; a second one was copied whole, so a
+  // WHATSAT asking for 2 got 31 results, and two "status" members told two stories.
+  std::string many = "[";
+  for (int i = 0; i < 30; ++i) many += std::string(i ? "," : "") + "{\"name\":\"" + std::to_string(i) + "\"}";
+  many += "]";
+  const std::string want =
+      places::error_reply("UNKNOWN_ERROR", "the places upstream answered HTTP 200 with JSON that repeats a key in one object");
+  for (const std::string& body :
+       {R"({"status":"OK","html_attributions":[],"results":[{"name":"a"}],"results":)" + many + "}",
+        std::string(R"({"status":"OK","html_attributions":[],"results":[],"status":"REQUEST_DENIED"})"),
+        std::string(R"({"status":"OK","html_attributions":[],"results":[{"name":"a","geometry":{"location":{"lat":1,"lat":2}}}]})")}) {
+    CAPTURE(body);
+    places::PlacesAnswer a = places::LegacyApi(kKey).interpret(response(200, body));
+    CHECK(places::render_answer(a, 2) == want);
+    CHECK_FALSE(a.retryable);
+  }
+  places::PlacesAnswer b =
+      places::NewApi(kKey).interpret(response(200, R"({"places":[{"id":"a"}],"places":[{"id":"b"},{"id":"c"}]})"));
+  CHECK(places::render_answer(b, 20) == want);
+  // A big object of distinct keys is fine (and checked in linear time), so are equal keys in
+  // different objects.
+  std::string wide = R"({"status":"OK","results":[{"a":1},{"a":2}],"x":{)";
+  for (int i = 0; i < 100000; ++i) wide += std::string(i ? "," : "") + "\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  wide += "}}";
+  places::PlacesAnswer ok = places::LegacyApi(kKey).interpret(response(200, wide));
+  CHECK(ok.status == "OK");
+  CHECK((*ok.doc)["results"].Size() == 2);
+  places::PlacesAnswer dup_wide = places::LegacyApi(kKey).interpret(response(200, wide.substr(0, wide.size() - 2) + R"(,"k7":0}})"));
+  CHECK(dup_wide.status == "UNKNOWN_ERROR");
+}
+
 }  // TEST_SUITE
 
 namespace {
