@@ -18,6 +18,17 @@ std::optional<places::GoogleOptions> google_options(const Config& config, std::s
              (key ? "empty" : "not set") + "; it must hold the API key for places.provider " + pc.provider;
     return std::nullopt;
   }
+  // Google's keys are letters, digits, '-' and '_'. A space or a control byte is a mistake in the
+  // environment (a line break from a key file, say): google-new would put it in a header (a line
+  // break there fails every request), google would send a key Google refuses.
+  for (const char* c = key; *c; ++c) {
+    const auto byte = static_cast<unsigned char>(*c);
+    if (byte <= ' ' || byte == 0x7f) {
+      *error = config.source + ": places.key_env: the environment variable '" + pc.key_env +
+               "' holds a space or control character (a line break?); an API key has none";
+      return std::nullopt;
+    }
+  }
   o.key = key;
   std::string endpoint = pc.endpoint.empty() ? pc.default_endpoint() : pc.endpoint;
   std::string why;
