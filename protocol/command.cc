@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <system_error>
 
 #include "protocol/fields.h"
@@ -30,8 +31,11 @@ std::optional<double> parse_radius_km(std::string_view text) {
   double value = 0;
   const auto result =
       std::from_chars(text.data(), text.data() + n, value, std::chars_format::fixed);
-  if (result.ec != std::errc() || result.ptr != text.data() + n || !(value > 0)) {
-    return std::nullopt;  // only an underflow to zero can get here
+  if (result.ptr != text.data() + n) return std::nullopt;
+  if (result.ec != std::errc() || !(value > 0)) {
+    // The text is a positive number of at most 50 (checked above), so only an underflow can get
+    // here (0.000...0001 with 400 zeros): SPEC.md makes it a valid radius, the smallest there is.
+    value = std::numeric_limits<double>::denorm_min();
   }
   return value;
 }

@@ -212,7 +212,9 @@ def test_malformed_whatsats_are_echoed(port, known):
 
 
 @pytest.mark.parametrize('radius,bound', [(b'50', b'20'), (b'50.0', b'1'), (b'0.001', b'3'),
-                                          (b'1.5', b'20'), (b'10', b'1')])
+                                          (b'1.5', b'20'), (b'10', b'1'),
+                                          # positive, if below the smallest double: still valid
+                                          pytest.param(b'0.' + b'0' * 400 + b'1', b'5', id='underflow-5')])
 def test_boundary_whatsats_are_accepted(port, known, radius, bound):
     cid, at_line = known
     with Client(port) as c:

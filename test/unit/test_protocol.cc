@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 #include <string_view>
@@ -651,9 +652,21 @@ TEST_CASE("WHATSAT: radius forms") {
   }
 }
 
-TEST_CASE("WHATSAT: a positive radius that underflows a double is rejected") {
-  const std::string tiny = "0." + std::string(400, '0') + "1";
-  CHECK(kind_of(whatsat(tiny, "5")) == CommandKind::kInvalid);
+TEST_CASE("WHATSAT: a positive radius that underflows a double is valid, as the smallest radius") {
+  // SPEC.md: a radius is a positive decimal number of at most 50; 0.000...0001 is one, however many
+  // zeros it has (the asyncio reference answers it too). It reads as the smallest positive double.
+  for (size_t zeros : {330, 400, 5000}) {
+    CAPTURE(zeros);
+    const std::string tiny = "0." + std::string(zeros, '0') + "1";
+    const std::string line = whatsat(tiny, "5");
+    const Command cmd = protocol::parse_command(line);
+    REQUIRE(cmd.kind == CommandKind::kWhatsat);
+    CHECK(cmd.whatsat.radius_km > 0);
+    CHECK(cmd.whatsat.radius_km == std::numeric_limits<double>::denorm_min());
+    CHECK(protocol::parse_radius_km("00" + tiny.substr(1)) == std::numeric_limits<double>::denorm_min());
+  }
+  // Zero stays invalid however it is written.
+  CHECK(kind_of(whatsat("0." + std::string(400, '0'), "5")) == CommandKind::kInvalid);
 }
 
 TEST_CASE("WHATSAT: bound forms") {
