@@ -142,6 +142,7 @@ void GooglePlaces::nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done d
 }
 
 void GooglePlaces::drain(LoopState& ls) {
+  bool gave_back = false;
   while (!ls.stopped && !ls.queue.empty() && try_acquire()) {
     uint64_t id = ls.queue.front();
     ls.queue.pop_front();
@@ -150,6 +151,7 @@ void GooglePlaces::drain(LoopState& ls) {
     auto it = ls.calls.find(id);
     if (it == ls.calls.end()) {
       inflight_.fetch_sub(1);
+      gave_back = true;
       continue;
     }
     Call& call = *it->second;
@@ -163,16 +165,25 @@ void GooglePlaces::drain(LoopState& ls) {
       // Too late for an attempt to finish: give the slot back and answer as the queue timeout would.
       call.holds_slot = false;
       inflight_.fetch_sub(1);
+      gave_back = true;
       complete(ls, id, slots_busy_answer());
       continue;
     }
     start_attempt(ls, call);
   }
+  // A slot taken here and given back may be the one another loop's drain found taken a moment ago,
+  // after the wake-up that sent both here: wake the loops that still wait, or their calls sit until
+  // their timeout.
+  if (gave_back) wake_others(ls);
 }
 
 void GooglePlaces::release(LoopState& ls) {
   inflight_.fetch_sub(1);
   drain(ls);
+  wake_others(ls);
+}
+
+void GooglePlaces::wake_others(LoopState& ls) {
   if (queued_.load() == 0) return;
   // Calls wait on other loops: wake those, so a slot freed here is not lost to them.
   std::vector<std::weak_ptr<LoopState>> others;

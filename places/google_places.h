@@ -83,8 +83,12 @@ class GooglePlaces final : public PlacesProvider {
 
   std::shared_ptr<LoopState> state_for(reactor::EventLoop& loop);
   bool try_acquire();
+  // A slot is given back: this loop's queue first, then the loops that wait are woken.
   void release(LoopState& ls);
+  // Starts this loop's queued calls while slots are free.
   void drain(LoopState& ls);
+  // Queues a drain on every other loop with calls waiting (while any wait).
+  void wake_others(LoopState& ls);
   void start_attempt(LoopState& ls, Call& call);
   void on_result(LoopState& ls, uint64_t call_id, http::Result result);
   void on_queue_timeout(LoopState& ls, uint64_t call_id);
