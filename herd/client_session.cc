@@ -119,19 +119,32 @@ void ClientSession::handle_line(std::string_view line) {
         log_entry('!', why);
         break;  // answered with `? `
       }
-      scratch_.clear();
-      const protocol::RecordForm record = protocol::append_at_line(scratch_, ctx_.server.self.name, now, iamat);
+      // The AT line is written once, where it goes: at the end of the output when its reply leaves
+      // with this burst (nothing queued ahead of it, no wait for the disk), as nearly always, so that
+      // the table and the log take it from there; else aside, for the reply queue.
+      const Persistence* disk = ctx_.server.persistence;
+      const bool in_output = pending_.empty() && (!disk || !disk->replies_wait());
+      std::string& line_to = in_output ? out_ : scratch_;
+      if (!in_output) scratch_.clear();
+      const size_t line_start = line_to.size();
+      const protocol::RecordForm record = protocol::append_at_line(line_to, ctx_.server.self.name, now, iamat);
       std::string stored;
       FloodRouter::Result r =
           ctx_.server.router.offer(iamat.client_id, iamat.time, record, LocationTable::Source::kClient, {}, {}, &stored);
-      bool answered;
+      bool answered = true;
       if (r.stored) {
-        answered = reply_when_durable(scratch_, r.seq);
+        if (in_output) {
+          log_entry('>', record.record());
+          out_.push_back('\n');
+        } else {
+          answered = reply_when_durable(scratch_, r.seq);
+        }
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kOk);
         ctx_.metrics.recent.add(iamat.client_id, ctx_.server.self.name, iamat.location_text,
                                 protocol::unix_ms_of(batch_wall_));
       } else {
-        // The record that won may itself be waiting for the disk.
+        // The answer is the record that won, which may itself be waiting for the disk.
+        line_to.resize(line_start);
         answered = reply_when_durable(stored, ctx_.server.backlog.next_seq() - 1);
         ctx_.metrics.command(CommandKind::kIamat, CommandResult::kStale);
       }

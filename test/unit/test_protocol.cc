@@ -831,6 +831,14 @@ TEST_CASE("append_at_line copies operands byte for byte, even odd-looking ones")
   std::string out;
   protocol::append_at_line(out, "W", Timestamp{1, 100000000}, cmd.iamat);
   CHECK(out == "AT W +0.000000000 \xff\xfe +089.10-000.5 0001.1000000009"s);
+  // Operands one space apart are copied as one piece; any other separator is still written as one space.
+  for (const char* sent : {"IAMAT k +1.0+2.0 5", "IAMAT k +1.0+2.0\t5", "IAMAT k\t+1.0+2.0 5", "IAMAT k  +1.0+2.0  5 "}) {
+    const Command c = protocol::parse_command(sent);
+    REQUIRE(c.kind == CommandKind::kIamat);
+    out.clear();
+    protocol::append_at_line(out, "W", Timestamp{5, 0}, c.iamat);
+    CHECK(out == "AT W +0.000000000 k +1.0+2.0 5");
+  }
 }
 
 TEST_CASE("at_record_id: the fourth field of an AT record") {
