@@ -591,7 +591,7 @@ void LogSink::append_locked(Lane& lane, const timespec& ts, std::string_view who
   // it is copied; text that does need escapes is written again by append_escaped.
   const size_t head = entry_head_size(lane, who);
   char* p = put_entry_head(lane, who, dir, t1.size() + t2.size());
-  if (copy_if_clean(p, t1) && copy_if_clean(p + t1.size(), t2)) {
+  if (copy_if_clean(p, t1) && (t2.empty() || copy_if_clean(p + t1.size(), t2))) {
     p[t1.size() + t2.size()] = '\n';
     lane.buf.commit(head + t1.size() + t2.size() + 1);
     return;
@@ -624,9 +624,8 @@ char* LogSink::put_entry_head(Lane& lane, std::string_view who, char dir, size_t
   return p + 3;
 }
 
-void LogSink::stamp_locked(Lane& lane, const timespec& ts) {
+void LogSink::restamp_locked(Lane& lane, const timespec& ts) {
   set_stamp_locked(lane, ts.tv_sec);
-  // The entries made for one read share its time: its microseconds are written once.
   if (ts.tv_nsec / 1000 != lane.micros_us) {
     lane.micros_us = ts.tv_nsec / 1000;
     put_micros(lane.stamp + lane.stamp_len, ts.tv_nsec);

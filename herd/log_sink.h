@@ -174,8 +174,12 @@ class LogSink {
   // (nothing of the entry in the lane) when the room cannot be had.
   static char* put_entry_head(Lane& lane, std::string_view who, char dir, size_t text_room);
   // lane.mu must be held: brings lane.stamp up to `ts` (the second's text cached, its microseconds
-  // written when they changed).
-  static void stamp_locked(Lane& lane, const timespec& ts);
+  // written when they changed). The entries made for one read share its time, so all but its first
+  // find the stamp written already: that test is inline, the writing is restamp_locked.
+  static void stamp_locked(Lane& lane, const timespec& ts) {
+    if (ts.tv_sec != lane.stamp_sec || ts.tv_nsec / 1000 != lane.micros_us) restamp_locked(lane, ts);
+  }
+  static void restamp_locked(Lane& lane, const timespec& ts);
   // lane.mu must be held: caches the text of second `sec` in lane.stamp (the microseconds after it
   // then to be written again); appends to `out` the notice
   // of the lane's entries dropped since the last one that got in (if any) and resets the count.
