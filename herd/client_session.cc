@@ -191,13 +191,16 @@ void ClientSession::handle_line(std::string_view line) {
       places::PlacesQuery q = query();
       LoopContext* ctx = &ctx_;
       uint64_t id = id_;
-      ctx_.server.places.nearby(ctx_.loop, q, [ctx, id, seq, record = std::move(record)](std::string json) {
-        auto it = ctx->clients.find(id);
-        if (it == ctx->clients.end()) return;  // the client left before its answer came
-        std::string bytes;
-        protocol::append_places_reply(bytes, record, json);
-        it->second->complete(seq, std::move(bytes));
-      });
+      ctx_.server.places.nearby(
+          ctx_.loop, q,
+          [ctx, id, seq, record = std::move(record)](std::string json) {
+            auto it = ctx->clients.find(id);
+            if (it == ctx->clients.end()) return;  // the client left before its answer came
+            std::string bytes;
+            protocol::append_places_reply(bytes, record, json);
+            it->second->complete(seq, std::move(bytes));
+          },
+          [ctx, id] { return ctx->clients.count(id) != 0; });  // an upstream call nobody waits for is dropped
       return;
     }
     default:

@@ -21,7 +21,16 @@ struct GooglePlaces::Call {
   std::string key;      // what identical requests share: method, target and body
   http::Request request;
   std::string shown;    // the request for the log, key redacted
-  std::vector<std::pair<int, Done>> waiters;  // (bound, done)
+  struct Waiter {
+    int bound;
+    Done done;
+    Wanted wanted;  // empty: always
+  };
+  std::vector<Waiter> waiters;
+  // Whether any waiter still wants the answer.
+  bool wanted() const {
+    return std::any_of(waiters.begin(), waiters.end(), [](const Waiter& w) { return !w.wanted || w.wanted(); });
+  }
   Clock::time_point deadline;
   Clock::time_point attempt_started;
   int attempts = 0;
@@ -90,7 +99,7 @@ bool GooglePlaces::try_acquire() {
   return false;
 }
 
-void GooglePlaces::nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done) {
+void GooglePlaces::nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done, Wanted wanted) {
   loop.assert_in_loop();
   std::shared_ptr<LoopState> ls = state_for(loop);
   if (ls->stopped) {
@@ -100,7 +109,7 @@ void GooglePlaces::nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done d
   http::Request request = api_->request(q);
   std::string key = request.method + " " + request.target + "\n" + request.body;
   if (auto it = ls->by_key.find(key); it != ls->by_key.end()) {
-    ls->calls[it->second]->waiters.emplace_back(q.bound, std::move(done));
+    ls->calls[it->second]->waiters.push_back({q.bound, std::move(done), std::move(wanted)});
     coalesced_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -112,7 +121,7 @@ void GooglePlaces::nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done d
   call.shown = request.method + " " + options_.endpoint.origin() + options_.endpoint.base_path +
                redact(request.target, options_.key);
   call.request = std::move(request);
-  call.waiters.emplace_back(q.bound, std::move(done));
+  call.waiters.push_back({q.bound, std::move(done), std::move(wanted)});
   call.deadline = Clock::now() + options_.timeout;
   ls->by_key.emplace(call.key, call.id);
   ls->calls.emplace(call.id, std::move(owned));
@@ -122,6 +131,7 @@ void GooglePlaces::nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done d
     start_attempt(*ls, call);
     return;
   }
+  if (queued_.load() >= max_queued_) drop_unwanted(*ls);  // calls whose clients left give way
   if (queued_.fetch_add(1) >= max_queued_) {
     queued_.fetch_sub(1);
     refused_.fetch_add(1, std::memory_order_relaxed);
@@ -160,6 +170,14 @@ void GooglePlaces::drain(LoopState& ls) {
     if (call.timer) {
       ls.loop.cancel(call.timer);
       call.timer = 0;
+    }
+    if (!call.wanted()) {
+      // Its clients left while it waited: no upstream call for no one.
+      call.holds_slot = false;
+      inflight_.fetch_sub(1);
+      gave_back = true;
+      abandon(ls, id);
+      continue;
     }
     if (call.deadline - Clock::now() < kMinAttempt) {
       // Too late for an attempt to finish: give the slot back and answer as the queue timeout would.
@@ -234,7 +252,7 @@ void GooglePlaces::on_result(LoopState& ls, uint64_t call_id, http::Result resul
     log(ls.loop, fine ? '<' : '!',
         "HTTP " + std::to_string(result.response.status) + " in " + std::to_string(took) + " ms: " + answer.summary);
   }
-  if (answer.retryable && call.attempts < options_.retry.max_attempts) {
+  if (answer.retryable && call.attempts < options_.retry.max_attempts && call.wanted()) {
     milliseconds delay = options_.retry.delay(call.attempts, ls.rng);
     if (now + delay < call.deadline) {
       if (result.ok()) call.last_answer = std::make_shared<const PlacesAnswer>(answer);
@@ -257,6 +275,20 @@ void GooglePlaces::on_result(LoopState& ls, uint64_t call_id, http::Result resul
     return;
   }
   complete(ls, call_id, answer);
+}
+
+void GooglePlaces::abandon(LoopState& ls, uint64_t call_id) {
+  abandoned_.fetch_add(1, std::memory_order_relaxed);
+  complete(ls, call_id, error_answer("UNKNOWN_ERROR", "the client left before the places request was sent"));
+}
+
+void GooglePlaces::drop_unwanted(LoopState& ls) {
+  std::vector<uint64_t> unwanted;
+  for (uint64_t id : ls.queue) {
+    auto it = ls.calls.find(id);
+    if (it != ls.calls.end() && !it->second->wanted()) unwanted.push_back(id);
+  }
+  for (uint64_t id : unwanted) abandon(ls, id);
 }
 
 void GooglePlaces::on_queue_timeout(LoopState& ls, uint64_t call_id) {
@@ -287,13 +319,13 @@ void GooglePlaces::complete(LoopState& ls, uint64_t call_id, const PlacesAnswer&
   }
   // One rendering per distinct bound.
   std::vector<std::pair<int, std::string>> rendered;
-  for (auto& [bound, done] : call->waiters) {
-    auto r = std::find_if(rendered.begin(), rendered.end(), [b = bound](const auto& x) { return x.first == b; });
+  for (Call::Waiter& w : call->waiters) {
+    auto r = std::find_if(rendered.begin(), rendered.end(), [b = w.bound](const auto& x) { return x.first == b; });
     if (r == rendered.end()) {
-      rendered.emplace_back(bound, render_answer(answer, bound));
+      rendered.emplace_back(w.bound, render_answer(answer, w.bound));
       r = rendered.end() - 1;
     }
-    done(r->second);
+    w.done(r->second);
   }
   if (call->holds_slot) release(ls);
 }

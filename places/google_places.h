@@ -7,6 +7,8 @@
 //   waiter gets the answer cut to its own bound);
 // - at most max_inflight upstream calls at once per server (a shared counter); beyond it calls
 //   wait in a FIFO per loop, max_queued in all, and past that are answered UNKNOWN_ERROR at once;
+// - a call whose waiters have all left (PlacesProvider::Wanted) is dropped instead of being sent
+//   when its slot comes or the queue is full, and is not retried;
 // - retryable failures (PlacesAnswer::retryable) are tried again after a RetryPolicy delay while
 //   the budget lasts; a call holds its slot from its first attempt to its answer;
 // - every attempt, its status and latency go to the log callback (the key never does).
@@ -67,7 +69,7 @@ class GooglePlaces final : public PlacesProvider {
   explicit GooglePlaces(GoogleOptions options);
   ~GooglePlaces() override;
 
-  void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done) override;
+  void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done, Wanted wanted = {}) override;
   void stop_loop(reactor::EventLoop& loop) override;
 
   // Any thread: counters since start.
@@ -75,6 +77,8 @@ class GooglePlaces final : public PlacesProvider {
   uint64_t upstream_attempts() const { return attempts_.load(std::memory_order_relaxed); }
   uint64_t coalesced() const { return coalesced_.load(std::memory_order_relaxed); }
   uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+  // Calls dropped before their upstream request because no one wanted their answer any more.
+  uint64_t abandoned() const { return abandoned_.load(std::memory_order_relaxed); }
   const http::HttpClient& http() const { return *http_; }
 
  private:
@@ -92,6 +96,10 @@ class GooglePlaces final : public PlacesProvider {
   void start_attempt(LoopState& ls, Call& call);
   void on_result(LoopState& ls, uint64_t call_id, http::Result result);
   void on_queue_timeout(LoopState& ls, uint64_t call_id);
+  // Answers a call no one wants any more without an upstream request (its waiters are told why).
+  void abandon(LoopState& ls, uint64_t call_id);
+  // Abandons this loop's queued calls that no one wants any more.
+  void drop_unwanted(LoopState& ls);
   void complete(LoopState& ls, uint64_t call_id, const PlacesAnswer& answer);
   PlacesAnswer slots_busy_answer() const;
   void log(reactor::EventLoop& loop, char kind, std::string_view text) const;
@@ -102,7 +110,7 @@ class GooglePlaces final : public PlacesProvider {
   std::unique_ptr<http::HttpClient> http_;
   std::atomic<size_t> inflight_{0};  // slots held, all loops
   std::atomic<size_t> queued_{0};    // calls waiting, all loops
-  std::atomic<uint64_t> calls_{0}, attempts_{0}, coalesced_{0}, refused_{0};
+  std::atomic<uint64_t> calls_{0}, attempts_{0}, coalesced_{0}, refused_{0}, abandoned_{0};
   std::mutex mu_;
   std::unordered_map<reactor::EventLoop*, std::shared_ptr<LoopState>> loops_;  // guarded by mu_
 };

@@ -364,7 +364,7 @@ std::string OfflinePlaces::render_cities(const std::vector<const City*>& cities)
   return out;
 }
 
-void OfflinePlaces::nearby(reactor::EventLoop&, const PlacesQuery& q, Done done) {
+void OfflinePlaces::nearby(reactor::EventLoop&, const PlacesQuery& q, Done done, Wanted) {
   done(render(q));
 }
 

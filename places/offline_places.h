@@ -40,7 +40,7 @@ class OfflinePlaces : public PlacesProvider {
   static std::string render_cities(const std::vector<const City*>& cities);
 
   // Calls done(render(q)) synchronously, on the calling thread (`loop` is not needed). Thread-safe.
-  void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done) override;
+  void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done, Wanted wanted = {}) override;
 
   // append_answer(out, q); always true. Thread-safe.
   bool answer_now(const PlacesQuery& q, std::string& out) const override;

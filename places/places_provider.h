@@ -23,6 +23,9 @@ struct PlacesQuery {
 class PlacesProvider {
  public:
   using Done = std::function<void(std::string json)>;
+  // Whether the answer is still wanted (false once the client that asked has left). Called on the
+  // thread of the loop that asked, any number of times.
+  using Wanted = std::function<bool()>;
 
   virtual ~PlacesProvider() = default;
 
@@ -30,8 +33,10 @@ class PlacesProvider {
   // exactly once, on that same thread, either synchronously (before nearby returns) or later.
   // `json` is a Places-shaped JSON object (html_attributions, results with at most q.bound entries,
   // status, and error_message on failure) in Google's legacy byte layout, with no trailing
-  // newline. Thread-safety depends on the implementation; each one says so.
-  virtual void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done) = 0;
+  // newline. A provider that waits may skip work not yet begun (an upstream call still queued, a
+  // retry) for an answer no one wants any more, by `wanted` (empty: always wanted); `done` is
+  // still called. Thread-safety depends on the implementation; each one says so.
+  virtual void nearby(reactor::EventLoop& loop, const PlacesQuery& q, Done done, Wanted wanted = {}) = 0;
 
   // A provider that can answer at once, without waiting for anything, appends to `out` the JSON
   // nearby() would pass to `done`, already in reply form (no leading or trailing newline, never

@@ -30,7 +30,7 @@ using testing_net::unused_loopback_port;
 namespace {
 
 struct NoPlaces : places::PlacesProvider {
-  void nearby(reactor::EventLoop&, const places::PlacesQuery&, Done done) override {
+  void nearby(reactor::EventLoop&, const places::PlacesQuery&, Done done, Wanted = {}) override {
     done("{\"results\" : [], \"status\" : \"ZERO_RESULTS\"}");
   }
 };

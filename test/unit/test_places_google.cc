@@ -472,6 +472,10 @@ struct Harness {
   void ask(const places::PlacesQuery& q, std::vector<std::string>& out) {
     provider->nearby(loop, q, [&out](std::string json) { out.push_back(std::move(json)); });
   }
+  // As ask(), for a client that is there while *there holds.
+  void ask_while(const places::PlacesQuery& q, std::vector<std::string>& out, const bool* there) {
+    provider->nearby(loop, q, [&out](std::string json) { out.push_back(std::move(json)); }, [there] { return *there; });
+  }
   bool key_logged() const {
     for (auto& l : log) {
       if (l.find("sekrit") != std::string::npos) return true;
@@ -618,6 +622,65 @@ TEST_CASE("a queued call that gets no slot within the timeout is answered UNKNOW
   CHECK(first[0] == places::error_reply("UNKNOWN_ERROR", "no answer from the places upstream within 300 ms"));
   CHECK(second[0] == places::error_reply("UNKNOWN_ERROR",
                                          "no answer from the places upstream within 300 ms (all 1 upstream slots busy)"));
+}
+
+TEST_CASE("calls whose clients left are dropped, not sent: when their slot comes, when the queue is full") {
+  TestServer server([&](int, int, const std::string&) {
+    std::this_thread::sleep_for(150ms);
+    return Reply{testing_http::response("200 OK", legacy_json("ZERO_RESULTS"))};
+  });
+  Harness h(server.port(), "google", 3000ms, 1, 2);
+  std::vector<std::string> first, gone1, gone2, later, last;
+  bool there1 = true, there2 = true, there_later = true, there_last = true;
+  places::PlacesQuery q2 = kUcla, q3 = kUcla, q4 = kUcla, q5 = kUcla;
+  q2.lat = 1;
+  q3.lat = 2;
+  q4.lat = 3;
+  q5.lat = 4;
+  testing_loop::run_on(h.loop, [&] {
+    h.ask(kUcla, first);  // holds the one slot
+    h.ask_while(q2, gone1, &there1);
+    h.ask_while(q3, gone2, &there2);  // the queue (2) is full
+    there1 = there2 = false;          // both clients leave
+    h.ask_while(q4, later, &there_later);  // takes the place of one that left instead of being refused
+    h.ask_while(q5, last, &there_last);
+  });
+  REQUIRE(run_until(h.loop, [&] { return first.size() + gone1.size() + gone2.size() + later.size() + last.size() == 5; }));
+  const std::string left = places::error_reply("UNKNOWN_ERROR", "the client left before the places request was sent");
+  CHECK(gone1[0] == left);
+  CHECK(gone2[0] == left);
+  CHECK(later[0].find("ZERO_RESULTS") != std::string::npos);
+  CHECK(last[0].find("ZERO_RESULTS") != std::string::npos);
+  CHECK(h.provider->refused() == 0);
+  CHECK(h.provider->abandoned() == 2);
+  CHECK(server.requests() == 3);  // first, q4, q5: none for the clients that left
+
+  // A client that leaves while its call waits for its slot: dropped when the slot comes.
+  std::vector<std::string> a, b;
+  bool b_there = true;
+  testing_loop::run_on(h.loop, [&] {
+    h.ask(q2, a);
+    h.ask_while(q3, b, &b_there);
+    b_there = false;
+  });
+  REQUIRE(run_until(h.loop, [&] { return a.size() + b.size() == 2; }));
+  CHECK(b[0] == left);
+  CHECK(server.requests() == 4);
+  CHECK(h.provider->abandoned() == 3);
+}
+
+TEST_CASE("a call whose client left is not retried") {
+  TestServer server([&](int, int, const std::string&) {
+    return Reply{testing_http::response("503 Service Unavailable", "<html>busy</html>")};
+  });
+  Harness h(server.port());
+  std::vector<std::string> answers;
+  bool there = false;
+  testing_loop::run_on(h.loop, [&] { h.ask_while(kUcla, answers, &there); });
+  REQUIRE(run_until(h.loop, [&] { return answers.size() == 1; }));
+  CHECK(server.requests() == 1);
+  CHECK(answers[0].find("UNKNOWN_ERROR") != std::string::npos);
+  CHECK_FALSE(h.logged("* retrying in "));
 }
 
 TEST_CASE("HTTP 503 is retried with backoff until an answer comes") {

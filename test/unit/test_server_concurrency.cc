@@ -33,7 +33,7 @@ namespace {
 
 // A places provider that answers at once with a fixed, valid JSON object.
 struct FixedPlaces : places::PlacesProvider {
-  void nearby(reactor::EventLoop&, const places::PlacesQuery&, Done done) override {
+  void nearby(reactor::EventLoop&, const places::PlacesQuery&, Done done, Wanted = {}) override {
     done("{\n   \"html_attributions\" : [],\n   \"results\" : [],\n   \"status\" : \"ZERO_RESULTS\"\n}");
   }
 };
