@@ -16,7 +16,9 @@ import os
 import re
 import selectors
 import signal
+import socket
 import ssl
+import struct
 import subprocess
 import http.client
 import time
@@ -542,6 +544,33 @@ def test_max_inflight_queues_then_refuses(make_herd, fresh_sim):
     st = fresh_sim.stats()
     assert st['requests']['legacy'] == 5
     assert st['max_inflight'] == 1
+
+
+def test_whatsats_of_a_client_that_left_are_never_sent_upstream(make_herd, fresh_sim):
+    # One upstream slot: a client sends four different WHATSATs and leaves (resets its connection)
+    # while the first is in flight. The three queued behind it are dropped when the slot comes
+    # free; another client's WHATSAT is then answered as usual. (A client that closes with a FIN
+    # may only have shut its sending side, still owed its replies: the server learns that it left
+    # at its next reply, which the client's kernel answers with a reset.)
+    h = solo(make_herd, fresh_sim, threads=1, max_inflight=1)
+    cid = herdlib.unique_id()
+    port = h.port('Solo')
+    herdlib.iamat(port, cid, UCLA, b'1520023934.5')
+    fresh_sim.faults(latency_ms=300)
+    c = herdlib.Client(port, timeout=10)
+    c.send(b''.join(b'WHATSAT %s %d 2\n' % (cid, 1 + i) for i in range(4)))
+    herdlib.wait_for(lambda: legacy_requests(fresh_sim) == 1, 5, 'the first WHATSAT upstream')
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    c.close()
+    time.sleep(0.6)  # the first call's answer comes (300 ms) and frees the slot
+    fresh_sim.faults(latency_ms=0)
+    later = herdlib.Client(port, timeout=10)
+    try:
+        later.send(b'WHATSAT %s 5 2\n' % cid)
+        assert json.loads(later.read_whatsat(timeout=10).split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+    finally:
+        later.close()
+    assert legacy_requests(fresh_sim) == 2
 
 
 # ------------------------------------------------------------------------------------------------
