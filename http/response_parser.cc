@@ -1,6 +1,8 @@
 // ResponseParser implementation: llhttp callbacks fill a Response; bounds are checked as bytes come.
 #include "http/response_parser.h"
 
+#include <algorithm>
+
 namespace http {
 namespace {
 
@@ -28,6 +30,7 @@ const llhttp_settings_t& ResponseParser::settings() {
     x.on_header_value = &ResponseParser::on_header_value;
     x.on_headers_complete = &ResponseParser::on_headers_complete;
     x.on_body = &ResponseParser::on_body;
+    x.on_chunk_header = &ResponseParser::on_chunk_header;
     x.on_message_complete = &ResponseParser::on_message_complete;
     return x;
   }();
@@ -157,6 +160,17 @@ int ResponseParser::on_headers_complete(llhttp_t* p) {
     } else if (!enc->empty() && !same_name(*enc, "identity")) {
       return r->fail("unsupported Content-Encoding '" + *enc + "'");
     }
+  }
+  return 0;
+}
+
+int ResponseParser::on_chunk_header(llhttp_t* p) {
+  // A chunk announced past the body's limit is refused now, as a Content-Length would be, not after
+  // its bytes have been waited for (and counted against the limit as they come).
+  ResponseParser* r = self(p);
+  if (p->content_length > r->limits_.max_body_bytes - std::min(r->raw_body_bytes_, r->limits_.max_body_bytes)) {
+    return r->fail("chunk of " + std::to_string(p->content_length) + " bytes announced, over the body limit of " +
+                   std::to_string(r->limits_.max_body_bytes));
   }
   return 0;
 }

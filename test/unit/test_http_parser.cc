@@ -273,12 +273,24 @@ TEST_CASE("bodies over the limit: announced, chunked, close-delimited") {
   ResponseParser b(limits);
   CHECK(feed_all(b, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(std::string(1500, 'c'), 100)) ==
         State::kError);
-  CHECK(b.error() == "body over the limit of 1000 bytes");
+  CHECK(b.error() == "chunk of 100 bytes announced, over the body limit of 1000");  // the eleventh
   ResponseParser c(limits);
   CHECK(feed_all(c, "HTTP/1.1 200 OK\r\n\r\n" + std::string(999, 'c')) == State::kIncomplete);
   CHECK(feed_all(c, "cc") == State::kError);
   ResponseParser ok(limits);
   CHECK(feed_all(ok, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'c')) == State::kComplete);
+  // A chunk announced past the limit is refused at its size line, before any of its bytes.
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  ResponseParser d(limits);
+  CHECK(feed_all(d, head + "3e9\r\n") == State::kError);
+  CHECK(d.error() == "chunk of 1001 bytes announced, over the body limit of 1000");
+  ResponseParser e(limits);
+  CHECK(feed_all(e, head + "258\r\n" + std::string(600, 'c') + "\r\n191\r\n") == State::kError);  // 600 + 401
+  CHECK(e.error() == "chunk of 401 bytes announced, over the body limit of 1000");
+  ResponseParser f(limits);
+  CHECK(feed_all(f, head + "258\r\n" + std::string(600, 'c') + "\r\n190\r\n" + std::string(400, 'c') + "\r\n0\r\n\r\n") ==
+        State::kComplete);
+  CHECK(f.response().body.size() == 1000);
 }
 
 TEST_CASE("gzip bodies are decoded: Content-Length and chunked, byte by byte") {
