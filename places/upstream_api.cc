@@ -1,8 +1,8 @@
 // Helpers shared by the two Nearby Search flavours.
 #include "places/upstream_api.h"
 
+#include <algorithm>
 #include <charconv>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -34,7 +34,9 @@ std::string_view name_of(const rapidjson::Value::ConstMemberIterator& m) {
 }
 
 // Whether two members of `object` have the same name: pairwise for the small objects Google sends,
-// through a hash set for big ones (a 4 MiB body can hold an object of 500,000 members).
+// by sorting the names for big ones (a 4 MiB body can hold an object of 500,000 members). Not a hash
+// set: std::hash's seed is fixed and public, so an upstream can send keys that all collide, and the
+// set then costs n squared compares; a sort costs n log n whatever the keys.
 bool repeats_a_key(const rapidjson::Value& object) {
   constexpr rapidjson::SizeType kPairwise = 16;
   if (object.MemberCount() <= kPairwise) {
@@ -45,12 +47,11 @@ bool repeats_a_key(const rapidjson::Value& object) {
     }
     return false;
   }
-  std::unordered_set<std::string_view> seen;
-  seen.reserve(object.MemberCount());
-  for (auto m = object.MemberBegin(); m != object.MemberEnd(); ++m) {
-    if (!seen.insert(name_of(m)).second) return true;
-  }
-  return false;
+  std::vector<std::string_view> names;
+  names.reserve(object.MemberCount());
+  for (auto m = object.MemberBegin(); m != object.MemberEnd(); ++m) names.push_back(name_of(m));
+  std::sort(names.begin(), names.end());
+  return std::adjacent_find(names.begin(), names.end()) != names.end();
 }
 
 }  // namespace

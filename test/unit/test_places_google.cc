@@ -9,7 +9,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <functional>
+#include <string_view>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -27,6 +31,7 @@
 #include "places/json_reader.h"
 #include "places/legacy_api.h"
 #include "places/new_api.h"
+#include "places/upstream_api.h"
 #include "reactor/event_loop.h"
 #include "reactor/loop_group.h"
 
@@ -428,7 +433,7 @@ TEST_CASE("a body that repeats a key in one object is refused: the bound and the
   places::PlacesAnswer b =
       places::NewApi(kKey).interpret(response(200, R"({"places":[{"id":"a"}],"places":[{"id":"b"},{"id":"c"}]})"));
   CHECK(places::render_answer(b, 20) == want);
-  // A big object of distinct keys is fine (and checked in linear time), so are equal keys in
+  // A big object of distinct keys is fine (and checked in n log n time), so are equal keys in
   // different objects.
   std::string wide = R"({"status":"OK","results":[{"a":1},{"a":2}],"x":{)";
   for (int i = 0; i < 100000; ++i) wide += std::string(i ? "," : "") + "\"k" + std::to_string(i) + "\":" + std::to_string(i);
@@ -438,6 +443,78 @@ TEST_CASE("a body that repeats a key in one object is refused: the bound and the
   CHECK((*ok.doc)["results"].Size() == 2);
   places::PlacesAnswer dup_wide = places::LegacyApi(kKey).interpret(response(200, wide.substr(0, wide.size() - 2) + R"(,"k7":0}})"));
   CHECK(dup_wide.status == "UNKNOWN_ERROR");
+}
+
+namespace {
+
+// Keys of 16 bytes that all get one std::hash<std::string_view> value under libstdc++ (its
+// _Hash_bytes: 64-bit Murmur with a fixed, public seed, so each key's second 8 bytes can be solved
+// for a chosen state after them), each as the text of a JSON string (ASCII, escaped where needed).
+std::vector<std::string> colliding_json_keys(size_t n) {
+  constexpr uint64_t kMul = (uint64_t{0xc6a4a793} << 32) + 0x5bd1e995;
+  uint64_t mul_inv = kMul;
+  for (int i = 0; i < 6; ++i) mul_inv *= 2 - kMul * mul_inv;
+  const auto shift_mix = [](uint64_t v) { return v ^ (v >> 47); };
+  const auto mix = [&](uint64_t x) { return shift_mix(x * kMul) * kMul; };
+  const auto unmix = [&](uint64_t y) { return shift_mix(y * mul_inv) * mul_inv; };
+  const uint64_t h0 = uint64_t{0xc70f6907} ^ (16 * kMul);
+  const uint64_t target = 0x0123456789abcdefULL;  // the state after the two blocks
+  std::vector<std::string> keys;
+  for (uint64_t counter = 0; keys.size() < n; ++counter) {
+    char first[8];
+    uint64_t c = counter;
+    for (char& ch : first) {
+      ch = static_cast<char>('a' + c % 26);
+      c /= 26;
+    }
+    uint64_t x1;
+    std::memcpy(&x1, first, 8);
+    const uint64_t x2 = unmix((target * mul_inv) ^ ((h0 ^ mix(x1)) * kMul));
+    if (x2 & 0x8080808080808080ULL) continue;  // ASCII only
+    char second[8];
+    std::memcpy(second, &x2, 8);
+    std::string key(first, 8);
+    for (char ch : second) {
+      if (ch < 0x20 || ch == '"' || ch == '\\') {
+        char esc[8];
+        std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(ch));
+        key += esc;
+      } else {
+        key += ch;
+      }
+    }
+    keys.push_back(std::move(key));
+  }
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("an object whose distinct keys share one hash is checked for repeats in n log n, not n squared") {
+  // A hostile upstream can send a 4 MiB object of ~130,000 keys built to collide in std::hash: a
+  // hash set of them costs n squared compares (a minute of a stalled loop).
+  const std::vector<std::string> keys = colliding_json_keys(40000);
+  std::string body = R"({"status":"OK","results":[],"x":{)";
+  for (size_t i = 0; i < keys.size(); ++i) body += (i ? ",\"" : "\"") + keys[i] + "\":0";
+  body += "}}";
+  rapidjson::Document doc;
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(places::parse_upstream_json(body, &doc) == nullptr);
+  const auto took = std::chrono::steady_clock::now() - start;
+  const rapidjson::Value& x = doc["x"];
+  REQUIRE(x.MemberCount() == keys.size());
+  const std::hash<std::string_view> hash;
+  const size_t h = hash(std::string_view(x.MemberBegin()->name.GetString(), x.MemberBegin()->name.GetStringLength()));
+  size_t same = 0;
+  for (auto m = x.MemberBegin(); m != x.MemberEnd(); ++m) {
+    same += hash(std::string_view(m->name.GetString(), m->name.GetStringLength())) == h;
+  }
+  CHECK(same == keys.size());  // the keys do collide (else this test proves nothing)
+  CHECK(took < 1500ms);  // n log n: tens of ms, even sanitized; n squared: seconds
+  // A repeat among them is still found.
+  std::string dup = body.substr(0, body.size() - 2) + ",\"" + keys[12345] + "\":1}}";
+  rapidjson::Document d;
+  CHECK(places::parse_upstream_json(dup, &d) != nullptr);
 }
 
 }  // TEST_SUITE
