@@ -493,7 +493,7 @@ std::vector<std::string> colliding_json_keys(size_t n) {
 TEST_CASE("an object whose distinct keys share one hash is checked for repeats in n log n, not n squared") {
   // A hostile upstream can send a 4 MiB object of ~130,000 keys built to collide in std::hash: a
   // hash set of them costs n squared compares (a minute of a stalled loop).
-  const std::vector<std::string> keys = colliding_json_keys(40000);
+  const std::vector<std::string> keys = colliding_json_keys(100000);
   std::string body = R"({"status":"OK","results":[],"x":{)";
   for (size_t i = 0; i < keys.size(); ++i) body += (i ? ",\"" : "\"") + keys[i] + "\":0";
   body += "}}";
@@ -510,7 +510,9 @@ TEST_CASE("an object whose distinct keys share one hash is checked for repeats i
     same += hash(std::string_view(m->name.GetString(), m->name.GetStringLength())) == h;
   }
   CHECK(same == keys.size());  // the keys do collide (else this test proves nothing)
-  CHECK(took < 1500ms);  // n log n: tens of ms, even sanitized; n squared: seconds
+  // A complexity guard, not a speed target, with wide margins both ways: n log n takes about a
+  // tenth of a second here (under a second sanitized, on a busy machine); n squared about 30 s.
+  CHECK(took < 3000ms);
   // A repeat among them is still found.
   std::string dup = body.substr(0, body.size() - 2) + ",\"" + keys[12345] + "\":1}}";
   rapidjson::Document d;
