@@ -308,7 +308,8 @@ class Parser {
     check_keys(l, "limits", {"max_line", "max_connections", "max_pending_replies", "max_output_bytes",
                              "peer_backlog_bytes", "peer_outbox_bytes", "log_backlog_bytes", "max_clients",
                              "max_table_bytes", "max_id_bytes", "max_clock_skew", "max_buffered_bytes",
-                             "line_timeout_ms", "idle_timeout_ms", "write_timeout_ms", "peer_hello_timeout_ms"});
+                             "line_timeout_ms", "idle_timeout_ms", "write_timeout_ms", "peer_hello_timeout_ms",
+                             "peer_timeout_ms"});
     auto get = [&](const char* name, size_t* field, long long lo, long long hi) {
       if (l[name]) *field = static_cast<size_t>(integer(l[name], std::string("limits.") + name, lo, hi));
     };
@@ -342,6 +343,7 @@ class Parser {
     get64("idle_timeout_ms", &out->idle_timeout_ms, 0, 24 * 7 * kHourMs);
     get64("write_timeout_ms", &out->write_timeout_ms, 0, 24 * kHourMs);
     get64("peer_hello_timeout_ms", &out->peer_hello_timeout_ms, 1, kHourMs);
+    get64("peer_timeout_ms", &out->peer_timeout_ms, 1000, kHourMs);
   }
 
   std::string source_;

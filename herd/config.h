@@ -41,6 +41,10 @@ struct Limits {
   int64_t idle_timeout_ms = 0;                 // a client silent this long is closed; 0 = off
   int64_t write_timeout_ms = 30000;            // a client that takes no output this long is closed
   int64_t peer_hello_timeout_ms = 5000;        // an inbound peer that has not said hello by then is closed
+  // A peer connection (either way) whose sent bytes stay unacknowledged this long (TCP_USER_TIMEOUT), or
+  // that is silent and answers no keepalive probe within it, is closed: a neighbour behind a path that
+  // went dark is noticed even while records are in flight to it (keepalive alone waits for an idle link).
+  int64_t peer_timeout_ms = 60000;
 };
 
 struct PlacesConfig {

@@ -49,7 +49,8 @@ void PeerLink::stop() {
 
 void PeerLink::connected(int fd) {
   // The neighbour's certificate must come from the herd CA and carry its name.
-  conn_ = open_peer_connection(loop_, fd, *this, ctx_.server.peer_tls, reactor::TlsConnection::Role::kClient, peer_);
+  conn_ = open_peer_connection(loop_, fd, *this, ctx_.server.peer_tls, reactor::TlsConnection::Role::kClient, peer_,
+                               ctx_.server.limits().peer_timeout_ms);
   conn_->start();  // on_established follows (at once for plain TCP, after the handshake for TLS)
 }
 

@@ -9,8 +9,8 @@
 // shared backlog (bounded; a neighbour that falls further behind than it reaches gets a full transfer
 // instead), so a neighbour that is down, slow or restarting never stalls this server. Each dial looks the
 // neighbour's host up again and gives up after a deadline (a neighbour that does not answer is
-// retried, not waited for); the connection has TCP keepalive, so a neighbour that vanished without
-// closing is noticed.
+// retried, not waited for); the connection has TCP keepalive and a user timeout (limits.peer_timeout_ms),
+// so a neighbour that vanished without closing is noticed, also while records are in flight to it.
 //
 // Threads: notify(), up() and the scrape counters from any thread; everything else on the owning loop's thread.
 #pragma once

@@ -23,8 +23,10 @@ PeerSession::PeerSession(LoopContext& ctx, uint64_t id, int fd, const reactor::S
       tag_("p" + std::to_string(id)),
       accepted_at_(Clock::now()),
       catch_up_(ctx),
-      // A neighbour that vanishes (power cut, cable) sends no FIN: keepalive notices, and the slot frees.
-      conn_(open_peer_connection(ctx.loop, fd, *this, ctx.server.peer_tls, reactor::TlsConnection::Role::kServer, "")) {
+      // A neighbour that vanishes (power cut, cable) sends no FIN: keepalive (or the user timeout, with
+      // bytes in flight) notices, and the slot frees.
+      conn_(open_peer_connection(ctx.loop, fd, *this, ctx.server.peer_tls, reactor::TlsConnection::Role::kServer, "",
+                                   ctx.server.limits().peer_timeout_ms)) {
   ctx_.log.write(tag_, '+', "peer connected from ", from.to_string());
 }
 

@@ -14,8 +14,12 @@ std::unique_ptr<reactor::Connection> open_peer_connection(reactor::EventLoop& lo
                                                           reactor::ConnectionHandler& handler,
                                                           const reactor::TlsContext* tls,
                                                           reactor::TlsConnection::Role role,
-                                                          const std::string& peer) {
-  reactor::set_keepalive(fd, kPeerKeepaliveIdleS, kPeerKeepaliveIntervalS, kPeerKeepaliveCount);
+                                                          const std::string& peer, int64_t timeout_ms) {
+  const int64_t timeout_s = std::max<int64_t>(timeout_ms / 1000, 1);
+  const int idle_s = static_cast<int>(std::max<int64_t>(timeout_s / 2, 1));
+  const int interval_s = static_cast<int>(std::max<int64_t>((timeout_s - idle_s) / kPeerKeepaliveCount, 1));
+  reactor::set_keepalive(fd, idle_s, interval_s, kPeerKeepaliveCount);
+  reactor::set_user_timeout(fd, static_cast<unsigned>(timeout_ms));
   if (tls) return std::make_unique<reactor::TlsConnection>(loop, fd, handler, *tls, role, peer, kPeerHandshakeTimeout);
   return std::make_unique<reactor::TcpConnection>(loop, fd, handler);
 }

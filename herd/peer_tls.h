@@ -24,21 +24,23 @@ namespace herd {
 std::unique_ptr<reactor::TlsContext> load_peer_tls(const Config& config, const std::string& name,
                                                    std::string* error);
 
-// TCP keepalive on peer connections, both ways: a vanished neighbour is noticed in about a minute.
-constexpr int kPeerKeepaliveIdleS = 30;
-constexpr int kPeerKeepaliveIntervalS = 10;
+// Peer connections, both ways, end when the neighbour stops answering for limits.peer_timeout_ms (a
+// minute by default): TCP keepalive after half of it without traffic (then kPeerKeepaliveCount probes
+// over the rest), and TCP_USER_TIMEOUT for bytes sent and not acknowledged, so a neighbour behind a path
+// that went dark is noticed whether or not records are in flight to it.
 constexpr int kPeerKeepaliveCount = 3;
 // Peer TLS handshakes that take longer than this are abandoned (the link redials with backoff).
 constexpr reactor::EventLoop::Millis kPeerHandshakeTimeout{10000};
 
 // The connection over a peer socket `fd`, on either end (kClient: a link that dialled the neighbour
 // `peer`, whose certificate must name it; kServer: the peer port, which demands a certificate from the
-// herd CA), with keepalive on: TLS with `tls`, or plain TCP when `tls` is null. Not started.
+// herd CA), with keepalive and the user timeout of `timeout_ms` (limits.peer_timeout_ms): TLS with
+// `tls`, or plain TCP when `tls` is null. Not started.
 std::unique_ptr<reactor::Connection> open_peer_connection(reactor::EventLoop& loop, int fd,
                                                           reactor::ConnectionHandler& handler,
                                                           const reactor::TlsContext* tls,
                                                           reactor::TlsConnection::Role role,
-                                                          const std::string& peer);
+                                                          const std::string& peer, int64_t timeout_ms);
 
 // The start-up warning for a herd without peer_tls (empty when peer_tls is set).
 std::string plaintext_peer_warning(const Config& config);

@@ -190,6 +190,10 @@ void set_keepalive(int fd, int idle_s, int interval_s, int count) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
+void set_user_timeout(int fd, unsigned ms) {
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+}
+
 std::string ip_of(const SocketAddress& addr) {
   char host[INET6_ADDRSTRLEN] = "?";
   if (addr.storage.ss_family == AF_INET) {

@@ -61,6 +61,11 @@ void set_nodelay(int fd);
 // noticed in idle_s + interval_s * count seconds instead of never).
 void set_keepalive(int fd, int idle_s, int interval_s, int count);
 
+// TCP_USER_TIMEOUT on `fd`: data sent and not acknowledged for `ms` milliseconds ends the connection
+// (ETIMEDOUT), as does keepalive failing for that long. Keepalive covers only an idle connection: while
+// data is in flight the kernel retransmits instead, for net.ipv4.tcp_retries2 (about 15 minutes).
+void set_user_timeout(int fd, unsigned ms);
+
 // The IP address of `addr` as text, without the port; an IPv4-mapped IPv6 address is given as IPv4.
 std::string ip_of(const SocketAddress& addr);
 

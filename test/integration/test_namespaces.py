@@ -67,8 +67,9 @@ def netns(tmp_path):
             subprocess.run(['ip', 'netns', 'del', n], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def write_config(path):
-    lines = ['threads: 2', 'log_dir: logs', 'peer_backoff: { initial_ms: 100, max_ms: 500 }', 'servers:']
+def write_config(path, extra=()):
+    lines = ['threads: 2', 'log_dir: logs', 'peer_backoff: { initial_ms: 100, max_ms: 500 }'] + list(extra)
+    lines.append('servers:')
     for i, name in enumerate(NAMES):
         lines.append('  %s: { host: %s, listen: 0.0.0.0, port: %d, peer_port: %d }'
                      % (name, addr(i), PORT, PEER_PORT))
@@ -114,6 +115,31 @@ def wait_record(i, cid, at_line, timeout=20):
     raise AssertionError('%s never got %r; last answer %r' % (NAMES[i], at_line, out[:200]))
 
 
+def log_has(workdir, name, text, start=0):
+    try:
+        with open(os.path.join(workdir, 'logs', name + '.log'), 'rb') as f:
+            return text in f.read()[start:]
+    except FileNotFoundError:
+        return False
+
+
+def log_size(workdir, name):
+    return os.path.getsize(os.path.join(workdir, 'logs', name + '.log'))
+
+
+def stop_all(procs):
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+
+
 def test_herd_across_namespaces(netns):
     workdir = str(netns)
     config = os.path.join(workdir, 'config.yaml')
@@ -156,5 +182,47 @@ def test_herd_across_namespaces(netns):
                 p.kill()
                 p.wait()
             p.stdout.close()
+    for p in procs:
+        assert p.returncode == 0
+
+
+def test_silent_blackhole_with_records_in_flight(netns):
+    """A path that goes dark without a reset (Hands' port leaves the bridge: frames vanish, carriers stay
+    up) while records are in flight to Hands. Keepalive alone never fires on a link with unacknowledged
+    data (the kernel retransmits for about 15 minutes instead), so Goloman's link to Hands must end by
+    its peer timeout, and after the path heals a redial catches Hands up."""
+    workdir = str(netns)
+    config = os.path.join(workdir, 'config.yaml')
+    write_config(config, ['limits: { peer_timeout_ms: 3000 }'])
+    procs = []
+    try:
+        for i in range(len(NAMES)):
+            procs.append(start(i, config, workdir))
+        goloman, hands = NAMES.index('Goloman'), NAMES.index('Hands')
+        cid = unique_id('bh').decode()
+        rc, out = cli(goloman, 'IAMAT', cid, '+34.068930-118.445127', fmt_time(time.time_ns()).decode())
+        assert rc == 0
+        wait_record(hands, cid, out.split(b'\n', 1)[0])
+
+        mark = log_size(workdir, 'Goloman')
+        sh('ip', '-n', HUB, 'link', 'set', 'port%d' % hands, 'nomaster')  # silent: no RST, no link down
+        cut = time.monotonic()
+        last = None
+        for k in range(3):  # records Goloman sends to Hands into the dark
+            rc, out = cli(goloman, 'IAMAT', cid, '+35.%06d-119.000000' % k, fmt_time(time.time_ns()).decode())
+            assert rc == 0
+            last = out.split(b'\n', 1)[0]
+            time.sleep(0.3)
+        while not log_has(workdir, 'Goloman', b'Hands - link down', mark):
+            assert time.monotonic() - cut < 12, ('Goloman still holds its link to Hands %.1f s into the '
+                                                 'blackhole' % (time.monotonic() - cut))
+            time.sleep(0.2)
+
+        sh('ip', '-n', HUB, 'link', 'set', 'port%d' % hands, 'master', 'br0')
+        wait_record(hands, cid, last, timeout=15)
+        for p in procs:
+            assert p.poll() is None
+    finally:
+        stop_all(procs)
     for p in procs:
         assert p.returncode == 0

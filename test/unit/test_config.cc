@@ -168,9 +168,10 @@ TEST_SUITE("config") {
     CHECK(l.idle_timeout_ms == 0);
     CHECK(l.write_timeout_ms == 30000);
     CHECK(l.peer_hello_timeout_ms == 5000);
+    CHECK(l.peer_timeout_ms == 60000);
     Parsed p = parse("limits: { max_clients: 10, max_table_bytes: 2000000, max_id_bytes: 5, max_clock_skew: 0,\n"
                      "  max_buffered_bytes: 3000000, line_timeout_ms: 1, idle_timeout_ms: 2,\n"
-                     "  write_timeout_ms: 3, peer_hello_timeout_ms: 4 }\n" + one);
+                     "  write_timeout_ms: 3, peer_hello_timeout_ms: 4, peer_timeout_ms: 2500 }\n" + one);
     REQUIRE(p.config);
     for (const auto& w : p.warnings) CHECK_FALSE(contains(w, "unknown key"));
     const herd::Limits& m = p.config->limits;
@@ -183,10 +184,12 @@ TEST_SUITE("config") {
     CHECK(m.idle_timeout_ms == 2);
     CHECK(m.write_timeout_ms == 3);
     CHECK(m.peer_hello_timeout_ms == 4);
+    CHECK(m.peer_timeout_ms == 2500);
     CHECK(contains(refused("limits: { max_clients: 0 }\n" + one), "limits.max_clients"));
     CHECK(contains(refused("limits: { max_clock_skew: -1 }\n" + one), "limits.max_clock_skew"));
     CHECK(contains(refused("limits: { max_id_bytes: 0 }\n" + one), "limits.max_id_bytes"));
     CHECK(contains(refused("limits: { peer_hello_timeout_ms: 0 }\n" + one), "limits.peer_hello_timeout_ms"));
+    CHECK(contains(refused("limits: { peer_timeout_ms: 999 }\n" + one), "limits.peer_timeout_ms"));
     CHECK(contains(refused("limits: { max_buffered_bytes: 10 }\n" + one), "limits.max_buffered_bytes"));
   }
 
