@@ -42,6 +42,8 @@ void CatchUpSender::start(reactor::Connection& c) {
   catching_up_ = false;
   marked_ = false;
   records_since_mark_ = false;
+  plain_ = plain_full_ = false;
+  plain_from_ = skip_to_ = 0;
   std::string hello = "HERD " + ctx_.server.self.name + "\n";
   ctx_.server.sync.append_sync_line(hello);
   ctx_.log.write_each_line(peer_, '>', hello);
@@ -50,6 +52,8 @@ void CatchUpSender::start(reactor::Connection& c) {
   answer_timer_ = loop_.run_after(kAnswerWait, [this] {
     answer_timer_ = 0;
     awaiting_answer_ = false;
+    plain_ = true;
+    plain_from_ = cursor_.seq;
     ctx_.log.write(peer_, '*', "no catch-up answer: plain flooding from where the link stopped");
     wake_();
   });
@@ -101,14 +105,36 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
   const uint64_t next = backlog_.next_seq();
   std::optional<uint64_t> resume;
   if (s.run != "-") resume = ctx_.server.sync.resume_point(s.run, s.number);
-  if (!resume) {
+  if ((!resume || *resume + 1 < oldest) && plain_full_) {
+    // A late answer asking for what the live stream on this connection already began (or even
+    // finished): a full transfer (the cursor had left the backlog). It goes on rather than starting over.
+    log.write(peer_, '*', "catch-up: the full transfer begun on this connection goes on (the answer came late)");
+  } else if (!resume) {
     begin_full(s.run == "-" ? "it holds none of our history" : "it holds a run of ours we no longer know");
   } else if (*resume + 1 < oldest) {
     begin_full("the backlog no longer reaches back to seq " + std::to_string(*resume + 1) +
                " (oldest " + std::to_string(oldest) + ")");
+  } else if (plain_ && !s.everything && !scanning_) {
+    // A late answer: the records from plain_from_ to the cursor went out on this connection since
+    // kAnswerWait ran out, and the neighbour reads them after this answer. Replay only what it lacks
+    // before them, then go on from the cursor. (A neighbour that restarted wants everything: below.)
+    const uint64_t from = std::min(*resume + 1, plain_from_);
+    const uint64_t live_at = cursor_.seq;
+    replay_end_ = plain_from_;
+    replay_everything_ = false;
+    if (from < plain_from_) {
+      cursor_ = backlog_.cursor_at(from);
+      skip_to_ = live_at;
+    }
+    log.write(peer_, '*', "catch-up: replaying backlog seqs " + std::to_string(from) + ".." +
+                                      std::to_string(plain_from_) + " (it holds ours up to " +
+                                      std::to_string(*resume) + "; the answer came late, seqs " +
+                                      std::to_string(plain_from_) + ".." + std::to_string(live_at) +
+                                      " already went out on this connection)");
   } else {
     uint64_t from = std::min(*resume + 1, next);
     scanning_ = false;
+    skip_to_ = 0;
     cursor_ = backlog_.cursor_at(from);
     replay_end_ = next;
     replay_everything_ = s.everything;
@@ -124,6 +150,8 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
 void CatchUpSender::begin_full(std::string_view why) {
   scanning_ = true;
   scan_pos_ = {};
+  skip_to_ = 0;
+  if (plain_ && !sync_peer_) plain_full_ = true;
   cursor_ = backlog_.cursor_at(backlog_.next_seq());
   replay_end_ = cursor_.seq;
   replay_everything_ = false;
@@ -147,6 +175,11 @@ void CatchUpSender::pump(reactor::Connection& c) {
     if (spent >= kMaxBytesPerTurn) {
       more = true;  // yield to the loop's other connections; go on next turn
       break;
+    }
+    if (skip_to_ && cursor_.seq >= replay_end_) {
+      // The replay of a late answer is done: what follows went out live already.
+      if (skip_to_ > cursor_.seq) cursor_ = backlog_.cursor_at(skip_to_);
+      skip_to_ = 0;
     }
     raw_.clear();
     const uint64_t at = cursor_.seq;
@@ -219,6 +252,8 @@ void CatchUpSender::send_entries(reactor::Connection& c) {
     // A neighbour that restarted from its data_dir gets, in the replay, also what it had sent us or
     // had through others (it may have lost it); the live stream only what is owed to it.
     if (!(e.mask & bit_) && !(replay_everything_ && e.seq < replay_end_)) continue;
+    // After the replay of a late answer: these went out live on this connection already.
+    if (skip_to_ && e.seq >= replay_end_ && e.seq < skip_to_) continue;
     if (e.seq < replay_end_) {
       // A replay sends only versions that are still current: a newer record of the client is
       // later in the backlog, or was not owed to this neighbour (it came from it, or another server

@@ -12,7 +12,9 @@
 // Until the answer comes (or for kAnswerWait), nothing is sent, so that what waited in the backlog
 // while the link was down crosses it once. A neighbour that never answers (the asyncio reference)
 // then simply gets the live stream from where its last connection stopped, and a full transfer if it
-// ever falls so far behind that the backlog no longer holds its position.
+// ever falls so far behind that the backlog no longer holds its position. An answer that comes after
+// kAnswerWait (a round trip over a second) is still taken, and what the live stream carried on this
+// connection meanwhile is not replayed again (plain_from_, skip_to_).
 //
 // Backpressure: nothing more is taken from the backlog while kMaxUnsentBytes are unsent, full-transfer
 // chunks wait while kScanHighWater are, a full transfer goes at most kScanBytesPerSecond (so that the
@@ -111,6 +113,15 @@ class CatchUpSender {
   // Per connection:
   bool sync_peer_ = false;       // the neighbour answered SYNC-FROM
   bool awaiting_answer_ = false; // SYNC sent, no answer yet and kAnswerWait not over: send nothing
+  // The answer was not in by kAnswerWait (a reference server, or a round trip over a second): the
+  // live stream began on this connection at seq plain_from_. If the answer comes after all, what went
+  // out since then is on its way to the neighbour on this very connection: the replay covers only
+  // what the neighbour lacks before plain_from_, and then the cursor goes on from skip_to_ (where the
+  // live stream had got to), instead of sending all of it twice.
+  bool plain_ = false;
+  bool plain_full_ = false;      // and a full transfer began on it (the cursor had left the backlog)
+  uint64_t plain_from_ = 0;
+  uint64_t skip_to_ = 0;         // 0: no jump after the replay
   uint64_t replay_end_ = 0;      // backlog entries below this seq are catch-up (sent in BULK frames)
   bool replay_everything_ = false;  // the replay ignores the mask (SYNC-FROM ... ALL)
   bool scanning_ = false;        // a full transfer of the table is under way

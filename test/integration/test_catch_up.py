@@ -137,6 +137,27 @@ def test_records_lost_in_a_failed_connection_are_repaired(make_herd):
     assert herd.log_bytes('A').count(b'B * catch-up: full transfer') == 1  # the first, of an empty table
 
 
+def test_a_late_answer_does_not_send_twice_what_the_link_carried(make_herd):
+    """A round trip longer than the second the dialler waits for SYNC-FROM (a distant or loaded
+    link): A starts the live stream from where its link stopped; when the answer comes after all,
+    the replay does not send a second time what that stream carried meanwhile."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']], proxied=True)
+    wait_for(lambda: caught_up_lines(herd, 'B'), 10, 'first catch-up')
+    herd.proxy('mode A>B drop')
+    missed = updates(herd, 'A', 'late', 200)  # they wait in A's backlog
+    herd.proxy('delay A>B 800')  # each way: B's answer reaches A 1.6 s after A's SYNC
+    herd.proxy('reset A>B')
+    herd.proxy('mode A>B pass')
+    wait_all_at(herd, 'B', missed)
+    wait_for(lambda: len(caught_up_lines(herd, 'B')) >= 2, 10, 'the second catch-up in B.log')
+    log = herd.log_bytes('A')
+    assert b'B * no catch-up answer' in log  # the answer was late indeed
+    assert re.search(rb'B \* catch-up: replaying backlog seqs \d+\.\.\d+', log)
+    sent = herd.proxy_stats('A>B')['up']
+    missed_bytes = sum(len(line) + 1 for line in missed.values())
+    assert sent < 1.5 * missed_bytes, (sent, missed_bytes)
+
+
 def test_a_record_is_never_sent_back_to_the_neighbour_it_came_from(make_herd):
     """Even when that neighbour sends no seen= (a fake peer, or the asyncio reference): A must not
     send a record from "B" back to B. B's log never shows it, although a later record from A
