@@ -110,9 +110,15 @@ void PeerSession::check_deadlines(Clock::time_point now) {
     conn_->close("no hello within " + std::to_string(limits.peer_hello_timeout_ms) + " ms");
     return;
   }
+  // A neighbour past its hello whose stream stops mid-line is most likely behind a network that
+  // stalled (loss, a path gone dark for a while), not a slow sender: TCP resumes it when the path heals,
+  // and a path that stays dead ends the connection by limits.peer_timeout_ms. So its line may wait
+  // that long; closing it sooner only turns a stall into a reconnect and a replay.
+  const int64_t line_limit_ms =
+      peer_name_.empty() ? limits.line_timeout_ms : std::max(limits.line_timeout_ms, limits.peer_timeout_ms);
   if (limits.line_timeout_ms > 0 && partial_since_ != Clock::time_point{} &&
-      now - partial_since_ > std::chrono::milliseconds(limits.line_timeout_ms)) {
-    conn_->close("line timeout: an incomplete line held for over " + std::to_string(limits.line_timeout_ms) + " ms");
+      now - partial_since_ > std::chrono::milliseconds(line_limit_ms)) {
+    conn_->close("line timeout: an incomplete line held for over " + std::to_string(line_limit_ms) + " ms");
   }
 }
 

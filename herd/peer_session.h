@@ -39,7 +39,8 @@ class PeerSession final : public reactor::ConnectionHandler {
   using Clock = std::chrono::steady_clock;
   // Loop thread, from the loop's periodic sweep: closes the connection (the log says why) when no
   // valid hello came within limits.peer_hello_timeout_ms of the accept (a TLS handshake included),
-  // or an incomplete line has been held for over limits.line_timeout_ms.
+  // or an incomplete line has been held for over limits.line_timeout_ms (after the hello, for over
+  // limits.peer_timeout_ms if that is longer: a stalled network is not a slow sender).
   void check_deadlines(Clock::time_point now);
   // Loop thread: closes the connection with `reason` (the session goes at the end of the iteration).
   void close(std::string_view reason);

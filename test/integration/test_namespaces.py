@@ -10,6 +10,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -220,6 +221,61 @@ def test_silent_blackhole_with_records_in_flight(netns):
 
         sh('ip', '-n', HUB, 'link', 'set', 'port%d' % hands, 'master', 'br0')
         wait_record(hands, cid, last, timeout=15)
+        for p in procs:
+            assert p.poll() is None
+    finally:
+        stop_all(procs)
+    for p in procs:
+        assert p.returncode == 0
+
+
+def test_a_stall_mid_line_is_not_a_slow_sender(netns):
+    """Hands' path goes dark for a few seconds while a burst of records is on its way to it (a rate
+    limit keeps the burst in flight), so Hands holds a record cut in the middle for longer than
+    line_timeout_ms. That is a stalled network, not slowloris: the link must survive the stall (TCP
+    resumes it), not be closed by Hands and then reset, redialled and replayed once the path heals."""
+    workdir = str(netns)
+    config = os.path.join(workdir, 'config.yaml')
+    write_config(config, ['log_level: events', 'limits: { line_timeout_ms: 1500, peer_timeout_ms: 20000 }'])
+    procs = []
+    try:
+        for i in range(len(NAMES)):
+            procs.append(start(i, config, workdir))
+        goloman, hands = NAMES.index('Goloman'), NAMES.index('Hands')
+        cid = unique_id('st').decode()
+        rc, out = cli(goloman, 'IAMAT', cid, '+34.068930-118.445127', fmt_time(time.time_ns()).decode())
+        assert rc == 0
+        wait_record(hands, cid, out.split(b'\n', 1)[0])
+        marks = {n: log_size(workdir, n) for n in ('Goloman', 'Hands')}
+
+        # About 3 s of records at 1 Mbit/s towards Hands, cut off half a second in.
+        # (A short queue: what is not yet delivered waits in Goloman's socket, not in front of Hands.)
+        sh('ip', 'netns', 'exec', HUB, 'tc', 'qdisc', 'add', 'dev', 'port%d' % hands, 'root', 'tbf',
+           'rate', '1mbit', 'burst', '8k', 'latency', '50ms')
+        # One pipelined write: Goloman floods it in large writes, so TCP's segments end inside lines.
+        pipelined = ('import socket, sys\n'
+                     's = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)\n'
+                     's.sendall(sys.stdin.buffer.read())\n'
+                     'data = b""\n'
+                     'while data.count(b"\\n") < int(sys.argv[3]):\n'
+                     '    chunk = s.recv(1 << 16)\n'
+                     '    if not chunk: break\n'
+                     '    data += chunk\n'
+                     'sys.stdout.buffer.write(data)\n')
+        t = fmt_time(time.time_ns()).decode()
+        burst = ''.join('IAMAT %s.%d +34.068930-118.445127 %s\n' % (cid, k, t) for k in range(3000))
+        r = subprocess.run(['ip', 'netns', 'exec', ns(goloman), sys.executable, '-c', pipelined, addr(goloman),
+                            str(PORT), '3000'], input=burst.encode(), stdout=subprocess.PIPE, timeout=20)
+        replies = r.stdout.split(b'\n')
+        assert r.returncode == 0 and len(replies) >= 3000, replies[-3:]
+        time.sleep(0.5)
+        sh('ip', '-n', HUB, 'link', 'set', 'port%d' % hands, 'nomaster')
+        time.sleep(4)
+        sh('ip', '-n', HUB, 'link', 'set', 'port%d' % hands, 'master', 'br0')
+        wait_record(hands, '%s.2999' % cid, replies[2999], timeout=25)
+
+        assert not log_has(workdir, 'Hands', b'line timeout', marks['Hands'])
+        assert not log_has(workdir, 'Goloman', b'Hands - link down', marks['Goloman'])
         for p in procs:
             assert p.poll() is None
     finally:
