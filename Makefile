@@ -51,7 +51,7 @@ endif
 
 # Debian packages: build, tests and tools. `make deps` installs the missing ones.
 DEB_PACKAGES := g++ make libssl-dev openssl rapidjson-dev libyaml-cpp-dev doctest-dev node-llhttp \
-                python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd \
+                python3 python3-pytest python3-yaml python3-aiohttp netcat-openbsd iproute2 \
                 zlib1g-dev
 
 # Library sources: every .cc in these folders except mains.

@@ -6,6 +6,7 @@ down`) the herd keeps flooding around it, and Hands catches up once its link is 
 Needs root and `ip netns`; skipped with a message where namespaces cannot be created. Nothing leaves
 the machine: the namespaces have no route out."""
 
+import contextlib
 import os
 import select
 import signal
@@ -128,27 +129,37 @@ def log_size(workdir, name):
     return os.path.getsize(os.path.join(workdir, 'logs', name + '.log'))
 
 
-def stop_all(procs):
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-
-
-def test_herd_across_namespaces(netns):
+@contextlib.contextmanager
+def herd_in(netns, extra=()):
+    """The five servers, one per namespace, with `extra` config lines; yields the work directory.
+    Every server is stopped at the end, and each must have exited cleanly."""
     workdir = str(netns)
     config = os.path.join(workdir, 'config.yaml')
-    write_config(config)
+    write_config(config, extra)
     procs = []
     try:
         for i in range(len(NAMES)):
             procs.append(start(i, config, workdir))
+        yield workdir
+        for p in procs:
+            assert p.poll() is None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+    for p in procs:
+        assert p.returncode == 0
+
+
+def test_herd_across_namespaces(netns):
+    with herd_in(netns):
         goloman, hands, welsh = NAMES.index('Goloman'), NAMES.index('Hands'), NAMES.index('Welsh')
 
         cid = unique_id('ns').decode()
@@ -170,21 +181,6 @@ def test_herd_across_namespaces(netns):
         # Back up: the record waiting in Goloman's and Wilkes' outboxes (or a redialled link) gets there.
         sh('ip', '-n', ns(hands), 'link', 'set', 'eth0', 'up')
         wait_record(hands, cid, second, timeout=40)
-        for p in procs:
-            assert p.poll() is None
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            p.stdout.close()
-    for p in procs:
-        assert p.returncode == 0
 
 
 def test_silent_blackhole_with_records_in_flight(netns):
@@ -192,13 +188,7 @@ def test_silent_blackhole_with_records_in_flight(netns):
     up) while records are in flight to Hands. Keepalive alone never fires on a link with unacknowledged
     data (the kernel retransmits for about 15 minutes instead), so Goloman's link to Hands must end by
     its peer timeout, and after the path heals a redial catches Hands up."""
-    workdir = str(netns)
-    config = os.path.join(workdir, 'config.yaml')
-    write_config(config, ['limits: { peer_timeout_ms: 3000 }'])
-    procs = []
-    try:
-        for i in range(len(NAMES)):
-            procs.append(start(i, config, workdir))
+    with herd_in(netns, ['limits: { peer_timeout_ms: 3000 }']) as workdir:
         goloman, hands = NAMES.index('Goloman'), NAMES.index('Hands')
         cid = unique_id('bh').decode()
         rc, out = cli(goloman, 'IAMAT', cid, '+34.068930-118.445127', fmt_time(time.time_ns()).decode())
@@ -221,12 +211,6 @@ def test_silent_blackhole_with_records_in_flight(netns):
 
         sh('ip', '-n', HUB, 'link', 'set', 'port%d' % hands, 'master', 'br0')
         wait_record(hands, cid, last, timeout=15)
-        for p in procs:
-            assert p.poll() is None
-    finally:
-        stop_all(procs)
-    for p in procs:
-        assert p.returncode == 0
 
 
 def test_a_stall_mid_line_is_not_a_slow_sender(netns):
@@ -234,13 +218,8 @@ def test_a_stall_mid_line_is_not_a_slow_sender(netns):
     limit keeps the burst in flight), so Hands holds a record cut in the middle for longer than
     line_timeout_ms. That is a stalled network, not slowloris: the link must survive the stall (TCP
     resumes it), not be closed by Hands and then reset, redialled and replayed once the path heals."""
-    workdir = str(netns)
-    config = os.path.join(workdir, 'config.yaml')
-    write_config(config, ['log_level: events', 'limits: { line_timeout_ms: 1500, peer_timeout_ms: 20000 }'])
-    procs = []
-    try:
-        for i in range(len(NAMES)):
-            procs.append(start(i, config, workdir))
+    extra = ['log_level: events', 'limits: { line_timeout_ms: 1500, peer_timeout_ms: 20000 }']
+    with herd_in(netns, extra) as workdir:
         goloman, hands = NAMES.index('Goloman'), NAMES.index('Hands')
         cid = unique_id('st').decode()
         rc, out = cli(goloman, 'IAMAT', cid, '+34.068930-118.445127', fmt_time(time.time_ns()).decode())
@@ -276,9 +255,3 @@ def test_a_stall_mid_line_is_not_a_slow_sender(netns):
 
         assert not log_has(workdir, 'Hands', b'line timeout', marks['Hands'])
         assert not log_has(workdir, 'Goloman', b'Hands - link down', marks['Goloman'])
-        for p in procs:
-            assert p.poll() is None
-    finally:
-        stop_all(procs)
-    for p in procs:
-        assert p.returncode == 0
