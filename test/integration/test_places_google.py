@@ -518,14 +518,21 @@ def test_identical_requests_in_flight_share_one_upstream_call(make_herd, fresh_s
         assert len(json.loads(r.split(b'\n', 1)[1])['results']) == 1 + i
 
 
-def test_max_inflight_queues_then_refuses(make_herd, fresh_sim):
-    # One upstream slot and a queue of 4 (4 x max_inflight): of six different WHATSATs sent at
-    # once, one goes upstream, four wait their turn, the sixth is refused at once.
+def one_slot_solo(make_herd, fresh_sim):
+    """One server with one upstream slot, a client known to it, and 300 ms of upstream latency:
+    (its client port, the client's ID)."""
     h = solo(make_herd, fresh_sim, threads=1, max_inflight=1)
     cid = herdlib.unique_id()
     port = h.port('Solo')
     herdlib.iamat(port, cid, UCLA, b'1520023934.5')
     fresh_sim.faults(latency_ms=300)
+    return port, cid
+
+
+def test_max_inflight_queues_then_refuses(make_herd, fresh_sim):
+    # One upstream slot and a queue of 4 (4 x max_inflight): of six different WHATSATs sent at
+    # once, one goes upstream, four wait their turn, the sixth is refused at once.
+    port, cid = one_slot_solo(make_herd, fresh_sim)
     clients = [herdlib.Client(port, timeout=10) for _ in range(6)]
     try:
         for i, c in enumerate(clients):
@@ -552,11 +559,7 @@ def test_whatsats_of_a_client_that_left_are_never_sent_upstream(make_herd, fresh
     # free; another client's WHATSAT is then answered as usual. (A client that closes with a FIN
     # may only have shut its sending side, still owed its replies: the server learns that it left
     # at its next reply, which the client's kernel answers with a reset.)
-    h = solo(make_herd, fresh_sim, threads=1, max_inflight=1)
-    cid = herdlib.unique_id()
-    port = h.port('Solo')
-    herdlib.iamat(port, cid, UCLA, b'1520023934.5')
-    fresh_sim.faults(latency_ms=300)
+    port, cid = one_slot_solo(make_herd, fresh_sim)
     c = herdlib.Client(port, timeout=10)
     c.send(b''.join(b'WHATSAT %s %d 2\n' % (cid, 1 + i) for i in range(4)))
     herdlib.wait_for(lambda: legacy_requests(fresh_sim) == 1, 5, 'the first WHATSAT upstream')
