@@ -66,6 +66,16 @@ RequestParser::State RequestParser::feed(std::string_view data, size_t* consumed
   if (err == HPE_PAUSED && state_ == State::kComplete) {
     *consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data.data());
     head_bytes_ += *consumed;
+    // A head ends with an empty line, so with LF (bare LF ends a line too, RFC 9112 2.2). llhttp
+    // 8.1 also ends it at CR followed by any other byte, which it takes along (CVE-2023-30589):
+    // the next request would begin a byte late, or that byte be lost. The byte that completed the
+    // request is in `data` (*consumed >= 1).
+    if (*consumed == 0 || data[*consumed - 1] != '\n') {
+      state_ = State::kError;
+      *consumed = 0;
+      fail(400, "the request head does not end with CRLF CRLF");
+      return state_;
+    }
     // The byte parsed past the bound may be the one that ends the head: the head is still too long.
     if (head_bytes_ > limits_.max_head_bytes) {
       state_ = State::kError;
