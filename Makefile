@@ -263,7 +263,7 @@ FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-f
 FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/config.cc herd/seen_set.cc herd/location_table.cc herd/siphash.cc \
                  places/gazetteer.cc places/legacy_api.cc places/new_api.cc places/upstream_api.cc \
                  places/json_reader.cc places/places_answer.cc places/google_json.cc http/response_parser.cc \
-                 http/gzip_decoder.cc http/message.cc http/url.cc
+                 http/gzip_decoder.cc http/message.cc http/url.cc http/request_parser.cc
 FUZZ_LLHTTP_OBJS := $(FUZZ_DIR)/obj/llhttp/llhttp.o $(FUZZ_DIR)/obj/llhttp/api.o $(FUZZ_DIR)/obj/llhttp/http.o
 FUZZ_LIB := $(FUZZ_DIR)/libfuzzed.a
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.cc)

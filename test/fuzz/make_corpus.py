@@ -127,6 +127,24 @@ def json_check_seeds():
     }
 
 
+def http_request_seeds():
+    """Admin requests; the first byte is the cut point, the second the limits (high bit: small ones)."""
+    return {
+        'healthz': b'\x05\x00GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n',
+        'pipelined': b'\x20\x00GET /metrics HTTP/1.1\r\nAuthorization: Bearer s3cret \t\r\n\r\n'
+                     b'HEAD /v1/clients/kiwi%2Ecs?token=x&token=y HTTP/1.0\r\nConnection: keep-alive\r\n\r\n'
+                     b'GET /v1/dashboard?a=1&token=t HTTP/1.1\r\nConnection: close\r\n\r\n',
+        'body': b'\x10\x00GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello',
+        'chunked': b'\x10\x00GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+        'post': b'\x03\x00POST /metrics HTTP/1.1\r\n\r\n',
+        'http2': b'\x03\x00GET / HTTP/2.0\r\n\r\n',
+        'small-limits': b'\x09\x83GET /' + b'a' * 40 + b' HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n',
+        # A finding (llhttp 8.1 ended the head at CR and any byte, taking that byte along): a regression seed.
+        'cr-end': b'\x07\x00GET / HTTP/1.1\n\rXa\r :\n  b\r\nContent-Length: 0\r\n\r\n',
+        'folded': b'\x07\x00GET / HTTP/1.1\r\nX: a\r\n  b\r\nContent-Length: 0\r\n\r\n',
+    }
+
+
 def write(harness, name, data):
     d = os.path.join(HERE, 'corpus', harness)
     os.makedirs(d, exist_ok=True)
@@ -159,6 +177,8 @@ def main():
         write('fuzz_http_response', name, data)
     for name, data in json_seeds().items():
         write('fuzz_upstream_json', name, data)
+    for name, data in http_request_seeds().items():
+        write('fuzz_http_request', name, data)
     for name, data in json_check_seeds().items():
         write('fuzz_json_check', name, data)
 
