@@ -1,12 +1,12 @@
 // Fuzz harness: the admin port's HTTP request parser (http/request_parser.h), which any local process
 // can reach. The input is a connection's bytes, parsed as AdminSession does: request after request
 // (reset() after each complete one) until an error or the end, once in one piece and once cut in two
-// at a point the input picks. Properties: the two runs agree on every request (so the outcome does
-// not depend on how TCP cut the bytes); feed() never consumes more than it is given, and all of it
-// unless a request ends inside; a complete request is GET or HEAD over HTTP/1.x, its head (request
-// line to blank line) within the bound and ending in "\n", at most max_headers fields, names
-// lower-case and values without the optional whitespace around them, and no body announced; an
-// error carries one of the statuses the admin port answers and a reason.
+// at a point the input picks. Properties: the two runs agree on every request and on where an error
+// comes (so the outcome does not depend on how TCP cut the bytes); feed() never consumes more than
+// it is given, and all of it unless a request ends inside; a complete request is GET or HEAD over
+// HTTP/1.x, its head (request line to blank line) within the bound and ending in "\n", at most
+// max_headers fields, names lower-case and values without the optional whitespace around them, and
+// no body announced; an error carries one of the statuses the admin port answers and a reason.
 // Dictionary: http_request.dict
 #include <cstddef>
 #include <cstdint>
@@ -117,16 +117,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const Outcome& a = whole[i];
     const Outcome& b = split[i];
     FUZZ_CHECK(a.state == b.state);
-    FUZZ_CHECK(a.error_status == b.error_status);
-    // (An error consumes nothing of the call that found it, so what it took depends on the pieces.)
+    // Not for errors: an error consumes nothing of the call that found it, so what it took depends on
+    // the pieces, and so may which error comes first (llhttp hands over a header name at the end of a
+    // piece, so a field over the count can be seen before the bad byte that ends the name).
     if (a.state != http::RequestParser::State::kError) FUZZ_CHECK(a.used == b.used);
     if (a.state == http::RequestParser::State::kComplete) {
       FUZZ_CHECK(same(a.request, b.request));
       check_request(std::string_view(input).substr(at, a.used), a.request, limits);
     } else if (a.state == http::RequestParser::State::kError) {
-      FUZZ_CHECK(a.error_status == 400 || a.error_status == 405 || a.error_status == 413 || a.error_status == 431 ||
-                 a.error_status == 505);
-      FUZZ_CHECK(!a.error.empty() && !b.error.empty());
+      for (const Outcome* o : {&a, &b}) {
+        FUZZ_CHECK(o->error_status == 400 || o->error_status == 405 || o->error_status == 413 ||
+                   o->error_status == 431 || o->error_status == 505);
+        FUZZ_CHECK(!o->error.empty());
+      }
     } else {
       FUZZ_CHECK(i + 1 == whole.size());
       FUZZ_CHECK(at + a.used == input.size());
