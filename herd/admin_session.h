@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "herd/admin_text.h"
 #include "http/request_parser.h"
 #include "reactor/event_loop.h"
 #include "reactor/socket.h"
@@ -82,18 +83,5 @@ class AdminSession final : public reactor::ConnectionHandler {
   int64_t unacked_seen_ = -1;        // the kernel's unacknowledged bytes at the last check
   bool closing_ = false;
 };
-
-// The percent-decoded value of the first parameter called `name` in the query of `target`
-// (`name=value` pairs separated by `&`); false when there is none or it is malformed.
-bool query_parameter(std::string_view target, std::string_view name, std::string* value);
-
-// Percent-decodes a path segment; false when an escape is malformed.
-bool percent_decode(std::string_view in, std::string* out);
-// Appends `s` as a JSON string (quoted; quote, backslash and control bytes escaped). JSON text is
-// Unicode, and client IDs may be any bytes: a byte that does not belong to a well-formed UTF-8
-// sequence is written as U+FFFD, so the document stays valid (the client port has the exact bytes).
-void append_json_string(std::string& out, std::string_view s);
-// The length of the well-formed UTF-8 sequence at the start of `s` (1 to 4), or 0 when there is none.
-size_t utf8_sequence_length(std::string_view s);
 
 }  // namespace herd
