@@ -261,7 +261,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/admin_text.cc herd/config.cc herd/seen_set.cc herd/location_table.cc herd/siphash.cc \
-                 herd/sync_state.cc \
+                 herd/sync_state.cc herd/crc32c.cc herd/flood_log.cc herd/record_file.cc \
                  places/gazetteer.cc places/legacy_api.cc places/new_api.cc places/upstream_api.cc \
                  places/json_reader.cc places/places_answer.cc places/google_json.cc http/response_parser.cc \
                  http/gzip_decoder.cc http/message.cc http/url.cc http/request_parser.cc

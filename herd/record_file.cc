@@ -64,14 +64,18 @@ std::unique_ptr<RecordReader> RecordReader::open(const std::string& path, std::s
     data = static_cast<const char*>(p);
   }
   ::close(fd);
-  return std::unique_ptr<RecordReader>(new RecordReader(path, data, size));
+  return std::unique_ptr<RecordReader>(new RecordReader(path, data, size, true));
 }
 
-RecordReader::RecordReader(std::string path, const char* data, size_t size)
-    : path_(std::move(path)), data_(data), size_(size) {}
+std::unique_ptr<RecordReader> RecordReader::over(std::string_view bytes, std::string path) {
+  return std::unique_ptr<RecordReader>(new RecordReader(std::move(path), bytes.data(), bytes.size(), false));
+}
+
+RecordReader::RecordReader(std::string path, const char* data, size_t size, bool mapped)
+    : path_(std::move(path)), data_(data), size_(size), mapped_(mapped) {}
 
 RecordReader::~RecordReader() {
-  if (data_) ::munmap(const_cast<char*>(data_), size_);
+  if (mapped_ && data_) ::munmap(const_cast<char*>(data_), size_);
 }
 
 bool RecordReader::frame_at(size_t at, size_t* end) const {

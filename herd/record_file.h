@@ -40,6 +40,9 @@ class RecordReader {
 
   // Maps `path` read-only. nullptr with *error (naming the file) when it cannot be read.
   static std::unique_ptr<RecordReader> open(const std::string& path, std::string* error);
+  // Reads `bytes` (which must outlive the reader) as the file `path` would be read: for the tests
+  // and the fuzz harnesses.
+  static std::unique_ptr<RecordReader> over(std::string_view bytes, std::string path);
   ~RecordReader();
   RecordReader(const RecordReader&) = delete;
   RecordReader& operator=(const RecordReader&) = delete;
@@ -57,13 +60,14 @@ class RecordReader {
   bool valid_frame_follows() const;
 
  private:
-  RecordReader(std::string path, const char* data, size_t size);
+  RecordReader(std::string path, const char* data, size_t size, bool mapped);
   // The frame at `at` is whole and its checksum matches; *end is where it ends.
   bool frame_at(size_t at, size_t* end) const;
 
   std::string path_;
   const char* data_;
   size_t size_;
+  bool mapped_;  // data_ is a mapping of the file, unmapped with the reader
   size_t pos_ = 0;
   uint64_t offset_ = 0;
 };
