@@ -108,8 +108,10 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
       return damaged("no valid snapshot header");
     }
     std::string_view f[6];
+    // Runs are run ids (they go into the SYNC line, which a neighbour refuses otherwise) and a log
+    // starts at seq 1 or later (seq 0 means "nothing" to the backlog): what a start writes.
     if (protocol::split_fields(e.line, f, 6) != 6 || f[0] != "herd-snapshot" || f[1] != "1" ||
-        !parse_u64(f[4], &log_start)) {
+        !protocol::is_run_id(f[3]) || !parse_u64(f[4], &log_start) || log_start == 0) {
       return damaged("not a herd snapshot header: " + std::string(e.line));
     }
     if (f[2] != server) return damaged("a snapshot of server " + std::string(f[2]) + ", not " + server);
@@ -118,7 +120,8 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
       rest = item.size() < rest.size() ? rest.substr(item.size() + 1) : std::string_view();
       size_t colon = item.find(':');
       uint64_t seq;
-      if (colon == std::string_view::npos || !parse_u64(item.substr(colon + 1), &seq)) {
+      if (colon == std::string_view::npos || !protocol::is_run_id(item.substr(0, colon)) ||
+          !parse_u64(item.substr(colon + 1), &seq)) {
         return damaged("bad history in the header: " + std::string(item));
       }
       uint64_t& last = last_of_run[std::string(item.substr(0, colon))];
@@ -207,6 +210,11 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
       return false;
     }
     uint64_t first;
+    // As in the snapshot's header: a run id, and a first seq of 1 or more.
+    if (!protocol::is_run_id(f[3]) || (parse_u64(f[4], &first) && first == 0)) {
+      *error = at_offset(*r) + ": not a herd record log header (its run or first seq): " + std::string(e.line);
+      return false;
+    }
     if (f[2] != server || !parse_u64(f[4], &first) || first != logs[i].first_seq) {
       *error = at_offset(*r) + ": the header (" + std::string(e.line) + ") does not match server " + server +
                " and the file's name";
@@ -245,6 +253,11 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
         break;
       }
       const uint8_t kind = static_cast<uint8_t>(e.kind);
+      // The last seq would leave the history nowhere to go on (the next would be 0: "nothing").
+      if (e.seq == ~uint64_t{0}) {
+        *error = at_offset(*r) + ": an entry with the last seq there is (" + std::to_string(e.seq) + ")";
+        return false;
+      }
       if (e.seq != expect || (kind != 1 && kind != 2)) {
         *error = at_offset(*r) + ": expected the entry with seq " + std::to_string(expect) + ", found " +
                  (kind == 1 || kind == 2 ? "seq " + std::to_string(e.seq) : std::string("another kind of frame"));
