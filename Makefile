@@ -251,9 +251,11 @@ places-sim-test: $(GAZETTEER)
 # Fuzzing: libFuzzer harnesses (test/fuzz/fuzz_*.cc) built with Debian's clang under ASan + UBSan,
 # over the code that takes bytes from outside: the protocol parser and line splitter, peer records
 # with their seen= set and the location table, the config loader, the gazetteer reader, the HTTP
-# response parser and the google providers' reading of upstream JSON. `make fuzz` searches (a new
-# seed each run); `make fuzz-smoke`, part of `make test`, is a gate: ten seconds each with seed 1,
-# so that it fails the same way on every run, not on what one draw happened to find.
+# response parser and the google providers' reading of upstream JSON, the admin port's request
+# parser and request text, the catch-up lines, the data directory's frames and its recovery from
+# damaged files. `make fuzz` searches (a new seed each run); `make fuzz-smoke`, part of `make test`,
+# is a gate: ten seconds each with seed 1, so that it fails the same way on every run, not on what
+# one draw happened to find.
 FUZZ_DIR := build/fuzz
 FUZZ_CXX := clang++-16
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
@@ -261,7 +263,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/admin_text.cc herd/config.cc herd/seen_set.cc herd/location_table.cc herd/siphash.cc \
-                 herd/sync_state.cc herd/crc32c.cc herd/flood_log.cc herd/record_file.cc \
+                 herd/sync_state.cc herd/crc32c.cc herd/flood_log.cc herd/record_file.cc herd/recovery.cc \
                  places/gazetteer.cc places/legacy_api.cc places/new_api.cc places/upstream_api.cc \
                  places/json_reader.cc places/places_answer.cc places/google_json.cc http/response_parser.cc \
                  http/gzip_decoder.cc http/message.cc http/url.cc http/request_parser.cc

@@ -5,6 +5,7 @@ gazetteer seeds are a handful of invented places in the cities.pbf layout of PLA
 
 import gzip
 import os
+import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -145,6 +146,96 @@ def http_request_seeds():
     }
 
 
+SYNC_LINES = [
+    b'SYNC 5d41c0e7a9b2f301 8c3e0f6b9d2a4417:2048 00aa:18446744073709551615',
+    b'SYNC-FROM 8c3e0f6b9d2a4417 1977',
+    b'SYNC-FROM - 0',
+    b'SYNC-FROM 5d41c0e7a9b2f301 7 ALL',
+    b'BULK 71',
+    b'AT Holiday +0.000123456 c7.load +34.0+118.0 1700000000.5 seen=Holiday,Welsh,Wilkes',
+    b'MARK 2048',
+    b'MARK 18446744073709551616',
+    b'  SYNC\tr1 a:1 b:2 c:3 d:4 e:5 f:6 g:7 h:8 i:9',
+    b'SYNC-FROM 8c3e0f6b9d2a4417 0100 all',
+    b'MARK 000',
+]
+
+
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
+    return crc ^ 0xffffffff
+
+
+def entry(kind, seq, mask, line, spare=b'\0\0\0'):
+    """One backlog entry (herd/flood_log.h): u32 size, u8 kind, 3 spare, u64 seq, u64 mask, line."""
+    return struct.pack('<IB3sQQ', 24 + len(line), kind, spare, seq, mask) + line
+
+
+def frame(kind, seq, mask, line, spare=b'\0\0\0'):
+    """One frame of a data directory's file (herd/record_file.h): u32 length, u32 CRC-32C, entry."""
+    e = entry(kind, seq, mask, line, spare)
+    return struct.pack('<II', len(e), crc32c(e)) + e
+
+
+AT1 = b'AT Hands +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997 seen=Hands,Holiday'
+AT2 = b'AT Goloman -1.500000000 kiwi.cs.ucla.edu +34.1-118.4 1520023935.0'
+AT3 = b'AT Welsh +0.100000000 other +0.0+0.0 7'
+
+
+def record_log(first, run=b'run0000000000001', server=b'Goloman', links=b'Hands,Holiday', entries=None):
+    body = frame(10, 0, 0, b'herd-log 1 ' + server + b' ' + run + b' ' + str(first).encode() + b' ' + links)
+    for i, (kind, line) in enumerate(entries or []):
+        body += frame(kind, first + i, 3 if kind == 1 else 0, line)
+    return body
+
+
+def snapshot(log_start, history=b'-', run=b'run0000000000001', records=(AT1, AT3), progress=(b'Hands runH 12',)):
+    body = frame(10, 0, 0, b'herd-snapshot 1 Goloman ' + run + b' ' + str(log_start).encode() + b' ' + history)
+    for r in records:
+        body += frame(1, 0, 0, r)
+    for p in progress:
+        body += frame(2, 0, 0, p)
+    return body + frame(11, 0, 0, str(len(records)).encode())
+
+
+def record_file_seeds():
+    """Files of a data directory; the first byte: bit 0 asks the harness to make the checksums right."""
+    log = record_log(5, entries=[(1, AT1), (2, b'Hands runH 40'), (1, AT2)])
+    return {
+        'log': b'\x00' + log,
+        'torn-tail': b'\x00' + log + frame(1, 8, 1, AT3)[:-7],
+        'damaged-middle': b'\x00' + log[:40] + b'X' + log[41:],
+        'snapshot': b'\x00' + snapshot(9),
+        'fix-checksums': b'\x01' + entry(1, 1, 1, AT1)[:0] + struct.pack('<II', 24 + 4, 0) + entry(2, 7, 0, b'x y 1'[:4]),
+        'spare-bytes': b'\x00' + frame(1, 3, 0xffffffffffffffff, AT3, spare=b'\x01\x02\x03'),
+    }
+
+
+def recovery_seeds():
+    """Data directories for fuzz_recovery: a flag byte, then the files, each after a '====' line."""
+    sep = b'\n====\n'
+    log5 = record_log(5, entries=[(1, AT1), (2, b'Hands runH 40'), (1, AT2)])
+    log8 = record_log(8, run=b'run0000000000002', entries=[(1, AT3)])
+    return {
+        # flags: bit 0 a snapshot comes first, bits 1-2 how many record logs follow, bit 3 fix checksums,
+        # bits 4-5 the backlog's size (64 << 2k bytes)
+        'one-log': bytes([0b00110010]) + sep + log5,
+        'snapshot-and-logs': bytes([0b00110101]) + sep + snapshot(5, b'runold:3') + sep + log5 + sep + log8,
+        'torn-tail': bytes([0b00000100]) + sep + log5 + sep + log8[:-5],
+        'damage-not-last': bytes([0b00000100]) + sep + log5[:-3] + sep + log8,
+        'gap': bytes([0b00010100]) + sep + log5 + sep + record_log(20, entries=[(1, AT3), (2, b'Holiday runY 3')]),
+        'header-only': bytes([0b00000010]) + sep + record_log(1),
+        'torn-header': bytes([0b00000010]) + sep + record_log(1)[:20],
+        'bad-snapshot': bytes([0b00000001]) + sep + snapshot(3)[:-1],
+        'other-server': bytes([0b00000010]) + sep + record_log(1, server=b'Hands', entries=[(1, AT1)]),
+        'fix-checksums': bytes([0b00001011]) + sep + snapshot(2, b'r1:1') + sep + record_log(2, entries=[(1, AT2)]),
+    }
+
+
 def write(harness, name, data):
     d = os.path.join(HERE, 'corpus', harness)
     os.makedirs(d, exist_ok=True)
@@ -179,6 +270,20 @@ def main():
         write('fuzz_upstream_json', name, data)
     for name, data in http_request_seeds().items():
         write('fuzz_http_request', name, data)
+    write('fuzz_sync_line', 'exchange', b'\n'.join(SYNC_LINES) + b'\n')
+    write('fuzz_sync_line', 'resume', b'MARK 5\nSYNC runB runA:10 runC:3\nMARK 7\nMARK 6\nSYNC runD\nMARK 2\n'
+          b'SYNC-FROM runA 12\nSYNC-FROM runA 9\nSYNC-FROM runB 99\nSYNC-FROM runX 1\n')
+    for name, data in {
+            'query': b'/v1/dashboard?a&x=1&to%6Ben=a%2Bb%26c&token=second&y=2',
+            'bad-escape': b'/v1/dashboard?token=%zz&token=%4',
+            'bearer': b'bEaReR   s3cret \t',
+            'client-id': b'kiwi%2Ecs \xf0\x9f\xa5\x9d \xed\xa0\x80 \xc0\xaf \xf4\x90\x80\x80 "\\\x01\x7f',
+    }.items():
+        write('fuzz_admin_text', name, data)
+    for name, data in record_file_seeds().items():
+        write('fuzz_record_file', name, data)
+    for name, data in recovery_seeds().items():
+        write('fuzz_recovery', name, data)
     for name, data in json_check_seeds().items():
         write('fuzz_json_check', name, data)
 
