@@ -152,18 +152,18 @@ bool PeerSession::handle_line(std::string_view line) {
   // Records of a BULK frame (catch-up) are not logged one by one: the frame and its end are.
   const bool bulk = catch_up_.in_bulk();
   if (!bulk && catch_up_.handle(*conn_, peer_name_, tag_, line)) return true;
-  protocol::Command cmd = protocol::parse_command(line);
-  if (cmd.kind == protocol::CommandKind::kEmpty) return true;
+  protocol::At at;
+  const protocol::CommandKind kind = protocol::parse_at(line, &at);
+  if (kind == protocol::CommandKind::kEmpty) return true;
   if (!bulk) log.write_at(batch_wall_, tag_, '<', line);
   bool stored = false;
   const protocol::Timestamp now = protocol::timestamp_of(batch_wall_);
-  if (cmd.kind != protocol::CommandKind::kAt) {
+  if (kind != protocol::CommandKind::kAt) {
     if (bulk) log.write_at(batch_wall_, tag_, '<', line);
     log.write_at(batch_wall_, tag_, '!', "not an AT record; ignored");
-  } else if (const char* why = refusal(ctx_.server.limits(), cmd.at.client_id, cmd.at.time, now)) {
+  } else if (const char* why = refusal(ctx_.server.limits(), at.client_id, at.time, now)) {
     log.write_at(batch_wall_, tag_, '!', why, "; not stored");
   } else {
-    const protocol::At& at = cmd.at;
     if (peer_index_ >= 0) ctx_.metrics.peer_received[peer_index_].add();
     const protocol::RecordForm record = protocol::at_record(line, at, &record_);
     stored = ctx_.server.router

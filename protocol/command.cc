@@ -65,10 +65,37 @@ bool is_time_diff(std::string_view text) {
   return true;
 }
 
+namespace {
+
+// The AT record in `line` from its first fields f[0..count) as split_fields gave them (at most 7:
+// the seventh, if any, is where the extra fields begin), or false when it is not one.
+bool at_from_fields(std::string_view line, const std::string_view* f, size_t count, At* at) {
+  if (count < 6 || f[0] != "AT" || !is_time_diff(f[2])) return false;
+  const auto time = parse_timestamp(f[5]);
+  if (!valid_location(f[4]) || !time) return false;
+  std::string_view extra;
+  if (count > 6) {  // from the seventh field to the line's end, less the whitespace there
+    const char* end = line.data() + line.size();
+    while (is_space(static_cast<unsigned char>(end[-1]))) --end;
+    extra = std::string_view(f[6].data(), static_cast<size_t>(end - f[6].data()));
+  }
+  *at = At{f[1], f[2], f[3], f[4], f[5], *time, extra};
+  return true;
+}
+
+}  // namespace
+
+CommandKind parse_at(std::string_view line, At* at) {
+  std::string_view f[7];
+  const size_t count = split_fields(line, f, 7);
+  if (count == 0) return CommandKind::kEmpty;
+  return at_from_fields(line, f, count, at) ? CommandKind::kAt : CommandKind::kInvalid;
+}
+
 Command parse_command(std::string_view line) {
   Command cmd;
-  std::string_view f[6];
-  const size_t count = split_fields(line, f, 6);
+  std::string_view f[7];
+  const size_t count = split_fields(line, f, 7);
   if (count == 0) {
     cmd.kind = CommandKind::kEmpty;
     return cmd;
@@ -88,12 +115,7 @@ Command parse_command(std::string_view line) {
     if (!radius || !bound) return cmd;
     cmd.whatsat = Whatsat{f[1], *radius, *bound};
     cmd.kind = CommandKind::kWhatsat;
-  } else if (verb == "AT") {
-    if (count < 6 || !is_time_diff(f[2])) return cmd;
-    const auto time = parse_timestamp(f[5]);
-    if (!valid_location(f[4]) || !time) return cmd;
-    const size_t sixth_end = static_cast<size_t>(f[5].data() - line.data()) + f[5].size();
-    cmd.at = At{f[1], f[2], f[3], f[4], f[5], *time, trim(line.substr(sixth_end))};
+  } else if (at_from_fields(line, f, count, &cmd.at)) {
     cmd.kind = CommandKind::kAt;
   }
   return cmd;

@@ -60,6 +60,11 @@ inline constexpr int kMaxBound = 20;
 // Every string_view in the result points into `line`. Never allocates.
 Command parse_command(std::string_view line);
 
+// Parses a line from a peer link, where only AT records are taken: kAt with *at filled in as
+// parse_command(line).at would be, kEmpty for an empty or whitespace-only line, kInvalid for any
+// other line (an IAMAT or WHATSAT too). For the receiver's hot path: no Command is built.
+CommandKind parse_at(std::string_view line, At* at);
+
 // Parses a WHATSAT radius as described above; nullopt when invalid.
 std::optional<double> parse_radius_km(std::string_view text);
 

@@ -766,6 +766,40 @@ TEST_CASE("AT: bad lines are invalid") {
   }
 }
 
+TEST_CASE("parse_at: what parse_command makes of a peer's line, without the Command") {
+  for (std::string_view line : {
+           "AT Goloman +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997"sv,
+           "AT Hands -12.000000001 kiwi +34.0-118.0 1.5 \t hop=2  via Goloman \r"sv,
+           "AT Welsh +0.000000000 kiwi +34.0-118.0 1.5 x"sv,
+           "AT Welsh +0.000000000 kiwi +34.0-118.0 1.5 seen=Goloman,Hands,Holiday,Wilkes"sv,
+           "  AT\tWelsh\v+0.000000000\fkiwi +34.0-118.0 1.5   \r"sv,
+           "AT Welsh +0.000000000 kiwi +34.0-118.0 1.5 a b c d e f g h"sv,
+           ""sv,
+           " \t\r"sv,
+           "AT"sv,
+           "AT Goloman +0.263873386 kiwi +34.0-118.0"sv,
+           "AT Goloman +0.263873386 kiwi +91.0-118.0 1.5"sv,
+           "AT Goloman +0.263873386 kiwi +34.0-118.0 nan"sv,
+           "IAMAT kiwi +34.0-118.0 1.5"sv,
+           "WHATSAT kiwi 10 5"sv,
+           "at Welsh +0.000000000 kiwi +34.0-118.0 1.5"sv,
+       }) {
+    CAPTURE(line);
+    const Command cmd = protocol::parse_command(line);
+    protocol::At at;
+    const CommandKind kind = protocol::parse_at(line, &at);
+    CHECK(kind == (cmd.kind == CommandKind::kAt || cmd.kind == CommandKind::kEmpty ? cmd.kind : CommandKind::kInvalid));
+    if (kind != CommandKind::kAt) continue;
+    for (auto [mine, theirs] : {std::pair{at.server, cmd.at.server}, {at.diff, cmd.at.diff},
+                                {at.client_id, cmd.at.client_id}, {at.location_text, cmd.at.location_text},
+                                {at.time_text, cmd.at.time_text}, {at.extra, cmd.at.extra}}) {
+      CHECK(mine == theirs);
+      CHECK((mine.empty() || mine.data() == theirs.data()));
+    }
+    CHECK(at.time == cmd.at.time);
+  }
+}
+
 TEST_CASE("is_time_diff") {
   CHECK(protocol::is_time_diff("+0.000000000"));
   CHECK(protocol::is_time_diff("-123456789012.999999999"));
