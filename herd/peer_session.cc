@@ -11,6 +11,7 @@
 #include "protocol/command.h"
 #include "protocol/fields.h"
 #include "protocol/reply.h"
+#include "protocol/sync_line.h"
 #include "reactor/tcp_connection.h"
 #include "reactor/tls_connection.h"
 
@@ -151,7 +152,8 @@ bool PeerSession::handle_line(std::string_view line) {
   }
   // Records of a BULK frame (catch-up) are not logged one by one: the frame and its end are.
   const bool bulk = catch_up_.in_bulk();
-  if (!bulk && catch_up_.handle(*conn_, peer_name_, tag_, line)) return true;
+  // (An AT record, nearly every line, is told from a catch-up line here, without a call.)
+  if (!bulk && protocol::may_be_sync_line(line) && catch_up_.handle(*conn_, peer_name_, tag_, line)) return true;
   protocol::At at;
   const protocol::CommandKind kind = protocol::parse_at(line, &at);
   if (kind == protocol::CommandKind::kEmpty) return true;

@@ -35,13 +35,6 @@ bool is_run_id(std::string_view run) {
   return true;
 }
 
-bool may_be_sync_line(std::string_view line) {
-  size_t start = 0;
-  while (start < line.size() && is_space(static_cast<unsigned char>(line[start]))) ++start;
-  const std::string_view head = line.substr(start, 4);
-  return head == "SYNC" || head == "BULK" || head == "MARK";
-}
-
 SyncLine parse_sync_line(std::string_view line) {
   SyncLine out;
   // Most peer lines are AT records: tell them apart by the verb's first bytes before splitting.
