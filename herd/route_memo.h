@@ -85,10 +85,30 @@ class RouteMemo {
   }
 
  private:
-  // Whether the bytes at p begin with s (an empty view may have no data pointer, which memcmp must
-  // not be given even for no bytes).
+  // Whether the bytes at p begin with s. Asked of every record with a sender name and a seen= set
+  // of a few words, so it compares words inline rather than call memcmp: 8 bytes at a time, the
+  // last 8 (or 4) overlapping those before, and bytes one by one only in a view under 4 bytes
+  // (which may be empty with no data pointer).
   static bool starts_with(const char* p, std::string_view s) {
-    return s.empty() || std::memcmp(p, s.data(), s.size()) == 0;
+    const char* q = s.data();
+    const size_t n = s.size();
+    if (n >= 8) {
+      for (size_t i = 0; i + 8 < n; i += 8) {
+        if (load<uint64_t>(p + i) != load<uint64_t>(q + i)) return false;
+      }
+      return load<uint64_t>(p + n - 8) == load<uint64_t>(q + n - 8);
+    }
+    if (n >= 4) return load<uint32_t>(p) == load<uint32_t>(q) && load<uint32_t>(p + n - 4) == load<uint32_t>(q + n - 4);
+    for (size_t i = 0; i < n; ++i) {
+      if (p[i] != q[i]) return false;
+    }
+    return true;
+  }
+  template <class Word>
+  static Word load(const char* p) {
+    Word w;
+    std::memcpy(&w, p, sizeof w);
+    return w;
   }
 
   Route ways_[kWays];
