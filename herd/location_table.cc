@@ -423,7 +423,9 @@ bool LocationTable::offer(std::string_view client_id, protocol::Timestamp time,
   thread_local std::string scratch;
   if (packed_) {
     const std::string_view id = form.server().empty() ? protocol::at_record_id(record) : form.id();
-    if (client_id.empty() || id != client_id) return false;
+    // (A peer's record comes with the very view of its ID that the parse found: nothing to compare.)
+    const bool same_view = id.data() == client_id.data() && id.size() == client_id.size();
+    if (client_id.empty() || !(same_view || id == client_id)) return false;
     form.store(names_->code(form.server()), &scratch);
   } else {
     if (client_id.empty() || protocol::at_record_id(record) != client_id) return false;
