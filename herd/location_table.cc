@@ -46,16 +46,11 @@ class LocationTable::Names {
 
   uint8_t code(std::string_view name) {
     if (name.empty() || name.size() > kMaxNameBytes) return protocol::kLiteralRecord;
-    // Published names first, without the lock; then again under it, before adding one.
-    size_t n = count_.load(std::memory_order_acquire);
+    // Published names first, without the lock (inline: every record stored asks); then again
+    // under it, before adding one.
+    const size_t n = count_.load(std::memory_order_acquire);
     if (size_t i = find(name, n); i < n) return static_cast<uint8_t>(i);
-    std::lock_guard lock(mu_);
-    n = count_.load(std::memory_order_relaxed);
-    if (size_t i = find(name, n); i < n) return static_cast<uint8_t>(i);
-    if (n == protocol::kLiteralRecord) return protocol::kLiteralRecord;
-    names_[n].assign(name);  // may throw std::bad_alloc: nothing published
-    count_.store(n + 1, std::memory_order_release);
-    return static_cast<uint8_t>(n);
+    return add(name);
   }
 
   std::string_view name(uint8_t code) const {
@@ -63,6 +58,17 @@ class LocationTable::Names {
   }
 
  private:
+  // code() for a name not published when it looked: under the lock, found or added.
+  __attribute__((noinline)) uint8_t add(std::string_view name) {
+    std::lock_guard lock(mu_);
+    const size_t n = count_.load(std::memory_order_relaxed);
+    if (size_t i = find(name, n); i < n) return static_cast<uint8_t>(i);
+    if (n == protocol::kLiteralRecord) return protocol::kLiteralRecord;
+    names_[n].assign(name);  // may throw std::bad_alloc: nothing published
+    count_.store(n + 1, std::memory_order_release);
+    return static_cast<uint8_t>(n);
+  }
+
   // The index of `name` among the first n names, or n.
   size_t find(std::string_view name, size_t n) const {
     size_t i = 0;
