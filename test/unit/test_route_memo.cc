@@ -33,6 +33,28 @@ TEST_SUITE("route_memo") {
     CHECK(memo->find(1, "AX", "C") == nullptr);
   }
 
+  TEST_CASE("a key that differs in any one byte, at any length, is another key") {
+    // The compare goes by words (8 bytes, the last ones overlapping; short views in one load): every
+    // byte of every length must still count, in the sender and in the extra fields.
+    for (size_t n = 1; n <= 40; ++n) {
+      std::string key(n, 'k');
+      for (size_t i = 0; i < n; ++i) key[i] = static_cast<char>('a' + (i * 7) % 26);
+      for (size_t at = 0; at < n; ++at) {
+        CAPTURE(n);
+        CAPTURE(at);
+        std::string other = key;
+        other[at] = static_cast<char>(other[at] ^ 0x20);
+        auto memo = std::make_unique<RouteMemo>();
+        REQUIRE(memo->put(1, key, "x", 1) != nullptr);
+        REQUIRE(memo->put(2, "x", key, 1) != nullptr);
+        CHECK(memo->find(1, key, "x") != nullptr);
+        CHECK(memo->find(1, other, "x") == nullptr);
+        CHECK(memo->find(2, "x", key) != nullptr);
+        CHECK(memo->find(2, "x", other) == nullptr);
+      }
+    }
+  }
+
   TEST_CASE("a field is kept with the links up it was written for") {
     auto memo = std::make_unique<RouteMemo>();
     RouteMemo::Route* r = memo->put(7, "", "", 0b111);
