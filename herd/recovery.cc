@@ -209,13 +209,14 @@ bool recover(const std::string& dir, const std::string& server, const std::vecto
       *error = at_offset(*r) + ": not a herd record log header";
       return false;
     }
-    uint64_t first;
+    uint64_t first = 0;
+    const bool has_first = parse_u64(f[4], &first);
     // As in the snapshot's header: a run id, and a first seq of 1 or more.
-    if (!protocol::is_run_id(f[3]) || (parse_u64(f[4], &first) && first == 0)) {
+    if (!protocol::is_run_id(f[3]) || (has_first && first == 0)) {
       *error = at_offset(*r) + ": not a herd record log header (its run or first seq): " + std::string(e.line);
       return false;
     }
-    if (f[2] != server || !parse_u64(f[4], &first) || first != logs[i].first_seq) {
+    if (f[2] != server || !has_first || first != logs[i].first_seq) {
       *error = at_offset(*r) + ": the header (" + std::string(e.line) + ") does not match server " + server +
                " and the file's name";
       return false;
