@@ -10,7 +10,8 @@ namespace herd {
 
 bool CatchUpReceiver::handle(reactor::Connection& c, std::string_view peer, std::string_view tag,
                              std::string_view line) {
-  if (!protocol::may_be_sync_line(line)) return false;  // an AT record: the common case
+  // (The session tells an AT record, the common case, from a catch-up line before calling this;
+  // parse_sync_line asks the same first-bytes question of anything else.)
   protocol::SyncLine s = protocol::parse_sync_line(line);
   if (s.kind == protocol::SyncKind::kNone) return false;
   const LoopLog& log = ctx_.log;
