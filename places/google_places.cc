@@ -171,20 +171,18 @@ void GooglePlaces::drain(LoopState& ls) {
       ls.loop.cancel(call.timer);
       call.timer = 0;
     }
-    if (!call.wanted()) {
-      // Its clients left while it waited: no upstream call for no one.
+    // Its clients left while it waited (no upstream call for no one), or it is too late for an
+    // attempt to finish (answered as the queue timeout would): the slot goes back.
+    const bool wanted = call.wanted();
+    if (!wanted || call.deadline - Clock::now() < kMinAttempt) {
       call.holds_slot = false;
       inflight_.fetch_sub(1);
       gave_back = true;
-      abandon(ls, id);
-      continue;
-    }
-    if (call.deadline - Clock::now() < kMinAttempt) {
-      // Too late for an attempt to finish: give the slot back and answer as the queue timeout would.
-      call.holds_slot = false;
-      inflight_.fetch_sub(1);
-      gave_back = true;
-      complete(ls, id, slots_busy_answer());
+      if (!wanted) {
+        abandon(ls, id);
+      } else {
+        complete(ls, id, slots_busy_answer());
+      }
       continue;
     }
     start_attempt(ls, call);
