@@ -19,14 +19,11 @@
 #include "herd/flood_log.h"
 #include "herd/record_file.h"
 #include "test/fuzz/fuzz_check.h"
+#include "test/fuzz/record_frames.h"
 
 namespace {
 
-uint32_t get32(std::string_view s, size_t at) {
-  uint32_t v;
-  std::memcpy(&v, s.data() + at, 4);
-  return v;
-}
+using fuzz_frames::get32;
 
 // A whole frame at `at`, written here from the format's description (README "Persistence").
 bool model_frame(std::string_view s, size_t at, size_t* end) {
@@ -55,15 +52,7 @@ std::string reencode(const herd::FloodLog::Entry& e, std::string_view original) 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::string file(reinterpret_cast<const char*>(data + 1), size - 1);
-  if (data[0] & 1) {
-    for (size_t at = 0; at + 8 + 24 <= file.size();) {
-      const uint32_t len = get32(file, at);
-      if (len < 24 || len > file.size() - at - 8) break;
-      const uint32_t crc = herd::crc32c(std::string_view(file).substr(at + 8, len));
-      std::memcpy(file.data() + at + 4, &crc, 4);
-      at += 8 + len;
-    }
-  }
+  if (data[0] & 1) fuzz_frames::fix_checksums(&file);
 
   // The reader.
   auto reader = herd::RecordReader::over(file, "fuzz.log");

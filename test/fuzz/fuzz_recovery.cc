@@ -25,7 +25,6 @@
 #include <string_view>
 #include <vector>
 
-#include "herd/crc32c.h"
 #include "herd/flood_log.h"
 #include "herd/location_table.h"
 #include "herd/recovery.h"
@@ -33,6 +32,7 @@
 #include "protocol/fields.h"
 #include "protocol/sync_line.h"
 #include "test/fuzz/fuzz_check.h"
+#include "test/fuzz/record_frames.h"
 
 namespace {
 
@@ -71,21 +71,8 @@ void write_file(const std::string& name, std::string_view bytes) {
   FUZZ_CHECK(std::fclose(f) == 0);
 }
 
-uint32_t get32(std::string_view s, size_t at) {
-  uint32_t v;
-  std::memcpy(&v, s.data() + at, 4);
-  return v;
-}
-
-void fix_checksums(std::string* file) {
-  for (size_t at = 0; at + 8 + 24 <= file->size();) {
-    const uint32_t len = get32(*file, at);
-    if (len < 24 || len > file->size() - at - 8) break;
-    const uint32_t crc = herd::crc32c(std::string_view(*file).substr(at + 8, len));
-    std::memcpy(file->data() + at + 4, &crc, 4);
-    at += 8 + len;
-  }
-}
+using fuzz_frames::fix_checksums;
+using fuzz_frames::get32;
 
 // The first seq a record log's header frame names ("herd-log 1 server run first links"), if any.
 bool header_first_seq(std::string_view file, uint64_t* first) {
