@@ -252,8 +252,8 @@ places-sim-test: $(GAZETTEER)
 # over the code that takes bytes from outside: the protocol parser and line splitter, peer records
 # with their seen= set and the location table, the config loader, the gazetteer reader, the HTTP
 # response parser and the google providers' reading of upstream JSON, the admin port's request
-# parser and request text, the catch-up lines, the data directory's frames and its recovery from
-# damaged files. `make fuzz` searches (a new seed each run); `make fuzz-smoke`, part of `make test`,
+# parser and request text, the catch-up lines and the catch-up classes on an event loop, the data
+# directory's frames and its recovery from damaged files. `make fuzz` searches (a new seed each run); `make fuzz-smoke`, part of `make test`,
 # is a gate: ten seconds each with seed 1, so that it fails the same way on every run, not on what
 # one draw happened to find.
 FUZZ_DIR := build/fuzz
@@ -267,6 +267,9 @@ FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/admin_text.cc herd/config.cc her
                  places/gazetteer.cc places/legacy_api.cc places/new_api.cc places/upstream_api.cc \
                  places/json_reader.cc places/places_answer.cc places/google_json.cc http/response_parser.cc \
                  http/gzip_decoder.cc http/message.cc http/url.cc http/request_parser.cc
+# The catch-up harness runs a peer session and a link's sender on a real event loop, in a loop context
+# as the server builds it: that takes the rest of the library (a harness links only what it uses).
+FUZZ_LIB_SRCS := $(sort $(FUZZ_LIB_SRCS) $(LIB_SRCS))
 FUZZ_LLHTTP_OBJS := $(FUZZ_DIR)/obj/llhttp/llhttp.o $(FUZZ_DIR)/obj/llhttp/api.o $(FUZZ_DIR)/obj/llhttp/http.o
 FUZZ_LIB := $(FUZZ_DIR)/libfuzzed.a
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.cc)
@@ -289,7 +292,7 @@ $(FUZZ_LIB): $(FUZZ_LIB_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o) $(FUZZ_LLHTTP_OBJS)
 
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/test/fuzz/fuzz_%.o $(FUZZ_LIB)
 	@$(if $(Q),echo "  link     $@")
-	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ -lyaml-cpp -lz -o $@
+	$(Q)$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ -lyaml-cpp -lssl -lcrypto -lz -o $@
 
 .SECONDARY: $(FUZZ_SRCS:%.cc=$(FUZZ_DIR)/obj/%.o)
 fuzz-build: $(FUZZ_BINS)

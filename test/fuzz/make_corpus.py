@@ -243,6 +243,35 @@ def write(harness, name, data):
         f.write(data)
 
 
+def catch_up_seeds():
+    """Scripts of fuzz_catch_up: a flags byte (1: a restarted server, 2: a backlog kept for a data
+    directory), then steps: 0 <n-1> <n bytes from Hands>, 3 <n-1> <n bytes Holiday answers>,
+    4 <client> <time> (an IAMAT), 5 (pump), 6 / 14 (reconnect to Holiday / from Hands), 7 (a loop turn)."""
+    def from_hands(b):
+        return bytes([0, len(b) - 1]) + b
+
+    def answer(b):
+        return bytes([3, len(b) - 1]) + b
+
+    def iamat(who, when):
+        return bytes([4, who, when])
+
+    def record(client, sec, seen=b''):
+        return (b'AT Hands +0.000000001 ' + client + b' +34.068930-118.445127 15200000' + sec + b'.5' + seen +
+                b'\n')
+
+    return {
+        'full-transfer': b'\x00' + iamat(1, 5) + iamat(2, 6) + from_hands(record(b'c3', b'00', b' seen=Hands')) +
+                         from_hands(record(b'c4', b'01', b' seen=Hands,Holiday')) + answer(b'SYNC-FROM - 0\n') +
+                         iamat(3, 9) + from_hands(record(b'c5', b'02')) + b'\x05\x00',
+        'replay': b'\x02' + iamat(1, 5) + iamat(2, 6) + iamat(1, 7) + from_hands(record(b'c3', b'00')) +
+                  answer(b'SYNC-FROM goloman2 1\n') + iamat(3, 9) + b'\x05\x00',
+        'restarted': b'\x01' + from_hands(b'SYNC hands1\nBULK 2\n' + record(b'c3', b'00') + b'SYNC x\nMARK 7\n') +
+                     answer(b'SYNC-FROM goloman1 3 ALL\n') + b'\x0e\x00' +
+                     from_hands(b'SYNC hands2 hands1:7\nMARK 3\n') + b'\x06\x00' + answer(b'SYNC-FROM goloman2 0\n'),
+    }
+
+
 def main():
     for i, line in enumerate(LINES):
         write('fuzz_command', 'line-%02d' % i, line)
@@ -286,6 +315,8 @@ def main():
         write('fuzz_recovery', name, data)
     for name, data in json_check_seeds().items():
         write('fuzz_json_check', name, data)
+    for name, data in catch_up_seeds().items():
+        write('fuzz_catch_up', name, data)
 
 
 if __name__ == '__main__':
