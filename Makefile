@@ -253,23 +253,18 @@ places-sim-test: $(GAZETTEER)
 # with their seen= set and the location table, the config loader, the gazetteer reader, the HTTP
 # response parser and the google providers' reading of upstream JSON, the admin port's request
 # parser and request text, the catch-up lines and the catch-up classes on an event loop, the data
-# directory's frames and its recovery from damaged files. `make fuzz` searches (a new seed each run); `make fuzz-smoke`, part of `make test`,
-# is a gate: ten seconds each with seed 1, so that it fails the same way on every run, not on what
-# one draw happened to find.
+# directory's frames and its recovery from damaged files. `make fuzz` searches (a new seed each
+# run); `make fuzz-smoke`, part of `make test`, is a gate: ten seconds each with seed 1, so that it
+# fails the same way on every run, not on what one draw happened to find.
 FUZZ_DIR := build/fuzz
 FUZZ_CXX := clang++-16
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
             -fsanitize-ignorelist=test/fuzz/ubsan_ignorelist.txt
 FUZZ_CXXFLAGS := -std=c++20 -O1 -g -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN)
-FUZZ_LIB_SRCS := $(wildcard protocol/*.cc) herd/admin_text.cc herd/config.cc herd/seen_set.cc herd/location_table.cc herd/siphash.cc \
-                 herd/sync_state.cc herd/crc32c.cc herd/flood_log.cc herd/record_file.cc herd/recovery.cc \
-                 places/gazetteer.cc places/legacy_api.cc places/new_api.cc places/upstream_api.cc \
-                 places/json_reader.cc places/places_answer.cc places/google_json.cc http/response_parser.cc \
-                 http/gzip_decoder.cc http/message.cc http/url.cc http/request_parser.cc
-# The catch-up harness runs a peer session and a link's sender on a real event loop, in a loop context
-# as the server builds it: that takes the rest of the library (a harness links only what it uses).
-FUZZ_LIB_SRCS := $(sort $(FUZZ_LIB_SRCS) $(LIB_SRCS))
+# The whole library, instrumented, as an archive: a harness links only the objects it uses (the
+# catch-up harness runs a peer session and a link's sender in a loop context, so it takes most of it).
+FUZZ_LIB_SRCS := $(LIB_SRCS)
 FUZZ_LLHTTP_OBJS := $(FUZZ_DIR)/obj/llhttp/llhttp.o $(FUZZ_DIR)/obj/llhttp/api.o $(FUZZ_DIR)/obj/llhttp/http.o
 FUZZ_LIB := $(FUZZ_DIR)/libfuzzed.a
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.cc)
