@@ -121,4 +121,34 @@ TEST_SUITE("seen_set") {
     CHECK(s.contains("S0"));
     CHECK_FALSE(s.contains(names[SeenSet::kMaxNames]));
   }
+  TEST_CASE("a field of 40 names: the first 32 distinct ones are read and written back, in order") {
+    std::string extra = "hops=1 seen=";
+    for (int i = 0; i < 40; ++i) extra += (i ? "," : "") + std::string("Server") + std::to_string(i);
+    extra += " tail=x";
+    REQUIRE(extra.size() > 63);  // the byte-at-a-time parse
+    SeenSet s = SeenSet::parse(extra);
+    CHECK(s.size() == SeenSet::kMaxNames);
+    for (int i = 0; i < 40; ++i) {
+      CAPTURE(i);
+      CHECK(s.contains("Server" + std::to_string(i)) == (i < 32));
+    }
+    std::string out;
+    s.append_field(out);
+    std::string want = " seen=";
+    for (int i = 0; i < 32; ++i) want += (i ? "," : "") + std::string("Server") + std::to_string(i);
+    CHECK(out == want);
+    // A full set takes no more names (a server that reads it cannot name itself: it is then sent the
+    // record back, and the copy is no news), and written again it is the same field.
+    s.add("Self");
+    CHECK_FALSE(s.contains("Self"));
+    std::string again;
+    SeenSet::parse(out).append_field(again);
+    CHECK(again == want);
+    // Repeated names do not take room: 40 names of which 8 repeat are 32 distinct ones.
+    std::string repeats = "seen=";
+    for (int i = 0; i < 40; ++i) repeats += (i ? "," : "") + std::string("S") + std::to_string(i < 8 ? i : i - 8);
+    SeenSet r = SeenSet::parse(repeats);
+    CHECK(r.size() == 32);
+    CHECK(r.contains("S31"));
+  }
 }
