@@ -98,10 +98,17 @@ FloodRouter::Result FloodRouter::offer(std::string_view client_id, protocol::Tim
       seen.add(self_key_);
       const uint64_t up = up_links(mask);
       for (size_t k = 0; k < links_.size(); ++k) {
-        // Not in the set (that is why it is owed the record); links are to distinct neighbours.
-        // (With a bit per link, `up` says which, as read once: the field and its key agree.)
+        // With a bit of its own, a link sent the record is not in the set (that is why it is owed
+        // the record); links are to distinct neighbours. (With a bit per link, `up` says which, as
+        // read once: the field and its key agree.) The links sharing the last bit are all sent it
+        // when any of them is owed it, also one the set names already or the sender: looked up.
         const bool sent = memo ? (up & bit_for(k)) != 0 : (mask & bit_for(k)) && links_[k]->up();
-        if (sent) seen.add_absent(link_keys_[k]);
+        if (!sent) continue;
+        if (memo || k + 1 < kMaskBits) {
+          seen.add_absent(link_keys_[k]);
+        } else {
+          seen.add(link_keys_[k]);
+        }
       }
       line.assign(record.record());
       const size_t at = line.size();

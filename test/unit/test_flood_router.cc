@@ -351,6 +351,39 @@ TEST_SUITE("flood_router") {
     }
   }
 
+  TEST_CASE("a server with 70 links, most of them down: the shared bit names each neighbour once") {
+    constexpr size_t kLinks = 70;
+    Hub hub(kLinks);
+    herd::Server& h = *hub.server;
+    REQUIRE(hub.all_up(0, kLinks, true));
+    for (size_t k = 0; k < 63; ++k) hub.fakes.close(k);
+    REQUIRE(hub.all_up(0, 63, false));
+
+    // From N66, whose set names N66 and N64 (both up, both sharing bit 63).
+    const auto r = offer(h, "N66", "c-down", "1700000004.5", "N66", " seen=N66,N64");
+    REQUIRE(r.stored);
+    const Owed e = entry_at(h.backlog(), r.seq);
+    // Owed to every link down (they get it when they come back) and to the shared bit.
+    for (size_t k = 0; k < kLinks; ++k) CHECK((e.mask & FloodRouter::bit_for(k)) != 0);
+    // Named: the sender's names, this server, and the neighbours of the shared bit (all sent it), each
+    // once; never a neighbour whose link is down.
+    const auto names = seen_names(e.line);
+    CAPTURE(e.line);
+    CHECK(std::set<std::string>(names.begin(), names.end()).size() == names.size());
+    const std::set<std::string> want = {"N66", "N64", "H", "N63", "N65", "N67", "N68", "N69"};
+    CHECK(std::set<std::string>(names.begin(), names.end()) == want);
+
+    hub.flush("sentinel-2");
+    for (size_t k = 63; k < kLinks; ++k) {
+      CAPTURE(k);
+      const auto got = records_for(hub.fakes.received(k), "c-down");
+      if (k == 66 || k == 64) {
+        CHECK(got.size() <= 1);  // named in the set, but on the shared bit
+      } else {
+        CHECK(got.size() == 1);
+      }
+    }
+  }
   TEST_CASE("a set of 40 names in a herd of three: each server stores the record once and the flood ends") {
     // A, B and C in a triangle; X, A's fourth neighbour, never runs: the record comes "from" it with a
     // set of 40 names of no server here. The set A reads is full (32), so A cannot add itself nor B
