@@ -21,19 +21,15 @@
 #include "herd/log_sink.h"
 #include "herd/server.h"
 #include "test/unit/free_port.h"
+#include "test/unit/no_places.h"
 #include "test/unit/temp_dir.h"
 
 using namespace std::chrono_literals;
 
 using testing_net::unused_loopback_port;
+using testing_places::NoPlaces;
 
 namespace {
-
-struct NoPlaces : places::PlacesProvider {
-  void nearby(reactor::EventLoop&, const places::PlacesQuery&, Done done, Wanted = {}) override {
-    done("{\"results\" : [], \"status\" : \"ZERO_RESULTS\"}");
-  }
-};
 
 // Sends `n` pipelined IAMATs for clients prefix0..prefix<n-1> and counts the AT replies.
 int iamats(uint16_t port, const std::string& prefix, int n, int t) {

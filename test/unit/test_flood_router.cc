@@ -32,21 +32,19 @@
 #include "protocol/packed_record.h"
 #include "protocol/timestamp.h"
 #include "test/unit/free_port.h"
+#include "test/unit/no_places.h"
 #include "test/unit/temp_dir.h"
+#include "test/unit/wait_until.h"
 
 using namespace std::chrono_literals;
 using herd::FloodLog;
 using herd::FloodRouter;
 using herd::LocationTable;
 using herd::SeenSet;
+using testing_places::NoPlaces;
+using testing_wait::wait_until;
 
 namespace {
-
-struct NoPlaces : places::PlacesProvider {
-  void nearby(reactor::EventLoop&, const places::PlacesQuery&, Done done, Wanted = {}) override {
-    done("{\"results\" : [], \"status\" : \"ZERO_RESULTS\"}");
-  }
-};
 
 // Listening sockets on loopback ports, one per fake neighbour: they accept the server's links, never
 // answer, and keep what every connection to them brings. close(i) makes neighbour i unreachable.
@@ -210,16 +208,6 @@ Owed entry_at(const FloodLog& log, uint64_t seq) {
   REQUIRE(FloodLog::next_entry(&view, &e));
   REQUIRE(e.seq == seq);
   return {e.mask, std::string(e.line)};
-}
-
-template <typename Pred>
-bool wait_until(Pred pred, std::chrono::seconds limit = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
 }
 
 // A server H linked to `n` fake neighbours N0..N<n-1> (link k is to Nk).

@@ -6,11 +6,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <thread>
 #include <vector>
 
 #include "herd/memory_trim.h"
+#include "test/unit/wait_until.h"
 
 namespace {
 
@@ -30,15 +30,6 @@ std::vector<uint64_t> running(uint64_t start, const std::vector<uint64_t>& per_s
   std::vector<uint64_t> out;
   for (uint64_t n : per_sample) out.push_back(start += n);
   return out;
-}
-
-bool wait_until(const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
 }
 
 }  // namespace
@@ -101,7 +92,8 @@ TEST_CASE("MemoryTrimmer: samples on its thread, trims after a burst, counts wha
   CHECK(trimmer.trims() == 0);
   // A burst, then calm.
   work += 5000;
-  REQUIRE(wait_until([&] { return trimmer.trims() == 1; }));
+  REQUIRE(testing_wait::wait_until([&] { return trimmer.trims() == 1; }, std::chrono::seconds(10),
+                                   std::chrono::milliseconds(1)));
   CHECK(calls.load() == 1);
   CHECK(trimmer.released_bytes() == 5000);
   // Calm afterwards: no further trims.
