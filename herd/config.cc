@@ -60,9 +60,19 @@ class Parser {
   }
   void warn(const std::string& message) { warnings_->push_back(source_ + ": " + message); }
 
+  // The text of a mapping key. A key that is a list, a mapping or null (`? [a]`, `~:`) is valid YAML
+  // but names nothing (yaml-cpp would read null as "null", PyYAML as None): refused by name.
+  std::string key_text(const YAML::Node& key, const std::string& where) {
+    if (!key.IsScalar()) {
+      fail_plain(where.empty() ? "(top level)" : where, key,
+                 "a key must be a name, got " + (key.IsNull() ? std::string("null") : describe(key)));
+    }
+    return key.Scalar();
+  }
+
   void check_keys(const YAML::Node& map, const std::string& where, std::set<std::string> known) {
     for (const auto& kv : map) {
-      std::string key = kv.first.as<std::string>();
+      std::string key = key_text(kv.first, where);
       if (!known.count(key)) {
         if (strict_) fail_plain((where.empty() ? "" : where + ".") + key, kv.first, "unknown key (strict)");
         warn((where.empty() ? "" : where + ".") + key + ": unknown key, ignored" + at_line(kv.first));
@@ -243,7 +253,7 @@ class Parser {
     std::map<std::pair<std::string, int>, std::string> used_ports;  // (host, port) -> "Name.key"
     for (const auto& kv : servers) {
       ServerConfig s;
-      s.name = kv.first.as<std::string>();
+      s.name = key_text(kv.first, "servers");
       std::string key = "servers." + s.name;
       if (s.name.empty()) fail("servers", kv.first, "a server name must not be empty");
       for (char ch : s.name) {

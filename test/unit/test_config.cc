@@ -138,6 +138,20 @@ TEST_SUITE("config") {
     CHECK(contains(backoff, "peer_backoff.initial_ms: must be at most max_ms (5000 unless given), got '10000'"));
   }
 
+  TEST_CASE("a key that is a list, a mapping or null is refused by name, not as invalid YAML") {
+    // Valid YAML, but such a key names nothing: it used to end in "not valid YAML: bad conversion".
+    const std::string a = "  A: { port: 1, peer_port: 2 }\n";
+    CHECK(refused(with_servers("  [A, B]: { port: 1, peer_port: 2 }\n")) ==
+          "test.yaml: servers: a key must be a name, got a list (line 2)");
+    CHECK(refused(with_servers("  ~: { port: 1, peer_port: 2 }\n")) ==
+          "test.yaml: servers: a key must be a name, got null (line 2)");
+    CHECK(refused(with_servers(a) + "? [threads]\n: 1\n") == "test.yaml: (top level): a key must be a name, got a list (line 3)");
+    CHECK(refused(with_servers("  A: { port: 1, peer_port: 2, {x: 1}: 3 }\n")) ==
+          "test.yaml: servers.A: a key must be a name, got a mapping (line 2)");
+    CHECK(refused("limits:\n  ? [max_line]\n  : 100\n" + with_servers(a)) ==
+          "test.yaml: limits: a key must be a name, got a list (line 2)");
+  }
+
   TEST_CASE("a key given twice is refused, in any mapping, with both lines named") {
     // yaml-cpp would read the first copy and PyYAML (the reference server, tools/) the last.
     const std::string a = "  A: { port: 1, peer_port: 2 }\n";
