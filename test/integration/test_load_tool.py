@@ -135,6 +135,21 @@ def test_ipv6_target_and_latency_out(tmp_path):
     assert abs(p50 * 1000 - j['latency_us']['p50']) <= 0.01 * j['latency_us']['p50'] + 0.1
 
 
+def test_config_with_a_bracketed_ipv6_host(tmp_path):
+    # herd-server accepts `host: "[::1]"` (README, Configuration reference); --config must too.
+    server = LineEchoServer()
+    cfg = tmp_path / 'herd.yaml'
+    cfg.write_text('servers:\n  A: { host: "[::1]", port: %d, peer_port: 9 }\n' % server.port)
+    try:
+        r = run_load(['--config', str(cfg), '--entry', 'A', '--protocol', 'null',
+                      '--connections', '2', '--duration', '300ms', '--json'])
+    finally:
+        server.stop()
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout.strip().splitlines()[-1])
+    assert j['errors']['total'] == 0 and j['replies'] > 0
+
+
 def test_per_command_latency_against_a_server(solo, tmp_path):
     out = tmp_path / 'mixed.hgrm'
     r = run_load(['--target', '127.0.0.1:%d' % solo.port('Solo'), '--connections', '4',
