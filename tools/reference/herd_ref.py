@@ -1278,6 +1278,8 @@ def load_config(path):
         host = s.get('host', '127.0.0.1')
         if not isinstance(host, str) or not host:
             raise ConfigError('config %s: server %s: host must be a string' % (path, name))
+        if len(host) >= 2 and host[0] == '[' and host[-1] == ']':
+            host = host[1:-1]   # "[::1]": IPv6 literals may be bracketed, as the C++ server takes them
         if 'port' not in s or 'peer_port' not in s:
             raise ConfigError('config %s: server %s needs port and peer_port' % (path, name))
         port = _port(s['port'], 'server %s port' % name)

@@ -322,6 +322,16 @@ def propagated(h, cid, line, names):
 # ------------------------------------------------------------------------------------------------
 # Pure functions.
 
+def test_config_takes_a_bracketed_ipv6_host(tmp_path):
+    # The C++ server reads host: "[::1]" as ::1; a mixed herd needs the reference to read it alike.
+    path = tmp_path / 'c.yaml'
+    path.write_text('servers:\n  A: { host: "[::1]", port: 1, peer_port: 2 }\n'
+                    '  B: { host: "::1", port: 3, peer_port: 4 }\nlinks: [[A, B]]\n')
+    cfg = herd_ref.load_config(str(path))
+    assert cfg['servers']['A']['host'] == '::1'
+    assert cfg['servers']['B']['host'] == '::1'
+
+
 def test_renderer_reproduces_google_fixture():
     with open(FIXTURE, 'rb') as f:
         raw = f.read()
