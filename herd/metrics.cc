@@ -339,7 +339,8 @@ std::string render_metrics(Server& server) {
   t.counter("herd_admin_requests_total", "Requests answered on the admin port.", admin_req);
 
   const auto& links = server.links();
-  t.family("herd_peer_link_up", "gauge", "Whether the outbound link to a neighbour is connected (1) or not (0).");
+  t.family("herd_peer_link_up", "gauge",
+           "Whether the outbound link to a neighbour is up (1: connected, and answered or unrefused for 1 s) or not (0).");
   for (const auto& l : links) t.sample({{"peer", l->peer_name()}}, uint64_t{l->up() ? 1u : 0u});
   t.family("herd_peer_records_flooded_total", "counter",
            "AT records written to a neighbour (live, replayed by catch-up, and in full transfers).");
