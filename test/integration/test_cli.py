@@ -62,6 +62,9 @@ def test_lines_from_standard_input(solo):
 def test_errors_are_named():
     p = cli('-p', '1', 'WHATSAT', 'x', '1', '1')
     assert p.returncode == 3 and b'cannot connect' in p.stderr, p.stderr
+    # An IPv6 literal may be bracketed, as in the config ("[::1]"): it is not a host name to look up.
+    p = cli('-h', '[::1]', '-p', '1', 'WHATSAT', 'x', '1', '1')
+    assert p.returncode == 3 and b'cannot connect to [::1]:1' in p.stderr, p.stderr
     p = cli('-p', 'http')
     assert p.returncode == 2 and b'-p: expected a port' in p.stderr, p.stderr
     p = cli('--bogus')

@@ -41,7 +41,7 @@ constexpr const char* kUsage =
     "sends each line read from standard input and prints each reply.\n"
     "\n"
     "options:\n"
-    "  -h HOST     server address or name (default 127.0.0.1; IPv6 literals as ::1)\n"
+    "  -h HOST     server address or name (default 127.0.0.1; IPv6 literals as ::1 or [::1])\n"
     "  -p PORT     client port (default 12000, Goloman in config.yaml)\n"
     "  -t SECONDS  time limit for connecting and answering: with a COMMAND for the whole run,\n"
     "              without one for the connect and then for each reply (default 10)\n"
@@ -297,6 +297,8 @@ int parse_options(int argc, char** argv, Options* o) {
       if (i + 1 >= argc) return usage_error(std::string(a) + " needs a value");
       std::string_view v = argv[++i];
       if (a == "-h") {
+        // "[::1]" as in the config and in URLs: getaddrinfo wants the literal without brackets.
+        if (v.size() >= 2 && v.front() == '[' && v.back() == ']') v = v.substr(1, v.size() - 2);
         o->host = v;
       } else if (a == "-p") {
         if (!all_digits(v) || v.size() > 5 || std::atoi(std::string(v).c_str()) < 1 ||
