@@ -16,6 +16,7 @@
 #include "http/url.h"
 #include "protocol/fields.h"
 #include "protocol/reply.h"
+#include "reactor/host_text.h"
 
 namespace herd {
 namespace {
@@ -27,12 +28,6 @@ constexpr size_t kMaxServerName = 255 - 4;
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-// "[::1]" -> "::1": IPv6 literals may be written bracketed, as in URLs.
-std::string unbracket(std::string host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
-  return host;
-}
 
 std::string describe(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
@@ -275,9 +270,11 @@ class Parser {
       const YAML::Node& v = kv.second;
       if (!v.IsMap()) fail(key, v, "expected a mapping { host, port, peer_port }");
       check_keys(v, key, {"host", "port", "peer_port", "listen", "admin_port", "admin_listen"});
-      if (v["host"]) s.host = unbracket(string(v["host"], key + ".host"));
-      if (v["listen"]) s.listen = unbracket(string(v["listen"], key + ".listen"));
-      if (v["admin_listen"]) s.admin_listen = unbracket(string(v["admin_listen"], key + ".admin_listen"));
+      // An address: an IPv6 literal may be written bracketed ("[::1]"), as in URLs.
+      auto address = [&](const char* k) { return std::string(reactor::unbracket_host(string(v[k], key + "." + k))); };
+      if (v["host"]) s.host = address("host");
+      if (v["listen"]) s.listen = address("listen");
+      if (v["admin_listen"]) s.admin_listen = address("admin_listen");
       if (v["admin_port"]) s.admin_port = static_cast<uint16_t>(integer(v["admin_port"], key + ".admin_port", 1, 65535));
       if (!v["port"]) fail(key + ".port", v["port"], "is required");
       if (!v["peer_port"]) fail(key + ".peer_port", v["peer_port"], "is required");

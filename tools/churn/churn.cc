@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "reactor/host_text.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -50,9 +52,7 @@ struct Worker {
 bool parse_target(const std::string& text, Options* o) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos) return false;
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  o->host = host;
+  o->host = std::string(reactor::unbracket_host(std::string_view(text).substr(0, colon)));
   o->port = std::atoi(text.c_str() + colon + 1);
   return o->port > 0 && o->port < 65536;
 }

@@ -31,6 +31,8 @@
 #include <string>
 #include <string_view>
 
+#include "reactor/host_text.h"
+
 namespace {
 
 constexpr const char* kUsage =
@@ -297,9 +299,7 @@ int parse_options(int argc, char** argv, Options* o) {
       if (i + 1 >= argc) return usage_error(std::string(a) + " needs a value");
       std::string_view v = argv[++i];
       if (a == "-h") {
-        // "[::1]" as in the config and in URLs: getaddrinfo wants the literal without brackets.
-        if (v.size() >= 2 && v.front() == '[' && v.back() == ']') v = v.substr(1, v.size() - 2);
-        o->host = v;
+        o->host = reactor::unbracket_host(v);  // "[::1]" as in the config and in URLs
       } else if (a == "-p") {
         if (!all_digits(v) || v.size() > 5 || std::atoi(std::string(v).c_str()) < 1 ||
             std::atoi(std::string(v).c_str()) > 65535) {

@@ -5,6 +5,8 @@
 
 #include <deque>
 
+#include "reactor/host_text.h"
+
 namespace herd_load {
 
 const ServerEntry* HerdConfig::find(const std::string& name) const {
@@ -47,11 +49,8 @@ bool load_herd_config(const std::string& path, HerdConfig* config, std::string* 
         *error = path + ": server " + s.name + " has no port";
         return false;
       }
-      if (v["host"]) {
-        s.host = v["host"].as<std::string>();
-        // herd-server takes IPv6 literals bracketed too ("[::1]", as in URLs): so must its tools.
-        if (s.host.size() >= 2 && s.host.front() == '[' && s.host.back() == ']') s.host = s.host.substr(1, s.host.size() - 2);
-      }
+      // herd-server takes IPv6 literals bracketed too ("[::1]", as in URLs): so must its tools.
+      if (v["host"]) s.host = std::string(reactor::unbracket_host(v["host"].as<std::string>()));
       s.port = v["port"].as<int>();
       if (v["peer_port"]) s.peer_port = v["peer_port"].as<int>();
       config->servers.push_back(s);
