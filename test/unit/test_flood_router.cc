@@ -261,7 +261,10 @@ TEST_SUITE("flood_router") {
     for (size_t k = 0; k < 63; ++k) CHECK(FloodRouter::bit_for(k) == uint64_t{1} << k);
     for (size_t k = 63; k < 200; ++k) CHECK(FloodRouter::bit_for(k) == uint64_t{1} << 63);
   }
+}
 
+// Servers with their loops, log writers and the fake neighbours' threads: `make tsan-test` runs these.
+TEST_SUITE("flood_router concurrency") {
   TEST_CASE("a server with 70 links: every record reaches every neighbour it is owed to") {
     constexpr size_t kLinks = 70;
     Hub hub(kLinks);
