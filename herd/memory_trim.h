@@ -8,12 +8,12 @@
 // thread nor while the loops are busy allocating.
 //
 // So a thread of its own watches how much work the server does (commands answered, records received
-// and sent to peers) and trims once after a burst: when a busy spell has ended, the rate having
-// fallen far below its peak and stayed there. TrimPolicy decides, MemoryTrimmer runs it. A server
-// that never bursts never trims; one under steady load never trims either, so its loops do not
-// fault the same pages back in over and over. (The connection buffers' byte count is not the
-// signal: a seeding burst's leftovers are mostly log batches and flood output, and the buffers
-// shrink as soon as they drain.)
+// and sent to peers, connections accepted: Server::work_done) and trims once after a burst: when a
+// busy spell has ended, the rate having fallen far below its peak and stayed there. TrimPolicy
+// decides, MemoryTrimmer runs it. A server that never bursts never trims; one under steady load
+// never trims either, so its loops do not fault the same pages back in over and over. (The
+// connection buffers' byte count is not the signal: a seeding burst's leftovers are mostly log
+// batches and flood output, and the buffers shrink as soon as they drain.)
 #pragma once
 
 #include <atomic>
