@@ -1,4 +1,5 @@
-// LoopGroup: N EventLoops, each driven by its own thread (one loop per core by default).
+// LoopGroup: N EventLoops (at least one: a count below 1 makes one), each driven by its own thread.
+// It has no default count; the server's (one per core unless `threads` says) is Config::loop_count.
 //
 // Threads: construct, start() and stop() from one controlling thread; loop(i) from any thread.
 #pragma once
