@@ -8,10 +8,10 @@
 // client costs that plus about 20 bytes of slot and padding instead of a heap block each. A client's
 // next record that needs the same room (nearly always) is written over the last in place; records
 // replaced by one of another size, and evicted ones, leave dead bytes; when those reach half of the
-// live ones the shard copies its live records into one exactly-sized block (compaction: at most
-// about two bytes copied per byte that died). Under the lock there is only the compare and the copy
-// of a record, the copy of records out, and now and then a block allocation, the regrowth of the
-// slot array or a compaction. Never I/O.
+// live ones (and 4 KiB, Arena::kMinDead) the shard copies its live records into one exactly-sized
+// block (compaction: at most about two bytes copied per byte that died). Under the lock there is
+// only the compare and the copy of a record, the copy of records out, and now and then a block
+// allocation, the regrowth of the slot array or a compaction. Never I/O.
 //
 // Bounded: the table counts its records and their bytes (charge()) as a whole; a store that takes
 // either past its bound evicts, in its own shard, the least recently updated records until both are
@@ -20,7 +20,9 @@
 // hold to within a record per shard holding just one (none in practice once the table holds a few
 // per shard) and, across loops storing at once, a record or two. An evicted record leaves a tombstone, so no other
 // record moves (a scan in progress misses none); tombstones are cleared when the shard is rehashed.
-// Probing is bounded too: an insert that would probe further than kMaxProbe slots grows the shard.
+// Probing is bounded too: an insert that would probe further than kMaxProbe slots grows the shard
+// (unless it already has 64 slots a record: the probe then stays long rather than the array growing
+// without end).
 //
 // Threads: every public method is thread-safe.
 #pragma once
@@ -129,7 +131,8 @@ class LocationTable {
   // The bytes one record of `record_length` bytes counts against max_bytes (its head and bytes).
   static size_t charge(size_t record_length);
 
-  // Records at least this long get a heap block of their own instead of a place in an arena block.
+  // Records whose stored form is at least this long get a heap block of their own instead of a place
+  // in an arena block.
   static constexpr size_t kAloneBytes = 2048;
 
  private:
