@@ -1,5 +1,7 @@
 // Formatting of the lines the server writes: AT lines, AT records, "? " replies and WHATSAT
-// replies. Each function only appends to the caller's string.
+// replies, and reading the ID and time back out of a record. The append_ functions only append to
+// the caller's string; at_record replaces its scratch string when it builds there; the at_record_
+// readers write nothing.
 #pragma once
 
 #include <cstddef>
