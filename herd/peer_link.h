@@ -4,8 +4,9 @@
 // stream is established, hands it to its CatchUpSender, which says hello,
 // negotiates catch-up and writes the backlog entries owed to the neighbour (herd/catch_up_sender.h).
 // Any thread may notify() the link that the backlog has something for it; one wake-up of the owning
-// loop and one write carry everything stored since the last. When the neighbour is down the link
-// redials forever with capped, jittered exponential backoff; records stored meanwhile wait in the
+// loop sends everything stored since the last, one write per backlog block read (past about 64 KiB
+// CatchUpSender::pump goes on in a later loop turn). When the neighbour is down the link redials
+// forever with capped, jittered exponential backoff; records stored meanwhile wait in the
 // shared backlog (bounded; a neighbour that falls further behind than it reaches gets a full transfer
 // instead), so a neighbour that is down, slow or restarting never stalls this server. Each dial looks the
 // neighbour's host up again and gives up after a deadline (a neighbour that does not answer is
