@@ -93,12 +93,13 @@ void LatencyHistogram::observe(std::chrono::nanoseconds d, uint64_t times) {
 
 void RecentLocations::add(std::string_view client, std::string_view origin, std::string_view location,
                           int64_t unix_ms) {
-  if (unix_ms != sampled_ms_) {
-    sampled_ms_ = unix_ms;
-    taken_in_ms_ = 0;
+  const int64_t window = unix_ms / kWindowMs;
+  if (window != window_) {
+    window_ = window;
+    taken_in_window_ = 0;
   }
-  if (taken_in_ms_ == kSize) return;
-  ++taken_in_ms_;
+  if (taken_in_window_ == kSize) return;
+  ++taken_in_window_;
   std::lock_guard lock(mu_);
   Entry& e = ring_[next_];
   e.client.assign(client.substr(0, kMaxIdBytes));

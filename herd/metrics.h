@@ -49,11 +49,13 @@ struct LatencyHistogram {
 
 // The last few client locations one loop stored (for the dashboard's map). The loop adds; a request
 // copies. The mutex is the loop's own: only a dashboard request ever contends for it. A busy loop
-// stores hundreds of locations a millisecond, more than a map can show: it keeps the first kSize of
-// each millisecond (its `unix_ms`) and passes over the rest without the lock and the copies.
+// stores tens of thousands of locations a second, and the map, polled each second, shows a few: the
+// ring keeps the first kSize of each kWindowMs (by `unix_ms`) and passes over the rest without the
+// lock and the copies. A quiet loop (fewer than kSize in a window) keeps every one.
 class RecentLocations {
  public:
   static constexpr size_t kSize = 16;
+  static constexpr int64_t kWindowMs = 100;
   static constexpr size_t kMaxIdBytes = 64;  // longer client IDs are cut (the map needs no more)
   struct Entry {
     std::string client;
@@ -67,8 +69,8 @@ class RecentLocations {
   void copy_to(std::vector<Entry>* out) const;
 
  private:
-  int64_t sampled_ms_ = -1;  // the loop's thread: the millisecond of the latest add
-  size_t taken_in_ms_ = 0;   // the loop's thread: locations kept in that millisecond
+  int64_t window_ = -1;      // the loop's thread: the window of the latest add (unix_ms / kWindowMs)
+  size_t taken_in_window_ = 0;  // the loop's thread: locations kept in that window
   mutable std::mutex mu_;
   Entry ring_[kSize];  // guarded by mu_
   size_t next_ = 0;    // guarded by mu_

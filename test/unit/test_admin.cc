@@ -357,11 +357,14 @@ TEST_SUITE("upstream metrics") {
 }
 
 TEST_SUITE("recent locations") {
-  TEST_CASE("the ring keeps the newest, and at most its size from each millisecond") {
+  TEST_CASE("the ring keeps the newest, and at most its size from each window") {
     using herd::RecentLocations;
+    constexpr int64_t kW = RecentLocations::kWindowMs;
+    static_assert(kW > 1);
     RecentLocations recent;
-    // A burst in one millisecond: the first kSize are kept, the rest passed over.
-    for (int i = 0; i < 40; ++i) recent.add("burst" + std::to_string(i), "A", "+1.5-2.25", 1000);
+    // A burst in one window: the first kSize are kept, the rest passed over, to its last millisecond.
+    for (int i = 0; i < 40; ++i) recent.add("burst" + std::to_string(i), "A", "+1.5-2.25", 10 * kW + i % 2);
+    recent.add("passed-over", "A", "+9.0+9.0", 11 * kW - 1);
     std::vector<RecentLocations::Entry> got;
     recent.copy_to(&got);
     REQUIRE(got.size() == RecentLocations::kSize);
@@ -369,8 +372,8 @@ TEST_SUITE("recent locations") {
     CHECK(got.back().client == "burst0");
     CHECK(got.back().lat == 1.5);
     CHECK(got.back().lng == -2.25);
-    // A new millisecond takes locations again; the ring drops its oldest.
-    recent.add("later", "B", "+3.0+4.0", 1001);
+    // The next window takes locations again; the ring drops its oldest.
+    recent.add("later", "B", "+3.0+4.0", 11 * kW);
     got.clear();
     recent.copy_to(&got);
     REQUIRE(got.size() == RecentLocations::kSize);
@@ -378,10 +381,10 @@ TEST_SUITE("recent locations") {
     CHECK(got.front().origin == "B");
     CHECK(got.front().lat == 3);
     CHECK(got.front().lng == 4);
-    CHECK(got.front().unix_ms == 1001);
+    CHECK(got.front().unix_ms == 11 * kW);
     CHECK(got.back().client == "burst1");
     // Long IDs are cut.
-    recent.add(std::string(200, 'x'), "B", "+0.0+0.0", 1002);
+    recent.add(std::string(200, 'x'), "B", "+0.0+0.0", 11 * kW + 1);
     got.clear();
     recent.copy_to(&got);
     CHECK(got.front().client.size() == RecentLocations::kMaxIdBytes);
