@@ -394,6 +394,16 @@ bool TlsConnection::flush(size_t budget, std::string* error) {
 
 void TlsConnection::send(std::string_view bytes) {
   if (fd_ < 0 || write_failed_ || close_notify_queued_ || bytes.empty()) return;
+  // Out of memory for the bytes kept back: this connection fails, as a write error would (send is
+  // called from other objects' handlers and from tasks, where nothing would catch it for us).
+  try {
+    send_or_keep(bytes);
+  } catch (const std::bad_alloc&) {
+    fail_later("out of memory");
+  }
+}
+
+void TlsConnection::send_or_keep(std::string_view bytes) {
   if (!established_ || write_wants_read_ || !plain_.empty()) {
     plain_.append(bytes);  // after the handshake (or the read a write waits for), in order
     return;
@@ -423,8 +433,13 @@ void TlsConnection::send(std::string_view bytes) {
     update_interest();
     return;
   }
+  fail_later(std::move(error));
+}
+
+void TlsConnection::fail_later(std::string reason) {
+  if (write_failed_) return;
   write_failed_ = true;
-  close_reason_ = error;
+  close_reason_ = std::move(reason);
   // Closing here would re-enter the handler in the middle of its own call: close at the end of the
   // iteration instead (the owner frees the connection only after on_closed).
   loop_.defer([this] { close(close_reason_); });

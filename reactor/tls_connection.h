@@ -98,6 +98,11 @@ class TlsConnection final : public Connection {
   void finish_handshake();
   void handle_read();
   void handle_write();
+  // send() without its catch: encrypts or keeps `bytes`; may throw std::bad_alloc.
+  void send_or_keep(std::string_view bytes);
+  // Fails the connection with `reason` at the end of the iteration (from inside a call that must
+  // not re-enter the handler); the first reason wins.
+  void fail_later(std::string reason);
   // Encrypts plain_ into out_ (after the handshake). False with *error when OpenSSL failed.
   bool encrypt_pending(std::string* error);
   // Hands out_ to the kernel (at most `budget` bytes). False with *error on a socket error.

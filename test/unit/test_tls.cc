@@ -11,10 +11,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -391,6 +393,29 @@ TEST_SUITE("tls") {
     ::close(sv[1]);
     REQUIRE(spin(loop, [&] { return client.closed; }, 1000ms));
     CHECK(contains(client.reason, "TLS handshake failed: "));
+  }
+
+  TEST_CASE("running out of memory for what send() keeps fails that connection, not its caller") {
+    // Before the handshake every byte sent is kept; a keep that cannot be allocated (a length no
+    // allocation can hold: refused before any byte is read) must close the connection, as
+    // TcpConnection::send does, not throw into whichever handler or task called send().
+    EventLoop loop;
+    auto sctx = alpha_server();
+    auto cctx = beta_client();
+    End server, client;
+    Pair pair(loop, server, *sctx, client, *cctx);
+    static const char byte = 'x';
+    bool threw = false;
+    loop.queue([&] {
+      try {
+        client.conn->send(std::string_view(&byte, static_cast<size_t>(PTRDIFF_MAX)));
+      } catch (const std::bad_alloc&) {
+        threw = true;
+      }
+    });
+    REQUIRE(spin(loop, [&] { return client.closed || threw; }));
+    CHECK_FALSE(threw);
+    CHECK(client.reason == "out of memory");
   }
 
   TEST_CASE("a closed connection before its handshake ends cancels the timer (no late callback)") {
