@@ -59,7 +59,14 @@ int TlsConnection::bio_read(BIO* bio, char* data, int len) {
 int TlsConnection::bio_write(BIO* bio, const char* data, int len) {
   auto* self = static_cast<TlsConnection*>(BIO_get_data(bio));
   BIO_clear_retry_flags(bio);
-  self->out_.append(std::string_view(data, static_cast<size_t>(len)));
+  // No exception may unwind through OpenSSL's C frames: out of memory, the write fails, and so does
+  // the OpenSSL call that made it (describe() names the cause).
+  try {
+    self->out_.append(std::string_view(data, static_cast<size_t>(len)));
+  } catch (const std::bad_alloc&) {
+    self->bio_out_of_memory_ = true;
+    return -1;
+  }
   return len;
 }
 
@@ -176,6 +183,10 @@ std::string_view TlsConnection::cipher() const {
 }
 
 std::string TlsConnection::describe(int code, int result) {
+  if (bio_out_of_memory_) {
+    ERR_clear_error();
+    return "out of memory";
+  }
   switch (code) {
     case SSL_ERROR_SSL: {
       std::string text = take_tls_errors("protocol error");

@@ -150,6 +150,7 @@ class TlsConnection final : public Connection {
   bool close_notify_queued_ = false; // SSL_shutdown ran: close once out_ is flushed
   bool pump_queued_ = false;
   bool write_failed_ = false;
+  bool bio_out_of_memory_ = false;   // bio_write could not keep OpenSSL's output
   std::string close_reason_;
 };
 
