@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <system_error>
 
 #include "herd/record_file.h"
 #include "protocol/fields.h"
@@ -417,7 +418,9 @@ void Persistence::run_writer() {
         retry_open_at = now + std::chrono::seconds(1);
       } else {
         if (rewrite_wanted) rewrite_wanted = start;
-        start_rewrite(start);
+        // No thread for it: the records go on into the new log, and the rewrite waits as for a log
+        // that could not be opened.
+        if (!start_rewrite(start)) retry_open_at = now + std::chrono::seconds(1);
       }
     }
     if (raw.empty()) {
@@ -442,13 +445,22 @@ void Persistence::wait_unless_stopping(std::chrono::milliseconds how_long) {
   stop_cv_.wait_for(lock, how_long, [&] { return stopping_.load(std::memory_order_acquire); });
 }
 
-void Persistence::start_rewrite(uint64_t log_start) {
+bool Persistence::start_rewrite(uint64_t log_start) {
   rewriting_.store(true, std::memory_order_release);
-  rewriter_ = std::thread([this, log_start, troubles = log_troubles_.load(std::memory_order_acquire),
-                           held = held_, history = history_] {
-    pthread_setname_np(pthread_self(), "rewrite");
-    run_rewrite(log_start, troubles, held, history);
-  });
+  // A process at its thread limit (RLIMIT_NPROC, a container's pids.max) cannot start it: the
+  // exception must not leave the writer thread, which would end the process.
+  try {
+    rewriter_ = std::thread([this, log_start, troubles = log_troubles_.load(std::memory_order_acquire),
+                             held = held_, history = history_] {
+      pthread_setname_np(pthread_self(), "rewrite");
+      run_rewrite(log_start, troubles, held, history);
+    });
+  } catch (const std::system_error& e) {
+    rewriting_.store(false, std::memory_order_release);
+    problem(std::string("rewrite: cannot start its thread (") + e.what() + "); trying again in 1 s");
+    return false;
+  }
+  return true;
 }
 
 void Persistence::run_rewrite(uint64_t log_start, uint64_t troubles, std::map<std::string, SyncState::Held> held,

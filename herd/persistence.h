@@ -133,7 +133,7 @@ class Persistence {
   void set_durable(uint64_t seq);
   // Writer thread: sleeps `how_long`, or less when stop() begins.
   void wait_unless_stopping(std::chrono::milliseconds how_long);
-  void start_rewrite(uint64_t log_start);  // writer thread
+  bool start_rewrite(uint64_t log_start);  // writer thread; false when no thread could be started
   void run_rewrite(uint64_t log_start, uint64_t troubles, std::map<std::string, SyncState::Held> held,
                    std::vector<SyncState::EarlierRun> history);
   void note(const std::string& text);
