@@ -1,6 +1,6 @@
 """herd-cli, the README's client: one command from its arguments, or lines from standard input; each
 reply printed whole (a WHATSAT's JSON included); exit 1 on a `? ` reply, 3 when the server cannot be
-reached or does not answer within -t."""
+reached or does not answer within -t, 4 when the reply cannot be written to standard output."""
 
 import contextlib
 import os
@@ -167,3 +167,13 @@ def test_whatsat_reply_shares_the_deadline():
     assert p.returncode == 3, (p.returncode, p.stderr)
     assert p.stderr == b'herd-cli: no complete reply within 2 s\n' and p.stdout == b'', (p.stdout, p.stderr)
     assert 1.9 <= took < 2.6, took
+
+
+def test_a_reply_that_cannot_be_printed_is_not_a_success():
+    # Standard output on a full disk: the reply is lost, and the exit status must say so (it was 0).
+    at = b'AT Solo +0.000000001 a +1.0+1.0 1\n'
+    with silent_server(reply=at) as port, open('/dev/full', 'wb') as full:
+        p = subprocess.run([CLI, '-t', '5', '-p', str(port), 'IAMAT', 'a', '+1.0+1.0', '1'],
+                           stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 4, (p.returncode, p.stderr)
+    assert p.stderr.startswith(b'herd-cli: cannot write the reply to standard output: '), p.stderr

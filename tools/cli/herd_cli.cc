@@ -16,7 +16,7 @@
 //
 // Exit status: 0 when every command was answered and none with `? `; 1 when some reply was `? `;
 // 2 for a usage error; 3 when the server cannot be reached, closes the connection or does not answer
-// in time.
+// in time; 4 when a reply cannot be written to standard output (a closed pipe, a full disk).
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -49,11 +49,13 @@ constexpr const char* kUsage =
     "              without one for the connect and then for each reply (default 10)\n"
     "  --help      this text\n"
     "\n"
-    "exit status: 0 all answered, 1 some reply was `? `, 2 usage error, 3 connection problem\n";
+    "exit status: 0 all answered, 1 some reply was `? `, 2 usage error, 3 connection problem,\n"
+    "4 a reply could not be written to standard output\n";
 
 constexpr int kExitInvalid = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitConnection = 3;
+constexpr int kExitOutput = 4;
 constexpr size_t kMaxReplyBytes = 64 * 1024 * 1024;  // far above any reply the spec allows
 
 using Clock = std::chrono::steady_clock;
@@ -263,7 +265,7 @@ class Link {
   std::string buf_;
 };
 
-enum class Outcome { kAnswered, kInvalid, kFailed };
+enum class Outcome { kAnswered, kInvalid, kFailed, kNotPrinted };
 
 // Sends one command line and prints its reply to stdout; all of it, a WHATSAT's JSON included, by
 // `deadline`.
@@ -282,8 +284,11 @@ Outcome run_command(Link& link, std::string_view line, Clock::time_point deadlin
     json.pop_back();  // the blank line that ends the reply
     reply += json;
   }
-  std::fwrite(reply.data(), 1, reply.size(), stdout);
-  std::fflush(stdout);
+  // A reply that did not reach standard output is not an answer to report success for.
+  if (std::fwrite(reply.data(), 1, reply.size(), stdout) != reply.size() || std::fflush(stdout) != 0) {
+    std::fprintf(stderr, "herd-cli: cannot write the reply to standard output: %s\n", std::strerror(errno));
+    return Outcome::kNotPrinted;
+  }
   return reply.rfind("? ", 0) == 0 ? Outcome::kInvalid : Outcome::kAnswered;
 }
 
@@ -353,6 +358,7 @@ int main(int argc, char** argv) {
       case Outcome::kAnswered: return 0;
       case Outcome::kInvalid: return kExitInvalid;
       case Outcome::kFailed: return kExitConnection;
+      case Outcome::kNotPrinted: return kExitOutput;
     }
   }
 
@@ -369,6 +375,7 @@ int main(int argc, char** argv) {
     if (first_field(line).empty()) continue;  // the server ignores blank lines: nothing to wait for
     Outcome out = run_command(link, line, Clock::now() + limit);
     if (out == Outcome::kFailed) return kExitConnection;
+    if (out == Outcome::kNotPrinted) return kExitOutput;
     if (out == Outcome::kInvalid) status = kExitInvalid;
   }
   if (prompt) std::printf("\n");
