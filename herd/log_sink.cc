@@ -2,7 +2,6 @@
 #include "herd/log_sink.h"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include <cstring>
 
 #include "herd/unaligned.h"
+#include "reactor/threads.h"
 
 namespace herd {
 namespace {
@@ -280,10 +280,7 @@ LogSink::LogSink(int fd, std::string path, int lanes, size_t backlog_bytes, LogO
     fd_ = -1;
     open_file();
   }
-  writer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "log-writer");
-    run_writer();
-  });
+  writer_ = reactor::start_thread("log-writer", [this] { run_writer(); });
 }
 
 LogSink::~LogSink() {

@@ -39,6 +39,7 @@
 #include "places/google_places.h"
 #include "places/offline_places.h"
 #include "reactor/socket.h"
+#include "reactor/threads.h"
 
 namespace {
 
@@ -257,7 +258,8 @@ herd::LogLevel log_level(const std::string& name) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// The server from its arguments to its exit status.
+int run(int argc, char** argv) {
   // The stop and reopen signals are taken by sigwait on the signal thread only. Block them before
   // any thread exists (the log writer, the loops), so every thread inherits the mask and no signal
   // can land on a thread that would die of it.
@@ -270,7 +272,7 @@ int main(int argc, char** argv) {
   // A write past RLIMIT_FSIZE (systemd's LimitFSIZE=, say) then fails with EFBIG, which the log and
   // the record writer handle as any failed write, instead of the signal ending the process.
   ::signal(SIGXFSZ, SIG_IGN);
-  std::thread(signal_thread, signals).detach();
+  reactor::start_thread("signals", [signals] { signal_thread(signals); }).detach();
 
   std::string name;
   std::string config_path = "config.yaml";
@@ -501,4 +503,22 @@ int main(int argc, char** argv) {
   }
   server.stop();
   return 0;
+}
+
+int main(int argc, char** argv) {
+  // What start-up cannot do otherwise than by an exception (a thread the process may not have, memory
+  // for the loops) ends it with a message and exit 1, and not with an abort and a core file; what
+  // had started is stopped on the way out.
+  try {
+    return run(argc, argv);
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "herd-server: %s%s\n", e.what(),
+                 reactor::at_thread_limit(e)
+                     ? " (the process's thread limit: `ulimit -u`, LimitNPROC= or TasksMax= under systemd, a "
+                       "container's pids.max)"
+                     : "");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "herd-server: cannot go on: %s\n", e.what());
+  }
+  return 1;
 }

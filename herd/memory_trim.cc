@@ -2,12 +2,13 @@
 
 #include <fcntl.h>
 #include <malloc.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
+
+#include "reactor/threads.h"
 
 namespace herd {
 
@@ -73,10 +74,7 @@ MemoryTrimmer::~MemoryTrimmer() { stop(); }
 
 void MemoryTrimmer::start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "memory-trim");
-    run();
-  });
+  thread_ = reactor::start_thread("memory-trim", [this] { run(); });
 }
 
 void MemoryTrimmer::stop() {

@@ -3,7 +3,6 @@
 #include "herd/persistence.h"
 
 #include <dirent.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -17,6 +16,7 @@
 
 #include "herd/record_file.h"
 #include "protocol/fields.h"
+#include "reactor/threads.h"
 
 namespace herd {
 namespace {
@@ -111,10 +111,7 @@ bool Persistence::start(FloodLog& backlog, const SyncState& sync, std::string* e
   durable_.store(first - 1, std::memory_order_release);
   synced_through_.store(first - 1, std::memory_order_release);
   if (!open_log(first, error)) return false;
-  writer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "record-writer");
-    run_writer();
-  });
+  writer_ = reactor::start_thread("record-writer", [this] { run_writer(); });
   return true;
 }
 
@@ -450,14 +447,13 @@ bool Persistence::start_rewrite(uint64_t log_start) {
   // A process at its thread limit (RLIMIT_NPROC, a container's pids.max) cannot start it: the
   // exception must not leave the writer thread, which would end the process.
   try {
-    rewriter_ = std::thread([this, log_start, troubles = log_troubles_.load(std::memory_order_acquire),
-                             held = held_, history = history_] {
-      pthread_setname_np(pthread_self(), "rewrite");
+    rewriter_ = reactor::start_thread("rewrite", [this, log_start, troubles = log_troubles_.load(std::memory_order_acquire),
+                                                  held = held_, history = history_] {
       run_rewrite(log_start, troubles, held, history);
     });
   } catch (const std::system_error& e) {
     rewriting_.store(false, std::memory_order_release);
-    problem(std::string("rewrite: cannot start its thread (") + e.what() + "); trying again in 1 s");
+    problem(std::string("rewrite: ") + e.what() + "; trying again in 1 s");
     return false;
   }
   return true;

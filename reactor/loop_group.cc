@@ -1,9 +1,9 @@
 // LoopGroup implementation.
 #include "reactor/loop_group.h"
 
-#include <pthread.h>
-
 #include <string>
+
+#include "reactor/threads.h"
 
 namespace reactor {
 
@@ -17,11 +17,7 @@ LoopGroup::~LoopGroup() { stop(); }
 void LoopGroup::start() {
   for (auto& loop : loops_) {
     EventLoop* l = loop.get();
-    threads_.emplace_back([l] {
-      std::string name = "loop-" + std::to_string(l->index());
-      pthread_setname_np(pthread_self(), name.c_str());
-      l->run();
-    });
+    threads_.push_back(start_thread("loop-" + std::to_string(l->index()), [l] { l->run(); }));
   }
 }
 

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pthread.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -12,6 +11,8 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+
+#include "reactor/threads.h"
 
 namespace reactor {
 
@@ -74,17 +75,14 @@ void Resolver::resolve(EventLoop& loop, std::string host, uint16_t port, Done do
     // A process at its thread limit cannot start the worker: the lookup fails like any other (and a
     // later one tries again), rather than the exception ending the process.
     try {
-      std::thread([state = state_] {
-        pthread_setname_np(pthread_self(), "resolver");
-        state->run(state);
-      }).detach();
+      start_thread("resolver", [state = state_] { state->run(state); }).detach();
       state_->worker_running = true;
     } catch (const std::system_error& e) {
       State::Job job = std::move(state_->jobs.back());
       state_->jobs.pop_back();
       lock.unlock();
       State::answer(state_, loop, std::move(job.done), {},
-                    "cannot resolve host '" + job.host + "': no thread for the lookup (" + e.what() + ")");
+                    "cannot resolve host '" + job.host + "': " + e.what());
       return;
     }
   }

@@ -353,7 +353,7 @@ TEST_SUITE("reactor errors") {
         });
       });
       if (!spin_until(loop, [&] { return answered; })) ::_exit(4);
-      ::_exit(error.find("no thread for the lookup") != std::string::npos ? 0 : 5);
+      ::_exit(error.find("cannot start thread resolver") != std::string::npos ? 0 : 5);
     }
     int status = 0;
     REQUIRE(::waitpid(child, &status, 0) == child);
