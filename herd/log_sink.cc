@@ -347,7 +347,18 @@ void LogSink::rotate() {
     std::string to = path_ + "." + std::to_string(i + 1);
     ::rename(from.c_str(), to.c_str());
   }
-  ::rename(path_.c_str(), (path_ + ".1").c_str());
+  const std::string first = path_ + ".1";
+  if (::rename(path_.c_str(), first.c_str()) != 0) {
+    // The file stays where it is: write on in it past the bound, say so (this round's entries are
+    // collected already, so the note comes with the next), and try again kRotateRetry later.
+    const std::string why = path_ + ": cannot rotate the log (rename to " + first + ": " + std::strerror(errno) + ")";
+    write(lanes() - 1, "-", '!', why,
+          "; writing on past log_max_bytes, next try in " + std::to_string(kRotateRetry.count()) + " s");
+    std::fprintf(stderr, "herd-server: %s; writing on past log_max_bytes\n", why.c_str());
+    reopen_failures_.fetch_add(1, std::memory_order_relaxed);
+    rotate_retry_at_ = std::chrono::steady_clock::now() + kRotateRetry;
+    return;
+  }
   open_file();
 }
 
@@ -365,7 +376,8 @@ void LogSink::write_round(const std::vector<reactor::Buffer>& batches) {
     staging_cap_ = 0;
   }
   if (total == 0) return;
-  if (!path_.empty() && options_.max_bytes > 0 && file_bytes_ > 0 && file_bytes_ + total > options_.max_bytes) {
+  if (!path_.empty() && options_.max_bytes > 0 && file_bytes_ > 0 && file_bytes_ + total > options_.max_bytes &&
+      std::chrono::steady_clock::now() >= rotate_retry_at_) {
     // Our count may be stale: someone may have truncated the file meanwhile (logrotate's
     // copytruncate, a benchmark emptying logs between runs). Rotate on what the file holds.
     struct stat st;

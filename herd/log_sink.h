@@ -16,7 +16,8 @@
 // Operations: a level filters entries (io: all; events: no `<`/`>` lines; warnings: `!` only);
 // reopen() (SIGHUP) makes the writer reopen the path between two whole batches, so an entry is never
 // split and logrotate's `create` works; with a size bound the writer renames NAME.log to NAME.log.1
-// (… up to NAME.log.<keep>) before a batch would pass it; a failed write counts its entries as
+// (… up to NAME.log.<keep>) before a batch would pass it (when the rename fails, it writes on in the
+// file, says so, and tries again kRotateRetry later); a failed write counts its entries as
 // dropped and says so in the next entry that reaches the file; a file whose last entry was cut short
 // (a crash) is ended with a newline before new entries are appended. Path "-" writes to stderr.
 //
@@ -35,6 +36,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -119,7 +121,8 @@ class LogSink {
   uint64_t dropped() const { return dropped_total_.load(std::memory_order_relaxed); }
   // Any thread: bytes the writer has written to the file.
   uint64_t bytes_written() const { return written_total_.load(std::memory_order_relaxed); }
-  // Any thread: reopens (SIGHUP, rotation) that failed, the writer going on with the old file.
+  // Any thread: reopens (SIGHUP, rotation) and rotations that failed, the writer going on with the
+  // old file.
   uint64_t reopen_failures() const { return reopen_failures_.load(std::memory_order_relaxed); }
   // Any thread: asks the writer to write what is queued now and waits until it has.
   void flush();
@@ -194,6 +197,9 @@ class LogSink {
   const LogLevel level_;
   const LogOptions options_;
   uint64_t file_bytes_ = 0;      // writer thread: size of the current file
+  // A rotation whose rename failed (a directory that takes no renames) is not tried on every round.
+  static constexpr std::chrono::seconds kRotateRetry{60};
+  std::chrono::steady_clock::time_point rotate_retry_at_{};  // writer thread
   static constexpr off_t kStartWritebackBytes = 1 << 20;
   static constexpr off_t kKeepCachedBytes = 4 << 20;
   off_t writeback_from_ = 0;     // writer thread: the file's bytes before this are being written back

@@ -365,7 +365,7 @@ std::string render_metrics(Server& server) {
   t.counter("herd_log_entries_dropped_total",
             "Log entries dropped: backlog full (the disk fell behind) or a failed write.", server.log().dropped());
   t.counter("herd_log_reopen_failures_total",
-            "Reopens of the log file (SIGHUP, rotation) that failed; entries went on into the old file.",
+            "Reopens (SIGHUP, rotation) and rotations of the log file that failed; entries went on into the old file.",
             server.log().reopen_failures());
 
   if (const UpstreamMetrics* up = server.upstream_metrics()) {

@@ -567,6 +567,46 @@ TEST_SUITE("log_sink") {
     ::unlink(path.c_str());
   }
 
+  TEST_CASE("a rotation whose rename fails writes on, says so once, and is not retried every round") {
+    // NAME.log.1 a directory that is not empty: renaming the file onto it fails (EISDIR), as any
+    // refused rename would (a directory that takes none, an immutable file). Before, every round
+    // past the bound tried again (and shifted the older files along), and nothing said why.
+    std::string path = temp_path();
+    const std::string blocker = path + ".1";
+    REQUIRE(::mkdir(blocker.c_str(), 0700) == 0);
+    const std::string inside = blocker + "/keep";
+    { std::ofstream(inside) << "kept\n"; }
+    herd::LogOptions options;
+    options.max_bytes = 4096;
+    options.keep = 1;
+    std::string error;
+    uint64_t failures = 0;
+    {
+      auto log = herd::LogSink::open(path, 1, 1 << 20, &error, options);
+      REQUIRE(log);
+      for (int round = 0; round < 6; ++round) {
+        for (int i = 0; i < 40; ++i) log->write(0, "c1", '<', std::string(60, 'a' + round));
+        log->flush();  // each round passes the bound again
+      }
+      failures = log->reopen_failures();
+    }
+    CHECK(failures == 1);
+    auto lines = read_lines(path);
+    CHECK(lines.size() == 6 * 40 + 1);  // every entry, in the one file, and the note
+    size_t notes = 0;
+    for (const auto& l : lines) {
+      if (l.find("cannot rotate the log (rename to " + blocker + ": ") != std::string::npos) {
+        ++notes;
+        CHECK(l.find("writing on past log_max_bytes, next try in 60 s") != std::string::npos);
+      }
+    }
+    CHECK(notes == 1);
+    CHECK(read_lines(inside) == std::vector<std::string>{"kept"});
+    ::unlink(inside.c_str());
+    ::rmdir(blocker.c_str());
+    ::unlink(path.c_str());
+  }
+
   TEST_CASE("the page cache keeps only the log's last few MiB") {
     // 48 MiB of entries in rounds too small to be written directly: without the writer's writeback
     // and DONTNEED all of them would stay cached (this machine has memory to spare); with them,
