@@ -198,3 +198,12 @@ def test_unwritable_latency_out_fails_before_the_run(tmp_path):
                   '--latency-out', str(tmp_path / 'no-such-dir' / 'x.hgrm')], timeout=10)
     assert r.returncode == 2
     assert 'cannot open' in r.stderr
+
+
+def test_an_ack_file_that_cannot_be_written_fails_the_run(solo):
+    # /dev/full opens, but every write to it fails (ENOSPC): acknowledgements a checker such as
+    # tools/chaos relies on would be lost without a word.
+    r = run_load(['--target', '127.0.0.1:%d' % solo.port('Solo'), '--connections', '2',
+                  '--clients', '20', '--duration', '300ms', '--ack-file', '/dev/full'])
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert '/dev/full: cannot write: No space left on device (acknowledgements were lost)' in r.stderr

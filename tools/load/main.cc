@@ -152,7 +152,15 @@ int main(int argc, char** argv) {
   }
   for (auto& t : pool) t.join();
   if (tty) std::fprintf(stderr, "\n");
-  if (run.ack_fd >= 0) ::close(run.ack_fd);
+  bool acks_written = true;
+  if (run.ack_fd >= 0) {
+    if (const int err = run.ack_errno.load()) {
+      std::fprintf(stderr, "herd-load: %s: cannot write: %s (acknowledgements were lost)\n", options.ack_file.c_str(),
+                   std::strerror(err));
+      acks_written = false;
+    }
+    ::close(run.ack_fd);
+  }
 
   RunResult result;
   result.cpu_seconds = cpu_seconds() - cpu0;
@@ -170,6 +178,6 @@ int main(int argc, char** argv) {
   const bool written = options.latency_out.empty() || write_latency_files(options, result.stats);
   if (options.json) print_json_report(options, result);
   else print_text_report(options, result);
-  if (!written) return 2;
+  if (!written || !acks_written) return 2;
   return result.abort_reason.empty() && result.stats.total_errors() == 0 ? 0 : 1;
 }

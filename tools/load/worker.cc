@@ -402,11 +402,15 @@ void Worker::note_ack(std::string_view reply) {
 
 void Worker::write_acks() {
   // Whole lines per write() on an O_APPEND file: lines from several workers never interleave.
+  // A failed or short write loses acknowledgements (a checker of the file would then miss what they
+  // vouch for): the first error is kept, and the run fails with it.
   size_t off = 0;
   while (off < acks_.size()) {
     ssize_t w = write(run_->ack_fd, acks_.data() + off, acks_.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      int expected = 0;
+      run_->ack_errno.compare_exchange_strong(expected, w < 0 ? errno : ENOSPC);
       break;
     }
     off += static_cast<size_t>(w);

@@ -30,6 +30,7 @@ struct RunState {
   std::string abort_reason;            // written once by the worker that sets abort first
   std::atomic<bool> abort_claimed{false};
   int ack_fd = -1;                     // --ack-file (O_APPEND: whole-line writes from any worker)
+  std::atomic<int> ack_errno{0};       // the first failed write to ack_fd (acknowledgements lost)
 
   int64_t warmup_ns() const { return static_cast<int64_t>(options->warmup * 1e9); }
   int64_t duration_ns() const { return options->duration > 0 ? static_cast<int64_t>(options->duration * 1e9) : INT64_MAX / 4; }
