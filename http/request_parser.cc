@@ -152,8 +152,10 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
     return self->fail(405, std::string("method ") + llhttp_method_name(method) + " not allowed");
   }
   if (p->http_major != 1) return self->fail(505, "unsupported HTTP version");
-  // GET and HEAD carry no body here: one announced is refused rather than read.
-  if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
+  // GET and HEAD carry no body here: one announced is refused rather than read. Any
+  // Transfer-Encoding announces one (RFC 9112 6.3), chunked last or not: llhttp refuses a request
+  // whose last coding is not chunked, but not when Connection: Upgrade makes it hand over the rest.
+  if ((p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
     return self->fail(413, "a request body is not accepted");
   }
   self->request_.method = llhttp_method_name(method);

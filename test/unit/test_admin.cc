@@ -79,6 +79,25 @@ TEST_SUITE("admin request parser") {
     CHECK(r.error_status() == 413);
   }
 
+  TEST_CASE("a Transfer-Encoding is refused with an Upgrade too (found by fuzz_http_request)") {
+    // With Connection: Upgrade, llhttp hands over the bytes after the head instead of refusing a
+    // request whose last coding is not chunked: the parser must refuse the body it announces.
+    for (const char* te : {"gzip", "chunked, gzip", "chunked\r\n 050-ked"}) {
+      RequestParser p;
+      size_t used = 0;
+      const std::string req = std::string("GET / HTTP/1.1\r\nTransfer-Encoding: ") + te +
+                              "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+      const std::string coding = te;
+      CAPTURE(coding);
+      CHECK(p.feed(req, &used) == State::kError);
+      CHECK((p.error_status() == 413 || p.error_status() == 400));
+    }
+    // An upgrade without a body is still an ordinary GET here.
+    RequestParser q;
+    size_t used = 0;
+    CHECK(q.feed("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &used) == State::kComplete);
+  }
+
   TEST_CASE("a huge header is bounded, whether it comes at once or slowly") {
     http::RequestLimits limits;
     limits.max_head_bytes = 1024;
