@@ -153,9 +153,11 @@ int RequestParser::on_headers_complete(llhttp_t* p) {
   }
   if (p->http_major != 1) return self->fail(505, "unsupported HTTP version");
   // GET and HEAD carry no body here: one announced is refused rather than read. Any
-  // Transfer-Encoding announces one (RFC 9112 6.3), chunked last or not: llhttp refuses a request
-  // whose last coding is not chunked, but not when Connection: Upgrade makes it hand over the rest.
-  if ((p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
+  // Transfer-Encoding announces one (RFC 9112 6.3), chunked last or not, empty too: llhttp refuses a
+  // request whose last coding is not chunked, but not when Connection: Upgrade makes it hand over
+  // the rest, and it takes no notice of an empty one. So the header itself is looked for.
+  if ((p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)) || self->request_.header("transfer-encoding") ||
+      ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
     return self->fail(413, "a request body is not accepted");
   }
   self->request_.method = llhttp_method_name(method);

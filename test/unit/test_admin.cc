@@ -92,6 +92,15 @@ TEST_SUITE("admin request parser") {
       CHECK(p.feed(req, &used) == State::kError);
       CHECK((p.error_status() == 413 || p.error_status() == 400));
     }
+    // An empty Transfer-Encoding has no chunked as its last coding either (llhttp ignores it).
+    for (const char* te : {"Transfer-Encoding: \r\n", "Transfer-Encoding:\r\nConnection: Upgrade\r\nUpgrade: b\r\n"}) {
+      RequestParser p;
+      size_t used = 0;
+      const std::string req = std::string("GET / HTTP/1.1\r\n") + te + "\r\n";
+      CAPTURE(req);
+      CHECK(p.feed(req, &used) == State::kError);
+      CHECK((p.error_status() == 413 || p.error_status() == 400));
+    }
     // An upgrade without a body is still an ordinary GET here.
     RequestParser q;
     size_t used = 0;
