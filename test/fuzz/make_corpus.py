@@ -143,6 +143,9 @@ def http_request_seeds():
         # A finding (llhttp 8.1 ended the head at CR and any byte, taking that byte along): a regression seed.
         'cr-end': b'\x07\x00GET / HTTP/1.1\n\rXa\r :\n  b\r\nContent-Length: 0\r\n\r\n',
         'folded': b'\x07\x00GET / HTTP/1.1\r\nX: a\r\n  b\r\nContent-Length: 0\r\n\r\n',
+        # Findings (a Transfer-Encoding accepted: not chunked last, with an Upgrade; empty): regression seeds.
+        'te-upgrade': b'\x07\x00GET / HTTP/1.1\nTransfer-Encoding:chunkedc\r\nConnection:Upgrade\r\nUpgrade:b\r\n\n',
+        'te-empty': b'\x10\x00GET / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\nc',
     }
 
 
