@@ -137,6 +137,8 @@ int RequestParser::on_header_value(llhttp_t* p, const char* at, size_t n) {
 
 int RequestParser::on_header_value_complete(llhttp_t* p) {
   auto* self = static_cast<RequestParser*>(p->data);
+  // A field name is a token, one character at least (RFC 9110 5.1): llhttp takes `: value` whole.
+  if (self->request_.headers.back().first.empty()) return self->fail(400, "a header field without a name");
   // llhttp skips the whitespace before a value but hands over the whitespace after it, which is
   // optional whitespace too (RFC 9110 5.5): `Bearer t ` is the credential `Bearer t`.
   std::string& value = self->request_.headers.back().second;

@@ -80,6 +80,7 @@ void check_request(std::string_view head, const http::IncomingRequest& r, const 
   FUZZ_CHECK(r.path().size() <= r.target.size() && r.path().find('?') == std::string_view::npos);
   FUZZ_CHECK(r.headers.size() <= limits.max_headers);
   for (const auto& [name, value] : r.headers) {
+    FUZZ_CHECK(!name.empty());  // a field name is a token (RFC 9110 5.1)
     for (char c : name) FUZZ_CHECK(!(c >= 'A' && c <= 'Z'));
     if (!value.empty()) {
       FUZZ_CHECK(!is_optional_whitespace(value.front()));

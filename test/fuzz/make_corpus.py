@@ -146,6 +146,8 @@ def http_request_seeds():
         # Findings (a Transfer-Encoding accepted: not chunked last, with an Upgrade; empty): regression seeds.
         'te-upgrade': b'\x07\x00GET / HTTP/1.1\nTransfer-Encoding:chunkedc\r\nConnection:Upgrade\r\nUpgrade:b\r\n\n',
         'te-empty': b'\x10\x00GET / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\nc',
+        # A finding (a header field without a name accepted): a regression seed.
+        'name-empty': b'\x10\x00GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n',
     }
 
 

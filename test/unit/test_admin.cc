@@ -107,6 +107,19 @@ TEST_SUITE("admin request parser") {
     CHECK(q.feed("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &used) == State::kComplete);
   }
 
+  TEST_CASE("a header field without a name is refused (found by fuzz_http_request)") {
+    for (const char* head : {"GET / HTTP/1.1\r\n: empty\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n:\r\n\r\n",
+                             "GET / HTTP/1.1\r\n:x\r\nHost: a\r\n\r\n"}) {
+      RequestParser p;
+      size_t used = 0;
+      const std::string req = head;
+      CAPTURE(req);
+      CHECK(p.feed(req, &used) == State::kError);
+      CHECK(p.error_status() == 400);
+      CHECK(p.error() == "a header field without a name");
+    }
+  }
+
   TEST_CASE("a huge header is bounded, whether it comes at once or slowly") {
     http::RequestLimits limits;
     limits.max_head_bytes = 1024;
