@@ -11,8 +11,9 @@
 
 The process listens on a free loopback port (read from its first stdout line) and is stopped by
 stop() / the with-block (SIGTERM, then SIGKILL after a grace period). Its stderr and access log go
-to `log_path` (a temporary file by default), never to a pipe that could fill. Control requests use
-their own connection each, which the simulator does not count in tcp_connections/tls_handshakes.
+to `log_path` (by default a temporary file, which stop() removes unless the start failed), never to
+a pipe that could fill. Control requests use their own connection each, which the simulator does not
+count in tcp_connections/tls_handshakes.
 Not thread-safe: one test thread drives one simulator.
 """
 
@@ -51,6 +52,8 @@ class PlacesSim:
             cmd += ['--cert', cert, '--key', key]
         if faults:
             cmd += ['--faults', json.dumps(faults)]
+        # A log of our own making goes with stop(), unless the start failed (the error names it).
+        self._own_log = log_path is None
         if log_path is None:
             fd, log_path = tempfile.mkstemp(prefix='places-sim-', suffix='.log')
             os.close(fd)
@@ -66,6 +69,7 @@ class PlacesSim:
             if m is None:
                 raise RuntimeError('places-sim said %r' % self.line)
         except BaseException:
+            self._own_log = False
             self.stop()
             raise
         self.port = int(m.group(2))
@@ -139,6 +143,12 @@ class PlacesSim:
         if self.proc.stdout:
             self.proc.stdout.close()
         self._log.close()
+        if self._own_log:
+            self._own_log = False
+            try:
+                os.unlink(self.log_path)
+            except FileNotFoundError:
+                pass
 
     def kill(self):
         """SIGKILL, as a crashed upstream would go."""

@@ -325,8 +325,11 @@ def test_killed_and_restarted_on_the_same_port(certdir):
     try:
         assert s.port == port and s.control('GET', '/_sim/config')[1]['config'] == {
             'latency_ms': 1}
+        assert os.path.exists(s.log_path)
     finally:
         s.stop()
+    # The log it made for itself (none was given) goes with it: runs leave nothing in /tmp.
+    assert not os.path.exists(s.log_path)
 
 
 def test_tls_1_2_only(certdir):
