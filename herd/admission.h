@@ -8,11 +8,13 @@
 // Admission: which connections it holds, over all its loops. It counts open connections against
 // their bounds (clients: limits.max_connections; peers: peer_connection_bound; admin:
 // kMaxAdminConnections), keeps the account every connection's buffers count in against
-// limits.max_buffered_bytes (and the output allowance that follows from it), and remembers which peer
-// connections said hello under which name, so a neighbour holds at most kMaxSessionsPerPeer.
+// limits.max_buffered_bytes (and the output allowance and input bounds that follow from it), and
+// remembers which peer connections said hello under which name, so a neighbour holds at most
+// kMaxSessionsPerPeer.
 // Threads: any thread.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -57,6 +59,12 @@ class Admission {
   static constexpr size_t kMaxSessionsPerPeer = 4;
   // The smallest output allowance, however far past its budget the server is.
   static constexpr size_t kBudgetFloor = 16 * 1024;
+  // Past the budget, a client's line may be at most this much longer than limits.max_id_bytes (and
+  // never longer than limits.max_line): room for any command, none for a line built to hold memory.
+  static constexpr size_t kTightLineSlack = 4 * 1024;
+  // Past the budget, a client connection reads at most this much at a time, so that the commands it
+  // has sent but the server has not taken yet (its replies wait) stay few.
+  static constexpr size_t kTightRead = 4 * 1024;
 
   // Inbound peer connections held at most, for `config` with `loops` event loops: the hello-less ones
   // (kMaxPendingPeers, at least 4 per loop), kMaxSessionsPerPeer per server of the herd, and one
@@ -82,6 +90,11 @@ class Admission {
   // quarter of limits.max_output_bytes up to 125% of the budget, a sixteenth up to 150%, and
   // kBudgetFloor beyond.
   size_t output_allowance() const;
+  // buffered_bytes() is past limits.max_buffered_bytes.
+  bool over_budget() const { return buffered_bytes() > static_cast<int64_t>(limits_.max_buffered_bytes); }
+  // The longest line a client may send while over_budget(): limits.max_id_bytes + kTightLineSlack, or
+  // limits.max_line if that is shorter. Within the budget the bound is limits.max_line.
+  size_t tight_line_limit() const { return std::min(limits_.max_line, limits_.max_id_bytes + kTightLineSlack); }
 
   // Where a peer session runs: its loop's index and its id there.
   struct PeerSlot {

@@ -25,7 +25,16 @@ ClientSession::ClientSession(LoopContext& ctx, uint64_t id, int fd, const reacto
   ctx_.log.write(tag_, '+', "client connected from ", from.to_string());
 }
 
-void ClientSession::start() { conn_.start(); }
+void ClientSession::start() {
+  update_read_size();  // a client that comes while the server is past its budget reads small at once
+  conn_.start();
+}
+
+void ClientSession::update_read_size() {
+  // Past the budget, reads are small: the commands read and not yet taken (their replies wait) stay
+  // few, and a line over the tight limit is found before it is all in memory.
+  conn_.set_read_size(ctx_.server.admission.over_budget() ? Admission::kTightRead : reactor::Connection::kReadChunk);
+}
 
 size_t ClientSession::on_data(reactor::Connection&, std::string_view data) {
   last_input_ = Clock::now();
@@ -63,11 +72,15 @@ size_t ClientSession::take_lines(std::string_view data, bool at_eof) {
   size_t consumed = 0;
   std::string_view oversize;
   LineStop stop;
+  // Past the server's budget for buffered bytes, a line must be no longer than a command can be:
+  // one held to fill memory is answered as a line over the limit.
+  const Admission& admission = ctx_.server.admission;
+  const size_t max_line = admission.over_budget() ? admission.tight_line_limit() : ctx_.server.limits().max_line;
   {
     // Every command line is logged (and most replies): the loop's lane is locked once for the read.
     const LogSink::Hold hold = ctx_.log.hold();
     stop = split_lines(
-        data, ctx_.server.limits().max_line, at_eof,
+        data, max_line, at_eof,
         [&](std::string_view line) {
           handle_line(line);
           // Stop taking commands once their replies would exceed the bounds; the rest of the input
@@ -327,6 +340,7 @@ bool ClientSession::has_room() const {
 }
 
 void ClientSession::update_reading() {
+  update_read_size();
   const bool room = has_room();
   conn_.set_reading(room && !finishing_ && !eof_);
   if (!room || finishing_ || !held_ || resume_queued_) return;

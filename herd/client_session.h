@@ -77,6 +77,7 @@ class ClientSession final : public reactor::ConnectionHandler {
   void flush();
   bool has_room() const;  // replies queued and unsent are within the bounds
   void update_reading();
+  void update_read_size();  // small reads past the server's budget for buffered bytes, else full ones
   void resume_after_eof();
   void maybe_finish();
 

@@ -92,7 +92,7 @@ void TcpConnection::handle_events(uint32_t events) {
 }
 
 void TcpConnection::handle_read() {
-  ssize_t n = ::read(fd_, t_scratch, kReadChunk);
+  ssize_t n = ::read(fd_, t_scratch, read_size_);
   if (n > 0) {
     offer_read(handler_, *this, in_, std::string_view(t_scratch, static_cast<size_t>(n)),
                [this] { return fd_ >= 0; }, kKeepCapacity);

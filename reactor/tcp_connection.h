@@ -6,6 +6,7 @@
 // Threads and lifetime: as for every Connection (reactor/connection.h).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -37,6 +38,10 @@ class TcpConnection final : public Connection {
   bool eof_confirmed() const override { return true; }
   int fd() const override { return fd_; }
   EventLoop& loop() override { return loop_; }
+  // Reads at most `bytes` (1 to kReadChunk) per read() from now on; kReadChunk to begin with. A
+  // handler under memory pressure takes its input in smaller steps, so that less of it waits here.
+  void set_read_size(size_t bytes) { read_size_ = std::clamp<size_t>(bytes, 1, kReadChunk); }
+  size_t read_size() const { return read_size_; }
 
   void on_events(uint32_t events) override;
 
@@ -58,6 +63,7 @@ class TcpConnection final : public Connection {
   ConnectionHandler& handler_;
   Buffer in_;   // unconsumed input
   Buffer out_;  // unsent output
+  size_t read_size_ = kReadChunk;  // bytes asked of each read()
   uint32_t interest_ = 0;  // events registered with epoll
   bool registered_ = false;
   bool want_read_ = true;

@@ -245,3 +245,97 @@ def test_a_burst_of_connections_is_followed_by_a_trim(make_herd):
         s.sendall(b'IAMAT ' + b'x' * 2000)
         s.close()
     wait_for(lambda: trims() >= 1, 15, 'a trim after the burst', diagnose=lambda: describe_server(herd.servers['Solo'].pid, herd.admin_ports['Solo']))
+
+
+def read_until_closed(s, limit=1 << 20):
+    """Everything the server sends on `s` until it closes its side (at most `limit` bytes)."""
+    got = b''
+    while len(got) < limit:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_past_the_budget_input_is_bounded_too(make_herd):
+    """Input used to count toward the budget without being bounded by it: every client could hold an
+    incomplete line of up to max_line (64 KiB), 1.3 GB over 20,000 clients, and 64 KiB of commands
+    read ahead of replies it does not take. Past the budget a client's line may be at most
+    max_id_bytes + 4 KiB (a longer one is answered as a line over the limit and the connection
+    closed), and a client reads 4 KiB at a time, so what it has sent and the server holds stays
+    small, while a light client is served as before."""
+    budget = 1 << 20
+    herd = make_herd(names=['Solo'], links=[], threads=1, admin=True, extra_yaml='log_level: events\n',
+                     limits={'max_buffered_bytes': budget, 'max_output_bytes': 4096, 'line_timeout_ms': 60000,
+                             'write_timeout_ms': 0})
+    port = herd.port('Solo')
+
+    def buffered():
+        return solo_metric(herd, b'herd_buffered_bytes')
+
+    held = []
+    try:
+        # Fill the budget with incomplete lines short enough to be held past it too (a 4 KiB buffer
+        # each, every one taken in one read).
+        while buffered() <= budget:
+            assert len(held) < 300, 'the budget was never passed: %d bytes buffered' % buffered()
+            s = socket.create_connection(('127.0.0.1', port), timeout=10)
+            held.append(s)
+            before = buffered()
+            s.sendall(b'IAMAT ' + b'x' * 3000)
+            wait_for(lambda: buffered() >= before + 3000, 10, 'the incomplete line buffered',
+                     diagnose=lambda: 'before %d, now %d' % (before, buffered()))
+        full = buffered()
+
+        # Past it, a line of 60,000 bytes (one that is held within it) is cut short at max_id_bytes
+        # (1024) + 4 KiB and answered.
+        s = socket.create_connection(('127.0.0.1', port), timeout=10)
+        try:
+            s.sendall(b'IAMAT ' + b'y' * 60000)
+            got = read_until_closed(s)
+        finally:
+            s.close()
+        limit = 1024 + 4096
+        assert got == b'? ' + (b'IAMAT ' + b'y' * 60000)[:limit] + b'\n', (len(got), got[:40])
+        assert buffered() <= full + 16 * 1024, (full, buffered())
+
+        # A client that sends commands and reads none of their replies holds little of its input:
+        # 4 KiB reads instead of 64 KiB ones.
+        other = unique_id('light')
+        check_at_line(iamat(port, other, UCLA, T), 'Solo', other, UCLA, T)
+        deaf = []
+        base = buffered()
+        for _ in range(8):
+            d = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            d.settimeout(10)
+            d.connect(('127.0.0.1', port))
+            d.setblocking(False)
+            deaf.append(d)
+        command = b'WHATSAT %s 50 20\n' % other  # about 9 KB of reply each
+        burst = command * (2 * 1024 * 1024 // len(command))
+        sent = [0] * len(deaf)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for i, d in enumerate(deaf):
+                try:
+                    sent[i] += d.send(burst[sent[i]:sent[i] + 65536])
+                except BlockingIOError:
+                    pass
+            time.sleep(0.05)
+        grown = buffered() - base
+        print('8 clients that read nothing added %d bytes buffered' % grown)
+        # Each holds its replies' output (max_output_bytes, 4 KiB, and a reply of about 9 KB past it:
+        # a 16 KiB buffer) and what is left of one read of commands: 4 KiB now, 64 KiB before (80 KiB
+        # a client, 640 KiB for the eight).
+        assert grown <= 8 * 24 * 1024, grown
+        for d in deaf:
+            d.close()
+
+        # A light client is answered beside them all.
+        check_at_line(iamat(port, other, UCLA, T), 'Solo', other, UCLA, T)
+        assert whatsat(port, other, 10, 1).startswith(b'AT Solo ')
+    finally:
+        for s in held:
+            s.close()

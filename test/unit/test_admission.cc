@@ -63,6 +63,24 @@ TEST_SUITE("admission") {
     CHECK(a.output_allowance() == Admission::kBudgetFloor);
   }
 
+  TEST_CASE("past the budget a client's line is bounded by its ID's limit, not by max_line") {
+    herd::Limits limits;
+    limits.max_buffered_bytes = 1000000;
+    Admission a(limits, 8);
+    auto& account = *a.buffer_account();
+    account = 1000000;
+    CHECK_FALSE(a.over_budget());
+    account = 1000001;
+    CHECK(a.over_budget());
+    CHECK(a.tight_line_limit() == limits.max_id_bytes + Admission::kTightLineSlack);
+    CHECK(a.tight_line_limit() < limits.max_line);
+    limits.max_line = 2048;  // a max_line below it stays the bound
+    CHECK(a.tight_line_limit() == 2048);
+    limits.max_line = 64 * 1024;
+    limits.max_id_bytes = 16 << 20;  // an ID limit beyond max_line leaves max_line
+    CHECK(a.tight_line_limit() == 64 * 1024);
+  }
+
   TEST_CASE("a name keeps its newest sessions; a closed one leaves its slot") {
     herd::Limits limits;
     Admission a(limits, 64);
