@@ -538,8 +538,8 @@ struct Harness {
     out.next_at_answer = backlog.next_seq();
     std::optional<uint64_t> resume;
     if (s.run != "-") resume = sync.resume_point(s.run, s.number);
-    if (!resume || *resume + 1 < backlog.oldest_seq()) {
-      // A full transfer: every record the table holds.
+    if (!resume || *resume >= backlog.next_seq() || *resume + 1 < backlog.oldest_seq()) {
+      // A full transfer: every record the table holds (also for a claim past what was stored).
       std::string all;
       LocationTable::ScanPosition pos;
       while (!pos.done) table.scan(&pos, &all, 1 << 20);

@@ -4,6 +4,7 @@ link was cut, records lost in a connection that failed, and the two flood-routin
 not hide. Links are cut, blackholed and healed with tools/chaos/faultproxy.py (Herd(proxied=True))."""
 
 import re
+import socket
 import time
 
 from herdlib import (NAMES, Client, at_lines, flush_links, missing_at, poll_whatsat, unique_id, updates,
@@ -250,3 +251,56 @@ def test_idle_servers_with_data_stop_marking(make_herd):
     settled = marks()
     time.sleep(3.5)
     assert marks() == settled
+
+
+def test_a_claim_past_what_was_stored_gets_a_full_transfer(make_herd):
+    """An acceptor's SYNC-FROM names how far it holds the dialler's history. A seq of the current run
+    that the dialler has not stored yet cannot be true (no server sends it): where that neighbour
+    stands is unknown, so it gets everything. It used to be taken as "holds everything" and be sent
+    nothing; 2^64-1 wrapped to seq 0 and got a transfer for the wrong reason."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']], threads=1)
+    wait_for(lambda: caught_up_lines(herd, 'B'), 10, 'first catch-up')
+    ids = [unique_id('held') for _ in range(3)]
+    with Client(herd.port('A')) as c:
+        c.send(b''.join(b'IAMAT %s %s 1600000000.5\n' % (i, UCLA) for i in ids))
+        for _ in ids:
+            assert c.read_line().startswith(b'AT A ')
+    herd.kill('B')
+    # B's peer port, now spoken for by a fake acceptor: A redials it.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(('127.0.0.1', herd.peer_ports['B']))
+    listener.listen(4)
+    listener.settimeout(15)
+    try:
+        for claim in (b'1000000', b'18446744073709551615'):
+            conn, _ = listener.accept()
+            try:
+                conn.settimeout(10)
+                got = b''
+                while got.count(b'\n') < 2:
+                    chunk = conn.recv(4096)
+                    assert chunk, got
+                    got += chunk
+                hello, sync = got.split(b'\n')[:2]
+                assert hello == b'HERD A' and sync.startswith(b'SYNC '), got
+                run = sync.split()[1]
+                conn.sendall(b'SYNC-FROM %s %s\n' % (run, claim))
+                deadline = time.monotonic() + 10
+                while not all(i in got for i in ids) and time.monotonic() < deadline:
+                    try:
+                        chunk = conn.recv(65536)
+                    except socket.timeout:
+                        break
+                    if not chunk:
+                        break
+                    got += chunk
+                assert all(i in got for i in ids), (claim, got[-600:])
+                assert b'\nBULK ' in got, got[-600:]
+                wait_for(lambda: b'B * catch-up: full transfer' in herd.log_bytes('A')
+                         and b'it claims our seq %s; the last we stored is 3' % claim in herd.log_bytes('A'),
+                         10, 'the reason in the log')
+            finally:
+                conn.close()
+    finally:
+        listener.close()
