@@ -6,9 +6,13 @@ gazetteer seeds are a handful of invented places in the cities.pbf layout of PLA
 import gzip
 import os
 import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+import cities_pbf  # noqa: E402
+from cities_pbf import field_bytes, field_varint, record, varint, zigzag  # noqa: E402
 
 LINES = [
     b'IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997',
@@ -28,35 +32,8 @@ LINES = [
 ]
 
 
-def varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7f
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def zigzag(v):
-    return (v << 1) ^ (v >> 63) if v >= 0 else ((-v) << 1) - 1
-
-
-def field_varint(n, v):
-    return varint(n << 3) + varint(v)
-
-
-def field_bytes(n, b):
-    return varint(n << 3 | 2) + varint(len(b)) + b
-
-
 def city(gid, name, country, admin1, pop, dlng, dlat):
-    body = (field_varint(1, zigzag(gid)) + field_bytes(2, name) + field_bytes(3, country) +
-            field_bytes(8, admin1) + field_varint(9, pop) + field_varint(10, zigzag(dlng)) +
-            field_varint(11, zigzag(dlat)))
-    return varint(len(body)) + body
+    return cities_pbf.city(gid, name, dlng, dlat, country=country, admin1=admin1, population=pop)
 
 
 def gazetteer_seeds():
@@ -65,11 +42,11 @@ def gazetteer_seeds():
     poles = city(3, b'North', b'NP', b'', 0, 0, 9000000) + city(4, b'South', b'SP', b'', 1, 18000000, -18000000)
     extra = field_bytes(5, b'PPL') + field_varint(12, 7)
     body = field_varint(1, zigzag(5)) + field_bytes(2, b'Gamma') + extra + field_varint(10, 0) + field_varint(11, 0)
-    with_unknown = varint(len(body)) + body
+    with_unknown = record(body)
     # The review's crafted file: a delta of -2^63 after a negative longitude (a regression seed).
     overflow = city(6, b'West', b'WW', b'', 0, -17000000, 0)
     body = field_varint(1, zigzag(7)) + varint(10 << 3) + b'\xff' * 9 + b'\x01' + field_varint(11, 1)
-    overflow += varint(len(body)) + body
+    overflow += record(body)
     return {'one.pbf': one, 'two.pbf': two, 'poles.pbf': poles, 'unknown-fields.pbf': with_unknown,
             'overflow-delta.pbf': overflow}
 

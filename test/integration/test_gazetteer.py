@@ -5,34 +5,21 @@ and with no sanitizer report (no memory error, no undefined behaviour on any inp
 
 import os
 import subprocess
+import sys
 
 import pytest
 
-from herdlib import SANITIZER_MARKERS, SERVER, free_ports, server_env
+from herdlib import REPO, SANITIZER_MARKERS, SERVER, free_ports, server_env
+
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+import cities_pbf  # noqa: E402
+from cities_pbf import record  # noqa: E402
 
 START_TIMEOUT = 20.0
 
 
-def varint(v):
-    out = bytearray()
-    while True:
-        b, v = v & 0x7f, v >> 7
-        out.append(b | 0x80 if v else b)
-        if not v:
-            return bytes(out)
-
-
-def zigzag(v):
-    return v << 1 if v >= 0 else ((-v) << 1) - 1
-
-
-def record(body):
-    return varint(len(body)) + body
-
-
 def city(gid, dlng, dlat):
-    return record(b'\x08' + varint(zigzag(gid)) + b'\x12\x01X' + b'\x50' + varint(zigzag(dlng)) +
-                  b'\x58' + varint(zigzag(dlat)))
+    return cities_pbf.city(gid, b'X', dlng, dlat)
 
 
 def start(tmp_path, gazetteer):

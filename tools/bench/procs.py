@@ -10,7 +10,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'test', 'integration'))
+from herdlib import free_ports  # noqa: E402,F401  (the benchmark's callers say procs.free_ports)
 
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 
@@ -154,20 +159,6 @@ def port_open(port, host='127.0.0.1'):
         return False
     finally:
         s.close()
-
-
-def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1 (held open together while picking them)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(('127.0.0.1', 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def cpu_ticks(pid):

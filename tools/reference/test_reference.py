@@ -23,7 +23,11 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+sys.path.insert(0, os.path.join(REPO, 'test', 'integration'))
+import cities_pbf  # noqa: E402
 import herd_ref  # noqa: E402
+from herdlib import free_ports  # noqa: E402
 
 PYTHON = '/usr/bin/python3'
 HERD_REF = os.path.join(HERE, 'herd_ref.py')
@@ -42,38 +46,15 @@ NS = 10**9
 CENTER = (34.068930, -118.445127)
 
 
-def _varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7f
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _zz(v):
-    return (v << 1) if v >= 0 else ((-v << 1) - 1)
-
-
 def write_pbf(path, cities):
     """cities: (geonameid, name bytes, population, lat, lng)."""
     out = bytearray()
     plat = plng = 0
     for gid, name, pop, lat, lng in cities:
         ilat, ilng = round(lat * 1e5), round(lng * 1e5)
-        rec = bytearray()
-        rec += b'\x08' + _varint(_zz(gid))
-        rec += b'\x12' + _varint(len(name)) + name
-        rec += b'\x1a\x02US' + b'\x3a\x03PPL'
-        if pop:
-            rec += b'\x48' + _varint(pop)
-        rec += b'\x50' + _varint(_zz(ilng - plng))
-        rec += b'\x58' + _varint(_zz(ilat - plat))
+        out += cities_pbf.city(gid, name, ilng - plng, ilat - plat, country=b'US', feature=b'PPL',
+                               population=pop or None)
         plat, plng = ilat, ilng
-        out += _varint(len(rec)) + rec
     with open(path, 'wb') as f:
         f.write(out)
 
@@ -114,18 +95,6 @@ def expected_names(lat, lng, radius_km, bound):
 
 # ------------------------------------------------------------------------------------------------
 # Herd processes.
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
 
 def make_certs(out, names, ca_name='reference test CA', hosts=()):
     """A CA and one certificate per name (CN and SAN DNS = the name, plus `hosts`) in `out`, by
