@@ -261,6 +261,76 @@ TEST_SUITE("catch_up") {
     }
   }
 
+  TEST_CASE("catch-up lines at their limits: a 32-byte run, eight earlier runs, a seq of 2^64-1") {
+    using protocol::SyncKind;
+    // A run ID is 1..kMaxRunLength letters and digits: the longest is accepted, one more is not.
+    const std::string longest(protocol::kMaxRunLength, 'a');
+    CHECK(protocol::is_run_id(longest));
+    CHECK_FALSE(protocol::is_run_id(longest + "a"));
+    const std::string sync = "SYNC " + longest + " " + longest + ":1";  // (the views point into it)
+    auto s = protocol::parse_sync_line(sync);
+    REQUIRE(s.kind == SyncKind::kSync);
+    CHECK(s.run == longest);
+    // As many earlier runs as a SYNC line holds parse; one more makes the line bad (never written
+    // past the history's end).
+    std::string full = "SYNC cur";
+    for (size_t i = 0; i < protocol::SyncLine::kMaxHistory; ++i) full += " r" + std::to_string(i) + ":" + std::to_string(i);
+    s = protocol::parse_sync_line(full);
+    REQUIRE(s.kind == SyncKind::kSync);
+    REQUIRE(s.history_size == protocol::SyncLine::kMaxHistory);
+    CHECK(s.history[protocol::SyncLine::kMaxHistory - 1].run == "r7");
+    CHECK(s.history[protocol::SyncLine::kMaxHistory - 1].seq == 7);
+    CHECK(protocol::parse_sync_line(full + " r8:8").kind == SyncKind::kBad);
+    // Every uint64_t seq append_mark can write reads back, the largest (20 digits) included.
+    s = protocol::parse_sync_line("MARK 18446744073709551615");
+    REQUIRE(s.kind == SyncKind::kMark);
+    CHECK(s.number == 18446744073709551615ull);
+    s = protocol::parse_sync_line("SYNC-FROM abc 18446744073709551615");
+    REQUIRE(s.kind == SyncKind::kSyncFrom);
+    CHECK(s.number == 18446744073709551615ull);
+  }
+
+  TEST_CASE("backlog: the persistence reader is behind when records owed to no neighbour were evicted") {
+    // A server with a data_dir keeps every stored record in the backlog, owed to no one or not (a
+    // leaf's records, progress entries). The writer must learn it lost them, whatever their masks.
+    FloodLog log(16 * 1024, 1);
+    FloodLog::Cursor all = log.cursor_at(1);
+    for (int i = 0; i < 3000; ++i) log.append(FloodLog::Kind::kRecord, 0, rec("c" + std::to_string(i), i));
+    REQUIRE(log.oldest_seq() > 1);
+    std::string out;
+    CHECK(log.read(&all, &out, 1 << 16) == FloodLog::ReadStatus::kBehind);
+    CHECK(out.empty());
+    CHECK(all.seq == 1);
+  }
+
+  TEST_CASE("backlog: the newest entry is held even when one block of it is over the capacity") {
+    // The capacity bounds what is held to "the capacity and one block, or one line": the entry just
+    // appended is never evicted, so its readers (the links it is owed to) still get it.
+    for (size_t cap : {size_t{1000}, size_t{16 * 1024}}) {
+      CAPTURE(cap);
+      FloodLog log(cap, 1);
+      const std::string line(cap + 5000, 'x');
+      CHECK(log.append(FloodLog::Kind::kRecord, 1, line) == 1);
+      CHECK(log.oldest_seq() == 1);
+      CHECK(log.next_seq() == 2);
+      FloodLog::Cursor c = log.cursor_at(1);
+      std::string keep;
+      bool behind;
+      auto got = read_all(log, &c, &keep, &behind);
+      CHECK_FALSE(behind);
+      REQUIRE(got.size() == 1);
+      CHECK(got[0].line == line);
+      // The next one evicts it and is held itself.
+      CHECK(log.append(FloodLog::Kind::kRecord, 1, "small") == 2);
+      CHECK(log.oldest_seq() == 2);
+      c = log.cursor_at(2);
+      got = read_all(log, &c, &keep, &behind);
+      CHECK_FALSE(behind);
+      REQUIRE(got.size() == 1);
+      CHECK(got[0].line == "small");
+    }
+  }
+
   TEST_CASE("a restarted server asks each neighbour for everything until its first catch-up from it") {
     SyncState first("cur", {});
     CHECK(!first.wants_everything_from("Hands"));  // a first start lost nothing
