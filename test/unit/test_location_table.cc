@@ -391,6 +391,29 @@ TEST_SUITE("location_table arena") {
     CHECK(got == at(late + 1, 0, "+4+4"));
   }
 
+  TEST_CASE("a time at the first second past the packed range keeps its order") {
+    // 2^34 seconds is the first time the packed form cannot hold (sec << 30 would wrap to 0): it must
+    // still beat an earlier report and lose to a later one, just below and just above it.
+    LocationTable t;
+    const int64_t first_late = int64_t{1} << 34;
+    auto at = [](int64_t sec, int32_t nsec) {
+      char frac[16];
+      std::snprintf(frac, sizeof frac, "%09d", nsec);
+      return "AT S +0.000000001 edge +1+1 " + std::to_string(sec) + "." + frac;
+    };
+    REQUIRE(t.offer("edge", {first_late - 1, 999999999}, at(first_late - 1, 999999999), LocationTable::Source::kClient, nullptr));
+    REQUIRE(t.offer("edge", {first_late, 7}, at(first_late, 7), LocationTable::Source::kClient, nullptr));
+    std::string stored;
+    CHECK_FALSE(t.offer("edge", {first_late - 1, 999999999}, at(first_late - 1, 999999999), LocationTable::Source::kClient, &stored));
+    CHECK(stored == at(first_late, 7));
+    CHECK_FALSE(t.offer("edge", {1, 7}, at(1, 7), LocationTable::Source::kClient, nullptr));
+    CHECK_FALSE(t.offer("edge", {first_late, 6}, at(first_late, 6), LocationTable::Source::kClient, nullptr));
+    CHECK(t.offer("edge", {first_late, 8}, at(first_late, 8), LocationTable::Source::kClient, nullptr));
+    std::string got;
+    REQUIRE(t.lookup("edge", &got, nullptr));
+    CHECK(got == at(first_late, 8));
+  }
+
   TEST_CASE("a record whose fourth field is not the client ID is never stored") {
     LocationTable t;
     CHECK_FALSE(t.offer("kiwi", {1, 0}, record("S", "kiwi2", 1, 0), LocationTable::Source::kClient, nullptr));
