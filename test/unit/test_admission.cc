@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -61,6 +62,40 @@ TEST_SUITE("admission") {
     limits.max_output_bytes = 64 * 1024;  // a sixteenth would be below the floor
     account = 1250001;
     CHECK(a.output_allowance() == Admission::kBudgetFloor);
+  }
+
+  TEST_CASE("the output allowance steps down just past 125% and 150% of the budget, not at them") {
+    // admission.h: a quarter of max_output_bytes "up to 125%" of the budget, a sixteenth "up to 150%".
+    herd::Limits limits;
+    limits.max_buffered_bytes = 1000000;
+    limits.max_output_bytes = 4 << 20;
+    Admission a(limits, 8);
+    auto& account = *a.buffer_account();
+    account = 1250000;
+    CHECK(a.output_allowance() == (4u << 20) / 4);
+    account = 1250001;
+    CHECK(a.output_allowance() == (4u << 20) / 16);
+    account = 1500000;
+    CHECK(a.output_allowance() == (4u << 20) / 16);
+    account = 1500001;
+    CHECK(a.output_allowance() == Admission::kBudgetFloor);
+  }
+
+  TEST_CASE("refusal: an ID of exactly max_id_bytes is taken, one byte more is refused") {
+    // README: "a longer client ID is refused"; the limit itself is a valid length.
+    herd::Limits limits;
+    limits.max_id_bytes = 16;
+    limits.max_clock_skew = 60;
+    const protocol::Timestamp now{1700000000, 0};
+    CHECK(herd::refusal(limits, std::string(16, 'k'), now, now) == nullptr);
+    const char* why = herd::refusal(limits, std::string(17, 'k'), now, now);
+    REQUIRE(why != nullptr);
+    CHECK(std::string(why).find("max_id_bytes") != std::string::npos);
+    // The clock-skew half: exactly max_clock_skew ahead is taken, a nanosecond more is refused.
+    CHECK(herd::refusal(limits, "kiwi", {1700000060, 0}, now) == nullptr);
+    why = herd::refusal(limits, "kiwi", {1700000060, 1}, now);
+    REQUIRE(why != nullptr);
+    CHECK(std::string(why).find("max_clock_skew") != std::string::npos);
   }
 
   TEST_CASE("past the budget a client's line is bounded by its ID's limit, not by max_line") {
