@@ -207,6 +207,28 @@ TEST_SUITE("config") {
     CHECK(contains(refused("limits: { max_buffered_bytes: 10 }\n" + one), "limits.max_buffered_bytes"));
   }
 
+  TEST_CASE("the ends of each documented range are accepted, not refused") {
+    // README: "Every number is an integer within a range": both ends are in it.
+    Parsed p = parse("threads: 256\nlog_keep: 1000\nlog_max_bytes: 4096\n"
+                     "peer_backoff: { initial_ms: 700, max_ms: 700 }\n" +
+                     with_servers("  A: { port: 65535, peer_port: 1 }\n"));
+    REQUIRE_MESSAGE(p.config.has_value(), p.error);
+    CHECK(p.config->threads == 256);
+    CHECK(p.config->log_keep == 1000);
+    CHECK(p.config->log_max_bytes == 4096);  // "0 or at least 4096"
+    CHECK(p.config->peer_backoff_initial_ms == 700);  // "max_ms must be at least initial_ms"
+    CHECK(p.config->peer_backoff_max_ms == 700);
+    CHECK(p.config->find("A")->port == 65535);
+    CHECK(contains(refused("threads: 257\n" + with_servers("  A: { port: 1, peer_port: 2 }\n")), "threads"));
+    CHECK(contains(refused("log_max_bytes: 4095\n" + with_servers("  A: { port: 1, peer_port: 2 }\n")), "log_max_bytes"));
+    // A server name is its log file's name, <name>.log: at most 255 - 4 bytes.
+    const std::string longest(251, 'n');
+    Parsed named = parse(with_servers("  " + longest + ": { port: 1, peer_port: 2 }\n"));
+    REQUIRE_MESSAGE(named.config.has_value(), named.error);
+    CHECK(named.config->servers[0].name == longest);
+    CHECK(contains(refused(with_servers("  " + longest + "n: { port: 1, peer_port: 2 }\n")), "at most 251 bytes"));
+  }
+
   TEST_CASE("the same port on two hosts is fine; unknown keys and lonely servers only warn") {
     Parsed p = parse("colour: blue\n" + with_servers("  A: { host: 127.0.0.1, port: 1, peer_port: 2, speed: 9 }\n"
                                                      "  B: { host: 127.0.0.2, port: 1, peer_port: 2 }\n"));
