@@ -261,6 +261,27 @@ TEST_SUITE("flood_router") {
     for (size_t k = 0; k < 63; ++k) CHECK(FloodRouter::bit_for(k) == uint64_t{1} << k);
     for (size_t k = 63; k < 200; ++k) CHECK(FloodRouter::bit_for(k) == uint64_t{1} << 63);
   }
+
+  TEST_CASE("keeping every record: each one owed to no one is still kept whole, route remembered or not") {
+    // With keep_all (a data_dir) every stored record goes into the backlog for persistence, owed to a
+    // neighbour or not. The second record on the same route (no sender, no extra fields) takes the
+    // remembered field: its entry must still carry the record.
+    LocationTable table;
+    FloodLog log(1 << 20, 1);
+    FloodRouter router("S", table, log, true);
+    std::vector<std::string> records;
+    for (int i = 0; i < 3; ++i) {
+      const std::string id = "keep-" + std::to_string(i);
+      records.push_back("AT S +0.000000001 " + id + " +34.0-118.0 1700000001.5");
+      const protocol::RecordForm form(records.back());
+      const auto r = router.offer(id, {1700000001, 500000000}, form, LocationTable::Source::kClient, "", "", nullptr);
+      REQUIRE(r.stored);
+      const Owed e = entry_at(log, r.seq);
+      CAPTURE(i);
+      CHECK(e.mask == 0);
+      CHECK(e.line == records.back() + " seen=S");
+    }
+  }
 }
 
 // Servers with their loops, log writers and the fake neighbours' threads: `make tsan-test` runs these.
@@ -375,6 +396,38 @@ TEST_SUITE("flood_router concurrency") {
       }
     }
   }
+  TEST_CASE("a record is never owed back to its sender, even one that sends no seen= set") {
+    // A server without seen= (the asyncio reference) is not named in the set, yet it must not be sent
+    // its own record back: only the other neighbour is owed it, and the line does not name the sender.
+    Hub hub(2);
+    herd::Server& h = *hub.server;
+    REQUIRE(hub.all_up(0, 2, true));
+    const auto r = offer(h, "N0", "c-plain", "1700000006.5", "N0", "");
+    REQUIRE(r.stored);
+    const Owed e = entry_at(h.backlog(), r.seq);
+    CHECK(e.mask == FloodRouter::bit_for(1));
+    CHECK(seen_names(e.line) == std::vector<std::string>{"H", "N1"});
+  }
+
+  TEST_CASE("a remembered route's seen= field is written again when a link owed the record goes down") {
+    // Records of one route (here: clients' IAMATs) reuse the field worked out for the first, but only
+    // while the same owed links are up: a neighbour whose link is down is never named, so that other
+    // servers still deliver to it; it stays owed the record for when it comes back.
+    Hub hub(2);
+    herd::Server& h = *hub.server;
+    REQUIRE(hub.all_up(0, 2, true));
+    const auto r1 = offer(h, "H", "c-up", "1700000007.5", "", "");
+    REQUIRE(r1.stored);
+    CHECK(seen_names(entry_at(h.backlog(), r1.seq).line) == std::vector<std::string>{"H", "N0", "N1"});
+    hub.fakes.close(1);
+    REQUIRE(hub.all_up(1, 2, false));
+    const auto r2 = offer(h, "H", "c-down", "1700000008.5", "", "");
+    REQUIRE(r2.stored);
+    const Owed e2 = entry_at(h.backlog(), r2.seq);
+    CHECK(e2.mask == (FloodRouter::bit_for(0) | FloodRouter::bit_for(1)));
+    CHECK(seen_names(e2.line) == std::vector<std::string>{"H", "N0"});
+  }
+
   TEST_CASE("a set of 40 names in a herd of three: each server stores the record once and the flood ends") {
     // A, B and C in a triangle; X, A's fourth neighbour, never runs: the record comes "from" it with a
     // set of 40 names of no server here. The set A reads is full (32), so A cannot add itself nor B
