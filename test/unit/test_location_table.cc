@@ -190,6 +190,26 @@ TEST_SUITE("location_table bounds") {
     CHECK(t.size() == bound);
   }
 
+  TEST_CASE("evictions begin past max_table_bytes: records of exactly that many bytes all stay") {
+    // README: "a store that takes either past its bound evicts": reaching the byte bound exactly is
+    // within it. Records of one size (IDs of one length, times of one length), charged as a whole.
+    const size_t n = 2000;
+    const size_t per_record = LocationTable::charge(record("S", "x1000", 1000, 0).size());
+    LocationTable t(SIZE_MAX, n * per_record, kKey);
+    for (size_t i = 1000; i < 1000 + n; ++i) {
+      const std::string id = "x" + std::to_string(i);
+      REQUIRE(record("S", id, static_cast<int64_t>(i), 0).size() == record("S", "x1000", 1000, 0).size());
+      t.offer(id, {static_cast<int64_t>(i), 0}, record("S", id, static_cast<int64_t>(i), 0),
+              LocationTable::Source::kClient, nullptr);
+    }
+    CHECK(t.evictions() == 0);
+    CHECK(t.size() == n);
+    const std::string id = "x9999";
+    t.offer(id, {9999, 0}, record("S", id, 9999, 0), LocationTable::Source::kClient, nullptr);
+    CHECK(t.evictions() == 1);
+    CHECK(t.size() == n);
+  }
+
   TEST_CASE("the byte bound evicts too, and a large record pushes out several small ones") {
     // 1,000 bytes per shard on average.
     LocationTable t(SIZE_MAX, 1000 * LocationTable::kShards, kKey);
