@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,8 +19,11 @@
 #include <thread>
 #include <vector>
 
+#include "herd/flood_router.h"
 #include "herd/log_sink.h"
 #include "herd/server.h"
+#include "protocol/packed_record.h"
+#include "protocol/timestamp.h"
 #include "test/unit/free_port.h"
 #include "test/unit/no_places.h"
 #include "test/unit/temp_dir.h"
@@ -78,9 +82,177 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
+// The neighbour "N" of a server under test, played by the test: it listens on N's peer port, takes
+// the server's link, reads its hello and SYNC line, answers as the test says, and keeps what the
+// server then sends up to its first MARK (sent once the catch-up is complete).
+class FakeAcceptor {
+ public:
+  FakeAcceptor() : port_(unused_loopback_port()) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int one = 1;
+    ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port_);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener_, 4) == 0);
+  }
+  ~FakeAcceptor() {
+    if (conn_ >= 0) ::close(conn_);
+    ::close(listener_);
+  }
+  uint16_t port() const { return port_; }
+
+  // Takes the link and reads its first two lines; the run of the SYNC line, or "" on failure.
+  std::string accept_sync() {
+    pollfd p{listener_, POLLIN, 0};
+    if (::poll(&p, 1, 10000) != 1) return "";
+    conn_ = ::accept(listener_, nullptr, nullptr);
+    if (conn_ < 0) return "";
+    timeval tv{10, 0};
+    ::setsockopt(conn_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string hello = line(), sync = line();
+    if (hello.rfind("HERD ", 0) != 0 || sync.rfind("SYNC ", 0) != 0) return "";
+    sync = sync.substr(5);
+    return sync.substr(0, sync.find(' '));
+  }
+  void answer(const std::string& text) { ::send(conn_, text.data(), text.size(), MSG_NOSIGNAL); }
+  // The lines received after the answer, up to and with the first MARK.
+  std::vector<std::string> through_mark() {
+    std::vector<std::string> out;
+    for (;;) {
+      std::string l = line();
+      if (l.empty()) break;  // timed out or closed
+      out.push_back(l);
+      if (l.rfind("MARK ", 0) == 0) break;
+    }
+    return out;
+  }
+
+ private:
+  // The next line without its newline ("" when none comes).
+  std::string line() {
+    for (;;) {
+      const size_t nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string l = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return l;
+      }
+      char chunk[65536];
+      const ssize_t r = ::recv(conn_, chunk, sizeof chunk, 0);
+      if (r <= 0) return "";
+      buf_.append(chunk, static_cast<size_t>(r));
+    }
+  }
+
+  uint16_t port_;
+  int listener_ = -1;
+  int conn_ = -1;
+  std::string buf_;
+};
+
+// A server "H" linked to N (a FakeAcceptor) and to M (never running), with one loop.
+struct LinkedToFake {
+  explicit LinkedToFake(size_t backlog_bytes = 16 << 20) {
+    config.threads = 1;
+    config.peer_backoff_initial_ms = 20;
+    config.peer_backoff_max_ms = 100;
+    config.limits.peer_backlog_bytes = backlog_bytes;
+    config.servers.push_back({"H", "127.0.0.1", unused_loopback_port(), unused_loopback_port()});
+    config.servers.push_back({"N", "127.0.0.1", unused_loopback_port(), n.port()});
+    config.servers.push_back({"M", "127.0.0.1", unused_loopback_port(), unused_loopback_port()});
+    config.links = {{"H", "N"}, {"H", "M"}};
+    std::string error;
+    auto log = herd::LogSink::open(tmp.path + "/H.log", 3, 1 << 22, &error);
+    REQUIRE(log);
+    server = std::make_unique<herd::Server>(config, "H", std::make_shared<NoPlaces>(), std::move(log));
+    REQUIRE_MESSAGE(server->start(&error), error);
+  }
+  ~LinkedToFake() { server->stop(); }
+  // Offers client `id`'s record as a client's IAMAT (from "") or as flooded by neighbour `from`.
+  bool offer(const std::string& id, const std::string& from) {
+    const std::string record = "AT " + (from.empty() ? std::string("H") : from) + " +0.000000001 " + id +
+                               " +34.0-118.0 1700000001.5";
+    const std::string extra = from.empty() ? "" : " seen=" + from;
+    const protocol::RecordForm form(record);
+    return server->router()
+        .offer(id, {1700000001, 500000000}, form,
+               from.empty() ? herd::LocationTable::Source::kClient : herd::LocationTable::Source::kPeer, from,
+               extra, nullptr)
+        .stored;
+  }
+
+  testing_fs::TempDir tmp{"herd-cu-fake"};
+  FakeAcceptor n;
+  herd::Config config;
+  std::unique_ptr<herd::Server> server;
+};
+
+// Whether some line of `lines` is client `id`'s record.
+bool has_record(const std::vector<std::string>& lines, const std::string& id) {
+  return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
+    return l.rfind("AT ", 0) == 0 && l.find(" " + id + " ") != std::string::npos;
+  });
+}
+
 }  // namespace
 
 TEST_SUITE("catch_up server concurrency") {
+  TEST_CASE("SYNC-FROM ... ALL: the replay carries also the records the neighbour itself sent") {
+    // README: a neighbour that restarted from its data_dir answers ALL, "and the replay carries every
+    // current record, also those that came from the acceptor or through it".
+    LinkedToFake f;
+    // Stored before the answer (the link sends nothing until it comes): one from a client, owed to
+    // N, and one N sent (owed to M only).
+    REQUIRE(f.offer("from-client", ""));
+    REQUIRE(f.offer("from-n", "N"));
+    const std::string run = f.n.accept_sync();
+    REQUIRE_FALSE(run.empty());
+    f.n.answer("SYNC-FROM " + run + " 0 ALL\n");
+    const auto got = f.n.through_mark();
+    CAPTURE(got.size());
+    REQUIRE_FALSE(got.empty());
+    CHECK(got.back().rfind("MARK ", 0) == 0);
+    CHECK(has_record(got, "from-client"));
+    CHECK(has_record(got, "from-n"));
+  }
+
+  TEST_CASE("SYNC-FROM claiming a seq this run has not stored yet gets a full transfer") {
+    // README: a full transfer when the acceptor "claims a seq this run has not stored yet": the seq
+    // the next record would get is one such.
+    LinkedToFake f;
+    REQUIRE(f.offer("stored-1", ""));
+    REQUIRE(f.offer("stored-2", ""));
+    const std::string run = f.n.accept_sync();
+    REQUIRE_FALSE(run.empty());
+    f.n.answer("SYNC-FROM " + run + " " + std::to_string(f.server->backlog().next_seq()) + "\n");
+    const auto got = f.n.through_mark();
+    REQUIRE_FALSE(got.empty());
+    CHECK(got.back().rfind("MARK ", 0) == 0);
+    CHECK(has_record(got, "stored-1"));
+    CHECK(has_record(got, "stored-2"));
+  }
+
+  TEST_CASE("SYNC-FROM just below the oldest seq held is a replay, not a full transfer") {
+    // The backlog still reaches back to seq resume + 1 when that is its oldest entry: only what the
+    // neighbour lacks is replayed. (A full transfer would send the clients whose entries were evicted.)
+    LinkedToFake f(4096);
+    for (int i = 0; i < 200; ++i) REQUIRE(f.offer("c" + std::to_string(i), ""));
+    const uint64_t oldest = f.server->backlog().oldest_seq();
+    REQUIRE(oldest > 1);
+    const std::string run = f.n.accept_sync();
+    REQUIRE_FALSE(run.empty());
+    REQUIRE(f.server->backlog().oldest_seq() == oldest);
+    f.n.answer("SYNC-FROM " + run + " " + std::to_string(oldest - 1) + "\n");
+    const auto got = f.n.through_mark();
+    REQUIRE_FALSE(got.empty());
+    CHECK(got.back().rfind("MARK ", 0) == 0);
+    CHECK(has_record(got, "c199"));     // the newest: in the backlog
+    CHECK_FALSE(has_record(got, "c0"));  // evicted from the backlog: the neighbour holds it
+  }
+
   TEST_CASE("two servers with data dirs: durable replies, a restart from disk, a replay") {
     testing_fs::TempDir tmp("herd-cu");
     const std::string dir = tmp.path;
