@@ -107,6 +107,42 @@ TEST_SUITE("admin request parser") {
     CHECK(q.feed("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &used) == State::kComplete);
   }
 
+  TEST_CASE("HEAD is accepted like GET, and the request's HTTP version is told") {
+    // README: "GET and HEAD only (405)": HEAD is one of the two, and the session answers it without
+    // a body. An HTTP/1.0 request is flagged, since its response must say keep-alive to keep it.
+    RequestParser p;
+    size_t used = 0;
+    REQUIRE(p.feed("HEAD /metrics HTTP/1.1\r\n\r\n", &used) == State::kComplete);
+    CHECK(p.request().method == "HEAD");
+    CHECK_FALSE(p.request().http_1_0);
+    RequestParser q;
+    REQUIRE(q.feed("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &used) == State::kComplete);
+    CHECK(q.request().http_1_0);
+    CHECK(q.request().keep_alive);
+  }
+
+  TEST_CASE("versions other than HTTP/1.x are refused with 505") {
+    // The admin port speaks HTTP/1.0 and 1.1 only; llhttp parses the heads of 0.9 and 2.0 too.
+    for (const char* v : {"HTTP/0.9", "HTTP/2.0"}) {
+      RequestParser p;
+      size_t used = 0;
+      const std::string req = std::string("GET / ") + v + "\r\n\r\n";
+      CAPTURE(req);
+      CHECK(p.feed(req, &used) == State::kError);
+      CHECK(p.error_status() == 505);
+    }
+  }
+
+  TEST_CASE("any announced body is refused, one byte too; Content-Length: 0 is no body") {
+    // README: "no body (413)". A Content-Length of 1 announces a body; of 0, none.
+    RequestParser p;
+    size_t used = 0;
+    CHECK(p.feed("GET / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", &used) == State::kError);
+    CHECK(p.error_status() == 413);
+    RequestParser q;
+    CHECK(q.feed("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &used) == State::kComplete);
+  }
+
   TEST_CASE("a header field without a name is refused (found by fuzz_http_request)") {
     for (const char* head : {"GET / HTTP/1.1\r\n: empty\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n:\r\n\r\n",
                              "GET / HTTP/1.1\r\n:x\r\nHost: a\r\n\r\n"}) {
