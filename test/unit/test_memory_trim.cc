@@ -51,6 +51,20 @@ TEST_CASE("TrimPolicy: trims once after a burst, when the work has stayed calm")
   CHECK(at[0] == 3);
 }
 
+TEST_CASE("TrimPolicy: exactly a burst of work is enough to trim") {
+  // The contract is "at least `burst` units of work": a burst of exactly 1,000 counts, 999 does not.
+  {
+    herd::TrimPolicy policy(1000, 2);
+    auto at = trims_at(policy, running(0, {0, 1000, 0, 0}));
+    REQUIRE(at.size() == 1);
+    CHECK(at[0] == 3);
+  }
+  {
+    herd::TrimPolicy policy(1000, 2);
+    CHECK(trims_at(policy, running(0, {0, 999, 0, 0, 0, 0})).empty());
+  }
+}
+
 TEST_CASE("TrimPolicy: no trim for small bursts, steady load, or a lull too short") {
   SUBCASE("less work than a burst") {
     herd::TrimPolicy policy(1000, 2);
