@@ -347,6 +347,60 @@ TEST_CASE("gzip bombs stop at the body limit; corrupt, truncated and unknown enc
   CHECK(feed_all(plain, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}") == State::kError);
 }
 
+TEST_CASE("a flood of empty headers with short names is bounded by the header bytes") {
+  // Each header line costs its ": " and CRLF against max_header_bytes, so empty headers cannot
+  // slip under the bound: 300 lines of "X:" are 1,800 bytes on the wire, over a bound of 1,000.
+  ParserLimits limits;
+  limits.max_header_bytes = 1000;
+  limits.max_headers = 1000;
+  ResponseParser p(limits);
+  std::string wire = "HTTP/1.1 200 OK\r\n";
+  for (int i = 0; i < 300; ++i) wire += "X:\r\n";
+  CHECK(feed_all(p, wire + "Content-Length: 0\r\n\r\n") == State::kError);
+  CHECK(p.error() == "header section over 1000 bytes");
+}
+
+TEST_CASE("x-gzip is gzip; an empty Content-Encoding is none") {
+  // RFC 9110 8.4.1.3: a recipient should take x-gzip as gzip. An empty Content-Encoding lists no
+  // coding, so the body is taken as it is.
+  std::string z = gzip("{\"status\":\"OK\"}");
+  ResponseParser p;
+  REQUIRE(feed_all(p, "HTTP/1.1 200 OK\r\nContent-Encoding: x-gzip\r\nContent-Length: " +
+                          std::to_string(z.size()) + "\r\n\r\n" + z) == State::kComplete);
+  CHECK(p.response().body == "{\"status\":\"OK\"}");
+  ResponseParser q;
+  REQUIRE(feed_all(q, "HTTP/1.1 200 OK\r\nContent-Encoding: \r\nContent-Length: 2\r\n\r\n{}") == State::kComplete);
+  CHECK(q.response().body == "{}");
+}
+
+TEST_CASE("gzip: bytes after the end of the stream in the same read are an error") {
+  // The body is one gzip member: anything after its trailer is not part of it.
+  std::string z = gzip("hello, gzip") + "junk";
+  ResponseParser p;
+  CHECK(feed_all(p, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " + std::to_string(z.size()) +
+                        "\r\n\r\n" + z) == State::kError);
+  CHECK(p.error() == "bytes after the end of the gzip body");
+}
+
+TEST_CASE("gzip: a body that expands to exactly the body limit is accepted, one byte more is not") {
+  // max_body_bytes bounds "the body as delivered (decompressed)": a bound, so reaching it is fine.
+  ParserLimits limits;
+  limits.max_body_bytes = 40000;
+  for (size_t n : {limits.max_body_bytes, limits.max_body_bytes + 1}) {
+    CAPTURE(n);
+    std::string z = gzip(std::string(n, 'a'));
+    ResponseParser p(limits);
+    State s = feed_all(p, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " + std::to_string(z.size()) +
+                              "\r\n\r\n" + z);
+    if (n <= limits.max_body_bytes) {
+      REQUIRE(s == State::kComplete);
+      CHECK(p.response().body.size() == n);
+    } else {
+      CHECK(s == State::kError);
+    }
+  }
+}
+
 }  // TEST_SUITE
 
 TEST_SUITE("http url") {
@@ -384,6 +438,24 @@ TEST_CASE("endpoint URLs") {
     CHECK_FALSE(http::parse_url(bad, &error));
     CHECK_FALSE(error.empty());
   }
+}
+
+TEST_CASE("endpoint URLs: IPv6 ports, host and path characters") {
+  // "[::1]:" has an empty port, like "host:"; only ":port" may follow the closing bracket.
+  std::string error;
+  for (const char* bad : {"https://[::1]:", "https://[::1]x", "https://[::1]8443", "https://host/a\x7f"}) {
+    CAPTURE(bad);
+    error.clear();
+    CHECK_FALSE(http::parse_url(bad, &error));
+    CHECK_FALSE(error.empty());
+  }
+  // A host name may hold '_' (valid_host_char), and a path may hold '@': only the authority must
+  // not carry user information.
+  auto u = http::parse_url("http://places_mock:8080/v1/@here", &error);
+  REQUIRE(u);
+  CHECK(u->host == "places_mock");
+  CHECK(u->port == 8080);
+  CHECK(u->base_path == "/v1/@here");
 }
 
 TEST_CASE("url_encode keeps only unreserved characters") {
