@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <random>
 #include <string_view>
 #include <fstream>
 #include <sstream>
@@ -31,6 +32,7 @@
 #include "places/json_reader.h"
 #include "places/legacy_api.h"
 #include "places/new_api.h"
+#include "places/retry_policy.h"
 #include "places/upstream_api.h"
 #include "reactor/event_loop.h"
 #include "reactor/loop_group.h"
@@ -362,6 +364,49 @@ TEST_CASE("New error envelopes become a legacy status and error_message") {
   CHECK(places::error_reply("UNKNOWN_ERROR", "x") ==
         "{\n   \"error_message\" : \"x\",\n   \"html_attributions\" : [],\n   \"results\" : [],\n"
         "   \"status\" : \"UNKNOWN_ERROR\"\n}");
+}
+
+TEST_CASE("New errors Google names for a 400 or 401, and an error without a status, map as the HTTP status does") {
+  // README: a body that is not JSON falls back on the HTTP status: 400/404 INVALID_REQUEST, 401/403
+  // REQUEST_DENIED. OUT_OF_RANGE and UNAUTHENTICATED are the google.rpc statuses of HTTP 400 and
+  // 401, and an error envelope that names no status falls back on its code the same way.
+  places::NewApi api(kKey);
+  struct Case {
+    int http;
+    const char* body;
+    const char* status;
+  } cases[] = {
+      {404, "<html>Not Found</html>", "INVALID_REQUEST"},
+      {401, "<html>Unauthorized</html>", "REQUEST_DENIED"},
+      {400, R"({"error":{"code":400,"message":"Radius out of range.","status":"OUT_OF_RANGE"}})", "INVALID_REQUEST"},
+      {401, R"({"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}})",
+       "REQUEST_DENIED"},
+      {403, R"({"error":{"code":403,"message":"Forbidden."}})", "REQUEST_DENIED"},
+      {404, R"({"error":{"code":404,"message":"Not found."}})", "INVALID_REQUEST"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.body);
+    places::PlacesAnswer a = api.interpret(response(c.http, c.body));
+    CHECK(a.status == c.status);
+    CHECK_FALSE(a.retryable);
+  }
+}
+
+TEST_CASE("RetryPolicy: the first wait is `initial`, each next one `factor` times longer, within the jitter") {
+  // retry_policy.h: "about initial x factor^n before retry n+1"; delay(attempt) is the wait after
+  // failed attempt number `attempt` (1 for the first).
+  places::RetryPolicy exact;
+  exact.jitter = 0;
+  std::mt19937_64 rng(7);
+  CHECK(exact.delay(1, rng) == std::chrono::milliseconds(500));
+  CHECK(exact.delay(2, rng) == std::chrono::milliseconds(750));
+  CHECK(exact.delay(3, rng) == std::chrono::milliseconds(1125));
+  places::RetryPolicy jittered;  // jitter 0.25: each delay scaled by a factor in [0.75, 1.25]
+  for (int i = 0; i < 200; ++i) {
+    const auto d = jittered.delay(2, rng);
+    CHECK(d >= std::chrono::milliseconds(562));
+    CHECK(d <= std::chrono::milliseconds(938));
+  }
 }
 
 TEST_CASE("a body nested too deep is refused, not recursed into (either API, on a loop-sized stack)") {
