@@ -479,6 +479,43 @@ TEST_CASE("bad files give clear errors") {
   CHECK(Gazetteer::parse("", "f.pbf", nullptr) == nullptr);  // error is optional
 }
 
+TEST_CASE("the decoder's limits are inclusive: the largest id and population, a pole-to-pole step") {
+  // geonameid and population are uint32 (gazetteer.h): 2^32 - 1 is in range, 2^32 is not. A delta
+  // may step from one end of a coordinate's range to the other (-90 to 90, -180 to 180).
+  std::string error;
+  auto g = Gazetteer::parse(encode({{0xffffffffu, "Max", -90, -180, 0xffffffffu}, {2, "N", 90, 180}}), "f.pbf", &error);
+  REQUIRE_MESSAGE(g != nullptr, error);
+  REQUIRE(g->size() == 2);
+  CHECK(g->city(0).geoname_id == 0xffffffffu);
+  CHECK(g->city(0).population == 0xffffffffu);
+  CHECK(g->city(1).lat == 90);
+  CHECK(g->city(1).lng == 180);
+  for (int field : {1, 9}) {
+    CAPTURE(field);
+    std::string m = "\x08\x02";
+    put_varint(m, static_cast<uint64_t>(field) << 3);
+    put_varint(m, field == 1 ? zigzag(int64_t{1} << 32) : uint64_t{1} << 32);
+    std::string bytes = std::string(1, static_cast<char>(m.size())) + m;
+    CHECK(Gazetteer::parse(bytes, "f.pbf", &error) == nullptr);
+    CHECK(error.find("out of range") != std::string::npos);
+  }
+}
+
+TEST_CASE("fields of a known number with the wrong wire type are refused, the last string and number too") {
+  // Fields 2..8 are strings and 1, 9, 10, 11 varints: admin1 (8) as a varint and the latitude
+  // delta (11) as a fixed32 are corrupt records, not fields to skip.
+  std::string error;
+  std::string m = "\x08\x02" "\x40\x01";  // id 1, field 8 as a varint
+  CHECK(Gazetteer::parse(std::string(1, static_cast<char>(m.size())) + m, "f.pbf", &error) == nullptr);
+  CHECK(error.find("field 8 is not a string") != std::string::npos);
+  m = std::string("\x08\x02" "\x5d", 3) + std::string(4, '\0');  // id 1, field 11 as a fixed32
+  CHECK(Gazetteer::parse(std::string(1, static_cast<char>(m.size())) + m, "f.pbf", &error) == nullptr);
+  CHECK(error.find("field 11 has the wrong wire type") != std::string::npos);
+  // An unknown field past 11 with a fixed wire type is skipped.
+  m = std::string("\x08\x02" "\x65", 3) + std::string(4, '\0');  // field 12, fixed32
+  CHECK_MESSAGE(Gazetteer::parse(std::string(1, static_cast<char>(m.size())) + m, "f.pbf", &error) != nullptr, error);
+}
+
 }  // TEST_SUITE
 
 TEST_SUITE("offline places") {
