@@ -567,6 +567,38 @@ TEST_SUITE("log_sink") {
     ::unlink(path.c_str());
   }
 
+  TEST_CASE("the log rotates before it passes log_max_bytes, not when it reaches it") {
+    // README: log_max_bytes rotates NAME.log "before it passes this size": a file may hold exactly
+    // log_max_bytes; the entry that would take it past them goes to a fresh file.
+    std::string path = temp_path();
+    herd::LogOptions options;
+    options.level = herd::LogLevel::kEvents;
+    options.max_bytes = 4096;
+    options.keep = 2;
+    std::string error;
+    {
+      auto log = herd::LogSink::open(path, 1, 1 << 20, &error, options);
+      REQUIRE(log);
+      // An entry is a 28-byte stamp, "c1 + ", its text and a newline: 2,048 bytes with 2,014 of text.
+      for (int i = 0; i < 2; ++i) {
+        log->write(0, "c1", '+', std::string(2014, 'a' + i));
+        log->flush();
+      }
+      struct stat st {};
+      REQUIRE(::stat(path.c_str(), &st) == 0);
+      CHECK(st.st_size == 4096);
+      CHECK(::access((path + ".1").c_str(), F_OK) != 0);  // not rotated at exactly the bound
+      log->write(0, "c1", '+', "z");
+      log->flush();
+    }
+    CHECK(read_lines(path + ".1").size() == 2);
+    auto now = read_lines(path);
+    REQUIRE(now.size() == 1);
+    CHECK(now[0].substr(28) == "c1 + z");
+    ::unlink((path + ".1").c_str());
+    ::unlink(path.c_str());
+  }
+
   TEST_CASE("a rotation whose rename fails writes on, says so once, and is not retried every round") {
     // NAME.log.1 a directory that is not empty: renaming the file onto it fails (EISDIR), as any
     // refused rename would (a directory that takes none, an immutable file). Before, every round
