@@ -194,6 +194,27 @@ TEST_SUITE("persistence") {
     CHECK(error.find("missing") != std::string::npos);
   }
 
+  TEST_CASE("the smallest frame (an entry with an empty line) reads back, last in its file too") {
+    // A frame is its 8-byte header and an entry of at least FloodLog::kEntryHeader bytes: one of
+    // exactly that size, ending the file, is whole, not a torn tail.
+    TempDir d;
+    std::string bytes;
+    herd::append_frame(&bytes, 1, 1, 3, rec("c1", 1));
+    herd::append_frame(&bytes, 2, 2, 3, "");
+    REQUIRE(bytes.size() > herd::kFrameHeader + FloodLog::kEntryHeader);
+    const std::string path = d.path + "/f";
+    write_file(path, bytes);
+    std::string error;
+    auto r = RecordReader::open(path, &error);
+    REQUIRE(r);
+    FloodLog::Entry e;
+    REQUIRE(r->next(&e) == RecordReader::Status::kEntry);
+    REQUIRE(r->next(&e) == RecordReader::Status::kEntry);
+    CHECK(e.seq == 2);
+    CHECK(e.line.empty());
+    CHECK(r->next(&e) == RecordReader::Status::kEnd);
+  }
+
   TEST_CASE("what a server wrote comes back: records, progress, history, the backlog's tail") {
     Rig rig;
     REQUIRE(rig.open(Persistence::Fsync::kAlways));
