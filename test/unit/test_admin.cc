@@ -323,6 +323,28 @@ TEST_SUITE("admin helpers") {
     CHECK_FALSE(herd::percent_decode("a%2", &out));
     CHECK_FALSE(herd::percent_decode("a%zz", &out));
   }
+  TEST_CASE("an escape cut off at the end of the text is refused, whatever follows it in memory") {
+    // percent_decode takes a view: "%2" at its end is two characters short of an escape even when the
+    // bytes after the view would complete one.
+    const std::string text = "a%2Fb";
+    std::string out;
+    CHECK_FALSE(herd::percent_decode(std::string_view(text).substr(0, 3), &out));
+    CHECK_FALSE(herd::percent_decode(std::string_view(text).substr(0, 2), &out));
+  }
+  TEST_CASE("a query parameter's name must match, not just its length") {
+    std::string v;
+    CHECK(herd::query_parameter("/v1/dashboard?tokex=T&token=U", "token", &v));
+    CHECK(v == "U");
+  }
+  TEST_CASE("Bearer credentials: the scheme in any case, then spaces, then the credentials") {
+    // admin_text.h: false when the scheme is another or no credentials follow.
+    std::string_view c;
+    CHECK(herd::bearer_credentials("bEaReR  tok", &c));
+    CHECK(c == "tok");
+    CHECK_FALSE(herd::bearer_credentials("Bearer", &c));
+    CHECK_FALSE(herd::bearer_credentials("Bearer   ", &c));
+    CHECK_FALSE(herd::bearer_credentials("Basic tok", &c));
+  }
   TEST_CASE("query parameters: any position, percent-decoded, the first of a name") {
     std::string v;
     CHECK(herd::query_parameter("/v1/dashboard?token=T", "token", &v));
