@@ -105,22 +105,18 @@ void CatchUpSender::on_line(reactor::Connection& c, std::string_view line) {
   const uint64_t next = backlog_.next_seq();
   std::optional<uint64_t> resume;
   if (s.run != "-") resume = ctx_.server.sync.resume_point(s.run, s.number);
-  std::string beyond;
-  if (resume && *resume >= next) {
-    // No neighbour can hold a record this run has not stored yet (nor 2^64-1, whose successor
-    // wraps to 0): the answer is confused or forged, and where the neighbour really stands is
-    // unknown, so it gets everything rather than nothing.
-    beyond = "it claims our seq " + std::to_string(*resume) + "; the last we stored is " + std::to_string(next - 1);
-    resume.reset();
-  }
-  if ((!resume || *resume + 1 < oldest) && plain_full_) {
+  // No neighbour can hold a record this run has not stored yet (nor 2^64-1, whose successor wraps
+  // to 0): such an answer is confused or forged, where the neighbour stands is unknown, and it gets
+  // everything rather than nothing. Tested before `*resume + 1` is.
+  const bool beyond = resume && *resume >= next;
+  if ((!resume || beyond || *resume + 1 < oldest) && plain_full_) {
     // A late answer asking for what the live stream on this connection already began (or even
     // finished): a full transfer (the cursor had left the backlog). It goes on rather than starting over.
     log.write(peer_, '*', "catch-up: the full transfer begun on this connection goes on (the answer came late)");
   } else if (!resume) {
-    begin_full(!beyond.empty()   ? beyond
-               : s.run == "-" ? "it holds none of our history"
-                              : "it holds a run of ours we no longer know");
+    begin_full(s.run == "-" ? "it holds none of our history" : "it holds a run of ours we no longer know");
+  } else if (beyond) {
+    begin_full("it claims our seq " + std::to_string(*resume) + "; the last we stored is " + std::to_string(next - 1));
   } else if (*resume + 1 < oldest) {
     begin_full("the backlog no longer reaches back to seq " + std::to_string(*resume + 1) +
                " (oldest " + std::to_string(oldest) + ")");

@@ -41,7 +41,6 @@ class TcpConnection final : public Connection {
   // Reads at most `bytes` (1 to kReadChunk) per read() from now on; kReadChunk to begin with. A
   // handler under memory pressure takes its input in smaller steps, so that less of it waits here.
   void set_read_size(size_t bytes) { read_size_ = std::clamp<size_t>(bytes, 1, kReadChunk); }
-  size_t read_size() const { return read_size_; }
 
   void on_events(uint32_t events) override;
 
