@@ -487,6 +487,45 @@ TEST_SUITE("log_sink") {
     CHECK(lines.back().substr(28) == "- ! log backlog full: " + std::to_string(dropped) + " entries dropped");
   }
 
+  TEST_CASE("a batch of event lines written after I/O lines were dropped comes after the drop notice") {
+    // The I/O lines filled the lane to their bound and are being dropped; the lane still has room
+    // for events. A batch of event lines (write_each_line) gets in, and the drop must be reported
+    // in front of it: its lines are entries written after the drop. The writer is stalled, so the
+    // count is still the lane's when the batch comes (the writer's own report comes only once it
+    // has emptied the lane).
+    StalledLog stalled;
+    REQUIRE(stalled.fill_with_io_lines());
+    const uint64_t dropped = stalled.log->dropped();
+    REQUIRE(dropped > 0);
+    stalled.log->write_each_line(0, "c1", '-', "first event\nsecond event\n");
+    CHECK(stalled.log->dropped() == dropped);  // the events were not dropped themselves
+    auto lines = stalled.finish();
+
+    // The I/O lines that got in, the notice, then the two events; nothing else. (Should the writer
+    // have taken the lane once after the drops began, there is an earlier notice among the I/O lines
+    // too: the counts add up to every drop.)
+    REQUIRE(lines.size() >= 4);
+    CHECK(lines[lines.size() - 2].substr(28) == "c1 - first event");
+    CHECK(lines[lines.size() - 1].substr(28) == "c1 - second event");
+    const std::string notice = "- ! log backlog full: ";
+    const std::string& last_notice = lines[lines.size() - 3];
+    REQUIRE_MESSAGE(last_notice.substr(28, notice.size()) == notice, last_notice);
+    uint64_t earlier = 0;
+    size_t io_lines = 0;
+    for (size_t i = 0; i + 3 < lines.size(); ++i) {
+      const std::string entry = lines[i].substr(28);
+      if (entry.compare(0, notice.size(), notice) == 0) {
+        earlier += std::stoull(entry.substr(notice.size()));
+      } else {
+        CHECK_MESSAGE(entry == "c1 < " + std::string(100, 'x'), i);
+        ++io_lines;
+      }
+    }
+    CHECK(io_lines > 0);
+    REQUIRE(earlier < dropped);
+    CHECK(last_notice.substr(28) == notice + std::to_string(dropped - earlier) + " entries dropped");
+  }
+
   TEST_CASE("an unwritable path is refused with the path named") {
     std::string error;
     CHECK_FALSE(herd::LogSink::open("/nonexistent-dir/x.log", 1, 1 << 20, &error));
