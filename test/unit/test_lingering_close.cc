@@ -1,8 +1,9 @@
 // The lingering close (reactor/lingering_close.h): a connection closed once its output is written,
 // with input it never read, still delivers every byte and a FIN, not a reset; and a peer that never
-// finishes is cut off at the bound.
+// finishes is cut off at the bound; and no more than kMaxSockets sockets linger in one loop.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,11 +14,13 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "reactor/event_loop.h"
 #include "reactor/lingering_close.h"
 #include "reactor/socket.h"
 #include "reactor/tcp_connection.h"
+#include "test/unit/loop_runner.h"
 
 using namespace std::chrono_literals;
 
@@ -79,6 +82,19 @@ size_t read_to_end(int fd, int* end_error, std::chrono::microseconds pause = 0us
     *end_error = n == 0 ? 0 : errno;
     return got;
   }
+}
+
+// What the far end of a socket handed to close_lingering sees: "lingering" (its sending side shut:
+// the far end reads the end of the stream, and its own writes are still taken), "closed" (the end
+// of the stream, and a write fails with EPIPE), or what else it saw. Writes one byte when lingering.
+std::string state_seen_from(int peer) {
+  char c;
+  const ssize_t r = ::recv(peer, &c, 1, MSG_DONTWAIT);
+  if (r != 0) return r > 0 ? "bytes to read" : std::string("recv: ") + std::strerror(errno);
+  const ssize_t w = ::send(peer, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (w == 1) return "lingering";
+  if (w < 0 && errno == EPIPE) return "closed";
+  return std::string("send: ") + std::strerror(errno);
 }
 
 }  // namespace
@@ -156,5 +172,58 @@ TEST_SUITE("reactor") {
       loop.stop();
     });
     runner.join();
+  }
+
+  TEST_CASE("at most kMaxSockets sockets linger per loop; one more is closed at once") {
+    // AF_UNIX pairs: shutdown(SHUT_WR) and close are told apart from the far end at once, with no
+    // timing involved. The loop runs on this thread (run_on), so between the hand-overs and the
+    // checks it is not running: no lingering socket can reach its kMaxLinger meanwhile.
+    constexpr size_t kBound = reactor::LingeringClose::kMaxSockets;
+    static_assert(kBound == 16, "the documented bound");
+    struct Pair {
+      int handed = -1;  // given to close_lingering (non-blocking, as a connection's socket is)
+      int peer = -1;    // the test's end
+    };
+    const auto make_pair = [] {
+      int sv[2];
+      REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+      REQUIRE(::fcntl(sv[0], F_SETFL, ::fcntl(sv[0], F_GETFL) | O_NONBLOCK) == 0);
+      return Pair{sv[0], sv[1]};
+    };
+    std::vector<Pair> pairs;
+    for (size_t i = 0; i < kBound + 4; ++i) pairs.push_back(make_pair());
+    {
+      reactor::EventLoop loop;
+      testing_loop::run_on(loop, [&] {
+        for (const Pair& p : pairs) loop.close_lingering(p.handed);
+      });
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        INFO("socket ", i + 1, " of ", pairs.size());
+        CHECK(state_seen_from(pairs[i].peer) == std::string(i < kBound ? "lingering" : "closed"));
+      }
+
+      // A socket that stops lingering (its peer finishes) frees its place for the next one.
+      REQUIRE(::shutdown(pairs[0].peer, SHUT_WR) == 0);
+      CHECK(testing_loop::run_until(loop, [&] {
+        return ::send(pairs[0].peer, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == EPIPE;
+      }));
+      const Pair more[2] = {make_pair(), make_pair()};
+      testing_loop::run_on(loop, [&] {
+        for (const Pair& p : more) loop.close_lingering(p.handed);
+      });
+      CHECK(state_seen_from(more[0].peer) == "lingering");
+      CHECK(state_seen_from(more[1].peer) == "closed");
+      pairs.push_back(more[0]);
+      pairs.push_back(more[1]);
+    }
+    // The loop is gone: every socket still lingering was closed with it.
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      const ssize_t sent = ::send(pairs[i].peer, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      const int error = errno;
+      INFO("socket ", i + 1);
+      CHECK(sent < 0);
+      CHECK(error == EPIPE);
+    }
+    for (const Pair& p : pairs) ::close(p.peer);
   }
 }
