@@ -250,12 +250,13 @@ places-sim-test: $(GAZETTEER)
 	$(PYTHON) -m pytest -q tools/places_sim
 # Fuzzing: libFuzzer harnesses (test/fuzz/fuzz_*.cc) built with Debian's clang under ASan + UBSan,
 # over the code that takes bytes from outside: the protocol parser and line splitter, peer records
-# with their seen= set and the location table, the config loader, the gazetteer reader, the HTTP
-# response parser and the google providers' reading of upstream JSON, the admin port's request
-# parser and request text, the catch-up lines and the catch-up classes on an event loop, the data
-# directory's frames and its recovery from damaged files. `make fuzz` searches (a new seed each
-# run); `make fuzz-smoke`, part of `make test`, is a gate: ten seconds each with seed 1, so that it
-# fails the same way on every run, not on what one draw happened to find.
+# with their seen= set and the location table, the table's stored form of records, the config
+# loader, the gazetteer reader, the HTTP response parser and the google providers' reading of
+# upstream JSON, the admin port's request parser and request text, the catch-up lines and the
+# catch-up classes on an event loop, the data directory's frames and its recovery from damaged
+# files. `make fuzz` searches (a new seed each run); `make fuzz-smoke`, part of `make test`, is a
+# gate: ten seconds each with seed 1, so that it fails the same way on every run, not on what one
+# draw happened to find.
 FUZZ_DIR := build/fuzz
 FUZZ_CXX := clang++-16
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \

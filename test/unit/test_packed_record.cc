@@ -118,7 +118,7 @@ TEST_SUITE("packed text") {
     const auto s = stored(rec, 7);
     CHECK(protocol::stored_record_code(s.data()) == 7);
     CHECK(protocol::stored_record_id(s.data()) == "kiwi.cs.ucla.edu");
-    CHECK(s.size() == 47);  // 85 bytes of text: 1 code, 1 + 16 for the ID, 1 + 6 + 1 + 21 packed
+    CHECK(s.size() == 47);  // 83 bytes of text: 1 code, 1 + 16 for the ID, 1 + 6 + 1 + 21 packed
     std::string out;
     REQUIRE(protocol::load_record(s.data(), "Goloman", &out));
     CHECK(out == rec);

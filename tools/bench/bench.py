@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""The herd's side-by-side benchmark: `make bench` (full, under 10 minutes) and `make bench-quick`
-(every scenario at tiny scale, about a minute, the CI smoke test).
+"""The herd's side-by-side benchmark: `make bench` (full, about 12 minutes) and `make bench-quick`
+(every scenario at tiny scale, about three minutes, the CI smoke test).
 
     /usr/bin/python3 tools/bench/bench.py [--quick] [--out DIR] [--systems herd,ref,...]
 
@@ -1180,7 +1180,7 @@ def thread_counts(text):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description='side-by-side benchmark of the herd')
-    ap.add_argument('--quick', action='store_true', help='every scenario at tiny scale (~1 minute)')
+    ap.add_argument('--quick', action='store_true', help='every scenario at tiny scale (about 3 minutes)')
     ap.add_argument('--out', default='bench/results', help='report directory')
     ap.add_argument('--systems', help='comma-separated subset: herd,herd-one,ring,herd-tls,ref,'
                                       'ref-seed,redis,redis-rep,null')
