@@ -136,7 +136,7 @@ void UpstreamConnection::on_established(reactor::Connection& c) {
   options_.log(loop_, "connected to " + where() + " (" + options_.endpoint.origin() + ", " + how + ")");
 }
 
-size_t UpstreamConnection::on_data(reactor::Connection&, std::string_view data) {
+size_t UpstreamConnection::on_data(reactor::Connection& c, std::string_view data) {
   if (closed_) return data.size();
   if (!busy_) {
     abort("unexpected bytes from the server");
@@ -153,9 +153,19 @@ size_t UpstreamConnection::on_data(reactor::Connection&, std::string_view data) 
     abort("malformed response");
   } else {
     outcome.response = std::move(parser_->response());
-    // Bytes beyond the announced end mean the framing cannot be trusted for another request.
-    outcome.reusable = parser_->keep_alive() && used == data.size();
-    if (!outcome.reusable) abort(used == data.size() ? "the response ends the connection" : "bytes beyond the response");
+    // Bytes beyond the announced end mean the framing cannot be trusted for another request. So may
+    // bytes not read yet: when the read that brought the end filled its buffer, more may wait right
+    // behind it (in the kernel or the TLS layer), and the next request would take them as its answer.
+    const char* why = nullptr;
+    if (used != data.size()) {
+      why = "bytes beyond the response";
+    } else if (!parser_->keep_alive()) {
+      why = "the response ends the connection";
+    } else if (c.more_input_may_wait()) {
+      why = "the response ends where a full read ends: bytes beyond it may wait unread";
+    }
+    outcome.reusable = why == nullptr;
+    if (why) abort(why);
   }
   end_exchange(std::move(outcome));
   return data.size();

@@ -2,7 +2,9 @@
 // dials the addresses it is given in turn (non-blocking connect), wraps the socket in the transport
 // (plain TCP, or TLS with certificate and host-name verification for https), writes the request and
 // parses the response. Whether the connection can carry another request afterwards (keep-alive, no
-// bytes beyond the announced end, no `Connection: close`) is part of the outcome.
+// `Connection: close`, no bytes beyond the announced end, and none that may wait unread behind it:
+// a response whose last byte came at the end of a read that filled its buffer is the last) is part
+// of the outcome.
 //
 // Threads: loop thread only. Owned by a LoopPool, which frees it at the end of the iteration in
 // which it closed. Every exchange() ends in exactly one Owner::on_outcome, unless abort() comes

@@ -78,6 +78,12 @@ class Connection : public Pollable {
   // the end); for TLS only when a close_notify came first: a FIN alone may come from a crash or from
   // anyone on the path, so a message delimited by the end of the stream may have been cut short.
   virtual bool eof_confirmed() const = 0;
+  // Whether the read that delivered the newest input stopped because its buffer was full rather than
+  // because the transport had nothing more: then bytes past those offered to on_data may already
+  // wait unseen (in the kernel, or in the TLS layer). A handler that must know where the peer's
+  // bytes end (a response on a connection to be reused) cannot count on more arriving later to
+  // tell it. Known from the read itself: asking costs no system call.
+  virtual bool more_input_may_wait() const = 0;
   virtual int fd() const = 0;
   virtual EventLoop& loop() = 0;
 

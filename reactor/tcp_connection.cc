@@ -94,6 +94,7 @@ void TcpConnection::handle_events(uint32_t events) {
 void TcpConnection::handle_read() {
   ssize_t n = ::read(fd_, t_scratch, read_size_);
   if (n > 0) {
+    more_may_wait_ = static_cast<size_t>(n) == read_size_;
     offer_read(handler_, *this, in_, std::string_view(t_scratch, static_cast<size_t>(n)),
                [this] { return fd_ >= 0; }, kKeepCapacity);
     return;

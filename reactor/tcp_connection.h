@@ -36,6 +36,7 @@ class TcpConnection final : public Connection {
   bool is_open() const override { return fd_ >= 0; }
   bool eof() const override { return eof_; }
   bool eof_confirmed() const override { return true; }
+  bool more_input_may_wait() const override { return more_may_wait_; }
   int fd() const override { return fd_; }
   EventLoop& loop() override { return loop_; }
   // Reads at most `bytes` (1 to kReadChunk) per read() from now on; kReadChunk to begin with. A
@@ -67,6 +68,7 @@ class TcpConnection final : public Connection {
   bool registered_ = false;
   bool want_read_ = true;
   bool eof_ = false;
+  bool more_may_wait_ = false;  // the latest read() got all it asked for: more may be in the kernel
   bool close_when_flushed_ = false;
   bool redispatch_queued_ = false;
   bool write_failed_ = false;   // a write or an epoll registration failed: closing at iteration end

@@ -331,6 +331,8 @@ void TlsConnection::handle_read() {
     error = "TLS write failed: " + error;
   }
   update_interest();
+  // SSL_has_pending: plaintext left over, or the start of a record whose end is still on its way.
+  more_may_wait_ = filled == kReadChunk || read_wants_write_ || SSL_has_pending(ssl_) == 1;
   if (filled > 0) {
     offer_read(handler_, *this, in_, std::string_view(t_scratch, filled), [this] { return fd_ >= 0; },
                kKeepCapacity);

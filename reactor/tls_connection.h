@@ -67,6 +67,7 @@ class TlsConnection final : public Connection {
   bool is_open() const override { return fd_ >= 0; }
   bool eof() const override { return eof_; }
   bool eof_confirmed() const override { return close_notify_received_; }
+  bool more_input_may_wait() const override { return more_may_wait_; }
   int fd() const override { return fd_; }
   EventLoop& loop() override { return loop_; }
 
@@ -145,6 +146,10 @@ class TlsConnection final : public Connection {
   // the FIN behind it is read: the end is confirmed when the socket had not ended yet.
   bool close_notify_received_ = false;
   bool read_wants_write_ = false;    // SSL_read asked for a writable socket
+  // The latest handle_read stopped before the socket ran dry (its chunk filled, or SSL_read asked to
+  // write first), or OpenSSL holds bytes it read and has not delivered (decrypted plaintext, or part
+  // of a record): more input may wait behind what on_data was offered.
+  bool more_may_wait_ = false;
   bool write_wants_read_ = false;    // SSL_write asked for a readable socket
   bool close_when_flushed_ = false;
   bool close_notify_queued_ = false; // SSL_shutdown ran: close once out_ is flushed

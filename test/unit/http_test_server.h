@@ -1,8 +1,10 @@
 // A scripted HTTP/1.1 server for the unit tests of the HTTP client and the Google providers: it
 // listens on 127.0.0.1 (a free port), runs on its own thread with blocking sockets and poll(), reads
 // each request (head and Content-Length body) and answers what the test's function says: bytes to
-// write, then optionally close, or stall (write nothing more and read nothing more). With a
-// certificate and key it speaks TLS (blocking OpenSSL, independent of the reactor's TLS transport).
+// write, then optionally close, or stall (write nothing more and read nothing more); a function of the
+// test's may be told the socket once the bytes are written (to wait until they reached the client).
+// With a certificate and key it speaks TLS (blocking OpenSSL, independent of the reactor's TLS
+// transport).
 //
 // Threads: the respond function runs on the server's thread; the counters are atomics; the
 // destructor stops the thread and closes every socket.
@@ -32,6 +34,7 @@ struct Reply {
   bool close_after = false;  // close the connection once written
   bool stall = false;        // then ignore the connection (no reads, no writes) until the end
   bool close_notify = false; // with TLS and close_after: say close_notify first (else a bare FIN)
+  std::function<void(int fd)> after_write;  // called with the TCP socket once `bytes` are written
 };
 
 // Request `index` (0-based over the whole server) on connection `conn` (0-based), and its bytes.
@@ -170,6 +173,7 @@ class TestServer {
             if (w <= 0) break;
             off += static_cast<size_t>(w);
           }
+          if (r.after_write) r.after_write(c.fd);
           if (r.close_after) {
             if (r.close_notify && c.ssl) SSL_shutdown(c.ssl);
             drop(c);

@@ -1,7 +1,8 @@
 // Unit tests for http/client: requests against a scripted server on loopback: keep-alive reuse, a
-// stale kept-alive connection, Connection: close, a body longer than announced, timeouts (no
-// answer, a response that never ends), refused connections, name lookup on the resolver thread,
-// stop_loop, and (suite "concurrency", run under ThreadSanitizer) two loops sharing one client.
+// stale kept-alive connection, Connection: close, a body longer than announced, a response that ends
+// where a full read ends (more may wait behind it), timeouts (no answer, a response that never
+// ends), refused connections, name lookup on the resolver thread, stop_loop, and (suite
+// "concurrency", run under ThreadSanitizer) two loops sharing one client.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -19,7 +20,9 @@
 #include "http_test_server.h"
 #include "loop_runner.h"
 #include "reactor/event_loop.h"
+#include "reactor/connection.h"
 #include "reactor/loop_group.h"
+#include "reactor/socket.h"
 #include "reactor/tls_context.h"
 #include "test/unit/test_certs.h"
 
@@ -153,6 +156,64 @@ TEST_CASE("Connection: close and a body longer than announced: the connection is
   }
   CHECK(server.connections() == 4);
   CHECK(client.reused() == 0);
+  stop_client(loop, client);
+}
+
+TEST_CASE("a response that ends exactly where a full read ends does not leave its connection to the next request") {
+  // The first answer is exactly one read's worth of bytes (reactor::Connection::kReadChunk, as
+  // plaintext over TLS), and a forged second answer follows it in the same write. The read that
+  // brings the first answer's last byte fills its buffer and stops there, so the parser uses every
+  // byte it was given, yet the forged bytes wait in the kernel right behind. Kept alive, the
+  // connection would hand them to the next request as its answer.
+  bool tls = false;
+  SUBCASE("plain HTTP") {}
+  SUBCASE("HTTPS") { tls = true; }
+  const testcerts::Files& certs = testcerts::herd();
+  std::string exact;
+  for (size_t body = reactor::Connection::kReadChunk; exact.size() != reactor::Connection::kReadChunk;) {
+    exact = testing_http::response("200 OK", std::string(body, 'x'));
+    body -= exact.size() - reactor::Connection::kReadChunk;  // the head, then its longer Content-Length
+  }
+  const std::string forged = testing_http::response("200 OK", "{\"forged\":true}");
+  std::atomic<bool> asked{false}, go{false}, delivered{false};
+  auto wait_for = [](auto done) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    return done();
+  };
+  TestServer server([&](int, int i, const std::string&) {
+    if (i > 0) return Reply{testing_http::response("200 OK", "{\"genuine\":" + std::to_string(i) + "}")};
+    asked = true;
+    wait_for([&] { return go.load(); });
+    Reply r{exact + forged};
+    r.after_write = [&](int fd) {
+      // Acknowledged by the client's kernel: every byte is in its socket before it reads one.
+      if (wait_for([&] { return reactor::unacked_bytes(fd) == 0; })) delivered = true;
+    };
+    return r;
+  }, tls ? certs.cert("alpha") : "", tls ? certs.key("alpha") : "");
+  EventLoop loop;
+  http::HttpClient client(options_for(server.port(), "127.0.0.1", tls ? certs.ca() : ""));
+  std::vector<http::Result> results;
+  loop.queue([&] {
+    client.send(loop, get("/first"), 5000ms, [&](http::Result first) {
+      results.push_back(std::move(first));
+      // Sent at once: it would go on the kept-alive connection, if there were one.
+      client.send(loop, get("/second"), 5000ms, [&](http::Result second) { results.push_back(std::move(second)); });
+    });
+  });
+  REQUIRE(run_until(loop, [&] { return asked.load(); }));
+  // The loop stands still while the server writes both answers.
+  go = true;
+  REQUIRE(wait_for([&] { return delivered.load(); }));
+  REQUIRE(run_until(loop, [&] { return results.size() == 2; }));
+  CHECK(results[0].ok());
+  CHECK(results[0].response.body.size() == exact.size() - (exact.find("\r\n\r\n") + 4));
+  CHECK(results[1].ok());
+  CHECK(results[1].response.body == "{\"genuine\":1}");
+  CHECK(client.reused() == 0);
+  CHECK(client.connections_opened() == 2);
+  CHECK(server.connections() == 2);
   stop_client(loop, client);
 }
 
