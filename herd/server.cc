@@ -19,6 +19,7 @@
 #include "herd/peer_tls.h"
 #include "places/google_places.h"
 #include "reactor/lingering_close.h"
+#include "reactor/listener.h"
 
 namespace herd {
 namespace {
@@ -431,7 +432,8 @@ void Server::on_accept(int loop_index, Port port, int fd, const reactor::SocketA
   if (target == loop_index) {
     adopt(*ctx, port, fd, from);
   } else {
-    ctx->loop.queue([this, ctx, port, fd, from] { adopt(*ctx, port, fd, from); });
+    // The task owns the fd until it runs: a loop that stops first closes it when it goes.
+    reactor::hand_over(ctx->loop, fd, [this, ctx, port, from](int owned) { adopt(*ctx, port, owned, from); });
   }
 }
 

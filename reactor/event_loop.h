@@ -56,7 +56,9 @@ class EventLoop {
 
   // Any thread: runs `task` on the loop thread, in FIFO order. From another thread the loop is woken
   // by one eventfd write per batch, not per task; from the loop thread itself the task runs at the end
-  // of the current iteration, before the loop sleeps.
+  // of the current iteration, before the loop sleeps. A task still queued when the loop is destroyed
+  // (it stopped first) is destroyed without running: what it carries must free itself then (a
+  // descriptor: see reactor::hand_over).
   void queue(Task task);
 
   // Loop thread: runs `task` at the end of the current iteration (after every event of the batch).

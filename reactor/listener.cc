@@ -3,13 +3,31 @@
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <memory>
+#include <utility>
 
 namespace reactor {
 namespace {
 // How long a listener stays deaf after accept failed with a resource error (EMFILE, ENOBUFS...).
 constexpr EventLoop::Millis kAcceptPause{100};
+
+// A descriptor closed with its owner unless released first.
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(OwnedFd&& other) noexcept : fd_(other.release()) {}
+  OwnedFd& operator=(OwnedFd&&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
 }  // namespace
 
 Listener::Listener(EventLoop& loop, int listen_fd, AcceptFn on_accept, ErrorFn on_error, Sharing sharing)
@@ -78,6 +96,15 @@ void Listener::on_events(uint32_t) {
     pause();
     return;
   }
+}
+
+void hand_over(EventLoop& loop, int fd, std::function<void(int fd)> adopt) {
+  // Shared, because a queued task must be copyable (std::function); the last copy to go closes the fd
+  // unless the task ran and gave it away. A guard on the stack owns the fd until the shared one does,
+  // so running out of memory on the way closes it too.
+  OwnedFd guard(fd);
+  auto owned = std::make_shared<OwnedFd>(std::move(guard));
+  loop.queue([owned, adopt = std::move(adopt)] { adopt(owned->release()); });
 }
 
 }  // namespace reactor

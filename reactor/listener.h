@@ -3,8 +3,9 @@
 // wakes one loop, not all of them), or each loop has a socket of its own (kOwn: e.g. one of a
 // listen_tcp_reuseport group, where the kernel picks the socket, hence the loop, per connection).
 // The Listener does not own the socket: whoever made it closes it, after the Listener is gone.
+// hand_over (below) passes an accepted socket on to another loop.
 //
-// Threads: construct anywhere; start() and everything after on the loop thread.
+// Threads: construct anywhere; start() and everything after on the loop thread. hand_over: any.
 #pragma once
 
 #include <functional>
@@ -52,5 +53,11 @@ class Listener final : public Pollable {
   bool stopped_ = false;
   EventLoop::TimerId pause_timer_ = 0;  // the restart after a pause, cancelled with the listener
 };
+
+// Any thread: hands the accepted socket `fd` to `loop`, where `adopt(fd)` runs as a queued task
+// (EventLoop::queue) and owns the fd from then on. Until then the task owns it: a loop that stops
+// before running the task, and is destroyed with it still queued, destroys it unrun, and that closes
+// the fd (which a task holding the bare number would leak).
+void hand_over(EventLoop& loop, int fd, std::function<void(int fd)> adopt);
 
 }  // namespace reactor

@@ -504,6 +504,47 @@ TEST_SUITE("concurrency") {
     }
   }
 
+  TEST_CASE("a socket handed to a loop is adopted there, or closed with a loop that never ran the task") {
+    // The peer's end of a socketpair tells whether the handed socket is open, rather than the
+    // descriptor's number, which another thread may have been given again once it was closed.
+    auto peer_sees_end = [](int peer) {
+      char byte;
+      return ::recv(peer, &byte, 1, MSG_DONTWAIT) == 0;
+    };
+    int pair[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    std::atomic<int> adopted{-1};
+    std::atomic<bool> on_loop_thread{false};
+    {
+      reactor::LoopGroup group(1);
+      group.start();
+      reactor::hand_over(group.loop(0), pair[0], [&](int fd) {
+        on_loop_thread = group.loop(0).in_loop_thread();
+        adopted = fd;
+      });
+      auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (adopted.load() < 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    }
+    REQUIRE(adopted.load() == pair[0]);
+    CHECK(on_loop_thread.load());
+    CHECK_FALSE(peer_sees_end(pair[1]));  // adopted: the fd is the adopter's, open until it closes it
+    ::close(pair[0]);
+    ::close(pair[1]);
+
+    // The loop stopped before the task could run, and goes away with it still queued.
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    bool ran = false;
+    {
+      reactor::LoopGroup group(1);
+      group.start();
+      group.stop();
+      reactor::hand_over(group.loop(0), pair[0], [&](int) { ran = true; });
+    }
+    CHECK_FALSE(ran);
+    CHECK(peer_sees_end(pair[1]));  // closed with the task, not leaked
+    ::close(pair[1]);
+  }
+
   TEST_CASE("loops hand work to each other without losing any") {
     reactor::LoopGroup group(2);
     group.start();
