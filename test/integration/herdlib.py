@@ -378,13 +378,22 @@ class Herd:
     def wait_links_settled(self, timeout=PROPAGATION_TIMEOUT):
         """Waits until every link between two C++ servers has finished its first catch-up (the
         receiver logs `caught up`), so a test starts on a herd whose links carry records one by
-        one rather than in the catch-up of a link still coming up."""
+        one rather than in the catch-up of a link still coming up; and until every link from or to
+        a reference server is up at its sender. A reference server drops the updates it takes while
+        its link is down, and it redials with a growing backoff: a test that began while a slow
+        neighbour was still starting would lose its first update there."""
         pending = {(a, b) for a, b in self.links} | {(b, a) for a, b in self.links}
-        pending = {(a, b) for a, b in pending if a not in self.reference and b not in self.reference}
+
+        def settled(a, b):  # a's link to b
+            if a in self.reference:
+                return b'link %s: up ' % b.encode() in self.log_bytes(a)
+            if b in self.reference:
+                return b' %s + link up' % b.encode() in self.log_bytes(a)
+            return b'/%s * caught up: ' % a.encode() in self.log_bytes(b)
 
         def done():
             for a, b in list(pending):
-                if b'/%s * caught up: ' % a.encode() in self.log_bytes(b):
+                if settled(a, b):
                     pending.discard((a, b))
             return not pending
         wait_for(done, timeout, 'the first catch-up of every link: %s' % sorted(pending))
