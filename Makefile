@@ -7,6 +7,7 @@
 #                   concurrency suite under TSan, and the integration tests against the ASan/UBSan server
 #   make asan|tsan  sanitizer builds in build/asan and build/tsan (asan-only: ASan without UBSan, for
 #                   the tests that exhaust descriptors)
+#   make tsan-integration  the integration tests against the ThreadSanitizer server (about 20 minutes)
 #   make fuzz       every libFuzzer harness (test/fuzz) under ASan/UBSan for FUZZ_SECONDS (60) each;
 #                   make fuzz-smoke is the 10-second run that make test includes
 #   make chaos      faults (kills, stops, cut links) under load for a few minutes: nothing acknowledged lost
@@ -91,7 +92,7 @@ BENCH_STAMP := $(BUILD)/.bench-deps-ok
 FUZZ_PACKAGES := clang-16 libfuzzer-16-dev
 FUZZ_STAMP := $(BUILD)/.fuzz-deps-ok
 
-.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration reference-test asan tsan tsan-test bench bench-quick bench-accept bench-scrape bench-catch-up bench-fsync chaos fuzz fuzz-build fuzz-smoke asan-only clean
+.PHONY: install all deps certs run server-and-data test build-test unit asan-unit integration tsan-integration reference-test asan tsan tsan-test bench bench-quick bench-accept bench-scrape bench-catch-up bench-fsync chaos fuzz fuzz-build fuzz-smoke asan-only clean
 all: $(SERVER) $(UNIT) $(GAZETTEER) $(WORLDMAP) $(LOADGEN) $(NULLSRV) $(CHURN) $(CLI)
 
 # The dependency step: installs what is missing (as root) or names the apt-get line and stops.
@@ -210,6 +211,14 @@ tsan-test: tsan $(GAZETTEER)
 integration: asan asan-only $(GAZETTEER) $(WORLDMAP) $(DASHBOARD_STAMP)
 	HERD_SERVER=build/asan/herd-server HERD_SERVER_ASAN_ONLY=build/asan-only/herd-server HERD_GAZETTEER=$(GAZETTEER) \
 	  $(PYTHON) -m pytest -q test/integration
+
+# The integration suite against the ThreadSanitizer server (every loop, the log writer, the record
+# writer, the resolver and the trimmer racing for real, with TLS, persistence and faults); about 20
+# minutes here, so not part of `make test`. A race report fails the test whose server wrote it.
+tsan-integration: $(GAZETTEER) $(WORLDMAP) $(DASHBOARD_STAMP)
+	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/herd-server build/tsan/herd-cli
+	HERD_SERVER=build/tsan/herd-server HERD_SERVER_ASAN_ONLY=build/tsan/herd-server HERD_GAZETTEER=$(GAZETTEER) \
+	  TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" $(PYTHON) -m pytest -q test/integration
 
 # Builds use every core; the test steps run one after another so that timing-sensitive tests never
 # share the machine with a compiler or with each other.

@@ -46,6 +46,20 @@ SANITIZER_MARKERS = (b'ERROR: AddressSanitizer', b'ERROR: LeakSanitizer', b'runt
                      b'ERROR: ThreadSanitizer', b'WARNING: ThreadSanitizer')
 
 
+def server_sanitizer():
+    """'AddressSanitizer', 'ThreadSanitizer' or '' (a release build), as SERVER's --version says:
+    tests that measure memory allow for a sanitizer's shadow memory."""
+    import subprocess
+    try:
+        out = subprocess.run([SERVER, '--version'], capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ''
+    for name in (b'AddressSanitizer', b'ThreadSanitizer'):
+        if b', ' + name + b')' in out:
+            return name.decode()
+    return ''
+
+
 # ------------------------------------------------------------------------------------------------
 # Ports and processes
 

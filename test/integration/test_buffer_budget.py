@@ -14,8 +14,8 @@ import time
 import pytest
 
 from herdlib import (REPO, TCP_ESTABLISHED, TCP_STATES, check_at_line, describe_server, free_ports,
-                     http_get, iamat, peer_queues, server_env, socket_queues, tcp_state, unique_id, wait_for,
-                     whatsat)
+                     http_get, iamat, peer_queues, server_env, server_sanitizer, socket_queues, tcp_state,
+                     unique_id, wait_for, whatsat)
 
 UCLA = b'+34.068930-118.445127'
 T = b'1520023934.5'
@@ -57,8 +57,10 @@ def test_many_clients_that_never_read_stay_within_the_budget(make_herd):
         assert time.monotonic() - t0 < 2.0
         grown_mb = (server.vm_rss_kb() - before) / 1024
         print('resident memory grew by %.1f MB' % grown_mb)
-        # Release build: about 4 MB with the budget, about 30 MB without it (a 1 GiB budget).
-        assert grown_mb < 16, "grew by %.1f MB" % grown_mb
+        # Release build: about 4 MB with the budget, about 30 MB without it (a 1 GiB budget). Under
+        # ThreadSanitizer the buffers' shadow memory comes on top: 16.2 MB with the budget.
+        bound_mb = 48 if server_sanitizer() == 'ThreadSanitizer' else 16
+        assert grown_mb < bound_mb, "grew by %.1f MB" % grown_mb
     finally:
         for s in deaf:
             s.close()

@@ -263,6 +263,13 @@ def test_a_second_stop_signal_cuts_the_drain_short(make_herd):
 def test_version():
     r = run_server_once(['--version'])
     assert r.returncode == 0 and r.stdout.startswith(b'herd-server ') and b'llhttp' in r.stdout
+    # A sanitizer build names its sanitizer; the release build names none.
+    for build, said in (('build', b'(C++20)\n'), ('build/asan', b'(C++20, AddressSanitizer)\n'),
+                        ('build/tsan', b'(C++20, ThreadSanitizer)\n')):
+        exe = os.path.join(herdlib.REPO, build, 'herd-server')
+        if os.path.exists(exe):
+            out = subprocess.run([exe, '--version'], capture_output=True, timeout=30).stdout
+            assert said in out, (build, out)
 
 
 def test_check_and_strict(tmp_path):
