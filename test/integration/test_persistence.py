@@ -199,6 +199,29 @@ def test_clients_that_leave_take_their_durable_waits_along(make_herd):
     wait_for(lambda: durable_waits(herd) == 0, 10, 'no wait left')
 
 
+def test_a_whatsat_behind_an_iamat_waiting_for_the_disk_waits_its_turn(make_herd):
+    """fsync: always and a disk that takes nothing: an IAMAT's reply waits, and the WHATSAT sent
+    after it on the same connection (which the offline provider could answer at once) waits behind
+    it, since replies go in command order."""
+    limit = 48 * 1024
+    herd = make_herd(names=['Solo'], links=[], admin=True, extra_yaml=DURABLE + 'log_level: warnings\n',
+                     preexec={'Solo': lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))})
+    port = herd.port('Solo')
+    with Client(port) as c:
+        for i in range(limit // 100 + 50):
+            c.send(b'IAMAT fill%d %s 1621464827.959498503\n' % (i, UCLA))
+            try:
+                assert c.read_line(timeout=2).startswith(b'AT ')
+            except AssertionError:  # no reply: the disk took nothing more
+                break
+        else:
+            raise AssertionError('the record log never filled up')
+        # The last fill's reply waits for the disk; a WHATSAT for a known client goes behind it.
+        c.send(b'WHATSAT fill0 10 1\n')
+        wait_for(lambda: durable_waits(herd) == 1, 10, 'the IAMAT reply waiting for the disk')
+        c.expect_silence(0.3)
+
+
 def test_a_torn_tail_is_cut_off_and_the_start_goes_on(make_herd):
     herd = make_herd(names=['Solo'], links=[], extra_yaml=DURABLE)
     kept = updates(herd, 'Solo', 'kept', 30)

@@ -576,6 +576,42 @@ def test_whatsats_of_a_client_that_left_are_never_sent_upstream(make_herd, fresh
     assert legacy_requests(fresh_sim) == 2
 
 
+def test_reading_stops_at_max_pending_replies(make_herd, fresh_sim):
+    # limits.max_pending_replies 2: of four different WHATSATs sent at once, two are taken and go
+    # upstream; the other two stay unread until answers free the queue, then all four are answered.
+    h = make_herd(names=['Solo'], links=[], threads=1, places=places_conf(fresh_sim),
+                  env={'HERD_TEST_PLACES_KEY': KEY}, limits={'max_pending_replies': 2})
+    port = h.port('Solo')
+    cid = herdlib.unique_id()
+    herdlib.iamat(port, cid, UCLA, b'1520023934.5')
+    fresh_sim.faults(latency_ms=1000)
+    with herdlib.Client(port, timeout=10) as c:
+        c.send(b''.join(b'WHATSAT %s %d 2\n' % (cid, 1 + i) for i in range(4)))
+        herdlib.wait_for(lambda: legacy_requests(fresh_sim) >= 2, 5, 'two WHATSATs upstream')
+        time.sleep(0.4)  # (nothing to wait for: a third request would come now if one were taken)
+        assert legacy_requests(fresh_sim) == 2
+        for _ in range(4):
+            assert json.loads(c.read_whatsat(timeout=10).split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+    assert legacy_requests(fresh_sim) == 4
+
+
+def test_a_client_owed_a_places_answer_is_not_idle(make_herd, fresh_sim):
+    # limits.idle_timeout_ms closes a client that sends nothing and is owed nothing: one waiting
+    # longer than that for a slow upstream's answer keeps its connection and gets the answer.
+    h = make_herd(names=['Solo'], links=[], threads=1, places=places_conf(fresh_sim),
+                  env={'HERD_TEST_PLACES_KEY': KEY}, limits={'idle_timeout_ms': 300})
+    port = h.port('Solo')
+    cid = herdlib.unique_id()
+    herdlib.iamat(port, cid, UCLA, b'1520023934.5')
+    fresh_sim.faults(latency_ms=1200)
+    with herdlib.Client(port, timeout=10) as c:
+        c.send(b'WHATSAT %s 10 2\n' % cid)
+        reply = c.read_whatsat(timeout=10)
+        assert json.loads(reply.split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+        # Owed nothing now, it is closed in about one bound.
+        c.read_to_eof(timeout=5)
+
+
 # ------------------------------------------------------------------------------------------------
 # The simulator goes away and comes back
 
