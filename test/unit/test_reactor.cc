@@ -191,6 +191,28 @@ TEST_SUITE("reactor") {
     CHECK(in.view() == (a + b).substr(50));
   }
 
+  TEST_CASE("offer_read offers held bytes once when the read only ends their line") {
+    // A paused handler (its replies wait) takes nothing; a read that only completes the line begun
+    // earlier has nothing after it, so nothing is offered a second time.
+    struct Paused {
+      int calls = 0;
+      std::string last;
+      size_t on_data(int&, std::string_view data) {
+        ++calls;
+        last.assign(data);
+        return 0;
+      }
+    };
+    Paused handler;
+    int conn = 0;
+    reactor::Buffer in;
+    in.append("IAMAT a +1.0+2.0 1\nWHATSAT a ");
+    reactor::offer_read(handler, conn, in, "1 1\n", [] { return true; }, 1 << 16);
+    CHECK(handler.calls == 1);
+    CHECK(handler.last == "IAMAT a +1.0+2.0 1\nWHATSAT a 1 1\n");
+    CHECK(in.view() == "IAMAT a +1.0+2.0 1\nWHATSAT a 1 1\n");
+  }
+
   TEST_CASE("offer_read keeps nothing and offers nothing more once the handler closes") {
     struct Closer {
       bool* open;
