@@ -130,3 +130,23 @@ def test_a_client_that_does_not_read_is_closed_and_a_slow_reader_is_not(make_her
     finally:
         deaf.close()
         slow.close()
+
+
+def test_the_sweep_runs_every_quarter_of_the_shortest_timeout(make_herd):
+    """Deadlines are checked every quarter of the shortest timeout (here 800 ms: every 200 ms), so a
+    connection goes at most about a quarter late. Eight clients connected 100 ms apart fall at every
+    phase of the sweep: a sweep once per whole timeout would leave one of them over 1.5 s."""
+    herd = make_herd(names=['Idle'], links=[], limits={'idle_timeout_ms': 800})
+    port = herd.port('Idle')
+    clients = []
+    try:
+        for _ in range(8):
+            clients.append((time.monotonic(), Client(port, timeout=10)))
+            time.sleep(0.1)  # (spacing the connections over the sweep's phases, not waiting for anything)
+        for opened, c in clients:
+            c.read_to_eof(timeout=10)
+            took = time.monotonic() - opened
+            assert 0.75 <= took <= 1.25, took
+    finally:
+        for _, c in clients:
+            c.close()
