@@ -3,8 +3,11 @@ does not say hello in time is closed; strangers holding idle connections cannot 
 out (the oldest connection without a hello makes room for a new one, and a neighbour's new link
 replaces its old ones); peer connections carry TCP keepalive in both directions."""
 
+import re
 import socket
 import time
+
+import pytest
 
 from herdlib import Client, iamat, unique_id, wait_for, whatsat
 
@@ -126,6 +129,11 @@ def test_a_peer_that_repeats_sync_without_reading_is_dropped(make_herd):
             wait_for(lambda: herd.log_bytes('A').count(dropped) > before, 15, 'the connection dropped',
                      diagnose=lambda: 'sent %d bytes; the log ends: %r' % (sent, herd.log_bytes('A')[-600:]))
             assert sent < 40_000_000, 'the server kept reading SYNC lines it could not answer'
+            # Nothing after the line that dropped it is taken, though more came in the same read.
+            time.sleep(0.2)  # (the log writer's period is 20 ms; no later event to wait for)
+            log = herd.log_bytes('A')
+            m = list(re.finditer(rb' (p\d+/B) ! SYNC after SYNC with the answers unread', log))[-1]
+            assert not re.search(rb' %s < ' % re.escape(m.group(1)), log[m.end():]), log[m.end():m.end() + 600]
             return
         except AssertionError:
             if attempt == 2 or sent >= 40_000_000:
@@ -195,3 +203,58 @@ def test_peer_links_have_tcp_keepalive_both_ways(make_herd):
         c.read_line()
         mine = keepalive_sockets(local_port=herd.port('A'))
         assert mine and not any(on for _, _, on in mine)
+
+
+def test_a_neighbour_past_its_hello_may_hold_a_line_for_peer_timeout_ms(make_herd):
+    """A stream that stops mid-record after the hello is a stalled network, not slowloris: with
+    line_timeout_ms 300 and peer_timeout_ms 5000, B's link holding half a record for over a second
+    stays open and the record, once ended, is stored. (The hello came: peer_hello_timeout_ms, 300
+    here too, no longer applies.)"""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']],
+                     limits={'line_timeout_ms': 300, 'peer_timeout_ms': 5000, 'peer_hello_timeout_ms': 300})
+    herd.kill('B')  # its connection stands in for B's link from here on
+    cid = unique_id('stalled')
+    with Client(herd.peer_ports['A'], timeout=10) as b:
+        b.send(b'HERD B\nAT B +0.000000001 %s %s ' % (cid, UCLA))
+        b.expect_silence(1.2)  # the stall, four line timeouts long (a closed connection ends it at once)
+        b.send(T + b'\n')
+        wait_for(lambda: not whatsat(herd.port('A'), cid, 10, 1).startswith(b'? '), 10, 'the record at A')
+    assert b'line timeout' not in herd.log_bytes('A')
+
+
+def test_nothing_after_a_refused_hello_is_taken(make_herd):
+    """A connection whose hello is refused is closed at that line: lines that came with it in the
+    same read (here a valid hello and a record) are not taken."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']])
+    herd.kill('B')
+    cid = unique_id('after-refusal')
+    with Client(herd.peer_ports['A'], timeout=10) as p:
+        p.send(b'HERD Nobody\nHERD B\nAT B +0.000000001 %s %s %s\n' % (cid, UCLA, T))
+        p.read_to_eof(timeout=10)
+    wait_for(lambda: b'hello refused: no server of the herd is called that' in herd.log_bytes('A'), 5,
+             'the refusal in the log')
+    assert whatsat(herd.port('A'), cid, 10, 1).startswith(b'? ')
+
+
+def test_a_loop_holds_64_connections_without_a_hello_and_the_65th_takes_the_oldest_slot(make_herd):
+    """One loop keeps at most 64 peer connections that have not said hello (Admission's
+    kMaxPendingPeers over the loops): the 65th closes the oldest, and only it."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']], threads=1, limits={'peer_hello_timeout_ms': 60000})
+    herd.kill('B')  # its link would take a pending slot for a moment
+    idle = []
+    try:
+        for _ in range(65):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(('127.0.0.1', herd.peer_ports['A']))
+            idle.append(s)
+        assert closed_by_server(idle[0], 5) < 5
+        wait_for(lambda: b'its slot went to a newer peer connection (no hello yet)' in herd.log_bytes('A'), 5,
+                 'the eviction in the log')
+        idle[1].settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            idle[1].recv(1)  # the second oldest stays
+        assert herd.log_bytes('A').count(b'its slot went to a newer peer connection') == 1
+    finally:
+        for s in idle:
+            s.close()
