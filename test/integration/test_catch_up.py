@@ -304,3 +304,24 @@ def test_a_claim_past_what_was_stored_gets_a_full_transfer(make_herd):
                 conn.close()
     finally:
         listener.close()
+
+
+def test_a_mark_before_sync_is_ignored_and_a_bulk_on_a_live_link_is_a_catch_up(make_herd):
+    """On a neighbour's connection (a fake B here): a MARK before any SYNC names no run, so it is
+    ignored (the SYNC-FROM answer then names a run); a BULK frame after the first catch-up ended
+    (a full transfer on a live link) is a catch-up of its own, logged when its MARK comes."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']])
+    herd.kill('B')  # its connection stands in for B's link from here on
+    cid = unique_id('live-bulk')
+    with Client(herd.peer_ports['A'], timeout=10) as b:
+        b.send(b'HERD B\nMARK 7\nSYNC fakerun1\n')
+        answer = b.read_line()
+        assert re.fullmatch(rb'SYNC-FROM (-|[0-9A-Za-z]+) \d+( ALL)?\n', answer), answer
+        assert answer.split(b' ')[2] != b'7\n', answer
+        b.send(b'MARK 0\n')
+        wait_for(lambda: b'/B * caught up: 0 catch-up records received' in herd.log_bytes('A'), 5,
+                 'the first catch-up at A')
+        b.send(b'BULK 1\nAT B +0.000000001 %s %s 1520023934.5\nMARK 1\n' % (cid, UCLA))
+        wait_for(lambda: b'/B * caught up: 1 catch-up records received, 1 stored' in herd.log_bytes('A'), 5,
+                 'the live full transfer logged as a catch-up at A')
+    assert b'MARK before SYNC; ignored' in herd.log_bytes('A')
