@@ -203,6 +203,26 @@ TEST_SUITE("tls") {
     CHECK(server.reason == "eof");
   }
 
+  TEST_CASE("plaintext decrypted past a full read is delivered without more bytes coming") {
+    // A 1000-byte record, then four full ones: one read fills its 64 KiB with the first four, and
+    // the last 1000 bytes of the fifth wait inside OpenSSL, where epoll cannot see them, while the
+    // socket is empty and the sender silent.
+    EventLoop loop;
+    auto sctx = alpha_server();
+    auto cctx = beta_client();
+    End server, client;
+    Pair pair(loop, server, *sctx, client, *cctx);
+    REQUIRE(spin(loop, [&] { return server.established && client.established; }));
+    const std::string first(1000, 'a');
+    const std::string rest(4 * 16384, 'b');
+    loop.queue([&] {
+      client.conn->send(first);
+      client.conn->send(rest);
+    });
+    REQUIRE(spin(loop, [&] { return server.received.size() == first.size() + rest.size(); }, 2000ms));
+    CHECK(server.received == first + rest);
+  }
+
   TEST_CASE("a TCP end without close_notify is also an EOF (and an error to a strict reader)") {
     EventLoop loop;
     auto sctx = alpha_server();
