@@ -331,3 +331,34 @@ def test_a_link_the_neighbour_refuses_is_never_logged_up(make_herd, other_ca):
     # What refused the link was Hands' check of Goloman's certificate.
     assert b'TLS handshake failed: certificate verify failed (unable to get local issuer certificate)' \
         in herd.log_bytes('Hands')
+
+
+def test_a_neighbour_certificate_naming_it_only_case_insensitively_is_refused(make_herd):
+    """OpenSSL's host name check folds case; the dialler also asks for the neighbour's name exactly.
+    A listener on Hands' peer port with a certificate from the herd CA for `hands` passes the
+    first check, and its link is closed before the hello is sent."""
+    herd = make_herd(names=['Goloman', 'Hands'], links=[['Goloman', 'Hands']], peer_tls=True)
+    wait_log(herd, 'Goloman', b'Hands + link up')
+    make_certs(herd.cert_dir, ['hands'])  # the same CA (tools/certs.py keeps it)
+    herd.kill('Hands')
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*cert(herd, 'hands'))
+    ctx.load_verify_locations(os.path.join(herd.cert_dir, 'ca.pem'))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(('127.0.0.1', herd.peer_ports['Hands']))
+    lsock.listen(4)
+    lsock.settimeout(IO_TIMEOUT)
+    try:
+        raw, _ = lsock.accept()  # Goloman's redial
+        raw.settimeout(IO_TIMEOUT)
+        with ctx.wrap_socket(raw, server_side=True) as s:
+            try:
+                got = s.recv(4096)  # the end of the connection, or (were the link up) its hello
+            except (ssl.SSLError, ConnectionResetError):
+                got = b''
+        assert got == b'', got
+    finally:
+        lsock.close()
+    wait_log(herd, 'Goloman', b"the neighbour's certificate names hands, not Hands")
