@@ -308,3 +308,16 @@ def test_a_data_directory_serves_one_server_at_a_time(make_herd):
     r = run_server_once(['Solo', '--config', other], cwd=herd.workdir)
     err = r.stderr.decode()
     assert r.returncode == 1 and 'in use by another running server' in err, (r.returncode, err)
+
+
+def test_a_stale_iamat_is_answered_at_once_with_fsync_always(make_herd):
+    """fsync: always: an IAMAT older than the stored record is answered with that record, which is
+    on disk already: its reply waits for no later write."""
+    herd = make_herd(names=['Solo'], links=[], extra_yaml=DURABLE)
+    cid = unique_id('stale')
+    with Client(herd.port('Solo')) as c:
+        c.send(b'IAMAT %s %s 1621464828.5\n' % (cid, UCLA))
+        winner = c.read_line()
+        assert winner.startswith(b'AT Solo '), winner
+        c.send(b'IAMAT %s %s 1621464827.5\n' % (cid, UCLA))
+        assert c.read_line(timeout=3) == winner
