@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from herdlib import REPO, SERVER, iamat, unique_id, wait_for, whatsat
+from herdlib import REPO, SERVER, Client, iamat, unique_id, wait_for, whatsat
 
 UCLA = b'+34.068930-118.445127'
 T = b'1520023934.5'
@@ -100,3 +100,18 @@ def test_an_open_file_limit_too_low_for_the_server_itself_is_an_error(tmp_path):
                        timeout=30, preexec_fn=tiny)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert b'RLIMIT_NOFILE 40' in r.stderr and b'no descriptor for clients' in r.stderr
+
+
+def test_closed_clients_give_their_connection_slots_back(make_herd):
+    """limits.max_connections counts the clients connected now: with a limit of 3, twenty
+    connections one after another are each served, since each one's end frees its slot."""
+    herd = make_herd(names=['A'], links=[], limits={'max_connections': 3})
+    port = herd.port('A')
+    for i in range(20):
+        cid = unique_id('slot%d' % i)
+        with Client(port, timeout=5) as c:
+            c.send(b'IAMAT %s +34.068930-118.445127 1520023934.5\n' % cid)
+            assert c.read_line().startswith(b'AT A '), i
+            c.half_close()
+            assert c.read_to_eof() == b''  # the server closed its end: the slot is free
+    assert b'client connection limit reached' not in herd.log_bytes('A')
