@@ -258,3 +258,15 @@ def test_a_loop_holds_64_connections_without_a_hello_and_the_65th_takes_the_olde
     finally:
         for s in idle:
             s.close()
+
+
+def test_whitespace_only_lines_before_the_hello_are_ignored(make_herd):
+    """As on the client port, a whitespace-only line is ignored: before the hello it is no wrong
+    hello, and the link that follows works."""
+    herd = make_herd(names=['A', 'B'], links=[['A', 'B']])
+    herd.kill('B')
+    cid = unique_id('after-blank')
+    with Client(herd.peer_ports['A'], timeout=10) as b:
+        b.send(b'\n \t\r\nHERD B\nAT B +0.000000001 %s %s %s\n' % (cid, UCLA, T))
+        wait_for(lambda: not whatsat(herd.port('A'), cid, 10, 1).startswith(b'? '), 10, 'the record at A')
+    assert b'expected the hello' not in herd.log_bytes('A')
