@@ -612,6 +612,22 @@ def test_a_client_owed_a_places_answer_is_not_idle(make_herd, fresh_sim):
         c.read_to_eof(timeout=5)
 
 
+def test_a_client_that_half_closes_still_gets_its_places_answer(make_herd, fresh_sim):
+    # A client that only shuts its sending side is owed the answers to what it sent: its
+    # connection stays until the slow upstream's answer has gone out, then closes.
+    h = solo(make_herd, fresh_sim, threads=1)
+    port = h.port('Solo')
+    cid = herdlib.unique_id()
+    herdlib.iamat(port, cid, UCLA, b'1520023934.5')
+    fresh_sim.faults(latency_ms=500)
+    with herdlib.Client(port, timeout=10) as c:
+        c.send(b'WHATSAT %s 10 2\n' % cid)
+        c.half_close()
+        reply = c.read_whatsat(timeout=10)
+        assert json.loads(reply.split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+        assert c.read_to_eof(timeout=5) == b''
+
+
 # ------------------------------------------------------------------------------------------------
 # The simulator goes away and comes back
 
