@@ -135,7 +135,8 @@ def test_a_client_that_does_not_read_is_closed_and_a_slow_reader_is_not(make_her
 def test_the_sweep_runs_every_quarter_of_the_shortest_timeout(make_herd):
     """Deadlines are checked every quarter of the shortest timeout (here 800 ms: every 200 ms), so a
     connection goes at most about a quarter late. Eight clients connected 100 ms apart fall at every
-    phase of the sweep: a sweep once per whole timeout would leave one of them over 1.5 s."""
+    phase of the sweep: a sweep once per whole timeout would leave one of them 1.5 s or more. The
+    upper bound, 1.4 s, leaves 400 ms for a slow machine's wake-ups between those."""
     herd = make_herd(names=['Idle'], links=[], limits={'idle_timeout_ms': 800})
     port = herd.port('Idle')
     clients = []
@@ -146,7 +147,7 @@ def test_the_sweep_runs_every_quarter_of_the_shortest_timeout(make_herd):
         for opened, c in clients:
             c.read_to_eof(timeout=10)
             took = time.monotonic() - opened
-            assert 0.75 <= took <= 1.25, took
+            assert 0.75 <= took <= 1.4, took
     finally:
         for _, c in clients:
             c.close()
