@@ -155,15 +155,34 @@ def durable_waits(herd):
     return int(m.group(1))
 
 
+DISK_LIMIT = 48 * 1024  # RLIMIT_FSIZE of the servers whose disk stops taking records
+
+
+def solo_with_a_full_disk(make_herd):
+    """fsync: always, and a file size limit the record log reaches: from then on every write of
+    the record writer fails and it retries, so IAMAT replies wait."""
+    return make_herd(names=['Solo'], links=[], admin=True, extra_yaml=DURABLE + 'log_level: warnings\n',
+                     preexec={'Solo': lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (DISK_LIMIT, DISK_LIMIT))})
+
+
+def fill_the_disk(c):
+    """Sends IAMATs on `c` until one gets no reply: the record log is at the limit."""
+    for i in range(DISK_LIMIT // 100 + 50):
+        c.send(b'IAMAT fill%d %s 1621464827.959498503\n' % (i, UCLA))
+        try:
+            assert c.read_line(timeout=2).startswith(b'AT ')
+        except AssertionError:  # no reply: the disk took nothing more
+            return
+    raise AssertionError('the record log never filled up')
+
+
 def test_clients_that_leave_take_their_durable_waits_along(make_herd):
     """fsync: always and a disk that takes nothing (here a file size limit, so every record log
     write fails): IAMAT replies wait. A client that closes used to leave a waiter (and its reply)
     per IAMAT behind until the disk came back: every connection that came and went added up to
     max_pending_replies of them, without bound. Now a session waits once, for its lowest record,
     and its wait goes when it does."""
-    limit = 48 * 1024
-    herd = make_herd(names=['Solo'], links=[], admin=True, extra_yaml=DURABLE + 'log_level: warnings\n',
-                     preexec={'Solo': lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))})
+    herd = solo_with_a_full_disk(make_herd)
     port = herd.port('Solo')
     # Fill the record log up to the limit; from then on the writer's writes fail and it retries.
     def reset(c):
@@ -174,14 +193,7 @@ def test_clients_that_leave_take_their_durable_waits_along(make_herd):
 
     c = Client(port)
     try:
-        for i in range(limit // 100 + 50):
-            c.send(b'IAMAT fill%d +34.068930-118.445127 1621464827.959498503\n' % i)
-            try:
-                assert c.read_line(timeout=2).startswith(b'AT ')
-            except AssertionError:  # no reply: the disk took nothing more
-                break
-        else:
-            raise AssertionError('the record log never filled up')
+        fill_the_disk(c)
     finally:
         reset(c)
     wait_for(lambda: b'write failed: File too large' in herd.log_bytes('Solo'), 10, 'a failed write in the log')
@@ -203,19 +215,9 @@ def test_a_whatsat_behind_an_iamat_waiting_for_the_disk_waits_its_turn(make_herd
     """fsync: always and a disk that takes nothing: an IAMAT's reply waits, and the WHATSAT sent
     after it on the same connection (which the offline provider could answer at once) waits behind
     it, since replies go in command order."""
-    limit = 48 * 1024
-    herd = make_herd(names=['Solo'], links=[], admin=True, extra_yaml=DURABLE + 'log_level: warnings\n',
-                     preexec={'Solo': lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))})
-    port = herd.port('Solo')
-    with Client(port) as c:
-        for i in range(limit // 100 + 50):
-            c.send(b'IAMAT fill%d %s 1621464827.959498503\n' % (i, UCLA))
-            try:
-                assert c.read_line(timeout=2).startswith(b'AT ')
-            except AssertionError:  # no reply: the disk took nothing more
-                break
-        else:
-            raise AssertionError('the record log never filled up')
+    herd = solo_with_a_full_disk(make_herd)
+    with Client(herd.port('Solo')) as c:
+        fill_the_disk(c)
         # The last fill's reply waits for the disk; a WHATSAT for a known client goes behind it.
         c.send(b'WHATSAT fill0 10 1\n')
         wait_for(lambda: durable_waits(herd) == 1, 10, 'the IAMAT reply waiting for the disk')
