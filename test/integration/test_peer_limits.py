@@ -25,6 +25,15 @@ def closed_by_server(sock, timeout):
         pass
     return time.monotonic() - start
 
+def open_idle(port, n, into):
+    """Opens `n` connections to `port` that send nothing, each appended to `into` as it is made
+    (the caller closes them, also those made before one failed)."""
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        into.append(s)
+        s.settimeout(5)
+        s.connect(('127.0.0.1', port))
+
 
 def test_a_peer_connection_without_a_hello_is_closed_in_time(make_herd):
     herd = make_herd(names=['A', 'B'], links=[['A', 'B']], limits={'peer_hello_timeout_ms': 500})
@@ -62,11 +71,7 @@ def test_strangers_holding_the_peer_port_cannot_lock_a_neighbour_out(make_herd):
     herd = make_herd(names=['A', 'B'], links=[['A', 'B']], limits={'peer_hello_timeout_ms': 60000})
     idle = []
     try:
-        for _ in range(300):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.settimeout(5)
-            s.connect(('127.0.0.1', herd.peer_ports['A']))
-            idle.append(s)
+        open_idle(herd.peer_ports['A'], 300, idle)
         herd.kill('B')
         herd.restart('B')
         # B's new link to A carries B's records to A.
@@ -243,11 +248,7 @@ def test_a_loop_holds_64_connections_without_a_hello_and_the_65th_takes_the_olde
     herd.kill('B')  # its link would take a pending slot for a moment
     idle = []
     try:
-        for _ in range(65):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.settimeout(5)
-            s.connect(('127.0.0.1', herd.peer_ports['A']))
-            idle.append(s)
+        open_idle(herd.peer_ports['A'], 65, idle)
         assert closed_by_server(idle[0], 5) < 5
         wait_for(lambda: b'its slot went to a newer peer connection (no hello yet)' in herd.log_bytes('A'), 5,
                  'the eviction in the log')

@@ -177,9 +177,14 @@ def places_conf(sim, provider='google', **extra):
     return conf
 
 
-def solo(make_herd, sim, provider='google', threads=2, env_key=KEY, **extra):
+def solo(make_herd, sim, provider='google', threads=2, env_key=KEY, limits=None, **extra):
     return make_herd(names=['Solo'], links=[], threads=threads, places=places_conf(sim, provider, **extra),
-                     env={'HERD_TEST_PLACES_KEY': env_key})
+                     env={'HERD_TEST_PLACES_KEY': env_key}, limits=limits)
+
+
+def status_of(reply):
+    """The "status" of a framed WHATSAT reply's JSON (after its AT line)."""
+    return json.loads(reply.split(b'\n', 1)[1])['status']
 
 
 def ask(herd, client_id, radius=10, bound=5, location=UCLA, timeout=herdlib.IO_TIMEOUT):
@@ -544,7 +549,7 @@ def test_max_inflight_queues_then_refuses(make_herd, fresh_sim):
         assert refused.split(b'\n', 1)[1][:-2].decode() == error_json(
             'UNKNOWN_ERROR', 'too many places requests in progress (max_inflight 1); try again later')
         for c in clients[:5]:
-            assert json.loads(c.read_whatsat(timeout=10).split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+            assert status_of(c.read_whatsat(timeout=10)) in ('OK', 'ZERO_RESULTS')
     finally:
         for c in clients:
             c.close()
@@ -570,7 +575,7 @@ def test_whatsats_of_a_client_that_left_are_never_sent_upstream(make_herd, fresh
     later = herdlib.Client(port, timeout=10)
     try:
         later.send(b'WHATSAT %s 5 2\n' % cid)
-        assert json.loads(later.read_whatsat(timeout=10).split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+        assert status_of(later.read_whatsat(timeout=10)) in ('OK', 'ZERO_RESULTS')
     finally:
         later.close()
     assert legacy_requests(fresh_sim) == 2
@@ -579,8 +584,7 @@ def test_whatsats_of_a_client_that_left_are_never_sent_upstream(make_herd, fresh
 def test_reading_stops_at_max_pending_replies(make_herd, fresh_sim):
     # limits.max_pending_replies 2: of four different WHATSATs sent at once, two are taken and go
     # upstream; the other two stay unread until answers free the queue, then all four are answered.
-    h = make_herd(names=['Solo'], links=[], threads=1, places=places_conf(fresh_sim),
-                  env={'HERD_TEST_PLACES_KEY': KEY}, limits={'max_pending_replies': 2})
+    h = solo(make_herd, fresh_sim, threads=1, limits={'max_pending_replies': 2})
     port = h.port('Solo')
     cid = herdlib.unique_id()
     herdlib.iamat(port, cid, UCLA, b'1520023934.5')
@@ -591,15 +595,14 @@ def test_reading_stops_at_max_pending_replies(make_herd, fresh_sim):
         time.sleep(0.4)  # (nothing to wait for: a third request would come now if one were taken)
         assert legacy_requests(fresh_sim) == 2
         for _ in range(4):
-            assert json.loads(c.read_whatsat(timeout=10).split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+            assert status_of(c.read_whatsat(timeout=10)) in ('OK', 'ZERO_RESULTS')
     assert legacy_requests(fresh_sim) == 4
 
 
 def test_a_client_owed_a_places_answer_is_not_idle(make_herd, fresh_sim):
     # limits.idle_timeout_ms closes a client that sends nothing and is owed nothing: one waiting
     # longer than that for a slow upstream's answer keeps its connection and gets the answer.
-    h = make_herd(names=['Solo'], links=[], threads=1, places=places_conf(fresh_sim),
-                  env={'HERD_TEST_PLACES_KEY': KEY}, limits={'idle_timeout_ms': 300})
+    h = solo(make_herd, fresh_sim, threads=1, limits={'idle_timeout_ms': 300})
     port = h.port('Solo')
     cid = herdlib.unique_id()
     herdlib.iamat(port, cid, UCLA, b'1520023934.5')
@@ -607,7 +610,7 @@ def test_a_client_owed_a_places_answer_is_not_idle(make_herd, fresh_sim):
     with herdlib.Client(port, timeout=10) as c:
         c.send(b'WHATSAT %s 10 2\n' % cid)
         reply = c.read_whatsat(timeout=10)
-        assert json.loads(reply.split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+        assert status_of(reply) in ('OK', 'ZERO_RESULTS')
         # Owed nothing now, it is closed in about one bound.
         c.read_to_eof(timeout=5)
 
@@ -624,7 +627,7 @@ def test_a_client_that_half_closes_still_gets_its_places_answer(make_herd, fresh
         c.send(b'WHATSAT %s 10 2\n' % cid)
         c.half_close()
         reply = c.read_whatsat(timeout=10)
-        assert json.loads(reply.split(b'\n', 1)[1])['status'] in ('OK', 'ZERO_RESULTS')
+        assert status_of(reply) in ('OK', 'ZERO_RESULTS')
         assert c.read_to_eof(timeout=5) == b''
 
 
